@@ -1,0 +1,67 @@
+/* core.c — last-error slot, ABI version and thread count. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+static int32_t requested_threads = 0; /* 0: default */
+
+sl_status sl_fail(sl_status code, const char *fn, const char *fmt, ...) {
+  int n = snprintf(last_error, sizeof last_error, "%s: ", fn);
+  if (n < 0 || n >= (int)sizeof last_error) n = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void sl_clear_error(void) { last_error[0] = '\0'; }
+
+const char *sl_last_error(void) { return last_error; }
+
+int32_t sl_abi_version(void) { return SL_ABI_VERSION; }
+
+static int32_t default_threads(void) {
+  const char *env = getenv("SL_NUM_THREADS");
+  if (env != NULL) {
+    long v = strtol(env, NULL, 10);
+    if (v > 0 && v <= 4096) return (int32_t)v;
+  }
+#ifdef _OPENMP
+  return (int32_t)omp_get_num_procs();
+#else
+  return 1;
+#endif
+}
+
+int32_t sl_threads(void) {
+  int32_t n = requested_threads > 0 ? requested_threads : default_threads();
+  return n > 0 ? n : 1;
+}
+
+sl_status sl_set_num_threads(int32_t n) {
+  SL_ENTER();
+  SL_CHECK_ARG(n <= 4096, "n must be <= 4096 (or <= 0 for the default), got %d", n);
+  requested_threads = n > 0 ? n : 0;
+#ifdef _OPENMP
+  omp_set_num_threads(sl_threads());
+#endif
+  return SL_OK;
+}
+
+int32_t sl_get_num_threads(void) { return sl_threads(); }
+
+int32_t sl_has_cblas(void) {
+#ifdef SL_HAVE_CBLAS
+  return 1;
+#else
+  return 0;
+#endif
+}

@@ -1,0 +1,149 @@
+/*
+ * sparselinear.h — the flat C ABI of the sparselinear kernel library.
+ *
+ * This header is the only contract between the TypeScript layer (ffi/) and native code.
+ * Rules every entry point follows:
+ *   - returns an sl_status (0 = SL_OK); on failure sl_last_error() holds a message that names
+ *     the function and the offending argument, and no output has been partially written
+ *     unless the function's comment says otherwise;
+ *   - validates every pointer, size and index it reads, and never reads or writes out of
+ *     bounds, whatever it is given;
+ *   - sizes are int32_t (counts of features, rows, batch) or int64_t (products such as nnz or
+ *     numel), never size_t mixed with signed;
+ *   - dense arrays are row-major and contiguous; activations are [batch, features];
+ *   - sparse weights are CSR by output row: row_ptr[n_out + 1], col_idx[nnz] (columns sorted
+ *     within a row, no duplicates), values[nnz]; the CSC view for the input gradient is
+ *     col_ptr[n_in + 1], row_idx[nnz], csc_to_csr[nnz] (where entry k of the CSC view keeps its
+ *     value: values[csc_to_csr[k]]);
+ *   - no hidden global state besides the thread count and the thread-local last-error slot;
+ *     scratch memory is allocated and freed inside a call.
+ *
+ * The CUDA library (libsparselinear_cuda.so) exports the same names and signatures, with every
+ * array argument a device pointer unless its comment says "host", plus the sl_device_* family.
+ */
+#ifndef SPARSELINEAR_H
+#define SPARSELINEAR_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SL_API __declspec(dllexport)
+#else
+#define SL_API __attribute__((visibility("default")))
+#endif
+
+/* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
+#define SL_ABI_VERSION 1
+
+typedef int32_t sl_status;
+enum {
+  SL_OK = 0,
+  SL_E_NULL_POINTER = 1,     /* a required pointer was null */
+  SL_E_INVALID_ARGUMENT = 2, /* a size, flag or option outside its allowed range */
+  SL_E_INDEX_OUT_OF_RANGE = 3, /* an index array holds a value outside [0, bound) */
+  SL_E_DUPLICATE = 4,        /* a sparse pattern holds the same (row, col) twice */
+  SL_E_OUT_OF_MEMORY = 5,    /* scratch allocation failed */
+  SL_E_OVERFLOW = 6,         /* a size product does not fit the index type */
+  SL_E_DEVICE = 7,           /* a CUDA call or launch failed (CUDA library only) */
+  SL_E_UNSUPPORTED = 8       /* the operation is not available in this build */
+};
+
+/* ---------------------------------------------------------------- core ---- */
+
+/* Message of the last failed call on this thread ("" when none). Never null. */
+SL_API const char *sl_last_error(void);
+SL_API int32_t sl_abi_version(void);
+/* Threads used by parallel kernels; n <= 0 restores the default (SL_NUM_THREADS or all cores). */
+SL_API sl_status sl_set_num_threads(int32_t n);
+SL_API int32_t sl_get_num_threads(void);
+/* 1 when GEMM runs on a CBLAS (OpenBLAS), 0 for the portable fallback. */
+SL_API int32_t sl_has_cblas(void);
+
+/* ------------------------------------------------------- sparse format ---- */
+
+/*
+ * COO -> CSR with sort and coalesce. rows/cols: nnz entries each (int32).
+ * Writes row_ptr[n_rows + 1], col_idx[*nnz_out] and, when non-null, perm[*nnz_out]: for each
+ * CSR position, the index of the first COO entry that landed there (the order is stable).
+ * values_in/values_out (both null or both non-null): duplicates are summed.
+ * *nnz_out = number of distinct entries; *first_duplicate = COO index of the first entry that
+ * repeats an earlier one, or -1 when there is none. Entries outside [0, n_rows) x [0, n_cols)
+ * -> SL_E_INDEX_OUT_OF_RANGE naming the first bad entry; nothing is written then.
+ * Output arrays must hold nnz entries (enough for the case without duplicates).
+ */
+SL_API sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz,
+                               const int32_t *rows, const int32_t *cols,
+                               const float *values_in, int32_t *row_ptr,
+                               int32_t *col_idx, float *values_out, int64_t *perm,
+                               int64_t *nnz_out, int64_t *first_duplicate);
+
+/* Checks a CSR pattern: row_ptr monotone from 0 to nnz, columns in range, sorted, unique. */
+SL_API sl_status sl_csr_validate(int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                 const int32_t *row_ptr, const int32_t *col_idx);
+
+/* CSR -> CSC view: col_ptr[n_cols + 1], row_idx[nnz], csc_to_csr[nnz]. Rows sorted per column. */
+SL_API sl_status sl_csr_to_csc(int32_t n_rows, int32_t n_cols, int64_t nnz,
+                               const int32_t *row_ptr, const int32_t *col_idx,
+                               int32_t *col_ptr, int32_t *row_idx, int32_t *csc_to_csr);
+
+/* ------------------------------------------------------ sparse kernels ---- */
+
+/*
+ * Forward: y[b, o] = sum_k values[k] * x[b, col_idx[k]] + bias[o]   (k in row o).
+ * x: [batch, n_in], y: [batch, n_out] (overwritten), bias: [n_out] or null.
+ */
+SL_API sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                             const int32_t *row_ptr, const int32_t *col_idx,
+                             const float *values, const float *bias, const float *x,
+                             float *y);
+
+/*
+ * Input gradient: dx[b, i] = sum_{k in column i} values[csc_to_csr[k]] * dy[b, row_idx[k]].
+ * dy: [batch, n_out], dx: [batch, n_in] (overwritten).
+ */
+SL_API sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                   const int32_t *col_ptr, const int32_t *row_idx,
+                                   const int32_t *csc_to_csr, const float *values,
+                                   const float *dy, float *dx);
+
+/*
+ * Weight gradient (SDDMM over the pattern): dw[k] = sum_b dy[b, o] * x[b, col_idx[k]],
+ * for k in row o. dw: [nnz] (overwritten).
+ */
+SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                          const int32_t *row_ptr, const int32_t *col_idx, const float *x,
+                          const float *dy, float *dw);
+
+/* Bias gradient: db[o] = sum_b dy[b, o]. dy: [batch, n_out], db: [n_out] (overwritten). */
+SL_API sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db);
+
+/* -------------------------------------------------------------- vectors ---- */
+
+/* x[i] = value for i < n. */
+SL_API sl_status sl_fill(int64_t n, float value, float *x);
+/* y[i] += alpha * x[i] for i < n (gradient accumulation). */
+SL_API sl_status sl_axpy(int64_t n, float alpha, const float *x, float *y);
+/* y[i] = x[i] for i < n. */
+SL_API sl_status sl_copy(int64_t n, const float *x, float *y);
+
+/* -------------------------------------------------- dense and elementwise ---- */
+/* (owned by the tensor-ops family; see csrc/cpu/dense.c and csrc/cpu/elementwise.c) */
+
+/* ------------------------------------------------------------ nn kernels ---- */
+/* (LayerNorm, softmax / cross-entropy, K-Winners; see csrc/cpu/nn.c) */
+
+/* ------------------------------------------------------------- optimizers ---- */
+/* (SGD, Adam; see csrc/cpu/optim.c) */
+
+/* ------------------------------------------------------ sparsity updates ---- */
+/* (top-k / bottom-k, chunked dense-gradient top-k, CSR rebuild; see csrc/cpu/topk.c) */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPARSELINEAR_H */

@@ -1,0 +1,124 @@
+/**
+ * Finds, loads and checks the native CPU library, and turns C status codes into errors.
+ *
+ * Search order: 1. `SPARSELINEAR_LIB` (path to the .so); 2. `build/libsparselinear.so` next to
+ * this module when it is loaded from a `file:` URL; otherwise a `LibraryError` that lists what
+ * was searched and says to run `deno task build`.
+ * @module
+ */
+import { LibraryError, NativeError } from "../lib/errors.ts";
+import { type Symbols, symbols } from "./symbols.ts";
+
+/** The ABI version this TypeScript code was written for (SL_ABI_VERSION in sparselinear.h). */
+export const EXPECTED_ABI_VERSION = 1;
+
+/** The loaded CPU library's symbols. */
+export type NativeLibrary = Deno.DynamicLibrary<Symbols>["symbols"];
+
+let loaded: NativeLibrary | undefined;
+
+/** Library file name for this OS. */
+export function libraryFileName(base: string): string {
+  if (Deno.build.os === "darwin") return `lib${base}.dylib`;
+  if (Deno.build.os === "windows") return `${base}.dll`;
+  return `lib${base}.so`;
+}
+
+/** The candidate paths for a native library, in search order (env var first). */
+export function candidatePaths(base: string, envVar: string): string[] {
+  const paths: string[] = [];
+  const fromEnv = Deno.env.get(envVar);
+  if (fromEnv) paths.push(fromEnv);
+  const here = new URL(import.meta.url);
+  if (here.protocol === "file:") {
+    paths.push(new URL(`../build/${libraryFileName(base)}`, here).pathname);
+  }
+  return paths;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a NUL-terminated C string returned by the library. */
+export function readCString(ptr: Deno.PointerValue): string {
+  if (ptr === null) return "";
+  return Deno.UnsafePointerView.getCString(ptr);
+}
+
+/** Opens a library file with a symbol table and checks `sl_abi_version`. */
+export function openChecked<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  table: S,
+): Deno.DynamicLibrary<S> {
+  let lib: Deno.DynamicLibrary<S>;
+  try {
+    lib = Deno.dlopen(path, table);
+  } catch (err) {
+    throw new LibraryError(
+      `Could not load the native library at ${path}: ${(err as Error).message}. ` +
+        "It may be stale or built for another ABI; rebuild it with `deno task build`.",
+    );
+  }
+  const abi = (lib.symbols as unknown as { sl_abi_version: () => number }).sl_abi_version();
+  if (abi !== EXPECTED_ABI_VERSION) {
+    lib.close();
+    throw new LibraryError(
+      `The native library at ${path} has ABI version ${abi}, but this code needs version ` +
+        `${EXPECTED_ABI_VERSION}. Rebuild it with \`deno task build\` ` +
+        "(or point SPARSELINEAR_LIB at a library built from this version).",
+    );
+  }
+  return lib;
+}
+
+/** Returns the CPU library, loading it on first use. Throws `LibraryError` if it is missing. */
+export function native(): NativeLibrary {
+  if (loaded) return loaded;
+  const paths = candidatePaths("sparselinear", "SPARSELINEAR_LIB");
+  const path = paths.find(fileExists);
+  if (path === undefined) {
+    const searched = paths.length > 0
+      ? paths.join(", ")
+      : "(no candidate: module not loaded from a file: URL)";
+    throw new LibraryError(
+      `The native library libsparselinear was not found. Searched: SPARSELINEAR_LIB ` +
+        `(${Deno.env.get("SPARSELINEAR_LIB") ?? "not set"}), then ${searched}. ` +
+        "Build it with `deno task build`, or set SPARSELINEAR_LIB to the path of libsparselinear.so.",
+    );
+  }
+  loaded = openChecked(path, symbols).symbols;
+  return loaded;
+}
+
+/** Throws a `NativeError` carrying `sl_last_error()` when `status` is not 0. */
+export function check(status: number): void {
+  if (status !== 0) {
+    throw new NativeError(status, readCString(native().sl_last_error()));
+  }
+}
+
+/**
+ * Pointer to a typed array's data, for a `"pointer"` FFI parameter. Arrays are passed by
+ * pointer (not `"buffer"`) so that the CPU and CUDA libraries share one symbol table: a CUDA
+ * tensor passes its device pointer in the same position. The pointer is taken right before each
+ * call and the array stays referenced by the caller throughout it.
+ */
+export function ptr(array: ArrayBufferView | null): Deno.PointerValue {
+  return array === null ? null : Deno.UnsafePointer.of(array as Uint8Array<ArrayBuffer>);
+}
+
+/** Sets the number of threads native kernels use; `n <= 0` restores the default. */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n)) throw new TypeError(`Thread count must be an integer, got ${n}`);
+  check(native().sl_set_num_threads(n));
+}
+
+/** The number of threads native kernels use (SL_NUM_THREADS or all cores by default). */
+export function getNumThreads(): number {
+  return native().sl_get_num_threads();
+}

@@ -1,0 +1,18 @@
+/**
+ * The whole symbol table of libsparselinear.so, assembled from one file per kernel family.
+ * Each entry carries its C signature as a comment in its family file.
+ * @module
+ */
+import { coreSymbols } from "./symbols/core.ts";
+import { sparseSymbols } from "./symbols/sparse.ts";
+import { vectorSymbols } from "./symbols/vector.ts";
+
+/** Every symbol the CPU library exports. */
+export const symbols = {
+  ...coreSymbols,
+  ...sparseSymbols,
+  ...vectorSymbols,
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The symbol table type. */
+export type Symbols = typeof symbols;

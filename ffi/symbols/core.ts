@@ -1,0 +1,13 @@
+/** Core entry points: errors, ABI version, threads. */
+export const coreSymbols = {
+  // const char *sl_last_error(void)
+  sl_last_error: { parameters: [], result: "pointer" },
+  // int32_t sl_abi_version(void)
+  sl_abi_version: { parameters: [], result: "i32" },
+  // sl_status sl_set_num_threads(int32_t n)
+  sl_set_num_threads: { parameters: ["i32"], result: "i32" },
+  // int32_t sl_get_num_threads(void)
+  sl_get_num_threads: { parameters: [], result: "i32" },
+  // int32_t sl_has_cblas(void)
+  sl_has_cblas: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;

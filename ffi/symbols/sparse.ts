@@ -1,0 +1,76 @@
+/** Sparse format conversions and sparse kernels (see csrc/include/sparselinear.h). */
+export const sparseSymbols = {
+  // sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32_t *rows,
+  //   const int32_t *cols, const float *values_in, int32_t *row_ptr, int32_t *col_idx,
+  //   float *values_out, int64_t *perm, int64_t *nnz_out, int64_t *first_duplicate)
+  sl_coo_to_csr: {
+    parameters: [
+      "i32",
+      "i32",
+      "i64",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
+  // sl_status sl_csr_validate(int32_t n_rows, int32_t n_cols, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx)
+  sl_csr_validate: { parameters: ["i32", "i32", "i64", "pointer", "pointer"], result: "i32" },
+  // sl_status sl_csr_to_csc(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32_t *row_ptr,
+  //   const int32_t *col_idx, int32_t *col_ptr, int32_t *row_idx, int32_t *csc_to_csr)
+  sl_csr_to_csc: {
+    parameters: ["i32", "i32", "i64", "pointer", "pointer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  // sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx, const float *values, const float *bias,
+  //   const float *x, float *y)
+  sl_spmm_fwd: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i64",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
+  // sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *col_ptr, const int32_t *row_idx, const int32_t *csc_to_csr,
+  //   const float *values, const float *dy, float *dx)
+  sl_spmm_bwd_input: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i64",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
+  // sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx, const float *x, const float *dy, float *dw)
+  sl_sddmm: {
+    parameters: ["i32", "i32", "i32", "i64", "pointer", "pointer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  // sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db)
+  sl_bias_grad: { parameters: ["i32", "i32", "pointer", "pointer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;

@@ -1,0 +1,143 @@
+/**
+ * The reverse-mode tape. Each differentiable op computes its output and, when gradients are
+ * enabled and an input requires them, attaches a `GradFn` holding its inputs and a closure that
+ * maps the output gradient to input gradients (micrograd style: forward and backward of an op
+ * live side by side in its file). `backward()` walks the graph in reverse topological order.
+ * @module
+ */
+import type { Tensor } from "./tensor.ts";
+
+/** The backward half of one recorded op. */
+export interface GradFn {
+  /** Op name, for error messages. */
+  readonly name: string;
+  /** The op's tensor inputs (null where an input needs no gradient). */
+  inputs: (Tensor | null)[];
+  /** Maps the gradient of the output to one gradient per input (null: none). */
+  backward: (grad: Tensor) => (Tensor | null)[];
+  /** Set once the graph has been freed by a backward pass without `retainGraph`. */
+  released: boolean;
+}
+
+let gradEnabled = true;
+
+/** Whether ops currently record the graph. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Runs `fn` without recording any graph (for evaluation and parameter updates).
+ * @example
+ * ```ts
+ * import { noGrad, tensor } from "@sparselinear/sparselinear";
+ * const w = tensor([1, 2], [2], { requiresGrad: true });
+ * const y = noGrad(() => w.mul(w));
+ * console.log(y.requiresGrad); // false
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/**
+ * Records `output` as produced by an op of `inputs`, if any input requires a gradient and
+ * recording is on. Returns `output`.
+ */
+export function record(
+  output: Tensor,
+  name: string,
+  inputs: (Tensor | null)[],
+  backward: (grad: Tensor) => (Tensor | null)[],
+): Tensor {
+  if (!gradEnabled) return output;
+  const tracked = inputs.map((t) => (t !== null && t.requiresGrad ? t : null));
+  if (tracked.every((t) => t === null)) return output;
+  output.requiresGrad = true;
+  output.gradFn = { name, inputs: tracked, backward, released: false };
+  return output;
+}
+
+/** Tensors reachable from `root` through recorded ops, inputs before the ops that use them. */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [tensor, next] = top;
+    const inputs = tensor.gradFn?.inputs ?? [];
+    if (next < inputs.length) {
+      top[1] = next + 1;
+      const input = inputs[next];
+      if (input !== null && !visited.has(input)) {
+        visited.add(input);
+        stack.push([input, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(tensor);
+    }
+  }
+  return order;
+}
+
+/** Options of `Tensor.backward`. */
+export interface BackwardOptions {
+  /** Keep the graph so that backward can run through it again (default false). */
+  retainGraph?: boolean;
+}
+
+/**
+ * Backpropagates `grad` (the gradient of some scalar with respect to `root`) through the
+ * recorded graph, accumulating into `.grad` of every leaf tensor that requires a gradient.
+ */
+export function runBackward(
+  root: Tensor,
+  grad: Tensor,
+  accumulate: (into: Tensor | null, add: Tensor) => Tensor,
+  options: BackwardOptions = {},
+): void {
+  const order = topologicalOrder(root);
+  for (const t of order) {
+    if (t.gradFn?.released) {
+      throw new Error(
+        `Cannot backward through the graph a second time: the saved tensors of "${t.gradFn.name}" ` +
+          "were freed by the first backward(). Call backward({ retainGraph: true }) the first time " +
+          "if you need to backward twice.",
+      );
+    }
+  }
+  const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const tensor = order[i];
+    const g = grads.get(tensor);
+    if (g === undefined) continue;
+    grads.delete(tensor);
+    const fn = tensor.gradFn;
+    if (fn === null) {
+      if (tensor.requiresGrad) tensor.grad = accumulate(tensor.grad, g);
+      continue;
+    }
+    const inputGrads = fn.backward(g);
+    fn.inputs.forEach((input, k) => {
+      const ig = inputGrads[k];
+      if (input === null || ig === null || ig === undefined) return;
+      const existing = grads.get(input);
+      grads.set(input, existing === undefined ? ig : accumulate(existing, ig));
+    });
+    if (!options.retainGraph) {
+      fn.released = true;
+      fn.backward = () => {
+        throw new Error(`The graph of "${fn.name}" was freed`);
+      };
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The device interface: memory of one tensor on one device (`Storage`) and the kernels that
+ * run there (`Backend`). The CPU and CUDA libraries export the same C functions, so an op is
+ * written once: it asks the tensors' backend for `kernels` and passes `storage.ptr()`.
+ * @module
+ */
+import type { NativeLibrary } from "../../ffi/library.ts";
+
+/** Where a tensor's memory lives. */
+export type Device = "cpu" | "cuda";
+
+/** Element type of a storage: float32 for values, int32 for indices and labels. */
+export type DType = "float32" | "int32";
+
+/** Host array type for a dtype. */
+export type HostArray = Float32Array | Int32Array;
+
+/** The memory of one tensor on one device. */
+export interface Storage {
+  /** The device holding the memory. */
+  readonly device: Device;
+  /** Element type. */
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly length: number;
+  /** The live host array for CPU storage; `undefined` for device memory. */
+  readonly host: HostArray | undefined;
+  /** Pointer to pass to a kernel of this device's library (taken fresh for each call). */
+  ptr(): Deno.PointerValue;
+  /** A host copy of the contents. */
+  toHost(): HostArray;
+  /** Releases device memory now (a no-op on the CPU); the storage must not be used after. */
+  dispose(): void;
+}
+
+/** The kernels of one device: the same C ABI on host or device pointers. */
+export type Kernels = NativeLibrary;
+
+/** One device: allocation, transfers and its kernel library. */
+export interface Backend {
+  /** The device this backend runs on. */
+  readonly device: Device;
+  /** The loaded kernel library of this device. */
+  readonly kernels: Kernels;
+  /** Throws a `NativeError` with this library's last error when `status` is not 0. */
+  check(status: number): void;
+  /** Zero-filled storage of `length` elements. */
+  zeros(dtype: DType, length: number): Storage;
+  /** Storage holding a copy of (CUDA) or, on the CPU, the very array given. */
+  fromHost(array: HostArray): Storage;
+}

@@ -1,0 +1,139 @@
+/**
+ * Tensor creators: `tensor`, `zeros`, `ones`, `full`, `rand`, `randn`.
+ * @module
+ */
+import type { Device } from "./backend/backend.ts";
+import { checkDevice, getBackend } from "./backend/mod.ts";
+import { HostStorage } from "./backend/cpu.ts";
+import { ShapeError } from "./errors.ts";
+import { type Generator, generatorFrom } from "./random.ts";
+import { checkShape, numel, shapeString, Tensor } from "./tensor.ts";
+
+/** Options shared by the creators. */
+export interface CreateOptions {
+  /** Track gradients for this tensor (default false). */
+  requiresGrad?: boolean;
+  /** Device of the new tensor (default "cpu"). */
+  device?: Device;
+}
+
+/** Options of the random creators. */
+export interface RandomOptions extends CreateOptions {
+  /** Seed or generator; the same seed gives the same tensor. Default: a random seed. */
+  seed?: number | Generator;
+}
+
+/** Nested arrays of numbers. */
+export type NestedNumbers = number | NestedNumbers[];
+
+function place(host: Float32Array, shape: readonly number[], options: CreateOptions): Tensor {
+  const device = checkDevice(options.device ?? "cpu");
+  const storage = device === "cpu" ? new HostStorage(host) : getBackend(device).fromHost(host);
+  return new Tensor(storage, shape, options.requiresGrad ?? false);
+}
+
+function flatten(data: NestedNumbers): { values: number[]; shape: number[] } {
+  const shape: number[] = [];
+  let probe: NestedNumbers = data;
+  while (Array.isArray(probe)) {
+    shape.push(probe.length);
+    probe = probe[0];
+  }
+  const values: number[] = [];
+  const walk = (node: NestedNumbers, dim: number) => {
+    if (dim === shape.length) {
+      if (typeof node !== "number") throw new TypeError("Tensor data must be numbers");
+      values.push(node);
+      return;
+    }
+    if (!Array.isArray(node) || node.length !== shape[dim]) {
+      throw new ShapeError(`Ragged nested array: expected length ${shape[dim]} at depth ${dim}`);
+    }
+    for (const child of node) walk(child, dim + 1);
+  };
+  walk(data, 0);
+  return { values, shape };
+}
+
+/**
+ * A tensor from data: a `Float32Array`/`number[]` with a `shape`, or nested arrays (shape inferred).
+ * A given Float32Array is used without copying on the CPU.
+ * @example
+ * ```ts
+ * import { tensor } from "@sparselinear/sparselinear";
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const y = tensor([[1, 2], [3, 4]], undefined, { requiresGrad: true });
+ * console.log(x.shape, y.shape); // [2, 3] [2, 2]
+ * ```
+ */
+export function tensor(
+  data: Float32Array | NestedNumbers,
+  shape?: readonly number[],
+  options: CreateOptions = {},
+): Tensor {
+  let host: Float32Array;
+  let inferred: readonly number[];
+  if (data instanceof Float32Array) {
+    host = data;
+    inferred = [data.length];
+  } else if (typeof data === "number") {
+    host = new Float32Array([data]);
+    inferred = [];
+  } else if (Array.isArray(data)) {
+    const flat = flatten(data);
+    host = new Float32Array(flat.values);
+    inferred = flat.shape;
+  } else {
+    throw new TypeError(
+      "tensor() data must be a Float32Array, a number or nested arrays of numbers",
+    );
+  }
+  const finalShape = shape === undefined ? inferred : checkShape(shape);
+  if (numel(finalShape) !== host.length) {
+    throw new ShapeError(
+      `tensor() got ${host.length} values, which do not fill shape ${shapeString(finalShape)} (${
+        numel(finalShape)
+      } elements)`,
+    );
+  }
+  return place(host, finalShape, options);
+}
+
+/** A tensor filled with `value`. */
+export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
+  const checked = checkShape(shape);
+  return place(new Float32Array(numel(checked)).fill(value), checked, options);
+}
+
+/** A tensor of zeros. */
+export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  return full(shape, 0, options);
+}
+
+/** A tensor of ones. */
+export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/**
+ * Uniform samples in [0, 1).
+ * @example
+ * ```ts
+ * import { rand } from "@sparselinear/sparselinear";
+ * const a = rand([2, 2], { seed: 1 });
+ * const b = rand([2, 2], { seed: 1 });
+ * console.log(a.data.every((v, i) => v === b.data[i])); // true
+ * ```
+ */
+export function rand(shape: readonly number[], options: RandomOptions = {}): Tensor {
+  const checked = checkShape(shape);
+  const host = generatorFrom(options.seed).fillUniform(new Float32Array(numel(checked)), 0, 1);
+  return place(host, checked, options);
+}
+
+/** Standard normal samples. */
+export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
+  const checked = checkShape(shape);
+  const host = generatorFrom(options.seed).fillNormal(new Float32Array(numel(checked)));
+  return place(host, checked, options);
+}

@@ -1,0 +1,45 @@
+/**
+ * Error classes thrown by sparselinear. Argument problems use the built-in `TypeError`
+ * (wrong kind of value) and `RangeError` (value outside what is allowed); the classes here
+ * cover what those do not.
+ * @module
+ */
+
+/** A tensor has a shape that the operation cannot take. */
+export class ShapeError extends RangeError {
+  /** Creates a shape error with the given message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ShapeError";
+  }
+}
+
+/** The native library reported a failure; `status` is the C status code. */
+export class NativeError extends Error {
+  /** The `sl_status` code returned by the C function. */
+  readonly status: number;
+  /** Creates a native error from a status code and the library's message. */
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "NativeError";
+    this.status = status;
+  }
+}
+
+/** The native library could not be found or loaded, or its ABI version does not match. */
+export class LibraryError extends Error {
+  /** Creates a library error with the given message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "LibraryError";
+  }
+}
+
+/** A training run produced a non-finite loss. */
+export class NonFiniteLossError extends Error {
+  /** Creates the error with the given message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NonFiniteLossError";
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * A small, fast, seeded pseudo-random generator (xoshiro128**), so that connectivity, weight
+ * initialisation and shuffling are reproducible from one integer seed.
+ * @module
+ */
+
+/** Seeded pseudo-random number generator (xoshiro128**, seeded through splitmix32). */
+export class Generator {
+  #s0 = 0;
+  #s1 = 0;
+  #s2 = 0;
+  #s3 = 0;
+  #spareNormal: number | null = null;
+
+  /** Creates a generator; the same seed always gives the same sequence. */
+  constructor(seed: number = Date.now()) {
+    if (!Number.isFinite(seed)) throw new TypeError(`Seed must be a finite number, got ${seed}`);
+    let x = Math.trunc(seed) >>> 0;
+    const hi = Math.floor(Math.trunc(seed) / 4294967296) >>> 0;
+    const next = () => {
+      // splitmix32
+      x = (x + 0x9e3779b9) | 0;
+      let z = x ^ hi;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.#s0 = next();
+    this.#s1 = next();
+    this.#s2 = next();
+    this.#s3 = next();
+    if ((this.#s0 | this.#s1 | this.#s2 | this.#s3) === 0) this.#s0 = 1;
+  }
+
+  /** Next 32 random bits as an unsigned integer. */
+  nextUint32(): number {
+    const result = Math.imul(rotl(Math.imul(this.#s1, 5), 7), 9) >>> 0;
+    const t = this.#s1 << 9;
+    this.#s2 ^= this.#s0;
+    this.#s3 ^= this.#s1;
+    this.#s1 ^= this.#s2;
+    this.#s0 ^= this.#s3;
+    this.#s2 ^= t;
+    this.#s3 = rotl(this.#s3, 11);
+    return result;
+  }
+
+  /** Uniform double in [0, 1) with 53 random bits. */
+  uniform(): number {
+    const hi = this.nextUint32() >>> 5; // 27 bits
+    const lo = this.nextUint32() >>> 6; // 26 bits
+    return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /** Uniform integer in [0, n) without modulo bias; n must be a positive safe integer. */
+  int(n: number): number {
+    if (n <= 4294967296) {
+      const limit = 4294967296 - (4294967296 % n);
+      let v: number;
+      do v = this.nextUint32(); while (v >= limit);
+      return v % n;
+    }
+    return Math.floor(this.uniform() * n);
+  }
+
+  /** Standard normal sample (Box–Muller). */
+  normal(): number {
+    if (this.#spareNormal !== null) {
+      const v = this.#spareNormal;
+      this.#spareNormal = null;
+      return v;
+    }
+    let u = 0;
+    while (u === 0) u = this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.#spareNormal = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Fills `out` with uniform samples in [low, high). */
+  fillUniform(out: Float32Array, low: number, high: number): Float32Array {
+    const span = high - low;
+    for (let i = 0; i < out.length; i++) out[i] = low + span * this.uniform();
+    return out;
+  }
+
+  /** Fills `out` with normal samples of the given mean and standard deviation. */
+  fillNormal(out: Float32Array, mean = 0, std = 1): Float32Array {
+    for (let i = 0; i < out.length; i++) out[i] = mean + std * this.normal();
+    return out;
+  }
+
+  /** Shuffles `array` in place (Fisher–Yates). */
+  shuffle<T extends { length: number; [i: number]: number }>(array: T): T {
+    for (let i = array.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = array[i];
+      array[i] = array[j];
+      array[j] = t;
+    }
+    return array;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+/** A generator from a seed, or a fresh time-seeded one when none is given. */
+export function generatorFrom(seedOrGenerator?: number | Generator): Generator {
+  if (seedOrGenerator instanceof Generator) return seedOrGenerator;
+  return new Generator(seedOrGenerator ?? Math.floor(Math.random() * 2 ** 32));
+}

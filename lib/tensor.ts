@@ -1,0 +1,234 @@
+/**
+ * `Tensor`: a float32 n-d array on a device, with an optional gradient and the op that made
+ * it. Memory is contiguous and row-major. Ops live in lib/ops/ and are also reachable as
+ * methods (see lib/tensor_methods.ts).
+ * @module
+ */
+import { type BackwardOptions, type GradFn, noGrad, runBackward } from "./autograd.ts";
+import type { Device, Storage } from "./backend/backend.ts";
+import { getBackend } from "./backend/mod.ts";
+import { HostStorage } from "./backend/cpu.ts";
+import { ShapeError } from "./errors.ts";
+
+/** Number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Checks that every dimension is a non-negative integer; returns a frozen copy. */
+export function checkShape(shape: readonly number[], what = "shape"): readonly number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${what} must be an array of integers`);
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new ShapeError(`${what} must hold non-negative integers, got [${shape.join(", ")}]`);
+    }
+  }
+  return Object.freeze([...shape]);
+}
+
+/** Formats a shape as `[2, 3]` for messages. */
+export function shapeString(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/** A float32 n-d array on a device, with autograd. */
+export class Tensor {
+  /** Dimensions, outermost first. */
+  readonly shape: readonly number[];
+  /** The memory holding the elements. */
+  readonly storage: Storage;
+  /** Whether gradients flow to this tensor. */
+  requiresGrad: boolean;
+  /** Accumulated gradient (leaf tensors only), or null. */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, or null for a leaf. Internal to autograd. */
+  gradFn: GradFn | null = null;
+
+  /** Wraps storage; prefer the creators (`tensor`, `zeros`, ...). */
+  constructor(storage: Storage, shape: readonly number[], requiresGrad = false) {
+    const checked = checkShape(shape);
+    if (numel(checked) !== storage.length) {
+      throw new ShapeError(
+        `Shape ${shapeString(checked)} holds ${
+          numel(checked)
+        } elements, but the storage has ${storage.length}`,
+      );
+    }
+    if (storage.dtype !== "float32") throw new TypeError("Tensor storage must be float32");
+    this.storage = storage;
+    this.shape = checked;
+    this.requiresGrad = requiresGrad;
+  }
+
+  /** Device of the memory. */
+  get device(): Device {
+    return this.storage.device;
+  }
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+  /** Number of elements. */
+  get size(): number {
+    return this.storage.length;
+  }
+
+  /**
+   * The live elements as a `Float32Array` (CPU only; writes change the tensor). For a CUDA
+   * tensor use `toArray()`, which copies to the host.
+   */
+  get data(): Float32Array {
+    const host = this.storage.host;
+    if (host === undefined) {
+      throw new Error(`Tensor is on ${this.device}: use toArray() to copy it to the host`);
+    }
+    return host as Float32Array;
+  }
+
+  /** A host copy of the elements. */
+  toArray(): Float32Array {
+    return this.storage.toHost() as Float32Array;
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) {
+      throw new ShapeError(
+        `item() needs a tensor of one element, got shape ${shapeString(this.shape)}`,
+      );
+    }
+    return this.storage.host !== undefined ? this.storage.host[0] : this.toArray()[0];
+  }
+
+  /** Nested arrays of numbers (for printing and tests). */
+  toNested(): unknown {
+    const flat = Array.from(this.toArray());
+    if (this.ndim === 0) return flat[0];
+    const build = (dim: number, offset: number): unknown => {
+      const n = this.shape[dim];
+      const stride = numel(this.shape.slice(dim + 1));
+      const out: unknown[] = [];
+      for (let i = 0; i < n; i++) {
+        out.push(dim === this.ndim - 1 ? flat[offset + i] : build(dim + 1, offset + i * stride));
+      }
+      return out;
+    };
+    return build(0, 0);
+  }
+
+  /** A tensor sharing this memory but cut from the graph (requiresGrad false). */
+  detach(): Tensor {
+    return new Tensor(this.storage, this.shape, false);
+  }
+
+  /** A copy on `device` (this tensor itself when already there). Not recorded by autograd. */
+  to(device: Device): Tensor {
+    if (device === this.device) return this;
+    const host = this.toArray();
+    const storage = getBackend(device).fromHost(host);
+    return new Tensor(storage, this.shape, this.requiresGrad);
+  }
+
+  /** Releases device memory now (CUDA); a no-op on the CPU. The tensor must not be used after. */
+  dispose(): void {
+    this.storage.dispose();
+  }
+
+  /**
+   * Backpropagates from this tensor. Without `grad` the tensor must hold one element (a loss)
+   * and its gradient is 1.
+   */
+  backward(grad?: Tensor, options: BackwardOptions = {}): void {
+    if (!this.requiresGrad) {
+      throw new Error(
+        "backward() called on a tensor that does not require grad: no input of the computation " +
+          "had requiresGrad set (or it ran inside noGrad)",
+      );
+    }
+    let seed = grad;
+    if (seed === undefined) {
+      if (this.size !== 1) {
+        throw new ShapeError(
+          `backward() without a gradient needs a one-element tensor, got shape ${
+            shapeString(this.shape)
+          }; ` +
+            "pass the gradient of the output",
+        );
+      }
+      seed = fullLike(this, 1);
+    } else if (seed.size !== this.size) {
+      throw new ShapeError(
+        `Gradient shape ${shapeString(seed.shape)} does not match tensor shape ${
+          shapeString(this.shape)
+        }`,
+      );
+    }
+    noGrad(() => runBackward(this, seed, accumulateGrad, options));
+  }
+
+  /** Short description, e.g. `Tensor(shape=[2, 3], device=cpu, requiresGrad=true)`. */
+  toString(): string {
+    return `Tensor(shape=${
+      shapeString(this.shape)
+    }, device=${this.device}, requiresGrad=${this.requiresGrad})`;
+  }
+}
+
+/** A tensor of `like`'s shape and device filled with `value`. */
+function fullLike(like: Tensor, value: number): Tensor {
+  const backend = getBackend(like.device);
+  const storage = backend.zeros("float32", like.size);
+  if (value !== 0) backend.check(backend.kernels.sl_fill(like.size, value, storage.ptr()));
+  return new Tensor(storage, like.shape);
+}
+
+/** `into + add` as a new tensor (or a copy of `add` when `into` is null). */
+function accumulateGrad(into: Tensor | null, add: Tensor): Tensor {
+  const backend = getBackend(add.device);
+  const storage = backend.zeros("float32", add.size);
+  const k = backend.kernels;
+  backend.check(k.sl_copy(add.size, add.storage.ptr(), storage.ptr()));
+  if (into !== null) {
+    if (into.device !== add.device || into.size !== add.size) {
+      throw new ShapeError(
+        `Cannot accumulate a gradient of shape ${
+          shapeString(add.shape)
+        } on ${add.device} into one of ` +
+          `shape ${shapeString(into.shape)} on ${into.device}`,
+      );
+    }
+    backend.check(k.sl_axpy(add.size, 1, into.storage.ptr(), storage.ptr()));
+  }
+  return new Tensor(storage, add.shape);
+}
+
+/** Wraps a host Float32Array (no copy) as a CPU tensor. */
+export function fromFloat32(
+  data: Float32Array,
+  shape: readonly number[],
+  requiresGrad = false,
+): Tensor {
+  return new Tensor(new HostStorage(data), shape, requiresGrad);
+}
+
+/**
+ * An int32 array with a shape, for indices and labels (no gradient). `SparseLinear.indices`
+ * is one of shape [2, nnz].
+ */
+export class IndexTensor {
+  /** Dimensions. */
+  readonly shape: readonly number[];
+  /** The elements, row-major. */
+  readonly data: Int32Array;
+  /** Wraps `data` (no copy) with `shape`. */
+  constructor(data: Int32Array, shape: readonly number[]) {
+    const checked = checkShape(shape);
+    if (numel(checked) !== data.length) {
+      throw new ShapeError(`Shape ${shapeString(checked)} does not match ${data.length} elements`);
+    }
+    this.data = data;
+    this.shape = checked;
+  }
+}
