@@ -180,7 +180,7 @@ export class Tensor {
 function fullLike(like: Tensor, value: number): Tensor {
   const backend = getBackend(like.device);
   const storage = backend.zeros("float32", like.size);
-  if (value !== 0) backend.check(backend.kernels.sl_fill(like.size, value, storage.ptr()));
+  if (value !== 0) backend.check(backend.kernels.sl_fill(BigInt(like.size), value, storage.ptr()));
   return new Tensor(storage, like.shape);
 }
 
@@ -189,7 +189,7 @@ function accumulateGrad(into: Tensor | null, add: Tensor): Tensor {
   const backend = getBackend(add.device);
   const storage = backend.zeros("float32", add.size);
   const k = backend.kernels;
-  backend.check(k.sl_copy(add.size, add.storage.ptr(), storage.ptr()));
+  backend.check(k.sl_copy(BigInt(add.size), add.storage.ptr(), storage.ptr()));
   if (into !== null) {
     if (into.device !== add.device || into.size !== add.size) {
       throw new ShapeError(
@@ -199,7 +199,7 @@ function accumulateGrad(into: Tensor | null, add: Tensor): Tensor {
           `shape ${shapeString(into.shape)} on ${into.device}`,
       );
     }
-    backend.check(k.sl_axpy(add.size, 1, into.storage.ptr(), storage.ptr()));
+    backend.check(k.sl_axpy(BigInt(add.size), 1, into.storage.ptr(), storage.ptr()));
   }
   return new Tensor(storage, add.shape);
 }
