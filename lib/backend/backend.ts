@@ -29,6 +29,8 @@ export interface Storage {
   ptr(): Deno.PointerValue;
   /** A host copy of the contents. */
   toHost(): HostArray;
+  /** Overwrites the contents with a host array of the same length and dtype. */
+  write(array: HostArray): void;
   /** Releases device memory now (a no-op on the CPU); the storage must not be used after. */
   dispose(): void;
 }

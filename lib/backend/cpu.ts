@@ -32,6 +32,13 @@ export class HostStorage implements Storage {
   toHost(): HostArray {
     return this.host.slice();
   }
+  /** Copies `array` into this storage. */
+  write(array: HostArray): void {
+    if (array.length !== this.host.length) {
+      throw new RangeError(`write() needs ${this.host.length} elements, got ${array.length}`);
+    }
+    this.host.set(array);
+  }
   /** Nothing to release: the garbage collector owns the array. */
   dispose(): void {}
 }

@@ -1,0 +1,229 @@
+/**
+ * `Module`: the base of every layer. It owns named parameters, buffers and child modules,
+ * switches train/eval mode, and reads/writes a state dict with dotted names
+ * (`0.weights`, `0.indices`, `0.bias`, ...), as PyTorch does.
+ * @module
+ */
+import type { Device } from "../backend/backend.ts";
+import { ShapeError } from "../errors.ts";
+import { IndexTensor, shapeString, Tensor } from "../tensor.ts";
+
+/** One entry of a state dict: float parameters/buffers or integer index buffers. */
+export type StateValue = Tensor | IndexTensor;
+
+/** A model's state: dotted names to tensors. */
+export type StateDict = Record<string, StateValue>;
+
+/** Options of `Module.loadStateDict`. */
+export interface LoadStateOptions {
+  /** Require the keys to match exactly (default true). */
+  strict?: boolean;
+}
+
+/** Base class of layers and models. */
+export abstract class Module {
+  /** Training mode (true) or evaluation mode (false); see `train()` / `eval()`. */
+  training = true;
+  #parameters = new Map<string, Tensor | null>();
+  #buffers = new Map<string, StateValue>();
+  #children = new Map<string, Module>();
+
+  /** Computes the module's output. */
+  abstract forward(x: Tensor): Tensor;
+
+  /** Registers (or replaces) a parameter; null registers an absent optional one (no bias). */
+  protected registerParameter(name: string, value: Tensor | null): void {
+    if (value !== null) value.requiresGrad = true;
+    this.#parameters.set(name, value);
+  }
+
+  /** Registers (or replaces) a buffer: state that is saved but not trained. */
+  protected registerBuffer(name: string, value: StateValue): void {
+    this.#buffers.set(name, value);
+  }
+
+  /** Registers a child module under `name`. */
+  protected registerModule(name: string, module: Module): void {
+    if (!(module instanceof Module)) {
+      throw new TypeError(`Child "${name}" must be a Module, got ${typeof module}`);
+    }
+    this.#children.set(name, module);
+  }
+
+  /** A registered parameter of this module (not of children). */
+  protected getParameter(name: string): Tensor | null {
+    return this.#parameters.get(name) ?? null;
+  }
+
+  /** A registered buffer of this module (not of children). */
+  protected getBuffer(name: string): StateValue | undefined {
+    return this.#buffers.get(name);
+  }
+
+  /** Direct children, with their names. */
+  namedChildren(): [string, Module][] {
+    return [...this.#children];
+  }
+
+  /** Every parameter of this module and its descendants, with dotted names. */
+  namedParameters(prefix = ""): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [name, p] of this.#parameters) if (p !== null) out.push([prefix + name, p]);
+    for (const [name, child] of this.#children) {
+      out.push(...child.namedParameters(`${prefix}${name}.`));
+    }
+    return out;
+  }
+
+  /** Every parameter of this module and its descendants. */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Every buffer of this module and its descendants, with dotted names. */
+  namedBuffers(prefix = ""): [string, StateValue][] {
+    const out: [string, StateValue][] = [];
+    for (const [name, b] of this.#buffers) out.push([prefix + name, b]);
+    for (const [name, child] of this.#children) {
+      out.push(...child.namedBuffers(`${prefix}${name}.`));
+    }
+    return out;
+  }
+
+  /** Every module in the tree, this one first, with dotted names. */
+  namedModules(prefix = ""): [string, Module][] {
+    const out: [string, Module][] = [[prefix.replace(/\.$/, ""), this]];
+    for (const [name, child] of this.#children) {
+      out.push(...child.namedModules(`${prefix}${name}.`));
+    }
+    return out;
+  }
+
+  /** Sets training mode on this module and its descendants. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  /** Sets evaluation mode (same as `train(false)`). */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Clears the gradient of every parameter. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
+  stateDict(): StateDict {
+    const out: StateDict = {};
+    for (const [name, p] of this.namedParameters()) out[name] = p;
+    for (const [name, b] of this.namedBuffers()) out[name] = b;
+    return out;
+  }
+
+  /** This module's own state keys (parameters then buffers), without prefix. */
+  protected ownStateKeys(): string[] {
+    const keys: string[] = [];
+    for (const [name, p] of this.#parameters) if (p !== null) keys.push(name);
+    for (const name of this.#buffers.keys()) keys.push(name);
+    return keys;
+  }
+
+  /**
+   * Checks this module's own part of a state dict (keys without prefix) and returns a function
+   * that applies it. Throws before anything changes. The default copies values into the
+   * existing tensors and requires equal shapes; layers whose shapes can change (SparseLinear's
+   * nnz) override it.
+   */
+  protected prepareOwnState(state: Record<string, StateValue>, prefix: string): () => void {
+    const applies: (() => void)[] = [];
+    for (const name of this.ownStateKeys()) {
+      const target = this.#parameters.get(name) ?? this.#buffers.get(name);
+      const source = state[name];
+      if (target === undefined || target === null || source === undefined) continue;
+      applies.push(prepareCopy(prefix + name, target, source));
+    }
+    return () => applies.forEach((apply) => apply());
+  }
+
+  /**
+   * Loads a state dict (as written by `stateDict()` or by PyTorch). Every key, shape and dtype is
+   * checked first; on any problem an error lists it and the model is left untouched.
+   */
+  loadStateDict(state: StateDict, options: LoadStateOptions = {}): void {
+    const strict = options.strict ?? true;
+    if (state === null || typeof state !== "object") {
+      throw new TypeError("loadStateDict() needs an object mapping names to tensors");
+    }
+    const modules = this.namedModules();
+    const expected = new Set<string>();
+    const applies: (() => void)[] = [];
+    const problems: string[] = [];
+    for (const [path, module] of modules) {
+      const prefix = path === "" ? "" : `${path}.`;
+      const own: Record<string, StateValue> = {};
+      for (const key of module.ownStateKeys()) {
+        expected.add(prefix + key);
+        if (prefix + key in state) own[key] = state[prefix + key];
+        else if (strict) problems.push(`missing key "${prefix + key}"`);
+      }
+      try {
+        applies.push(module.prepareOwnState(own, prefix));
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    if (strict) {
+      for (const key of Object.keys(state)) {
+        if (!expected.has(key)) problems.push(`unexpected key "${key}"`);
+      }
+    }
+    if (problems.length > 0) {
+      throw new Error(`loadStateDict() failed, the model is unchanged: ${problems.join("; ")}`);
+    }
+    applies.forEach((apply) => apply());
+  }
+
+  /** Moves every parameter and buffer to `device` (in place) and returns this module. */
+  to(device: Device): this {
+    for (const [, m] of this.namedModules()) {
+      for (const [name, p] of m.#parameters) {
+        if (p !== null && p.device !== device) {
+          const moved = p.to(device);
+          moved.requiresGrad = p.requiresGrad;
+          m.#parameters.set(name, moved);
+        }
+      }
+      for (const [name, b] of m.#buffers) {
+        if (b instanceof Tensor && b.device !== device) m.#buffers.set(name, b.to(device));
+      }
+      m.onDeviceChange(device);
+    }
+    return this;
+  }
+
+  /** Hook for modules holding device data outside parameters/buffers (e.g. CSR arrays). */
+  protected onDeviceChange(_device: Device): void {}
+}
+
+/** Validates copying `source` into `target` and returns the copy to run later. */
+export function prepareCopy(name: string, target: StateValue, source: StateValue): () => void {
+  const sameKind = (target instanceof Tensor) === (source instanceof Tensor);
+  if (!sameKind) {
+    const want = target instanceof Tensor ? "float32" : "integer";
+    throw new TypeError(`"${name}" must be a ${want} tensor`);
+  }
+  if (target.shape.join() !== source.shape.join()) {
+    throw new ShapeError(
+      `"${name}" has shape ${shapeString(source.shape)}, expected ${shapeString(target.shape)}`,
+    );
+  }
+  if (target instanceof Tensor) {
+    const values = (source as Tensor).toArray();
+    return () => target.storage.write(values);
+  }
+  const ints = (source as IndexTensor).data.slice();
+  return () => (target as IndexTensor).data.set(ints);
+}
