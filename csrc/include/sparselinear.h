@@ -136,8 +136,102 @@ SL_API sl_status sl_copy(int64_t n, const float *x, float *y);
 /* ------------------------------------------------------------ nn kernels ---- */
 /* (LayerNorm, softmax / cross-entropy, K-Winners; see csrc/cpu/nn.c) */
 
+/* Loss reductions: per element / per sample (none), their mean, or their sum. */
+enum { SL_REDUCTION_NONE = 0, SL_REDUCTION_MEAN = 1, SL_REDUCTION_SUM = 2 };
+
+/*
+ * LayerNorm over the last dimension of x [rows, n] (biased variance, as PyTorch):
+ * y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps).
+ * gamma, beta: [n] or null (no affine part). mean, rstd: [rows], written when non-null (the
+ * backward pass needs them).
+ */
+SL_API sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
+                                   const float *gamma, const float *beta, float *y, float *mean,
+                                   float *rstd);
+/*
+ * LayerNorm backward from the forward's x, mean and rstd. Each of dx [rows, n], dgamma [n] and
+ * dbeta [n] is written (overwritten) when non-null; gamma null means no affine part.
+ */
+SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
+                                   const float *rstd, const float *gamma, const float *dy,
+                                   float *dx, float *dgamma, float *dbeta);
+
+/*
+ * Fused log-softmax + negative log-likelihood from logits [batch, n_classes] and labels
+ * [batch] (each in [0, n_classes), else SL_E_INDEX_OUT_OF_RANGE naming the first bad label,
+ * nothing written). loss: [batch] for SL_REDUCTION_NONE, else [1] (mean over the batch: NaN
+ * for batch 0, as PyTorch). lse: [batch] log-sum-exp of each row (for the backward) or null.
+ */
+SL_API sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *logits,
+                                      const int32_t *labels, int32_t reduction, float *loss,
+                                      float *lse);
+/*
+ * dlogits[b, c] = scale * dloss[b * dloss_stride] * (softmax(logits[b])[c] - (c == labels[b])).
+ * dloss_stride 0: one upstream gradient for every sample (mean: scale = 1 / batch; sum:
+ * scale = 1); 1: one per sample (reduction none).
+ */
+SL_API sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *logits,
+                                      const int32_t *labels, const float *lse,
+                                      const float *dloss, int32_t dloss_stride, float scale,
+                                      float *dlogits);
+
+/* Squared error (pred - target)^2 over n elements; loss: [n] for none, else [1]. */
+SL_API sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target,
+                            int32_t reduction, float *loss);
+/*
+ * g = 2 * scale * dloss[i * dloss_stride] * (pred[i] - target[i]); dpred = g, dtarget = -g,
+ * each written when non-null (not both null).
+ */
+SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
+                            const float *dloss, int32_t dloss_stride, float scale, float *dpred,
+                            float *dtarget);
+
+/*
+ * Inverted dropout: y[i] = x[i] / (1 - p) when kept, 0 when dropped (p = 1 drops everything).
+ * Element i is dropped when the top 32 bits of the i-th splitmix64 output for `seed` are below
+ * p * 2^32, so the mask is a pure function of (seed, i): the backward call with the same seed
+ * and p applies the same mask to dy, and the CUDA library draws the same mask.
+ */
+SL_API sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y);
+SL_API sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx);
+
+/*
+ * Per-feature affine map over the last dimension: y[r, j] = x[r, j] * scale[j] + shift[j];
+ * scale or shift null means 1 or 0. Backward: dx = dy * scale, dscale[j] = sum_r dy * x,
+ * dshift[j] = sum_r dy, each written when non-null (x may be null when dscale is).
+ */
+SL_API sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,
+                                    const float *shift, float *y);
+SL_API sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const float *scale,
+                                    const float *dy, float *dx, float *dscale, float *dshift);
+
 /* ------------------------------------------------------------- optimizers ---- */
 /* (SGD, Adam; see csrc/cpu/optim.c) */
+
+/*
+ * One SGD step over n elements, torch.optim.SGD semantics:
+ *   d = grad + weight_decay * param;
+ *   momentum != 0: buf = init_momentum ? d : momentum * buf + (1 - dampening) * d;
+ *                  d = nesterov ? d + momentum * buf : buf;
+ *   param -= lr * d.
+ * momentum_buf [n] may be null when momentum is 0. nesterov needs momentum > 0, dampening 0.
+ */
+SL_API sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening,
+                             float weight_decay, int32_t nesterov, int32_t init_momentum,
+                             float *param, const float *grad, float *momentum_buf);
+
+/*
+ * One Adam / AdamW step over n elements, torch.optim.Adam / AdamW semantics. step counts this
+ * update (1 on the first). decoupled_weight_decay 0 (Adam): grad += weight_decay * param;
+ * 1 (AdamW): param *= 1 - lr * weight_decay. Then m = lerp(m, grad, 1 - beta1),
+ * v = beta2 * v + (1 - beta2) * grad^2, v_hat = amsgrad ? (vmax = max(vmax, v)) : v,
+ * param -= lr / (1 - beta1^step) * m / (sqrt(v_hat) / sqrt(1 - beta2^step) + eps).
+ * max_exp_avg_sq may be null unless amsgrad.
+ */
+SL_API sl_status sl_adam_step(int64_t n, float lr, float beta1, float beta2, float eps,
+                              float weight_decay, int32_t decoupled_weight_decay,
+                              int32_t amsgrad, int64_t step, float *param, const float *grad,
+                              float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq);
 
 /* ------------------------------------------------------ sparsity updates ---- */
 /* (top-k / bottom-k, chunked dense-gradient top-k, CSR rebuild; see csrc/cpu/topk.c) */

@@ -1,0 +1,414 @@
+/*
+ * nn.c — the per-layer kernels of the training stack: LayerNorm, fused log-softmax +
+ * cross-entropy, mean squared error, dropout and a per-feature scale/shift.
+ *
+ * Every kernel is one call over a whole batch. Reductions accumulate in double so that wide
+ * rows (50 000 features) keep float32 accuracy, and column reductions (gamma/beta gradients)
+ * are split by column blocks so that results do not depend on the thread count.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Work below this many elements runs on one thread: a parallel region costs more. */
+#define SL_NN_PARALLEL_MIN 32768
+
+/* Columns per block of a column reduction (stack accumulators, vectorised over the block). */
+#define SL_NN_COL_BLOCK 512
+
+static int check_reduction(int32_t reduction) {
+  return reduction == SL_REDUCTION_NONE || reduction == SL_REDUCTION_MEAN ||
+         reduction == SL_REDUCTION_SUM;
+}
+
+/*
+ * out[c] = sum_r a[r, c] * (b ? b[r, c] : 1) for c in [0, n), a and b [rows, n] row-major.
+ * When b_mean/b_rstd are given, b[r, c] is replaced by (b[r, c] - b_mean[r]) * b_rstd[r] (the
+ * normalised input of LayerNorm, recomputed instead of stored).
+ */
+static void column_sums(int64_t rows, int32_t n, const float *a, const float *b,
+                        const float *b_mean, const float *b_rstd, float *out) {
+  int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
+  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && blocks > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
+    int32_t c1 = c0 + SL_NN_COL_BLOCK < n ? c0 + SL_NN_COL_BLOCK : n;
+    int32_t w = c1 - c0;
+    double acc[SL_NN_COL_BLOCK];
+    for (int32_t j = 0; j < w; j++) acc[j] = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+      const float *ar = a + r * n + c0;
+      if (b == NULL) {
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) acc[j] += ar[j];
+      } else if (b_mean == NULL) {
+        const float *br = b + r * n + c0;
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) acc[j] += (double)ar[j] * br[j];
+      } else {
+        const float *br = b + r * n + c0;
+        float mu = b_mean[r], rs = b_rstd[r];
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) acc[j] += (double)ar[j] * ((br[j] - mu) * rs);
+      }
+    }
+    for (int32_t j = 0; j < w; j++) out[c0 + j] = (float)acc[j];
+  }
+}
+
+/* ------------------------------------------------------------------ LayerNorm ---- */
+
+sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
+                            const float *gamma, const float *beta, float *y, float *mean,
+                            float *rstd) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
+  SL_CHECK_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0) return SL_OK;
+  SL_CHECK_PTR(x);
+  SL_CHECK_PTR(y);
+  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n;
+    float *yr = y + r * n;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int32_t j = 0; j < n; j++) s += xr[j];
+    double mu = s / n;
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int32_t j = 0; j < n; j++) {
+      double d = xr[j] - mu;
+      ss += d * d;
+    }
+    /* Biased variance, as PyTorch's LayerNorm. */
+    float rs = (float)(1.0 / sqrt(ss / n + (double)eps));
+    float muf = (float)mu;
+    if (gamma != NULL && beta != NULL) {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs * gamma[j] + beta[j];
+    } else if (gamma != NULL) {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs * gamma[j];
+    } else if (beta != NULL) {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs + beta[j];
+    } else {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs;
+    }
+    if (mean != NULL) mean[r] = muf;
+    if (rstd != NULL) rstd[r] = rs;
+  }
+  return SL_OK;
+}
+
+sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
+                            const float *rstd, const float *gamma, const float *dy, float *dx,
+                            float *dgamma, float *dbeta) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0) {
+    /* Gradients of gamma and beta over an empty batch are zero. */
+    if (dgamma != NULL) memset(dgamma, 0, (size_t)n * sizeof(float));
+    if (dbeta != NULL) memset(dbeta, 0, (size_t)n * sizeof(float));
+    return SL_OK;
+  }
+  SL_CHECK_PTR(x);
+  SL_CHECK_PTR(mean);
+  SL_CHECK_PTR(rstd);
+  SL_CHECK_PTR(dy);
+  if (dx != NULL) {
+    int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * n, *dyr = dy + r * n;
+      float *dxr = dx + r * n;
+      float mu = mean[r], rs = rstd[r];
+      /* g = dy * gamma; dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). */
+      double sg = 0.0, sgx = 0.0;
+      if (gamma != NULL) {
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int32_t j = 0; j < n; j++) {
+          float g = dyr[j] * gamma[j];
+          sg += g;
+          sgx += (double)g * ((xr[j] - mu) * rs);
+        }
+      } else {
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int32_t j = 0; j < n; j++) {
+          sg += dyr[j];
+          sgx += (double)dyr[j] * ((xr[j] - mu) * rs);
+        }
+      }
+      float mg = (float)(sg / n), mgx = (float)(sgx / n);
+      if (gamma != NULL) {
+#pragma omp simd
+        for (int32_t j = 0; j < n; j++)
+          dxr[j] = rs * (dyr[j] * gamma[j] - mg - (xr[j] - mu) * rs * mgx);
+      } else {
+#pragma omp simd
+        for (int32_t j = 0; j < n; j++) dxr[j] = rs * (dyr[j] - mg - (xr[j] - mu) * rs * mgx);
+      }
+    }
+  }
+  if (dgamma != NULL) column_sums(rows, n, dy, x, mean, rstd, dgamma);
+  if (dbeta != NULL) column_sums(rows, n, dy, NULL, NULL, NULL, dbeta);
+  return SL_OK;
+}
+
+/* ------------------------------------------------------------ cross-entropy ---- */
+
+static sl_status check_labels(const char *fn, int32_t batch, int32_t n_classes,
+                              const int32_t *labels) {
+  for (int32_t b = 0; b < batch; b++) {
+    if (labels[b] < 0 || labels[b] >= n_classes)
+      return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "labels[%d] = %d is outside [0, %d)", b,
+                     labels[b], n_classes);
+  }
+  return SL_OK;
+}
+
+sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *logits,
+                               const int32_t *labels, int32_t reduction, float *loss,
+                               float *lse) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(batch);
+  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
+  SL_CHECK_ARG(check_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
+               reduction);
+  SL_CHECK_PTR(loss);
+  if (batch > 0) {
+    SL_CHECK_PTR(logits);
+    SL_CHECK_PTR(labels);
+    sl_status st = check_labels(__func__, batch, n_classes, labels);
+    if (st != SL_OK) return st;
+  }
+  double total = 0.0;
+  int parallel = sl_mul_size(batch, n_classes) > SL_NN_PARALLEL_MIN && batch > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static) \
+    reduction(+ : total)
+  for (int32_t b = 0; b < batch; b++) {
+    const float *zr = logits + (int64_t)b * n_classes;
+    float mx = zr[0];
+    for (int32_t c = 1; c < n_classes; c++) mx = zr[c] > mx ? zr[c] : mx;
+    double s = 0.0;
+    if (isfinite(mx)) {
+#pragma omp simd reduction(+ : s)
+      for (int32_t c = 0; c < n_classes; c++) s += exp((double)(zr[c] - mx));
+    }
+    /* A row holding +inf or NaN gives a non-finite loss, as in PyTorch. */
+    double row_lse = isfinite(mx) ? (double)mx + log(s) : (double)mx;
+    double l = row_lse - (double)zr[labels[b]];
+    if (isnan(zr[labels[b]]) || isnan(mx)) l = NAN;
+    if (lse != NULL) lse[b] = (float)row_lse;
+    if (reduction == SL_REDUCTION_NONE) loss[b] = (float)l;
+    total += l;
+  }
+  if (reduction == SL_REDUCTION_MEAN) loss[0] = (float)(total / batch); /* NaN for batch 0 */
+  else if (reduction == SL_REDUCTION_SUM) loss[0] = (float)total;
+  return SL_OK;
+}
+
+sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *logits,
+                               const int32_t *labels, const float *lse, const float *dloss,
+                               int32_t dloss_stride, float scale, float *dlogits) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(batch);
+  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
+  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
+               dloss_stride);
+  if (batch == 0) return SL_OK;
+  SL_CHECK_PTR(logits);
+  SL_CHECK_PTR(labels);
+  SL_CHECK_PTR(lse);
+  SL_CHECK_PTR(dloss);
+  SL_CHECK_PTR(dlogits);
+  sl_status st = check_labels(__func__, batch, n_classes, labels);
+  if (st != SL_OK) return st;
+  int parallel = sl_mul_size(batch, n_classes) > SL_NN_PARALLEL_MIN && batch > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int32_t b = 0; b < batch; b++) {
+    const float *zr = logits + (int64_t)b * n_classes;
+    float *dr = dlogits + (int64_t)b * n_classes;
+    float g = scale * dloss[(int64_t)b * dloss_stride];
+    float l = lse[b];
+#pragma omp simd
+    for (int32_t c = 0; c < n_classes; c++) dr[c] = g * expf(zr[c] - l);
+    dr[labels[b]] -= g;
+  }
+  return SL_OK;
+}
+
+/* ---------------------------------------------------------------------- MSE ---- */
+
+sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t reduction,
+                     float *loss) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(n);
+  SL_CHECK_ARG(check_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
+               reduction);
+  SL_CHECK_PTR(loss);
+  if (n > 0) {
+    SL_CHECK_PTR(pred);
+    SL_CHECK_PTR(target);
+  }
+  double total = 0.0;
+#pragma omp parallel for simd num_threads(sl_threads()) if (n > 262144) schedule(static) \
+    reduction(+ : total)
+  for (int64_t i = 0; i < n; i++) {
+    float d = pred[i] - target[i];
+    if (reduction == SL_REDUCTION_NONE) loss[i] = d * d;
+    total += (double)d * d;
+  }
+  if (reduction == SL_REDUCTION_MEAN) loss[0] = (float)(total / (double)n); /* NaN for n 0 */
+  else if (reduction == SL_REDUCTION_SUM) loss[0] = (float)total;
+  return SL_OK;
+}
+
+sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target, const float *dloss,
+                     int32_t dloss_stride, float scale, float *dpred, float *dtarget) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(n);
+  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
+               dloss_stride);
+  if (n == 0) return SL_OK;
+  SL_CHECK_PTR(pred);
+  SL_CHECK_PTR(target);
+  SL_CHECK_PTR(dloss);
+  SL_CHECK_ARG(dpred != NULL || dtarget != NULL, "dpred and dtarget must not both be null");
+#pragma omp parallel for simd num_threads(sl_threads()) if (n > 262144) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float g = 2.0f * scale * dloss[i * dloss_stride] * (pred[i] - target[i]);
+    if (dpred != NULL) dpred[i] = g;
+    if (dtarget != NULL) dtarget[i] = -g;
+  }
+  return SL_OK;
+}
+
+/* ------------------------------------------------------------------ dropout ---- */
+
+/*
+ * The keep/drop decision of element i is a pure function of (seed, i): the i-th output of
+ * splitmix64 seeded with `seed`. The backward pass recomputes the mask instead of storing it,
+ * and the CUDA kernels draw the very same mask.
+ */
+static inline uint32_t dropout_bits(uint64_t seed, int64_t i) {
+  uint64_t z = seed + ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (uint32_t)(z >> 32);
+}
+
+/* Elements whose 32 random bits fall below this are dropped; p * 2^32, exact for p = 1. */
+static inline uint64_t dropout_threshold(float p) {
+  return (uint64_t)((double)p * 4294967296.0);
+}
+
+static sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed, const float *in,
+                               float *out) {
+  if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %lld", (long long)n);
+  if (!(p >= 0.0f && p <= 1.0f))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", (double)p);
+  if (n == 0) return SL_OK;
+  if (in == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
+  if (out == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
+  uint64_t threshold = dropout_threshold(p);
+  float keep_scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+#pragma omp parallel for simd num_threads(sl_threads()) if (n > 65536) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    out[i] = (uint64_t)dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
+  }
+  return SL_OK;
+}
+
+sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y) {
+  SL_ENTER();
+  return dropout_apply(__func__, n, p, seed, x, y);
+}
+
+sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx) {
+  SL_ENTER();
+  return dropout_apply(__func__, n, p, seed, dy, dx);
+}
+
+/* ---------------------------------------------------------- scale and shift ---- */
+
+sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,
+                             const float *shift, float *y) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_NONNEG(n);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0 || n == 0) return SL_OK;
+  SL_CHECK_PTR(x);
+  SL_CHECK_PTR(y);
+  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n;
+    float *yr = y + r * n;
+    if (scale != NULL && shift != NULL) {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = xr[j] * scale[j] + shift[j];
+    } else if (scale != NULL) {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = xr[j] * scale[j];
+    } else if (shift != NULL) {
+#pragma omp simd
+      for (int32_t j = 0; j < n; j++) yr[j] = xr[j] + shift[j];
+    } else {
+      memmove(yr, xr, (size_t)n * sizeof(float));
+    }
+  }
+  return SL_OK;
+}
+
+sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const float *scale,
+                             const float *dy, float *dx, float *dscale, float *dshift) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_NONNEG(n);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (n == 0) return SL_OK;
+  if (rows == 0) {
+    if (dscale != NULL) memset(dscale, 0, (size_t)n * sizeof(float));
+    if (dshift != NULL) memset(dshift, 0, (size_t)n * sizeof(float));
+    return SL_OK;
+  }
+  SL_CHECK_PTR(dy);
+  if (dscale != NULL) SL_CHECK_PTR(x);
+  if (dx != NULL) {
+    int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      const float *dyr = dy + r * n;
+      float *dxr = dx + r * n;
+      if (scale != NULL) {
+#pragma omp simd
+        for (int32_t j = 0; j < n; j++) dxr[j] = dyr[j] * scale[j];
+      } else {
+        memmove(dxr, dyr, (size_t)n * sizeof(float));
+      }
+    }
+  }
+  if (dscale != NULL) column_sums(rows, n, dy, x, NULL, NULL, dscale);
+  if (dshift != NULL) column_sums(rows, n, dy, NULL, NULL, NULL, dshift);
+  return SL_OK;
+}
