@@ -4,12 +4,16 @@
  * @module
  */
 import { coreSymbols } from "./symbols/core.ts";
+import { nnSymbols } from "./symbols/nn.ts";
+import { optimSymbols } from "./symbols/optim.ts";
 import { sparseSymbols } from "./symbols/sparse.ts";
 import { vectorSymbols } from "./symbols/vector.ts";
 
 /** Every symbol the CPU library exports. */
 export const symbols = {
   ...coreSymbols,
+  ...nnSymbols,
+  ...optimSymbols,
   ...sparseSymbols,
   ...vectorSymbols,
 } as const satisfies Deno.ForeignLibraryInterface;
