@@ -113,6 +113,10 @@ SL_API sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, i
 /*
  * Weight gradient (SDDMM over the pattern): dw[k] = sum_b dy[b, o] * x[b, col_idx[k]],
  * for k in row o. dw: [nnz] (overwritten).
+ * Exception to the no-partial-write rule: column indices are checked inside the kernel loop, so
+ * on SL_E_INDEX_OUT_OF_RANGE dw holds unspecified values (never anything out of bounds).
+ * sl_spmm_fwd and sl_spmm_bwd_input also check indices in their loops but compute into scratch,
+ * so they leave y / dx untouched on failure.
  */
 SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                           const int32_t *row_ptr, const int32_t *col_idx, const float *x,

@@ -1,0 +1,534 @@
+/*
+ * test_sparse.c — the sparse format conversions and the sparse kernels against naive references
+ * on random shapes: odd sizes, empty rows and columns, batch 1, batches that are not multiples
+ * of the vector width or the tile, nnz 0, duplicates, bad indices and null pointers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sparselinear.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define EXPECT(cond, ...)                                              \
+  do {                                                                 \
+    checks++;                                                          \
+    if (!(cond)) {                                                     \
+      failures++;                                                      \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
+      fprintf(stderr, __VA_ARGS__);                                    \
+      fprintf(stderr, "\n");                                           \
+    }                                                                  \
+  } while (0)
+
+/* Checks a status and, when needle is non-null, that the last error message contains it. */
+static void expect_status(sl_status st, sl_status code, const char *needle, int line) {
+  checks++;
+  if (st != code) {
+    failures++;
+    fprintf(stderr, "FAIL %s:%d: status %d, expected %d (%s)\n", __FILE__, line, st, code,
+            sl_last_error());
+  } else if (needle != NULL && strstr(sl_last_error(), needle) == NULL) {
+    failures++;
+    fprintf(stderr, "FAIL %s:%d: message '%s' lacks '%s'\n", __FILE__, line, sl_last_error(),
+            needle);
+  }
+}
+#define EXPECT_STATUS(st, code, needle) expect_status((st), (code), (needle), __LINE__)
+
+/* ---- deterministic random numbers */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 16);
+}
+static int32_t rnd_int(int32_t n) { return n > 0 ? (int32_t)(rnd() % (uint32_t)n) : 0; }
+static float rnd_float(void) { return (float)rnd() / 4294967296.0f * 2.0f - 1.0f; }
+
+static void fill_random(float *a, int64_t n) {
+  for (int64_t i = 0; i < n; i++) a[i] = rnd_float();
+}
+
+/* |got - want| <= tol * (1 + sum of |terms|) per element. */
+static int close_to(float got, double want, double scale) {
+  return fabs((double)got - want) <= 1e-5 * (1.0 + scale);
+}
+
+/* ---- a random CSR pattern: each (row, col) kept with probability density, some rows and
+ * columns forced empty. */
+typedef struct {
+  int32_t n_rows, n_cols;
+  int64_t nnz;
+  int32_t *row_ptr, *col_idx;
+  float *values;
+} csr_t;
+
+static csr_t random_csr(int32_t n_rows, int32_t n_cols, double density) {
+  csr_t m = {n_rows, n_cols, 0, NULL, NULL, NULL};
+  m.row_ptr = malloc(((size_t)n_rows + 1) * sizeof(int32_t));
+  int64_t cap = (int64_t)n_rows * n_cols + 1;
+  m.col_idx = malloc((size_t)cap * sizeof(int32_t));
+  m.values = malloc((size_t)cap * sizeof(float));
+  int32_t empty_col = n_cols > 2 ? rnd_int(n_cols) : -1;
+  m.row_ptr[0] = 0;
+  for (int32_t r = 0; r < n_rows; r++) {
+    int empty_row = (rnd() % 7) == 0;
+    for (int32_t c = 0; c < n_cols; c++) {
+      if (empty_row || c == empty_col) continue;
+      if ((double)rnd() / 4294967296.0 < density) {
+        m.col_idx[m.nnz] = c;
+        m.values[m.nnz] = rnd_float();
+        m.nnz++;
+      }
+    }
+    m.row_ptr[r + 1] = (int32_t)m.nnz;
+  }
+  return m;
+}
+
+static void free_csr(csr_t *m) {
+  free(m->row_ptr);
+  free(m->col_idx);
+  free(m->values);
+}
+
+/* ------------------------------------------------------------------- COO -> CSR ---- */
+
+typedef struct {
+  int32_t r, c;
+  int64_t e;
+} triple_t;
+
+static int cmp_triple(const void *a, const void *b) {
+  const triple_t *x = a, *y = b;
+  if (x->r != y->r) return x->r < y->r ? -1 : 1;
+  if (x->c != y->c) return x->c < y->c ? -1 : 1;
+  return x->e < y->e ? -1 : (x->e > y->e);
+}
+
+static void test_coo_to_csr_case(int32_t n_rows, int32_t n_cols, int64_t nnz, int32_t span_r,
+                                 int32_t span_c, int with_values, int with_perm) {
+  int32_t *rows = malloc((size_t)(nnz + 1) * sizeof(int32_t));
+  int32_t *cols = malloc((size_t)(nnz + 1) * sizeof(int32_t));
+  float *vin = malloc((size_t)(nnz + 1) * sizeof(float));
+  /* A small span makes duplicates likely; scale them into the whole range. */
+  for (int64_t e = 0; e < nnz; e++) {
+    rows[e] = (int32_t)((int64_t)rnd_int(span_r) * (n_rows - 1) / (span_r > 1 ? span_r - 1 : 1));
+    cols[e] = (int32_t)((int64_t)rnd_int(span_c) * (n_cols - 1) / (span_c > 1 ? span_c - 1 : 1));
+    vin[e] = rnd_float();
+  }
+  int32_t *row_ptr = malloc(((size_t)n_rows + 1) * sizeof(int32_t));
+  int32_t *col_idx = malloc((size_t)(nnz + 1) * sizeof(int32_t));
+  float *vout = malloc((size_t)(nnz + 1) * sizeof(float));
+  int64_t *perm = malloc((size_t)(nnz + 1) * sizeof(int64_t));
+  int64_t nnz_out = -7, first_dup = -7;
+  sl_status st = sl_coo_to_csr(n_rows, n_cols, nnz, rows, cols, with_values ? vin : NULL,
+                               row_ptr, col_idx, with_values ? vout : NULL,
+                               with_perm ? perm : NULL, &nnz_out, &first_dup);
+  EXPECT(st == SL_OK, "coo_to_csr failed: %s", sl_last_error());
+
+  /* Reference: sort (r, c, e) triples; coalesce. */
+  triple_t *t = malloc((size_t)(nnz + 1) * sizeof(triple_t));
+  for (int64_t e = 0; e < nnz; e++) t[e] = (triple_t){rows[e], cols[e], e};
+  qsort(t, (size_t)nnz, sizeof(triple_t), cmp_triple);
+  int64_t out = 0, want_dup = -1;
+  int ok = 1;
+  for (int64_t i = 0; i < nnz;) {
+    int64_t j = i;
+    double sum = 0;
+    while (j < nnz && t[j].r == t[i].r && t[j].c == t[i].c) sum += vin[t[j++].e];
+    if (j - i > 1 && (want_dup < 0 || t[i + 1].e < want_dup)) want_dup = t[i + 1].e;
+    if (out < nnz_out) {
+      ok &= col_idx[out] == t[i].c;
+      if (with_perm) ok &= perm[out] == t[i].e;
+      if (with_values) ok &= close_to(vout[out], sum, (double)(j - i));
+    }
+    out++;
+    i = j;
+  }
+  EXPECT(nnz_out == out, "nnz_out %lld, expected %lld", (long long)nnz_out, (long long)out);
+  EXPECT(first_dup == want_dup, "first_duplicate %lld, expected %lld", (long long)first_dup,
+         (long long)want_dup);
+  EXPECT(ok, "coo_to_csr entries differ from the reference (%d x %d, nnz %lld)", n_rows, n_cols,
+         (long long)nnz);
+  /* row_ptr: counts of distinct entries per row. */
+  int rp_ok = row_ptr[0] == 0;
+  {
+    int64_t distinct = 0, ti = 0;
+    for (int32_t r = 0; r < n_rows; r++) {
+      while (ti < nnz && t[ti].r == r) {
+        int64_t j = ti;
+        while (j < nnz && t[j].r == t[ti].r && t[j].c == t[ti].c) j++;
+        distinct++;
+        ti = j;
+      }
+      rp_ok &= row_ptr[r + 1] == distinct;
+    }
+  }
+  EXPECT(rp_ok, "row_ptr differs from the reference");
+  /* The result must be a valid CSR. */
+  EXPECT(sl_csr_validate(n_rows, n_cols, nnz_out, row_ptr, col_idx) == SL_OK,
+         "coo_to_csr output is not valid CSR: %s", sl_last_error());
+  free(t);
+  free(rows);
+  free(cols);
+  free(vin);
+  free(row_ptr);
+  free(col_idx);
+  free(vout);
+  free(perm);
+}
+
+static void test_coo_to_csr(void) {
+  test_coo_to_csr_case(7, 5, 30, 7, 5, 1, 1);           /* many duplicates */
+  test_coo_to_csr_case(50, 40, 300, 50, 40, 1, 1);
+  test_coo_to_csr_case(13, 1, 20, 13, 1, 1, 0);         /* one column */
+  test_coo_to_csr_case(1, 17, 25, 1, 17, 0, 1);         /* one row */
+  test_coo_to_csr_case(100, 1000, 500, 100, 1000, 1, 1); /* few duplicates */
+  test_coo_to_csr_case(5, 1 << 30, 200, 5, 60, 1, 1);   /* huge n_cols: per-row sort path */
+  test_coo_to_csr_case(3, 1 << 30, 2000, 3, 1 << 20, 1, 1); /* long rows on the sort path */
+  test_coo_to_csr_case(9, 9, 0, 9, 9, 1, 1);            /* nnz 0 */
+  test_coo_to_csr_case(0, 0, 0, 1, 1, 1, 1);            /* empty matrix */
+
+  /* Out-of-range entries: error naming the first bad entry, nothing written. */
+  int32_t rows[4] = {0, 1, 2, 1}, cols[4] = {0, 3, 1, 1};
+  int32_t row_ptr[4] = {-5, -5, -5, -5}, col_idx[4] = {-5, -5, -5, -5};
+  int64_t nnz_out = -5, dup = -5;
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, 4, rows, cols, NULL, row_ptr, col_idx, NULL, NULL, &nnz_out,
+                              &dup),
+                SL_E_INDEX_OUT_OF_RANGE, "cols[1] = 3 is outside [0, 3)");
+  EXPECT(row_ptr[0] == -5 && col_idx[0] == -5 && nnz_out == -5 && dup == -5,
+         "coo_to_csr wrote output on failure");
+  rows[2] = -1;
+  cols[1] = 0;
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, 4, rows, cols, NULL, row_ptr, col_idx, NULL, NULL, &nnz_out,
+                              &dup),
+                SL_E_INDEX_OUT_OF_RANGE, "rows[2] = -1 is outside [0, 3)");
+  rows[2] = 2;
+  float v[4] = {1, 2, 3, 4};
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, 4, rows, cols, v, row_ptr, col_idx, NULL, NULL, &nnz_out,
+                              &dup),
+                SL_E_INVALID_ARGUMENT, "values_in and values_out");
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, 4, NULL, cols, NULL, row_ptr, col_idx, NULL, NULL, &nnz_out,
+                              &dup),
+                SL_E_NULL_POINTER, "rows must not be null");
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, 4, rows, cols, NULL, row_ptr, col_idx, NULL, NULL, NULL,
+                              &dup),
+                SL_E_NULL_POINTER, "nnz_out");
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, (int64_t)1 << 31, rows, cols, NULL, row_ptr, col_idx, NULL,
+                              NULL, &nnz_out, &dup),
+                SL_E_OVERFLOW, "2^31");
+  EXPECT_STATUS(sl_coo_to_csr(-1, 3, 4, rows, cols, NULL, row_ptr, col_idx, NULL, NULL, &nnz_out,
+                              &dup),
+                SL_E_INVALID_ARGUMENT, "n_rows");
+  /* Duplicates: (1,0) appears at 1 and 3 -> first_duplicate 3, value summed, perm first. */
+  int64_t perm[4];
+  float vout[4];
+  EXPECT_STATUS(sl_coo_to_csr(3, 3, 4, (int32_t[]){0, 1, 2, 1}, (int32_t[]){0, 0, 1, 0}, v,
+                              row_ptr, col_idx, vout, perm, &nnz_out, &dup),
+                SL_OK, NULL);
+  EXPECT(nnz_out == 3 && dup == 3 && row_ptr[1] == 1 && row_ptr[2] == 2 && row_ptr[3] == 3 &&
+             vout[1] == 6.0f && perm[1] == 1 && col_idx[2] == 1,
+         "duplicate handling: nnz_out %lld dup %lld vout[1] %g perm[1] %lld", (long long)nnz_out,
+         (long long)dup, vout[1], (long long)perm[1]);
+}
+
+/* --------------------------------------------------------------- CSR validate / CSC ---- */
+
+static void test_csr_validate(void) {
+  int32_t rp[4] = {0, 2, 2, 4};
+  int32_t ci[4] = {0, 3, 1, 2};
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_OK, NULL);
+  ci[1] = 4;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_E_INDEX_OUT_OF_RANGE,
+                "col_idx[1] = 4 is outside [0, 4)");
+  ci[1] = 0;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_E_DUPLICATE, "col_idx[1] = 0 repeats");
+  ci[1] = 3;
+  ci[3] = 0;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_E_INVALID_ARGUMENT, "sorted");
+  ci[3] = 2;
+  rp[2] = 1;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_E_INVALID_ARGUMENT, "row_ptr[2] = 1");
+  rp[2] = 2;
+  rp[3] = 5;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_E_INVALID_ARGUMENT, "nnz = 4");
+  rp[3] = 4;
+  rp[0] = 1;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, ci), SL_E_INVALID_ARGUMENT, "row_ptr[0] = 1");
+  rp[0] = 0;
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, NULL, ci), SL_E_NULL_POINTER, "row_ptr");
+  EXPECT_STATUS(sl_csr_validate(3, 4, 4, rp, NULL), SL_E_NULL_POINTER, "col_idx");
+  int32_t rp0[3] = {0, 0, 0};
+  EXPECT_STATUS(sl_csr_validate(2, 0, 0, rp0, NULL), SL_OK, NULL);
+  EXPECT_STATUS(sl_csr_validate(2, 4, (int64_t)INT32_MAX + 1, rp0, ci), SL_E_OVERFLOW, "nnz");
+}
+
+static void test_csr_to_csc(void) {
+  const int32_t shapes[][2] = {{1, 1}, {7, 5}, {33, 65}, {64, 3}, {2, 200}, {0, 4}, {4, 0}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    csr_t m = random_csr(shapes[s][0], shapes[s][1], 0.3);
+    int32_t *col_ptr = malloc(((size_t)m.n_cols + 1) * sizeof(int32_t));
+    int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+    int32_t *perm = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+    EXPECT_STATUS(sl_csr_to_csc(m.n_rows, m.n_cols, m.nnz, m.row_ptr, m.col_idx, col_ptr,
+                                row_idx, perm),
+                  SL_OK, NULL);
+    /* Reference: walk columns in order, rows in order. */
+    int ok = col_ptr[0] == 0;
+    int64_t k = 0;
+    for (int32_t c = 0; c < m.n_cols; c++) {
+      for (int32_t r = 0; r < m.n_rows; r++)
+        for (int64_t q = m.row_ptr[r]; q < m.row_ptr[r + 1]; q++)
+          if (m.col_idx[q] == c) {
+            ok &= k < m.nnz && row_idx[k] == r && perm[k] == q;
+            k++;
+          }
+      ok &= col_ptr[c + 1] == k;
+    }
+    EXPECT(ok && k == m.nnz, "csr_to_csc differs from the reference for %d x %d", m.n_rows,
+           m.n_cols);
+    free(col_ptr);
+    free(row_idx);
+    free(perm);
+    free_csr(&m);
+  }
+  int32_t rp[3] = {0, 1, 2}, ci[2] = {0, 9}, cp[4] = {-3, -3, -3, -3}, ri[2], pm[2];
+  EXPECT_STATUS(sl_csr_to_csc(2, 3, 2, rp, ci, cp, ri, pm), SL_E_INDEX_OUT_OF_RANGE,
+                "col_idx[1] = 9 is outside [0, 3)");
+  EXPECT(cp[0] == -3, "csr_to_csc wrote col_ptr on failure");
+  EXPECT_STATUS(sl_csr_to_csc(2, 3, 2, rp, ci, NULL, ri, pm), SL_E_NULL_POINTER, "col_ptr");
+}
+
+/* ----------------------------------------------------------------------- kernels ---- */
+
+static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double density,
+                              int with_bias) {
+  csr_t m = random_csr(n_out, n_in, density);
+  int64_t nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out;
+  float *x = malloc((size_t)(nx + 1) * sizeof(float));
+  float *dy = malloc((size_t)(ny + 1) * sizeof(float));
+  float *bias = malloc(((size_t)n_out + 1) * sizeof(float));
+  float *y = malloc((size_t)(ny + 1) * sizeof(float));
+  float *dx = malloc((size_t)(nx + 1) * sizeof(float));
+  float *dw = malloc((size_t)(m.nnz + 1) * sizeof(float));
+  float *db = malloc(((size_t)n_out + 1) * sizeof(float));
+  fill_random(x, nx);
+  fill_random(dy, ny);
+  fill_random(bias, n_out);
+  for (int64_t i = 0; i < ny; i++) y[i] = NAN;
+  for (int64_t i = 0; i < nx; i++) dx[i] = NAN;
+
+  /* forward */
+  EXPECT_STATUS(sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values,
+                            with_bias ? bias : NULL, x, y),
+                SL_OK, NULL);
+  int ok = 1;
+  for (int32_t b = 0; b < batch; b++)
+    for (int32_t o = 0; o < n_out; o++) {
+      double want = with_bias ? bias[o] : 0.0, scale = 0.0;
+      for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++) {
+        want += (double)m.values[k] * x[(int64_t)b * n_in + m.col_idx[k]];
+        scale += fabs((double)m.values[k] * x[(int64_t)b * n_in + m.col_idx[k]]);
+      }
+      ok &= close_to(y[(int64_t)b * n_out + o], want, scale);
+    }
+  EXPECT(ok, "spmm_fwd differs from the reference (batch %d, %d -> %d, nnz %lld)", batch, n_in,
+         n_out, (long long)m.nnz);
+
+  /* input gradient via the CSC view */
+  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
+  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  int32_t *perm = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, perm),
+                SL_OK, NULL);
+  EXPECT_STATUS(sl_spmm_bwd_input(batch, n_in, n_out, m.nnz, col_ptr, row_idx, perm, m.values,
+                                  dy, dx),
+                SL_OK, NULL);
+  double *want_dx = calloc((size_t)(nx + 1), sizeof(double));
+  double *scale_dx = calloc((size_t)(nx + 1), sizeof(double));
+  for (int32_t b = 0; b < batch; b++)
+    for (int32_t o = 0; o < n_out; o++)
+      for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++) {
+        double t = (double)m.values[k] * dy[(int64_t)b * n_out + o];
+        want_dx[(int64_t)b * n_in + m.col_idx[k]] += t;
+        scale_dx[(int64_t)b * n_in + m.col_idx[k]] += fabs(t);
+      }
+  ok = 1;
+  for (int64_t i = 0; i < nx; i++) ok &= close_to(dx[i], want_dx[i], scale_dx[i]);
+  EXPECT(ok, "spmm_bwd_input differs from the reference (batch %d, %d -> %d)", batch, n_in,
+         n_out);
+
+  /* weight gradient */
+  for (int64_t k = 0; k < m.nnz; k++) dw[k] = NAN;
+  EXPECT_STATUS(sl_sddmm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, x, dy, dw), SL_OK,
+                NULL);
+  ok = 1;
+  for (int32_t o = 0; o < n_out; o++)
+    for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++) {
+      double want = 0, scale = 0;
+      for (int32_t b = 0; b < batch; b++) {
+        double t = (double)dy[(int64_t)b * n_out + o] * x[(int64_t)b * n_in + m.col_idx[k]];
+        want += t;
+        scale += fabs(t);
+      }
+      ok &= close_to(dw[k], want, scale);
+    }
+  EXPECT(ok, "sddmm differs from the reference (batch %d, %d -> %d)", batch, n_in, n_out);
+
+  /* bias gradient */
+  EXPECT_STATUS(sl_bias_grad(batch, n_out, dy, db), SL_OK, NULL);
+  ok = 1;
+  for (int32_t o = 0; o < n_out; o++) {
+    double want = 0, scale = 0;
+    for (int32_t b = 0; b < batch; b++) {
+      want += dy[(int64_t)b * n_out + o];
+      scale += fabs(dy[(int64_t)b * n_out + o]);
+    }
+    ok &= close_to(db[o], want, scale);
+  }
+  EXPECT(ok, "bias_grad differs from the reference (batch %d, n_out %d)", batch, n_out);
+
+  /* Bad indices: reported by position, outputs of fwd / bwd_input untouched. */
+  if (m.nnz > 0 && batch > 0) {
+    int64_t k = rnd_int((int32_t)m.nnz);
+    int32_t saved = m.col_idx[k];
+    char needle[96];
+    for (int variant = 0; variant < 2; variant++) {
+      m.col_idx[k] = variant == 0 ? n_in : -1 - rnd_int(1000);
+      for (int64_t i = 0; i < ny; i++) y[i] = 12345.0f;
+      snprintf(needle, sizeof needle, "col_idx[%lld] = %d is outside [0, %d)", (long long)k,
+               m.col_idx[k], n_in);
+      EXPECT_STATUS(sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values,
+                                with_bias ? bias : NULL, x, y),
+                    SL_E_INDEX_OUT_OF_RANGE, needle);
+      int untouched = 1;
+      for (int64_t i = 0; i < ny; i++) untouched &= y[i] == 12345.0f;
+      EXPECT(untouched, "spmm_fwd wrote y despite a bad index (batch %d)", batch);
+      EXPECT_STATUS(sl_sddmm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, x, dy, dw),
+                    SL_E_INDEX_OUT_OF_RANGE, needle);
+    }
+    m.col_idx[k] = saved;
+
+    int32_t saved_r = row_idx[k];
+    row_idx[k] = n_out + rnd_int(5);
+    for (int64_t i = 0; i < nx; i++) dx[i] = 12345.0f;
+    snprintf(needle, sizeof needle, "row_idx[%lld] = %d is outside [0, %d)", (long long)k,
+             row_idx[k], n_out);
+    EXPECT_STATUS(sl_spmm_bwd_input(batch, n_in, n_out, m.nnz, col_ptr, row_idx, perm, m.values,
+                                    dy, dx),
+                  SL_E_INDEX_OUT_OF_RANGE, needle);
+    row_idx[k] = saved_r;
+    int32_t saved_p = perm[k];
+    perm[k] = (int32_t)m.nnz;
+    snprintf(needle, sizeof needle, "csc_to_csr[%lld] = %lld is outside [0, %lld)", (long long)k,
+             (long long)m.nnz, (long long)m.nnz);
+    EXPECT_STATUS(sl_spmm_bwd_input(batch, n_in, n_out, m.nnz, col_ptr, row_idx, perm, m.values,
+                                    dy, dx),
+                  SL_E_INDEX_OUT_OF_RANGE, needle);
+    perm[k] = saved_p;
+    int untouched = 1;
+    for (int64_t i = 0; i < nx; i++) untouched &= dx[i] == 12345.0f;
+    EXPECT(untouched, "spmm_bwd_input wrote dx despite a bad index (batch %d)", batch);
+  }
+
+  free(col_ptr);
+  free(row_idx);
+  free(perm);
+  free(want_dx);
+  free(scale_dx);
+  free(x);
+  free(dy);
+  free(bias);
+  free(y);
+  free(dx);
+  free(dw);
+  free(db);
+  free_csr(&m);
+}
+
+static void test_kernels(void) {
+  const int32_t batches[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 130};
+  for (int threads = 1; threads <= 2; threads++) {
+    sl_set_num_threads(threads);
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+      int32_t n_in = 1 + rnd_int(70), n_out = 1 + rnd_int(70);
+      test_kernels_case(batches[i], n_in, n_out, 0.05 + 0.4 * (rnd() % 100) / 100.0, (int)(i & 1));
+    }
+    /* Large enough for the multithreaded partitioning. */
+    test_kernels_case(1, 3001, 2999, 0.02, 1);
+    test_kernels_case(70, 513, 1031, 0.05, 1);
+    test_kernels_case(5, 257, 3000, 0.05, 0);
+    /* Degenerate shapes. */
+    test_kernels_case(4, 10, 10, 0.0, 1); /* nnz 0 */
+    test_kernels_case(1, 10, 10, 0.0, 0);
+    test_kernels_case(0, 10, 10, 0.5, 1); /* batch 0 */
+    test_kernels_case(3, 1, 1, 1.0, 1);
+  }
+  sl_set_num_threads(0);
+
+  /* n_in 0 / n_out 0 with nnz 0. */
+  int32_t rp[4] = {0, 0, 0, 0};
+  float y[6] = {0}, bias[3] = {1, 2, 3};
+  EXPECT_STATUS(sl_spmm_fwd(2, 0, 3, 0, rp, NULL, NULL, bias, NULL, y), SL_OK, NULL);
+  EXPECT(y[0] == 1 && y[4] == 2 && y[5] == 3, "spmm_fwd with n_in 0 must give the bias");
+  EXPECT_STATUS(sl_spmm_bwd_input(2, 3, 0, 0, rp, NULL, NULL, NULL, NULL, y), SL_OK, NULL);
+  EXPECT(y[0] == 0 && y[5] == 0, "spmm_bwd_input with n_out 0 must give zeros");
+  /* n_in 0 with nnz > 0: every index is out of range and x may be null. */
+  int32_t rp1[2] = {0, 1}, ci1[1] = {0};
+  float v1[1] = {1}, out1[2] = {5, 5};
+  EXPECT_STATUS(sl_spmm_fwd(2, 0, 1, 1, rp1, ci1, v1, NULL, NULL, out1), SL_E_INDEX_OUT_OF_RANGE,
+                "col_idx[0] = 0 is outside [0, 0)");
+  EXPECT_STATUS(sl_spmm_fwd(1, 0, 1, 1, rp1, ci1, v1, NULL, NULL, out1), SL_E_INDEX_OUT_OF_RANGE,
+                "col_idx[0] = 0 is outside [0, 0)");
+  EXPECT_STATUS(sl_sddmm(1, 0, 1, 1, rp1, ci1, NULL, out1, out1), SL_E_INDEX_OUT_OF_RANGE,
+                "col_idx[0]");
+
+  /* Null pointers and bad sizes. */
+  int32_t rp2[3] = {0, 1, 2}, ci2[2] = {0, 1}, cp2[3] = {0, 1, 2};
+  float v2[2] = {1, 2}, x2[4] = {1, 2, 3, 4}, y2[4];
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 2, NULL, ci2, v2, NULL, x2, y2), SL_E_NULL_POINTER,
+                "row_ptr must not be null");
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 2, rp2, NULL, v2, NULL, x2, y2), SL_E_NULL_POINTER,
+                "col_idx");
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 2, rp2, ci2, NULL, NULL, x2, y2), SL_E_NULL_POINTER,
+                "values");
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 2, rp2, ci2, v2, NULL, NULL, y2), SL_E_NULL_POINTER, "x");
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 2, rp2, ci2, v2, NULL, x2, NULL), SL_E_NULL_POINTER, "y");
+  EXPECT_STATUS(sl_spmm_fwd(-1, 2, 2, 2, rp2, ci2, v2, NULL, x2, y2), SL_E_INVALID_ARGUMENT,
+                "batch must be >= 0");
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 3, rp2, ci2, v2, NULL, x2, y2), SL_E_INVALID_ARGUMENT,
+                "row_ptr[2] = 2, must equal nnz = 3");
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, (int64_t)1 << 31, rp2, ci2, v2, NULL, x2, y2),
+                SL_E_OVERFLOW, "nnz");
+  EXPECT_STATUS(sl_spmm_bwd_input(2, 2, 2, 2, cp2, ci2, NULL, v2, x2, y2), SL_E_NULL_POINTER,
+                "csc_to_csr");
+  EXPECT_STATUS(sl_spmm_bwd_input(2, 2, 2, 2, cp2, ci2, ci2, v2, NULL, y2), SL_E_NULL_POINTER,
+                "dy");
+  EXPECT_STATUS(sl_sddmm(2, 2, 2, 2, rp2, ci2, x2, x2, NULL), SL_E_NULL_POINTER, "dw");
+  EXPECT_STATUS(sl_sddmm(2, 2, 2, 2, rp2, ci2, NULL, x2, y2), SL_E_NULL_POINTER, "x");
+  EXPECT_STATUS(sl_bias_grad(2, 2, NULL, y2), SL_E_NULL_POINTER, "dy");
+  EXPECT_STATUS(sl_bias_grad(2, 2, x2, NULL), SL_E_NULL_POINTER, "db");
+  EXPECT_STATUS(sl_bias_grad(2, -2, x2, y2), SL_E_INVALID_ARGUMENT, "n_out");
+  int32_t rp_bad[3] = {0, 2, 1};
+  EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 1, rp_bad, ci2, v2, NULL, x2, y2), SL_E_INVALID_ARGUMENT,
+                "row_ptr[2] = 1 is less than row_ptr[1] = 2");
+}
+
+int main(void) {
+  test_coo_to_csr();
+  test_csr_validate();
+  test_csr_to_csc();
+  test_kernels();
+  if (failures) {
+    fprintf(stderr, "test_sparse: %d of %d checks failed\n", failures, checks);
+    return 1;
+  }
+  printf("test_sparse: all %d checks passed\n", checks);
+  return 0;
+}
