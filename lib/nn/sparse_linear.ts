@@ -1,0 +1,473 @@
+/**
+ * `SparseLinear`: a linear layer `y = x · Wᵀ + b` whose weight W (outFeatures × inFeatures)
+ * stores only its connections. The port of the PyTorch package SparseLinear (rain-neuromorphics)
+ * in TS idiom, on native CSR kernels.
+ *
+ * State, as in the seed: `weights` (the nnz connection values, a parameter), `indices`
+ * ((2, nnz): row 0 the output index, row 1 the input index of each connection) and `bias`.
+ * Connections are kept in CSR order (by output, then input), whatever order they were given
+ * in: `weights[k]` is always the value of connection (`indices[0][k]`, `indices[1][k]`).
+ *
+ * Memory: 4 bytes per connection for the value, 4 for its input index (CSR), 8 for the CSC view
+ * used by the input gradient (row index + position of the value), plus O(in + out) pointers
+ * and the bias: 16 bytes per connection. `indices` is built on first use (8 more bytes per
+ * connection while it is held) since the CSR arrays already say the same thing.
+ * @module
+ */
+import type { Device } from "../backend/backend.ts";
+import { getBackend } from "../backend/mod.ts";
+import { ShapeError } from "../errors.ts";
+import { remapParameterState } from "../optim/param_state.ts";
+import { type Generator, generatorFrom } from "../random.ts";
+import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts";
+import { checkSparsity, randomConnectionCount, randomConnectivity } from "../sparsity/random.ts";
+import { checkConnectivity, type Connectivity, userConnectivity } from "../sparsity/user.ts";
+import { fromFloat32, IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { Module, type StateValue } from "./module.ts";
+import { sparseLinear } from "./sparse_ops.ts";
+
+/** Options of `new SparseLinear(inFeatures, outFeatures, options)`. */
+export interface SparseLinearOptions {
+  /** Learn an additive bias (default true). */
+  bias?: boolean;
+  /**
+   * Fraction of absent connections, in [0, 1) (default 0.9). Random connectivity makes exactly
+   * `round((1 - sparsity) · in · out)` connections. Ignored when `connectivity` is given: the
+   * sparsity is then derived from it (`layer.sparsity` reports the real value); a given value
+   * must still be in [0, 1).
+   */
+  sparsity?: number;
+  /**
+   * User-defined connections, shape (2, nnz): row 0 the output index, row 1 the input index of
+   * each (IndexTensor [2, nnz], `[outputs, inputs]` arrays, or a flat row-major Int32Array /
+   * BigInt64Array). Every pair must be distinct and in range. Default: random connectivity.
+   */
+  connectivity?: Connectivity;
+  /**
+   * Seed (or generator) for the random connectivity and the initial values, drawn in that
+   * order: connections, then weights (in CSR order), then bias. Default: a random seed.
+   */
+  seed?: number | Generator;
+}
+
+/** A read-only look at a SparseLinear's weight: the COO connections and their values. */
+export interface SparseWeightView {
+  /** `[outFeatures, inFeatures]`, the shape of the dense matrix W. */
+  readonly shape: readonly [number, number];
+  /** Number of connections. */
+  readonly nnz: number;
+  /** (2, nnz): output indices, then input indices, in CSR order (same as `layer.indices`). */
+  readonly indices: IndexTensor;
+  /** The nnz values (the live `weights` parameter). */
+  readonly values: Tensor;
+  /** W as a dense `[outFeatures, inFeatures]` CPU tensor (zeros where there is no connection). */
+  toDense(): Tensor;
+}
+
+/** Bytes held by a SparseLinear, by part (see `SparseLinear.memoryBreakdown`). */
+export interface SparseLinearMemory {
+  /** The nnz weight values. */
+  values: number;
+  /** CSR (row pointers, column indices) and CSC view (column pointers, row indices, positions). */
+  pattern: number;
+  /** The bias values (0 without bias). */
+  bias: number;
+  /** Gradients currently held by `weights` and `bias` (0 when cleared). */
+  gradients: number;
+  /** The materialised `indices` (0 until it is first read). */
+  indices: number;
+  /** Sum of the above. */
+  total: number;
+}
+
+/**
+ * A sparse linear layer: `y = x · Wᵀ + b` with only the connections of W stored.
+ *
+ * Forward is one native SpMM call; backward computes the input gradient through the CSC view
+ * (skipped when the input needs no gradient), the weight gradient as an SDDMM over the
+ * connections and the bias gradient as column sums.
+ *
+ * @example
+ * ```ts
+ * import { randn, SparseLinear } from "@sparselinear/sparselinear";
+ * const layer = new SparseLinear(784, 1000, { sparsity: 0.99, seed: 0 });
+ * const y = layer.forward(randn([32, 784], { seed: 1 }));
+ * console.log(y.shape, layer.nnz); // [32, 1000] 7840
+ * ```
+ */
+export class SparseLinear extends Module {
+  /** Number of input features. */
+  readonly inFeatures: number;
+  /** Number of output features. */
+  readonly outFeatures: number;
+  #pattern: SparsePattern;
+  #indices: IndexTensor | null = null;
+
+  /**
+   * Creates the layer with random (default) or user-defined connectivity and values drawn from
+   * U(-1/√in, 1/√in) for weights and bias, as PyTorch's nn.Linear.
+   */
+  constructor(inFeatures: number, outFeatures: number, options: SparseLinearOptions = {}) {
+    super();
+    checkFeatures(inFeatures, "inFeatures");
+    checkFeatures(outFeatures, "outFeatures");
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`SparseLinear options must be an object, got ${options}`);
+    }
+    const hasBias = options.bias ?? true;
+    if (typeof hasBias !== "boolean") {
+      throw new TypeError(`bias must be a boolean, got ${typeof hasBias}`);
+    }
+    if (options.sparsity !== undefined) checkSparsity(options.sparsity);
+    const gen = generatorFrom(options.seed);
+
+    // Connectivity. Other builders (e.g. small-world) plug in here as further branches.
+    let pattern: SparsePattern;
+    if (options.connectivity !== undefined) {
+      pattern = userConnectivity(options.connectivity, inFeatures, outFeatures).pattern;
+    } else {
+      const sparsity = options.sparsity ?? 0.9;
+      const nnz = randomConnectionCount(inFeatures, outFeatures, sparsity);
+      pattern = randomConnectivity(inFeatures, outFeatures, nnz, { seed: gen });
+    }
+
+    const bound = 1 / Math.sqrt(inFeatures);
+    const values = gen.fillUniform(new Float32Array(pattern.nnz), -bound, bound);
+    const bias = hasBias ? gen.fillUniform(new Float32Array(outFeatures), -bound, bound) : null;
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.#pattern = pattern;
+    this.registerParameter("weights", fromFloat32(values, [pattern.nnz]));
+    this.registerParameter("bias", bias === null ? null : fromFloat32(bias, [outFeatures]));
+  }
+
+  /** The nnz connection values, in CSR order (a trainable parameter of shape [nnz]). */
+  get weights(): Tensor {
+    return this.getParameter("weights")!;
+  }
+
+  /** The bias (shape [outFeatures]), or null when the layer has none. */
+  get bias(): Tensor | null {
+    return this.getParameter("bias");
+  }
+
+  /**
+   * The connections, shape [2, nnz]: row 0 the output index, row 1 the input index, in CSR
+   * order so that `weights[k]` belongs to (`indices[0][k]`, `indices[1][k]`). Built on first
+   * read and kept until the topology changes. Read-only: change connectivity with
+   * `setPattern` or `loadStateDict`.
+   */
+  get indices(): IndexTensor {
+    if (this.#indices === null) {
+      const p = this.#pattern;
+      const data = new Int32Array(2 * p.nnz);
+      data.set(p.cooRows(), 0);
+      data.set(p.hostColIdx, p.nnz);
+      this.#indices = new IndexTensor(data, [2, p.nnz]);
+    }
+    return this.#indices;
+  }
+
+  /** The current pattern (CSR + CSC view), for kernels and topology updates. Immutable. */
+  get pattern(): SparsePattern {
+    return this.#pattern;
+  }
+
+  /** Number of connections. */
+  get nnz(): number {
+    return this.#pattern.nnz;
+  }
+
+  /** The real fraction of absent connections: 1 - nnz / (in · out). */
+  get sparsity(): number {
+    return 1 - this.#pattern.nnz / (this.inFeatures * this.outFeatures);
+  }
+
+  /** Device of the parameters and the pattern. */
+  get device(): Device {
+    return this.weights.device;
+  }
+
+  /** A read-only view of W: connections, values, shape and a dense copy on demand. */
+  get weight(): SparseWeightView {
+    const layer = this;
+    const shape = Object.freeze([this.outFeatures, this.inFeatures]) as readonly [number, number];
+    return {
+      shape,
+      nnz: this.nnz,
+      get indices(): IndexTensor {
+        return layer.indices;
+      },
+      values: this.weights,
+      toDense: () => this.#toDense(),
+    };
+  }
+
+  #toDense(): Tensor {
+    const total = this.outFeatures * this.inFeatures;
+    if (total > MAX_INT32) {
+      throw new RangeError(
+        `toDense() would need ${this.outFeatures} · ${this.inFeatures} = ${total} floats ` +
+          `(${
+            (total * 4 / 2 ** 30).toFixed(1)
+          } GiB); dense copies are limited to ${MAX_INT32} elements`,
+      );
+    }
+    const dense = new Float32Array(total);
+    const values = this.weights.toArray();
+    const rp = this.#pattern.hostRowPtr;
+    const ci = this.#pattern.hostColIdx;
+    for (let o = 0; o < this.outFeatures; o++) {
+      const base = o * this.inFeatures;
+      for (let k = rp[o]; k < rp[o + 1]; k++) dense[base + ci[k]] = values[k];
+    }
+    return fromFloat32(dense, [this.outFeatures, this.inFeatures]);
+  }
+
+  /**
+   * `x · Wᵀ + b` for `x` of shape `(N, *, inFeatures)` or `[inFeatures]`; returns
+   * `(N, *, outFeatures)` (or `[outFeatures]`).
+   */
+  forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor)) {
+      throw new TypeError(`SparseLinear.forward() needs a Tensor, got ${typeof x}`);
+    }
+    if (x.ndim === 0 || x.shape[x.ndim - 1] !== this.inFeatures) {
+      throw new ShapeError(
+        `SparseLinear(${this.inFeatures} → ${this.outFeatures}).forward() got input of shape ` +
+          `${shapeString(x.shape)}; expected (N, *, ${this.inFeatures}) or [${this.inFeatures}]`,
+      );
+    }
+    if (x.size === 0) {
+      throw new ShapeError(
+        `SparseLinear.forward() got an empty batch (input shape ${shapeString(x.shape)}); ` +
+          "every dimension must be at least 1",
+      );
+    }
+    return sparseLinear(x, this.weights, this.bias, this.#pattern);
+  }
+
+  /**
+   * Replaces the connectivity (e.g. after a prune-and-grow step). `rows[k]`, `cols[k]` are the
+   * output and input index of connection k (any order, distinct, in range), `values[k]` its
+   * value, and `oldIndexOf[k]` its position in the current CSR order or -1 for a new
+   * connection (default: found by matching (output, input) pairs). Optimizer state follows:
+   * kept connections keep theirs, new ones start at 0 (see `remapParameterState`). With the
+   * same nnz, `weights` is updated in place, so optimizers keep working; a different nnz
+   * creates a new `weights` tensor (re-create the optimizer then). Validates everything before
+   * changing anything; clears the weight gradient.
+   */
+  setPattern(
+    rows: Int32Array,
+    cols: Int32Array,
+    values: Float32Array,
+    oldIndexOf?: Int32Array,
+  ): void {
+    const checked = checkConnectivity(
+      [rows, cols],
+      this.inFeatures,
+      this.outFeatures,
+      "setPattern() connections",
+    );
+    const nnz = checked.rows.length;
+    if (!(values instanceof Float32Array) || values.length !== nnz) {
+      throw new ShapeError(
+        `setPattern() needs a Float32Array of one value per connection (${nnz}), got ` +
+          `${values instanceof Float32Array ? `${values.length} values` : typeof values}`,
+      );
+    }
+    if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, nnz);
+    const { pattern, perm } = SparsePattern.fromCoo(
+      this.outFeatures,
+      this.inFeatures,
+      checked.rows,
+      checked.cols,
+    );
+    const csrValues = new Float32Array(nnz);
+    for (let p = 0; p < nnz; p++) csrValues[p] = values[perm[p]];
+    let csrOld: Int32Array | undefined;
+    if (oldIndexOf !== undefined) {
+      csrOld = new Int32Array(nnz);
+      for (let p = 0; p < nnz; p++) csrOld[p] = oldIndexOf[perm[p]];
+    }
+    this.#applyPattern(pattern, csrValues, csrOld);
+  }
+
+  /**
+   * Low-level `setPattern` for a pattern already in CSR form (built with
+   * `SparsePattern.fromCsr`): `values` and `oldIndexOf` (optional, see `setPattern`) are in
+   * the new pattern's CSR order.
+   */
+  replacePattern(pattern: SparsePattern, values: Float32Array, oldIndexOf?: Int32Array): void {
+    if (!(pattern instanceof SparsePattern)) {
+      throw new TypeError("replacePattern() needs a SparsePattern");
+    }
+    if (pattern.nRows !== this.outFeatures || pattern.nCols !== this.inFeatures) {
+      throw new ShapeError(
+        `replacePattern() got a ${pattern.nRows}×${pattern.nCols} pattern for a layer whose ` +
+          `weight is ${this.outFeatures}×${this.inFeatures} (outFeatures × inFeatures)`,
+      );
+    }
+    if (!(values instanceof Float32Array) || values.length !== pattern.nnz) {
+      throw new ShapeError(
+        `replacePattern() needs one Float32Array value per connection (${pattern.nnz})`,
+      );
+    }
+    if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, pattern.nnz);
+    this.#applyPattern(pattern, values.slice(), oldIndexOf?.slice());
+  }
+
+  #checkOldIndexOf(oldIndexOf: Int32Array, nnz: number): void {
+    if (!(oldIndexOf instanceof Int32Array) || oldIndexOf.length !== nnz) {
+      throw new ShapeError(
+        `oldIndexOf must be an Int32Array of ${nnz} entries (one per connection)`,
+      );
+    }
+    const oldNnz = this.nnz;
+    for (let k = 0; k < nnz; k++) {
+      const j = oldIndexOf[k];
+      if (j < -1 || j >= oldNnz) {
+        throw new RangeError(
+          `oldIndexOf[${k}] = ${j} is outside [-1, ${oldNnz}) (-1 marks a new connection)`,
+        );
+      }
+    }
+  }
+
+  /** Swaps in a validated pattern with CSR-ordered values; nothing can fail after the checks. */
+  #applyPattern(next: SparsePattern, values: Float32Array, oldIndexOf?: Int32Array): void {
+    const device = this.device;
+    const moved = next.to(device);
+    const weights = this.weights;
+    if (next.nnz === weights.size) {
+      const map = oldIndexOf ?? this.#pattern.matchInto(next);
+      weights.storage.write(values);
+      weights.grad = null;
+      remapParameterState(weights, map);
+    } else {
+      // Optimizer state cannot follow a change of size: optimizers must be re-created.
+      const storage = getBackend(device).fromHost(values);
+      this.registerParameter("weights", new Tensor(storage, [next.nnz]));
+    }
+    this.#pattern = moved;
+    this.#indices = null;
+  }
+
+  /** Adds `indices` (materialised on demand, not a registered buffer) to the buffers. */
+  override namedBuffers(prefix = ""): [string, StateValue][] {
+    return [[prefix + "indices", this.indices], ...super.namedBuffers(prefix)];
+  }
+
+  /** Own state keys: `weights`, `bias` (when present) and `indices`. */
+  protected override ownStateKeys(): string[] {
+    return [...super.ownStateKeys(), "indices"];
+  }
+
+  /**
+   * Validates `weights`, `indices`, `bias` of a state dict (kinds, shapes, ranges, duplicates,
+   * one value per connection) and returns the function that applies them. `indices` may have
+   * any nnz and any order (e.g. a PyTorch state dict); the pattern is rebuilt in CSR order with
+   * `weights` permuted along. Loading indices needs weights; weights alone must match the
+   * current nnz (they are then in this layer's CSR order).
+   */
+  protected override prepareOwnState(
+    state: Record<string, StateValue>,
+    prefix: string,
+  ): () => void {
+    const names = { w: `${prefix}weights`, i: `${prefix}indices`, b: `${prefix}bias` };
+    const { weights: w, indices: idx, bias: b } = state;
+    const applies: (() => void)[] = [];
+
+    if (idx !== undefined) {
+      if (!(idx instanceof IndexTensor)) {
+        throw new TypeError(`"${names.i}" must be an integer IndexTensor of shape [2, nnz]`);
+      }
+      const { pattern, perm } = userConnectivity(
+        idx,
+        this.inFeatures,
+        this.outFeatures,
+        `"${names.i}"`,
+      );
+      if (w === undefined) {
+        throw new Error(
+          `"${names.i}" needs "${names.w}" with it (one value per connection, in the same order)`,
+        );
+      }
+      const src = floatValues(w, names.w, pattern.nnz, `one per connection of "${names.i}"`);
+      const values = new Float32Array(pattern.nnz);
+      for (let p = 0; p < pattern.nnz; p++) values[p] = src[perm[p]];
+      applies.push(() => this.#applyPattern(pattern, values));
+    } else if (w !== undefined) {
+      const values = floatValues(w, names.w, this.nnz, "the current number of connections");
+      applies.push(() => {
+        this.weights.storage.write(values);
+      });
+    }
+
+    if (b !== undefined && this.bias !== null) {
+      const values = floatValues(b, names.b, this.outFeatures, "outFeatures");
+      applies.push(() => this.bias!.storage.write(values));
+    }
+    return () => applies.forEach((apply) => apply());
+  }
+
+  /** Moves the pattern's arrays along with the parameters. */
+  protected override onDeviceChange(device: Device): void {
+    this.#pattern = this.#pattern.to(device);
+  }
+
+  /** Bytes held by the layer, by part. */
+  memoryBreakdown(): SparseLinearMemory {
+    const bias = this.bias;
+    const values = 4 * this.nnz;
+    const pattern = this.#pattern.memoryBytes();
+    const biasBytes = bias === null ? 0 : 4 * bias.size;
+    const gradients = 4 * ((this.weights.grad?.size ?? 0) + (bias?.grad?.size ?? 0));
+    const indices = this.#indices === null ? 0 : 4 * this.#indices.data.length;
+    return {
+      values,
+      pattern,
+      bias: biasBytes,
+      gradients,
+      indices,
+      total: values + pattern + biasBytes + gradients + indices,
+    };
+  }
+
+  /**
+   * Bytes the layer holds: values, CSR (column indices, row pointers), CSC view, bias, and
+   * gradients and `indices` while they exist. About 16 bytes per connection + O(in + out).
+   */
+  memoryBytes(): number {
+    return this.memoryBreakdown().total;
+  }
+
+  /** E.g. `SparseLinear(in=784, out=100, nnz=7840, sparsity=0.9, bias=true)`. */
+  override toString(): string {
+    return `SparseLinear(in=${this.inFeatures}, out=${this.outFeatures}, nnz=${this.nnz}, ` +
+      `sparsity=${+this.sparsity.toPrecision(6)}, bias=${this.bias !== null})`;
+  }
+}
+
+function checkFeatures(value: unknown, name: string): void {
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be a positive integer, got ${typeof value}`);
+  }
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  checkInt32Size(value, name);
+}
+
+/** Host copy of a float state entry after checking its kind and element count. */
+function floatValues(v: StateValue, name: string, count: number, what: string): Float32Array {
+  if (!(v instanceof Tensor)) {
+    throw new TypeError(`"${name}" must be a float32 Tensor, got an integer IndexTensor`);
+  }
+  if (v.shape.length !== 1 || v.size !== count) {
+    throw new ShapeError(
+      `"${name}" has shape ${shapeString(v.shape)}, expected [${count}] (${what})`,
+    );
+  }
+  return v.toArray();
+}

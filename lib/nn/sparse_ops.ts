@@ -1,0 +1,139 @@
+/**
+ * The sparse linear op `y = x · Wᵀ + b` with W given by a `SparsePattern` and its `nnz`
+ * values, and its backward. One native call per direction:
+ *   forward: y  = sl_spmm_fwd(CSR, x, bias)
+ *   dX       = sl_spmm_bwd_input(CSC view, dY)     (skipped when x needs no gradient)
+ *   dW       = sl_sddmm(x, dY) over the pattern   (one dot product per connection)
+ *   db       = sl_bias_grad(dY)                   (column sums)
+ * @module
+ */
+import { record } from "../autograd.ts";
+import { getBackend } from "../backend/mod.ts";
+import { ShapeError } from "../errors.ts";
+import type { SparsePattern } from "../sparsity/pattern.ts";
+import { MAX_INT32 } from "../sparsity/pattern.ts";
+import { shapeString, Tensor } from "../tensor.ts";
+
+/**
+ * `x · Wᵀ + b` for input `x` of shape `(*, in)` (any leading dimensions, or just `[in]`),
+ * weight values `weights` (`[nnz]`, in the pattern's CSR order) and optional `bias` (`[out]`).
+ * Returns shape `(*, out)`. Gradients flow to every input that requires them.
+ *
+ * The pattern is captured at call time: change a layer's topology only between a backward
+ * pass and the next forward.
+ */
+export function sparseLinear(
+  x: Tensor,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+): Tensor {
+  const { nRows: nOut, nCols: nIn, nnz } = pattern;
+  if (!(x instanceof Tensor)) {
+    throw new TypeError(`sparseLinear() input must be a Tensor, got ${typeof x}`);
+  }
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) {
+    throw new ShapeError(
+      `sparseLinear() input has shape ${shapeString(x.shape)}, but its last dimension must be ` +
+        `the number of input features, ${nIn}: expected (*, ${nIn})`,
+    );
+  }
+  const batch = x.size / nIn;
+  if (batch === 0) {
+    throw new ShapeError(
+      `sparseLinear() input of shape ${shapeString(x.shape)} is an empty batch: ` +
+        "every leading dimension must be at least 1",
+    );
+  }
+  if (batch > MAX_INT32) {
+    throw new RangeError(
+      `sparseLinear() batch (product of the leading dimensions) is ${batch}, above the int32 ` +
+        `kernel limit ${MAX_INT32}`,
+    );
+  }
+  if (weights.size !== nnz) {
+    throw new ShapeError(`weights hold ${weights.size} values, but the pattern has ${nnz}`);
+  }
+  if (bias !== null && bias.size !== nOut) {
+    throw new ShapeError(`bias has ${bias.size} values, expected ${nOut}`);
+  }
+  const device = x.device;
+  for (const [name, t] of [["weights", weights], ["bias", bias]] as const) {
+    if (t !== null && t.device !== device) {
+      throw new Error(`sparseLinear() input is on ${device} but ${name} is on ${t.device}`);
+    }
+  }
+  if (pattern.device !== device) {
+    throw new Error(`sparseLinear() input is on ${device} but the pattern is on ${pattern.device}`);
+  }
+
+  const backend = getBackend(device);
+  const k = backend.kernels;
+  const nnzBig = BigInt(nnz);
+  const y = backend.zeros("float32", batch * nOut);
+  backend.check(
+    k.sl_spmm_fwd(
+      batch,
+      nIn,
+      nOut,
+      nnzBig,
+      pattern.rowPtr.ptr(),
+      pattern.colIdx.ptr(),
+      weights.storage.ptr(),
+      bias === null ? null : bias.storage.ptr(),
+      x.storage.ptr(),
+      y.ptr(),
+    ),
+  );
+  const out = new Tensor(y, [...x.shape.slice(0, -1), nOut]);
+
+  const needX = x.requiresGrad;
+  const needW = weights.requiresGrad;
+  const needB = bias !== null && bias.requiresGrad;
+  return record(out, "sparseLinear", [x, weights, bias], (dy) => {
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (needX) {
+      const s = backend.zeros("float32", batch * nIn);
+      backend.check(
+        k.sl_spmm_bwd_input(
+          batch,
+          nIn,
+          nOut,
+          nnzBig,
+          pattern.colPtr.ptr(),
+          pattern.rowIdx.ptr(),
+          pattern.cscToCsr.ptr(),
+          weights.storage.ptr(),
+          dy.storage.ptr(),
+          s.ptr(),
+        ),
+      );
+      dx = new Tensor(s, x.shape);
+    }
+    if (needW) {
+      const s = backend.zeros("float32", nnz);
+      backend.check(
+        k.sl_sddmm(
+          batch,
+          nIn,
+          nOut,
+          nnzBig,
+          pattern.rowPtr.ptr(),
+          pattern.colIdx.ptr(),
+          x.storage.ptr(),
+          dy.storage.ptr(),
+          s.ptr(),
+        ),
+      );
+      dw = new Tensor(s, weights.shape);
+    }
+    if (needB) {
+      const s = backend.zeros("float32", nOut);
+      backend.check(k.sl_bias_grad(batch, nOut, dy.storage.ptr(), s.ptr()));
+      db = new Tensor(s, [nOut]);
+    }
+    return [dx, dw, db];
+  });
+}

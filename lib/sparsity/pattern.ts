@@ -1,0 +1,320 @@
+/**
+ * `SparsePattern`: the connectivity of a sparse layer, stored once as CSR by output row
+ * (`rowPtr`, `colIdx`) plus the CSC view the input gradient needs (`colPtr`, `rowIdx`,
+ * `cscToCsr`). Patterns are immutable: a topology change (loading a state dict, RigL/SET
+ * prune-and-grow) builds a new pattern and swaps it in.
+ *
+ * Every array is an int32 `Storage` of the pattern's device, so kernels take `storage.ptr()`
+ * on the CPU and on CUDA alike. The CSR arrays also stay on the host (`hostRowPtr`,
+ * `hostColIdx`; the very same arrays on the CPU) for bookkeeping that runs in TS off the hot
+ * path (the public `indices`, prune-and-grow).
+ * @module
+ */
+import { check, native, ptr } from "../../ffi/library.ts";
+import type { Device, Storage } from "../backend/backend.ts";
+import { getBackend } from "../backend/mod.ts";
+import { HostStorage } from "../backend/cpu.ts";
+
+/** The largest feature count or connection count the int32 kernels take: 2^31 - 1. */
+export const MAX_INT32: number = 2147483647;
+
+/** Checks that a size fits the int32 indices of the kernels; RangeError naming `what` otherwise. */
+export function checkInt32Size(value: number, what: string): void {
+  if (value > MAX_INT32) {
+    throw new RangeError(
+      `${what} is ${value}, but the int32 sparse kernels need it below 2^31 (${MAX_INT32 + 1})`,
+    );
+  }
+}
+
+/** The arrays of a pattern on one device. */
+interface PatternArrays {
+  rowPtr: Storage;
+  colIdx: Storage;
+  colPtr: Storage;
+  rowIdx: Storage;
+  cscToCsr: Storage;
+}
+
+/**
+ * Connectivity of an `nRows × nCols` sparse matrix (rows = outputs, columns = inputs), in CSR
+ * order with columns sorted and unique within each row, plus its CSC view.
+ */
+export class SparsePattern {
+  /** Number of rows (output features). */
+  readonly nRows: number;
+  /** Number of columns (input features). */
+  readonly nCols: number;
+  /** Number of connections. */
+  readonly nnz: number;
+  /** Device of the storages. */
+  readonly device: Device;
+  /** CSR row pointers, `nRows + 1` entries: row o holds connections rowPtr[o] .. rowPtr[o+1]-1. */
+  readonly rowPtr: Storage;
+  /** CSR column (input) index of each connection, `nnz` entries. */
+  readonly colIdx: Storage;
+  /** CSC column pointers, `nCols + 1` entries. */
+  readonly colPtr: Storage;
+  /** Row (output) index of each CSC entry, `nnz` entries. */
+  readonly rowIdx: Storage;
+  /** For each CSC entry, the CSR position of its connection (where its value lives). */
+  readonly cscToCsr: Storage;
+  /** CSR row pointers on the host (the same array as `rowPtr` on the CPU). */
+  readonly hostRowPtr: Int32Array;
+  /** CSR column indices on the host (the same array as `colIdx` on the CPU). */
+  readonly hostColIdx: Int32Array;
+
+  private constructor(
+    nRows: number,
+    nCols: number,
+    hostRowPtr: Int32Array,
+    hostColIdx: Int32Array,
+    arrays: PatternArrays,
+    device: Device,
+  ) {
+    this.nRows = nRows;
+    this.nCols = nCols;
+    this.nnz = hostColIdx.length;
+    this.hostRowPtr = hostRowPtr;
+    this.hostColIdx = hostColIdx;
+    this.device = device;
+    this.rowPtr = arrays.rowPtr;
+    this.colIdx = arrays.colIdx;
+    this.colPtr = arrays.colPtr;
+    this.rowIdx = arrays.rowIdx;
+    this.cscToCsr = arrays.cscToCsr;
+  }
+
+  /**
+   * A pattern from CSR arrays that are already sorted and unique within rows (taken without
+   * copying). The arrays are checked natively (`sl_csr_validate`) and the CSC view is built
+   * (`sl_csr_to_csc`), both O(nnz + nRows + nCols). Throws NativeError naming the first bad
+   * entry when the arrays are not a valid CSR pattern.
+   */
+  static fromCsr(
+    nRows: number,
+    nCols: number,
+    rowPtr: Int32Array,
+    colIdx: Int32Array,
+  ): SparsePattern {
+    checkDims(nRows, nCols, colIdx.length);
+    if (rowPtr.length !== nRows + 1) {
+      throw new RangeError(
+        `rowPtr must hold nRows + 1 = ${nRows + 1} entries, got ${rowPtr.length}`,
+      );
+    }
+    const lib = native();
+    const nnz = BigInt(colIdx.length);
+    check(lib.sl_csr_validate(nRows, nCols, nnz, ptr(rowPtr), ptr(colIdx)));
+    const colPtr = new Int32Array(nCols + 1);
+    const rowIdx = new Int32Array(colIdx.length);
+    const cscToCsr = new Int32Array(colIdx.length);
+    check(
+      lib.sl_csr_to_csc(
+        nRows,
+        nCols,
+        nnz,
+        ptr(rowPtr),
+        ptr(colIdx),
+        ptr(colPtr),
+        ptr(rowIdx),
+        ptr(cscToCsr),
+      ),
+    );
+    const arrays: PatternArrays = {
+      rowPtr: new HostStorage(rowPtr),
+      colIdx: new HostStorage(colIdx),
+      colPtr: new HostStorage(colPtr),
+      rowIdx: new HostStorage(rowIdx),
+      cscToCsr: new HostStorage(cscToCsr),
+    };
+    return new SparsePattern(nRows, nCols, rowPtr, colIdx, arrays, "cpu");
+  }
+
+  /**
+   * A pattern from COO entries in any order (`rows[k]`, `cols[k]` = output and input index of
+   * connection k), sorted into CSR by `sl_coo_to_csr`. Also returns `perm`: for each CSR
+   * position, the COO index of the connection that landed there (so `valuesCsr[p] =
+   * values[perm[p]]`). Entries must be in range and distinct: callers validate first (see
+   * lib/sparsity/user.ts) to get messages in terms of their own arguments; this throws
+   * NativeError / RangeError otherwise.
+   */
+  static fromCoo(
+    nRows: number,
+    nCols: number,
+    rows: Int32Array,
+    cols: Int32Array,
+  ): { pattern: SparsePattern; perm: Int32Array } {
+    if (rows.length !== cols.length) {
+      throw new RangeError(
+        `rows and cols must have equal lengths, got ${rows.length} and ${cols.length}`,
+      );
+    }
+    const sorted = cooToCsr(nRows, nCols, rows, cols);
+    if (sorted.firstDuplicate >= 0) {
+      const k = sorted.firstDuplicate;
+      throw new RangeError(
+        `Connection ${k} (output ${rows[k]}, input ${cols[k]}) appears more than once`,
+      );
+    }
+    const pattern = SparsePattern.fromCsr(nRows, nCols, sorted.rowPtr, sorted.colIdx);
+    return { pattern, perm: sorted.perm };
+  }
+
+  /**
+   * This pattern with its arrays on `device` (itself when already there). The host CSR arrays
+   * are kept (shared) for TS-side bookkeeping.
+   */
+  to(device: Device): SparsePattern {
+    if (device === this.device) return this;
+    const backend = getBackend(device);
+    const move = (s: Storage): Storage => backend.fromHost(s.toHost() as Int32Array);
+    const arrays: PatternArrays = {
+      rowPtr: device === "cpu" ? new HostStorage(this.hostRowPtr) : move(this.rowPtr),
+      colIdx: device === "cpu" ? new HostStorage(this.hostColIdx) : move(this.colIdx),
+      colPtr: move(this.colPtr),
+      rowIdx: move(this.rowIdx),
+      cscToCsr: move(this.cscToCsr),
+    };
+    return new SparsePattern(
+      this.nRows,
+      this.nCols,
+      this.hostRowPtr,
+      this.hostColIdx,
+      arrays,
+      device,
+    );
+  }
+
+  /** Releases device memory of the storages (no-op on the CPU). The pattern is unusable after. */
+  dispose(): void {
+    if (this.device === "cpu") return;
+    for (const s of [this.rowPtr, this.colIdx, this.colPtr, this.rowIdx, this.cscToCsr]) {
+      s.dispose();
+    }
+  }
+
+  /** Output (row) index of each connection in CSR order: the expansion of `rowPtr`. */
+  cooRows(): Int32Array {
+    const rows = new Int32Array(this.nnz);
+    const rp = this.hostRowPtr;
+    for (let o = 0; o < this.nRows; o++) rows.fill(o, rp[o], rp[o + 1]);
+    return rows;
+  }
+
+  /**
+   * CSR position of connection (row, col), or -1 when absent (binary search in the row).
+   */
+  positionOf(row: number, col: number): number {
+    if (!(row >= 0 && row < this.nRows)) return -1;
+    let lo = this.hostRowPtr[row];
+    let hi = this.hostRowPtr[row + 1] - 1;
+    const ci = this.hostColIdx;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = ci[mid];
+      if (c === col) return mid;
+      if (c < col) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /**
+   * For each connection of `next`, its CSR position in this pattern, or -1 when it is new
+   * (a merge of the two sorted rows, O(nnz)). This is the `oldIndexOf` map that
+   * `remapParameterState` takes when a topology change keeps some connections.
+   */
+  matchInto(next: SparsePattern): Int32Array {
+    if (next.nRows !== this.nRows || next.nCols !== this.nCols) {
+      throw new RangeError(
+        `Cannot match a ${next.nRows}×${next.nCols} pattern against a ${this.nRows}×${this.nCols} one`,
+      );
+    }
+    const out = new Int32Array(next.nnz);
+    const aPtr = this.hostRowPtr, aCol = this.hostColIdx;
+    const bPtr = next.hostRowPtr, bCol = next.hostColIdx;
+    for (let o = 0; o < this.nRows; o++) {
+      let a = aPtr[o];
+      const aEnd = aPtr[o + 1];
+      for (let b = bPtr[o]; b < bPtr[o + 1]; b++) {
+        const c = bCol[b];
+        while (a < aEnd && aCol[a] < c) a++;
+        out[b] = a < aEnd && aCol[a] === c ? a : -1;
+      }
+    }
+    return out;
+  }
+
+  /** Bytes held by the CSR arrays and the CSC view (on this pattern's device). */
+  memoryBytes(): number {
+    return 4 * ((this.nRows + 1) + this.nnz + (this.nCols + 1) + 2 * this.nnz);
+  }
+}
+
+function checkDims(nRows: number, nCols: number, nnz: number): void {
+  for (const [name, v] of [["nRows", nRows], ["nCols", nCols]] as const) {
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new RangeError(`${name} must be a positive integer, got ${v}`);
+    }
+    checkInt32Size(v, name);
+  }
+  checkInt32Size(nnz, "The number of connections");
+}
+
+/** Result of `cooToCsr`. */
+export interface CooToCsrResult {
+  /** CSR row pointers (`nRows + 1`). */
+  rowPtr: Int32Array;
+  /** Column indices in CSR order (trimmed to the number of distinct entries). */
+  colIdx: Int32Array;
+  /** COO index of the entry at each CSR position. */
+  perm: Int32Array;
+  /** COO index of the first entry repeating an earlier one, or -1. */
+  firstDuplicate: number;
+}
+
+/**
+ * Sorts COO entries into CSR with the native `sl_coo_to_csr` (stable; duplicates coalesced and
+ * the first one reported). Entries must be within [0, nRows) × [0, nCols) (NativeError otherwise).
+ */
+export function cooToCsr(
+  nRows: number,
+  nCols: number,
+  rows: Int32Array,
+  cols: Int32Array,
+): CooToCsrResult {
+  checkDims(nRows, nCols, rows.length);
+  const nnz = rows.length;
+  const rowPtr = new Int32Array(nRows + 1);
+  const colIdx = new Int32Array(nnz);
+  const perm64 = new BigInt64Array(nnz);
+  const nnzOut = new BigInt64Array(1);
+  const firstDuplicate = new BigInt64Array(1);
+  check(
+    native().sl_coo_to_csr(
+      nRows,
+      nCols,
+      BigInt(nnz),
+      ptr(rows),
+      ptr(cols),
+      null,
+      ptr(rowPtr),
+      ptr(colIdx),
+      null,
+      ptr(perm64),
+      ptr(nnzOut),
+      ptr(firstDuplicate),
+    ),
+  );
+  const distinct = Number(nnzOut[0]);
+  // perm values are COO indices < nnz < 2^31: int32 is enough and a quarter of the bigint cost.
+  const perm = new Int32Array(distinct);
+  for (let p = 0; p < distinct; p++) perm[p] = Number(perm64[p]);
+  return {
+    rowPtr,
+    colIdx: distinct === nnz ? colIdx : colIdx.slice(0, distinct),
+    perm,
+    firstDuplicate: Number(firstDuplicate[0]),
+  };
+}

@@ -1,0 +1,573 @@
+/**
+ * SparseLinear: forward and gradients against a float64 dense reference and finite differences,
+ * construction checks, state dict round trips, topology replacement.
+ */
+import assert from "node:assert/strict";
+import { noGrad } from "../lib/autograd.ts";
+import { randn } from "../lib/creation.ts";
+import { ShapeError } from "../lib/errors.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { registerParameterState } from "../lib/optim/param_state.ts";
+import { Generator } from "../lib/random.ts";
+import { fromFloat32, IndexTensor, type Tensor } from "../lib/tensor.ts";
+
+/** Asserts that `fn` throws an instance of `cls` whose message matches `pattern`. */
+function assertThrows(
+  fn: () => unknown,
+  cls: abstract new (...args: never[]) => Error,
+  pattern?: RegExp,
+): void {
+  let thrown: unknown = undefined;
+  try {
+    fn();
+  } catch (err) {
+    thrown = err;
+  }
+  if (thrown === undefined) {
+    assert.fail(`expected ${cls.name}${pattern ? ` matching ${pattern}` : ""}`);
+  }
+  if (!(thrown instanceof cls)) {
+    assert.fail(
+      `expected ${cls.name}, got ${(thrown as Error)?.name}: ${(thrown as Error)?.message}`,
+    );
+  }
+  if (pattern !== undefined && !pattern.test(thrown.message)) {
+    assert.fail(`${cls.name} message ${JSON.stringify(thrown.message)} does not match ${pattern}`);
+  }
+}
+
+/** Dense W (float64) from a layer's public indices and weights. */
+function denseFromIndices(layer: SparseLinear): Float64Array {
+  const { inFeatures: nIn, outFeatures: nOut, nnz } = layer;
+  const idx = layer.indices.data;
+  const w = layer.weights.data;
+  const dense = new Float64Array(nOut * nIn);
+  for (let k = 0; k < nnz; k++) dense[idx[k] * nIn + idx[nnz + k]] = w[k];
+  return dense;
+}
+
+/** y = x Wᵀ + b in float64. x: [batch, in]. */
+function referenceForward(layer: SparseLinear, x: Float32Array): Float64Array {
+  const { inFeatures: nIn, outFeatures: nOut } = layer;
+  const W = denseFromIndices(layer);
+  const b = layer.bias?.data;
+  const batch = x.length / nIn;
+  const y = new Float64Array(batch * nOut);
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < nOut; o++) {
+      let s = b === undefined ? 0 : b[o];
+      for (let i = 0; i < nIn; i++) s += x[n * nIn + i] * W[o * nIn + i];
+      y[n * nOut + o] = s;
+    }
+  }
+  return y;
+}
+
+/** Gradients of L = Σ G ⊙ y in float64: dX = G W, dW[k] = Σ_n G[n, o_k] x[n, i_k], db = Σ_n G. */
+function referenceGrads(layer: SparseLinear, x: Float32Array, G: Float32Array) {
+  const { inFeatures: nIn, outFeatures: nOut, nnz } = layer;
+  const W = denseFromIndices(layer);
+  const batch = x.length / nIn;
+  const dx = new Float64Array(batch * nIn);
+  const dw = new Float64Array(nnz);
+  const db = new Float64Array(nOut);
+  const idx = layer.indices.data;
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < nOut; o++) {
+      const g = G[n * nOut + o];
+      db[o] += g;
+      for (let i = 0; i < nIn; i++) dx[n * nIn + i] += g * W[o * nIn + i];
+    }
+    for (let k = 0; k < nnz; k++) dw[k] += G[n * nOut + idx[k]] * x[n * nIn + idx[nnz + k]];
+  }
+  return { dx, dw, db };
+}
+
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: number,
+  what: string,
+) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= tol * (1 + Math.abs(expected[i])))) {
+      assert.fail(`${what}[${i}] = ${actual[i]}, expected ${expected[i]} (error ${err})`);
+    }
+  }
+}
+
+/** Σ G ⊙ layer(x) in float64 (the loss whose gradient backward computes with seed G). */
+function loss(layer: SparseLinear, x: Tensor, G: Float32Array): number {
+  const y = noGrad(() => layer.forward(x)).data;
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += G[i] * y[i];
+  return s;
+}
+
+/** Central finite difference of `loss` w.r.t. every element of `param` (restored after). */
+function finiteDifferences(
+  param: Float32Array,
+  f: () => number,
+  eps = 1e-2,
+): Float64Array {
+  const out = new Float64Array(param.length);
+  for (let i = 0; i < param.length; i++) {
+    const saved = param[i];
+    param[i] = saved + eps;
+    const plus = f();
+    param[i] = saved - eps;
+    const minus = f();
+    param[i] = saved;
+    out[i] = (plus - minus) / (2 * eps);
+  }
+  return out;
+}
+
+interface Case {
+  name: string;
+  nIn: number;
+  nOut: number;
+  xShape: number[];
+  sparsity?: number;
+  connectivity?: number[][];
+  bias?: boolean;
+}
+
+const cases: Case[] = [
+  { name: "2-D batch", nIn: 7, nOut: 5, xShape: [4, 7], sparsity: 0.5 },
+  { name: "batch 1", nIn: 9, nOut: 6, xShape: [1, 9], sparsity: 0.7 },
+  { name: "3-D input", nIn: 6, nOut: 8, xShape: [2, 3, 6], sparsity: 0.6 },
+  { name: "1-D input", nIn: 6, nOut: 3, xShape: [6], sparsity: 0.5 },
+  { name: "sparsity 0 (dense)", nIn: 5, nOut: 4, xShape: [3, 5], sparsity: 0 },
+  { name: "sparsity 0.999", nIn: 60, nOut: 50, xShape: [3, 60], sparsity: 0.999 },
+  { name: "1×1", nIn: 1, nOut: 1, xShape: [2, 1], sparsity: 0 },
+  { name: "no bias", nIn: 8, nOut: 7, xShape: [3, 8], sparsity: 0.8, bias: false },
+  {
+    // outputs 1 and 3 and inputs 0, 2 and 5 have no connection
+    name: "empty rows and columns",
+    nIn: 6,
+    nOut: 5,
+    xShape: [3, 6],
+    connectivity: [[4, 0, 2, 0, 4, 2], [1, 3, 4, 1, 3, 1]],
+  },
+];
+
+for (const c of cases) {
+  Deno.test(`SparseLinear forward and gradients match a dense reference: ${c.name}`, () => {
+    const layer = new SparseLinear(c.nIn, c.nOut, {
+      sparsity: c.sparsity,
+      connectivity: c.connectivity,
+      bias: c.bias,
+      seed: 11,
+    });
+    if (c.sparsity !== undefined) {
+      assert.equal(layer.nnz, Math.round((1 - c.sparsity) * c.nIn * c.nOut));
+    }
+    const x = randn(c.xShape, { seed: 5, requiresGrad: true });
+    const y = layer.forward(x);
+    const expectedShape = [...c.xShape.slice(0, -1), c.nOut];
+    assert.deepEqual(y.shape, expectedShape);
+    assertClose(y.data, referenceForward(layer, x.data), 1e-5, "y");
+
+    const G = randn(expectedShape, { seed: 6 });
+    y.backward(G);
+    const ref = referenceGrads(layer, x.data, G.data);
+    assertClose(x.grad!.data, ref.dx, 1e-5, "dX");
+    assert.deepEqual(x.grad!.shape, x.shape);
+    assertClose(layer.weights.grad!.data, ref.dw, 1e-5, "dW");
+    if (c.bias === false) assert.equal(layer.bias, null);
+    else assertClose(layer.bias!.grad!.data, ref.db, 1e-5, "db");
+
+    // Finite differences through the layer itself (L is linear in each argument, so central
+    // differences are exact up to float32 rounding).
+    const f = () => loss(layer, x, G.data);
+    assertClose(x.grad!.data, finiteDifferences(x.data, f), 2e-3, "dX vs finite differences");
+    assertClose(
+      layer.weights.grad!.data,
+      finiteDifferences(layer.weights.data, f),
+      2e-3,
+      "dW vs finite differences",
+    );
+    if (layer.bias !== null) {
+      assertClose(layer.bias.grad!.data, finiteDifferences(layer.bias.data, f), 2e-3, "db vs FD");
+    }
+  });
+}
+
+Deno.test("SparseLinear skips the input gradient when the input needs none, and accumulates", () => {
+  const layer = new SparseLinear(10, 4, { sparsity: 0.5, seed: 2 });
+  const x = randn([3, 10], { seed: 3 });
+  const G = randn([3, 4], { seed: 4 });
+  layer.forward(x).backward(G);
+  assert.equal(x.grad, null);
+  const first = layer.weights.grad!.data.slice();
+  const firstBias = layer.bias!.grad!.data.slice();
+  layer.forward(x).backward(G);
+  assertClose(layer.weights.grad!.data, first.map((v) => 2 * v), 1e-6, "accumulated dW");
+  assertClose(layer.bias!.grad!.data, firstBias.map((v) => 2 * v), 1e-6, "accumulated db");
+  layer.zeroGrad();
+  assert.equal(layer.weights.grad, null);
+  const y = noGrad(() => layer.forward(x));
+  assert.equal(y.requiresGrad, false);
+  assert.equal(y.gradFn, null);
+});
+
+Deno.test("SparseLinear makes exactly round((1 - s)·in·out) distinct connections", () => {
+  for (const [nIn, nOut, s] of [[3, 3, 0.5], [10, 10, 0.995], [100, 37, 0.9], [1, 50, 0.3]]) {
+    const layer = new SparseLinear(nIn, nOut, { sparsity: s, seed: 1 });
+    const nnz = Math.round((1 - s) * nIn * nOut);
+    assert.equal(layer.nnz, nnz, `${nIn}×${nOut} at ${s}`);
+    assert.equal(layer.weights.size, nnz);
+    assert.deepEqual(layer.indices.shape, [2, nnz]);
+    assert.equal(layer.sparsity, 1 - nnz / (nIn * nOut));
+    const seen = new Set<number>();
+    const idx = layer.indices.data;
+    let previous = -1;
+    for (let k = 0; k < nnz; k++) {
+      const o = idx[k], i = idx[nnz + k];
+      assert.ok(o >= 0 && o < nOut && i >= 0 && i < nIn);
+      const key = o * nIn + i;
+      assert.ok(key > previous, "indices are in CSR order (by output, then input)");
+      previous = key;
+      seen.add(key);
+    }
+    assert.equal(seen.size, nnz);
+  }
+  assert.equal(new SparseLinear(10, 10, { seed: 0 }).nnz, 10, "default sparsity is 0.9");
+});
+
+Deno.test("SparseLinear initialises from U(-1/√in, 1/√in) and is reproducible from its seed", () => {
+  const a = new SparseLinear(400, 300, { sparsity: 0.9, seed: 42 });
+  const b = new SparseLinear(400, 300, { sparsity: 0.9, seed: 42 });
+  const c = new SparseLinear(400, 300, { sparsity: 0.9, seed: 43 });
+  assert.deepEqual(a.indices.data, b.indices.data);
+  assert.deepEqual(a.weights.data, b.weights.data);
+  assert.deepEqual(a.bias!.data, b.bias!.data);
+  assert.notDeepEqual(a.indices.data, c.indices.data);
+  const bound = 1 / Math.sqrt(400);
+  for (const v of [...a.weights.data, ...a.bias!.data]) assert.ok(Math.abs(v) <= bound);
+  // The spread covers the interval (mean ~0, max near the bound).
+  const w = a.weights.data;
+  const mean = w.reduce((s, v) => s + v, 0) / w.length;
+  assert.ok(Math.abs(mean) < 0.05 * bound, `mean ${mean}`);
+  assert.ok(Math.max(...w) > 0.99 * bound);
+  // A generator works as a seed too and is advanced.
+  const gen = new Generator(7);
+  const d = new SparseLinear(20, 20, { seed: gen });
+  const e = new SparseLinear(20, 20, { seed: gen });
+  assert.notDeepEqual(d.weights.data, e.weights.data);
+});
+
+Deno.test("SparseLinear with user connectivity keeps weights[k] on (indices[0][k], indices[1][k])", () => {
+  // Given out of CSR order: the layer stores CSR order and derives the sparsity.
+  const connectivity = [[2, 0, 1, 0], [1, 3, 0, 0]];
+  const layer = new SparseLinear(4, 3, { connectivity, sparsity: 0.5, seed: 1 });
+  assert.equal(layer.nnz, 4);
+  assert.equal(layer.sparsity, 1 - 4 / 12);
+  assert.deepEqual([...layer.indices.data], [0, 0, 1, 2, 0, 3, 0, 1]);
+  const dense = layer.weight.toDense();
+  assert.deepEqual(dense.shape, [3, 4]);
+  const w = layer.weights.data;
+  const d = dense.data;
+  assert.equal(d[0 * 4 + 0], w[0]);
+  assert.equal(d[0 * 4 + 3], w[1]);
+  assert.equal(d[1 * 4 + 0], w[2]);
+  assert.equal(d[2 * 4 + 1], w[3]);
+  assert.equal(d.filter((v) => v !== 0).length, 4);
+  const view = layer.weight;
+  assert.deepEqual(view.shape, [3, 4]);
+  assert.equal(view.nnz, 4);
+  assert.equal(view.values, layer.weights);
+  assert.deepEqual(view.indices.data, layer.indices.data);
+});
+
+Deno.test("SparseLinear reports its memory: 16 bytes per connection + O(in + out)", () => {
+  const layer = new SparseLinear(300, 200, { sparsity: 0.95, seed: 1 });
+  const nnz = layer.nnz;
+  const expected = 4 * nnz + 4 * nnz + 4 * 201 + 4 * 301 + 8 * nnz + 4 * 200;
+  assert.equal(layer.memoryBytes(), expected);
+  const before = layer.memoryBreakdown();
+  assert.equal(before.indices, 0);
+  void layer.indices;
+  assert.equal(layer.memoryBreakdown().indices, 8 * nnz);
+  layer.forward(randn([2, 300], { seed: 1 })).backward(randn([2, 200], { seed: 2 }));
+  assert.equal(layer.memoryBreakdown().gradients, 4 * (nnz + 200));
+});
+
+Deno.test("SparseLinear rejects bad constructor arguments with clear errors", () => {
+  for (const bad of [0, -3, 1.5, NaN, Infinity]) {
+    assertThrows(
+      () => new SparseLinear(bad, 4),
+      RangeError,
+      /inFeatures must be a positive integer/,
+    );
+    assertThrows(
+      () => new SparseLinear(4, bad),
+      RangeError,
+      /outFeatures must be a positive integer/,
+    );
+  }
+  assertThrows(() => new SparseLinear("4" as unknown as number, 4), TypeError, /inFeatures/);
+  assertThrows(() => new SparseLinear(2 ** 31, 4), RangeError, /inFeatures is 2147483648.*2\^31/);
+  for (const bad of [NaN, -0.1, 1, 1.5, Infinity]) {
+    assertThrows(
+      () => new SparseLinear(4, 4, { sparsity: bad }),
+      RangeError,
+      new RegExp(`sparsity must be in \\[0, 1\\), got ${bad}`),
+    );
+  }
+  assertThrows(
+    () => new SparseLinear(4, 4, { sparsity: "0.5" as unknown as number }),
+    TypeError,
+    /sparsity must be a number in \[0, 1\)/,
+  );
+  assertThrows(
+    () => new SparseLinear(4, 4, { connectivity: [[0], [0]], sparsity: 2 }),
+    RangeError,
+    /sparsity must be in \[0, 1\)/,
+  );
+  assertThrows(
+    () => new SparseLinear(10, 10, { sparsity: 0.999 }),
+    RangeError,
+    /leaves .* = 0 connections/,
+  );
+  assertThrows(
+    () => new SparseLinear(4, 4, { bias: "yes" as unknown as boolean }),
+    TypeError,
+    /bias must be a boolean/,
+  );
+  assertThrows(() => new SparseLinear(4, 4, { seed: NaN }), TypeError, /Seed must be a finite/);
+  assertThrows(
+    () => new SparseLinear(4, 4, { connectivity: [[0, 4], [1, 1]] }),
+    RangeError,
+    /connectivity\[0\]\[1\] \(output index of connection 1\) = 4 is outside \[0, 4\)/,
+  );
+  assertThrows(
+    () => new SparseLinear(4, 4, { connectivity: [[], []] }),
+    ShapeError,
+    /no connections/,
+  );
+  // Random connectivity over more than 2^53 positions is refused (float64 positions).
+  assertThrows(
+    () => new SparseLinear(2 ** 31 - 1, 2 ** 31 - 1, { sparsity: 1 - 1e-12 }),
+    RangeError,
+    /at most 2\^53 - 1/,
+  );
+});
+
+Deno.test("SparseLinear.forward rejects wrong shapes with ShapeError and changes nothing", () => {
+  const layer = new SparseLinear(5, 3, { sparsity: 0.5, seed: 1 });
+  const before = layer.weights.data.slice();
+  assertThrows(
+    () => layer.forward(randn([2, 4])),
+    ShapeError,
+    /got input of shape \[2, 4\]; expected \(N, \*, 5\) or \[5\]/,
+  );
+  assertThrows(() => layer.forward(fromFloat32(new Float32Array([1]), [])), ShapeError);
+  assertThrows(() => layer.forward(randn([0, 5])), ShapeError, /empty batch/);
+  assertThrows(() => layer.forward(randn([2, 0, 5])), ShapeError, /empty batch/);
+  assertThrows(
+    () => layer.forward([1, 2, 3, 4, 5] as unknown as Tensor),
+    TypeError,
+    /needs a Tensor/,
+  );
+  assert.deepEqual(layer.weights.data, before);
+  assert.equal(layer.weights.grad, null);
+});
+
+Deno.test("SparseLinear toDense refuses matrices too large to hold", () => {
+  const layer = new SparseLinear(60000, 60000, { sparsity: 1 - 1e-7, seed: 1 });
+  assert.equal(layer.nnz, 360);
+  assertThrows(() => layer.weight.toDense(), RangeError, /toDense\(\) would need 60000 · 60000/);
+});
+
+Deno.test("SparseLinear state dict: seed names, round trip, other nnz, any order", () => {
+  const a = new SparseLinear(12, 8, { sparsity: 0.6, seed: 1 });
+  const state = a.stateDict();
+  assert.deepEqual(Object.keys(state).sort(), ["bias", "indices", "weights"]);
+  assert.ok(state.indices instanceof IndexTensor);
+  const x = randn([3, 12], { seed: 9 });
+  const ya = a.forward(x).data;
+
+  // Same nnz, other pattern.
+  const b = new SparseLinear(12, 8, { sparsity: 0.6, seed: 2 });
+  const weightsBefore = b.weights;
+  b.loadStateDict(state);
+  assert.equal(b.weights, weightsBefore, "same nnz: weights updated in place");
+  assert.deepEqual(b.indices.data, a.indices.data);
+  assertClose(b.forward(x).data, ya, 1e-6, "loaded forward");
+
+  // Other nnz.
+  const c = new SparseLinear(12, 8, { sparsity: 0.2, seed: 3 });
+  c.loadStateDict(state);
+  assert.equal(c.nnz, a.nnz);
+  assert.equal(c.sparsity, a.sparsity);
+  assertClose(c.forward(x).data, ya, 1e-6, "other-nnz forward");
+  c.forward(x).backward(randn([3, 8], { seed: 1 }));
+  assert.equal(c.weights.grad!.size, a.nnz);
+
+  // Any order (e.g. a PyTorch state dict): connections shuffled together with their values.
+  const nnz = a.nnz;
+  const order = new Generator(5).shuffle(Int32Array.from({ length: nnz }, (_, k) => k));
+  const idx = new Int32Array(2 * nnz);
+  const w = new Float32Array(nnz);
+  for (let k = 0; k < nnz; k++) {
+    idx[k] = a.indices.data[order[k]];
+    idx[nnz + k] = a.indices.data[nnz + order[k]];
+    w[k] = a.weights.data[order[k]];
+  }
+  const d = new SparseLinear(12, 8, { sparsity: 0.9, seed: 4 });
+  d.loadStateDict({
+    weights: fromFloat32(w, [nnz]),
+    indices: new IndexTensor(idx, [2, nnz]),
+    bias: a.bias!,
+  });
+  assert.deepEqual(d.indices.data, a.indices.data);
+  assert.deepEqual(d.weights.data, a.weights.data);
+  assertClose(d.forward(x).data, ya, 1e-6, "shuffled forward");
+});
+
+Deno.test("SparseLinear.loadStateDict rejects bad state and leaves the model untouched", () => {
+  const layer = new SparseLinear(6, 4, { sparsity: 0.5, seed: 1 });
+  const nnz = layer.nnz;
+  const snapshot = () => ({
+    idx: layer.indices.data.slice(),
+    w: layer.weights.data.slice(),
+    b: layer.bias!.data.slice(),
+    nnz: layer.nnz,
+  });
+  const before = snapshot();
+  const good = new SparseLinear(6, 4, { sparsity: 0.25, seed: 2 }).stateDict();
+  const goodIdx = (good.indices as IndexTensor).data;
+  const m = goodIdx.length / 2;
+  const withIdx = (edit: (d: Int32Array) => void) => {
+    const d = goodIdx.slice();
+    edit(d);
+    return { ...good, indices: new IndexTensor(d, [2, m]) };
+  };
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    [
+      "input out of range",
+      withIdx((d) => d[m + 3] = 6),
+      /indices"\[1\]\[3\].* = 6 is outside \[0, 6\)/,
+    ],
+    ["negative output", withIdx((d) => d[2] = -1), /indices"\[0\]\[2\].* = -1 is outside \[0, 4\)/],
+    [
+      "duplicate",
+      withIdx((d) => {
+        d[5] = d[1];
+        d[m + 5] = d[m + 1];
+      }),
+      /connection 5 \(output \d, input \d\) repeats connection 1/,
+    ],
+    [
+      "weights length",
+      { ...good, weights: randn([m - 1]) },
+      /"weights" has shape \[\d+\], expected \[\d+\]/,
+    ],
+    [
+      "weights as index tensor",
+      { ...good, weights: good.indices },
+      /"weights" must be a float32 Tensor/,
+    ],
+    [
+      "indices as float tensor",
+      { ...good, indices: randn([2, m]) },
+      /"indices" must be an integer IndexTensor/,
+    ],
+    [
+      "indices shape",
+      { ...good, indices: new IndexTensor(new Int32Array(3 * m), [3, m]) },
+      /"indices" must have shape \[2, nnz\], got \[3, \d+\]/,
+    ],
+    ["bias shape", { ...good, bias: randn([5]) }, /"bias" has shape \[5\], expected \[4\]/],
+    ["missing key", { weights: good.weights, bias: good.bias }, /missing key "indices"/],
+    ["unexpected key", { ...good, extra: randn([1]) }, /unexpected key "extra"/],
+  ];
+  for (const [name, state, message] of bad) {
+    assertThrows(() => layer.loadStateDict(state as Record<string, Tensor>), Error, message);
+    assertThrows(() => layer.loadStateDict(state as Record<string, Tensor>), Error, /unchanged/);
+    assert.deepEqual(snapshot(), before, `${name}: model untouched`);
+  }
+  // Non-strict loading: weights alone must match the current nnz.
+  layer.loadStateDict({ weights: fromFloat32(new Float32Array(nnz).fill(0.5), [nnz]) }, {
+    strict: false,
+  });
+  assert.ok(layer.weights.data.every((v) => v === 0.5));
+  assertThrows(
+    () => layer.loadStateDict({ indices: good.indices }, { strict: false }),
+    Error,
+    /needs "weights" with it/,
+  );
+});
+
+Deno.test("SparseLinear.setPattern rewrites the topology in place and remaps optimizer state", () => {
+  const layer = new SparseLinear(5, 4, { connectivity: [[0, 1, 2, 3], [0, 1, 2, 3]], seed: 1 });
+  const weights = layer.weights;
+  weights.data.set([10, 11, 12, 13]);
+  const momentum = fromFloat32(new Float32Array([1, 2, 3, 4]), [4]);
+  registerParameterState(weights, momentum);
+  layer.forward(randn([1, 5], { seed: 1 })).backward(randn([1, 4], { seed: 2 }));
+  void layer.indices;
+
+  // Keep (3,3) and (1,1), drop (0,0) and (2,2), grow (0,4) and (2,0); given in any order.
+  layer.setPattern(
+    new Int32Array([3, 2, 1, 0]),
+    new Int32Array([3, 0, 1, 4]),
+    new Float32Array([13, 0, 11, 0]),
+    new Int32Array([3, -1, 1, -1]),
+  );
+  assert.equal(layer.weights, weights, "same tensor: optimizers keep their reference");
+  assert.equal(weights.grad, null);
+  assert.deepEqual([...layer.indices.data], [0, 1, 2, 3, 4, 1, 0, 3]);
+  assert.deepEqual([...weights.data], [0, 11, 0, 13]);
+  assert.deepEqual([...momentum.data], [0, 2, 0, 4]);
+  const x = randn([2, 5], { seed: 3 });
+  assertClose(layer.forward(x).data, referenceForward(layer, x.data), 1e-6, "after setPattern");
+
+  // Without oldIndexOf, kept connections are matched by (output, input).
+  momentum.data.set([5, 6, 7, 8]);
+  layer.setPattern(
+    new Int32Array([0, 3, 1, 2]),
+    new Int32Array([4, 3, 2, 0]),
+    new Float32Array([1, 2, 3, 4]),
+  );
+  assert.deepEqual([...momentum.data], [5, 0, 7, 8]);
+
+  // Rejected calls change nothing.
+  const idx = layer.indices.data.slice();
+  assertThrows(
+    () => layer.setPattern(new Int32Array([0, 0]), new Int32Array([1, 1]), new Float32Array(2)),
+    RangeError,
+    /connection 1 \(output 0, input 1\) repeats connection 0/,
+  );
+  assertThrows(
+    () => layer.setPattern(new Int32Array([0]), new Int32Array([1]), new Float32Array(2)),
+    ShapeError,
+  );
+  assertThrows(
+    () =>
+      layer.setPattern(
+        new Int32Array([0]),
+        new Int32Array([1]),
+        new Float32Array(1),
+        new Int32Array([7]),
+      ),
+    RangeError,
+    /oldIndexOf\[0\] = 7 is outside \[-1, 4\)/,
+  );
+  assert.deepEqual(layer.indices.data, idx);
+});
+
+Deno.test("SparseLinear is a Module: parameters, names, train/eval", () => {
+  const layer = new SparseLinear(4, 3, { seed: 1, sparsity: 0.5 });
+  assert.deepEqual(layer.namedParameters().map(([n]) => n), ["weights", "bias"]);
+  assert.deepEqual(layer.parameters(), [layer.weights, layer.bias]);
+  assert.ok(layer.weights.requiresGrad && layer.bias!.requiresGrad);
+  assert.equal(layer.eval().training, false);
+  assert.match(layer.toString(), /SparseLinear\(in=4, out=3, nnz=6, sparsity=0.5, bias=true\)/);
+  const noBias = new SparseLinear(4, 3, { seed: 1, bias: false });
+  assert.deepEqual(Object.keys(noBias.stateDict()).sort(), ["indices", "weights"]);
+});
