@@ -1,0 +1,105 @@
+/**
+ * Inverted dropout (`dropout` op and `Dropout` module), as PyTorch's `nn.Dropout`: in training
+ * each element is zeroed with probability `p` and the rest are scaled by `1 / (1 - p)`; in
+ * evaluation it is the identity.
+ *
+ * The mask is a pure function of a 64-bit seed and the element index (computed by the native
+ * kernel), so it is never stored: the backward pass recomputes it, and a seeded module draws
+ * the same masks on every run and on every device.
+ * @module
+ */
+import { record } from "../autograd.ts";
+import { getBackend } from "../backend/mod.ts";
+import { type Generator, generatorFrom } from "../random.ts";
+import { Tensor } from "../tensor.ts";
+import { Module } from "./module.ts";
+
+function checkProbability(p: unknown, what: string): number {
+  if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
+    throw new RangeError(`${what} must be a probability in [0, 1], got ${String(p)}`);
+  }
+  return p;
+}
+
+/** Draws a 64-bit mask seed from a generator. */
+function nextSeed(generator: Generator): bigint {
+  return (BigInt(generator.nextUint32()) << 32n) | BigInt(generator.nextUint32());
+}
+
+/** Options of the `dropout` op. */
+export interface DropoutOptions {
+  /** Apply dropout (true, default) or return `x` unchanged (false: evaluation). */
+  training?: boolean;
+  /** Seed (number or bigint) or generator of the mask; default: a random one. */
+  seed?: number | bigint | Generator;
+}
+
+/**
+ * Zeroes each element of `x` with probability `p` and scales the others by `1 / (1 - p)`
+ * (returns `x` itself when `training` is false or `p` is 0).
+ * @example
+ * ```ts
+ * import { dropout, ones } from "@sparselinear/sparselinear";
+ * const y = dropout(ones([1000]), 0.5, { seed: 1 });
+ * console.log(y.data.every((v) => v === 0 || v === 2)); // true
+ * ```
+ */
+export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Tensor {
+  if (!(x instanceof Tensor)) throw new TypeError("dropout() input must be a Tensor");
+  checkProbability(p, "dropout() p");
+  if (options.training === false || p === 0) return x;
+  const seed = typeof options.seed === "bigint"
+    ? BigInt.asUintN(64, options.seed)
+    : nextSeed(generatorFrom(options.seed));
+  const backend = getBackend(x.device);
+  const k = backend.kernels;
+  const n = BigInt(x.size);
+  const y = backend.zeros("float32", x.size);
+  backend.check(k.sl_dropout_fwd(n, p, seed, x.storage.ptr(), y.ptr()));
+  return record(new Tensor(y, x.shape), "dropout", [x], (grad) => {
+    const dx = backend.zeros("float32", x.size);
+    backend.check(k.sl_dropout_bwd(n, p, seed, grad.storage.ptr(), dx.ptr()));
+    return [new Tensor(dx, x.shape)];
+  });
+}
+
+/** Options of the `Dropout` module. */
+export interface DropoutModuleOptions {
+  /** Seed or generator of the masks (default: random); the same seed gives the same masks. */
+  seed?: number | Generator;
+}
+
+/**
+ * Dropout layer: active in training mode, the identity after `eval()`.
+ * @example
+ * ```ts
+ * import { Dropout, ones } from "@sparselinear/sparselinear";
+ * const drop = new Dropout(0.25, { seed: 0 });
+ * const train = drop.forward(ones([4, 8]));
+ * drop.eval();
+ * console.log(drop.forward(ones([4, 8])).data.every((v) => v === 1)); // true
+ * ```
+ */
+export class Dropout extends Module {
+  /** Probability of zeroing an element. */
+  readonly p: number;
+  #generator: Generator;
+
+  /** Creates a dropout layer with drop probability `p` (default 0.5). */
+  constructor(p = 0.5, options: DropoutModuleOptions = {}) {
+    super();
+    this.p = checkProbability(p, "Dropout p");
+    this.#generator = generatorFrom(options.seed);
+  }
+
+  /** Applies dropout in training mode; returns `x` in evaluation mode. */
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    return dropout(x, this.p, { seed: nextSeed(this.#generator) });
+  }
+
+  /** Description, as PyTorch's repr. */
+  override toString(): string {
+    return `Dropout(p=${this.p})`;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `Sequential`: modules applied one after the other, named "0", "1", ... so that state dict
+ * keys (`0.weights`, `1.weight`, ...) match PyTorch's `nn.Sequential`.
+ * @module
+ */
+import type { Tensor } from "../tensor.ts";
+import { Module } from "./module.ts";
+
+/**
+ * A chain of modules: `forward(x)` feeds `x` through each in order.
+ * @example
+ * ```ts
+ * import { Linear, ReLU, Sequential, randn } from "@sparselinear/sparselinear";
+ * const model = new Sequential(new Linear(4, 8, { seed: 0 }), new ReLU(), new Linear(8, 2, { seed: 1 }));
+ * console.log(Object.keys(model.stateDict())); // ["0.weight", "0.bias", "2.weight", "2.bias"]
+ * console.log(model.forward(randn([3, 4], { seed: 2 })).shape); // [3, 2]
+ * ```
+ */
+export class Sequential extends Module {
+  #layers: Module[] = [];
+
+  /** Creates the chain from `modules`, named by their position. */
+  constructor(...modules: Module[]) {
+    super();
+    for (const m of modules) this.append(m);
+  }
+
+  /** Adds `module` at the end (named by its position) and returns this chain. */
+  append(module: Module): this {
+    if (!(module instanceof Module)) {
+      throw new TypeError(
+        `Sequential takes Modules; item ${this.#layers.length} is ${
+          module === null ? "null" : typeof module
+        }`,
+      );
+    }
+    this.registerModule(String(this.#layers.length), module);
+    this.#layers.push(module);
+    return this;
+  }
+
+  /** Number of modules. */
+  get length(): number {
+    return this.#layers.length;
+  }
+
+  /** The module at `index` (negative counts from the end). */
+  at(index: number): Module {
+    const m = Number.isInteger(index) ? this.#layers.at(index) : undefined;
+    if (m === undefined) {
+      throw new RangeError(
+        `Sequential index ${index} is outside [-${this.length}, ${this.length})`,
+      );
+    }
+    return m;
+  }
+
+  /** The modules in order. */
+  [Symbol.iterator](): Iterator<Module> {
+    return this.#layers[Symbol.iterator]();
+  }
+
+  /** Feeds `x` through every module in order. */
+  forward(x: Tensor): Tensor {
+    let out = x;
+    for (const m of this.#layers) out = m.forward(out);
+    return out;
+  }
+
+  /** Description, one module per line, as PyTorch's repr. */
+  override toString(): string {
+    const lines = this.#layers.map((m, i) => `  (${i}): ${String(m)}`);
+    return `Sequential(\n${lines.join("\n")}\n)`;
+  }
+}

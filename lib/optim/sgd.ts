@@ -1,0 +1,108 @@
+/**
+ * Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay,
+ * with the exact semantics of `torch.optim.SGD`. One native call per parameter tensor.
+ * @module
+ */
+import { getBackend } from "../backend/mod.ts";
+import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
+
+/** Options of `SGD`. */
+export interface SGDOptions {
+  /** Learning rate (required, >= 0). */
+  lr: number;
+  /** Momentum factor in [0, 1) (default 0: plain SGD). */
+  momentum?: number;
+  /** Dampening of the momentum in [0, 1] (default 0). */
+  dampening?: number;
+  /** Nesterov momentum (default false; needs momentum > 0 and dampening 0). */
+  nesterov?: boolean;
+  /** L2 penalty added to the gradient: `grad + weightDecay * param` (default 0). */
+  weightDecay?: number;
+}
+
+/**
+ * SGD, as `torch.optim.SGD`: `d = grad + weightDecay * p`; with momentum,
+ * `buf = momentum * buf + (1 - dampening) * d` (the first step sets `buf = d`) and
+ * `d = nesterov ? d + momentum * buf : buf`; then `p -= lr * d`.
+ * @example
+ * ```ts
+ * import { SGD, tensor } from "@sparselinear/sparselinear";
+ * const w = tensor([1, 2], [2], { requiresGrad: true });
+ * const opt = new SGD([w], { lr: 0.1, momentum: 0.9 });
+ * w.grad = tensor([1, 1], [2]);
+ * opt.step();
+ * console.log(Array.from(w.data)); // [0.9, 1.9]
+ * ```
+ */
+export class SGD extends Optimizer {
+  /** Momentum factor. */
+  readonly momentum: number;
+  /** Dampening of the momentum. */
+  readonly dampening: number;
+  /** Whether Nesterov momentum is used. */
+  readonly nesterov: boolean;
+  /** L2 penalty. */
+  readonly weightDecay: number;
+
+  /** Creates the optimizer over `params` (tensors or a module's parameters). */
+  constructor(params: ParamsInput, options: SGDOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("SGD needs an options object with at least { lr }");
+    }
+    super(params, options.lr);
+    this.momentum = checkOption(options.momentum ?? 0, "momentum", {
+      min: 0,
+      max: 1,
+      maxExclusive: true,
+    });
+    this.dampening = checkOption(options.dampening ?? 0, "dampening", { min: 0, max: 1 });
+    this.weightDecay = checkOption(options.weightDecay ?? 0, "weightDecay", { min: 0 });
+    const nesterov = options.nesterov ?? false;
+    if (typeof nesterov !== "boolean") {
+      throw new TypeError(`Invalid nesterov: ${String(nesterov)}; it must be a boolean`);
+    }
+    if (nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new RangeError(
+        `Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening 0 ` +
+          `(got momentum ${this.momentum}, dampening ${this.dampening})`,
+      );
+    }
+    this.nesterov = nesterov;
+  }
+
+  /** State tensors kept per parameter. */
+  protected stateNames(): readonly string[] {
+    return ["momentum_buffer"];
+  }
+
+  /** Applies one SGD update to every parameter that has a gradient. */
+  step(): void {
+    this.params.forEach((p, i) => {
+      const g = this.gradOf(i);
+      if (g === null) return;
+      const backend = getBackend(p.device);
+      let buf: Deno.PointerValue = null;
+      let init = 0;
+      if (this.momentum !== 0) {
+        const state = this.stateOf(i, "momentum_buffer");
+        buf = state.tensor.storage.ptr();
+        init = state.created ? 1 : 0;
+      }
+      backend.check(
+        backend.kernels.sl_sgd_step(
+          BigInt(p.size),
+          this.lr,
+          this.momentum,
+          this.dampening,
+          this.weightDecay,
+          this.nesterov ? 1 : 0,
+          init,
+          p.storage.ptr(),
+          g.storage.ptr(),
+          buf,
+        ),
+      );
+      this.steps[i]++;
+    });
+  }
+}
