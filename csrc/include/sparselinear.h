@@ -238,7 +238,68 @@ SL_API sl_status sl_adam_step(int64_t n, float lr, float beta1, float beta2, flo
                               float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq);
 
 /* ------------------------------------------------------ sparsity updates ---- */
-/* (top-k / bottom-k, chunked dense-gradient top-k, CSR rebuild; see csrc/cpu/topk.c) */
+/* (top-k / bottom-k, chunked dense-gradient top-k, CSR rebuild; see csrc/cpu/topk.c)
+ * The kernels of RigL / SET prune-and-grow. Every selection is exact and deterministic: ties
+ * are broken by lower index (lower flat position row * n_cols + col for matrix positions), and
+ * results come in ascending index / row-major order, whatever the thread count. */
+
+/* sl_topk flags: pick the smallest instead of the largest; rank by |score| instead of score. */
+enum { SL_TOPK_SMALLEST = 1, SL_TOPK_ABS = 2 };
+
+/*
+ * Indices of the k best scores (largest, or smallest with SL_TOPK_SMALLEST; by magnitude with
+ * SL_TOPK_ABS), written to out_idx[k] in ascending index order. -0 and +0 tie. 0 <= k <= n,
+ * n < 2^31. A NaN score -> SL_E_INVALID_ARGUMENT naming its index.
+ * RigL's drop step: sl_topk(nnz, values, k, SL_TOPK_SMALLEST | SL_TOPK_ABS, drop_idx).
+ */
+SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flags,
+                         int32_t *out_idx);
+
+/*
+ * RigL's growth criterion: the k positions (o, i) with the largest |G[o, i]|, where
+ * G = dy^T x (G[o, i] = sum_b dy[b, o] * x[b, i], the dense weight gradient of one batch),
+ * among the positions NOT in the CSR pattern (row_ptr[n_out + 1], col_idx[nnz]; sorted, unique).
+ * x: [batch, n_in], dy: [batch, n_out]. G is never materialised whole: it is computed in chunks
+ * of floor(max_size / n_in) rows (GEMM, CBLAS when available; scratch of at most max_size
+ * floats) and a running top-k is merged across chunks (O(k) more memory). max_size >= n_in;
+ * k <= n_out * n_in - nnz. Writes out_rows[k], out_cols[k] in row-major order and, when
+ * out_grad is non-null, out_grad[k] = G at those positions (signed, recomputed as a dot product).
+ * A NaN in G -> SL_E_INVALID_ARGUMENT naming the position; nothing is written then.
+ */
+SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
+                                   const float *dy, int64_t nnz, const int32_t *row_ptr,
+                                   const int32_t *col_idx, int64_t k, int64_t max_size,
+                                   int32_t *out_rows, int32_t *out_cols, float *out_grad);
+
+/*
+ * SET's growth: k distinct positions drawn uniformly among the n_rows * n_cols - nnz positions
+ * not in the CSR pattern, seeded (same seed and pattern -> same result on every machine).
+ * O(k log k + n_rows + nnz) time and memory, no dense scratch: works at 10^6 x 10^6.
+ * Writes out_rows[k], out_cols[k] in row-major order.
+ */
+SL_API sl_status sl_sample_absent(int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                  const int32_t *row_ptr, const int32_t *col_idx, int64_t k,
+                                  uint64_t seed, int32_t *out_rows, int32_t *out_cols);
+
+/* sl_csr_drop_grow flag: a grown position that is a connection dropped in the same call keeps
+ * its value and old index (RigL's default: only connections absent before the update are new). */
+enum { SL_REGROW_KEEPS = 1 };
+
+/*
+ * The pattern after a drop + grow: removes the CSR entries drop_idx[n_drop] (distinct, in any
+ * order) and adds the positions (grow_rows[g], grow_cols[g]) (distinct, any order, none of them
+ * a kept connection -> SL_E_DUPLICATE). Writes the new CSR new_row_ptr[n_rows + 1],
+ * new_col_idx[nnz - n_drop + n_grow], new_values (the old value of a kept connection, 0 for a
+ * grown one; both values arrays null to skip) and, when non-null, old_index[...]: the old CSR
+ * position of each new entry, or -1 for a grown one (the map remapParameterState takes).
+ * Outputs must not overlap the inputs; a rejected call writes nothing.
+ */
+SL_API sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                  const int32_t *row_ptr, const int32_t *col_idx,
+                                  const float *values, int64_t n_drop, const int32_t *drop_idx,
+                                  int64_t n_grow, const int32_t *grow_rows,
+                                  const int32_t *grow_cols, int32_t flags, int32_t *new_row_ptr,
+                                  int32_t *new_col_idx, float *new_values, int32_t *old_index);
 
 #ifdef __cplusplus
 }
