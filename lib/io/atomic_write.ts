@@ -1,0 +1,79 @@
+/**
+ * Atomic file writes: the bytes go to a temporary file in the target's directory, are flushed
+ * to disk, and the temporary file is renamed over the target. A reader sees the old file or the
+ * complete new one, never a partial one; a failure (unwritable directory, full disk, crash)
+ * leaves no partial file behind.
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+
+/** Makes the temporary name: hidden, next to the target (same file system, so rename is atomic). */
+function temporaryPath(path: string): string {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  const tag = `${random[0].toString(16)}${random[1].toString(16)}`;
+  return join(dirname(path), `.${basename(path)}.${tag}.tmp`);
+}
+
+function describe(path: string, err: unknown): Error {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new Error(`Cannot write "${path}": ${reason}`, { cause: err });
+}
+
+function checkPath(path: string): void {
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`Path must be a non-empty string, got ${JSON.stringify(path)}`);
+  }
+}
+
+/**
+ * Writes `chunks` one after the other to `path`, atomically (temp file + fsync + rename).
+ * Errors name the path; on failure the temporary file is removed and `path` is untouched.
+ */
+export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+  checkPath(path);
+  const tmp = temporaryPath(path);
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    for (const chunk of chunks) {
+      let done = 0;
+      while (done < chunk.length) done += await file.write(chunk.subarray(done));
+    }
+    await file.syncData();
+    file.close();
+    file = undefined;
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    try {
+      file?.close();
+    } catch { /* already closed */ }
+    await Deno.remove(tmp).catch(() => {});
+    throw describe(path, err);
+  }
+}
+
+/** Synchronous `writeFileAtomic`. */
+export function writeFileAtomicSync(path: string, chunks: Iterable<Uint8Array>): void {
+  checkPath(path);
+  const tmp = temporaryPath(path);
+  let file: Deno.FsFile | undefined;
+  try {
+    file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
+    for (const chunk of chunks) {
+      let done = 0;
+      while (done < chunk.length) done += file.writeSync(chunk.subarray(done));
+    }
+    file.syncDataSync();
+    file.close();
+    file = undefined;
+    Deno.renameSync(tmp, path);
+  } catch (err) {
+    try {
+      file?.close();
+    } catch { /* already closed */ }
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never created, or already gone */ }
+    throw describe(path, err);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Model checkpoints as safetensors, with PyTorch's names and dtypes: `Module.stateDict()` keys
+ * (`0.weights`, `0.indices`, `0.bias`, ...) become tensor names, float32 tensors are written as
+ * F32 and integer tensors (SparseLinear's `indices`, shape (2, nnz)) as I64, as PyTorch stores
+ * them — so a file written by the PyTorch SparseLinear (`safetensors.torch.save_file(
+ * model.state_dict(), path)`) loads here and a file written here loads there.
+ * @module
+ */
+import { IndexTensor, Tensor } from "../tensor.ts";
+import type { LoadStateOptions, Module, StateDict, StateValue } from "../nn/module.ts";
+import {
+  int32ToInt64,
+  loadSafetensors,
+  type SafeTensor,
+  saveSafetensors,
+  toFloat32,
+  toInt32,
+} from "./safetensors.ts";
+import { HostStorage } from "../backend/cpu.ts";
+
+/** Options of `saveStateDict`. */
+export interface SaveStateOptions {
+  /** String metadata stored in the file's `__metadata__` (`format: "pt"` is always added). */
+  metadata?: Record<string, string>;
+  /** Dtype for integer tensors: "I64" (default, as PyTorch) or "I32" (half the size). */
+  indexDType?: "I64" | "I32";
+}
+
+/**
+ * A state dict as safetensors entries: Tensor → F32 (copied to the host), IndexTensor → I64
+ * (or I32).
+ */
+export function stateDictToSafetensors(
+  state: StateDict,
+  options: Pick<SaveStateOptions, "indexDType"> = {},
+): Record<string, SafeTensor> {
+  const indexDType = options.indexDType ?? "I64";
+  if (indexDType !== "I64" && indexDType !== "I32") {
+    throw new RangeError(`indexDType must be "I64" or "I32", got ${JSON.stringify(indexDType)}`);
+  }
+  const out = Object.create(null) as Record<string, SafeTensor>;
+  for (const name of Object.keys(state)) {
+    const value = state[name];
+    if (value instanceof Tensor) {
+      out[name] = { dtype: "F32", shape: value.shape, data: value.toArray() };
+    } else if (value instanceof IndexTensor) {
+      out[name] = indexDType === "I64"
+        ? { dtype: "I64", shape: value.shape, data: int32ToInt64(value.data) }
+        : { dtype: "I32", shape: value.shape, data: value.data };
+    } else {
+      throw new TypeError(`State entry "${name}" must be a Tensor or an IndexTensor`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Safetensors entries as a state dict. Each entry becomes the kind that `like[name]` has
+ * (float → Tensor from F32/F16/BF16; integer → IndexTensor from any integer dtype, range-checked
+ * into int32); entries not in `like` follow their own dtype (with `strict: false`, those that
+ * cannot be converted are dropped). Every problem is collected and reported in one error before
+ * anything is returned.
+ */
+export function safetensorsToStateDict(
+  tensors: Record<string, SafeTensor>,
+  like: StateDict = {},
+  options: { strict?: boolean; source?: string } = {},
+): StateDict {
+  const strict = options.strict ?? true;
+  const source = options.source ?? "Checkpoint";
+  const state = Object.create(null) as StateDict;
+  const problems: string[] = [];
+  for (const name of Object.keys(tensors)) {
+    const t = tensors[name];
+    const target: StateValue | undefined = Object.hasOwn(like, name) ? like[name] : undefined;
+    const wantsFloat = target !== undefined
+      ? target instanceof Tensor
+      : t.dtype.startsWith("F") || t.dtype === "BF16";
+    try {
+      if (wantsFloat) {
+        const data = toFloat32(t, `"${name}"`);
+        // The file's arrays are fresh copies, so the tensor can own them.
+        state[name] = new Tensor(new HostStorage(data), t.shape);
+      } else {
+        state[name] = new IndexTensor(toInt32(t, `"${name}"`), t.shape);
+      }
+    } catch (err) {
+      if (target !== undefined || strict) problems.push((err as Error).message);
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(`${source} does not fit the model, which is unchanged: ${problems.join("; ")}`);
+  }
+  return state;
+}
+
+/**
+ * Saves a module's state dict (or a state dict) as a safetensors file, atomically: a failure
+ * leaves no partial file. The metadata records `format: "pt"`, as PyTorch/transformers write.
+ * @example
+ * ```ts ignore
+ * import { loadStateDict, saveStateDict } from "@sparselinear/sparselinear";
+ * await saveStateDict(model, "model.safetensors");
+ * await loadStateDict(model, "model.safetensors"); // validates names, shapes, dtypes first
+ * ```
+ */
+export async function saveStateDict(
+  module: Module | StateDict,
+  path: string,
+  options: SaveStateOptions = {},
+): Promise<void> {
+  const state = isModule(module) ? module.stateDict() : module;
+  const metadata = { format: "pt", ...options.metadata };
+  await saveSafetensors(path, stateDictToSafetensors(state, options), metadata);
+}
+
+/**
+ * Loads a safetensors checkpoint into `module`. The file is fully validated, every entry is
+ * converted to the kind of the module's tensor of the same name (F64 into a float32 parameter,
+ * or a float into an index buffer, is an error), and `module.loadStateDict` checks names and
+ * shapes; on any problem an error lists it and the module is untouched.
+ */
+export async function loadStateDict(
+  module: Module,
+  path: string,
+  options: LoadStateOptions = {},
+): Promise<void> {
+  const file = await loadSafetensors(path);
+  const state = safetensorsToStateDict(file.tensors, module.stateDict(), {
+    strict: options.strict,
+    source: `"${path}"`,
+  });
+  try {
+    module.loadStateDict(state, options);
+  } catch (err) {
+    throw new Error(`"${path}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function isModule(value: unknown): value is Module {
+  return value !== null && typeof value === "object" &&
+    typeof (value as Module).stateDict === "function" &&
+    typeof (value as Module).loadStateDict === "function";
+}
