@@ -4,6 +4,7 @@
  * @module
  */
 import { coreSymbols } from "./symbols/core.ts";
+import { denseSymbols } from "./symbols/dense.ts";
 import { nnSymbols } from "./symbols/nn.ts";
 import { optimSymbols } from "./symbols/optim.ts";
 import { sparseSymbols } from "./symbols/sparse.ts";
@@ -12,6 +13,7 @@ import { vectorSymbols } from "./symbols/vector.ts";
 /** Every symbol the CPU library exports. */
 export const symbols = {
   ...coreSymbols,
+  ...denseSymbols,
   ...nnSymbols,
   ...optimSymbols,
   ...sparseSymbols,

@@ -135,7 +135,122 @@ SL_API sl_status sl_axpy(int64_t n, float alpha, const float *x, float *y);
 SL_API sl_status sl_copy(int64_t n, const float *x, float *y);
 
 /* -------------------------------------------------- dense and elementwise ---- */
-/* (owned by the tensor-ops family; see csrc/cpu/dense.c and csrc/cpu/elementwise.c) */
+/* (owned by the tensor-ops family; see csrc/cpu/dense.c, elementwise.c and reduce.c) */
+
+/*
+ * Dense GEMM, row-major: C = alpha * op(A) @ op(B) + beta * C, where op(X) is X, or X^T when
+ * trans_x != 0. op(A) is [m, k], op(B) is [k, n], C is [m, n]. A is stored with leading
+ * dimension lda >= max(1, columns of A as stored) (k, or m when transposed); likewise B (n, or k
+ * when transposed) and C (ldc >= max(1, n)). beta == 0 overwrites C without reading it.
+ * Runs on CBLAS when the library was built with one (sl_has_cblas()), else on a blocked
+ * OpenMP kernel.
+ */
+SL_API sl_status sl_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                         float alpha, const float *a, int32_t lda, const float *b,
+                         int32_t ldb, float beta, float *c, int32_t ldc);
+
+/*
+ * Strided batched GEMM: for i < batch, C_i = alpha * op(A_i) @ op(B_i) + beta * C_i with
+ * X_i = x + i * stride_x (strides in elements, >= 0). stride_a or stride_b == 0 reuses one
+ * matrix for every batch (broadcasting); stride_c == 0 sums every batch's product into one C
+ * (beta applies once, before the first). A non-zero stride_c must keep the C_i disjoint.
+ */
+SL_API sl_status sl_gemm_batched(int32_t trans_a, int32_t trans_b, int32_t batch, int32_t m,
+                                 int32_t n, int32_t k, float alpha, const float *a,
+                                 int32_t lda, int64_t stride_a, const float *b, int32_t ldb,
+                                 int64_t stride_b, float beta, float *c, int32_t ldc,
+                                 int64_t stride_c);
+
+/* Most dimensions a strided (broadcasting, permuting) kernel takes. */
+#define SL_MAX_DIMS 8
+
+/* Binary element-wise operators of sl_binary / sl_binary_bwd. */
+enum { SL_BINARY_ADD = 0, SL_BINARY_SUB = 1, SL_BINARY_MUL = 2, SL_BINARY_DIV = 3 };
+
+/*
+ * Broadcasting binary op: out[idx] = a[sum_d idx_d * a_strides[d]] op b[sum_d idx_d *
+ * b_strides[d]] for every idx of the output shape. shape, a_strides, b_strides: host int64
+ * arrays of ndim (0..SL_MAX_DIMS) entries, strides in elements and >= 0 (0 = broadcast along
+ * that dimension; they may be null when ndim == 0). a_len, b_len: elements in a and b; every
+ * offset read is checked against them. out: contiguous, numel(shape) elements.
+ */
+SL_API sl_status sl_binary(int32_t op, int32_t ndim, const int64_t *shape, const float *a,
+                           int64_t a_len, const int64_t *a_strides, const float *b,
+                           int64_t b_len, const int64_t *b_strides, float *out);
+
+/*
+ * Gradients of sl_binary in the output's shape (before any reduction over broadcast
+ * dimensions): da[idx] = dy[idx] * d(a op b)/da, db[idx] = dy[idx] * d(a op b)/db, with a and b
+ * read as in sl_binary. dy, da, db: contiguous, numel(shape) elements; da or db may be null when
+ * that gradient is not needed. a and b are not read (and may be null) for ADD and SUB.
+ */
+SL_API sl_status sl_binary_bwd(int32_t op, int32_t ndim, const int64_t *shape, const float *a,
+                               int64_t a_len, const int64_t *a_strides, const float *b,
+                               int64_t b_len, const int64_t *b_strides, const float *dy,
+                               float *da, float *db);
+
+/* Unary element-wise operators of sl_unary / sl_unary_bwd (alpha, beta: scalar parameters). */
+enum {
+  SL_UNARY_NEG = 0,        /* -x */
+  SL_UNARY_EXP = 1,        /* exp(x) */
+  SL_UNARY_LOG = 2,        /* log(x) */
+  SL_UNARY_RELU = 3,       /* max(x, 0) */
+  SL_UNARY_SIGMOID = 4,    /* 1 / (1 + exp(-x)) */
+  SL_UNARY_TANH = 5,       /* tanh(x) */
+  SL_UNARY_ABS = 6,        /* |x| (gradient sign(x), 0 at 0) */
+  SL_UNARY_SQRT = 7,       /* sqrt(x) */
+  SL_UNARY_AFFINE = 8,     /* alpha * x + beta (scalar multiply / add / subtract) */
+  SL_UNARY_RECIPROCAL = 9, /* alpha / x (scalar divided by a tensor) */
+  SL_UNARY_SQUARE = 10,    /* x * x */
+  SL_UNARY_POW = 11        /* x ^ alpha */
+};
+
+/* y[i] = f(x[i]) for i < n (y may equal x). */
+SL_API sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *x,
+                          float *y);
+
+/*
+ * dx[i] = dy[i] * f'(x[i]) for i < n. x is the forward input and y = f(x) its output; both are
+ * required (each operator uses whichever gives the cheaper or more accurate derivative).
+ */
+SL_API sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const float *x,
+                              const float *y, const float *dy, float *dx);
+
+/*
+ * Sum over the middle axis of x viewed as [outer, len, inner]: y[o, i] = alpha * sum_j
+ * x[o, j, i]; y is [outer, inner] (overwritten). Accumulates in double. len == 0 gives zeros.
+ */
+SL_API sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha,
+                             const float *x, float *y);
+
+/* y[0] = alpha * sum_{i < n} x[i], accumulated in double (0 when n == 0). */
+SL_API sl_status sl_sum_all(int64_t n, float alpha, const float *x, float *y);
+
+/*
+ * Sum over several dimensions: x is contiguous with shape[ndim] (host int64, ndim <=
+ * SL_MAX_DIMS); bit d of reduce_mask set sums over dimension d. y is contiguous with the shape
+ * where those dimensions are 1 (overwritten): alpha times the sums. Reduces the gradient of a
+ * broadcast input back to its shape in one call.
+ */
+SL_API sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_mask,
+                             float alpha, const float *x, float *y);
+
+/*
+ * Strided gather: y[idx] = alpha * x[sum_d idx_d * x_strides[d]] for every idx of shape (y
+ * contiguous, numel(shape) elements). shape, x_strides: host int64, ndim <= SL_MAX_DIMS,
+ * strides >= 0; every offset is checked against x_len. Stride 0 expands (broadcast, the
+ * backward of a sum); permuted strides transpose/permute.
+ */
+SL_API sl_status sl_strided_copy(int32_t ndim, const int64_t *shape, float alpha,
+                                 const float *x, int64_t x_len, const int64_t *x_strides,
+                                 float *y);
+
+/* Row-wise log-softmax of x [rows, cols]: y[r, j] = x[r, j] - log(sum_k exp(x[r, k])). */
+SL_API sl_status sl_log_softmax_fwd(int64_t rows, int32_t cols, const float *x, float *y);
+
+/* Its backward from the output y: dx[r, j] = dy[r, j] - exp(y[r, j]) * sum_k dy[r, k]. */
+SL_API sl_status sl_log_softmax_bwd(int64_t rows, int32_t cols, const float *y,
+                                    const float *dy, float *dx);
 
 /* ------------------------------------------------------------ nn kernels ---- */
 /* (LayerNorm, softmax / cross-entropy, K-Winners; see csrc/cpu/nn.c) */

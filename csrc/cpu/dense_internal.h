@@ -1,0 +1,19 @@
+/*
+ * dense_internal.h — the portable GEMM kernel behind sl_gemm, exposed (hidden visibility, not
+ * part of the ABI) so that the C tests check it even in a build where sl_gemm runs on CBLAS.
+ */
+#ifndef SL_DENSE_INTERNAL_H
+#define SL_DENSE_INTERNAL_H
+
+#include "sparselinear.h"
+
+/*
+ * C = alpha * op(A) @ op(B) + beta * C on the blocked OpenMP kernel; arguments as sl_gemm, which
+ * must have validated them. Returns SL_E_OUT_OF_MEMORY (with the error set) when the scratch
+ * copy of a transposed B cannot be allocated.
+ */
+sl_status sl_gemm_portable(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                           float alpha, const float *a, int32_t lda, const float *b,
+                           int32_t ldb, float beta, float *c, int32_t ldc);
+
+#endif /* SL_DENSE_INTERNAL_H */
