@@ -32,3 +32,21 @@ export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 
 // Modules
 export { type LoadStateOptions, Module, type StateDict, type StateValue } from "./lib/nn/module.ts";
+
+// Sparsity: connectivity builders and per-layer budgets
+export {
+  smallWorldConnectivity,
+  smallWorldDistance,
+  type SmallWorldOptions,
+  type SmallWorldPattern,
+  smallWorldPattern,
+} from "./lib/sparsity/small_world.ts";
+export { type ErkOptions, erkSparsities, type LayerShape } from "./lib/sparsity/erk.ts";
+
+// Activation sparsity (K-Winners)
+export {
+  ActivationSparsity,
+  type ActivationSparsityOptions,
+  kWinners,
+  type KWinnersOptions,
+} from "./lib/nn/activation_sparsity.ts";

@@ -5,6 +5,7 @@
  */
 import { coreSymbols } from "./symbols/core.ts";
 import { denseSymbols } from "./symbols/dense.ts";
+import { kwinnersSymbols } from "./symbols/kwinners.ts";
 import { nnSymbols } from "./symbols/nn.ts";
 import { optimSymbols } from "./symbols/optim.ts";
 import { sparseSymbols } from "./symbols/sparse.ts";
@@ -14,6 +15,7 @@ import { vectorSymbols } from "./symbols/vector.ts";
 export const symbols = {
   ...coreSymbols,
   ...denseSymbols,
+  ...kwinnersSymbols,
   ...nnSymbols,
   ...optimSymbols,
   ...sparseSymbols,

@@ -324,6 +324,28 @@ SL_API sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, con
 SL_API sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const float *scale,
                                     const float *dy, float *dx, float *dscale, float *dshift);
 
+/*
+ * K-Winners over the last dimension (csrc/cpu/kwinners.c; nupic.torch KWinners semantics).
+ * For each row of x [rows, n], the k units with the largest boosted value
+ * x[r, j] * exp(boost_strength * (k / n - duty_cycle[j])) win (ties: the lower index wins; NaN
+ * ranks with -inf); y[r, j] = x[r, j] (the raw value) for winners, 0 otherwise (y overwritten).
+ * winners [rows, k] (null: not written): each row's winning units, ascending (for the backward).
+ * win_counts [n] (null: not written): in how many rows each unit won (rows must fit int32).
+ * duty_alpha in [0, 1]: when > 0 and rows > 0, after the selection (which uses the old values)
+ * duty_cycle[j] = (1 - duty_alpha) * duty_cycle[j] + duty_alpha * wins[j] / rows.
+ * duty_cycle [n] may be null only when boost_strength == 0 and duty_alpha == 0.
+ * Requires n >= 1, 1 <= k <= n, boost_strength finite and >= 0.
+ */
+SL_API sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost_strength,
+                                 float duty_alpha, const float *x, float *duty_cycle, float *y,
+                                 int32_t *winners, int32_t *win_counts);
+/*
+ * K-Winners backward: dx[r, j] = dy[r, j] when j is one of winners[r, 0..k), else 0 (dx
+ * overwritten). A winner outside [0, n) -> SL_E_INDEX_OUT_OF_RANGE, nothing written.
+ */
+SL_API sl_status sl_kwinners_bwd(int64_t rows, int32_t n, int32_t k, const int32_t *winners,
+                                 const float *dy, float *dx);
+
 /* ------------------------------------------------------------- optimizers ---- */
 /* (SGD, Adam; see csrc/cpu/optim.c) */
 

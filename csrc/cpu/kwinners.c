@@ -1,0 +1,248 @@
+/*
+ * kwinners.c — K-Winners activation sparsity (nupic.torch KWinners semantics): per row, the k
+ * units with the largest boosted value keep their raw value, the rest become 0; the duty cycle
+ * (per-unit win frequency) is updated in the same call; the backward passes the gradient of the
+ * winners only.
+ *
+ * Selection is a quickselect over unit indices under a strict total order (boosted value
+ * descending, then index ascending), so ties are deterministic (the lower index wins) and the
+ * result does not depend on the thread count. Expected O(n) per row; a depth limit falls back to
+ * heapsort so the worst case stays O(n log n).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+/* Below this many elements the call runs on one thread: a parallel region costs more. */
+#define SL_KW_PARALLEL_MIN 32768
+
+/* Quickselect rounds allowed beyond 2 log2(n) before the heapsort fallback (tests lower it). */
+#ifndef SL_KW_DEPTH_EXTRA
+#define SL_KW_DEPTH_EXTRA 8
+#endif
+
+/* Strict total order: a ranks before b. NaN keys were mapped to -inf, so == is safe. */
+static inline int kw_better(const double *key, int32_t a, int32_t b) {
+  return key[a] > key[b] || (key[a] == key[b] && a < b);
+}
+
+static inline void kw_swap(int32_t *idx, int32_t i, int32_t j) {
+  int32_t t = idx[i];
+  idx[i] = idx[j];
+  idx[j] = t;
+}
+
+/*
+ * Sift-down for a heap whose root is the worst-ranked element: each parent ranks after its
+ * children, so repeatedly moving the root to the back leaves the best elements first.
+ */
+static void kw_sift(int32_t *base, int32_t root, int32_t end, const double *key) {
+  for (;;) {
+    int32_t child = 2 * root + 1;
+    if (child > end) return;
+    /* the worse of the two children */
+    if (child + 1 <= end && kw_better(key, base[child], base[child + 1])) child++;
+    if (kw_better(key, base[child], base[root])) return; /* the root is already the worst */
+    kw_swap(base, root, child);
+    root = child;
+  }
+}
+
+/* Sorts base[0..n) so that better elements come first (heapsort, O(n log n)). */
+static void kw_heapsort(int32_t *base, int32_t n, const double *key) {
+  if (n < 2) return;
+  /* Build a heap with the worst-ranked element at the root. */
+  for (int32_t start = (n - 2) / 2; start >= 0; start--) kw_sift(base, start, n - 1, key);
+  for (int32_t end = n - 1; end > 0; end--) {
+    kw_swap(base, 0, end); /* the worst goes to the back */
+    kw_sift(base, 0, end - 1, key);
+  }
+}
+
+/* Rearranges idx[0..n) so that idx[0..k) are the k best units (in no particular order). */
+static void kw_select(int32_t *idx, int32_t n, int32_t k, const double *key) {
+  int32_t lo = 0, hi = n - 1, target = k - 1;
+  int depth = SL_KW_DEPTH_EXTRA; /* about 2 log2(n) + 8 partition rounds before heapsort */
+  for (int32_t m = n; m > 1; m >>= 1) depth += 2;
+  while (lo < hi) {
+    if (depth-- <= 0) {
+      kw_heapsort(idx + lo, hi - lo + 1, key);
+      return;
+    }
+    /* Median of three as pivot, moved to hi. */
+    int32_t mid = lo + (hi - lo) / 2;
+    if (kw_better(key, idx[mid], idx[lo])) kw_swap(idx, mid, lo);
+    if (kw_better(key, idx[hi], idx[lo])) kw_swap(idx, hi, lo);
+    if (kw_better(key, idx[hi], idx[mid])) kw_swap(idx, hi, mid);
+    /* now rank(lo) <= rank(mid) <= rank(hi): mid is the median */
+    kw_swap(idx, mid, hi);
+    int32_t pivot = idx[hi];
+    int32_t store = lo;
+    for (int32_t i = lo; i < hi; i++) {
+      if (kw_better(key, idx[i], pivot)) kw_swap(idx, i, store++);
+    }
+    kw_swap(idx, store, hi);
+    if (store == target) return;
+    if (store < target) lo = store + 1;
+    else hi = store - 1;
+  }
+}
+
+sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost_strength,
+                          float duty_alpha, const float *x, float *duty_cycle, float *y,
+                          int32_t *winners, int32_t *win_counts) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
+  SL_CHECK_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
+  SL_CHECK_ARG(isfinite(boost_strength) && boost_strength >= 0.0f,
+               "boost_strength must be finite and >= 0, got %g", (double)boost_strength);
+  SL_CHECK_ARG(duty_alpha >= 0.0f && duty_alpha <= 1.0f, "duty_alpha must be in [0, 1], got %g",
+               (double)duty_alpha);
+  int64_t total = sl_mul_size(rows, n);
+  if (total < 0 || sl_mul_size(rows, k) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows int64 (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  int boosting = boost_strength > 0.0f;
+  int updating = duty_alpha > 0.0f && rows > 0;
+  if (boosting || updating) SL_CHECK_PTR(duty_cycle);
+  if (win_counts != NULL)
+    SL_CHECK_ARG(rows <= INT32_MAX, "rows must be <= 2^31 - 1 when win_counts is given, got %lld",
+                 (long long)rows);
+  if (rows > 0) {
+    SL_CHECK_PTR(x);
+    SL_CHECK_PTR(y);
+  }
+  if (rows == 0) {
+    if (win_counts != NULL) memset(win_counts, 0, (size_t)n * sizeof(int32_t));
+    return SL_OK;
+  }
+
+  int counting = updating || win_counts != NULL;
+  int threads = total > SL_KW_PARALLEL_MIN && rows > 1 ? sl_threads() : 1;
+  if (threads > rows) threads = (int)rows;
+  /* Per thread: keys (double), indices (int32), winner flags (uint8), win counts (int64). */
+  size_t per_thread = (size_t)n * (sizeof(double) + sizeof(int32_t) + 1 +
+                                   (counting ? sizeof(int64_t) : 0));
+  per_thread = (per_thread + 63) & ~(size_t)63; /* keep every thread's doubles aligned */
+  double *factor = NULL;
+  if (boosting) {
+    factor = malloc((size_t)n * sizeof(double));
+    if (factor == NULL)
+      return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "no memory for %d boost factors", n);
+    double target = (double)k / (double)n;
+    for (int32_t j = 0; j < n; j++)
+      factor[j] = exp((double)boost_strength * (target - (double)duty_cycle[j]));
+  }
+  unsigned char *scratch = calloc((size_t)threads, per_thread);
+  if (scratch == NULL) {
+    free(factor);
+    return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "no memory for scratch (%d threads x %zu bytes)",
+                   threads, per_thread);
+  }
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    unsigned char *mine = scratch + (size_t)tid * per_thread;
+    double *key = (double *)mine;
+    int64_t *counts = counting ? (int64_t *)(key + n) : NULL;
+    int32_t *idx = (int32_t *)(counting ? (void *)(counts + n) : (void *)(key + n));
+    unsigned char *flag = (unsigned char *)(idx + n);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * n;
+      float *yr = y + r * n;
+      int32_t *wr = winners != NULL ? winners + r * k : NULL;
+      if (k == n) {
+        for (int32_t j = 0; j < n; j++) {
+          yr[j] = xr[j];
+          if (wr != NULL) wr[j] = j;
+          if (counts != NULL) counts[j]++;
+        }
+        continue;
+      }
+      for (int32_t j = 0; j < n; j++) {
+        double v = (double)xr[j];
+        if (factor != NULL) v *= factor[j];
+        key[j] = isnan(v) ? -INFINITY : v;
+        idx[j] = j;
+      }
+      kw_select(idx, n, k, key);
+      for (int32_t i = 0; i < k; i++) flag[idx[i]] = 1;
+      int32_t w = 0;
+      for (int32_t j = 0; j < n; j++) {
+        if (flag[j]) {
+          flag[j] = 0;
+          yr[j] = xr[j];
+          if (wr != NULL) wr[w] = j;
+          w++;
+          if (counts != NULL) counts[j]++;
+        } else {
+          yr[j] = 0.0f;
+        }
+      }
+    }
+  }
+
+  if (counting) {
+    for (int32_t j = 0; j < n; j++) {
+      int64_t c = 0;
+      for (int t = 0; t < threads; t++) {
+        const int64_t *counts = (const int64_t *)(scratch + (size_t)t * per_thread +
+                                                  (size_t)n * sizeof(double));
+        c += counts[j];
+      }
+      if (win_counts != NULL) win_counts[j] = (int32_t)c;
+      if (updating) {
+        double a = (double)duty_alpha;
+        double updated = (1.0 - a) * (double)duty_cycle[j] + a * ((double)c / (double)rows);
+        duty_cycle[j] = (float)updated;
+      }
+    }
+  }
+  free(scratch);
+  free(factor);
+  return SL_OK;
+}
+
+sl_status sl_kwinners_bwd(int64_t rows, int32_t n, int32_t k, const int32_t *winners,
+                          const float *dy, float *dx) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
+  SL_CHECK_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
+  int64_t total = sl_mul_size(rows, n);
+  int64_t n_winners = sl_mul_size(rows, k);
+  if (total < 0 || n_winners < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows int64 (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0) return SL_OK;
+  SL_CHECK_PTR(winners);
+  SL_CHECK_PTR(dy);
+  SL_CHECK_PTR(dx);
+  for (int64_t i = 0; i < n_winners; i++) {
+    if (winners[i] < 0 || winners[i] >= n)
+      return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__,
+                     "winners[%lld] = %d is outside [0, %d)", (long long)i, winners[i], n);
+  }
+  int parallel = total > SL_KW_PARALLEL_MIN && rows > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *dyr = dy + r * n;
+    float *dxr = dx + r * n;
+    const int32_t *wr = winners + r * k;
+    memset(dxr, 0, (size_t)n * sizeof(float));
+    for (int32_t i = 0; i < k; i++) dxr[wr[i]] = dyr[wr[i]];
+  }
+  return SL_OK;
+}

@@ -1,0 +1,264 @@
+import assert from "node:assert/strict";
+import { ActivationSparsity, kWinners } from "../lib/nn/activation_sparsity.ts";
+import { tensor } from "../lib/creation.ts";
+import { ShapeError } from "../lib/errors.ts";
+import { fromFloat32, Tensor } from "../lib/tensor.ts";
+import { assertClose, assertThrows, dot, numericGrad, randomArray } from "./_nn_reference.ts";
+
+/**
+ * Reference K-Winners in float64: winners by boosted value x·exp(β·(k/F − dc)) descending,
+ * ties to the lower index; returns the output, the winner mask and the per-unit win counts.
+ */
+function reference(
+  x: ArrayLike<number>,
+  features: number,
+  k: number,
+  beta: number,
+  dutyCycle: ArrayLike<number>,
+) {
+  const rows = x.length / features;
+  const y = new Float64Array(x.length);
+  const mask = new Uint8Array(x.length);
+  const counts = new Float64Array(features);
+  const factor = Array.from(
+    { length: features },
+    (_, j) => (beta > 0 ? Math.exp(Math.fround(beta) * (k / features - dutyCycle[j])) : 1),
+  );
+  for (let r = 0; r < rows; r++) {
+    const key = (j: number) => {
+      const v = x[r * features + j] * factor[j];
+      return Number.isNaN(v) ? -Infinity : v;
+    };
+    const order = Array.from({ length: features }, (_, j) => j).sort((a, b) =>
+      key(b) - key(a) || a - b
+    );
+    for (const j of order.slice(0, k)) {
+      y[r * features + j] = x[r * features + j];
+      mask[r * features + j] = 1;
+      counts[j]++;
+    }
+  }
+  return { y, mask, counts, rows };
+}
+
+/** The duty-cycle update in float32 steps: dc ← (1 − α)·dc + α·counts/rows. */
+function referenceDutyCycle(dc: Float32Array, counts: Float64Array, rows: number, alpha: number) {
+  const a = Math.fround(alpha);
+  return dc.map((v, j) => Math.fround((1 - a) * v + a * (counts[j] / rows)));
+}
+
+function winnersPerRow(y: Float32Array, features: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < y.length / features; r++) {
+    out.push(y.subarray(r * features, (r + 1) * features).filter((v) => v !== 0).length);
+  }
+  return out;
+}
+
+Deno.test("kWinners: exactly k winners per row, raw values kept, boosted selection", () => {
+  const rows = 16, features = 50, k = 7;
+  const x = randomArray(rows * features, 1);
+  const dc = randomArray(features, 2, 0, 1);
+  const y = kWinners(fromFloat32(x, [rows, features]), k, {
+    dutyCycle: fromFloat32(dc.slice(), [features]),
+    boostStrength: 1.5,
+  });
+  const ref = reference(x, features, k, 1.5, dc);
+  assert.deepEqual(winnersPerRow(y.data, features), new Array(rows).fill(k));
+  assert.deepEqual(Array.from(y.data), Array.from(ref.y));
+  // Boosting changed the winners compared with the plain top-k (the test would be weak if not).
+  const plain = kWinners(fromFloat32(x, [rows, features]), k);
+  assert.deepEqual(Array.from(plain.data), Array.from(reference(x, features, k, 0, dc).y));
+  assert.notDeepEqual(Array.from(plain.data), Array.from(y.data));
+});
+
+Deno.test("kWinners: ties go to the lower index, NaN never beats a number", () => {
+  const y = kWinners(tensor([[1, 3, 3, 3, NaN, 2], [0, 0, 0, 0, 0, 0]]), 2);
+  assert.deepEqual(Array.from(y.data), [0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const all = kWinners(tensor([[1, -2, 3]]), 3);
+  assert.deepEqual(Array.from(all.data), [1, -2, 3]);
+});
+
+Deno.test("kWinners: gradient flows through the winners only (finite differences)", () => {
+  const rows = 4, features = 12, k = 5, beta = 1.2;
+  const x = randomArray(rows * features, 3);
+  const dc = randomArray(features, 4, 0, 0.5);
+  const w = randomArray(rows * features, 5);
+  const xt = fromFloat32(x.slice(), [rows, features], true);
+  const y = kWinners(xt, k, {
+    dutyCycle: fromFloat32(dc.slice(), [features]),
+    boostStrength: beta,
+  });
+  y.backward(fromFloat32(w.slice(), [rows, features]));
+  const [numeric] = numericGrad(
+    ([xs]) => dot(reference(xs, features, k, beta, dc).y, w),
+    [x],
+    1e-4,
+  );
+  assertClose(xt.grad!.data, numeric, "dx", { rtol: 1e-4, atol: 1e-4 });
+  // The mask itself: w at winners, exactly 0 elsewhere.
+  const { mask } = reference(x, features, k, beta, dc);
+  assert.deepEqual(Array.from(xt.grad!.data), Array.from(w, (v, i) => (mask[i] ? v : 0)));
+});
+
+Deno.test("ActivationSparsity: duty cycle follows the TS reference over training steps", () => {
+  const features = 40, alpha = 0.1, beta = 1.5;
+  const layer = new ActivationSparsity({ actSparsity: 0.8, alpha, beta });
+  assert.equal(layer.features, null);
+  let dc = new Float32Array(features);
+  for (let step = 0; step < 6; step++) {
+    const rows = 3 + step; // different batch sizes: the update is per-sample fraction
+    const x = randomArray(rows * features, 10 + step);
+    const y = layer.forward(fromFloat32(x, [rows, features]));
+    const k = 8; // floor(0.2 · 40)
+    const ref = reference(x, features, k, beta, dc);
+    assert.deepEqual(Array.from(y.data), Array.from(ref.y), `step ${step} output`);
+    dc = referenceDutyCycle(dc, ref.counts, rows, alpha);
+    assertClose(layer.dutyCycle!.data, dc, `step ${step} duty cycle`, { rtol: 0, atol: 1e-7 });
+  }
+  assert.equal(layer.k, 8);
+  for (const v of layer.dutyCycle!.data) assert.ok(v >= 0 && v <= 1);
+});
+
+Deno.test("ActivationSparsity: eval mode uses kInference and changes no state", () => {
+  const features = 20;
+  const layer = new ActivationSparsity({ actSparsity: 0.75, kInferenceFactor: 1.5, features });
+  layer.forward(fromFloat32(randomArray(8 * features, 20), [8, features]));
+  const dcBefore = layer.dutyCycle!.data.slice();
+  const boostBefore = layer.boostStrength;
+  layer.eval();
+  const x = randomArray(5 * features, 21);
+  const y = layer.forward(fromFloat32(x, [5, features]));
+  assert.equal(layer.k, 5);
+  assert.equal(layer.kInference, 7); // floor(5 · 1.5)
+  assert.deepEqual(winnersPerRow(y.data, features), [7, 7, 7, 7, 7]);
+  // Boost uses the eval k for its target density, as nupic.
+  assert.deepEqual(Array.from(y.data), Array.from(reference(x, features, 7, 1.5, dcBefore).y));
+  assert.deepEqual(layer.dutyCycle!.data, dcBefore);
+  assert.equal(layer.boostStrength, boostBefore);
+  // kInference is clamped to F.
+  const wide = new ActivationSparsity({ actSparsity: 0.1, kInferenceFactor: 3, features: 10 });
+  assert.equal(wide.kInference, 10);
+});
+
+Deno.test("ActivationSparsity: any-rank input, winners over the last dimension", () => {
+  const features = 9;
+  const a = new ActivationSparsity({ actSparsity: 0.6, features });
+  const b = new ActivationSparsity({ actSparsity: 0.6, features });
+  const x = randomArray(2 * 3 * features, 30);
+  const y3 = a.forward(fromFloat32(x.slice(), [2, 3, features]));
+  const y2 = b.forward(fromFloat32(x.slice(), [6, features]));
+  assert.deepEqual(y3.shape, [2, 3, features]);
+  assert.deepEqual(Array.from(y3.data), Array.from(y2.data));
+  assert.deepEqual(a.dutyCycle!.data, b.dutyCycle!.data);
+  assert.deepEqual(winnersPerRow(y3.data, features), new Array(6).fill(3)); // floor(0.4 · 9)
+  // 1-D input is one sample.
+  const y1 = a.forward(fromFloat32(x.slice(0, features), [features]));
+  assert.deepEqual(winnersPerRow(y1.data, features), [3]);
+});
+
+Deno.test("ActivationSparsity: boost strength decays per epoch and round-trips the state", () => {
+  const layer = new ActivationSparsity({ beta: 2, boostStrengthFactor: 0.5 });
+  layer.forward(fromFloat32(randomArray(4 * 30, 40), [4, 30]));
+  layer.onEpochEnd();
+  layer.onEpochEnd();
+  assert.equal(layer.boostStrength, 0.5);
+  const state = layer.stateDict();
+  assert.deepEqual(Object.keys(state).sort(), ["boostStrength", "dutyCycle"]);
+
+  // A fresh layer (F not yet known) takes F, the duty cycle and β from the state.
+  const fresh = new ActivationSparsity({ beta: 2, boostStrengthFactor: 0.5 });
+  fresh.loadStateDict(state);
+  assert.equal(fresh.features, 30);
+  assert.equal(fresh.boostStrength, 0.5);
+  assert.deepEqual(fresh.dutyCycle!.data, layer.dutyCycle!.data);
+  const x = fromFloat32(randomArray(3 * 30, 41), [3, 30]);
+  layer.eval();
+  fresh.eval();
+  assert.deepEqual(fresh.forward(x).data, layer.forward(x).data);
+
+  // An untouched lazy layer round-trips too ([0] placeholder), and bad states leave it intact.
+  const lazy = new ActivationSparsity();
+  new ActivationSparsity().loadStateDict(lazy.stateDict());
+  assertThrows(
+    () => layer.loadStateDict({ ...state, dutyCycle: fromFloat32(new Float32Array(7), [7]) }),
+    Error,
+    /dutyCycle" has shape \[7\], expected \[30\]/,
+  );
+  assertThrows(
+    () =>
+      layer.loadStateDict({ ...state, boostStrength: fromFloat32(new Float32Array([-1]), [1]) }),
+    Error,
+    /boostStrength" must be one finite value >= 0/,
+  );
+  assert.equal(layer.boostStrength, 0.5);
+});
+
+Deno.test("ActivationSparsity: bad arguments name the argument and the range", () => {
+  assertThrows(
+    () => new ActivationSparsity({ actSparsity: 1 }),
+    RangeError,
+    /actSparsity must be in \[0, 1\), got 1/,
+  );
+  assertThrows(
+    () => new ActivationSparsity({ actSparsity: -0.1 }),
+    RangeError,
+    /actSparsity must be in \[0, 1\)/,
+  );
+  assertThrows(
+    () => new ActivationSparsity({ alpha: 1.5 }),
+    RangeError,
+    /alpha must be in \[0, 1\]/,
+  );
+  assertThrows(
+    () => new ActivationSparsity({ beta: -1 }),
+    RangeError,
+    /beta must be a finite number >= 0/,
+  );
+  assertThrows(
+    () => new ActivationSparsity({ kInferenceFactor: 0 }),
+    RangeError,
+    /kInferenceFactor must be a finite number > 0/,
+  );
+  assertThrows(
+    () => new ActivationSparsity({ boostStrengthFactor: 2 }),
+    RangeError,
+    /boostStrengthFactor must be in \[0, 1\]/,
+  );
+  // k = 0: F too small for the sparsity, at construction or at the first input.
+  assertThrows(
+    () => new ActivationSparsity({ actSparsity: 0.65, features: 2 }),
+    RangeError,
+    /k = floor\(\(1 - actSparsity\) \* F\) = 0 .*actSparsity in \[0, 0\.5\] or at least 3 units/,
+  );
+  const layer = new ActivationSparsity({ actSparsity: 0.65 });
+  assertThrows(() => layer.forward(tensor([[1, 2]])), RangeError, /= 0 winners for F = 2/);
+  assert.equal(layer.features, null); // rejected input: no state change
+  // Float noise does not lose a winner: (1 - 0.9) · 10 = 0.9999999999999998.
+  assert.equal(new ActivationSparsity({ actSparsity: 0.9, features: 10 }).k, 1);
+  layer.forward(tensor([[1, 2, 3, 4, 5, 6]]));
+  assertThrows(() => layer.forward(tensor([[1, 2, 3]])), ShapeError, /has 6 units/);
+  assertThrows(() => layer.forward(tensor(1)), ShapeError, /at least one dimension/);
+  assertThrows(() => kWinners(tensor([[1, 2]]), 3), RangeError, /k must be an integer in \[1, 2\]/);
+  assertThrows(
+    () => kWinners(tensor([[1, 2]]), 1, { boostStrength: 1 }),
+    TypeError,
+    /needs a dutyCycle tensor/,
+  );
+  assertThrows(
+    () => kWinners(tensor([[1, 2]]), 1, { dutyCycle: tensor([0, 0, 0]), boostStrength: 1 }),
+    ShapeError,
+    /dutyCycle has shape \[3\], expected \[2\]/,
+  );
+});
+
+Deno.test("kWinners: empty batch is fine and touches nothing", () => {
+  const dc = fromFloat32(new Float32Array([0.25, 0.5]), [2]);
+  const y = kWinners(new Tensor(fromFloat32(new Float32Array(0), [0, 2]).storage, [0, 2]), 1, {
+    dutyCycle: dc,
+    boostStrength: 1,
+    dutyCycleRate: 0.5,
+  });
+  assert.deepEqual(y.shape, [0, 2]);
+  assert.deepEqual(Array.from(dc.data), [0.25, 0.5]);
+});
