@@ -1,0 +1,321 @@
+import assert from "node:assert/strict";
+import { noGrad } from "../lib/autograd.ts";
+import { ones, randn, tensor, zeros } from "../lib/creation.ts";
+import { ShapeError } from "../lib/errors.ts";
+import { ReLU, relu, Sigmoid, Tanh } from "../lib/nn/activations.ts";
+import { Dropout, dropout } from "../lib/nn/dropout.ts";
+import { Flatten, flatten } from "../lib/nn/flatten.ts";
+import { LayerNorm, layerNorm } from "../lib/nn/layer_norm.ts";
+import { Linear, linear } from "../lib/nn/linear.ts";
+import { mseLoss } from "../lib/nn/losses.ts";
+import { ScaleShift, scaleShift } from "../lib/nn/scale_shift.ts";
+import { Sequential } from "../lib/nn/sequential.ts";
+import { SGD } from "../lib/optim/sgd.ts";
+import { fromFloat32 } from "../lib/tensor.ts";
+import { assertClose, assertThrows, dot, numericGrad, randomArray } from "./_nn_reference.ts";
+
+// ------------------------------------------------------------------------------ LayerNorm ----
+
+/** Float64 LayerNorm over the last n elements of each row. */
+function layerNormRef(
+  x: ArrayLike<number>,
+  n: number,
+  gamma: ArrayLike<number> | null,
+  beta: ArrayLike<number> | null,
+  eps = 1e-5,
+): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < x.length / n; r++) {
+    let mu = 0, v = 0;
+    for (let j = 0; j < n; j++) mu += x[r * n + j];
+    mu /= n;
+    for (let j = 0; j < n; j++) v += (x[r * n + j] - mu) ** 2;
+    const rs = 1 / Math.sqrt(v / n + eps);
+    for (let j = 0; j < n; j++) {
+      out.push((x[r * n + j] - mu) * rs * (gamma?.[j] ?? 1) + (beta?.[j] ?? 0));
+    }
+  }
+  return out;
+}
+
+Deno.test("layerNorm matches a float64 reference and finite differences", () => {
+  for (
+    const [shape, norm] of [[[1, 1], [1]], [[4, 6], [6]], [[2, 3, 5], [5]], [[2, 3, 4], [3, 4]]]
+  ) {
+    const n = norm.reduce((a, b) => a * b, 1);
+    const size = shape.reduce((a, b) => a * b, 1);
+    const xs = randomArray(size, size, -2, 3);
+    const gs = randomArray(n, n + 1, 0.5, 1.5), bs = randomArray(n, n + 2, -0.5, 0.5);
+    const x = fromFloat32(xs.slice(), shape, true);
+    const g = fromFloat32(gs.slice(), norm, true), b = fromFloat32(bs.slice(), norm, true);
+    const y = layerNorm(x, norm, g, b);
+    assert.deepEqual(y.shape, shape);
+    assertClose(y.data, layerNormRef(xs, n, gs, bs), `forward ${shape}`, { atol: 1e-5 });
+    const w = randomArray(size, 7, -1, 1);
+    y.backward(fromFloat32(w, shape));
+    // A loose h keeps the float64 differences well above rounding of the 1/sqrt(var) term.
+    const [dx, dg, db] = numericGrad(
+      ([xx, gg, bb]) => dot(layerNormRef(xx, n, gg, bb), w),
+      [xs, gs, bs],
+      1e-5,
+    );
+    assertClose(x.grad!.data, dx, `dx ${shape}`, { atol: 2e-4, rtol: 2e-3 });
+    assertClose(g.grad!.data, dg, `dweight ${shape}`, { atol: 1e-4, rtol: 1e-3 });
+    assertClose(b.grad!.data, db, `dbias ${shape}`, { atol: 1e-4, rtol: 1e-3 });
+  }
+});
+
+Deno.test("LayerNorm module: PyTorch names, no-affine mode, eval without saved statistics", () => {
+  const ln = new LayerNorm(6);
+  assert.deepEqual(Object.keys(ln.stateDict()), ["weight", "bias"]);
+  assert.deepEqual(Array.from(ln.weight!.data), [1, 1, 1, 1, 1, 1]);
+  const xs = randomArray(12, 3, -1, 1);
+  const x = fromFloat32(xs.slice(), [2, 6], true);
+  const y = ln.forward(x);
+  assertClose(y.data, layerNormRef(xs, 6, null, null), "identity affine");
+  y.backward(ones([2, 6]));
+  // sum(y) is constant in x (zero mean rows): its gradient vanishes.
+  assertClose(x.grad!.data, new Float32Array(12), "dx of sum", { atol: 1e-5 });
+  assertClose(ln.bias!.grad!.data, [2, 2, 2, 2, 2, 2], "dbias");
+
+  const plain = new LayerNorm([6], { elementwiseAffine: false, eps: 1e-3 });
+  assert.deepEqual(plain.parameters(), []);
+  assertClose(plain.forward(x).data, layerNormRef(xs, 6, null, null, 1e-3), "no affine");
+  const noBias = new LayerNorm(6, { bias: false });
+  assert.deepEqual(Object.keys(noBias.stateDict()), ["weight"]);
+
+  const out = noGrad(() => ln.forward(x));
+  assert.equal(out.requiresGrad, false);
+});
+
+Deno.test("layerNorm rejects bad shapes and options", () => {
+  assertThrows(
+    () => layerNorm(zeros([2, 5]), [4], null, null),
+    ShapeError,
+    /input has shape \[2, 5\], but its trailing dimensions must be the normalized shape \[4\]/,
+  );
+  assertThrows(
+    () => layerNorm(zeros([2, 4]), 4, zeros([3]), null),
+    ShapeError,
+    /weight has shape \[3\], expected \[4\]/,
+  );
+  assertThrows(() => new LayerNorm(0), RangeError, /normalizedShape must hold positive integers/);
+  assertThrows(() => new LayerNorm(4, { eps: -1 }), RangeError, /eps must be a finite number/);
+  assertThrows(() => new LayerNorm(10).forward(zeros([3, 4])), ShapeError, /normalized shape/);
+});
+
+// -------------------------------------------------------------------------------- Linear ----
+
+/** Float64 x · Wᵀ + b. */
+function linearRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number> | null,
+  nIn: number,
+  nOut: number,
+): number[] {
+  const rows = x.length / nIn;
+  const out: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < nOut; o++) {
+      let s = b?.[o] ?? 0;
+      for (let i = 0; i < nIn; i++) s += x[r * nIn + i] * w[o * nIn + i];
+      out.push(s);
+    }
+  }
+  return out;
+}
+
+Deno.test("linear matches a float64 reference and finite differences", () => {
+  for (
+    const [xShape, nOut, withBias] of [[[1, 3], 2, true], [[5, 4], 3, false], [
+      [2, 3, 6],
+      5,
+      true,
+    ]] as const
+  ) {
+    const nIn = xShape[xShape.length - 1];
+    const size = xShape.reduce((a: number, b: number) => a * b, 1);
+    const xs = randomArray(size, 1, -1, 1), ws = randomArray(nOut * nIn, 2, -1, 1);
+    const bs = randomArray(nOut, 3, -1, 1);
+    const x = fromFloat32(xs.slice(), xShape, true);
+    const w = fromFloat32(ws.slice(), [nOut, nIn], true);
+    const b = withBias ? fromFloat32(bs.slice(), [nOut], true) : null;
+    const y = linear(x, w, b);
+    assert.deepEqual(y.shape, [...xShape.slice(0, -1), nOut]);
+    assertClose(y.data, linearRef(xs, ws, withBias ? bs : null, nIn, nOut), "forward");
+    const g = randomArray(y.size, 4, -1, 1);
+    y.backward(fromFloat32(g, y.shape));
+    const [dx, dw, db] = numericGrad(
+      ([xx, ww, bb]) => dot(linearRef(xx, ww, withBias ? bb : null, nIn, nOut), g),
+      [xs, ws, bs],
+    );
+    assertClose(x.grad!.data, dx, "dx", { rtol: 1e-3 });
+    assertClose(w.grad!.data, dw, "dweight", { rtol: 1e-3 });
+    if (b !== null) assertClose(b.grad!.data, db, "dbias", { rtol: 1e-3 });
+  }
+});
+
+Deno.test("Linear: PyTorch init bound, names, seeding and shape errors", () => {
+  const fc = new Linear(100, 30, { seed: 5 });
+  assert.deepEqual(Object.keys(fc.stateDict()), ["weight", "bias"]);
+  assert.deepEqual(fc.weight.shape, [30, 100]);
+  const bound = 1 / Math.sqrt(100);
+  assert.ok(fc.weight.data.every((v) => Math.abs(v) <= bound));
+  assert.ok(fc.bias!.data.every((v) => Math.abs(v) <= bound));
+  // Spread over the interval, not a constant.
+  assert.ok(
+    Math.max(...fc.weight.data) > 0.9 * bound && Math.min(...fc.weight.data) < -0.9 * bound,
+  );
+  assert.deepEqual(new Linear(100, 30, { seed: 5 }).weight.data, fc.weight.data);
+  assert.equal(new Linear(3, 2, { bias: false }).bias, null);
+  assertThrows(
+    () => fc.forward(zeros([4, 99])),
+    ShapeError,
+    /input has shape \[4, 99\], but its last dimension must be the number of input features, 100/,
+  );
+  assertThrows(() => new Linear(-1, 3), RangeError, /inFeatures must be an integer/);
+});
+
+// ------------------------------------------------------------------- activations, flatten ----
+
+Deno.test("activations: forward and gradient vs references", () => {
+  const xs = new Float32Array([-2, -0.5, 0, 0.5, 3]);
+  const x = fromFloat32(xs.slice(), [5], true);
+  const y = relu(x);
+  assert.deepEqual(Array.from(y.data), [0, 0, 0, 0.5, 3]);
+  y.backward(ones([5]));
+  assert.deepEqual(Array.from(x.grad!.data), [0, 0, 0, 1, 1]);
+  for (
+    const [Cls, f] of [[Sigmoid, (v: number) => 1 / (1 + Math.exp(-v))], [Tanh, Math.tanh]] as const
+  ) {
+    const xi = fromFloat32(xs.slice(), [5], true);
+    const out = new Cls().forward(xi);
+    assertClose(out.data, Array.from(xs, f), `${Cls.name} forward`);
+    out.backward(ones([5]));
+    const [g] = numericGrad(([v]) => Array.from(v, f).reduce((a, b) => a + b, 0), [xs]);
+    assertClose(xi.grad!.data, g, `${Cls.name} grad`, { rtol: 1e-4 });
+  }
+  assert.equal(String(new ReLU()), "ReLU()");
+});
+
+Deno.test("flatten merges dimensions without copying and routes the gradient back", () => {
+  const x = fromFloat32(randomArray(2 * 3 * 4 * 5, 1), [2, 3, 4, 5], true);
+  assert.deepEqual(new Flatten().forward(x).shape, [2, 60]);
+  assert.deepEqual(flatten(x, 0).shape, [120]);
+  assert.deepEqual(flatten(x, 1, 2).shape, [2, 12, 5]);
+  assert.deepEqual(flatten(x, -2).shape, [2, 3, 20]);
+  const y = flatten(x);
+  assert.equal(y.storage, x.storage);
+  const w = randomArray(120, 2);
+  y.backward(fromFloat32(w, [2, 60]));
+  assert.deepEqual(x.grad!.shape, [2, 3, 4, 5]);
+  assert.deepEqual(x.grad!.data, w);
+  assertThrows(() => flatten(x, 4), RangeError, /startDim 4 is outside \[-4, 3\]/);
+  assertThrows(() => flatten(x, 2, 1), RangeError, /startDim 2 comes after endDim 1/);
+});
+
+// ------------------------------------------------------------------------------- Dropout ----
+
+Deno.test("dropout: inverted scaling, seeded masks, gradient through the same mask", () => {
+  const n = 20000, p = 0.3;
+  const x = fromFloat32(new Float32Array(n).fill(2), [n], true);
+  const y = dropout(x, p, { seed: 11 });
+  const kept = y.data.filter((v) => v !== 0);
+  assert.ok(Math.abs(1 - kept.length / n - p) < 0.02, `dropped fraction ${1 - kept.length / n}`);
+  assertClose(kept, new Float32Array(kept.length).fill(2 / (1 - p)), "kept values");
+  assert.deepEqual(dropout(x, p, { seed: 11 }).data, y.data);
+  assert.notDeepEqual(dropout(x, p, { seed: 12 }).data, y.data);
+  y.backward(ones([n]));
+  assert.deepEqual(Array.from(x.grad!.data), Array.from(y.data, (v) => v / 2));
+  assert.equal(dropout(x, p, { training: false }), x);
+  assert.equal(dropout(x, 0), x);
+  assert.ok(dropout(x, 1, { seed: 1 }).data.every((v) => v === 0));
+  assertThrows(() => dropout(x, 1.5), RangeError, /p must be a probability in \[0, 1\], got 1.5/);
+});
+
+Deno.test("Dropout module: identity in eval mode, reproducible from its seed", () => {
+  const a = new Dropout(0.5, { seed: 3 }), b = new Dropout(0.5, { seed: 3 });
+  const x = ones([8, 16]);
+  const first = a.forward(x);
+  assert.deepEqual(first.data, b.forward(x).data);
+  assert.notDeepEqual(a.forward(x).data, first.data); // a fresh mask each call
+  a.eval();
+  assert.equal(a.forward(x), x);
+  assertThrows(() => new Dropout(-0.1), RangeError, /Dropout p must be a probability/);
+});
+
+// ---------------------------------------------------------------------------- ScaleShift ----
+
+Deno.test("scaleShift matches a reference and finite differences", () => {
+  const rows = 3, n = 5;
+  const xs = randomArray(rows * n, 1), ss = randomArray(n, 2), ts = randomArray(n, 3);
+  const ref = (x: ArrayLike<number>, s: ArrayLike<number>, t: ArrayLike<number>) =>
+    Array.from(x, (v, i) => v * s[i % n] + t[i % n]);
+  const x = fromFloat32(xs.slice(), [rows, n], true);
+  const s = fromFloat32(ss.slice(), [n], true), t = fromFloat32(ts.slice(), [n], true);
+  const y = scaleShift(x, s, t);
+  assertClose(y.data, ref(xs, ss, ts), "forward");
+  const w = randomArray(rows * n, 4);
+  y.backward(fromFloat32(w, [rows, n]));
+  const [dx, ds, dt] = numericGrad(([a, b, c]) => dot(ref(a, b, c), w), [xs, ss, ts]);
+  assertClose(x.grad!.data, dx, "dx", { rtol: 1e-3 });
+  assertClose(s.grad!.data, ds, "dscale", { rtol: 1e-3 });
+  assertClose(t.grad!.data, dt, "dshift", { rtol: 1e-3 });
+  const layer = new ScaleShift(n);
+  assert.deepEqual(Object.keys(layer.stateDict()), ["scale", "shift"]);
+  assert.deepEqual(layer.forward(x).data, x.data);
+  assertThrows(() => scaleShift(x, zeros([4]), null), ShapeError, /scale has shape \[4\]/);
+});
+
+// ---------------------------------------------------------------------------- Sequential ----
+
+Deno.test("Sequential names children by position, as PyTorch, and trains end to end", () => {
+  const model = new Sequential(
+    new Flatten(),
+    new Linear(12, 16, { seed: 1 }),
+    new LayerNorm(16),
+    new ReLU(),
+    new Dropout(0.1, { seed: 2 }),
+    new Linear(16, 2, { seed: 3 }),
+  );
+  assert.deepEqual(Object.keys(model.stateDict()), [
+    "1.weight",
+    "1.bias",
+    "2.weight",
+    "2.bias",
+    "5.weight",
+    "5.bias",
+  ]);
+  assert.equal(model.length, 6);
+  assert.ok(model.at(-1) instanceof Linear);
+  assertThrows(() => model.at(6), RangeError, /index 6 is outside \[-6, 6\)/);
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => new Sequential(new ReLU(), {} as any), TypeError, /item 1/);
+
+  const x = randn([8, 3, 4], { seed: 4 });
+  const target = randn([8, 2], { seed: 5 });
+  const opt = new SGD(model, { lr: 0.05, momentum: 0.9 });
+  let first = 0, last = 0;
+  for (let step = 0; step < 30; step++) {
+    opt.zeroGrad();
+    const loss = mseLoss(model.forward(x), target);
+    if (step === 0) first = loss.item();
+    last = loss.item();
+    loss.backward();
+    opt.step();
+  }
+  assert.ok(last < 0.5 * first, `loss went from ${first} to ${last}`);
+  model.eval();
+  assert.deepEqual(model.forward(x).data, model.forward(x).data);
+  assert.match(String(model), /\(3\): ReLU\(\)/);
+});
+
+Deno.test("nn ops reject non-tensors with a TypeError", () => {
+  // deno-lint-ignore no-explicit-any
+  const bad = [1, 2] as any;
+  assertThrows(() => relu(bad), TypeError, /relu\(\) input must be a Tensor/);
+  assertThrows(() => dropout(bad, 0.5), TypeError, /dropout\(\) input must be a Tensor/);
+  assertThrows(() => flatten(bad), TypeError, /flatten\(\) input must be a Tensor/);
+  assertThrows(() => linear(bad, tensor([[1, 2]])), TypeError, /linear\(\) input/);
+});
