@@ -32,6 +32,34 @@ export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 
 // Modules
 export { type LoadStateOptions, Module, type StateDict, type StateValue } from "./lib/nn/module.ts";
+export { Linear, linear, type LinearOptions } from "./lib/nn/linear.ts";
+export { LayerNorm, layerNorm, type LayerNormOptions } from "./lib/nn/layer_norm.ts";
+export { ReLU, relu, Sigmoid, Tanh } from "./lib/nn/activations.ts";
+export { Flatten, flatten, type FlattenOptions } from "./lib/nn/flatten.ts";
+export {
+  Dropout,
+  dropout,
+  type DropoutModuleOptions,
+  type DropoutOptions,
+} from "./lib/nn/dropout.ts";
+export { Sequential } from "./lib/nn/sequential.ts";
+export { ScaleShift, scaleShift, type ScaleShiftOptions } from "./lib/nn/scale_shift.ts";
+
+// Losses
+export { crossEntropy, type LossOptions, mseLoss, type Reduction } from "./lib/nn/losses.ts";
+
+// Optimizers and learning-rate schedules
+export { Optimizer, type OptimizerState, type ParamsInput } from "./lib/optim/optimizer.ts";
+export { SGD, type SGDOptions } from "./lib/optim/sgd.ts";
+export { Adam, type AdamOptions, AdamW } from "./lib/optim/adam.ts";
+export {
+  cosineSchedule,
+  type CosineScheduleOptions,
+  type HasLearningRate,
+  type LrSchedule,
+  stepSchedule,
+  type StepScheduleOptions,
+} from "./lib/optim/schedule.ts";
 
 // Sparsity: connectivity builders and per-layer budgets
 export {
