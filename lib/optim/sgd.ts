@@ -31,7 +31,7 @@ export interface SGDOptions {
  * const opt = new SGD([w], { lr: 0.1, momentum: 0.9 });
  * w.grad = tensor([1, 1], [2]);
  * opt.step();
- * console.log(Array.from(w.data)); // [0.9, 1.9]
+ * console.log(Array.from(w.data, (v) => v.toFixed(2))); // ["0.90", "1.90"]
  * ```
  */
 export class SGD extends Optimizer {
