@@ -6,6 +6,8 @@ import {
   smallWorldPattern,
 } from "../lib/sparsity/small_world.ts";
 import { assertThrows } from "./_nn_reference.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { randn } from "../lib/creation.ts";
 
 /** Brute-force reference over every (input, output) pair: P = (d + 1)^(−λ). */
 function pairProbabilities(nIn: number, nOut: number, lambda: number) {
@@ -162,7 +164,7 @@ Deno.test("small-world: wide layer builds in O(nnz) with the right count", () =>
 Deno.test("small-world: bad arguments are clear errors", () => {
   assertThrows(() => smallWorldPattern(100, 100, 1), RangeError, /sparsity must be in \[0, 1\)/);
   assertThrows(() => smallWorldPattern(100, 100, -0.1), RangeError, /sparsity must be in/);
-  assertThrows(() => smallWorldPattern(100, 100, NaN), TypeError, /sparsity must be a number/);
+  assertThrows(() => smallWorldPattern(100, 100, NaN), RangeError, /sparsity must be in/);
   assertThrows(() => smallWorldPattern(0, 100, 0.5), RangeError, /inFeatures must be in/);
   assertThrows(() => smallWorldPattern(10, 2.5, 0.5), TypeError, /outFeatures must be an integer/);
   // Too sparse: nnz must exceed min(in, out) (here 50 connections for 100 outputs).
@@ -181,4 +183,24 @@ Deno.test("small-world: bad arguments are clear errors", () => {
   );
   assert.ok(smallWorldPattern(1000, 1000, 0.000045, { seed: 1 }).colIdx.length > 999_000);
   assertThrows(() => smallWorldPattern(1, 1, 0.5), RangeError, /cannot build a 1 → 1 layer/);
+});
+
+Deno.test("small-world: SparseLinear({ smallWorld: true }) uses the pattern", () => {
+  const layer = new SparseLinear(60, 90, { smallWorld: true, sparsity: 0.8, seed: 11 });
+  const expected = smallWorldConnectivity(60, 90, 0.8, { seed: 11 });
+  assert.deepEqual(layer.indices.shape, expected.shape);
+  assert.deepEqual(layer.indices.data, expected.data);
+  assert.equal(layer.weights.shape[0], expected.shape[1]);
+  const y = layer.forward(randn([3, 60], { seed: 1 }));
+  assert.deepEqual(y.shape, [3, 90]);
+  assertThrows(
+    () => new SparseLinear(4, 4, { smallWorld: true, connectivity: [[0], [0]] }),
+    TypeError,
+    /either smallWorld: true or a user-defined connectivity, not both/,
+  );
+  assertThrows(
+    () => new SparseLinear(100, 100, { smallWorld: true, sparsity: 0.999 }),
+    RangeError,
+    /too high for small-world connectivity/,
+  );
 });

@@ -21,6 +21,7 @@ import { remapParameterState } from "../optim/param_state.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts";
 import { checkSparsity, randomConnectionCount, randomConnectivity } from "../sparsity/random.ts";
+import { smallWorldPattern } from "../sparsity/small_world.ts";
 import { checkConnectivity, type Connectivity, userConnectivity } from "../sparsity/user.ts";
 import { fromFloat32, IndexTensor, shapeString, Tensor } from "../tensor.ts";
 import { Module, type StateValue } from "./module.ts";
@@ -43,6 +44,15 @@ export interface SparseLinearOptions {
    * BigInt64Array). Every pair must be distinct and in range. Default: random connectivity.
    */
   connectivity?: Connectivity;
+  /**
+   * Small-world connectivity (SparseLinear's "Generating Very Wide Small-World Bipartite
+   * Networks", see `smallWorldPattern`): each pair is connected with probability
+   * `(d + 1)^(-λ)`, d its distance with inputs and outputs on a line (the smaller layer centred),
+   * λ set so that about `round((1 - sparsity) · in · out)` connections are drawn (the count
+   * varies with the seed). Needs more than `min(in, out)` connections. Cannot be combined with
+   * `connectivity`. Default false.
+   */
+  smallWorld?: boolean;
   /**
    * Seed (or generator) for the random connectivity and the initial values, drawn in that
    * order: connections, then weights (in CSR order), then bias. Default: a random seed.
@@ -119,12 +129,24 @@ export class SparseLinear extends Module {
       throw new TypeError(`bias must be a boolean, got ${typeof hasBias}`);
     }
     if (options.sparsity !== undefined) checkSparsity(options.sparsity);
+    const smallWorld = options.smallWorld ?? false;
+    if (typeof smallWorld !== "boolean") {
+      throw new TypeError(`smallWorld must be a boolean, got ${typeof smallWorld}`);
+    }
+    if (smallWorld && options.connectivity !== undefined) {
+      throw new TypeError(
+        "SparseLinear takes either smallWorld: true or a user-defined connectivity, not both",
+      );
+    }
     const gen = generatorFrom(options.seed);
 
     // Connectivity. Other builders (e.g. small-world) plug in here as further branches.
     let pattern: SparsePattern;
     if (options.connectivity !== undefined) {
       pattern = userConnectivity(options.connectivity, inFeatures, outFeatures).pattern;
+    } else if (smallWorld) {
+      const sw = smallWorldPattern(inFeatures, outFeatures, options.sparsity ?? 0.9, { seed: gen });
+      pattern = SparsePattern.fromCsr(outFeatures, inFeatures, sw.rowPtr, sw.colIdx);
     } else {
       const sparsity = options.sparsity ?? 0.9;
       const nnz = randomConnectionCount(inFeatures, outFeatures, sparsity);

@@ -26,6 +26,8 @@
  */
 import { type Generator, generatorFrom } from "../random.ts";
 import { IndexTensor } from "../tensor.ts";
+import { MAX_INT32 } from "./pattern.ts";
+import { checkSparsity } from "./random.ts";
 
 /** Lower end of the λ search interval (the seed's `L`). */
 export const SMALL_WORLD_LAMBDA_MIN = 1e-5;
@@ -34,7 +36,6 @@ export const SMALL_WORLD_LAMBDA_MAX = 5;
 /** The bisection stops when the expected edge count is this close to the target. */
 export const SMALL_WORLD_TOLERANCE = 10;
 const MAX_BISECTION_STEPS = 1000;
-const INT32_MAX = 2147483647;
 
 /** Options of the small-world builders. */
 export interface SmallWorldOptions {
@@ -60,17 +61,9 @@ function checkFeatures(value: unknown, name: string): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
     throw new TypeError(`${name} must be an integer, got ${String(value)}`);
   }
-  if (value < 1 || value > INT32_MAX) {
+  if (value < 1 || value > MAX_INT32) {
     throw new RangeError(`${name} must be in [1, 2^31 - 1], got ${value}`);
   }
-  return value;
-}
-
-function checkSparsity(value: unknown): number {
-  if (typeof value !== "number" || Number.isNaN(value)) {
-    throw new TypeError(`sparsity must be a number, got ${String(value)}`);
-  }
-  if (!(value >= 0 && value < 1)) throw new RangeError(`sparsity must be in [0, 1), got ${value}`);
   return value;
 }
 
@@ -231,7 +224,7 @@ export function smallWorldPattern(
   const classes = distanceClasses(nIn, nOut);
   const logD1 = classes.distance.map((d) => Math.log1p(d));
   const { lambda, expected } = solveLambda(nIn, nOut, s, target, logD1, classes.pairs);
-  if (expected + 8 * Math.sqrt(expected) + 64 > INT32_MAX) {
+  if (expected + 8 * Math.sqrt(expected) + 64 > MAX_INT32) {
     throw new RangeError(
       `sparsity ${s} asks for about ${Math.round(expected)} connections, more than the 2^31 - 1 ` +
         "that int32 indices can address; raise the sparsity",
@@ -270,7 +263,7 @@ export function smallWorldPattern(
     }
   }
   diagonalStart[nDiagonals] = nnz;
-  if (nnz > INT32_MAX) throw new RangeError(`Drew ${nnz} connections, more than int32 allows`);
+  if (nnz > MAX_INT32) throw new RangeError(`Drew ${nnz} connections, more than int32 allows`);
 
   // Pass 2: counting sort by output row b = a − t (stable).
   const rowPtr = new Int32Array(nOut + 1);
@@ -293,7 +286,7 @@ export function smallWorldPattern(
 
 function grow(array: Int32Array, needed: number): Int32Array {
   const bigger = new Int32Array(
-    Math.min(INT32_MAX, Math.max(needed, Math.ceil(array.length * 1.5))),
+    Math.min(MAX_INT32, Math.max(needed, Math.ceil(array.length * 1.5))),
   );
   bigger.set(array);
   return bigger;
