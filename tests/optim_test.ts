@@ -3,6 +3,9 @@ import { Adam, AdamW } from "../lib/optim/adam.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { cosineSchedule, stepSchedule } from "../lib/optim/schedule.ts";
 import { remapParameterState } from "../lib/optim/param_state.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { mseLoss } from "../lib/nn/losses.ts";
+import { randn } from "../lib/creation.ts";
 import { tensor, zeros } from "../lib/creation.ts";
 import { ShapeError } from "../lib/errors.ts";
 import { fromFloat32, type Tensor } from "../lib/tensor.ts";
@@ -188,6 +191,34 @@ Deno.test("optimizer state follows remapParameterState (topology changes)", () =
     const b = before[`state.0.${name}`].data, a = after[`state.0.${name}`].data;
     assert.deepEqual(Array.from(a), [b[1], b[0], 0, b[3], b[4]], name);
   }
+});
+
+Deno.test("SGD momentum follows a SparseLinear prune-and-regrow (setPattern)", () => {
+  const layer = new SparseLinear(6, 4, { sparsity: 0.5, seed: 1 });
+  const opt = new SGD(layer, { lr: 0.1, momentum: 0.9 });
+  const loss = mseLoss(layer.forward(randn([3, 6], { seed: 2 })), randn([3, 4], { seed: 3 }));
+  loss.backward();
+  opt.step();
+  const before = opt.stateDict()["state.0.momentum_buffer"].data.slice();
+  assert.ok(new Set(before).size > 2, "distinct buffer entries, so a wrong order shows");
+  const [outs, ins] = [layer.indices.data.slice(0, layer.nnz), layer.indices.data.slice(layer.nnz)];
+  // Drop the first connection, keep the rest, grow one that did not exist.
+  const taken = new Set(Array.from(outs, (o, k) => o * 6 + ins[k]));
+  let grown = 0;
+  while (taken.has(grown)) grown++;
+  const rows = Int32Array.from([...outs.slice(1), Math.floor(grown / 6)]);
+  const cols = Int32Array.from([...ins.slice(1), grown % 6]);
+  const values = Float32Array.from([...layer.weights.data.slice(1), 0]);
+  layer.setPattern(rows, cols, values);
+  const after = opt.stateDict()["state.0.momentum_buffer"].data;
+  // Every kept connection keeps its buffer entry (wherever it lands in the new CSR order).
+  const newOuts = layer.indices.data.slice(0, layer.nnz);
+  const newIns = layer.indices.data.slice(layer.nnz);
+  for (let k = 0; k < layer.nnz; k++) {
+    const old = Array.from(outs).findIndex((o, j) => o === newOuts[k] && ins[j] === newIns[k]);
+    assert.equal(after[k], old === -1 ? 0 : before[old], `connection ${k}`);
+  }
+  assert.equal(after.filter((_, k) => newOuts[k] * 6 + newIns[k] === grown)[0], 0);
 });
 
 Deno.test("optimizer stateDict round-trips and loadStateDict validates first", () => {
