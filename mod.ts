@@ -44,6 +44,13 @@ export {
 } from "./lib/nn/dropout.ts";
 export { Sequential } from "./lib/nn/sequential.ts";
 export { ScaleShift, scaleShift, type ScaleShiftOptions } from "./lib/nn/scale_shift.ts";
+export {
+  SparseLinear,
+  type SparseLinearMemory,
+  type SparseLinearOptions,
+  type SparseWeightView,
+} from "./lib/nn/sparse_linear.ts";
+export { sparseLinear } from "./lib/nn/sparse_ops.ts";
 
 // Losses
 export { crossEntropy, type LossOptions, mseLoss, type Reduction } from "./lib/nn/losses.ts";
@@ -62,6 +69,13 @@ export {
 } from "./lib/optim/schedule.ts";
 
 // Sparsity: connectivity builders and per-layer budgets
+export { SparsePattern } from "./lib/sparsity/pattern.ts";
+export {
+  randomConnectionCount,
+  randomConnectivity,
+  type RandomConnectivityOptions,
+} from "./lib/sparsity/random.ts";
+export { checkConnectivity, type Connectivity, userConnectivity } from "./lib/sparsity/user.ts";
 export {
   smallWorldConnectivity,
   smallWorldDistance,

@@ -212,13 +212,13 @@ export class SparseLinear extends Module {
 
   /** A read-only view of W: connections, values, shape and a dense copy on demand. */
   get weight(): SparseWeightView {
-    const layer = this;
     const shape = Object.freeze([this.outFeatures, this.inFeatures]) as readonly [number, number];
+    const indices = (): IndexTensor => this.indices;
     return {
       shape,
       nnz: this.nnz,
       get indices(): IndexTensor {
-        return layer.indices;
+        return indices();
       },
       values: this.weights,
       toDense: () => this.#toDense(),

@@ -1,0 +1,186 @@
+/**
+ * SparseLinear speed: forward and forward+backward of a 20000 × 20000 layer at 99 % sparsity
+ * (4 M connections), batch 1 and 64, each group with the dense equivalent (GEMM on the same
+ * shapes, through the library's `sl_gemm`) as the baseline; plus building a 1,000,000 ×
+ * 1,000,000 layer at 99.999 % (10 M connections).
+ *
+ * Run: `deno task bench` (or `deno bench --allow-ffi --allow-env --allow-read
+ * bench/sparse_linear_bench.ts`). The dense baselines allocate 1.6 GB per 20000 × 20000 matrix
+ * (weight, and its gradient for the backward group).
+ */
+import { candidatePaths } from "../ffi/library.ts";
+import { native, ptr } from "../ffi/library.ts";
+import { randn } from "../lib/creation.ts";
+import { NativeError } from "../lib/errors.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import type { Tensor } from "../lib/tensor.ts";
+
+const IN = 20_000;
+const OUT = 20_000;
+const SPARSITY = 0.99;
+
+type Gemm = (
+  transA: number,
+  transB: number,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Deno.PointerValue,
+  lda: number,
+  b: Deno.PointerValue,
+  ldb: number,
+  beta: number,
+  c: Deno.PointerValue,
+  ldc: number,
+) => number;
+
+/** `sl_gemm` from the main symbol table when it lists it, else from a one-symbol dlopen. */
+function loadGemm(): Gemm {
+  const lib = native() as unknown as Record<string, unknown>;
+  if (typeof lib.sl_gemm === "function") return lib.sl_gemm as Gemm;
+  const path = candidatePaths("sparselinear", "SPARSELINEAR_LIB").find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  })!;
+  const own = Deno.dlopen(path, {
+    // sl_status sl_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+    //   float alpha, const float *a, int32_t lda, const float *b, int32_t ldb, float beta,
+    //   float *c, int32_t ldc)
+    sl_gemm: {
+      parameters: [
+        "i32",
+        "i32",
+        "i32",
+        "i32",
+        "i32",
+        "f32",
+        "pointer",
+        "i32",
+        "pointer",
+        "i32",
+        "f32",
+        "pointer",
+        "i32",
+      ],
+      result: "i32",
+    },
+  });
+  return own.symbols.sl_gemm;
+}
+
+function checked(status: number): void {
+  if (status !== 0) throw new NativeError(status, "sl_gemm failed");
+}
+
+const gemm = loadGemm();
+const layer = new SparseLinear(IN, OUT, { sparsity: SPARSITY, seed: 1 });
+
+// Dense operands, allocated on first use (values do not change GEMM time).
+let denseW: Float32Array | undefined;
+let denseGradW: Float32Array | undefined;
+const weightDense = () => denseW ??= new Float32Array(IN * OUT).fill(0.01);
+const gradWeightDense = () => denseGradW ??= new Float32Array(IN * OUT);
+
+const inputs = new Map<number, { x: Tensor; dy: Tensor; y: Float32Array; dx: Float32Array }>();
+function batchData(batch: number) {
+  let d = inputs.get(batch);
+  if (d === undefined) {
+    d = {
+      x: randn([batch, IN], { seed: 2, requiresGrad: true }),
+      dy: randn([batch, OUT], { seed: 3 }),
+      y: new Float32Array(batch * OUT),
+      dx: new Float32Array(batch * IN),
+    };
+    inputs.set(batch, d);
+  }
+  return d;
+}
+
+/** Dense y = x Wᵀ: [B, in] × [out, in]ᵀ. */
+function denseForward(batch: number): void {
+  const { x, y } = batchData(batch);
+  checked(
+    gemm(0, 1, batch, OUT, IN, 1, x.storage.ptr(), IN, ptr(weightDense()), IN, 0, ptr(y), OUT),
+  );
+}
+
+/** Dense forward, then dX = dY W and dW = dYᵀ X. */
+function denseForwardBackward(batch: number): void {
+  denseForward(batch);
+  const { x, dy, dx } = batchData(batch);
+  const W = weightDense();
+  checked(gemm(0, 0, batch, IN, OUT, 1, dy.storage.ptr(), OUT, ptr(W), IN, 0, ptr(dx), IN));
+  checked(
+    gemm(
+      1,
+      0,
+      OUT,
+      IN,
+      batch,
+      1,
+      dy.storage.ptr(),
+      OUT,
+      x.storage.ptr(),
+      IN,
+      0,
+      ptr(gradWeightDense()),
+      IN,
+    ),
+  );
+}
+
+function sparseForward(batch: number): void {
+  const { x } = batchData(batch);
+  layer.forward(x.detach());
+}
+
+function sparseForwardBackward(batch: number): void {
+  const { x, dy } = batchData(batch);
+  layer.zeroGrad();
+  x.grad = null;
+  layer.forward(x).backward(dy);
+}
+
+for (const batch of [1, 64]) {
+  const iterations = batch === 1 ? { n: 20, warmup: 2 } : { n: 5, warmup: 1 };
+  Deno.bench({
+    name: `dense GEMM forward ${IN}×${OUT}, batch ${batch}`,
+    group: `forward, batch ${batch}`,
+    baseline: true,
+    ...iterations,
+    fn: () => denseForward(batch),
+  });
+  Deno.bench({
+    name: `SparseLinear forward ${IN}×${OUT} at ${SPARSITY * 100}%, batch ${batch}`,
+    group: `forward, batch ${batch}`,
+    ...iterations,
+    fn: () => sparseForward(batch),
+  });
+  Deno.bench({
+    name: `dense GEMM forward+backward ${IN}×${OUT}, batch ${batch}`,
+    group: `forward+backward, batch ${batch}`,
+    baseline: true,
+    ...iterations,
+    fn: () => denseForwardBackward(batch),
+  });
+  Deno.bench({
+    name: `SparseLinear forward+backward ${IN}×${OUT} at ${SPARSITY * 100}%, batch ${batch}`,
+    group: `forward+backward, batch ${batch}`,
+    ...iterations,
+    fn: () => sparseForwardBackward(batch),
+  });
+}
+
+Deno.bench({
+  name: "build SparseLinear 1,000,000 × 1,000,000 at 99.999% (10 M random connections)",
+  group: "construction",
+  n: 1,
+  warmup: 0,
+  fn: () => {
+    new SparseLinear(1_000_000, 1_000_000, { sparsity: 0.99999, seed: 1 });
+  },
+});
