@@ -26,9 +26,18 @@ import { checkConnectivity, type Connectivity, userConnectivity } from "../spars
 import { fromFloat32, IndexTensor, shapeString, Tensor } from "../tensor.ts";
 import { Module, type StateValue } from "./module.ts";
 import { sparseLinear } from "./sparse_ops.ts";
+import {
+  DynamicSparsity,
+  type DynamicSparsityOptions,
+  resolveDynamicOptions,
+} from "../sparsity/rigl.ts";
 
-/** Options of `new SparseLinear(inFeatures, outFeatures, options)`. */
-export interface SparseLinearOptions {
+/**
+ * Options of `new SparseLinear(inFeatures, outFeatures, options)`. The dynamic-sparsity options
+ * (`dynamic`, `deltaT`, `tEnd`, `alpha`, `maxSize`, `growth`: RigL / SET prune-and-grow) are
+ * described in lib/sparsity/rigl.ts.
+ */
+export interface SparseLinearOptions extends DynamicSparsityOptions {
   /** Learn an additive bias (default true). */
   bias?: boolean;
   /**
@@ -138,6 +147,7 @@ export class SparseLinear extends Module {
         "SparseLinear takes either smallWorld: true or a user-defined connectivity, not both",
       );
     }
+    const dynamic = resolveDynamicOptions(options, inFeatures);
     const gen = generatorFrom(options.seed);
 
     // Connectivity. Other builders (e.g. small-world) plug in here as further branches.
@@ -161,7 +171,18 @@ export class SparseLinear extends Module {
     this.#pattern = pattern;
     this.registerParameter("weights", fromFloat32(values, [pattern.nnz]));
     this.registerParameter("bias", bias === null ? null : fromFloat32(bias, [outFeatures]));
+    // Drawn after the initial values, so a dynamic layer starts exactly as a static one.
+    this.dynamicSparsity = dynamic === null
+      ? null
+      : new DynamicSparsity(this, dynamic, gen.nextUint32());
   }
+
+  /**
+   * The prune-and-grow schedule of a dynamic layer (`dynamic: true`), or null. Call its
+   * `step()` once per training iteration after `loss.backward()` (or `stepDynamicSparsity`
+   * for a whole model).
+   */
+  readonly dynamicSparsity: DynamicSparsity | null;
 
   /** The nnz connection values, in CSR order (a trainable parameter of shape [nnz]). */
   get weights(): Tensor {
@@ -266,7 +287,8 @@ export class SparseLinear extends Module {
           "every dimension must be at least 1",
       );
     }
-    return sparseLinear(x, this.weights, this.bias, this.#pattern);
+    const y = sparseLinear(x, this.weights, this.bias, this.#pattern);
+    return this.dynamicSparsity === null ? y : this.dynamicSparsity.observe(x, y);
   }
 
   /**
@@ -438,7 +460,11 @@ export class SparseLinear extends Module {
     this.#pattern = this.#pattern.to(device);
   }
 
-  /** Bytes held by the layer, by part. */
+  /**
+   * Bytes held by the layer, by part, on its device. (On CUDA the CSR arrays are also mirrored
+   * on the host for TS-side bookkeeping: 4 bytes per connection + O(out) of host memory, not
+   * counted here.)
+   */
   memoryBreakdown(): SparseLinearMemory {
     const bias = this.bias;
     const values = 4 * this.nnz;
