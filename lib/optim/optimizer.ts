@@ -35,7 +35,11 @@ export function checkOption(
   return value as number;
 }
 
-/** Base class of optimizers: parameters, learning rate, `zeroGrad()`, state bookkeeping. */
+/**
+ * Base class of optimizers: parameters, learning rate, `zeroGrad()`, state bookkeeping.
+ * Create the optimizer after moving the model to its device (`model.to(device)` replaces the
+ * parameter tensors), as in PyTorch.
+ */
 export abstract class Optimizer {
   /** The parameters updated by `step()`, in order. */
   readonly params: readonly Tensor[];
