@@ -119,7 +119,7 @@ export function lineChart(options: LineChartOptions): string {
   if (!(yMax > yMin)) yMax = yMin + yStep;
   const yTicks = { step: yStep, ticks: [] as number[] };
   for (let i = Math.ceil(yMin / yStep - 1e-9); i <= Math.floor(yMax / yStep + 1e-9); i++) {
-    yTicks.ticks.push(i * yStep);
+    yTicks.ticks.push(Number((i * yStep).toPrecision(12)) + 0);
   }
   const sx = (v: number) => left + ((v - xMin) / (xMax - xMin || 1)) * plotW;
   const sy = (v: number) => top + plotH - ((v - yMin) / (yMax - yMin || 1)) * plotH;

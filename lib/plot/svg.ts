@@ -32,7 +32,8 @@ export function niceTicks(min: number, max: number, target = 6): { ticks: number
   const first = Math.ceil(min / step - 1e-9);
   const last = Math.floor(max / step + 1e-9);
   const ticks: number[] = [];
-  for (let i = first; i <= last; i++) ticks.push(i * step);
+  // Rounded to the step's precision, so ticks read 0.6, not 0.6000000000000001 (and 0, not -0).
+  for (let i = first; i <= last; i++) ticks.push(Number((i * step).toPrecision(12)) + 0);
   return { ticks, step };
 }
 

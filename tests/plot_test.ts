@@ -1,0 +1,283 @@
+// Plots: the PNG encoder (structure, CRCs, pixels after inflating), exact connectivity binning,
+// random vs small-world pictures that differ measurably, and well-formed, labelled SVG charts.
+import assert from "node:assert/strict";
+import { inflateSync } from "node:zlib";
+import { crc32, encodePng } from "../lib/plot/png.ts";
+import {
+  connectivityDensity,
+  connectivityImage,
+  connectivityPng,
+  connectivitySvg,
+} from "../lib/plot/connectivity.ts";
+import { lineChart } from "../lib/plot/line_chart.ts";
+import { niceTicks } from "../lib/plot/svg.ts";
+import { Generator } from "../lib/random.ts";
+
+/** Splits PNG bytes into chunks, checking the signature and every CRC. */
+function chunks(png: Uint8Array): { type: string; data: Uint8Array }[] {
+  assert.deepEqual(Array.from(png.subarray(0, 8)), [137, 80, 78, 71, 13, 10, 26, 10]);
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  const out: { type: string; data: Uint8Array }[] = [];
+  let at = 8;
+  while (at < png.length) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
+    const data = png.subarray(at + 8, at + 8 + length);
+    assert.equal(view.getUint32(at + 8 + length), crc32(png.subarray(at + 4, at + 8 + length)));
+    out.push({ type, data });
+    at += 12 + length;
+  }
+  assert.equal(at, png.length);
+  return out;
+}
+
+/** Decodes a PNG made by encodePng (filter 0 rows) back to pixels. */
+function decodePng(
+  png: Uint8Array,
+): { width: number; height: number; channels: number; pixels: Uint8Array } {
+  const parts = chunks(png);
+  assert.deepEqual(parts.map((c) => c.type), ["IHDR", "IDAT", "IEND"]);
+  const ihdr = new DataView(parts[0].data.buffer, parts[0].data.byteOffset, 13);
+  const width = ihdr.getUint32(0);
+  const height = ihdr.getUint32(4);
+  assert.equal(parts[0].data[8], 8, "bit depth");
+  const channels = parts[0].data[9] === 6 ? 4 : 3;
+  const raw = new Uint8Array(inflateSync(parts[1].data));
+  const stride = width * channels;
+  assert.equal(raw.length, (stride + 1) * height);
+  const pixels = new Uint8Array(stride * height);
+  for (let y = 0; y < height; y++) {
+    assert.equal(raw[y * (stride + 1)], 0, "filter type");
+    pixels.set(raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1)), y * stride);
+  }
+  return { width, height, channels, pixels };
+}
+
+Deno.test("crc32 matches the standard check value", () => {
+  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+});
+
+Deno.test("encodePng writes a valid PNG whose pixels decode back", () => {
+  const rgba = new Uint8Array([255, 0, 0, 255, 0, 255, 0, 128, 0, 0, 255, 0, 10, 20, 30, 40]);
+  const png = encodePng({ width: 2, height: 2, channels: 4, pixels: rgba });
+  const back = decodePng(png);
+  assert.deepEqual([back.width, back.height, back.channels], [2, 2, 4]);
+  assert.deepEqual(back.pixels, rgba);
+  const rgb = new Uint8Array(3 * 5 * 3).map((_, i) => i * 7);
+  assert.deepEqual(
+    decodePng(encodePng({ width: 5, height: 3, channels: 3, pixels: rgb })).pixels,
+    rgb,
+  );
+  assert.throws(
+    () => encodePng({ width: 2, height: 2, channels: 3, pixels: new Uint8Array(11) }),
+    /pixels must be a Uint8Array of 12 bytes/,
+  );
+  assert.throws(
+    () => encodePng({ width: 0, height: 2, channels: 3, pixels: new Uint8Array(0) }),
+    RangeError,
+  );
+});
+
+Deno.test("connectivityDensity bins connections exactly", () => {
+  // 4 × 6 layer in 2 × 3 bins: each bin is 2 rows × 2 columns = 4 possible connections.
+  const rows = new Int32Array([0, 1, 1, 3, 2, 3]);
+  const cols = new Int32Array([0, 0, 1, 5, 2, 4]);
+  const d = connectivityDensity(rows, cols, 4, 6, { binsX: 3, binsY: 2 });
+  assert.deepEqual([d.binsX, d.binsY, d.nnz], [3, 2, 6]);
+  assert.deepEqual(Array.from(d.density), [0.75, 0, 0, 0, 0.25, 0.5]);
+  assert.equal(d.maxDensity, 0.75);
+  // Uneven bins: 5 rows in 2 bins hold 3 and 2 rows.
+  const full = connectivityDensity(
+    new Int32Array([0, 1, 2, 3, 4]),
+    new Int32Array([0, 0, 0, 0, 0]),
+    5,
+    1,
+    { binsX: 1, binsY: 2 },
+  );
+  assert.deepEqual(Array.from(full.density), [1, 1]);
+  // More bins than features: one bin per feature.
+  const tiny = connectivityDensity(new Int32Array([1]), new Int32Array([0]), 2, 2, {
+    binsX: 100,
+    binsY: 100,
+  });
+  assert.deepEqual([tiny.binsX, tiny.binsY, ...tiny.density], [2, 2, 0, 0, 1, 0]);
+});
+
+Deno.test("connections outside the layer are range errors naming the entry", () => {
+  const rows = new Int32Array([0, 4]);
+  const cols = new Int32Array([0, 1]);
+  assert.throws(
+    () => connectivityDensity(rows, cols, 4, 6, { binsX: 2, binsY: 2 }),
+    /rows\[1\] = 4 is outside \[0, 4\)/,
+  );
+  assert.throws(
+    () => connectivityImage(new Int32Array([0]), new Int32Array([-1]), 4, 6),
+    /cols\[0\] = -1 is outside \[0, 6\)/,
+  );
+  assert.throws(
+    () => connectivityImage(new Int32Array(2), new Int32Array(3), 4, 6),
+    /same length/,
+  );
+  assert.throws(() => connectivityImage(rows, cols, 0, 6), /nOut must be a positive integer/);
+  assert.throws(() => connectivityImage(rows, cols, 5, 6, { width: 0 }), /width must be/);
+});
+
+/** `nnz` random distinct-ish connections, or a banded (small-world-like) pattern. */
+function pattern(kind: "random" | "banded", nOut: number, nIn: number, nnz: number) {
+  const g = new Generator(kind === "random" ? 1 : 2);
+  const rows = new Int32Array(nnz);
+  const cols = new Int32Array(nnz);
+  const half = Math.round(nnz / nOut);
+  for (let k = 0; k < nnz; k++) {
+    const r = g.int(nOut);
+    rows[k] = r;
+    if (kind === "random" || g.uniform() < 0.05) {
+      cols[k] = g.int(nIn);
+    } else {
+      const c = Math.floor(((r + 0.5) * nIn) / nOut) + g.int(2 * half + 1) - half;
+      cols[k] = Math.min(nIn - 1, Math.max(0, c));
+    }
+  }
+  return { rows, cols };
+}
+
+/** Mean density of the bins on the diagonal band over the mean of the rest. */
+function bandContrast(density: Float64Array, binsX: number, binsY: number): number {
+  let on = 0;
+  let onCount = 0;
+  let off = 0;
+  let offCount = 0;
+  for (let y = 0; y < binsY; y++) {
+    for (let x = 0; x < binsX; x++) {
+      const near = Math.abs((x + 0.5) / binsX - (y + 0.5) / binsY) < 0.05;
+      if (near) {
+        on += density[y * binsX + x];
+        onCount++;
+      } else {
+        off += density[y * binsX + x];
+        offCount++;
+      }
+    }
+  }
+  return on / onCount / (off / offCount);
+}
+
+Deno.test("random and small-world connectivity look different: the band", () => {
+  const nOut = 2000;
+  const nIn = 784;
+  const nnz = 156800; // 90 % sparsity
+  const random = pattern("random", nOut, nIn, nnz);
+  const banded = pattern("banded", nOut, nIn, nnz);
+  const a = connectivityImage(random.rows, random.cols, nOut, nIn);
+  const b = connectivityImage(banded.rows, banded.cols, nOut, nIn);
+  // Default size: 512 px along the longer (output) axis, proportional across.
+  assert.deepEqual([a.width, a.height], [201, 512]);
+  const ca = bandContrast(a.density.density, a.density.binsX, a.density.binsY);
+  const cb = bandContrast(b.density.density, b.density.binsX, b.density.binsY);
+  assert.ok(ca > 0.8 && ca < 1.25, `random: band/rest density ${ca}`);
+  assert.ok(cb > 5, `small-world: band/rest density ${cb}`);
+  // Bins hold ~16 connections on average, so a random layer is not speckle: its bins agree.
+  const mean = nnz / (nOut * nIn);
+  const spread = Math.max(...a.density.density) / mean;
+  assert.ok(spread < 3, `random bins vary by ${spread}x`);
+  // Pixels: the banded picture is mostly white, the random one almost never.
+  const white = (img: typeof a) => {
+    let n = 0;
+    for (let i = 0; i < img.pixels.length; i += 3) {
+      if (img.pixels[i] === 255 && img.pixels[i + 1] === 255 && img.pixels[i + 2] === 255) n++;
+    }
+    return n / (img.width * img.height);
+  };
+  assert.ok(white(a) < 0.01, `random white fraction ${white(a)}`);
+  assert.ok(white(b) > 0.3, `banded white fraction ${white(b)}`);
+});
+
+Deno.test("connectivityPng frames the heat map; connectivitySvg embeds it with axes", () => {
+  const { rows, cols } = pattern("banded", 300, 200, 6000);
+  const png = decodePng(connectivityPng(rows, cols, 300, 200, { width: 100, height: 150 }));
+  assert.deepEqual([png.width, png.height, png.channels], [102, 152, 3]);
+  assert.deepEqual(Array.from(png.pixels.subarray(0, 3)), [128, 128, 128]);
+  const svg = connectivitySvg(rows, cols, 300, 200, { title: "small-world <band>" });
+  assert.ok(svg.startsWith("<svg") && svg.trimEnd().endsWith("</svg>"));
+  assert.match(svg, /small-world &lt;band&gt;/);
+  assert.match(svg, /input index/);
+  assert.match(svg, /output index/);
+  assert.match(svg, /300 outputs × 200 inputs, 6000 connections/);
+  assert.match(svg, /connected/);
+  const embedded = svg.match(/href="data:image\/png;base64,([^"]+)"/);
+  assert.ok(embedded);
+  const bytes = Uint8Array.from(atob(embedded[1]), (c) => c.charCodeAt(0));
+  assert.equal(decodePng(bytes).width, connectivityImage(rows, cols, 300, 200).width);
+  assertBalanced(svg);
+});
+
+/** Checks that every element opened is closed, in order (a cheap well-formedness test). */
+function assertBalanced(svg: string): void {
+  const stack: string[] = [];
+  for (const m of svg.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
+    const [, closing, name, selfClosing] = m;
+    if (selfClosing) continue;
+    if (closing) assert.equal(stack.pop(), name, `</${name}> closes the wrong element`);
+    else stack.push(name);
+  }
+  assert.deepEqual(stack, []);
+  assert.doesNotMatch(svg, /NaN|undefined|Infinity/);
+}
+
+Deno.test("lineChart draws titled, labelled axes, a legend and one line per series", () => {
+  const svg = lineChart({
+    title: "Loss & accuracy",
+    xLabel: "epoch",
+    yLabel: "loss",
+    series: [
+      { name: "train <sparse>", values: [0.9, 0.5, 0.3, 0.2] },
+      { name: "test", values: [0.8, 0.6, 0.5, 0.45], color: "#000000" },
+    ],
+  });
+  assertBalanced(svg);
+  assert.match(svg, /Loss &amp; accuracy/);
+  assert.match(svg, />epoch</);
+  assert.match(svg, />loss</);
+  assert.match(svg, /train &lt;sparse&gt;/);
+  assert.equal(svg.match(/<polyline/g)?.length, 2);
+  assert.match(svg, /stroke="#000000"/);
+  // Ticks: epochs 1..4 on x; y in steps of 0.2 over the data (0.2 to 0.9) widened to 1.0.
+  const labels = [...svg.matchAll(/>([0-9.]+)<\/text>/g)].map((m) => m[1]);
+  assert.deepEqual(labels, ["0.2", "0.4", "0.6", "0.8", "1.0", "1", "2", "3", "4"]);
+});
+
+Deno.test("lineChart leaves gaps at missing values and handles flat or single-point series", () => {
+  const gap = lineChart({ series: [{ name: "a", values: [1, 2, NaN, 4, 5] }] });
+  assert.equal(gap.match(/<polyline/g)?.length, 2);
+  assertBalanced(gap);
+  const flat = lineChart({ series: [{ name: "a", values: [98.16, 98.16, 98.16] }] });
+  assertBalanced(flat);
+  const single = lineChart({ series: [{ name: "a", values: [0.5] }] });
+  assertBalanced(single);
+  assert.equal(single.match(/<circle/g)?.length, 1);
+  const fixed = lineChart({ series: [{ name: "acc", values: [0.9, 0.95] }], yMin: 0, yMax: 1 });
+  assertBalanced(fixed);
+  assert.throws(() => lineChart({ series: [] }), /non-empty array/);
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => lineChart({ series: [{ name: "a" } as any] }),
+    /needs a name \(string\) and values/,
+  );
+  assert.throws(
+    () => lineChart({ series: [{ name: "a", values: [1, 2, 3] }], x: [1, 2] }),
+    /x has 2 values, but a series has 3/,
+  );
+});
+
+Deno.test("niceTicks picks 1-2-5 steps", () => {
+  assert.deepEqual(niceTicks(0, 1, 5), {
+    ticks: [0, 0.2, 0.4, 0.6, 0.8, 1],
+    step: 0.2,
+  });
+  assert.deepEqual(niceTicks(0, 2000, 4).ticks, [0, 500, 1000, 1500, 2000]);
+  assert.deepEqual(niceTicks(-0.05, 0.05, 2).ticks, [-0.05, 0, 0.05]);
+  assert.ok(Object.is(niceTicks(-1, 1, 2).ticks[1], 0), "0, not -0");
+  // A flat range is widened around the value.
+  const flat = niceTicks(3, 3);
+  assert.ok(flat.ticks[0] < 3 && flat.ticks.at(-1)! > 3, `${flat.ticks}`);
+});
