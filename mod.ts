@@ -85,6 +85,36 @@ export {
 } from "./lib/sparsity/small_world.ts";
 export { type ErkOptions, erkSparsities, type LayerShape } from "./lib/sparsity/erk.ts";
 
+// Dynamic sparsity: RigL / SET prune-and-grow and its kernels
+export {
+  dropFraction,
+  type DroppedConnections,
+  DYNAMIC_DEFAULTS,
+  type DynamicSparseLayer,
+  DynamicSparsity,
+  type DynamicSparsityOptions,
+  type DynamicSparsitySettings,
+  type Growth,
+  type GrowthSource,
+  isUpdateStep,
+  pruneAndGrow,
+  resolveDynamicOptions,
+  RIGL_PAPER_SETTINGS,
+  stepDynamicSparsity,
+  type UpdateReport,
+} from "./lib/sparsity/rigl.ts";
+export {
+  csrDropGrow,
+  denseGradTopk,
+  type DropGrowResult,
+  type GradTopk,
+  type HostCsr,
+  type Positions,
+  sampleAbsent,
+  topk,
+  type TopkOptions,
+} from "./lib/sparsity/topk.ts";
+
 // Activation sparsity (K-Winners)
 export {
   ActivationSparsity,

@@ -9,6 +9,7 @@ import { kwinnersSymbols } from "./symbols/kwinners.ts";
 import { nnSymbols } from "./symbols/nn.ts";
 import { optimSymbols } from "./symbols/optim.ts";
 import { sparseSymbols } from "./symbols/sparse.ts";
+import { topkSymbols } from "./symbols/topk.ts";
 import { vectorSymbols } from "./symbols/vector.ts";
 
 /** Every symbol the CPU library exports. */
@@ -19,6 +20,7 @@ export const symbols = {
   ...nnSymbols,
   ...optimSymbols,
   ...sparseSymbols,
+  ...topkSymbols,
   ...vectorSymbols,
 } as const satisfies Deno.ForeignLibraryInterface;
 
