@@ -13,14 +13,12 @@
  * and the output comes in ascending index order. Key 0 is reserved for "not a candidate" (a
  * position inside the pattern, or one that can no longer enter the running top-k).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-#ifdef SL_HAVE_CBLAS
-#include <cblas.h>
 #endif
 
 #include "sparse_internal.h"
@@ -253,29 +251,15 @@ static sl_status check_pattern(const char *fn, int32_t n_rows, int32_t n_cols, i
 
 /* ------------------------------------------------ chunked dense-gradient top-k ---- */
 
-/* G[r, i] = sum_b dy[b, r0 + r] * x[b, i] for r < rows: one row chunk of dY^T X. */
-static void gradient_chunk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
-                           const float *dy, int64_t r0, int64_t rows, float *g) {
+/* G[r, i] = sum_b dy[b, r0 + r] * x[b, i] for r < rows: one row chunk of dY^T X, by sl_gemm
+ * (CBLAS or the blocked OpenMP kernel). */
+static sl_status gradient_chunk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
+                                const float *dy, int64_t r0, int64_t rows, float *g) {
   if (batch == 0) {
     memset(g, 0, (size_t)rows * (size_t)n_in * sizeof *g);
-    return;
+    return SL_OK;
   }
-#ifdef SL_HAVE_CBLAS
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, n_in, batch, 1.0f, dy + r0,
-              n_out, x, n_in, 0.0f, g, n_in);
-#else
-#pragma omp parallel for num_threads(sl_threads()) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    float *row = g + r * (int64_t)n_in;
-    memset(row, 0, (size_t)n_in * sizeof *row);
-    for (int64_t b = 0; b < batch; b++) {
-      const float a = dy[b * (int64_t)n_out + r0 + r];
-      if (a == 0.0f) continue;
-      const float *xb = x + b * (int64_t)n_in;
-      for (int64_t i = 0; i < n_in; i++) row[i] += a * xb[i];
-    }
-  }
-#endif
+  return sl_gemm(1, 0, (int32_t)rows, n_in, batch, 1.0f, dy + r0, n_out, x, n_in, 0.0f, g, n_in);
 }
 
 sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
@@ -334,7 +318,18 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
   for (int64_t r0 = 0; r0 < n_out; r0 += chunk_rows) {
     const int64_t rows = n_out - r0 < chunk_rows ? n_out - r0 : chunk_rows;
     const int64_t len = rows * (int64_t)n_in;
-    gradient_chunk(batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
+    const sl_status gemm_status = gradient_chunk(batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
+    if (gemm_status != SL_OK) {
+      char why[256];
+      snprintf(why, sizeof why, "%s", sl_last_error());
+      free(chunk);
+      free(cand_keys[0]);
+      free(cand_keys[1]);
+      free(cand_pos[0]);
+      free(cand_pos[1]);
+      return sl_fail(gemm_status, __func__, "the GEMM of rows [%lld, %lld) failed: %s",
+                     (long long)r0, (long long)(r0 + rows), why);
+    }
 
     /* Keys in place: 0 inside the pattern or at/below the running floor, else bits(|g|) + 1. */
     const float *gf = (const float *)chunk;
