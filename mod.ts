@@ -25,6 +25,38 @@ export {
   zeros,
 } from "./lib/creation.ts";
 export { type BackwardOptions, isGradEnabled, noGrad } from "./lib/autograd.ts";
+
+// Tensor ops with gradients (also installed as Tensor methods: x.add(y), x.matmul(w), ...)
+import "./lib/tensor_methods.ts";
+export {
+  abs,
+  add,
+  div,
+  exp,
+  log,
+  mul,
+  mulScalar,
+  neg,
+  type Operand,
+  pow,
+  sqrt,
+  square,
+  sub,
+} from "./lib/ops/elementwise.ts";
+export { logSoftmax, relu, sigmoid, tanh } from "./lib/ops/activation.ts";
+export { matmul } from "./lib/ops/matmul.ts";
+export { mean, type ReduceOptions, sum } from "./lib/ops/reduce.ts";
+export {
+  expand,
+  flattenDims,
+  permute,
+  reshape,
+  squeeze,
+  transpose,
+  unsqueeze,
+  view,
+} from "./lib/ops/shape.ts";
+export { broadcastShapes } from "./lib/ops/broadcast.ts";
 export { Generator } from "./lib/random.ts";
 export type { Device } from "./lib/backend/backend.ts";
 export { LibraryError, NativeError, NonFiniteLossError, ShapeError } from "./lib/errors.ts";
@@ -34,7 +66,7 @@ export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 export { type LoadStateOptions, Module, type StateDict, type StateValue } from "./lib/nn/module.ts";
 export { Linear, linear, type LinearOptions } from "./lib/nn/linear.ts";
 export { LayerNorm, layerNorm, type LayerNormOptions } from "./lib/nn/layer_norm.ts";
-export { ReLU, relu, Sigmoid, Tanh } from "./lib/nn/activations.ts";
+export { ReLU, Sigmoid, Tanh } from "./lib/nn/activations.ts";
 export { Flatten, flatten, type FlattenOptions } from "./lib/nn/flatten.ts";
 export {
   Dropout,

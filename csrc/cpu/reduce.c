@@ -2,8 +2,6 @@
  * reduce.c — sums: over one axis, over everything, and over any set of dimensions (the
  * gradient of a broadcast input). All accumulate in double so that long sums stay accurate.
  */
-#include <string.h>
-
 #include "internal.h"
 #include "strided.h"
 
@@ -58,8 +56,9 @@ sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha, co
                "outer * len * inner overflows int64");
   if (out_n == 0) return SL_OK;
   SL_CHECK_PTR(y);
-  if (len == 0) {
-    memset(y, 0, (size_t)out_n * sizeof(float));
+  if (len == 0) { /* alpha * (empty sum): 0, or NaN for the mean of nothing (alpha = inf) */
+    const float v = (float)(alpha * 0.0);
+    for (int64_t i = 0; i < out_n; i++) y[i] = v;
     return SL_OK;
   }
   SL_CHECK_PTR(x);
@@ -81,7 +80,7 @@ sl_status sl_sum_all(int64_t n, float alpha, const float *x, float *y) {
   SL_CHECK_NONNEG(n);
   SL_CHECK_PTR(y);
   if (n > 0) SL_CHECK_PTR(x);
-  y[0] = n > 0 ? sum_all_run(n, alpha, x) : 0.0f;
+  y[0] = n > 0 ? sum_all_run(n, alpha, x) : (float)(alpha * 0.0);
   return SL_OK;
 }
 
@@ -155,8 +154,9 @@ sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_mask, f
   if (y_numel < 0) return sl_fail(SL_E_OVERFLOW, __func__, "the output size overflows int64");
   if (y_numel == 0) return SL_OK;
   SL_CHECK_PTR(y);
-  if (numel == 0) { /* a reduced dimension is empty: every sum is 0 */
-    memset(y, 0, (size_t)y_numel * sizeof(float));
+  if (numel == 0) { /* a reduced dimension is empty: every sum is alpha * 0 */
+    const float v = (float)(alpha * 0.0);
+    for (int64_t i = 0; i < y_numel; i++) y[i] = v;
     return SL_OK;
   }
   SL_CHECK_PTR(x);

@@ -11,6 +11,7 @@
 #ifndef SL_STRIDED_H
 #define SL_STRIDED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef _OPENMP

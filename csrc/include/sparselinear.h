@@ -218,12 +218,13 @@ SL_API sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, co
 
 /*
  * Sum over the middle axis of x viewed as [outer, len, inner]: y[o, i] = alpha * sum_j
- * x[o, j, i]; y is [outer, inner] (overwritten). Accumulates in double. len == 0 gives zeros.
+ * x[o, j, i]; y is [outer, inner] (overwritten). Accumulates in double. An empty sum (len ==
+ * 0) is alpha * 0: zeros, or NaN for alpha = inf (the mean of nothing).
  */
 SL_API sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha,
                              const float *x, float *y);
 
-/* y[0] = alpha * sum_{i < n} x[i], accumulated in double (0 when n == 0). */
+/* y[0] = alpha * sum_{i < n} x[i], accumulated in double (alpha * 0 when n == 0). */
 SL_API sl_status sl_sum_all(int64_t n, float alpha, const float *x, float *y);
 
 /*

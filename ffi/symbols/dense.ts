@@ -130,7 +130,10 @@ export const denseSymbols = {
   sl_sum_all: { parameters: ["i64", "f32", "pointer", "pointer"], result: "i32" },
   // sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_mask, float alpha,
   //   const float *x, float *y)
-  sl_sum_dims: { parameters: ["i32", "pointer", "i32", "f32", "pointer", "pointer"], result: "i32" },
+  sl_sum_dims: {
+    parameters: ["i32", "pointer", "i32", "f32", "pointer", "pointer"],
+    result: "i32",
+  },
   // sl_status sl_strided_copy(int32_t ndim, const int64_t *shape, float alpha, const float *x,
   //   int64_t x_len, const int64_t *x_strides, float *y)
   sl_strided_copy: {
