@@ -77,6 +77,12 @@ export {
 export { Sequential } from "./lib/nn/sequential.ts";
 export { ScaleShift, scaleShift, type ScaleShiftOptions } from "./lib/nn/scale_shift.ts";
 export {
+  RepeatInterleave,
+  repeatInterleave,
+  type RepeatInterleaveOptions,
+} from "./lib/nn/repeat_interleave.ts";
+export { GroupSum, groupSum } from "./lib/nn/group_sum.ts";
+export {
   SparseLinear,
   type SparseLinearMemory,
   type SparseLinearOptions,
