@@ -15,8 +15,9 @@ import { GroupSum, groupSum } from "../lib/nn/group_sum.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
-import { fromFloat32 } from "../lib/tensor.ts";
-import { assertClose, assertThrows, dot, numericGrad, randomArray } from "./_nn_reference.ts";
+import { fromFloat32, shapeString } from "../lib/tensor.ts";
+import { assertClose, assertThrows, randomArray } from "./_nn_reference.ts";
+import { gradcheck } from "./_gradcheck.ts";
 
 // ------------------------------------------------------------------------------ LayerNorm ----
 
@@ -48,24 +49,14 @@ Deno.test("layerNorm matches a float64 reference and finite differences", () => 
   ) {
     const n = norm.reduce((a, b) => a * b, 1);
     const size = shape.reduce((a, b) => a * b, 1);
-    const xs = randomArray(size, size, -2, 3);
-    const gs = randomArray(n, n + 1, 0.5, 1.5), bs = randomArray(n, n + 2, -0.5, 0.5);
-    const x = fromFloat32(xs.slice(), shape, true);
-    const g = fromFloat32(gs.slice(), norm, true), b = fromFloat32(bs.slice(), norm, true);
-    const y = layerNorm(x, norm, g, b);
-    assert.deepEqual(y.shape, shape);
-    assertClose(y.data, layerNormRef(xs, n, gs, bs), `forward ${shape}`, { atol: 1e-5 });
-    const w = randomArray(size, 7, -1, 1);
-    y.backward(fromFloat32(w, shape));
-    // A loose h keeps the float64 differences well above rounding of the 1/sqrt(var) term.
-    const [dx, dg, db] = numericGrad(
-      ([xx, gg, bb]) => dot(layerNormRef(xx, n, gg, bb), w),
-      [xs, gs, bs],
-      1e-5,
-    );
-    assertClose(x.grad!.data, dx, `dx ${shape}`, { atol: 2e-4, rtol: 2e-3 });
-    assertClose(g.grad!.data, dg, `dweight ${shape}`, { atol: 1e-4, rtol: 1e-3 });
-    assertClose(b.grad!.data, db, `dbias ${shape}`, { atol: 1e-4, rtol: 1e-3 });
+    const x = fromFloat32(randomArray(size, size, -2, 3), shape, true);
+    const g = fromFloat32(randomArray(n, n + 1, 0.5, 1.5), norm, true);
+    const b = fromFloat32(randomArray(n, n + 2, -0.5, 0.5), norm, true);
+    assert.deepEqual(layerNorm(x, norm, g, b).shape, shape);
+    gradcheck((xx, gg, bb) => layerNorm(xx, norm, gg, bb), [x, g, b], {
+      reference: ([xx, gg, bb]) => layerNormRef(xx, n, gg, bb),
+      name: `layerNorm ${shapeString(shape)} over ${shapeString(norm)}`,
+    });
   }
 });
 
@@ -131,32 +122,26 @@ function linearRef(
 }
 
 Deno.test("linear matches a float64 reference and finite differences", () => {
-  for (
-    const [xShape, nOut, withBias] of [[[1, 3], 2, true], [[5, 4], 3, false], [
-      [2, 3, 6],
-      5,
-      true,
-    ]] as const
-  ) {
+  const cases = [[[1, 3], 2, true], [[5, 4], 3, false], [[2, 3, 6], 5, true]] as const;
+  for (const [xShape, nOut, withBias] of cases) {
     const nIn = xShape[xShape.length - 1];
     const size = xShape.reduce((a: number, b: number) => a * b, 1);
-    const xs = randomArray(size, 1, -1, 1), ws = randomArray(nOut * nIn, 2, -1, 1);
-    const bs = randomArray(nOut, 3, -1, 1);
-    const x = fromFloat32(xs.slice(), xShape, true);
-    const w = fromFloat32(ws.slice(), [nOut, nIn], true);
-    const b = withBias ? fromFloat32(bs.slice(), [nOut], true) : null;
-    const y = linear(x, w, b);
-    assert.deepEqual(y.shape, [...xShape.slice(0, -1), nOut]);
-    assertClose(y.data, linearRef(xs, ws, withBias ? bs : null, nIn, nOut), "forward");
-    const g = randomArray(y.size, 4, -1, 1);
-    y.backward(fromFloat32(g, y.shape));
-    const [dx, dw, db] = numericGrad(
-      ([xx, ww, bb]) => dot(linearRef(xx, ww, withBias ? bb : null, nIn, nOut), g),
-      [xs, ws, bs],
-    );
-    assertClose(x.grad!.data, dx, "dx", { rtol: 1e-3 });
-    assertClose(w.grad!.data, dw, "dweight", { rtol: 1e-3 });
-    if (b !== null) assertClose(b.grad!.data, db, "dbias", { rtol: 1e-3 });
+    const x = fromFloat32(randomArray(size, 1), xShape, true);
+    const w = fromFloat32(randomArray(nOut * nIn, 2), [nOut, nIn], true);
+    const b = fromFloat32(randomArray(nOut, 3), [nOut], true);
+    assert.deepEqual(linear(x, w, b).shape, [...xShape.slice(0, -1), nOut]);
+    const name = `linear ${shapeString(xShape)} -> ${nOut}`;
+    if (withBias) {
+      gradcheck((xx, ww, bb) => linear(xx, ww, bb), [x, w, b], {
+        reference: ([xx, ww, bb]) => linearRef(xx, ww, bb, nIn, nOut),
+        name,
+      });
+    } else {
+      gradcheck((xx, ww) => linear(xx, ww), [x, w], {
+        reference: ([xx, ww]) => linearRef(xx, ww, null, nIn, nOut),
+        name,
+      });
+    }
   }
 });
 
@@ -194,11 +179,10 @@ Deno.test("activations: forward and gradient vs references", () => {
     const [Cls, f] of [[Sigmoid, (v: number) => 1 / (1 + Math.exp(-v))], [Tanh, Math.tanh]] as const
   ) {
     const xi = fromFloat32(xs.slice(), [5], true);
-    const out = new Cls().forward(xi);
-    assertClose(out.data, Array.from(xs, f), `${Cls.name} forward`);
-    out.backward(ones([5]));
-    const [g] = numericGrad(([v]) => Array.from(v, f).reduce((a, b) => a + b, 0), [xs]);
-    assertClose(xi.grad!.data, g, `${Cls.name} grad`, { rtol: 1e-4 });
+    gradcheck((v) => new Cls().forward(v), [xi], {
+      reference: ([v]) => v.map(f),
+      name: Cls.name,
+    });
   }
   assert.equal(String(new ReLU()), "ReLU()");
 });
@@ -258,14 +242,10 @@ Deno.test("scaleShift matches a reference and finite differences", () => {
     Array.from(x, (v, i) => v * s[i % n] + t[i % n]);
   const x = fromFloat32(xs.slice(), [rows, n], true);
   const s = fromFloat32(ss.slice(), [n], true), t = fromFloat32(ts.slice(), [n], true);
-  const y = scaleShift(x, s, t);
-  assertClose(y.data, ref(xs, ss, ts), "forward");
-  const w = randomArray(rows * n, 4);
-  y.backward(fromFloat32(w, [rows, n]));
-  const [dx, ds, dt] = numericGrad(([a, b, c]) => dot(ref(a, b, c), w), [xs, ss, ts]);
-  assertClose(x.grad!.data, dx, "dx", { rtol: 1e-3 });
-  assertClose(s.grad!.data, ds, "dscale", { rtol: 1e-3 });
-  assertClose(t.grad!.data, dt, "dshift", { rtol: 1e-3 });
+  gradcheck((a, b, c) => scaleShift(a, b, c), [x, s, t], {
+    reference: ([a, b, c]) => ref(a, b, c),
+    name: "scaleShift",
+  });
   const layer = new ScaleShift(n);
   assert.deepEqual(Object.keys(layer.stateDict()), ["scale", "shift"]);
   assert.deepEqual(layer.forward(x).data, x.data);
@@ -299,10 +279,10 @@ Deno.test("repeatInterleave matches torch.repeat_interleave and finite differenc
       const y = repeatInterleave(x, r, dim);
       assert.deepEqual(y.shape, shape.map((s, i) => (i === d ? s * r : s)));
       assert.deepEqual(Array.from(y.data), repeatRef(xs, shape, r, d).map(Math.fround));
-      const w = randomArray(y.size, 2);
-      y.backward(fromFloat32(w, y.shape));
-      const [g] = numericGrad(([v]) => dot(repeatRef(v, shape, r, d), w), [xs]);
-      assertClose(x.grad!.data, g, `grad dim ${dim} repeats ${r}`, { rtol: 1e-4 });
+      gradcheck((v) => repeatInterleave(v, r, dim), [x], {
+        reference: ([v]) => repeatRef(v, shape, r, d),
+        name: `repeatInterleave dim ${dim} repeats ${r}`,
+      });
     }
   }
   assert.deepEqual(new RepeatInterleave(10).forward(zeros([64, 784])).shape, [64, 7840]);
@@ -322,13 +302,8 @@ Deno.test("groupSum matches view(B, -1, size).sum(1) and finite differences", ()
     return out;
   };
   const x = fromFloat32(xs.slice(), [rows, m], true);
-  const y = new GroupSum(size).forward(x);
-  assert.deepEqual(y.shape, [rows, size]);
-  assertClose(y.data, ref(xs), "forward");
-  const w = randomArray(rows * size, 6);
-  y.backward(fromFloat32(w, y.shape));
-  const [g] = numericGrad(([v]) => dot(ref(v), w), [xs]);
-  assertClose(x.grad!.data, g, "grad", { rtol: 1e-4 });
+  assert.deepEqual(new GroupSum(size).forward(x).shape, [rows, size]);
+  gradcheck((v) => groupSum(v, size), [x], { reference: ([v]) => ref(v), name: "groupSum" });
   assert.deepEqual(groupSum(zeros([2, 0]), 3).shape, [2, 3]);
   assertThrows(() => groupSum(zeros([2, 10]), 3), ShapeError, /multiple of the group size 3/);
   assertThrows(() => new GroupSum(0), RangeError, /size must be an integer >= 1/);
