@@ -23,12 +23,16 @@ static int check_reduction(int32_t reduction) {
 }
 
 /*
- * out[c] = sum_r a[r, c] * (b ? b[r, c] : 1) for c in [0, n), a and b [rows, n] row-major.
- * When b_mean/b_rstd are given, b[r, c] is replaced by (b[r, c] - b_mean[r]) * b_rstd[r] (the
- * normalised input of LayerNorm, recomputed instead of stored).
+ * Column sums of a [rows, n] (row-major), in one pass over a:
+ *   weighted[c] = sum_r a[r, c] * b[r, c]   (when weighted is non-null; b must be non-null),
+ *   plain[c]    = sum_r a[r, c]             (when plain is non-null).
+ * When b_mean/b_rstd are given, b[r, c] stands for (b[r, c] - b_mean[r]) * b_rstd[r] (the
+ * normalised input of LayerNorm, recomputed instead of stored). Split by column blocks, so the
+ * result does not depend on the thread count.
  */
 static void column_sums(int64_t rows, int32_t n, const float *a, const float *b,
-                        const float *b_mean, const float *b_rstd, float *out) {
+                        const float *b_mean, const float *b_rstd, float *weighted,
+                        float *plain) {
   int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
   int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && blocks > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
@@ -36,25 +40,29 @@ static void column_sums(int64_t rows, int32_t n, const float *a, const float *b,
     int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
     int32_t c1 = c0 + SL_NN_COL_BLOCK < n ? c0 + SL_NN_COL_BLOCK : n;
     int32_t w = c1 - c0;
-    double acc[SL_NN_COL_BLOCK];
-    for (int32_t j = 0; j < w; j++) acc[j] = 0.0;
+    double accw[SL_NN_COL_BLOCK], accp[SL_NN_COL_BLOCK];
+    for (int32_t j = 0; j < w; j++) accw[j] = accp[j] = 0.0;
     for (int64_t r = 0; r < rows; r++) {
       const float *ar = a + r * n + c0;
-      if (b == NULL) {
+      if (plain != NULL) {
 #pragma omp simd
-        for (int32_t j = 0; j < w; j++) acc[j] += ar[j];
-      } else if (b_mean == NULL) {
-        const float *br = b + r * n + c0;
+        for (int32_t j = 0; j < w; j++) accp[j] += ar[j];
+      }
+      if (weighted == NULL) continue;
+      const float *br = b + r * n + c0;
+      if (b_mean == NULL) {
 #pragma omp simd
-        for (int32_t j = 0; j < w; j++) acc[j] += (double)ar[j] * br[j];
+        for (int32_t j = 0; j < w; j++) accw[j] += (double)ar[j] * br[j];
       } else {
-        const float *br = b + r * n + c0;
         float mu = b_mean[r], rs = b_rstd[r];
 #pragma omp simd
-        for (int32_t j = 0; j < w; j++) acc[j] += (double)ar[j] * ((br[j] - mu) * rs);
+        for (int32_t j = 0; j < w; j++) accw[j] += (double)ar[j] * ((br[j] - mu) * rs);
       }
     }
-    for (int32_t j = 0; j < w; j++) out[c0 + j] = (float)acc[j];
+    if (weighted != NULL)
+      for (int32_t j = 0; j < w; j++) weighted[c0 + j] = (float)accw[j];
+    if (plain != NULL)
+      for (int32_t j = 0; j < w; j++) plain[c0 + j] = (float)accp[j];
   }
 }
 
@@ -163,8 +171,7 @@ sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float
       }
     }
   }
-  if (dgamma != NULL) column_sums(rows, n, dy, x, mean, rstd, dgamma);
-  if (dbeta != NULL) column_sums(rows, n, dy, NULL, NULL, NULL, dbeta);
+  if (dgamma != NULL || dbeta != NULL) column_sums(rows, n, dy, x, mean, rstd, dgamma, dbeta);
   return SL_OK;
 }
 
@@ -408,7 +415,6 @@ sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const floa
       }
     }
   }
-  if (dscale != NULL) column_sums(rows, n, dy, x, NULL, NULL, dscale);
-  if (dshift != NULL) column_sums(rows, n, dy, NULL, NULL, NULL, dshift);
+  if (dscale != NULL || dshift != NULL) column_sums(rows, n, dy, x, NULL, NULL, dscale, dshift);
   return SL_OK;
 }
