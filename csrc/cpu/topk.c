@@ -262,6 +262,74 @@ static sl_status gradient_chunk(int32_t batch, int32_t n_in, int32_t n_out, cons
   return sl_gemm(1, 0, (int32_t)rows, n_in, batch, 1.0f, dy + r0, n_out, x, n_in, 0.0f, g, n_in);
 }
 
+/*
+ * One pass over a gradient chunk (rows x n_in floats g, row r's connections at
+ * row_ptr[r] .. row_ptr[r + 1] - 1): the key of an entry is 0 inside the pattern or at/below
+ * floor_key, else bits(|g|) + 1 (a NaN gives a key above 0x7F800001, the key of inf). Each
+ * thread takes one contiguous block of rows and stores block_valid[block] = its nonzero keys.
+ * With keys_out, every key is written there (in place over g); with pack_keys, the nonzero keys
+ * and their chunk indices go to the block's share of the pack arrays instead, and
+ * *pack_overflow is set when a share fills up. *any_nan is set when a NaN is met.
+ */
+static void key_pass(const float *g, uint32_t *keys_out, int64_t rows, int32_t n_in,
+                     const int32_t *row_ptr, const int32_t *col_idx, uint32_t floor_key,
+                     uint32_t *pack_keys, uint32_t *pack_idx, int64_t pack_cap, int *blocks,
+                     int64_t *block_valid, int *any_nan, int *pack_overflow) {
+  int nan_seen = 0, overflow = 0;
+  const int64_t len = rows * (int64_t)n_in;
+#pragma omp parallel num_threads(team_size(len)) reduction(| : nan_seen, overflow)
+  {
+    const int t = thread_id(), nt = team_count();
+    if (t == 0) *blocks = nt;
+    const int64_t lo = rows * t / nt, hi = rows * (t + 1) / nt;
+    const int64_t share = pack_cap / nt, pack_start = share * t;
+    int64_t valid_here = 0, packed = 0;
+    uint32_t worst = 0;
+    for (int64_t r = lo; r < hi; r++) {
+      int64_t p = row_ptr[r];
+      const int64_t p_end = row_ptr[r + 1];
+      const int64_t base = r * (int64_t)n_in;
+      int64_t i = 0;
+      for (;;) {
+        /* The run of absent columns up to the next connection (or the row's end). */
+        const int64_t stop = p < p_end ? col_idx[p] : n_in;
+        if (keys_out != NULL) {
+          for (; i < stop; i++) {
+            const uint32_t key = (float_bits(g[base + i]) & 0x7FFFFFFFu) + 1;
+            worst = key > worst ? key : worst;
+            const uint32_t kept = key > floor_key ? key : 0;
+            keys_out[base + i] = kept;
+            valid_here += kept != 0;
+          }
+        } else {
+          for (; i < stop; i++) {
+            const uint32_t key = (float_bits(g[base + i]) & 0x7FFFFFFFu) + 1;
+            worst = key > worst ? key : worst;
+            if (key > floor_key) {
+              valid_here++;
+              if (packed < share) {
+                pack_keys[pack_start + packed] = key;
+                pack_idx[pack_start + packed] = (uint32_t)(base + i);
+                packed++;
+              } else {
+                overflow = 1;
+              }
+            }
+          }
+        }
+        if (p >= p_end) break;
+        if (keys_out != NULL) keys_out[base + i] = 0; /* a kept connection: not a candidate */
+        i++;
+        p++;
+      }
+    }
+    block_valid[t] = valid_here;
+    nan_seen |= worst > 0x7F800001u;
+  }
+  *any_nan = nan_seen;
+  *pack_overflow = overflow;
+}
+
 sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
                              const float *dy, int64_t nnz, const int32_t *row_ptr,
                              const int32_t *col_idx, int64_t k, int64_t max_size,
@@ -314,54 +382,84 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
   int64_t n_cand = 0; /* candidates so far (all keys >= 1), in ascending position order */
   uint32_t floor_key = 0; /* once n_cand == k: the k-th best key; a later position needs more */
   int64_t first_nan = -1;
+  sl_status status = SL_OK;
+  /* Once the running top-k is full, few entries of a chunk beat its floor: they are packed as
+   * (key, index in chunk) pairs, at most chunk_len / 8 of them (allocated on first use), so the
+   * selection passes read those instead of the whole chunk. */
+  const int64_t pack_cap = chunk_len / 8;
+  uint32_t *pack_keys = NULL, *pack_idx = NULL;
+  int pack_failed = 0;
+  int64_t block_valid[MAX_TEAM], block_offset[MAX_TEAM];
 
   for (int64_t r0 = 0; r0 < n_out; r0 += chunk_rows) {
     const int64_t rows = n_out - r0 < chunk_rows ? n_out - r0 : chunk_rows;
     const int64_t len = rows * (int64_t)n_in;
-    const sl_status gemm_status = gradient_chunk(batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
-    if (gemm_status != SL_OK) {
+    status = gradient_chunk(batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
+    if (status != SL_OK) {
       char why[256];
       snprintf(why, sizeof why, "%s", sl_last_error());
-      free(chunk);
-      free(cand_keys[0]);
-      free(cand_keys[1]);
-      free(cand_pos[0]);
-      free(cand_pos[1]);
-      return sl_fail(gemm_status, __func__, "the GEMM of rows [%lld, %lld) failed: %s",
-                     (long long)r0, (long long)(r0 + rows), why);
-    }
-
-    /* Keys in place: 0 inside the pattern or at/below the running floor, else bits(|g|) + 1. */
-    const float *gf = (const float *)chunk;
-    uint32_t *gk = (uint32_t *)chunk;
-    int64_t valid = 0, nan_at = INT64_MAX;
-#pragma omp parallel for num_threads(team_size(len)) schedule(static) \
-    reduction(+ : valid) reduction(min : nan_at)
-    for (int64_t r = 0; r < rows; r++) {
-      int64_t p = row_ptr[r0 + r];
-      const int64_t p_end = row_ptr[r0 + r + 1];
-      const int64_t base = r * (int64_t)n_in;
-      for (int64_t i = 0; i < n_in; i++) {
-        const uint32_t u = float_bits(gf[base + i]);
-        uint32_t key = (u & 0x7FFFFFFFu) + 1;
-        if (p < p_end && col_idx[p] == i) {
-          key = 0;
-          p++;
-        } else if (is_nan_bits(u)) {
-          if (base + i < nan_at) nan_at = base + i;
-          key = 0;
-        } else if (key <= floor_key) {
-          key = 0;
-        }
-        gk[base + i] = key;
-        valid += key != 0;
-      }
-    }
-    if (nan_at != INT64_MAX) {
-      first_nan = r0 * (int64_t)n_in + nan_at;
+      sl_fail(status, __func__, "the GEMM of rows [%lld, %lld) failed: %s", (long long)r0,
+              (long long)(r0 + rows), why);
       break;
     }
+
+    /* Packing needs the running floor (few survivors), index space and its scratch. */
+    int packing = floor_key > 0 && len <= (int64_t)UINT32_MAX && pack_cap > 0 && !pack_failed;
+    if (packing && pack_keys == NULL) {
+      pack_keys = malloc((size_t)pack_cap * sizeof *pack_keys);
+      pack_idx = malloc((size_t)pack_cap * sizeof *pack_idx);
+      if (pack_keys == NULL || pack_idx == NULL) { /* not fatal: select on the whole chunk */
+        free(pack_keys);
+        free(pack_idx);
+        pack_keys = pack_idx = NULL;
+        pack_failed = 1;
+        packing = 0;
+      }
+    }
+
+    const float *gf = (const float *)chunk;
+    uint32_t *gk = (uint32_t *)chunk;
+    int blocks = 1, any_nan = 0, pack_overflow = 0;
+    if (packing) {
+      key_pass(gf, NULL, rows, n_in, row_ptr + r0, col_idx, floor_key, pack_keys, pack_idx,
+               pack_cap, &blocks, block_valid, &any_nan, &pack_overflow);
+    }
+    if (!packing || any_nan || pack_overflow) {
+      /* Keys written in place: the selection (or the NaN search) reads the whole chunk. */
+      packing = 0;
+      key_pass(gf, gk, rows, n_in, row_ptr + r0, col_idx, floor_key, NULL, NULL, 0, &blocks,
+               block_valid, &any_nan, &pack_overflow);
+    }
+    if (any_nan) {
+      int64_t q = 0;
+      while (gk[q] <= 0x7F800001u) q++;
+      first_nan = r0 * (int64_t)n_in + q;
+      break;
+    }
+    int64_t valid = 0;
+    for (int b = 0; b < blocks; b++) {
+      block_offset[b] = valid;
+      valid += block_valid[b];
+    }
     if (valid == 0) continue;
+
+    /* The span the selection reads: the packed survivors (each block's share moved down to
+     * follow the previous one, in block = position order), or the whole chunk. */
+    const uint32_t *span_keys = gk;
+    const uint32_t *span_idx = NULL;
+    int64_t span_n = len;
+    if (packing) {
+      const int64_t share = pack_cap / blocks;
+      for (int b = 1; b < blocks; b++) {
+        memmove(pack_keys + block_offset[b], pack_keys + share * b,
+                (size_t)block_valid[b] * sizeof *pack_keys);
+        memmove(pack_idx + block_offset[b], pack_idx + share * b,
+                (size_t)block_valid[b] * sizeof *pack_idx);
+      }
+      span_keys = pack_keys;
+      span_idx = pack_idx;
+      span_n = valid;
+    }
 
     uint32_t *next_keys = cand_keys[1 - cur];
     int64_t *next_pos = cand_pos[1 - cur];
@@ -373,9 +471,9 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
       memcpy(next_pos, cand_pos[cur], (size_t)n_cand * sizeof *next_pos);
       int64_t ties = 0;
       from_cand = n_cand;
-      n_next = n_cand + gather_selected(gk, len, 0, &ties, next_pos + n_cand);
+      n_next = n_cand + gather_selected(span_keys, span_n, 0, &ties, next_pos + n_cand);
     } else {
-      const key_span spans[2] = {{cand_keys[cur], n_cand}, {gk, len}};
+      const key_span spans[2] = {{cand_keys[cur], n_cand}, {span_keys, span_n}};
       uint32_t thr;
       int64_t greater;
       radix_threshold(spans, 2, k, &thr, &greater);
@@ -387,12 +485,12 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
         next_keys[j] = cand_keys[cur][i];
         next_pos[j] = cand_pos[cur][i];
       }
-      n_next = from_cand + gather_selected(gk, len, thr, &ties, next_pos + from_cand);
+      n_next = from_cand + gather_selected(span_keys, span_n, thr, &ties, next_pos + from_cand);
     }
     for (int64_t j = from_cand; j < n_next; j++) {
       const int64_t i = next_pos[j];
-      next_keys[j] = gk[i];
-      next_pos[j] = base_pos + i;
+      next_keys[j] = span_keys[i];
+      next_pos[j] = base_pos + (span_idx != NULL ? (int64_t)span_idx[i] : i);
     }
     cur = 1 - cur;
     n_cand = n_next;
@@ -404,9 +502,15 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
     }
   }
   free(chunk);
+  free(pack_keys);
+  free(pack_idx);
   free(cand_keys[0]);
   free(cand_keys[1]);
   free(cand_pos[1 - cur]);
+  if (status != SL_OK) {
+    free(cand_pos[cur]);
+    return status; /* the message is already set */
+  }
   if (first_nan >= 0) {
     free(cand_pos[cur]);
     return sl_fail(SL_E_INVALID_ARGUMENT, __func__,

@@ -398,8 +398,10 @@ SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flag
  * G = dy^T x (G[o, i] = sum_b dy[b, o] * x[b, i], the dense weight gradient of one batch),
  * among the positions NOT in the CSR pattern (row_ptr[n_out + 1], col_idx[nnz]; sorted, unique).
  * x: [batch, n_in], dy: [batch, n_out]. G is never materialised whole: it is computed in chunks
- * of floor(max_size / n_in) rows (GEMM, CBLAS when available; scratch of at most max_size
- * floats) and a running top-k is merged across chunks (O(k) more memory). max_size >= n_in;
+ * of floor(max_size / n_in) rows (sl_gemm) and a running top-k is merged across chunks. Scratch:
+ * at most 4 * max_size bytes for a chunk, max_size bytes for the entries of a chunk that beat the
+ * running top-k, and 24 bytes per k. Time: one GEMM of n_out * n_in * batch multiply-adds plus
+ * O(n_out * n_in) selection work. max_size >= n_in;
  * k <= n_out * n_in - nnz. Writes out_rows[k], out_cols[k] in row-major order and, when
  * out_grad is non-null, out_grad[k] = G at those positions (signed, recomputed as a dot product).
  * A NaN in G -> SL_E_INVALID_ARGUMENT naming the position; nothing is written then.

@@ -200,6 +200,15 @@ static void test_dense_grad_topk(int batch, int n_in, int n_out, int p_percent) 
                                      rows, cols, NULL),
                   SL_E_INVALID_ARGUMENT);
     EXPECT(strstr(sl_last_error(), "NaN") != NULL, "message: %s", sl_last_error());
+    /* A NaN in the last chunk, met while later chunks are being packed. */
+    x[0] = 0.0f;
+    dy[n_out - 1] = NAN;
+    EXPECT_STATUS(sl_dense_grad_topk(batch, n_in, n_out, x, dy, nnz, row_ptr, col_idx, 1, n_in,
+                                     rows, cols, NULL),
+                  SL_E_INVALID_ARGUMENT);
+    char want[64];
+    snprintf(want, sizeof want, "NaN at (row %d,", n_out - 1);
+    EXPECT(strstr(sl_last_error(), want) != NULL, "message: %s", sl_last_error());
   }
   EXPECT(rows[0] == -5, "sl_dense_grad_topk wrote output on a rejected call");
   free(x);
@@ -399,6 +408,7 @@ int main(void) {
     test_dense_grad_topk(1, 1, 5, 20);
     test_dense_grad_topk(0, 6, 4, 50);
     test_dense_grad_topk(3, 400, 300, 5); /* 120000 entries: the parallel paths */
+    test_dense_grad_topk(3, 64, 500, 10); /* many chunks: survivors get packed */
     test_dense_grad_topk_bad_pattern();
     test_sample_absent();
     test_drop_grow(0);
