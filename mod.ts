@@ -223,3 +223,36 @@ export {
   connectivitySvg,
 } from "./lib/plot/connectivity.ts";
 export { encodePng, type RasterImage } from "./lib/plot/png.ts";
+
+// Training loop: fit/evaluate with per-epoch metrics, progress, model summary
+export {
+  type EpochStats,
+  fit,
+  type FitOptions,
+  type FitResult,
+  formatEpoch,
+  type StepOptimizer,
+} from "./lib/train/fit.ts";
+export {
+  type BatchSource,
+  evaluate,
+  type EvaluationResult,
+  type LossFunction,
+  type TrainBatch,
+} from "./lib/train/evaluate.ts";
+export { countCorrect, RunningMetrics } from "./lib/train/metrics.ts";
+export {
+  formatDuration,
+  ProgressBar,
+  type ProgressOptions,
+  type ProgressSink,
+  stdoutSink,
+} from "./lib/train/progress.ts";
+export {
+  formatBytes,
+  type LayerSummary,
+  type ModelSummary,
+  summarize,
+  summaryTable,
+  type SummaryTableOptions,
+} from "./lib/train/summary.ts";

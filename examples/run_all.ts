@@ -1,0 +1,177 @@
+/**
+ * `deno task results`: trains every model of `deno task train` one after the other (each in its
+ * own process, so that memory and time are its own) and writes a markdown table of our test
+ * accuracy next to the seed notebook's, with seconds per epoch and peak memory, to
+ * `bench/MNIST_RESULTS.md` (rewritten after every model, so a long run keeps what it finished).
+ *
+ * ```
+ * deno task results                           # all models, 20 epochs each (hours)
+ * deno task results --epochs 1 --models dense,sparse
+ * ```
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
+import type { MetricsFile } from "./train_mnist.ts";
+
+const USAGE = `Usage: deno task results [--epochs N] [--models a,b,...] [--out PATH]
+                         [--limit-train N] [--threads N] [--seed N]
+
+Trains each model with \`deno task train\` for N epochs (default 20), sequentially, and writes
+the results table to PATH (default bench/MNIST_RESULTS.md) after each model.
+Models (default all): ${MODEL_NAMES.join(", ")}`;
+
+interface Row {
+  model: ModelName;
+  metrics: MetricsFile | null;
+  error: string | null;
+}
+
+function fmt(v: number | null | undefined, digits = 2): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);
+}
+
+function machine(): string {
+  let cpu = "unknown CPU";
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    cpu = /model name\s*:\s*(.+)/.exec(info)?.[1]?.trim() ?? cpu;
+  } catch { /* not Linux */ }
+  let commit = "";
+  try {
+    const out = new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).outputSync();
+    commit = new TextDecoder().decode(out.stdout).trim();
+  } catch { /* no git */ }
+  return `${cpu}, ${navigator.hardwareConcurrency} logical cores${
+    commit === "" ? "" : `; commit ${commit}`
+  }`;
+}
+
+function table(rows: Row[], epochs: number, startedAt: string): string {
+  const lines = [
+    "# MNIST results: sparselinear vs the SparseLinear notebook",
+    "",
+    `Written by \`deno task results --epochs ${epochs}\` (examples/run_all.ts), started ` +
+    `${startedAt}; machine: ${machine()}. The seed's accuracies are the last (20th) epoch of ` +
+    "tutorials/SparseLinearDemo.ipynb (on a GPU, test set of 9,984 images); ours are the last " +
+    "epoch run, on all 10,000 test images. Seconds per epoch are training only; the test " +
+    "pass is listed apart.",
+    "",
+    "| Model | Epochs | Steps/epoch | Test acc. (ours) | Best epoch (ours) | Seed (20 epochs) | Δ (points) | " +
+    "s/epoch train | s test pass | Peak RSS |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const { model, metrics, error } of rows) {
+    const seed = MODELS[model].seedTestAccuracy;
+    if (metrics === null) {
+      lines.push(`| ${model} | - | - | failed: ${error ?? "?"} | | ${seed} | | | | |`);
+      continue;
+    }
+    const h = metrics.history;
+    const last = h[h.length - 1];
+    const best = Math.max(...h.map((e) => e.testAccuracy ?? NaN));
+    const train = h.reduce((s, e) => s + e.trainSeconds, 0) / h.length;
+    const test = h.reduce((s, e) => s + e.testSeconds, 0) / h.length;
+    const delta = (last.testAccuracy ?? NaN) - seed;
+    lines.push(
+      `| ${model} | ${h.length} | ${metrics.stepsPerEpoch} | ${fmt(last.testAccuracy)} | ${
+        fmt(best)
+      } | ${seed} | ` +
+        `${delta >= 0 ? "+" : ""}${fmt(delta)} | ${fmt(train)} | ${fmt(test)} | ` +
+        `${(metrics.peakRssBytes / 2 ** 20).toFixed(0)} MiB |`,
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
+}
+
+async function runModel(
+  model: ModelName,
+  trainArgs: string[],
+  metricsPath: string,
+): Promise<Row> {
+  const script = fileURLToPath(new URL("./train_mnist.ts", import.meta.url));
+  const command = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      script,
+      "--model",
+      model,
+      "--metrics",
+      metricsPath,
+      ...trainArgs,
+    ],
+    stdout: "inherit",
+    stderr: "piped",
+  });
+  const { code, stderr } = await command.output();
+  const errText = new TextDecoder().decode(stderr).trim();
+  if (errText !== "") console.error(errText);
+  let metrics: MetricsFile | null = null;
+  try {
+    metrics = JSON.parse(await Deno.readTextFile(metricsPath));
+  } catch { /* the run failed before its first epoch */ }
+  const error = code === 0 ? null : (errText.split("\n")[0] || `exit status ${code}`);
+  return { model, metrics, error };
+}
+
+if (import.meta.main) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      strict: true,
+      options: {
+        epochs: { type: "string", default: "20" },
+        models: { type: "string", default: MODEL_NAMES.join(",") },
+        out: { type: "string", default: "bench/MNIST_RESULTS.md" },
+        "limit-train": { type: "string" },
+        threads: { type: "string" },
+        seed: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const models = values.models.split(",").map((m) => m.trim()).filter((m) => m !== "");
+  const unknown = models.filter((m) => !(MODEL_NAMES as readonly string[]).includes(m));
+  if (unknown.length > 0 || models.length === 0) {
+    console.error(`error: unknown model(s) ${unknown.join(", ")}\n\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const epochs = Number(values.epochs);
+  if (!Number.isSafeInteger(epochs) || epochs < 1) {
+    console.error(`error: --epochs must be a positive integer, got "${values.epochs}"`);
+    Deno.exit(2);
+  }
+  const trainArgs = ["--epochs", String(epochs)];
+  for (const flag of ["limit-train", "threads", "seed"] as const) {
+    if (values[flag] !== undefined) trainArgs.push(`--${flag}`, values[flag]!);
+  }
+  const startedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const dir = await Deno.makeTempDir({ prefix: "sparselinear-results-" });
+  const rows: Row[] = [];
+  try {
+    for (const model of models as ModelName[]) {
+      console.log(`\n=== ${model} (${epochs} epoch${epochs === 1 ? "" : "s"}) ===`);
+      rows.push(await runModel(model, trainArgs, `${dir}/${model}.json`));
+      await Deno.writeTextFile(values.out, table(rows, epochs, startedAt));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  console.log(`\n${table(rows, epochs, startedAt)}`);
+  console.log(`Written to ${values.out}`);
+  if (rows.some((r) => r.error !== null)) Deno.exit(1);
+}

@@ -1,0 +1,238 @@
+/**
+ * `fit`: a small, reusable training loop (Keras' `fit`, in the spirit of PyTorch's usual
+ * hand-written loop). Per step: forward, loss, a non-finite check, backward, the prune-and-grow
+ * step of dynamic sparse layers, the optimizer step. Per epoch: training loss/accuracy, an
+ * evaluation pass on the test data (evaluation mode, no graph), timing and resident memory,
+ * and `onEpochEnd()` on every module that has one (K-Winners boost decay).
+ *
+ * Memory stays flat over steps: only running sums are kept per epoch (no per-step history), and
+ * each step's graph is dropped once its backward has run.
+ * @module
+ */
+import { NonFiniteLossError } from "../errors.ts";
+import type { Module } from "../nn/module.ts";
+import { DynamicSparsity, stepDynamicSparsity } from "../sparsity/rigl.ts";
+import { type BatchSource, evaluate, type LossFunction } from "./evaluate.ts";
+import { countCorrect, RunningMetrics } from "./metrics.ts";
+import { ProgressBar, type ProgressOptions } from "./progress.ts";
+import { formatBytes } from "./summary.ts";
+
+/** The optimizer surface the loop uses (`SGD`, `Adam`, ... provide it). */
+export interface StepOptimizer {
+  /** Applies one update from the parameters' gradients. */
+  step(): void;
+  /** Clears the gradients. */
+  zeroGrad(): void;
+}
+
+/** What one epoch did. */
+export interface EpochStats {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean training loss per example over the epoch (as the model was while training). */
+  trainLoss: number;
+  /** Training accuracy in percent (null unless the targets are class labels). */
+  trainAccuracy: number | null;
+  /** Test loss after the epoch (null without test data). */
+  testLoss: number | null;
+  /** Test accuracy in percent after the epoch (null without test data or labels). */
+  testAccuracy: number | null;
+  /** Optimizer steps in the epoch. */
+  steps: number;
+  /** Training examples seen in the epoch. */
+  examples: number;
+  /** Seconds spent training (forward, backward, updates, batching). */
+  trainSeconds: number;
+  /** Seconds spent on the test pass. */
+  testSeconds: number;
+  /** Resident set size of the process at the end of the epoch, in bytes. */
+  rssBytes: number;
+}
+
+/** What `fit` returns. */
+export interface FitResult {
+  /** One entry per epoch run. */
+  history: EpochStats[];
+  /** Total optimizer steps. */
+  steps: number;
+  /** Largest resident set size sampled (after each training and test pass), in bytes. */
+  peakRssBytes: number;
+}
+
+/** Options of `fit`. */
+export interface FitOptions<Y> {
+  /** The optimizer over the model's parameters. */
+  optimizer: StepOptimizer;
+  /** The loss of a batch: `(output, target) => one-element tensor` (e.g. `crossEntropy`). */
+  loss: LossFunction<Y>;
+  /** Training batches (re-iterated every epoch, e.g. `batches(..., { shuffle: true })`). */
+  train: BatchSource<Y>;
+  /** Test batches evaluated after every epoch (optional). */
+  test?: BatchSource<Y>;
+  /** Number of epochs (a positive integer). */
+  epochs: number;
+  /**
+   * Progress during an epoch: a bar with rate and ETA on a terminal, periodic plain lines
+   * otherwise (default true; false for none; or options of `ProgressBar`).
+   */
+  progress?: boolean | ProgressOptions;
+  /** Where the per-epoch summary lines go (default `console.log`; null: nowhere). */
+  log?: ((line: string) => void) | null;
+  /** Called after every epoch (after the test pass), awaited: save plots or checkpoints. */
+  onEpochEnd?: (stats: EpochStats, history: readonly EpochStats[]) => void | Promise<void>;
+  /**
+   * Called after each step's backward and dynamic-sparsity update, before the optimizer step
+   * (`step` counts from 1 over the whole run): gradient clipping, custom schedules.
+   */
+  afterBackward?: (step: number) => void;
+}
+
+/** A module with a per-epoch hook (e.g. `ActivationSparsity` decays its boost strength). */
+interface HasEpochHook {
+  onEpochEnd(): void;
+}
+
+function hasEpochHook(m: Module): m is Module & HasEpochHook {
+  return typeof (m as Partial<HasEpochHook>).onEpochEnd === "function";
+}
+
+function formatAccuracy(accuracy: number | null): string {
+  return accuracy === null ? "" : `  acc ${accuracy.toFixed(2)}%`;
+}
+
+/** One line describing an epoch, e.g. for logs. */
+export function formatEpoch(stats: EpochStats, epochs: number): string {
+  const width = String(epochs).length;
+  const head = `epoch ${String(stats.epoch).padStart(width)}/${epochs}`;
+  const train = `train loss ${stats.trainLoss.toFixed(4)}${formatAccuracy(stats.trainAccuracy)}`;
+  const test = stats.testLoss === null
+    ? ""
+    : `  |  test loss ${stats.testLoss.toFixed(4)}${formatAccuracy(stats.testAccuracy)}`;
+  const time = `  |  ${stats.trainSeconds.toFixed(2)} s` +
+    (stats.testLoss === null ? "" : ` (+${stats.testSeconds.toFixed(2)} s test)`);
+  return `${head}  ${train}${test}${time}  RSS ${formatBytes(stats.rssBytes)}`;
+}
+
+function checkEpochs(epochs: unknown): number {
+  if (typeof epochs !== "number" || !Number.isSafeInteger(epochs) || epochs < 1) {
+    throw new RangeError(`epochs must be a positive integer, got ${String(epochs)}`);
+  }
+  return epochs;
+}
+
+/**
+ * Trains `model` for `options.epochs` epochs and evaluates it on `options.test` after each.
+ *
+ * Stops with a `NonFiniteLossError` naming the step (counted from 1 over the whole run), the
+ * epoch and the batch at the first loss that is NaN or infinite — before that step's backward
+ * and update, so the parameters are those that produced it. Errors of the model or the loss
+ * (wrong input width, labels out of range) propagate unchanged.
+ * @example
+ * ```ts
+ * import { batches, crossEntropy, fit, Linear, SGD, tensor } from "@sparselinear/sparselinear";
+ * const x = tensor([[1, 0], [0, 1], [1, 0], [0, 1]]);
+ * const y = new Int32Array([0, 1, 0, 1]);
+ * const model = new Linear(2, 2, { seed: 0 });
+ * const data = batches(x, y, { batchSize: 2 });
+ * const { history } = await fit(model, {
+ *   optimizer: new SGD(model, { lr: 0.5 }),
+ *   loss: crossEntropy,
+ *   train: data,
+ *   epochs: 3,
+ *   progress: false,
+ *   log: null,
+ * });
+ * console.log(history.length); // 3
+ * ```
+ */
+export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<FitResult> {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("fit() needs an options object { optimizer, loss, train, epochs }");
+  }
+  const epochs = checkEpochs(options.epochs);
+  const { optimizer, loss, train, test } = options;
+  if (typeof optimizer?.step !== "function" || typeof optimizer?.zeroGrad !== "function") {
+    throw new TypeError("fit() optimizer must have step() and zeroGrad() (e.g. an SGD)");
+  }
+  if (typeof loss !== "function") throw new TypeError("fit() loss must be a function");
+  const log = options.log === undefined ? console.log : options.log;
+  const progressOptions = options.progress === undefined || options.progress === true
+    ? {}
+    : options.progress === false
+    ? null
+    : options.progress;
+
+  const modules = model.namedModules().map(([, m]) => m);
+  const epochHooks = modules.filter(hasEpochHook);
+  const isDynamic = modules.some((m) =>
+    (m as { dynamicSparsity?: unknown }).dynamicSparsity instanceof DynamicSparsity
+  );
+
+  const history: EpochStats[] = [];
+  let step = 0;
+  let peakRss = Deno.memoryUsage().rss;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    model.train();
+    const metrics = new RunningMetrics();
+    const label = `epoch ${String(epoch).padStart(String(epochs).length)}/${epochs}`;
+    const bar = progressOptions === null
+      ? null
+      : new ProgressBar(label, train.length, progressOptions);
+    const start = performance.now();
+    let batchIndex = 0;
+    for (const batch of train) {
+      batchIndex++;
+      step++;
+      const output = model.forward(batch.x);
+      const lossTensor = loss(output, batch.y);
+      const value = lossTensor.item();
+      if (!Number.isFinite(value)) {
+        bar?.finish();
+        throw new NonFiniteLossError(
+          `Loss is ${value} at step ${step} (epoch ${epoch}, batch ${batchIndex} of ` +
+            `${train.length}); training stopped before this step's update. Lower the learning ` +
+            "rate, or look for NaN/Inf in the inputs",
+        );
+      }
+      // Counted before backward: the output is the one the loss saw.
+      const correct = batch.y instanceof Int32Array ? countCorrect(output, batch.y) : null;
+      metrics.add(value, batch.size, correct);
+      lossTensor.backward();
+      if (isDynamic) stepDynamicSparsity(model);
+      options.afterBackward?.(step);
+      optimizer.step();
+      optimizer.zeroGrad();
+      if (bar !== null) {
+        const acc = metrics.accuracy;
+        bar.update(
+          batchIndex,
+          `loss ${metrics.loss.toFixed(4)}${acc === null ? "" : `  acc ${acc.toFixed(2)}%`}`,
+        );
+      }
+    }
+    const trainSeconds = (performance.now() - start) / 1000;
+    bar?.finish();
+    for (const m of epochHooks) m.onEpochEnd();
+    peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+
+    const result = test === undefined ? null : evaluate(model, test, loss);
+    const rss = Deno.memoryUsage().rss;
+    peakRss = Math.max(peakRss, rss);
+    const stats: EpochStats = {
+      epoch,
+      trainLoss: metrics.loss,
+      trainAccuracy: metrics.accuracy,
+      testLoss: result?.loss ?? null,
+      testAccuracy: result?.accuracy ?? null,
+      steps: metrics.steps,
+      examples: metrics.examples,
+      trainSeconds,
+      testSeconds: result?.seconds ?? 0,
+      rssBytes: rss,
+    };
+    history.push(stats);
+    log?.(formatEpoch(stats, epochs));
+    await options.onEpochEnd?.(stats, history);
+  }
+  return { history, steps: step, peakRssBytes: peakRss };
+}
