@@ -24,6 +24,7 @@ import { checkSparsity, randomConnectionCount, randomConnectivity } from "../spa
 import { smallWorldPattern } from "../sparsity/small_world.ts";
 import { checkConnectivity, type Connectivity, userConnectivity } from "../sparsity/user.ts";
 import { fromFloat32, IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { checkSparseLinearFits } from "./memory.ts";
 import { Module, type StateValue } from "./module.ts";
 import { sparseLinear } from "./sparse_ops.ts";
 import {
@@ -148,6 +149,9 @@ export class SparseLinear extends Module {
       );
     }
     const dynamic = resolveDynamicOptions(options, inFeatures);
+    // Before anything is allocated: a layer this machine cannot hold is a RangeError, not an
+    // out-of-memory kill (lib/nn/memory.ts).
+    checkSparseLinearFits(inFeatures, outFeatures, { ...options, bias: hasBias });
     const gen = generatorFrom(options.seed);
 
     // Connectivity. Other builders (e.g. small-world) plug in here as further branches.

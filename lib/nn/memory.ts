@@ -1,0 +1,496 @@
+/**
+ * The memory model of a SparseLinear layer and the check that refuses, before allocating, a
+ * layer the machine cannot hold.
+ *
+ * A layer stores each connection once in CSR order plus a CSC view for the input gradient:
+ *
+ * | per connection          | bytes | array                                           |
+ * | ----------------------- | ----- | ----------------------------------------------- |
+ * | value                   | 4     | `weights` (float32)                             |
+ * | input index (CSR)       | 4     | `pattern.colIdx`                                |
+ * | output index (CSC view) | 4     | `pattern.rowIdx`                                |
+ * | CSC → CSR position      | 4     | `pattern.cscToCsr` (where the CSC entry's value is) |
+ * | **layer**               | **16**|                                                 |
+ * | `indices` (2, nnz)      | +8    | built on first read (state dicts), then kept    |
+ * | weight gradient         | +4    | from `backward()` until `zeroGrad()`            |
+ * | SGD momentum            | +4    | `momentum_buffer` (plain SGD: 0)                |
+ * | Adam / AdamW            | +8    | `exp_avg`, `exp_avg_sq` (+4 more with AMSGrad)  |
+ *
+ * plus O(width): row pointers `4·(out + 1)`, column pointers `4·(in + 1)`, the bias `4·out`
+ * (and its gradient and optimizer state), and O(width · batch) activations during a training
+ * step: the output `4·B·out`, its gradient `4·B·out`, the input gradient `4·B·in` (when the
+ * input needs one) and the kernels' feature-major scratch `4·W·(in + out)` with
+ * W = min(64, B rounded up to 8) batch columns per tile.
+ *
+ * `checkSparseLinearFits` is called by the SparseLinear constructor before anything is
+ * allocated: when the layer's construction peak exceeds the memory available (the kernel's
+ * MemAvailable, lowered by a cgroup limit when one is readable), it throws a RangeError naming
+ * both numbers instead of letting the process be killed for running out of memory. Reading
+ * MemAvailable needs `--allow-sys=systemMemoryInfo` (or `--allow-all`); without it the check
+ * is skipped.
+ * @module
+ */
+import { MAX_INT32 } from "../sparsity/pattern.ts";
+import { IndexTensor } from "../tensor.ts";
+
+/** Bytes per connection of a SparseLinear, by array (see the module documentation). */
+export const CONNECTION_BYTES: Readonly<{
+  values: number;
+  colIdx: number;
+  rowIdx: number;
+  cscToCsr: number;
+  total: number;
+}> = Object.freeze({ values: 4, colIdx: 4, rowIdx: 4, cscToCsr: 4, total: 16 });
+
+/** Extra bytes per connection while the (2, nnz) `indices` is materialised. */
+export const INDICES_BYTES_PER_CONNECTION = 8;
+
+/** Bytes per trainable value of a gradient (float32). */
+export const GRADIENT_BYTES_PER_VALUE = 4;
+
+/** An optimizer, as far as its state is concerned. */
+export type OptimizerKind = "none" | "sgd" | "sgd-momentum" | "adam" | "amsgrad";
+
+/**
+ * Optimizer state per trainable value, in bytes: plain SGD keeps none, SGD with momentum a
+ * momentum buffer, Adam/AdamW two moments, AMSGrad also the running maximum.
+ */
+export const OPTIMIZER_STATE_BYTES_PER_VALUE: Readonly<Record<OptimizerKind, number>> = Object
+  .freeze({ none: 0, sgd: 0, "sgd-momentum": 4, adam: 8, amsgrad: 12 });
+
+/** The sizes that determine a SparseLinear's memory. */
+export interface SparseLinearShape {
+  /** Number of inputs. */
+  inFeatures: number;
+  /** Number of outputs. */
+  outFeatures: number;
+  /** Number of connections. */
+  nnz: number;
+  /** Whether the layer has a bias (default true). */
+  bias?: boolean;
+}
+
+/** What a layer holds besides its values and pattern (see `sparseLinearMemory`). */
+export interface LayerStateOptions {
+  /** The gradients of weights and bias exist (between backward and zeroGrad). Default false. */
+  gradients?: boolean;
+  /** The (2, nnz) `indices` has been materialised. Default false. */
+  indices?: boolean;
+  /** The optimizer whose state is counted. Default "none". */
+  optimizer?: OptimizerKind;
+}
+
+/**
+ * Estimated bytes of a layer, by part. The first six fields are those of
+ * `SparseLinear.memoryBreakdown()` and equal it for the same state.
+ */
+export interface LayerMemoryEstimate {
+  /** The nnz weight values. */
+  values: number;
+  /** CSR (row pointers, column indices) and CSC view (column pointers, row indices, positions). */
+  pattern: number;
+  /** The bias values. */
+  bias: number;
+  /** Gradients of weights and bias (0 unless `gradients`). */
+  gradients: number;
+  /** The materialised `indices` (0 unless `indices`). */
+  indices: number;
+  /** Sum of values, pattern, bias, gradients and indices (what `memoryBreakdown().total` says). */
+  total: number;
+  /** Optimizer state of weights and bias (not part of the layer, not in `total`). */
+  optimizerState: number;
+}
+
+function checkCount(value: number, name: string, min: number): void {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+  }
+}
+
+function checkShape(shape: SparseLinearShape): void {
+  checkCount(shape.inFeatures, "inFeatures", 1);
+  checkCount(shape.outFeatures, "outFeatures", 1);
+  checkCount(shape.nnz, "nnz", 0);
+}
+
+/**
+ * The bytes a SparseLinear with these sizes holds: 16 per connection, O(in + out) pointers and
+ * bias, and optionally gradients, `indices` and optimizer state.
+ * @example
+ * ```ts
+ * import { sparseLinearMemory } from "@sparselinear/sparselinear";
+ * const m = sparseLinearMemory({ inFeatures: 1e6, outFeatures: 1e6, nnz: 1e7 });
+ * console.log(m.total); // 172000008: 16 bytes × 1e7 connections + 12 MB of pointers and bias
+ * ```
+ */
+export function sparseLinearMemory(
+  shape: SparseLinearShape,
+  options: LayerStateOptions = {},
+): LayerMemoryEstimate {
+  checkShape(shape);
+  const { inFeatures, outFeatures, nnz } = shape;
+  const hasBias = shape.bias ?? true;
+  const optimizer = options.optimizer ?? "none";
+  const stateBytes = OPTIMIZER_STATE_BYTES_PER_VALUE[optimizer];
+  if (stateBytes === undefined) {
+    throw new RangeError(
+      `optimizer must be one of ${Object.keys(OPTIMIZER_STATE_BYTES_PER_VALUE).join(", ")}; ` +
+        `got "${optimizer}"`,
+    );
+  }
+  const trainable = nnz + (hasBias ? outFeatures : 0);
+  const values = CONNECTION_BYTES.values * nnz;
+  const pattern = (CONNECTION_BYTES.total - CONNECTION_BYTES.values) * nnz +
+    4 * (outFeatures + 1) + 4 * (inFeatures + 1);
+  const bias = hasBias ? 4 * outFeatures : 0;
+  const gradients = options.gradients ? GRADIENT_BYTES_PER_VALUE * trainable : 0;
+  const indices = options.indices ? INDICES_BYTES_PER_CONNECTION * nnz : 0;
+  return {
+    values,
+    pattern,
+    bias,
+    gradients,
+    indices,
+    total: values + pattern + bias + gradients + indices,
+    optimizerState: stateBytes * trainable,
+  };
+}
+
+/** Activation memory of one SparseLinear in a training step (see `sparseLinearActivations`). */
+export interface ActivationEstimate {
+  /** The input `[B, in]` (held by whoever produced it; counted here for a lone layer). */
+  input: number;
+  /** The output `[B, out]` (kept until backward when a later op needs it). */
+  output: number;
+  /** The output gradient `[B, out]`, during backward. */
+  outputGrad: number;
+  /** The input gradient `[B, in]` (0 when the input needs none, e.g. the data). */
+  inputGrad: number;
+  /** Feature-major scratch of one kernel call, freed when it returns. */
+  kernelScratch: number;
+  /** Sum of the above. */
+  total: number;
+}
+
+/** Batch columns per feature-major tile of the CPU kernels (csrc/cpu/spmm.c: TILE_MAX 64). */
+export function kernelTileColumns(batch: number): number {
+  return batch >= 64 ? 64 : Math.ceil(batch / 8) * 8;
+}
+
+/**
+ * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows.
+ * `inputGrad` (default true) says whether the input needs a gradient (false for the data).
+ */
+export function sparseLinearActivations(
+  inFeatures: number,
+  outFeatures: number,
+  batch: number,
+  options: { inputGrad?: boolean } = {},
+): ActivationEstimate {
+  checkCount(inFeatures, "inFeatures", 1);
+  checkCount(outFeatures, "outFeatures", 1);
+  checkCount(batch, "batch", 1);
+  const input = 4 * batch * inFeatures;
+  const output = 4 * batch * outFeatures;
+  const outputGrad = output;
+  const inputGrad = (options.inputGrad ?? true) ? input : 0;
+  const kernelScratch = batch === 1
+    ? 4 * outFeatures
+    : 4 * kernelTileColumns(batch) * (inFeatures + outFeatures);
+  return {
+    input,
+    output,
+    outputGrad,
+    inputGrad,
+    kernelScratch,
+    total: input + output + outputGrad + inputGrad + kernelScratch,
+  };
+}
+
+/** How a layer's connections are built (each has its own construction scratch). */
+export type ConnectivityKind = "random" | "small-world" | "user";
+
+/**
+ * Peak bytes while a SparseLinear is being built: the layer itself (values, pattern, bias)
+ * plus the scratch of its connectivity builder. Random connectivity samples straight into the
+ * CSR arrays (no scratch); small-world fills a diagonal-ordered buffer first (+4 bytes per
+ * connection, + O(in + out) distance classes); a user list is copied, sorted and permuted
+ * (up to +32 bytes per connection while `sl_coo_to_csr` runs).
+ */
+export function constructionPeakBytes(shape: SparseLinearShape, kind: ConnectivityKind): number {
+  const layer = sparseLinearMemory(shape).total;
+  const width = shape.inFeatures + shape.outFeatures;
+  switch (kind) {
+    case "random":
+      return layer;
+    case "small-world":
+      return layer + 4 * shape.nnz + 28 * width;
+    case "user":
+      return layer + 32 * shape.nnz + 8 * width;
+    default:
+      throw new RangeError(`kind must be "random", "small-world" or "user", got "${kind}"`);
+  }
+}
+
+/** A prune-and-grow update, as far as its memory is concerned (see `pruneAndGrowExtraBytes`). */
+export interface PruneAndGrowSize {
+  /** Connections dropped and grown. */
+  k: number;
+  /** "rigl" (dense-gradient growth) or "set" (random growth). */
+  growth: "rigl" | "set";
+  /** RigL: most dense-gradient entries held at once (default 1e8, the layer default). */
+  maxSize?: number;
+  /** RigL: rows of the recorded batch (its x and dY are copied). Default 64. */
+  batch?: number;
+  /** The optimizer whose state is remapped (one fresh array per state tensor). */
+  optimizer?: OptimizerKind;
+}
+
+/**
+ * Bytes a prune-and-grow update (lib/sparsity/rigl.ts `pruneAndGrow`) allocates on top of the
+ * layer, counted as if no garbage were collected during the update (an upper estimate): the
+ * drop selection (4·nnz keys), the kept pattern (8·nnz + 1·nnz mask), the next pattern with its
+ * values and old positions (12·nnz), its CSC view (8·nnz), the copies `replacePattern` takes
+ * (8·nnz), the dropped mask (1·nnz), the remapped optimizer state, O(k) positions, O(width)
+ * pointers, and for RigL the gradient chunk (4 · whole rows ≤ maxSize), the candidates
+ * (24·k) and the recorded x and dY. About 42 bytes per connection + O(k + width).
+ */
+export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAndGrowSize): number {
+  checkShape(shape);
+  const { inFeatures: nIn, outFeatures: nOut, nnz } = shape;
+  const { k, growth } = update;
+  checkCount(k, "k", 0);
+  const state = OPTIMIZER_STATE_BYTES_PER_VALUE[update.optimizer ?? "none"] ?? 0;
+  const perConnection = 4 + 9 + 12 + 8 + 8 + 1 + state;
+  const perK = 8 + 4 + 8 + 8 + 8; // picked, drop, grown rows/cols, grow keys, report copies
+  const width = 40 * (nOut + 1) + 4 * (nIn + 1);
+  let growthBytes: number;
+  if (growth === "rigl") {
+    const maxSize = update.maxSize ?? 1e8;
+    const batch = update.batch ?? 64;
+    const chunkRows = Math.min(nOut, Math.floor(maxSize / nIn));
+    growthBytes = 4 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut);
+  } else if (growth === "set") {
+    growthBytes = 8 * k + 8 * (nOut + 1);
+  } else {
+    throw new RangeError(`growth must be "rigl" or "set", got "${growth}"`);
+  }
+  return perConnection * nnz + perK * k + width + growthBytes;
+}
+
+// ------------------------------------------------------------ available memory ----
+
+/** Memory the process may still allocate, and where the number comes from. */
+export interface AvailableMemory {
+  /** Bytes. */
+  bytes: number;
+  /** E.g. "MemAvailable in /proc/meminfo" or "the cgroup limit". */
+  source: string;
+}
+
+function canRead(path: string): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "read", path }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function readText(path: string): string | null {
+  if (!canRead(path)) return null;
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function statField(text: string | null, field: string): number | null {
+  if (text === null) return null;
+  const m = text.match(new RegExp(`^${field}\\s+(\\d+)`, "m"));
+  return m === null ? null : Number(m[1]);
+}
+
+/** Room left under a cgroup limit (v2, else v1), counting reclaimable page cache as free. */
+function cgroupAvailable(): number | null {
+  const layouts = [
+    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat"],
+    [
+      "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+      "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+      "/sys/fs/cgroup/memory/memory.stat",
+    ],
+  ];
+  for (const [maxPath, currentPath, statPath] of layouts) {
+    const max = readText(maxPath)?.trim();
+    if (max === undefined) continue;
+    const limit = Number(max);
+    // "max" (v2) or a near-2^63 value (v1) means no limit.
+    if (!Number.isFinite(limit) || limit >= 2 ** 60) return null;
+    const current = Number(readText(currentPath)?.trim() ?? NaN);
+    if (!Number.isFinite(current)) return null;
+    const stat = readText(statPath);
+    const inactiveFile = statField(stat, "inactive_file") ??
+      statField(stat, "total_inactive_file") ??
+      0;
+    return Math.max(0, limit - current + inactiveFile);
+  }
+  return null;
+}
+
+function systemMemoryAvailable(): number | null {
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" }).state !== "granted") {
+      return null;
+    }
+    const available = Deno.systemMemoryInfo().available;
+    return available > 0 ? available : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The memory this process can still allocate without swapping: the kernel's MemAvailable
+ * (through `Deno.systemMemoryInfo()`, which needs `--allow-sys=systemMemoryInfo`, or
+ * /proc/meminfo, which Deno only lets `--allow-all` read), or less when a readable cgroup limit
+ * leaves less room. Null when neither can be read (no permission, or not Linux): callers then
+ * skip their check.
+ */
+export function availableMemory(): AvailableMemory | null {
+  let best: AvailableMemory | null = null;
+  const system = systemMemoryAvailable();
+  if (system !== null) {
+    best = { bytes: system, source: "MemAvailable, from Deno.systemMemoryInfo()" };
+  } else if (Deno.build.os === "linux") {
+    const kib = statField(readText("/proc/meminfo"), "MemAvailable:");
+    if (kib !== null) best = { bytes: kib * 1024, source: "MemAvailable in /proc/meminfo" };
+  }
+  if (best === null) return null;
+  const cgroup = Deno.build.os === "linux" ? cgroupAvailable() : null;
+  return cgroup !== null && cgroup < best.bytes
+    ? { bytes: cgroup, source: "room left under this process's cgroup memory limit" }
+    : best;
+}
+
+/** Bytes in binary units with three significant digits, e.g. "7.28 TiB", "160 MiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = bytes;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} B` : `${+v.toPrecision(3)} ${units[u]}`;
+}
+
+let memoryCheckEnabled = true;
+
+/**
+ * Turns the pre-allocation memory check of `checkMemoryFits` (and so of the SparseLinear
+ * constructor) on or off, e.g. to rely on swap or overcommit on purpose. Returns the previous
+ * setting.
+ */
+export function setMemoryCheck(enabled: boolean): boolean {
+  if (typeof enabled !== "boolean") {
+    throw new TypeError(`setMemoryCheck() takes a boolean, got ${typeof enabled}`);
+  }
+  const previous = memoryCheckEnabled;
+  memoryCheckEnabled = enabled;
+  return previous;
+}
+
+/** Estimates below this are not checked (nothing to gain from reading /proc for them). */
+export const MEMORY_CHECK_THRESHOLD_BYTES: number = 64 * 2 ** 20;
+
+/**
+ * Throws a RangeError when `bytes` exceed the memory available, before anything is allocated.
+ * `what` names the request and `detail` how the estimate was made, for the message.
+ * `available` defaults to `availableMemory()`; when it is null (unknown), or the check is off
+ * (`setMemoryCheck(false)`), or `bytes` is below 64 MiB, nothing is checked.
+ */
+export function checkMemoryFits(
+  bytes: number,
+  what: string,
+  detail = "",
+  available?: AvailableMemory | null,
+): void {
+  if (!memoryCheckEnabled || !(bytes >= MEMORY_CHECK_THRESHOLD_BYTES)) return;
+  const room = available === undefined ? availableMemory() : available;
+  if (room === null || bytes <= room.bytes) return;
+  throw new RangeError(
+    `${what} needs about ${formatBytes(bytes)}${detail ? ` (${detail})` : ""}, but only ` +
+      `${formatBytes(room.bytes)} is available (${room.source}); nothing was allocated. ` +
+      "Raise the sparsity or narrow the layer, or call setMemoryCheck(false) to try anyway",
+  );
+}
+
+/** The constructor options `checkSparseLinearFits` reads (a subset of SparseLinearOptions). */
+export interface SparseLinearSizeOptions {
+  /** Fraction of absent connections (default 0.9). */
+  sparsity?: number;
+  /** A user connection list (its length gives nnz). */
+  connectivity?: unknown;
+  /** Small-world connectivity. */
+  smallWorld?: boolean;
+  /** Whether the layer has a bias (default true). */
+  bias?: boolean;
+}
+
+/** nnz of a connection list, read from its length only (validation comes later), or null. */
+function connectionCount(connectivity: unknown): number | null {
+  if (connectivity instanceof IndexTensor) {
+    return connectivity.shape.length === 2 ? connectivity.shape[1] : null;
+  }
+  if (connectivity instanceof Int32Array || connectivity instanceof BigInt64Array) {
+    return Math.floor(connectivity.length / 2);
+  }
+  if (Array.isArray(connectivity) && connectivity.length === 2) {
+    const n = (connectivity[0] as ArrayLike<number> | undefined)?.length;
+    return typeof n === "number" ? n : null;
+  }
+  return null;
+}
+
+/**
+ * The SparseLinear constructor's pre-allocation check: estimates the construction peak of an
+ * `inFeatures → outFeatures` layer with `options` (random or small-world:
+ * `(1 − sparsity) · in · out` connections; a user list: its length) and throws a RangeError
+ * naming the estimate and the memory available when it does not fit (see `checkMemoryFits`).
+ * Requests past the hard limits (nnz ≥ 2^31, or in · out > 2^53 for random connectivity) are
+ * left to the layer's own checks, which name those limits. `available` defaults to
+ * `availableMemory()`. Arguments must already be validated as numbers (the constructor does).
+ */
+export function checkSparseLinearFits(
+  inFeatures: number,
+  outFeatures: number,
+  options: SparseLinearSizeOptions = {},
+  available?: AvailableMemory | null,
+): void {
+  let nnz: number | null;
+  let kind: ConnectivityKind;
+  if (options.connectivity !== undefined) {
+    nnz = connectionCount(options.connectivity);
+    kind = "user";
+  } else {
+    nnz = Math.round((1 - (options.sparsity ?? 0.9)) * inFeatures * outFeatures);
+    kind = options.smallWorld ? "small-world" : "random";
+  }
+  // Hard limits come first (the layer's own checks name them): a request past int32 indices
+  // or exact float64 positions cannot be built on any machine, however much memory it has.
+  if (nnz === null || !(nnz >= 0) || nnz > MAX_INT32) return;
+  if (kind === "random" && inFeatures * outFeatures > Number.MAX_SAFE_INTEGER) return;
+  const shape = { inFeatures, outFeatures, nnz, bias: options.bias ?? true };
+  const bytes = constructionPeakBytes(shape, kind);
+  const perConnection = (bytes - constructionPeakBytes({ ...shape, nnz: 0 }, kind)) / (nnz || 1);
+  checkMemoryFits(
+    bytes,
+    `SparseLinear(${inFeatures} → ${outFeatures}) with ${nnz.toLocaleString("en-US")} ` +
+      `${kind} connections`,
+    `${perConnection} bytes per connection + ${formatBytes(bytes - perConnection * nnz)} for the ${
+      inFeatures + outFeatures
+    } inputs and outputs`,
+    available,
+  );
+}

@@ -1,0 +1,274 @@
+/**
+ * Very wide layers: the memory model's arithmetic, the pre-allocation check (without
+ * allocating), and a 100,000 × 100,000 layer whose forward/backward match a float64 reference
+ * and whose `memoryBreakdown()` matches the model at every stage.
+ */
+import assert from "node:assert/strict";
+import {
+  availableMemory,
+  checkMemoryFits,
+  checkSparseLinearFits,
+  CONNECTION_BYTES,
+  constructionPeakBytes,
+  formatBytes,
+  kernelTileColumns,
+  MEMORY_CHECK_THRESHOLD_BYTES,
+  OPTIMIZER_STATE_BYTES_PER_VALUE,
+  pruneAndGrowExtraBytes,
+  setMemoryCheck,
+  sparseLinearActivations,
+  sparseLinearMemory,
+} from "../lib/nn/memory.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { SGD } from "../lib/optim/sgd.ts";
+import { Generator } from "../lib/random.ts";
+import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
+
+const GiB = 2 ** 30;
+
+Deno.test("memory model: 16 bytes per connection, O(width) pointers and bias", () => {
+  assert.equal(CONNECTION_BYTES.total, 16);
+  assert.equal(
+    CONNECTION_BYTES.values + CONNECTION_BYTES.colIdx + CONNECTION_BYTES.rowIdx +
+      CONNECTION_BYTES.cscToCsr,
+    16,
+  );
+  const m = sparseLinearMemory({ inFeatures: 1e6, outFeatures: 1e6, nnz: 1e7 });
+  assert.equal(m.values, 4e7);
+  assert.equal(m.pattern, 12e7 + 4 * (1e6 + 1) + 4 * (1e6 + 1));
+  assert.equal(m.bias, 4e6);
+  assert.equal(m.gradients, 0);
+  assert.equal(m.indices, 0);
+  assert.equal(m.total, 172_000_008);
+  assert.equal(m.optimizerState, 0);
+
+  // Unequal widths: row pointers follow outputs, column pointers inputs, bias outputs.
+  const u = sparseLinearMemory({ inFeatures: 10, outFeatures: 3, nnz: 7, bias: false });
+  assert.deepEqual(u, {
+    values: 28,
+    pattern: 12 * 7 + 4 * 4 + 4 * 11,
+    bias: 0,
+    gradients: 0,
+    indices: 0,
+    total: 28 + 144,
+    optimizerState: 0,
+  });
+});
+
+Deno.test("memory model: gradients, indices and optimizer state per trainable value", () => {
+  const shape = { inFeatures: 1e6, outFeatures: 1e6, nnz: 1e7 };
+  const trainable = 1e7 + 1e6; // weights + bias
+  const sgd = sparseLinearMemory(shape, { gradients: true, optimizer: "sgd-momentum" });
+  assert.equal(sgd.gradients, 4 * trainable);
+  assert.equal(sgd.optimizerState, 4 * trainable);
+  assert.equal(sgd.total, 172_000_008 + 4 * trainable);
+  assert.equal(sparseLinearMemory(shape, { optimizer: "sgd" }).optimizerState, 0);
+  assert.equal(sparseLinearMemory(shape, { optimizer: "adam" }).optimizerState, 8 * trainable);
+  assert.equal(sparseLinearMemory(shape, { optimizer: "amsgrad" }).optimizerState, 12 * trainable);
+  assert.equal(sparseLinearMemory(shape, { indices: true }).indices, 8e7);
+  assert.deepEqual(
+    { ...OPTIMIZER_STATE_BYTES_PER_VALUE },
+    { none: 0, sgd: 0, "sgd-momentum": 4, adam: 8, amsgrad: 12 },
+  );
+  assert.throws(
+    () => sparseLinearMemory(shape, { optimizer: "lion" as never }),
+    { name: "RangeError", message: /optimizer must be one of .*got "lion"/ },
+  );
+  assert.throws(
+    () => sparseLinearMemory({ inFeatures: 0, outFeatures: 1, nnz: 1 }),
+    { name: "RangeError", message: /inFeatures must be an integer >= 1, got 0/ },
+  );
+});
+
+Deno.test("memory model: activations and kernel scratch scale with width · batch", () => {
+  assert.deepEqual([1, 2, 8, 9, 63, 64, 100].map(kernelTileColumns), [8, 8, 8, 16, 64, 64, 64]);
+  const a = sparseLinearActivations(1e6, 1e6, 64, { inputGrad: false });
+  assert.deepEqual(a, {
+    input: 256e6,
+    output: 256e6,
+    outputGrad: 256e6,
+    inputGrad: 0,
+    kernelScratch: 4 * 64 * 2e6,
+    total: 3 * 256e6 + 512e6,
+  });
+  const b = sparseLinearActivations(100, 30, 9);
+  assert.equal(b.inputGrad, 4 * 9 * 100);
+  assert.equal(b.kernelScratch, 4 * 16 * 130);
+  assert.equal(sparseLinearActivations(100, 30, 1).kernelScratch, 4 * 30);
+});
+
+Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {
+  const shape = { inFeatures: 1000, outFeatures: 2000, nnz: 50_000 };
+  const layer = sparseLinearMemory(shape).total;
+  assert.equal(constructionPeakBytes(shape, "random"), layer);
+  assert.equal(constructionPeakBytes(shape, "small-world"), layer + 4 * 50_000 + 28 * 3000);
+  assert.equal(constructionPeakBytes(shape, "user"), layer + 32 * 50_000 + 8 * 3000);
+  const set = pruneAndGrowExtraBytes(shape, { k: 100, growth: "set" });
+  assert.equal(set, 42 * 50_000 + 36 * 100 + 40 * 2001 + 4 * 1001 + 8 * 100 + 8 * 2001);
+  // RigL adds whole rows of the dense gradient (≤ maxSize entries), candidates and x, dY.
+  const rigl = pruneAndGrowExtraBytes(shape, { k: 100, growth: "rigl", maxSize: 2500, batch: 4 });
+  assert.equal(
+    rigl - (set - 8 * 100 - 8 * 2001),
+    4 * 2 * 1000 + 24 * 100 + 4 * 4 * 3000,
+  );
+  // Momentum state is remapped into a fresh array: +4 bytes per connection.
+  assert.equal(
+    pruneAndGrowExtraBytes(shape, { k: 100, growth: "set", optimizer: "sgd-momentum" }) - set,
+    4 * 50_000,
+  );
+});
+
+Deno.test("checkMemoryFits: names the estimate and what is available", () => {
+  const room = { bytes: 8 * GiB, source: "test" };
+  checkMemoryFits(8 * GiB, "exactly fits", "", room);
+  assert.throws(
+    () => checkMemoryFits(12 * GiB, "A 12 GiB thing", "how it was counted", room),
+    {
+      name: "RangeError",
+      message:
+        /^A 12 GiB thing needs about 12 GiB \(how it was counted\), but only 8 GiB is available \(test\); nothing was allocated/,
+    },
+  );
+  // Below the threshold, or with unknown available memory, or switched off: no check.
+  checkMemoryFits(MEMORY_CHECK_THRESHOLD_BYTES - 1, "small", "", { bytes: 0, source: "test" });
+  checkMemoryFits(1e15, "unknown room", "", null);
+  const previous = setMemoryCheck(false);
+  try {
+    checkMemoryFits(1e15, "unchecked", "", room);
+  } finally {
+    setMemoryCheck(previous);
+  }
+  assert.throws(() => checkMemoryFits(1e15, "checked again", "", room), RangeError);
+  assert.equal(formatBytes(8 * 2 ** 40), "8 TiB");
+  assert.equal(formatBytes(172_000_008), "164 MiB");
+  assert.equal(formatBytes(512), "512 B");
+});
+
+Deno.test("SparseLinear refuses a layer that cannot fit, before allocating", () => {
+  const room = { bytes: 8 * GiB, source: "test" };
+  // 2e9 connections (within int32 indices): 16 bytes each, 29.8 GiB.
+  assert.throws(() => checkSparseLinearFits(1e6, 1e6, { sparsity: 0.998 }, room), {
+    name: "RangeError",
+    message:
+      /^SparseLinear\(1000000 → 1000000\) with 2,000,000,000 random connections needs about 29\.8 GiB \(16 bytes per connection \+ 11\.4 MiB for the 2000000 inputs and outputs\), but only 8 GiB is available \(test\); nothing was allocated/,
+  });
+  assert.throws(
+    () => checkSparseLinearFits(1e6, 1e6, { sparsity: 0.998, smallWorld: true }, room),
+    { name: "RangeError", message: /small-world connections needs about 37\.3 GiB \(20 bytes/ },
+  );
+  // A user list is counted from its shape alone (it is validated later, by the layer).
+  const listed = new IndexTensor(new Int32Array(0), [2, 0]);
+  Object.defineProperty(listed, "shape", { value: [2, 1e9] });
+  assert.throws(() => checkSparseLinearFits(1e6, 1e6, { connectivity: listed }, room), {
+    name: "RangeError",
+    message: /with 1,000,000,000 user connections needs about 44\.7 GiB \(48 bytes per connection/,
+  });
+  checkSparseLinearFits(1e6, 1e6, { sparsity: 0.99999 }, room); // 10 M connections: fits
+  // Past the hard limits the layer's own checks speak (they hold on any machine).
+  checkSparseLinearFits(1e6, 1e6, { sparsity: 0.5 }, room);
+
+  // Through the constructor, with this machine's memory. 5e11 connections (8 TB) is refused
+  // by the int32 limit before anything is allocated; 2e9 connections (29.8 GiB) by the
+  // memory check where less than that is available.
+  const before = Deno.memoryUsage().rss;
+  for (const smallWorld of [false, true]) {
+    assert.throws(
+      () => new SparseLinear(1e6, 1e6, { sparsity: 0.5, smallWorld, seed: 0 }),
+      { name: "RangeError", message: /2\^31/ },
+    );
+  }
+  const available = availableMemory();
+  const needed = constructionPeakBytes({ inFeatures: 1e6, outFeatures: 1e6, nnz: 2e9 }, "random");
+  if (available !== null && available.bytes < needed) {
+    assert.throws(
+      () => new SparseLinear(1e6, 1e6, { sparsity: 0.998, seed: 0 }),
+      {
+        name: "RangeError",
+        message: /2,000,000,000 random connections needs about 29\.8 GiB .*but only .* available/,
+      },
+    );
+  }
+  // Nothing was allocated: the process did not grow by anything near a layer's size.
+  assert.ok(Deno.memoryUsage().rss - before < GiB);
+});
+
+/** y = x·Wᵀ + b, dX and dW for upstream gradient g, in float64 from the layer's CSR arrays. */
+function reference(layer: SparseLinear, x: Float32Array, g: Float32Array, batch: number) {
+  const { hostRowPtr: rp, hostColIdx: ci } = layer.pattern;
+  const w = layer.weights.toArray(), b = layer.bias!.toArray();
+  const nIn = layer.inFeatures, nOut = layer.outFeatures;
+  const y = new Float64Array(batch * nOut);
+  const dx = new Float64Array(batch * nIn);
+  const dw = new Float64Array(layer.nnz);
+  for (let r = 0; r < batch; r++) {
+    for (let o = 0; o < nOut; o++) {
+      let acc = b[o];
+      const go = g[r * nOut + o];
+      for (let k = rp[o]; k < rp[o + 1]; k++) {
+        const xi = x[r * nIn + ci[k]];
+        acc += w[k] * xi;
+        dx[r * nIn + ci[k]] += w[k] * go;
+        dw[k] += go * xi;
+      }
+      y[r * nOut + o] = acc;
+    }
+  }
+  return { y, dx, dw };
+}
+
+function assertClose(actual: Float32Array, expected: Float64Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]) / (1e-3 + Math.abs(expected[i]));
+    worst = Math.max(worst, err);
+  }
+  assert.ok(worst < 1e-4, `${what}: relative error ${worst}`);
+}
+
+Deno.test("100k × 100k at 99.99 %: forward/backward match float64, memoryBytes matches the model", () => {
+  const n = 100_000, batch = 3;
+  const layer = new SparseLinear(n, n, { sparsity: 0.9999, seed: 7 });
+  const shape = { inFeatures: n, outFeatures: n, nnz: 1_000_000 };
+  assert.equal(layer.nnz, 1_000_000);
+  assert.deepEqual(
+    { ...layer.memoryBreakdown(), optimizerState: 0 },
+    sparseLinearMemory(shape),
+  );
+  assert.equal(layer.memoryBytes(), 16 * 1_000_000 + 4 * (n + 1) * 2 + 4 * n);
+
+  const gen = new Generator(3);
+  const xData = new Float32Array(batch * n);
+  for (let i = 0; i < xData.length; i++) if (gen.uniform() < 0.1) xData[i] = gen.uniform();
+  const gData = gen.fillUniform(new Float32Array(batch * n), -1, 1);
+  const x = fromFloat32(xData, [batch, n], true);
+  const y = layer.forward(x);
+  y.backward(fromFloat32(gData, [batch, n]));
+  const ref = reference(layer, xData, gData, batch);
+  assertClose(y.toArray(), ref.y, "y");
+  assertClose(x.grad!.toArray(), ref.dx, "dX");
+  assertClose(layer.weights.grad!.toArray(), ref.dw, "dW");
+
+  assert.deepEqual(
+    { ...layer.memoryBreakdown(), optimizerState: 0 },
+    sparseLinearMemory(shape, { gradients: true }),
+  );
+  const opt = new SGD(layer, { lr: 0.1, momentum: 0.9 });
+  opt.step();
+  const state = Object.values(opt.stateDict()).reduce((s, t) => s + 4 * t.size, 0);
+  const steps = 2; // one `step` counter per parameter
+  assert.equal(
+    state - 4 * steps,
+    sparseLinearMemory(shape, { optimizer: "sgd-momentum" }).optimizerState,
+  );
+  assert.equal(layer.indices.shape[1], 1_000_000);
+  assert.deepEqual(
+    { ...layer.memoryBreakdown(), optimizerState: 0 },
+    sparseLinearMemory(shape, { gradients: true, indices: true }),
+  );
+  opt.zeroGrad();
+  assert.deepEqual(
+    { ...layer.memoryBreakdown(), optimizerState: 0 },
+    sparseLinearMemory(shape, { indices: true }),
+  );
+});
