@@ -89,6 +89,31 @@ export {
   type SparseWeightView,
 } from "./lib/nn/sparse_linear.ts";
 export { sparseLinear } from "./lib/nn/sparse_ops.ts";
+export {
+  type ActivationEstimate,
+  type AvailableMemory,
+  availableMemory,
+  checkMemoryFits,
+  checkSparseLinearFits,
+  CONNECTION_BYTES,
+  type ConnectivityKind,
+  constructionPeakBytes,
+  GRADIENT_BYTES_PER_VALUE,
+  INDICES_BYTES_PER_CONNECTION,
+  kernelTileColumns,
+  type LayerMemoryEstimate,
+  type LayerStateOptions,
+  MEMORY_CHECK_THRESHOLD_BYTES,
+  OPTIMIZER_STATE_BYTES_PER_VALUE,
+  type OptimizerKind,
+  pruneAndGrowExtraBytes,
+  type PruneAndGrowSize,
+  setMemoryCheck,
+  sparseLinearActivations,
+  sparseLinearMemory,
+  type SparseLinearShape,
+  type SparseLinearSizeOptions,
+} from "./lib/nn/memory.ts";
 
 // Losses
 export { crossEntropy, type LossOptions, mseLoss, type Reduction } from "./lib/nn/losses.ts";
