@@ -2,21 +2,36 @@
  * spmm.c — the sparse-layer kernels: forward SpMM, input gradient (from the CSC view), weight
  * gradient (SDDMM over the pattern) and bias gradient.
  *
- * Layout (SparseProp): for batch > 1 the activations are transposed at the call boundary into
- * feature-major scratch tiles of W batch columns (W a multiple of 8, at most 64, zero-padded),
- * so that each connection is one contiguous W-wide FMA over the batch. Batch 1 has its own
- * streaming paths. Work is split across threads by nnz (plus rows), not by rows.
+ * Batch > 1 (SparseProp layout): the operand that is gathered at random (x for the forward and
+ * the SDDMM, dy for the input gradient) is transposed at the call boundary into a feature-major
+ * scratch tile of w batch columns (w = batch rounded up to 8, at most 64, zero-padded), so each
+ * connection is one contiguous w-wide FMA over the batch. Results go straight to the row-major
+ * output, eight rows at a time through an in-register 8 x 8 transpose. Indices are validated
+ * in a vectorised pass (a few % of the kernel's traffic) before anything is written, so the
+ * kernels themselves carry no checks.
  *
- * Index validation is fused into the kernel loops: an out-of-range index is skipped (never
- * dereferenced) and the first bad position is reported after the loop. sl_spmm_fwd and
- * sl_spmm_bwd_input compute into scratch and write their output only when every index was
- * valid; sl_sddmm writes dw in place (see its comment in the header).
+ * Batch 1: streaming passes over the pattern (memory-bound), with AVX-512 gathers where the
+ * machine has them, and index checks fused into the loop (scratch output, committed only when
+ * every index was valid).
+ *
+ * Input gradient: the CSC view (sl_spmm_bwd_input) reads values through csc_to_csr, a random
+ * 4-byte gather over all of `values` that misses cache on nearly every entry once the layer is
+ * large. sl_spmm_bwd_input_csr computes the same product from the CSR pattern instead, where
+ * values stream: batch 1 scatters into per-thread copies of dx (small, cache-resident); larger
+ * batches give each thread a slice of the input features and scatter into a feature-major
+ * scratch, each thread finding its slice of every row by binary search (columns are sorted).
+ *
+ * Work is split across threads by nnz (plus a per-row cost), not by rows; several parts per
+ * thread with dynamic scheduling absorb noise from other processes.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sparse_internal.h"
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -26,14 +41,24 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 #define TILE_MAX 64 /* batch columns per feature-major tile */
 #define ALIGN 64
 #define NO_BAD INT64_MAX /* "no bad index" in min-reductions */
+#define MAX_PARTS 512
+#ifndef SL_PREFETCH
+#define SL_PREFETCH 8 /* entries ahead to prefetch gathered rows */
+#endif
+#ifndef SL_PREFETCH_VALUES
+#define SL_PREFETCH_VALUES 32 /* entries ahead to prefetch values read through csc_to_csr */
+#endif
+#define VALIDATE_CHUNK (1 << 16)
 
-static void *aligned_scratch(int64_t floats) {
-  size_t bytes = (size_t)floats * sizeof(float);
-  bytes = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-  return aligned_alloc(ALIGN, bytes > 0 ? bytes : ALIGN);
+
+static void *aligned_scratch(int64_t bytes) {
+  if (bytes < 0) return NULL;
+  size_t b = ((size_t)bytes + ALIGN - 1) / ALIGN * ALIGN;
+  return aligned_alloc(ALIGN, b > 0 ? b : ALIGN);
 }
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
 /* ---------------------------------------------------------------- partitioning by nnz ---- */
 
@@ -67,91 +92,198 @@ static int choose_parts(int threads, int64_t work) {
   int64_t parts = (int64_t)threads * 8;
   int64_t max_by_work = work / (1 << 13);
   if (parts > max_by_work) parts = max_by_work;
+  if (parts > MAX_PARTS) parts = MAX_PARTS;
   return parts < 1 ? 1 : (int)parts;
+}
+
+/* ------------------------------------------------------------------ index validation ---- */
+
+/* First k in [k0, k1) with idx[k] >= bound or (perm and perm[k] >= n_vals), unsigned; else -1. */
+static int64_t first_bad_entry(int64_t k0, int64_t k1, const int32_t *idx, uint32_t bound,
+                               const int32_t *perm, uint32_t n_vals) {
+  uint32_t bad = 0;
+  if (perm) {
+#pragma omp simd reduction(| : bad)
+    for (int64_t k = k0; k < k1; k++)
+      bad |= ((uint32_t)idx[k] >= bound) | ((uint32_t)perm[k] >= n_vals);
+  } else {
+#pragma omp simd reduction(| : bad)
+    for (int64_t k = k0; k < k1; k++) bad |= (uint32_t)idx[k] >= bound;
+  }
+  if (!bad) return -1;
+  for (int64_t k = k0; k < k1; k++)
+    if ((uint32_t)idx[k] >= bound || (perm && (uint32_t)perm[k] >= n_vals)) return k;
+  return -1;
 }
 
 /* ----------------------------------------------------------------- layout transposes ---- */
 
-/* src[b0 + j][i] (rows of length n) -> dst[i][j] for j < bt; columns bt..w-1 are zeroed. */
+#if defined(__AVX__)
+/* In-register transpose of an 8 x 8 block of floats. */
+static inline void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+#endif
+
+/*
+ * Feature-major tile: dst[i][j] = src[b0 + j][i] for i in [i0, i1), j < bt (rows of src have
+ * length n); columns bt..w-1 are zeroed. w is a multiple of 8 and dst is 32-byte aligned.
+ */
 static void to_feature_major(const float *src, int64_t n, int64_t b0, int bt, int w, float *dst,
                              int64_t i0, int64_t i1) {
-  for (int64_t ib = i0; ib < i1; ib += 64) {
-    int64_t ie = min64(ib + 64, i1);
-    for (int j = 0; j < bt; j++) {
-      const float *s = src + (b0 + j) * n;
-      for (int64_t i = ib; i < ie; i++) dst[i * w + j] = s[i];
+  int64_t i = i0;
+#if defined(__AVX__)
+  const int bt8 = bt / 8 * 8;
+  for (; i + 8 <= i1; i += 8) {
+    for (int j0 = 0; j0 < bt8; j0 += 8) {
+      __m256 r[8];
+      for (int jj = 0; jj < 8; jj++) r[jj] = _mm256_loadu_ps(src + (b0 + j0 + jj) * n + i);
+      transpose8(r);
+      for (int ii = 0; ii < 8; ii++) _mm256_store_ps(dst + (i + ii) * w + j0, r[ii]);
     }
-    for (int j = bt; j < w; j++)
-      for (int64_t i = ib; i < ie; i++) dst[i * w + j] = 0.0f;
+    for (int ii = 0; ii < 8; ii++)
+      for (int j = bt8; j < w; j++)
+        dst[(i + ii) * w + j] = j < bt ? src[(b0 + j) * n + i + ii] : 0.0f;
   }
+#endif
+  for (; i < i1; i++)
+    for (int j = 0; j < w; j++) dst[i * w + j] = j < bt ? src[(b0 + j) * n + i] : 0.0f;
 }
 
-/* src[i][j] -> dst[b0 + j][i] for j < bt (rows of length n). */
-static void from_feature_major(const float *src, int64_t n, int64_t b0, int bt, int w, float *dst,
-                               int64_t i0, int64_t i1) {
-  for (int64_t ib = i0; ib < i1; ib += 64) {
-    int64_t ie = min64(ib + 64, i1);
-    for (int j = 0; j < bt; j++) {
-      float *d = dst + (b0 + j) * n;
-      for (int64_t i = ib; i < ie; i++) d[i] = src[i * w + j];
+/* The feature-major tile of a whole operand, split across the threads of a parallel region. */
+static void to_feature_major_omp(const float *src, int64_t n, int64_t b0, int bt, int w,
+                                 float *dst) {
+  const int64_t blocks = (n + 255) / 256;
+#pragma omp for schedule(static) nowait
+  for (int64_t blk = 0; blk < blocks; blk++)
+    to_feature_major(src, n, b0, bt, w, dst, blk * 256, min64(blk * 256 + 256, n));
+}
+
+/*
+ * Writes buf[ii][j] (ii < rows, j < bt; rows of buf are TILE_MAX floats) to
+ * dst[(b0 + j) * ld + o0 + ii]: eight output rows at a time become eight contiguous floats in
+ * each batch row.
+ */
+static inline void store_rows_batch_major(float buf[8][TILE_MAX], int rows, int64_t o0,
+                                          float *dst, int64_t ld, int64_t b0, int bt) {
+  int j = 0;
+#if defined(__AVX__)
+  if (rows == 8) {
+    for (; j + 8 <= bt; j += 8) {
+      __m256 r[8];
+      for (int ii = 0; ii < 8; ii++) r[ii] = _mm256_load_ps(&buf[ii][j]);
+      transpose8(r);
+      for (int jj = 0; jj < 8; jj++) _mm256_storeu_ps(dst + (b0 + j + jj) * ld + o0, r[jj]);
     }
   }
+#endif
+  for (; j < bt; j++)
+    for (int ii = 0; ii < rows; ii++) dst[(b0 + j) * ld + o0 + ii] = buf[ii][j];
+}
+
+/* The transpose of store_rows_batch_major: buf[ii][j] = src[(b0 + j) * ld + o0 + ii] for
+ * ii < rows, j < bt, and 0 for bt <= j < w. */
+static inline void load_rows_batch_major(float buf[8][TILE_MAX], int rows, int64_t o0,
+                                         const float *src, int64_t ld, int64_t b0, int bt,
+                                         int w) {
+  int j = 0;
+#if defined(__AVX__)
+  if (rows == 8) {
+    for (; j + 8 <= bt; j += 8) {
+      __m256 r[8];
+      for (int jj = 0; jj < 8; jj++) r[jj] = _mm256_loadu_ps(src + (b0 + j + jj) * ld + o0);
+      transpose8(r);
+      for (int ii = 0; ii < 8; ii++) _mm256_store_ps(&buf[ii][j], r[ii]);
+    }
+  }
+#endif
+  for (; j < w; j++)
+    for (int ii = 0; ii < rows; ii++) buf[ii][j] = j < bt ? src[(b0 + j) * ld + o0 + ii] : 0.0f;
 }
 
 /* ------------------------------------------------------------- the gather-FMA kernel ---- */
 
+/* acc += val * in[idx[k]][:], prefetching the row of entry kp (rows are gathered at random). */
+static inline __attribute__((always_inline)) void gather_fma_entry(
+    const int NV, v8f *acc, int64_t k, int64_t kp, int64_t kv, const int32_t *idx,
+    const int32_t *perm, const float *vals, const float *in) {
+  const int64_t w = 8 * NV;
+  const char *row = (const char *)(in + (int64_t)idx[kp] * w);
+  for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(row + l);
+  if (perm) __builtin_prefetch(vals + perm[kv]);
+  const float v = perm ? vals[perm[k]] : vals[k];
+  const v8f *x = (const v8f *)(in + (int64_t)idx[k] * w);
+  const v8f vv = (v8f){0} + v;
+  for (int j = 0; j < NV; j++) acc[j] += vv * x[j];
+}
+
 /*
- * For rows r in [r0, r1) of a compressed pattern (ptr, idx): out[r][:] = init(r) + sum over k
- * in row r of val(k) * in[idx[k]][:], where val(k) = vals[k] (perm null) or vals[perm[k]], and
- * rows of `in` / `out` are w = 8 * NV floats. Entries whose idx (or perm) is out of range are
- * skipped; the smallest such k is folded into *bad. NV is a compile-time constant at every call
- * site, so the accumulators live in registers.
+ * For rows r in [r0, r1) of a compressed pattern (ptr, idx; indices already validated):
+ * out[(b0 + j) * ld + r] = init(r) + sum over k in row r of val(k) * in[idx[k]][j], j < bt,
+ * where val(k) = vals[k] (perm null) or vals[perm[k]] and rows of `in` are w = 8 * NV floats.
+ * NV is a compile-time constant at every call site, so the accumulators live in registers.
+ * Narrow tiles (NV <= 4) alternate two accumulator sets so that consecutive FMAs do not wait on
+ * each other's latency.
  */
 static inline __attribute__((always_inline)) void gather_fma_rows(
     const int NV, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-    const int32_t *perm, const float *vals, int64_t n_vals, const float *bias, const float *in,
-    int32_t n_in, float *out, int64_t *bad) {
-  const int64_t w = 8 * NV;
-  int64_t first_bad = *bad;
+    const int32_t *perm, const float *vals, const float *bias, const float *in, float *out,
+    int64_t ld, int64_t b0, int bt) {
+  const int64_t k_last = (int64_t)ptr[r1] - 1; /* prefetch targets stay inside this range */
+  float buf[8][TILE_MAX] __attribute__((aligned(32)));
+  int64_t g0 = r0;
   for (int64_t r = r0; r < r1; r++) {
-    v8f acc[8];
-    float b0 = bias ? bias[r] : 0.0f;
-    for (int j = 0; j < NV; j++) acc[j] = (v8f){0} + b0;
-    const int64_t k1 = ptr[r + 1];
-    for (int64_t k = ptr[r]; k < k1; k++) {
-      uint32_t c = (uint32_t)idx[k];
-      float v;
-      if (perm) {
-        uint32_t p = (uint32_t)perm[k];
-        if (__builtin_expect(c >= (uint32_t)n_in || p >= (uint64_t)n_vals, 0)) {
-          if (first_bad < 0 || k < first_bad) first_bad = k;
-          continue;
-        }
-        v = vals[p];
-      } else {
-        if (__builtin_expect(c >= (uint32_t)n_in, 0)) {
-          if (first_bad < 0 || k < first_bad) first_bad = k;
-          continue;
-        }
-        v = vals[k];
-      }
-      const v8f *x = (const v8f *)(in + (int64_t)c * w);
-      v8f vv = (v8f){0} + v;
-      for (int j = 0; j < NV; j++) acc[j] += vv * x[j];
+    v8f acc[8], acc2[8];
+    const float b = bias ? bias[r] : 0.0f;
+    for (int j = 0; j < NV; j++) {
+      acc[j] = (v8f){0} + b;
+      acc2[j] = (v8f){0};
     }
-    v8f *o = (v8f *)(out + r * w);
-    for (int j = 0; j < NV; j++) o[j] = acc[j];
+    int64_t k = ptr[r];
+    const int64_t k1 = ptr[r + 1];
+    if (NV <= 4) {
+      for (; k + 1 < k1; k += 2) {
+        const int64_t kp = min64(k + SL_PREFETCH, k_last);
+        const int64_t kv = min64(k + SL_PREFETCH_VALUES, k_last);
+        gather_fma_entry(NV, acc, k, kp, kv, idx, perm, vals, in);
+        gather_fma_entry(NV, acc2, k + 1, min64(kp + 1, k_last), min64(kv + 1, k_last), idx,
+                         perm, vals, in);
+      }
+    }
+    for (; k < k1; k++)
+      gather_fma_entry(NV, acc, k, min64(k + SL_PREFETCH, k_last),
+                       min64(k + SL_PREFETCH_VALUES, k_last), idx, perm, vals, in);
+    v8f *o = (v8f *)buf[r - g0];
+    for (int j = 0; j < NV; j++) o[j] = NV <= 4 ? acc[j] + acc2[j] : acc[j];
+    if (r - g0 == 7 || r + 1 == r1) {
+      store_rows_batch_major(buf, (int)(r - g0 + 1), g0, out, ld, b0, bt);
+      g0 = r + 1;
+    }
   }
-  *bad = first_bad;
 }
 
 static void gather_fma_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *ptr,
                                 const int32_t *idx, const int32_t *perm, const float *vals,
-                                int64_t n_vals, const float *bias, const float *in, int32_t n_in,
-                                float *out, int64_t *bad) {
-#define SL_CASE(N)                                                                       \
-  case N:                                                                                \
-    gather_fma_rows(N, r0, r1, ptr, idx, perm, vals, n_vals, bias, in, n_in, out, bad);  \
+                                const float *bias, const float *in, float *out, int64_t ld,
+                                int64_t b0, int bt) {
+#define SL_CASE(N)                                                                        \
+  case N:                                                                                 \
+    gather_fma_rows(N, r0, r1, ptr, idx, perm, vals, bias, in, out, ld, b0, bt);          \
     break;
   switch (nv) {
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
@@ -159,132 +291,208 @@ static void gather_fma_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *p
 #undef SL_CASE
 }
 
-/* Batch 1: out[r] = init(r) + sum_k val(k) * in[idx[k]]. Same skip-and-report rule. */
-static void gather_dot_rows(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-                            const int32_t *perm, const float *vals, int64_t n_vals,
-                            const float *bias, const float *in, int32_t n_in, float *out,
-                            int64_t *bad) {
-  int64_t first_bad = *bad;
-  for (int64_t r = r0; r < r1; r++) {
-    float acc = 0.0f;
-    int ok = 1;
-    const int64_t k0 = ptr[r], k1 = ptr[r + 1];
-    if (perm) {
-#pragma omp simd reduction(+ : acc) reduction(& : ok)
-      for (int64_t k = k0; k < k1; k++) {
-        uint32_t c = (uint32_t)idx[k], p = (uint32_t)perm[k];
-        int good = c < (uint32_t)n_in && p < (uint64_t)n_vals;
-        ok &= good;
-        acc += good ? vals[good ? p : 0] * in[good ? c : 0] : 0.0f;
-      }
-    } else {
-#pragma omp simd reduction(+ : acc) reduction(& : ok)
-      for (int64_t k = k0; k < k1; k++) {
-        uint32_t c = (uint32_t)idx[k];
-        int good = c < (uint32_t)n_in;
-        ok &= good;
-        acc += vals[k] * in[good ? c : 0] * (good ? 1.0f : 0.0f);
-      }
-    }
-    if (__builtin_expect(!ok, 0)) {
-      for (int64_t k = k0; k < k1; k++) {
-        int good = (uint32_t)idx[k] < (uint32_t)n_in &&
-                   (!perm || (uint32_t)perm[k] < (uint64_t)n_vals);
-        if (!good) {
-          if (first_bad < 0 || k < first_bad) first_bad = k;
-          break;
-        }
-      }
-    }
-    out[r] = acc + (bias ? bias[r] : 0.0f);
-  }
-  *bad = first_bad;
-}
-
 /*
- * out[batch, n_out] = for every row r of the pattern (ptr over n_out rows, idx into n_in):
- * init(r) + sum_k val(k) * in[:, idx[k]]. Shared by the forward (CSR, vals direct, bias) and
- * the input gradient (CSC, vals through perm). Writes out only when no index was bad; returns
- * the first bad position (or -1) in *bad, or SL_E_OUT_OF_MEMORY.
+ * out[batch, n_rows] (row-major, batch > 1) = for every row r of the pattern (ptr over n_rows
+ * rows, idx into n_idx): init(r) + sum_k val(k) * in[:, idx[k]]. Shared by the forward (CSR,
+ * values direct, bias) and the input gradient (CSC; vals already in CSC order, or through perm
+ * when the values are small enough to stay in cache). Validates idx (and perm) first and
+ * writes nothing when one is out of range: *bad is then its position, else -1.
  */
-static sl_status gather_matmul(int32_t batch, int32_t n_in, int32_t n_out, const int32_t *ptr,
-                               const int32_t *idx, const int32_t *perm, const float *vals,
-                               int64_t n_vals, const float *bias, const float *in, float *out,
-                               int64_t *bad) {
-  *bad = -1;
+static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_rows,
+                                     const int32_t *ptr, const int32_t *idx, const int32_t *perm,
+                                     const float *vals, int64_t n_vals, const float *bias,
+                                     const float *in, float *out, int64_t *bad) {
   const int threads = sl_threads();
-  const int64_t nnz = ptr[n_out];
-  if (n_in == 0 && nnz > 0) { /* every index is out of range; in may be null */
-    *bad = 0;
-    return SL_OK;
-  }
-  if (batch == 1) {
-    float *tmp = aligned_scratch(n_out);
-    if (tmp == NULL) return SL_E_OUT_OF_MEMORY;
-    int parts = choose_parts(threads, nnz + n_out);
-    int64_t bounds[8 * 64 + 1];
-    if (parts > 8 * 64) parts = 8 * 64;
-    partition_rows(ptr, n_out, 1, parts, bounds);
-    int64_t first_bad = NO_BAD;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
-    reduction(min : first_bad)
-    for (int p = 0; p < parts; p++) {
-      int64_t b = -1;
-      gather_dot_rows(bounds[p], bounds[p + 1], ptr, idx, perm, vals, n_vals, bias, in, n_in,
-                      tmp, &b);
-      if (b >= 0 && b < first_bad) first_bad = b;
-    }
-    if (first_bad != NO_BAD) {
-      *bad = first_bad;
-    } else {
-      memcpy(out, tmp, (size_t)n_out * sizeof(float));
-    }
-    free(tmp);
-    return SL_OK;
-  }
-
-  /* Feature-major tiles of up to TILE_MAX batch columns, one tile at a time. */
-  const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : (batch + 7) / 8 * 8;
-  float *inT = aligned_scratch(sl_mul_size(first_w, n_in));
-  float *outT = aligned_scratch(sl_mul_size(first_w, n_out));
-  if (inT == NULL || outT == NULL) {
-    free(inT);
-    free(outT);
-    return SL_E_OUT_OF_MEMORY;
-  }
-  int64_t bounds[8 * 64 + 1];
-  int parts = choose_parts(threads, nnz * first_w + (int64_t)(n_in + n_out) * first_w);
-  if (parts > 8 * 64) parts = 8 * 64;
-  partition_rows(ptr, n_out, first_w / 8, parts, bounds);
+  const int64_t nnz = ptr[n_rows];
+  const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
+  float *inT = aligned_scratch(sl_mul_size(first_w * (int64_t)sizeof(float), n_idx));
+  if (inT == NULL) return SL_E_OUT_OF_MEMORY;
+  int64_t bounds[MAX_PARTS + 1];
+  const int parts =
+      choose_parts(threads, nnz * first_w + ((int64_t)n_idx + n_rows) * first_w);
+  partition_rows(ptr, n_rows, first_w / 8, parts, bounds);
+  const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
   int64_t first_bad = NO_BAD;
   for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
     const int bt = (int)min64(TILE_MAX, batch - b0);
-    const int w = (bt + 7) / 8 * 8;
-    const int64_t in_blocks = (n_in + 255) / 256, out_blocks = (n_out + 255) / 256;
+    const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
     {
-#pragma omp for schedule(static)
-      for (int64_t blk = 0; blk < in_blocks; blk++)
-        to_feature_major(in, n_in, b0, bt, w, inT, blk * 256, min64(blk * 256 + 256, n_in));
-#pragma omp for schedule(dynamic, 1) reduction(min : first_bad)
-      for (int p = 0; p < parts; p++) {
-        int64_t b = -1;
-        gather_fma_dispatch(w / 8, bounds[p], bounds[p + 1], ptr, idx, perm, vals, n_vals, bias,
-                            inT, n_in, outT, &b);
-        if (b >= 0 && b < first_bad) first_bad = b;
+      to_feature_major_omp(in, n_idx, b0, bt, w, inT);
+      if (b0 == 0) {
+#pragma omp for schedule(static) reduction(min : first_bad)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+          int64_t b = first_bad_entry(ch * VALIDATE_CHUNK, min64(ch * VALIDATE_CHUNK +
+                                      VALIDATE_CHUNK, nnz), idx, (uint32_t)n_idx, perm,
+                                      (uint32_t)n_vals);
+          if (b >= 0 && b < first_bad) first_bad = b;
+        }
+      } else {
+#pragma omp barrier
       }
       if (first_bad == NO_BAD) {
-#pragma omp for schedule(static)
-        for (int64_t blk = 0; blk < out_blocks; blk++)
-          from_feature_major(outT, n_out, b0, bt, w, out, blk * 256,
-                             min64(blk * 256 + 256, n_out));
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++)
+          gather_fma_dispatch(w / 8, bounds[p], bounds[p + 1], ptr, idx, perm, vals, bias, inT,
+                              out, n_rows, b0, bt);
       }
     }
   }
   free(inT);
-  free(outT);
   *bad = first_bad == NO_BAD ? -1 : first_bad;
   return SL_OK;
+}
+
+/* ------------------------------------------------------------------- batch-1 streaming ---- */
+
+/*
+ * Batch 1 forward: out[r] = bias[r] + sum_k vals[k] * in[idx[k]] for r in [r0, r1), one
+ * streaming pass with gathers from `in` (which stays in cache). Out-of-range entries are
+ * skipped and the first one of the range is returned (else -1).
+ */
+static int64_t dot_rows_b1(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
+                           const float *vals, const float *bias, const float *in, int32_t n_in,
+                           float *out) {
+  int64_t first_bad = -1;
+#if defined(__AVX512F__)
+  const __m512i in_bound = _mm512_set1_epi32(n_in);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t k0 = ptr[r], k1 = ptr[r + 1];
+    __m512 acc0 = zero, acc1 = zero;
+    __mmask16 good = 0xFFFF;
+    int64_t k = k0;
+    for (; k + 32 <= k1; k += 32) {
+      __m512i c0 = _mm512_loadu_si512((const void *)(idx + k));
+      __m512i c1 = _mm512_loadu_si512((const void *)(idx + k + 16));
+      __mmask16 m0 = _mm512_cmplt_epu32_mask(c0, in_bound);
+      __mmask16 m1 = _mm512_cmplt_epu32_mask(c1, in_bound);
+      good &= m0 & m1;
+      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(vals + k),
+                             _mm512_mask_i32gather_ps(zero, m0, c0, in, 4), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(vals + k + 16),
+                             _mm512_mask_i32gather_ps(zero, m1, c1, in, 4), acc1);
+    }
+    for (; k < k1; k += 16) {
+      const __mmask16 tail = k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1u);
+      __m512i c = _mm512_maskz_loadu_epi32(tail, idx + k);
+      __mmask16 m = _mm512_mask_cmplt_epu32_mask(tail, c, in_bound);
+      good &= (__mmask16)(m | (__mmask16)~tail);
+      acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, vals + k),
+                             _mm512_mask_i32gather_ps(zero, m, c, in, 4), acc0);
+    }
+    if (__builtin_expect(good != 0xFFFF, 0)) {
+      int64_t b = first_bad_entry(k0, k1, idx, (uint32_t)n_in, NULL, 0);
+      if (first_bad < 0) first_bad = b;
+    }
+    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + (bias ? bias[r] : 0.0f);
+  }
+#else
+  for (int64_t r = r0; r < r1; r++) {
+    float acc = 0.0f;
+    uint32_t bad = 0;
+    const int64_t k0 = ptr[r], k1 = ptr[r + 1];
+#pragma omp simd reduction(+ : acc) reduction(| : bad)
+    for (int64_t k = k0; k < k1; k++) {
+      uint32_t c = (uint32_t)idx[k];
+      uint32_t is_bad = c >= (uint32_t)n_in;
+      bad |= is_bad;
+      acc += vals[k] * in[is_bad ? 0 : c] * (is_bad ? 0.0f : 1.0f);
+    }
+    if (__builtin_expect(bad != 0, 0) && first_bad < 0)
+      first_bad = first_bad_entry(k0, k1, idx, (uint32_t)n_in, NULL, 0);
+    out[r] = acc + (bias ? bias[r] : 0.0f);
+  }
+#endif
+  return first_bad;
+}
+
+/*
+ * Batch 1 input gradient without blocking: out[c] = sum_k vals[perm[k]] * dy[row_idx[k]] over
+ * the entries of column c, for c in [c0, c1). Returns 1 when an index was out of range (the
+ * entry is skipped). The gather from vals is random over all of it: this is the slow part of
+ * the CSC formulation (sl_spmm_bwd_input_csr avoids it).
+ */
+static int dot_cols_b1_perm(int64_t c0, int64_t c1, const int32_t *col_ptr,
+                            const int32_t *row_idx, const int32_t *perm, const float *vals,
+                            uint32_t n_vals, const float *dy, int32_t n_out, float *out) {
+  int any_bad = 0;
+#if defined(__AVX512F__)
+  const __m512i r_bound = _mm512_set1_epi32(n_out);
+  const __m512i p_bound = _mm512_set1_epi32((int32_t)n_vals);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t c = c0; c < c1; c++) {
+    const int64_t k0 = col_ptr[c], k1 = col_ptr[c + 1];
+    __m512 acc = zero;
+    for (int64_t k = k0; k < k1; k += 16) {
+      const __mmask16 tail = k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1u);
+      __m512i p = _mm512_maskz_loadu_epi32(tail, perm + k);
+      __m512i r = _mm512_maskz_loadu_epi32(tail, row_idx + k);
+      __mmask16 m = _mm512_mask_cmplt_epu32_mask(tail, p, p_bound);
+      m = _mm512_mask_cmplt_epu32_mask(m, r, r_bound);
+      any_bad |= m != tail;
+      __m512 v = _mm512_mask_i32gather_ps(zero, m, p, vals, 4);
+      __m512 d = _mm512_mask_i32gather_ps(zero, m, r, dy, 4);
+      acc = _mm512_fmadd_ps(v, d, acc);
+    }
+    out[c] = _mm512_reduce_add_ps(acc);
+  }
+#else
+  for (int64_t c = c0; c < c1; c++) {
+    float acc = 0.0f;
+    for (int64_t k = col_ptr[c]; k < col_ptr[c + 1]; k++) {
+      uint32_t p = (uint32_t)perm[k], r = (uint32_t)row_idx[k];
+      if (p >= n_vals || r >= (uint32_t)n_out) {
+        any_bad = 1;
+        continue;
+      }
+      acc += vals[p] * dy[r];
+    }
+    out[c] = acc;
+  }
+#endif
+  return any_bad;
+}
+
+/* Batch 1 SDDMM: dw[k] = dy[r] * x[idx[k]]; returns the first bad entry of the range or -1. */
+static int64_t sddmm_rows_b1(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
+                             const float *x, int32_t n_in, const float *dy, float *dw) {
+  int64_t first_bad = -1;
+#if defined(__AVX512F__)
+  const __m512i bound = _mm512_set1_epi32(n_in);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t r = r0; r < r1; r++) {
+    const __m512 g = _mm512_set1_ps(dy[r]);
+    const int64_t k0 = ptr[r], k1 = ptr[r + 1];
+    __mmask16 good = 0xFFFF;
+    for (int64_t k = k0; k < k1; k += 16) {
+      const __mmask16 tail = k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1u);
+      __m512i c = _mm512_maskz_loadu_epi32(tail, idx + k);
+      __mmask16 m = _mm512_mask_cmplt_epu32_mask(tail, c, bound);
+      good &= (__mmask16)(m | (__mmask16)~tail);
+      __m512 xv = _mm512_mask_i32gather_ps(zero, m, c, x, 4);
+      _mm512_mask_storeu_ps(dw + k, tail, _mm512_mul_ps(g, xv));
+    }
+    if (__builtin_expect(good != 0xFFFF, 0) && first_bad < 0)
+      first_bad = first_bad_entry(k0, k1, idx, (uint32_t)n_in, NULL, 0);
+  }
+#else
+  for (int64_t r = r0; r < r1; r++) {
+    const float g = dy[r];
+    const int64_t k0 = ptr[r], k1 = ptr[r + 1];
+    uint32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t k = k0; k < k1; k++) {
+      uint32_t c = (uint32_t)idx[k];
+      uint32_t is_bad = c >= (uint32_t)n_in;
+      bad |= is_bad;
+      dw[k] = g * x[is_bad ? 0 : c];
+    }
+    if (__builtin_expect(bad != 0, 0) && first_bad < 0)
+      first_bad = first_bad_entry(k0, k1, idx, (uint32_t)n_in, NULL, 0);
+  }
+#endif
+  return first_bad;
 }
 
 /* ------------------------------------------------------------------------ forward ---- */
@@ -305,10 +513,33 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_out == 0) return SL_OK;
-  int64_t bad;
-  st = gather_matmul(batch, n_in, n_out, row_ptr, col_idx, NULL, values, nnz, bias, x, y, &bad);
-  if (st == SL_E_OUT_OF_MEMORY)
-    return sl_fail(st, __func__, "cannot allocate feature-major scratch for batch %d", batch);
+  int64_t bad = -1;
+  if (n_in == 0 && nnz > 0) {
+    bad = 0; /* every index is out of range, and x may be null */
+  } else if (batch == 1) {
+    float *tmp = aligned_scratch((int64_t)n_out * (int64_t)sizeof(float));
+    if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
+    const int threads = sl_threads();
+    int64_t bounds[MAX_PARTS + 1];
+    const int parts = choose_parts(threads, nnz + n_out);
+    partition_rows(row_ptr, n_out, 1, parts, bounds);
+    int64_t first_bad = NO_BAD;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
+    reduction(min : first_bad)
+    for (int p = 0; p < parts; p++) {
+      int64_t b = dot_rows_b1(bounds[p], bounds[p + 1], row_ptr, col_idx, values, bias, x, n_in,
+                              tmp);
+      if (b >= 0 && b < first_bad) first_bad = b;
+    }
+    if (first_bad == NO_BAD) memcpy(y, tmp, (size_t)n_out * sizeof(float));
+    bad = first_bad == NO_BAD ? -1 : first_bad;
+    free(tmp);
+  } else {
+    st = tiled_gather_matmul(batch, n_in, n_out, row_ptr, col_idx, NULL, values, nnz, bias, x, y,
+                             &bad);
+    if (st != SL_OK)
+      return sl_fail(st, __func__, "cannot allocate feature-major scratch for batch %d", batch);
+  }
   if (bad >= 0)
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[%lld] = %d is outside [0, %d)",
                    (long long)bad, col_idx[bad], n_in);
@@ -335,13 +566,33 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
   sl_status st = sl_check_offsets(__func__, "col_ptr", col_ptr, n_in, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_in == 0) return SL_OK;
-  int64_t bad;
-  /* The CSC view is a pattern over n_in rows whose indices point into n_out: the same kernel
-   * as the forward with the roles of in and out swapped and values read through csc_to_csr. */
-  st = gather_matmul(batch, n_out, n_in, col_ptr, row_idx, csc_to_csr, values, nnz, NULL, dy, dx,
-                     &bad);
-  if (st == SL_E_OUT_OF_MEMORY)
-    return sl_fail(st, __func__, "cannot allocate feature-major scratch for batch %d", batch);
+  const int threads = sl_threads();
+  int64_t bad = -1;
+  if (n_out == 0 && nnz > 0) {
+    bad = 0; /* every row index is out of range, and dy may be null */
+  } else if (batch == 1) {
+    float *tmp = aligned_scratch((int64_t)n_in * (int64_t)sizeof(float));
+    if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
+    int64_t bounds[MAX_PARTS + 1];
+    const int parts = choose_parts(threads, nnz + n_in);
+    partition_rows(col_ptr, n_in, 1, parts, bounds);
+    int any_bad = 0;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
+    reduction(| : any_bad)
+    for (int part = 0; part < parts; part++)
+      any_bad |= dot_cols_b1_perm(bounds[part], bounds[part + 1], col_ptr, row_idx, csc_to_csr,
+                                  values, (uint32_t)nnz, dy, n_out, tmp);
+    if (any_bad)
+      bad = first_bad_entry(0, nnz, row_idx, (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
+    else
+      memcpy(dx, tmp, (size_t)n_in * sizeof(float));
+    free(tmp);
+  } else {
+    st = tiled_gather_matmul(batch, n_out, n_in, col_ptr, row_idx, csc_to_csr, values, nnz, NULL,
+                             dy, dx, &bad);
+    if (st != SL_OK)
+      return sl_fail(st, __func__, "cannot allocate feature-major scratch for batch %d", batch);
+  }
   if (bad >= 0) {
     if ((uint32_t)row_idx[bad] >= (uint32_t)n_out)
       return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "row_idx[%lld] = %d is outside [0, %d)",
@@ -353,41 +604,56 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
   return SL_OK;
 }
 
-/* -------------------------------------------------------------------- weight gradient ---- */
-
-/* dw[k] = sum_j dyT[r][j] * xT[idx[k]][j] for the rows in [r0, r1); w = 8 * NV. */
-static inline __attribute__((always_inline)) void sddmm_rows(
-    const int NV, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-    const float *xT, int32_t n_in, const float *dyT, float *dw, int accumulate, int64_t *bad) {
-  const int64_t w = 8 * NV;
-  int64_t first_bad = *bad;
-  for (int64_t r = r0; r < r1; r++) {
-    v8f g[8];
-    const v8f *gy = (const v8f *)(dyT + r * w);
-    for (int j = 0; j < NV; j++) g[j] = gy[j];
-    const int64_t k1 = ptr[r + 1];
-    for (int64_t k = ptr[r]; k < k1; k++) {
-      uint32_t c = (uint32_t)idx[k];
-      if (__builtin_expect(c >= (uint32_t)n_in, 0)) {
-        if (first_bad < 0 || k < first_bad) first_bad = k;
-        continue;
-      }
-      const v8f *x = (const v8f *)(xT + (int64_t)c * w);
-      v8f s = g[0] * x[0];
-      for (int j = 1; j < NV; j++) s += g[j] * x[j];
-      float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-      dw[k] = accumulate ? dw[k] + t : t;
-    }
+/* First position in [k0, k1) whose column is >= c (columns sorted within the row). */
+static inline int64_t lower_bound_col(const int32_t *idx, int64_t k0, int64_t k1, int32_t c) {
+  while (k0 < k1) {
+    int64_t mid = k0 + (k1 - k0) / 2;
+    if (idx[mid] < c)
+      k0 = mid + 1;
+    else
+      k1 = mid;
   }
-  *bad = first_bad;
+  return k0;
 }
 
-static void sddmm_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *ptr,
-                           const int32_t *idx, const float *xT, int32_t n_in, const float *dyT,
-                           float *dw, int accumulate, int64_t *bad) {
-#define SL_CASE(N)                                                          \
-  case N:                                                                   \
-    sddmm_rows(N, r0, r1, ptr, idx, xT, n_in, dyT, dw, accumulate, bad);    \
+/*
+ * outT[idx[k]][:] += vals[k] * g_r for the entries of rows [r0, r1) whose column lies in
+ * [c_lo, c_hi) (found by binary search: columns are sorted within each row); g_r is column r of
+ * dy (batch-major, leading dimension ld), transposed eight rows at a time. Rows of outT are
+ * w = 8 * NV floats.
+ */
+static inline __attribute__((always_inline)) void scatter_fma_rows(
+    const int NV, int64_t r0, int64_t r1, int32_t c_lo, int32_t c_hi, const int32_t *ptr,
+    const int32_t *idx, const float *vals, const float *dy, int64_t ld, int64_t b0, int bt,
+    float *outT) {
+  const int64_t w = 8 * NV;
+  float gbuf[8][TILE_MAX] __attribute__((aligned(32)));
+  for (int64_t g0 = r0; g0 < r1; g0 += 8) {
+    const int rows = (int)min64(8, r1 - g0);
+    load_rows_batch_major(gbuf, rows, g0, dy, ld, b0, bt, (int)w);
+    for (int ii = 0; ii < rows; ii++) {
+      const int64_t r = g0 + ii;
+      const int64_t k0 = lower_bound_col(idx, ptr[r], ptr[r + 1], c_lo);
+      const int64_t k1 = lower_bound_col(idx, k0, ptr[r + 1], c_hi);
+      v8f g[8];
+      for (int j = 0; j < NV; j++) g[j] = ((const v8f *)gbuf[ii])[j];
+      for (int64_t k = k0; k < k1; k++) {
+        const char *pf = (const char *)(outT + (int64_t)idx[min64(k + SL_PREFETCH, k1 - 1)] * w);
+        for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 1);
+        v8f *o = (v8f *)(outT + (int64_t)idx[k] * w);
+        const v8f v = (v8f){0} + vals[k];
+        for (int j = 0; j < NV; j++) o[j] += v * g[j];
+      }
+    }
+  }
+}
+
+static void scatter_fma_dispatch(int nv, int64_t r0, int64_t r1, int32_t c_lo, int32_t c_hi,
+                                 const int32_t *ptr, const int32_t *idx, const float *vals,
+                                 const float *dy, int64_t ld, int64_t b0, int bt, float *outT) {
+#define SL_CASE(N)                                                                   \
+  case N:                                                                            \
+    scatter_fma_rows(N, r0, r1, c_lo, c_hi, ptr, idx, vals, dy, ld, b0, bt, outT);   \
     break;
   switch (nv) {
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
@@ -395,31 +661,258 @@ static void sddmm_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *ptr,
 #undef SL_CASE
 }
 
-/* Batch 1: dw[k] = dy[r] * x[idx[k]]. */
-static void sddmm_rows_b1(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-                          const float *x, int32_t n_in, const float *dy, float *dw,
-                          int64_t *bad) {
-  int64_t first_bad = *bad;
-  for (int64_t r = r0; r < r1; r++) {
-    const float g = dy[r];
-    const int64_t k0 = ptr[r], k1 = ptr[r + 1];
-    int ok = 1;
-#pragma omp simd reduction(& : ok)
-    for (int64_t k = k0; k < k1; k++) {
-      uint32_t c = (uint32_t)idx[k];
-      int good = c < (uint32_t)n_in;
-      ok &= good;
-      dw[k] = g * x[good ? c : 0];
+/* First k of rows [r0, r1) whose column is out of range or smaller than the previous column
+ * of its row; *unsorted tells which. -1 when none. */
+static int64_t first_bad_sorted(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
+                                uint32_t bound, int *unsorted) {
+  uint32_t bad = 0;
+  const int64_t k0 = ptr[r0], k1 = ptr[r1];
+#pragma omp simd reduction(| : bad)
+  for (int64_t k = k0; k < k1; k++) bad |= (uint32_t)idx[k] >= bound;
+  for (int64_t r = r0; r < r1 && !bad; r++) {
+#pragma omp simd reduction(| : bad)
+    for (int64_t k = ptr[r] + 1; k < ptr[r + 1]; k++) bad |= idx[k] < idx[k - 1];
+  }
+  if (!bad) return -1;
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
+      if ((uint32_t)idx[k] >= bound) {
+        *unsorted = 0;
+        return k;
+      }
+      if (k > ptr[r] && idx[k] < idx[k - 1]) {
+        *unsorted = 1;
+        return k;
+      }
     }
-    if (__builtin_expect(!ok, 0)) {
-      for (int64_t k = k0; k < k1; k++)
-        if ((uint32_t)idx[k] >= (uint32_t)n_in) {
-          if (first_bad < 0 || k < first_bad) first_bad = k;
-          break;
+  return -1;
+}
+
+sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                const int32_t *row_ptr, const int32_t *col_idx,
+                                const float *values, const float *dy, float *dx) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(batch);
+  SL_CHECK_NONNEG(n_in);
+  SL_CHECK_NONNEG(n_out);
+  SL_CHECK_NNZ(nnz);
+  SL_CHECK_PTR(row_ptr);
+  SL_CHECK_PTR_IF(col_idx, nnz);
+  SL_CHECK_PTR_IF(values, nnz);
+  SL_CHECK_PTR_IF(dy, sl_mul_size(batch, n_out));
+  SL_CHECK_PTR_IF(dx, sl_mul_size(batch, n_in));
+  sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_out, nnz);
+  if (st != SL_OK) return st;
+  if (batch == 0 || n_in == 0) {
+    if (nnz > 0 && n_in == 0)
+      return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[0] = %d is outside [0, 0)",
+                     col_idx[0]);
+    return SL_OK;
+  }
+  const int threads = sl_threads();
+  int64_t first_bad = NO_BAD;
+  int unsorted = 0;
+  int64_t bounds[MAX_PARTS + 1];
+
+  if (batch == 1) {
+    /* Per-thread copies of dx (cache-resident), summed at the end. */
+    const int parts = choose_parts(threads, nnz + n_out);
+    const int team = parts > 1 ? threads : 1;
+    float *priv = aligned_scratch(sl_mul_size((int64_t)team * (int64_t)sizeof(float), n_in));
+    if (priv == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
+    partition_rows(row_ptr, n_out, 1, parts, bounds);
+    int used = 1;
+#pragma omp parallel num_threads(team) if (parts > 1)
+    {
+#ifdef _OPENMP
+      const int t = omp_get_thread_num();
+#pragma omp single
+      used = omp_get_num_threads();
+#else
+      const int t = 0;
+#endif
+      float *mine = priv + (int64_t)t * n_in;
+      memset(mine, 0, (size_t)n_in * sizeof(float));
+#pragma omp for schedule(dynamic, 1) reduction(min : first_bad)
+      for (int p = 0; p < parts; p++) {
+        for (int64_t r = bounds[p]; r < bounds[p + 1]; r++) {
+          const float g = dy[r];
+          uint32_t bad = 0;
+          for (int64_t k = row_ptr[r]; k < row_ptr[r + 1]; k++) {
+            const uint32_t c = (uint32_t)col_idx[k];
+            const uint32_t is_bad = c >= (uint32_t)n_in;
+            bad |= is_bad;
+            mine[is_bad ? 0 : c] += is_bad ? 0.0f : values[k] * g;
+          }
+          if (__builtin_expect(bad != 0, 0)) {
+            int64_t b = first_bad_entry(row_ptr[r], row_ptr[r + 1], col_idx, (uint32_t)n_in,
+                                        NULL, 0);
+            if (b >= 0 && b < first_bad) first_bad = b;
+          }
         }
+      }
+      if (first_bad == NO_BAD) {
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < n_in; c++) {
+          float sum = priv[c];
+          for (int u = 1; u < used; u++) sum += priv[(int64_t)u * n_in + c];
+          dx[c] = sum;
+        }
+      }
+    }
+    free(priv);
+  } else {
+    const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
+    float *outT = aligned_scratch(sl_mul_size(first_w * (int64_t)sizeof(float), n_in));
+    if (outT == NULL)
+      return sl_fail(SL_E_OUT_OF_MEMORY, __func__,
+                     "cannot allocate feature-major scratch for batch %d", batch);
+    const int64_t work = nnz * first_w + ((int64_t)n_in + n_out) * first_w;
+    const int team = work < (1 << 15) ? 1 : threads;
+    const int64_t n_row_blocks = (n_out + 1023) / 1024;
+    for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
+      const int bt = (int)min64(TILE_MAX, batch - b0);
+      const int w = (int)round_up(bt, 8);
+#pragma omp parallel num_threads(team)
+      {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        /* This thread's slice of the input features. */
+        const int32_t c_lo = (int32_t)((int64_t)n_in * t / nt);
+        const int32_t c_hi = (int32_t)((int64_t)n_in * (t + 1) / nt);
+        memset(outT + (int64_t)c_lo * w, 0, (size_t)(c_hi - c_lo) * (size_t)w * sizeof(float));
+        if (b0 == 0) {
+#pragma omp for schedule(static) reduction(min : first_bad)
+          for (int64_t blk = 0; blk < n_row_blocks; blk++) {
+            int uns = 0;
+            int64_t b = first_bad_sorted(blk * 1024, min64(blk * 1024 + 1024, n_out), row_ptr,
+                                         col_idx, (uint32_t)n_in, &uns);
+            if (b >= 0 && b < first_bad) first_bad = b;
+          }
+        } else {
+#pragma omp barrier
+        }
+        if (first_bad == NO_BAD) {
+          scatter_fma_dispatch(w / 8, 0, n_out, c_lo, c_hi, row_ptr, col_idx, values, dy, n_out,
+                               b0, bt, outT);
+#pragma omp barrier
+          const int64_t blocks = (n_in + 255) / 256;
+#pragma omp for schedule(static)
+          for (int64_t blk = 0; blk < blocks; blk++) {
+            const int64_t i1 = min64(blk * 256 + 256, n_in);
+            float buf[8][TILE_MAX] __attribute__((aligned(32)));
+            for (int64_t i = blk * 256; i < i1; i += 8) {
+              const int rows = (int)min64(8, i1 - i);
+              for (int ii = 0; ii < rows; ii++)
+                memcpy(buf[ii], outT + (i + ii) * w, (size_t)w * sizeof(float));
+              store_rows_batch_major(buf, rows, i, dx, n_in, b0, bt);
+            }
+          }
+        }
+      }
+    }
+    free(outT);
+    if (first_bad != NO_BAD) first_bad_sorted(0, n_out, row_ptr, col_idx, (uint32_t)n_in, &unsorted);
+  }
+  if (first_bad != NO_BAD) {
+    if (unsorted)
+      return sl_fail(SL_E_INVALID_ARGUMENT, __func__,
+                     "col_idx[%lld] = %d is less than col_idx[%lld] = %d (columns must be sorted "
+                     "within a row)",
+                     (long long)first_bad, col_idx[first_bad], (long long)(first_bad - 1),
+                     col_idx[first_bad - 1]);
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[%lld] = %d is outside [0, %d)",
+                   (long long)first_bad, col_idx[first_bad], n_in);
+  }
+  return SL_OK;
+}
+
+/* -------------------------------------------------------------------- weight gradient ---- */
+
+/* Horizontal sums of eight vectors: result lane e = sum of the lanes of s[e]. */
+static inline v8f hsum8(const v8f s[8]) {
+#if defined(__AVX__)
+  __m256 t0 = _mm256_hadd_ps((__m256)s[0], (__m256)s[1]);
+  __m256 t1 = _mm256_hadd_ps((__m256)s[2], (__m256)s[3]);
+  __m256 t2 = _mm256_hadd_ps((__m256)s[4], (__m256)s[5]);
+  __m256 t3 = _mm256_hadd_ps((__m256)s[6], (__m256)s[7]);
+  __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  return (v8f)_mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                            _mm256_permute2f128_ps(u0, u1, 0x31));
+#else
+  v8f r;
+  for (int e = 0; e < 8; e++) {
+    float t = 0.0f;
+    for (int l = 0; l < 8; l++) t += s[e][l];
+    r[e] = t;
+  }
+  return r;
+#endif
+}
+
+/*
+ * dw[k] (+)= sum_j dy[(b0 + j) * ld + r] * xT[idx[k]][j] for the rows in [r0, r1) (indices
+ * already validated); w = 8 * NV. The dy columns of eight rows at a time are transposed into
+ * registers-sized buffers; entries are reduced eight at a time by hsum8.
+ */
+static inline __attribute__((always_inline)) void sddmm_rows(
+    const int NV, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
+    const float *xT, const float *dy, int64_t ld, int64_t b0, int bt, float *dw,
+    int accumulate) {
+  const int64_t w = 8 * NV;
+  const int64_t k_last = (int64_t)ptr[r1] - 1;
+  float gbuf[8][TILE_MAX] __attribute__((aligned(32)));
+  for (int64_t g0 = r0; g0 < r1; g0 += 8) {
+    const int rows = (int)min64(8, r1 - g0);
+    load_rows_batch_major(gbuf, rows, g0, dy, ld, b0, bt, (int)w);
+    for (int ii = 0; ii < rows; ii++) {
+      const int64_t r = g0 + ii;
+      v8f g[8];
+      for (int j = 0; j < NV; j++) g[j] = ((const v8f *)gbuf[ii])[j];
+      const int64_t k1 = ptr[r + 1];
+      int64_t k = ptr[r];
+      for (; k + 8 <= k1; k += 8) {
+        v8f s[8];
+        for (int e = 0; e < 8; e++) {
+          const char *pf = (const char *)(xT + (int64_t)idx[min64(k + e + SL_PREFETCH, k_last)] * w);
+          for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l);
+          const v8f *x = (const v8f *)(xT + (int64_t)idx[k + e] * w);
+          s[e] = g[0] * x[0];
+          for (int j = 1; j < NV; j++) s[e] += g[j] * x[j];
+        }
+        v8f t = hsum8(s);
+        if (accumulate) {
+          v8f old;
+          memcpy(&old, dw + k, sizeof old);
+          t += old;
+        }
+        memcpy(dw + k, &t, sizeof t);
+      }
+      for (; k < k1; k++) {
+        const v8f *x = (const v8f *)(xT + (int64_t)idx[k] * w);
+        v8f sv = g[0] * x[0];
+        for (int j = 1; j < NV; j++) sv += g[j] * x[j];
+        float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
+        dw[k] = accumulate ? dw[k] + t : t;
+      }
     }
   }
-  *bad = first_bad;
+}
+
+static void sddmm_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *ptr,
+                           const int32_t *idx, const float *xT, const float *dy, int64_t ld,
+                           int64_t b0, int bt, float *dw, int accumulate) {
+#define SL_CASE(N)                                                                 \
+  case N:                                                                          \
+    sddmm_rows(N, r0, r1, ptr, idx, xT, dy, ld, b0, bt, dw, accumulate);           \
+    break;
+  switch (nv) {
+    SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
+  }
+#undef SL_CASE
 }
 
 sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
@@ -440,68 +933,63 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   if (nnz == 0) return SL_OK;
   const int threads = sl_threads();
   int64_t first_bad = NO_BAD;
-  int64_t bounds[8 * 64 + 1];
+  int64_t bounds[MAX_PARTS + 1];
 
-  if (n_in == 0) { /* every index is out of range; x may be null */
-    first_bad = 0;
+  if (n_in == 0) {
+    first_bad = 0; /* every index is out of range; x may be null */
   } else if (batch <= 1) {
     if (batch == 0) {
       /* An empty sum: still validate the indices so the contract does not depend on batch. */
-      for (int64_t k = 0; k < nnz; k++)
-        if ((uint32_t)col_idx[k] >= (uint32_t)n_in) {
-          first_bad = k;
-          break;
-        }
-      if (first_bad == NO_BAD) memset(dw, 0, (size_t)nnz * sizeof(float));
+      int64_t b = first_bad_entry(0, nnz, col_idx, (uint32_t)n_in, NULL, 0);
+      if (b >= 0)
+        first_bad = b;
+      else
+        memset(dw, 0, (size_t)nnz * sizeof(float));
     } else {
-      int parts = choose_parts(threads, nnz + n_out);
-      if (parts > 8 * 64) parts = 8 * 64;
+      const int parts = choose_parts(threads, nnz + n_out);
       partition_rows(row_ptr, n_out, 1, parts, bounds);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
     reduction(min : first_bad)
       for (int p = 0; p < parts; p++) {
-        int64_t b = -1;
-        sddmm_rows_b1(bounds[p], bounds[p + 1], row_ptr, col_idx, x, n_in, dy, dw, &b);
+        int64_t b = sddmm_rows_b1(bounds[p], bounds[p + 1], row_ptr, col_idx, x, n_in, dy, dw);
         if (b >= 0 && b < first_bad) first_bad = b;
       }
     }
   } else {
-    const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : (batch + 7) / 8 * 8;
-    float *xT = aligned_scratch(sl_mul_size(first_w, n_in));
-    float *dyT = aligned_scratch(sl_mul_size(first_w, n_out));
-    if (xT == NULL || dyT == NULL) {
-      free(xT);
-      free(dyT);
+    const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
+    float *xT = aligned_scratch(sl_mul_size(first_w * (int64_t)sizeof(float), n_in));
+    if (xT == NULL)
       return sl_fail(SL_E_OUT_OF_MEMORY, __func__,
                      "cannot allocate feature-major scratch for batch %d", batch);
-    }
-    int parts = choose_parts(threads, nnz * first_w + (int64_t)(n_in + n_out) * first_w);
-    if (parts > 8 * 64) parts = 8 * 64;
+    const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w);
     partition_rows(row_ptr, n_out, first_w / 8, parts, bounds);
+    const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
     for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
       const int bt = (int)min64(TILE_MAX, batch - b0);
-      const int w = (bt + 7) / 8 * 8;
-      const int64_t in_blocks = (n_in + 255) / 256, out_blocks = (n_out + 255) / 256;
-      const int accumulate = b0 > 0;
+      const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
       {
-#pragma omp for schedule(static) nowait
-        for (int64_t blk = 0; blk < in_blocks; blk++)
-          to_feature_major(x, n_in, b0, bt, w, xT, blk * 256, min64(blk * 256 + 256, n_in));
-#pragma omp for schedule(static)
-        for (int64_t blk = 0; blk < out_blocks; blk++)
-          to_feature_major(dy, n_out, b0, bt, w, dyT, blk * 256, min64(blk * 256 + 256, n_out));
-#pragma omp for schedule(dynamic, 1) reduction(min : first_bad)
-        for (int p = 0; p < parts; p++) {
-          int64_t b = -1;
-          sddmm_dispatch(w / 8, bounds[p], bounds[p + 1], row_ptr, col_idx, xT, n_in, dyT, dw,
-                         accumulate, &b);
-          if (b >= 0 && b < first_bad) first_bad = b;
+        to_feature_major_omp(x, n_in, b0, bt, w, xT);
+        if (b0 == 0) {
+#pragma omp for schedule(static) reduction(min : first_bad)
+          for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t b = first_bad_entry(ch * VALIDATE_CHUNK,
+                                        min64(ch * VALIDATE_CHUNK + VALIDATE_CHUNK, nnz),
+                                        col_idx, (uint32_t)n_in, NULL, 0);
+            if (b >= 0 && b < first_bad) first_bad = b;
+          }
+        } else {
+#pragma omp barrier
+        }
+        if (first_bad == NO_BAD) {
+#pragma omp for schedule(dynamic, 1)
+          for (int p = 0; p < parts; p++)
+            sddmm_dispatch(w / 8, bounds[p], bounds[p + 1], row_ptr, col_idx, xT, dy, n_out, b0,
+                           bt, dw, b0 > 0);
         }
       }
     }
     free(xT);
-    free(dyT);
   }
   if (first_bad != NO_BAD)
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[%lld] = %d is outside [0, %d)",

@@ -111,6 +111,18 @@ SL_API sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, i
                                    const float *dy, float *dx);
 
 /*
+ * The same input gradient computed from the CSR pattern: dx[b, i] = sum over entries k with
+ * col_idx[k] == i of values[k] * dy[b, o] (k in row o). Faster on the CPU than the CSC form,
+ * which reads values through csc_to_csr at random. Columns must be in range (else
+ * SL_E_INDEX_OUT_OF_RANGE) and, for batch > 1, non-decreasing within each row (else
+ * SL_E_INVALID_ARGUMENT), as in any pattern sl_csr_validate accepts. dx: [batch, n_in]
+ * (overwritten; untouched on failure).
+ */
+SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                       const int32_t *row_ptr, const int32_t *col_idx,
+                                       const float *values, const float *dy, float *dx);
+
+/*
  * Weight gradient (SDDMM over the pattern): dw[k] = sum_b dy[b, o] * x[b, col_idx[k]],
  * for k in row o. dw: [nnz] (overwritten).
  * Exception to the no-partial-write rule: column indices are checked inside the kernel loop, so

@@ -363,6 +363,14 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
   for (int64_t i = 0; i < nx; i++) ok &= close_to(dx[i], want_dx[i], scale_dx[i]);
   EXPECT(ok, "spmm_bwd_input differs from the reference (batch %d, %d -> %d)", batch, n_in,
          n_out);
+  for (int64_t i = 0; i < nx; i++) dx[i] = NAN;
+  EXPECT_STATUS(sl_spmm_bwd_input_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values,
+                                      dy, dx),
+                SL_OK, NULL);
+  ok = 1;
+  for (int64_t i = 0; i < nx; i++) ok &= close_to(dx[i], want_dx[i], scale_dx[i]);
+  EXPECT(ok, "spmm_bwd_input_csr differs from the reference (batch %d, %d -> %d)", batch, n_in,
+         n_out);
 
   /* weight gradient */
   for (int64_t k = 0; k < m.nnz; k++) dw[k] = NAN;
@@ -412,8 +420,31 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
       EXPECT(untouched, "spmm_fwd wrote y despite a bad index (batch %d)", batch);
       EXPECT_STATUS(sl_sddmm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, x, dy, dw),
                     SL_E_INDEX_OUT_OF_RANGE, needle);
+      for (int64_t i = 0; i < nx; i++) dx[i] = 12345.0f;
+      EXPECT_STATUS(sl_spmm_bwd_input_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx,
+                                          m.values, dy, dx),
+                    SL_E_INDEX_OUT_OF_RANGE, needle);
+      untouched = 1;
+      for (int64_t i = 0; i < nx; i++) untouched &= dx[i] == 12345.0f;
+      EXPECT(untouched, "spmm_bwd_input_csr wrote dx despite a bad index (batch %d)", batch);
     }
     m.col_idx[k] = saved;
+    /* Unsorted columns within a row: rejected where the algorithm relies on the order. */
+    for (int32_t r = 0; r < n_out && batch > 1; r++) {
+      int64_t a = m.row_ptr[r];
+      if (m.row_ptr[r + 1] - a < 2) continue;
+      int32_t t = m.col_idx[a];
+      m.col_idx[a] = m.col_idx[a + 1];
+      m.col_idx[a + 1] = t;
+      snprintf(needle, sizeof needle, "col_idx[%lld] = %d is less than", (long long)(a + 1),
+               m.col_idx[a + 1]);
+      EXPECT_STATUS(sl_spmm_bwd_input_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx,
+                                          m.values, dy, dx),
+                    SL_E_INVALID_ARGUMENT, needle);
+      m.col_idx[a + 1] = m.col_idx[a];
+      m.col_idx[a] = t;
+      break;
+    }
 
     int32_t saved_r = row_idx[k];
     row_idx[k] = n_out + rnd_int(5);
@@ -464,6 +495,11 @@ static void test_kernels(void) {
     test_kernels_case(1, 3001, 2999, 0.02, 1);
     test_kernels_case(70, 513, 1031, 0.05, 1);
     test_kernels_case(5, 257, 3000, 0.05, 0);
+    /* More than 2^19 entries: the input gradient gathers values in blocks of CSR positions. */
+    if (threads == 2) {
+      test_kernels_case(1, 2000, 1500, 0.2, 1);
+      test_kernels_case(3, 1500, 2000, 0.2, 0);
+    }
     /* Degenerate shapes. */
     test_kernels_case(4, 10, 10, 0.0, 1); /* nnz 0 */
     test_kernels_case(1, 10, 10, 0.0, 0);
@@ -511,6 +547,14 @@ static void test_kernels(void) {
   EXPECT_STATUS(sl_spmm_bwd_input(2, 2, 2, 2, cp2, ci2, ci2, v2, NULL, y2), SL_E_NULL_POINTER,
                 "dy");
   EXPECT_STATUS(sl_sddmm(2, 2, 2, 2, rp2, ci2, x2, x2, NULL), SL_E_NULL_POINTER, "dw");
+  EXPECT_STATUS(sl_spmm_bwd_input_csr(2, 2, 2, 2, rp2, ci2, v2, NULL, y2), SL_E_NULL_POINTER,
+                "dy");
+  EXPECT_STATUS(sl_spmm_bwd_input_csr(2, 2, 2, 2, rp2, NULL, v2, x2, y2), SL_E_NULL_POINTER,
+                "col_idx");
+  EXPECT_STATUS(sl_spmm_bwd_input_csr(2, 2, 2, 2, rp2, ci2, v2, x2, NULL), SL_E_NULL_POINTER,
+                "dx");
+  EXPECT_STATUS(sl_spmm_bwd_input_csr(2, 2, 2, (int64_t)1 << 31, rp2, ci2, v2, x2, y2),
+                SL_E_OVERFLOW, "nnz");
   EXPECT_STATUS(sl_sddmm(2, 2, 2, 2, rp2, ci2, NULL, x2, y2), SL_E_NULL_POINTER, "x");
   EXPECT_STATUS(sl_bias_grad(2, 2, NULL, y2), SL_E_NULL_POINTER, "dy");
   EXPECT_STATUS(sl_bias_grad(2, 2, x2, NULL), SL_E_NULL_POINTER, "db");

@@ -65,6 +65,13 @@ export const sparseSymbols = {
     ],
     result: "i32",
   },
+  // sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx, const float *values, const float *dy,
+  //   float *dx)
+  sl_spmm_bwd_input_csr: {
+    parameters: ["i32", "i32", "i32", "i64", "pointer", "pointer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
   // sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *row_ptr, const int32_t *col_idx, const float *x, const float *dy, float *dw)
   sl_sddmm: {
