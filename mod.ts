@@ -261,6 +261,7 @@ export {
 export {
   type BatchSource,
   evaluate,
+  type EvaluateOptions,
   type EvaluationResult,
   type LossFunction,
   type TrainBatch,

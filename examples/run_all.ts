@@ -99,6 +99,7 @@ async function runModel(
       "--allow-env",
       "--allow-read",
       "--allow-write",
+      "--allow-sys=systemMemoryInfo", // as `deno task train`: memory checks of large layers
       script,
       "--model",
       model,

@@ -370,9 +370,11 @@ Deno.test("train: one epoch on 2000 MNIST images learns, saves a loadable checkp
 });
 
 Deno.test("random regression: both models fit the notebook's random data", () => {
-  const reports = runRegression({ steps: 300, report: () => {} });
-  assert.deepEqual(reports.map((r) => r.step), [100, 200, 300]);
-  const [first, , third] = reports;
+  const reports = runRegression({ steps: 200, report: () => {} });
+  assert.deepEqual(reports.map((r) => r.step), [100, 200]);
+  const [first, second] = reports;
   assert.ok(first.dense > 1 && first.sparse > 1, JSON.stringify(reports));
-  assert.ok(third.dense < 0.01 && third.sparse < 0.01, JSON.stringify(reports));
+  // The notebook: 4.417 → 0.075 (dense), 5.111 → 0.031 (sparse) from step 100 to 200.
+  assert.ok(second.dense < first.dense / 20, JSON.stringify(reports));
+  assert.ok(second.sparse < first.sparse / 20, JSON.stringify(reports));
 });

@@ -39,6 +39,12 @@ export interface EvaluationResult {
   seconds: number;
 }
 
+/** Options of `evaluate`. */
+export interface EvaluateOptions {
+  /** Called after each batch with the number of batches done (e.g. to draw progress). */
+  onBatch?: (done: number) => void;
+}
+
 /**
  * Runs `model` over `data` in evaluation mode under `noGrad`, then restores the mode the model
  * was in. With `Int32Array` targets and `[batch, classes]` outputs the accuracy is counted.
@@ -55,6 +61,7 @@ export function evaluate<Y>(
   model: Module,
   data: Iterable<TrainBatch<Y>>,
   loss: LossFunction<Y>,
+  options: EvaluateOptions = {},
 ): EvaluationResult {
   const start = performance.now();
   const wasTraining = model.training;
@@ -67,6 +74,7 @@ export function evaluate<Y>(
         const value = loss(out, batch.y).item();
         const correct = batch.y instanceof Int32Array ? countCorrect(out, batch.y) : null;
         metrics.add(value, batch.size, correct);
+        options.onBatch?.(metrics.steps);
       }
     });
   } finally {

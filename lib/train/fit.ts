@@ -215,7 +215,14 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
     for (const m of epochHooks) m.onEpochEnd();
     peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
 
-    const result = test === undefined ? null : evaluate(model, test, loss);
+    let result = null;
+    if (test !== undefined) {
+      const testBar = progressOptions === null
+        ? null
+        : new ProgressBar(`${label} test`, test.length, progressOptions);
+      result = evaluate(model, test, loss, { onBatch: (done) => testBar?.update(done) });
+      testBar?.finish();
+    }
     const rss = Deno.memoryUsage().rss;
     peakRss = Math.max(peakRss, rss);
     const stats: EpochStats = {
