@@ -453,6 +453,70 @@ SL_API sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz,
                                   const int32_t *grow_cols, int32_t flags, int32_t *new_row_ptr,
                                   int32_t *new_col_idx, float *new_values, int32_t *old_index);
 
+/* ----------------------------------------------------------------- device ---- */
+/* (CUDA library only: libsparselinear_cuda.so; see csrc/cuda/device.cu)
+ *
+ * Pointer rules of the CUDA library. Every kernel above takes device pointers for its arrays,
+ * except: shape / stride arrays (sl_binary, sl_binary_bwd, sl_sum_dims, sl_strided_copy) and the
+ * scalar outputs nnz_out / first_duplicate of sl_coo_to_csr, which are host pointers.
+ * Scratch comes from the device's stream-ordered memory pool. Everything runs in order on the
+ * legacy default stream of the current device; a kernel call returns once its work is queued.
+ *
+ * Index checks on the device: kernels that read an index array (sparse kernels, labels,
+ * winners) check every index in the kernel, skip a bad one (never touching memory out of
+ * bounds) and record the first bad position in a device-side slot. How it is reported:
+ *   - deferred (the default, so that a training step does not wait on the GPU per call): the
+ *     call returns SL_OK once queued; the next synchronising call (sl_device_memcpy,
+ *     sl_device_synchronize, or any call that reads results back to the host) returns the
+ *     recorded error: "<that call>: an earlier call failed: sl_spmm_fwd: col_idx[17] = 900 is
+ *     outside [0, 784)";
+ *   - synchronous (sl_device_set_sync_checks(1), or SL_CUDA_SYNC_CHECKS=1 in the environment):
+ *     the call waits for its kernels and returns its own error, as the CPU library does.
+ * Either way a call that found a bad index may have written its outputs (unspecified values);
+ * calls that must validate before writing (sl_coo_to_csr, sl_csr_to_csc, sl_csr_drop_grow,
+ * sl_topk, sl_dense_grad_topk, sl_sample_absent, sl_csr_validate) synchronise and keep the
+ * CPU library's no-partial-write rule. A failed CUDA call or launch returns SL_E_DEVICE with
+ * the CUDA error string; a device fault makes every later call fail with SL_E_DEVICE.
+ */
+
+/* Direction of sl_device_memcpy. */
+enum {
+  SL_MEMCPY_HOST_TO_DEVICE = 1,
+  SL_MEMCPY_DEVICE_TO_HOST = 2,
+  SL_MEMCPY_DEVICE_TO_DEVICE = 3
+};
+
+/* Number of CUDA devices; 0 when there is none or the driver cannot be used (sl_last_error
+ * then says why). Never fails. */
+SL_API int32_t sl_device_count(void);
+/* Selects the device later calls run on (default 0). */
+SL_API sl_status sl_device_set(int32_t device);
+/* The selected device. */
+SL_API int32_t sl_device_get(void);
+/*
+ * Properties of a device (host outputs, each may be null): its name (NUL-terminated, cut to
+ * name_len bytes), total memory in bytes, compute capability and number of multiprocessors.
+ */
+SL_API sl_status sl_device_info(int32_t device, char *name, int32_t name_len,
+                                int64_t *total_bytes, int32_t *cc_major, int32_t *cc_minor,
+                                int32_t *multiprocessors);
+/* Free and total memory of the selected device in bytes (host outputs). */
+SL_API sl_status sl_device_mem_info(int64_t *free_bytes, int64_t *total_bytes);
+/* *ptr (host) = bytes of device memory (null for 0 bytes), 256-byte aligned, not initialised. */
+SL_API sl_status sl_device_alloc(int64_t bytes, void **ptr);
+/* Frees memory from sl_device_alloc (null is a no-op). Stream-ordered: pending kernels that
+ * use it finish first. */
+SL_API sl_status sl_device_free(void *ptr);
+/* Copies bytes between host and device memory (kind: SL_MEMCPY_*). Host <-> device copies
+ * return once the host side may be reused or read; they report deferred index errors. */
+SL_API sl_status sl_device_memcpy(void *dst, const void *src, int64_t bytes, int32_t kind);
+/* Sets bytes of device memory to the byte value (0..255). */
+SL_API sl_status sl_device_memset(void *ptr, int32_t value, int64_t bytes);
+/* Waits for every queued kernel; reports deferred index errors and device faults. */
+SL_API sl_status sl_device_synchronize(void);
+/* 1: every checking call waits and reports its own index errors; 0: deferred (default). */
+SL_API sl_status sl_device_set_sync_checks(int32_t on);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,10 +1,11 @@
 /**
- * Device registry: maps a device name to its backend. The CUDA backend registers itself
- * here when its module is loaded (lib/backend/cuda.ts).
+ * Device registry: maps a device name to its backend. The CUDA backend (lib/backend/cuda.ts)
+ * is registered here; it loads its library only when device "cuda" is first used.
  * @module
  */
 import type { Backend, Device } from "./backend.ts";
 import { cpuBackend } from "./cpu.ts";
+import { cudaBackend } from "./cuda.ts";
 
 const backends = new Map<Device, () => Backend>([["cpu", () => cpuBackend]]);
 
@@ -12,6 +13,10 @@ const backends = new Map<Device, () => Backend>([["cpu", () => cpuBackend]]);
 export function registerBackend(device: Device, factory: () => Backend): void {
   backends.set(device, factory);
 }
+
+// The CUDA backend loads its library on first use: importing it costs nothing, and asking for
+// device "cuda" without the library or a GPU throws a LibraryError saying which.
+registerBackend("cuda", cudaBackend);
 
 /** Checks that `device` names a known device, with a clear error otherwise. */
 export function checkDevice(device: unknown): Device {

@@ -1,0 +1,483 @@
+/*
+ * nn.cu — the per-layer kernels of the training stack on device memory: LayerNorm, fused
+ * log-softmax + cross-entropy, mean squared error, dropout and the per-feature scale/shift.
+ * Semantics, argument checks and messages follow csrc/cpu/nn.c; reductions accumulate in
+ * double with a fixed combination order (deterministic, no floating-point atomics).
+ */
+#include <math.h>
+
+#include "reduce.cuh"
+
+namespace {
+
+int check_reduction(int32_t reduction) {
+  return reduction == SL_REDUCTION_NONE || reduction == SL_REDUCTION_MEAN ||
+         reduction == SL_REDUCTION_SUM;
+}
+
+int row_threads(int64_t n) {
+  int64_t t = (n + 31) / 32 * 32;
+  return t < 32 ? 32 : (t > 512 ? 512 : (int)t);
+}
+
+unsigned row_blocks(int64_t rows) {
+  return (unsigned)(rows < (1 << 20) ? (rows > 0 ? rows : 1) : (1 << 20));
+}
+
+/* ------------------------------------------------------------------ LayerNorm ---- */
+
+__global__ void layer_norm_fwd_kernel(int64_t rows, int32_t n, float eps,
+                                      const float *__restrict__ x,
+                                      const float *__restrict__ gamma,
+                                      const float *__restrict__ beta, float *__restrict__ y,
+                                      float *__restrict__ mean, float *__restrict__ rstd) {
+  __shared__ double shared[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *xr = x + r * n;
+    float *yr = y + r * n;
+    double s = 0.0;
+    for (int32_t j = threadIdx.x; j < n; j += blockDim.x) s += xr[j];
+    s = sl_block_sum(s, shared);
+    const double mu = s / n;
+    double ss = 0.0;
+    for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
+      const double d = xr[j] - mu;
+      ss += d * d;
+    }
+    ss = sl_block_sum(ss, shared);
+    const float rs = (float)(1.0 / sqrt(ss / n + (double)eps)); /* biased variance */
+    const float muf = (float)mu;
+    for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
+      float v = (xr[j] - muf) * rs;
+      if (gamma != nullptr) v *= gamma[j];
+      if (beta != nullptr) v += beta[j];
+      yr[j] = v;
+    }
+    if (threadIdx.x == 0) {
+      if (mean != nullptr) mean[r] = muf;
+      if (rstd != nullptr) rstd[r] = rs;
+    }
+  }
+}
+
+/* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
+__global__ void layer_norm_bwd_dx_kernel(int64_t rows, int32_t n, const float *__restrict__ x,
+                                         const float *__restrict__ mean,
+                                         const float *__restrict__ rstd,
+                                         const float *__restrict__ gamma,
+                                         const float *__restrict__ dy, float *__restrict__ dx) {
+  __shared__ double shared[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *xr = x + r * n, *dyr = dy + r * n;
+    float *dxr = dx + r * n;
+    const float mu = mean[r], rs = rstd[r];
+    double sg = 0.0, sgx = 0.0;
+    for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
+      const float g = gamma != nullptr ? dyr[j] * gamma[j] : dyr[j];
+      sg += g;
+      sgx += (double)g * ((xr[j] - mu) * rs);
+    }
+    sg = sl_block_sum(sg, shared);
+    sgx = sl_block_sum(sgx, shared);
+    const float mg = (float)(sg / n), mgx = (float)(sgx / n);
+    for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
+      const float g = gamma != nullptr ? dyr[j] * gamma[j] : dyr[j];
+      dxr[j] = rs * (g - mg - (xr[j] - mu) * rs * mgx);
+    }
+  }
+}
+
+/* ------------------------------------------------------------ cross-entropy ---- */
+
+/* One block per sample: lse, the per-sample loss (row_loss[b], double) or loss[b]. */
+__global__ void cross_entropy_fwd_kernel(int32_t batch, int32_t n_classes,
+                                         const float *__restrict__ logits,
+                                         const int32_t *__restrict__ labels, int32_t reduction,
+                                         float *__restrict__ loss, float *__restrict__ lse,
+                                         double *__restrict__ row_loss,
+                                         unsigned long long *slot) {
+  __shared__ double dshared[32];
+  __shared__ float fshared[32];
+  for (int32_t b = blockIdx.x; b < batch; b += gridDim.x) {
+    const float *zr = logits + (int64_t)b * n_classes;
+    float mx = -INFINITY;
+    for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) mx = fmaxf(mx, zr[c]);
+    mx = sl_warp_max(mx);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) fshared[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    mx = -INFINITY;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) mx = fmaxf(mx, fshared[w]);
+    if (zr[0] != zr[0]) mx = zr[0]; /* NaN first: as the CPU library's running max */
+    const bool finite = isfinite(mx);
+    double s = 0.0;
+    if (finite)
+      for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) s += exp((double)(zr[c] - mx));
+    s = sl_block_sum(s, dshared);
+    if (threadIdx.x == 0) {
+      /* A row holding +inf or NaN gives a non-finite loss, as in PyTorch. */
+      const double row_lse = finite ? (double)mx + log(s) : (double)mx;
+      const int32_t label = labels[b];
+      double l;
+      if (label < 0 || label >= n_classes) {
+        sl_flag(slot, 1, b, label);
+        l = NAN;
+      } else {
+        l = row_lse - (double)zr[label];
+        if (isnan(zr[label]) || isnan(mx)) l = NAN;
+      }
+      if (lse != nullptr) lse[b] = (float)row_lse;
+      if (reduction == SL_REDUCTION_NONE) loss[b] = (float)l;
+      else row_loss[b] = l;
+    }
+  }
+}
+
+/* loss[0] = scale * sum of v[0 .. n) in double (one block, fixed order). */
+__global__ void sum_doubles_kernel(int64_t n, double scale, const double *__restrict__ v,
+                                   float *__restrict__ loss) {
+  __shared__ double shared[32];
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
+  s = sl_block_sum(s, shared);
+  if (threadIdx.x == 0) loss[0] = (float)(s * scale);
+}
+
+__global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
+                                         const float *__restrict__ logits,
+                                         const int32_t *__restrict__ labels,
+                                         const float *__restrict__ lse,
+                                         const float *__restrict__ dloss, int32_t dloss_stride,
+                                         float scale, float *__restrict__ dlogits,
+                                         unsigned long long *slot) {
+  for (int32_t b = blockIdx.x; b < batch; b += gridDim.x) {
+    const float *zr = logits + (int64_t)b * n_classes;
+    float *dr = dlogits + (int64_t)b * n_classes;
+    const float g = scale * dloss[(int64_t)b * dloss_stride];
+    const float l = lse[b];
+    const int32_t label = labels[b];
+    const bool ok = label >= 0 && label < n_classes;
+    if (!ok && threadIdx.x == 0) sl_flag(slot, 1, b, label);
+    for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) {
+      const float v = g * expf(zr[c] - l);
+      dr[c] = (ok && c == label) ? v - g : v;
+    }
+  }
+}
+
+sl_status explain_labels(const char *fn, const sl_bad_entry *kinds, const int64_t *params) {
+  if (!kinds[1].bad) return SL_OK;
+  return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "labels[%lld] = %d is outside [0, %lld)",
+                 (long long)kinds[1].position, kinds[1].value, (long long)params[0]);
+}
+
+/* ---------------------------------------------------------------------- MSE ---- */
+
+__global__ void mse_none_kernel(int64_t n, const float *__restrict__ pred,
+                                const float *__restrict__ target, float *__restrict__ loss) {
+  SL_GRID_STRIDE(i, n) {
+    const float d = pred[i] - target[i];
+    loss[i] = d * d;
+  }
+}
+
+struct term_squared_error {
+  const float *pred, *target;
+  __device__ double operator()(int64_t, int64_t j, int64_t) const {
+    const float d = pred[j] - target[j];
+    return (double)d * d;
+  }
+};
+
+__global__ void mse_bwd_kernel(int64_t n, const float *__restrict__ pred,
+                               const float *__restrict__ target, const float *__restrict__ dloss,
+                               int32_t dloss_stride, float scale, float *__restrict__ dpred,
+                               float *__restrict__ dtarget) {
+  SL_GRID_STRIDE(i, n) {
+    const float g = 2.0f * scale * dloss[i * dloss_stride] * (pred[i] - target[i]);
+    if (dpred != nullptr) dpred[i] = g;
+    if (dtarget != nullptr) dtarget[i] = -g;
+  }
+}
+
+/* ------------------------------------------------------------------ dropout ---- */
+
+/* The same counter-based bits as csrc/cpu/nn.c: the i-th splitmix64 output for `seed`. */
+__device__ __forceinline__ uint32_t dropout_bits(uint64_t seed, int64_t i) {
+  uint64_t z = seed + ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (uint32_t)(z >> 32);
+}
+
+__global__ void dropout_kernel(int64_t n, uint64_t threshold, float keep_scale, uint64_t seed,
+                               const float *in, float *out) {
+  SL_GRID_STRIDE(i, n) {
+    out[i] = (uint64_t)dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
+  }
+}
+
+sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed, const float *in,
+                        float *out) {
+  if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %lld", (long long)n);
+  if (!(p >= 0.0f && p <= 1.0f))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", (double)p);
+  if (n == 0) return SL_OK;
+  if (in == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
+  if (out == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
+  SL_TRY(sl_cuda_ready(fn));
+  const uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
+  const float keep_scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+  dropout_kernel<<<sl_blocks(n, 256), 256>>>(n, threshold, keep_scale, seed, in, out);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of dropout_kernel", err);
+  return SL_OK;
+}
+
+/* ---------------------------------------------------------- scale and shift ---- */
+
+/* y may equal x, so no __restrict__. */
+__global__ void scale_shift_fwd_kernel(int64_t total, int32_t n, const float *x,
+                                       const float *scale, const float *shift, float *y) {
+  SL_GRID_STRIDE(i, total) {
+    const int64_t j = i % n;
+    float v = x[i];
+    if (scale != nullptr) v *= scale[j];
+    if (shift != nullptr) v += shift[j];
+    y[i] = v;
+  }
+}
+
+__global__ void scale_dx_kernel(int64_t total, int32_t n, const float *dy, const float *scale,
+                                float *dx) {
+  SL_GRID_STRIDE(i, total) dx[i] = scale != nullptr ? dy[i] * scale[i % n] : dy[i];
+}
+
+} /* namespace */
+
+extern "C" {
+
+SL_API sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
+                                   const float *gamma, const float *beta, float *y, float *mean,
+                                   float *rstd) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
+  SL_CHECK_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0) return SL_OK;
+  SL_CHECK_PTR(x);
+  SL_CHECK_PTR(y);
+  SL_CUDA_READY();
+  layer_norm_fwd_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, eps, x, gamma, beta, y,
+                                                              mean, rstd);
+  SL_LAUNCHED("layer_norm_fwd_kernel");
+  return SL_OK;
+}
+
+SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
+                                   const float *rstd, const float *gamma, const float *dy,
+                                   float *dx, float *dgamma, float *dbeta) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0) {
+    if (dgamma == nullptr && dbeta == nullptr) return SL_OK;
+    SL_CUDA_READY();
+    /* Gradients of gamma and beta over an empty batch are zero. */
+    if (dgamma != nullptr) SL_TRY(sl_fill_device(__func__, n, 0.0f, dgamma));
+    if (dbeta != nullptr) SL_TRY(sl_fill_device(__func__, n, 0.0f, dbeta));
+    return SL_OK;
+  }
+  SL_CHECK_PTR(x);
+  SL_CHECK_PTR(mean);
+  SL_CHECK_PTR(rstd);
+  SL_CHECK_PTR(dy);
+  SL_CUDA_READY();
+  if (dx != nullptr) {
+    layer_norm_bwd_dx_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, x, mean, rstd, gamma,
+                                                                   dy, dx);
+    SL_LAUNCHED("layer_norm_bwd_dx_kernel");
+  }
+  if (dgamma != nullptr) {
+    sl_term_normalized term{dy, x, mean, rstd, n};
+    SL_TRY(sl_reduce_middle(__func__, 1, rows, n, 1.0f, term, dgamma));
+  }
+  if (dbeta != nullptr) {
+    sl_term_plain term{dy, rows, n};
+    SL_TRY(sl_reduce_middle(__func__, 1, rows, n, 1.0f, term, dbeta));
+  }
+  return SL_OK;
+}
+
+SL_API sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *logits,
+                                      const int32_t *labels, int32_t reduction, float *loss,
+                                      float *lse) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(batch);
+  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
+  SL_CHECK_ARG(check_reduction(reduction),
+               "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d", reduction);
+  SL_CHECK_PTR(loss);
+  if (batch > 0) {
+    SL_CHECK_PTR(logits);
+    SL_CHECK_PTR(labels);
+  }
+  SL_CUDA_READY();
+  if (batch == 0) {
+    if (reduction == SL_REDUCTION_NONE) return SL_OK;
+    /* The mean over no sample is NaN (as PyTorch), the sum 0. */
+    return sl_fill_device(__func__, 1, reduction == SL_REDUCTION_MEAN ? NAN : 0.0f, loss);
+  }
+  sl_scratch row_loss;
+  if (reduction != SL_REDUCTION_NONE) SL_SCRATCH(row_loss, double, batch);
+  unsigned long long *slot = nullptr;
+  SL_TRY(sl_check_begin(__func__, explain_labels, n_classes, 0, 0, 0, &slot));
+  cross_entropy_fwd_kernel<<<row_blocks(batch), row_threads(n_classes)>>>(
+      batch, n_classes, logits, labels, reduction, loss, lse, row_loss.as<double>(), slot);
+  SL_LAUNCHED("cross_entropy_fwd_kernel");
+  if (reduction != SL_REDUCTION_NONE) {
+    const double scale = reduction == SL_REDUCTION_MEAN ? 1.0 / (double)batch : 1.0;
+    sum_doubles_kernel<<<1, 512>>>(batch, scale, row_loss.as<double>(), loss);
+    SL_LAUNCHED("sum_doubles_kernel");
+  }
+  return sl_check_end(__func__);
+}
+
+SL_API sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *logits,
+                                      const int32_t *labels, const float *lse,
+                                      const float *dloss, int32_t dloss_stride, float scale,
+                                      float *dlogits) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(batch);
+  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
+  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
+               dloss_stride);
+  if (batch == 0) return SL_OK;
+  SL_CHECK_PTR(logits);
+  SL_CHECK_PTR(labels);
+  SL_CHECK_PTR(lse);
+  SL_CHECK_PTR(dloss);
+  SL_CHECK_PTR(dlogits);
+  SL_CUDA_READY();
+  unsigned long long *slot = nullptr;
+  SL_TRY(sl_check_begin(__func__, explain_labels, n_classes, 0, 0, 0, &slot));
+  cross_entropy_bwd_kernel<<<row_blocks(batch), row_threads(n_classes)>>>(
+      batch, n_classes, logits, labels, lse, dloss, dloss_stride, scale, dlogits, slot);
+  SL_LAUNCHED("cross_entropy_bwd_kernel");
+  return sl_check_end(__func__);
+}
+
+SL_API sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target,
+                            int32_t reduction, float *loss) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(n);
+  SL_CHECK_ARG(check_reduction(reduction),
+               "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d", reduction);
+  SL_CHECK_PTR(loss);
+  if (n > 0) {
+    SL_CHECK_PTR(pred);
+    SL_CHECK_PTR(target);
+  }
+  if (n == 0 && reduction == SL_REDUCTION_NONE) return SL_OK;
+  SL_CUDA_READY();
+  if (n == 0) return sl_fill_device(__func__, 1, reduction == SL_REDUCTION_MEAN ? NAN : 0.0f, loss);
+  if (reduction == SL_REDUCTION_NONE) {
+    mse_none_kernel<<<sl_blocks(n, 256), 256>>>(n, pred, target, loss);
+    SL_LAUNCHED("mse_none_kernel");
+    return SL_OK;
+  }
+  term_squared_error term{pred, target};
+  const float alpha = reduction == SL_REDUCTION_MEAN ? (float)(1.0 / (double)n) : 1.0f;
+  return sl_reduce_middle(__func__, 1, n, 1, alpha, term, loss);
+}
+
+SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
+                            const float *dloss, int32_t dloss_stride, float scale, float *dpred,
+                            float *dtarget) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(n);
+  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
+               dloss_stride);
+  if (n == 0) return SL_OK;
+  SL_CHECK_PTR(pred);
+  SL_CHECK_PTR(target);
+  SL_CHECK_PTR(dloss);
+  SL_CHECK_ARG(dpred != nullptr || dtarget != nullptr, "dpred and dtarget must not both be null");
+  SL_CUDA_READY();
+  mse_bwd_kernel<<<sl_blocks(n, 256), 256>>>(n, pred, target, dloss, dloss_stride, scale, dpred,
+                                             dtarget);
+  SL_LAUNCHED("mse_bwd_kernel");
+  return SL_OK;
+}
+
+SL_API sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y) {
+  SL_ENTER();
+  return dropout_apply(__func__, n, p, seed, x, y);
+}
+
+SL_API sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx) {
+  SL_ENTER();
+  return dropout_apply(__func__, n, p, seed, dy, dx);
+}
+
+SL_API sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,
+                                    const float *shift, float *y) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_NONNEG(n);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (rows == 0 || n == 0) return SL_OK;
+  SL_CHECK_PTR(x);
+  SL_CHECK_PTR(y);
+  SL_CUDA_READY();
+  const int64_t total = rows * n;
+  scale_shift_fwd_kernel<<<sl_blocks(total, 256), 256>>>(total, n, x, scale, shift, y);
+  SL_LAUNCHED("scale_shift_fwd_kernel");
+  return SL_OK;
+}
+
+SL_API sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const float *scale,
+                                    const float *dy, float *dx, float *dscale, float *dshift) {
+  SL_ENTER();
+  SL_CHECK_NONNEG(rows);
+  SL_CHECK_NONNEG(n);
+  if (sl_mul_size(rows, n) < 0)
+    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  if (n == 0) return SL_OK;
+  if (rows == 0) {
+    if (dscale == nullptr && dshift == nullptr) return SL_OK;
+    SL_CUDA_READY();
+    if (dscale != nullptr) SL_TRY(sl_fill_device(__func__, n, 0.0f, dscale));
+    if (dshift != nullptr) SL_TRY(sl_fill_device(__func__, n, 0.0f, dshift));
+    return SL_OK;
+  }
+  SL_CHECK_PTR(dy);
+  if (dscale != nullptr) SL_CHECK_PTR(x);
+  SL_CUDA_READY();
+  const int64_t total = rows * n;
+  if (dx != nullptr) {
+    scale_dx_kernel<<<sl_blocks(total, 256), 256>>>(total, n, dy, scale, dx);
+    SL_LAUNCHED("scale_dx_kernel");
+  }
+  if (dscale != nullptr) {
+    sl_term_product term{dy, x, n};
+    SL_TRY(sl_reduce_middle(__func__, 1, rows, n, 1.0f, term, dscale));
+  }
+  if (dshift != nullptr) {
+    sl_term_plain term{dy, rows, n};
+    SL_TRY(sl_reduce_middle(__func__, 1, rows, n, 1.0f, term, dshift));
+  }
+  return SL_OK;
+}
+
+} /* extern "C" */
