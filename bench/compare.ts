@@ -1,0 +1,170 @@
+/**
+ * Prints the issue-5 comparison table with this library's numbers filled in: for each workload
+ * the sparse forward and training step (forward + input gradient + weight and bias gradients)
+ * timed on the native kernels, the dense GEMM forward measured in the same run, the reference
+ * numbers of the issue (scipy, floor, target), and GFLOP/s with the % of the machine's
+ * 128 GFLOP/s fp32 ceiling. Then the break-even sparsity of a 4096 × 4096 layer at batch 64:
+ * the lowest sparsity at which the sparse training step beats the dense one.
+ *
+ * Run: `deno task compare` (or `deno run --allow-ffi --allow-env --allow-read
+ * bench/compare.ts [--runs 15] [--workload 784] [--no-break-even]`) on an otherwise idle machine: timings are
+ * medians, and other processes on the same cores inflate them.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { getNumThreads } from "../ffi/library.ts";
+import {
+  denseForward,
+  type DenseState,
+  denseState,
+  denseTrainStep,
+  forwardFlops,
+  PEAK_GFLOPS,
+  sparseForward,
+  sparseState,
+  sparseTrainStep,
+  trainFlops,
+  type Workload,
+  WORKLOADS,
+} from "./workloads.ts";
+
+/** Median wall time of `fn` in ms over `runs` timed calls, after `warmup` untimed ones. */
+export function medianMs(fn: () => void, runs: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const mid = times.length >> 1;
+  return times.length % 2 === 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+}
+
+function fmt(ms: number): string {
+  if (ms >= 100) return ms.toFixed(0);
+  if (ms >= 10) return ms.toFixed(1);
+  if (ms >= 1) return ms.toFixed(2);
+  return ms.toFixed(3);
+}
+
+function gflops(flops: number, ms: number): string {
+  const g = flops / (ms * 1e6);
+  return `${g.toFixed(1)} (${(100 * g / PEAK_GFLOPS).toFixed(0)} %)`;
+}
+
+/** One row of the table, measured. */
+interface Row {
+  workload: Workload;
+  nnz: number;
+  fwd: number;
+  train: number;
+  denseFwd: number | null;
+}
+
+function measureWorkload(workload: Workload, runs: number, dense: DenseState | null): Row {
+  const s = sparseState(workload);
+  const fwd = medianMs(() => sparseForward(s), runs);
+  const train = medianMs(() => sparseTrainStep(s), runs);
+  const denseFwd = dense ? medianMs(() => denseForward(dense), Math.min(runs, 5), 1) : null;
+  return { workload, nnz: s.nnz, fwd, train, denseFwd };
+}
+
+function printTable(rows: Row[]): void {
+  console.log(
+    "| workload | scipy CSR fwd / train | dense OpenBLAS fwd (this run) | floor | target fwd / train " +
+      "| **ours fwd / train** | ours GFLOP/s fwd / train (% of 128) | met |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const ref = r.workload.reference;
+    const denseCell = r.denseFwd === null ? "(9.3 GiB)" : fmt(r.denseFwd);
+    const met = r.fwd <= ref.targetFwd && r.train <= ref.targetTrain ? "yes" : "no";
+    console.log(
+      `| ${r.workload.name} | ${ref.scipyFwd} / ${ref.scipyTrain} | ${denseCell} | ${ref.floor} ` +
+        `| ≤ ${ref.targetFwd} / ≤ ${ref.targetTrain} | **${fmt(r.fwd)} / ${fmt(r.train)}** ` +
+        `| ${gflops(forwardFlops(r.nnz, r.workload.batch), r.fwd)} / ` +
+        `${gflops(trainFlops(r.nnz, r.workload.batch), r.train)} | ${met} |`,
+    );
+  }
+}
+
+/**
+ * Sparse vs dense training step of a 4096 × 4096 layer at batch 64 over a sweep of sparsities;
+ * returns the lowest sparsity of the sweep from which on sparse is faster (null: never).
+ */
+function breakEven(runs: number): number | null {
+  const base: Workload = {
+    name: "4096x4096 b64",
+    inFeatures: 4096,
+    outFeatures: 4096,
+    sparsity: 0,
+    batch: 64,
+    reference: {
+      scipyFwd: 0,
+      scipyTrain: 0,
+      denseFwd: 0,
+      floor: 0,
+      targetFwd: 0,
+      targetTrain: 0,
+    },
+  };
+  const dense = denseState(base, true);
+  const denseFwd = medianMs(() => denseForward(dense), runs);
+  const denseTrain = medianMs(() => denseTrainStep(dense), runs);
+  console.log(
+    `\n4096 × 4096, batch 64: dense GEMM fwd ${fmt(denseFwd)} ms, train ${fmt(denseTrain)} ms`,
+  );
+  console.log("| sparsity | sparse fwd (ms) | sparse train (ms) | train vs dense |");
+  console.log("|---|---|---|---|");
+  let lowest: number | null = null;
+  for (const sparsity of [0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]) {
+    const s = sparseState({ ...base, sparsity });
+    const fwd = medianMs(() => sparseForward(s), runs);
+    const train = medianMs(() => sparseTrainStep(s), runs);
+    const ratio = denseTrain / train;
+    console.log(
+      `| ${(100 * sparsity).toFixed(0)} % | ${fmt(fwd)} | ${fmt(train)} | ` +
+        `${ratio >= 1 ? `${ratio.toFixed(2)}× faster` : `${(1 / ratio).toFixed(2)}× slower`} |`,
+    );
+    if (train < denseTrain && (lowest === null || sparsity < lowest + 1e-9)) lowest = sparsity;
+    if (train >= denseTrain) break;
+  }
+  return lowest;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      runs: { type: "string", default: "15" },
+      workload: { type: "string", default: "" },
+      "no-break-even": { type: "boolean", default: false },
+    },
+  });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) {
+    throw new RangeError(`--runs must be a positive integer, got ${values.runs}`);
+  }
+  console.log(
+    `sparselinear kernels, ${getNumThreads()} threads, ${navigator.hardwareConcurrency} ` +
+      `logical CPUs, medians of ${runs} runs (ms)\n`,
+  );
+  const rows: Row[] = [];
+  for (const workload of WORKLOADS.filter((w) => w.name.includes(values.workload))) {
+    const dense = workload.reference.denseFwd === null ? null : denseState(workload, false);
+    rows.push(measureWorkload(workload, runs, dense));
+  }
+  printTable(rows);
+  if (!values["no-break-even"]) {
+    const lowest = breakEven(runs);
+    console.log(
+      lowest === null
+        ? "\nBreak-even: sparse is not faster than dense at any sparsity of the sweep."
+        : `\nBreak-even: the sparse training step beats dense from ${
+          (100 * lowest).toFixed(0)
+        } % sparsity on (target ≤ 70 %).`,
+    );
+  }
+}
