@@ -44,8 +44,10 @@ static inline void kw_swap(int32_t *idx, int32_t i, int32_t j) {
  */
 static void kw_sift(int32_t *base, int32_t root, int32_t end, const double *key) {
   for (;;) {
-    int32_t child = 2 * root + 1;
-    if (child > end) return;
+    /* int64: for rows wider than 2^30 units, 2 * root + 1 overflows int32. */
+    const int64_t child64 = 2 * (int64_t)root + 1;
+    if (child64 > end) return;
+    int32_t child = (int32_t)child64;
     /* the worse of the two children */
     if (child + 1 <= end && kw_better(key, base[child], base[child + 1])) child++;
     if (kw_better(key, base[child], base[root])) return; /* the root is already the worst */

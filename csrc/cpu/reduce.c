@@ -138,16 +138,6 @@ sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_mask, f
   SL_CHECK_ARG(reduce_mask >= 0 && (ndim >= 31 || (reduce_mask >> ndim) == 0),
                "reduce_mask 0x%x has bits outside the %d dimensions", (unsigned)reduce_mask,
                ndim);
-  /* x's contiguous strides, and y's: contiguous over the kept dimensions, 0 on reduced ones. */
-  int64_t x_strides[SL_MAX_DIMS], y_strides[SL_MAX_DIMS];
-  int64_t xs = 1, ys = 1;
-  for (int d = ndim - 1; d >= 0; d--) {
-    x_strides[d] = xs;
-    xs *= shape[d] > 0 ? shape[d] : 1;
-    const int reduced = (reduce_mask >> d) & 1;
-    y_strides[d] = reduced ? 0 : ys;
-    if (!reduced) ys *= shape[d];
-  }
   int64_t y_numel = 1;
   for (int d = 0; d < ndim; d++)
     if (!((reduce_mask >> d) & 1)) y_numel = sl_mul_size(y_numel, shape[d]);
@@ -160,6 +150,18 @@ sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_mask, f
     return SL_OK;
   }
   SL_CHECK_PTR(x);
+  /* x's contiguous strides, and y's: contiguous over the kept dimensions, 0 on reduced ones.
+   * Computed only now that numel > 0: then no product of sizes overflows (with an empty
+   * dimension the others may be huge, and their product is not representable). */
+  int64_t x_strides[SL_MAX_DIMS], y_strides[SL_MAX_DIMS];
+  int64_t xs = 1, ys = 1;
+  for (int d = ndim - 1; d >= 0; d--) {
+    x_strides[d] = xs;
+    xs *= shape[d];
+    const int reduced = (reduce_mask >> d) & 1;
+    y_strides[d] = reduced ? 0 : ys;
+    if (!reduced) ys *= shape[d];
+  }
   sl_layout l;
   const int64_t *const strides[2] = {x_strides, y_strides};
   sl_layout_init(&l, ndim, shape, 2, strides);

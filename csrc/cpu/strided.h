@@ -90,14 +90,27 @@ static inline sl_status sl_check_operand(const char *fn, const char *data_name,
  */
 static inline void sl_layout_init(sl_layout *l, int32_t ndim, const int64_t *shape, int nops,
                                   const int64_t *const strides[2]) {
+  /* An empty shape is one empty dimension: nothing to iterate, and no products of the other
+   * sizes and strides, which may be huge (and unchecked) when there is no element. */
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] == 0) {
+      l->shape[0] = 0;
+      l->stride[0][0] = l->stride[1][0] = 0;
+      l->ndim = 1;
+      return;
+    }
+  }
   int nd = 0;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] == 1) continue;
     int64_t s[2] = {0, 0};
     for (int op = 0; op < nops; op++) s[op] = strides[op] != NULL ? strides[op][d] : 0;
     int merge = nd > 0;
-    for (int op = 0; op < nops && merge; op++)
-      merge = l->stride[op][nd - 1] == s[op] * shape[d];
+    for (int op = 0; op < nops && merge; op++) {
+      int64_t outer_stride; /* a stride the caller's length did not bound cannot merge */
+      merge = !__builtin_mul_overflow(s[op], shape[d], &outer_stride) &&
+              l->stride[op][nd - 1] == outer_stride;
+    }
     if (merge) {
       l->shape[nd - 1] *= shape[d];
       for (int op = 0; op < nops; op++) l->stride[op][nd - 1] = s[op];
