@@ -19,7 +19,10 @@
  *   drops the repeats, so about 95 % of the 156,800 draws remain. Done the same here (repeats
  *   dropped before the layer is built, since this library rejects a repeated connection).
  * - `dynamic`: both layers `dynamic: true` with the library's defaults (the seed's schedule:
- *   ΔT 6000, T_end 150000, α 0.1, RigL growth), updated once per step by `fit`.
+ *   ΔT 6000, T_end 150000, α 0.1, RigL growth), stepped once per training step by `fit`: 20
+ *   epochs of 937 steps update the topology at steps 6000, 12000 and 18000. Unlike the seed,
+ *   an update drops floor(f(t)·nnz) connections (the seed's k was (1 − s) times that), keeps
+ *   the optimizer state of kept connections, and eval-mode forwards do not count as steps.
  * - `dense-act`/`sparse-act`: `ActivationSparsity()` (K-Winners, actSparsity 0.65 → k = 700 of
  *   2000, α 0.1, β 1.5) in place of the ReLU, right after the LayerNorm, as the notebook.
  * - `wide`: the notebook's `Net`: each 784-pixel image is repeated element-wise ten times
@@ -29,7 +32,9 @@
  *   SparseLinear(50000, 50000, 0.999) whose outputs are summed per class:
  *   `x.view(B, -1, 10).sum(dim=1)`, i.e. class c sums outputs c, c + 10, c + 20, ... (5000 each).
  *   Module names are the notebook's (`sc1`…`sc5`, `ln1`…`ln4`, `input_scaling`,
- *   `input_shifting`), so its state dict keys match.
+ *   `input_shifting`), so its state dict keys match. Connectivity: exactly
+ *   round(0.001 · in · out) distinct connections per layer; the seed, above 10^8 positions,
+ *   drew them with replacement and coalesced (about 1,250 fewer of 2.5 M per 50000² layer).
  *
  * Learning rates (SGD, momentum 0.9, batch 64, cross-entropy, as the notebook): dense 1e-2,
  * sparse/user/small-world 1e-1, dynamic 5e-3, dense-act 5e-3, sparse-act 5e-2, wide 5e-5
