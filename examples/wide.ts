@@ -79,6 +79,16 @@ interface Stage {
 
 const collectGarbage = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
+/**
+ * Collects garbage and waits a little: V8 frees the backing stores of dead typed arrays on a
+ * background thread, so RSS only drops some milliseconds after the collection.
+ */
+async function settle(): Promise<void> {
+  collectGarbage();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  collectGarbage();
+}
+
 /** Peak RSS of the process (VmHWM), or null when /proc cannot be read. */
 function peakRss(): number | null {
   try {
@@ -104,15 +114,28 @@ class Recorder {
   readonly baseline: number;
   readonly #peakResettable: boolean;
 
-  constructor() {
-    collectGarbage();
-    this.baseline = Deno.memoryUsage().rss;
-    this.#peakResettable = resetPeakRss();
+  private constructor(baseline: number, peakResettable: boolean) {
+    this.baseline = baseline;
+    this.#peakResettable = peakResettable;
   }
 
-  /** Runs `fn` as a stage: GC first, then the peak reset, timing, and the RSS readings. */
-  run<T>(name: string, estimate: number, fn: () => T, note: (result: T) => string = () => ""): T {
-    collectGarbage();
+  /** A recorder whose baseline is the RSS now, after garbage collection. */
+  static async create(): Promise<Recorder> {
+    await settle();
+    return new Recorder(Deno.memoryUsage().rss, resetPeakRss());
+  }
+
+  /**
+   * Runs `fn` as a stage: garbage collection first (and time for V8 to hand freed buffers
+   * back), then the peak reset, timing, and the RSS readings.
+   */
+  async run<T>(
+    name: string,
+    estimate: number,
+    fn: () => T,
+    note: (result: T) => string = () => "",
+  ): Promise<T> {
+    await settle();
     const canPeak = this.#peakResettable && resetPeakRss();
     const t0 = performance.now();
     const result = fn();
@@ -195,7 +218,7 @@ function fraction(value: string | undefined, fallback: number, name: string): nu
   return x;
 }
 
-function main(args: string[]): void {
+async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
@@ -275,11 +298,11 @@ function main(args: string[]): void {
     );
   }
 
-  const rec = new Recorder();
+  const rec = await Recorder.create();
   console.log(`Baseline RSS (runtime + library): ${formatBytes(rec.baseline)}\n`);
 
   if (!skip.has("wide")) {
-    wideStages(rec, gen, skip, {
+    await wideStages(rec, gen, skip, {
       width,
       sparsity,
       batch,
@@ -295,7 +318,9 @@ function main(args: string[]): void {
     });
   }
 
-  if (!skip.has("rigl")) riglStage(rec, gen, { riglWidth, riglSparsity, batch, alpha, maxSize });
+  if (!skip.has("rigl")) {
+    await riglStage(rec, gen, { riglWidth, riglSparsity, batch, alpha, maxSize });
+  }
 
   console.log(`\nLoad average at the end: ${loadAverage()}`);
   if (values.markdown) {
@@ -331,7 +356,12 @@ interface WideConfig {
 /**
  * Stages 1–4 on the wide layer; the layer, its input and optimizer are released on return.
  */
-function wideStages(rec: Recorder, gen: Generator, skip: Set<string>, c: WideConfig): void {
+async function wideStages(
+  rec: Recorder,
+  gen: Generator,
+  skip: Set<string>,
+  c: WideConfig,
+): Promise<void> {
   const { width, sparsity, batch, steps, density, alpha, shape, layerBytes, trained, act, k } = c;
   const setExtra = c.setExtra;
   const options: SparseLinearOptions = {
@@ -342,7 +372,7 @@ function wideStages(rec: Recorder, gen: Generator, skip: Set<string>, c: WideCon
     deltaT: steps + 1,
     tEnd: 1_000_000,
   };
-  const layer = rec.run(
+  const layer = await rec.run(
     `random init ${width}×${width}`,
     constructionPeakBytes(shape, "random"),
     () => new SparseLinear(width, width, { ...options, seed: gen }),
@@ -350,7 +380,7 @@ function wideStages(rec: Recorder, gen: Generator, skip: Set<string>, c: WideCon
   );
 
   if (!skip.has("small-world")) {
-    let sw: SparseLinear | null = rec.run(
+    let sw: SparseLinear | null = await rec.run(
       `small-world init ${width}×${width}`,
       layerBytes + constructionPeakBytes(shape, "small-world"),
       () => new SparseLinear(width, width, { sparsity, smallWorld: true, seed: gen }),
@@ -361,55 +391,47 @@ function wideStages(rec: Recorder, gen: Generator, skip: Set<string>, c: WideCon
   }
 
   if (!skip.has("train") || !skip.has("set")) {
-    const x = rec.run(
+    const x = await rec.run(
       `input [${batch}, ${width}], density ${density}`,
       layerBytes + act.input,
       () => sparseishInput(gen, batch, width, density),
     );
     const opt = new SGD(layer, { lr: 0.01, momentum: 0.9 });
-    const times = { forward: [] as number[], backward: [] as number[], step: [] as number[] };
-    const peaks: number[] = [];
-    const trainStep = (): void => {
-      // Each step starts from live memory only (V8 frees the last step's tensors lazily), so
-      // the recorded peak is the step's own: what the memory model predicts.
-      collectGarbage();
-      const canPeak = resetPeakRss();
+    /** Forward and loss, backward, and the SGD step, timed separately (ms). */
+    const trainStep = (): { forward: number; backward: number; sgd: number } => {
       const labels = randomLabels(gen, batch);
       let t = performance.now();
-      const y = layer.forward(x);
-      const loss = crossEntropy(classLogits(y), labels);
-      times.forward.push(performance.now() - t);
+      const loss = crossEntropy(classLogits(layer.forward(x)), labels);
+      const forward = performance.now() - t;
       t = performance.now();
       loss.backward();
-      times.backward.push(performance.now() - t);
+      const backward = performance.now() - t;
       t = performance.now();
       opt.step();
       opt.zeroGrad();
-      times.step.push(performance.now() - t);
-      layer.dynamicSparsity!.step(); // no update before step `steps + 1`
-      const peak = canPeak ? peakRss() : null;
-      if (peak !== null) peaks.push(peak - rec.baseline);
+      return { forward, backward, sgd: performance.now() - t };
     };
+    const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
     if (!skip.has("train")) {
-      const ms = (a: number[]): string => a.map((v) => (v / 1000).toFixed(2)).join("/") + " s";
-      rec.run(
-        `${steps} train steps (fwd+bwd+SGD), batch ${batch}`,
-        trained + act.total,
-        () => {
-          for (let s = 0; s < steps; s++) trainStep();
-        },
-        () =>
-          `per step: forward ${ms(times.forward)}, backward ${ms(times.backward)}, ` +
-          `SGD ${ms(times.step)}; peak Δ per step ${peaks.map(formatBytes).join("/")}`,
-      );
+      for (let step = 1; step <= steps; step++) {
+        await rec.run(
+          `train step ${step}/${steps} (fwd+bwd+SGD), batch ${batch}`,
+          trained + act.total,
+          () => {
+            const times = trainStep();
+            layer.dynamicSparsity!.step(); // no update before step `steps + 1`
+            return times;
+          },
+          (t) => `forward + loss ${s(t.forward)}, backward ${s(t.backward)}, SGD ${s(t.sgd)}`,
+        );
+      }
     }
     if (!skip.has("set")) {
       // The update step: forward and backward as usual, then the schedule's SET update.
       const dyn = layer.dynamicSparsity!;
       dyn.stepCount = steps; // the next step() is the update (deltaT = steps + 1)
-      const y = layer.forward(x);
-      crossEntropy(classLogits(y), randomLabels(gen, batch)).backward();
-      rec.run(
+      crossEntropy(classLogits(layer.forward(x)), randomLabels(gen, batch)).backward();
+      await rec.run(
         `SET update (α ${alpha}: drop+grow ${k.toLocaleString("en-US")})`,
         trained + act.input + setExtra,
         () => dyn.step(),
@@ -423,18 +445,18 @@ function wideStages(rec: Recorder, gen: Generator, skip: Set<string>, c: WideCon
 }
 
 /** Stage 5: one chunked RigL update on a narrower layer, and the 1 M-width extrapolation. */
-function riglStage(
+async function riglStage(
   rec: Recorder,
   gen: Generator,
   o: { riglWidth: number; riglSparsity: number; batch: number; alpha: number; maxSize: number },
-): void {
+): Promise<void> {
   const n = o.riglWidth;
   const nnz = Math.round((1 - o.riglSparsity) * n * n);
   const shape: SparseLinearShape = { inFeatures: n, outFeatures: n, nnz };
   const k = Math.floor(o.alpha * nnz);
   const chunkRows = Math.min(n, Math.floor(o.maxSize / n));
   const chunks = Math.ceil(n / chunkRows);
-  const layer = rec.run(
+  const layer = await rec.run(
     `RigL layer init ${n}×${n}`,
     constructionPeakBytes(shape, "random"),
     () =>
@@ -452,17 +474,21 @@ function riglStage(
   const x = sparseishInput(gen, o.batch, n, 0.1);
   const act = sparseLinearActivations(n, n, o.batch, { inputGrad: false });
   const held = sparseLinearMemory(shape, { gradients: true }).total;
-  rec.run(`RigL fwd+bwd ${n}×${n} (records x, dY)`, held + act.total + 4 * o.batch * 2 * n, () => {
-    const y = layer.forward(x);
-    crossEntropy(classLogits(y), randomLabels(gen, o.batch)).backward();
-  });
+  await rec.run(
+    `RigL fwd+bwd ${n}×${n} (records x, dY)`,
+    held + act.total + 4 * o.batch * 2 * n,
+    () => {
+      const y = layer.forward(x);
+      crossEntropy(classLogits(y), randomLabels(gen, o.batch)).backward();
+    },
+  );
   const extra = pruneAndGrowExtraBytes(shape, {
     k,
     growth: "rigl",
     maxSize: o.maxSize,
     batch: o.batch,
   });
-  const report = rec.run(
+  const report = await rec.run(
     `RigL update ${n}×${n}: ${chunks} chunks of ${chunkRows} rows`,
     held + act.input + extra,
     () => layer.dynamicSparsity!.step(),
@@ -478,7 +504,7 @@ function riglStage(
   );
   const xs = fromFloat32(gen.fillUniform(new Float32Array(o.batch * n), 0, 1), [o.batch, n]);
   const reps = 3;
-  const gemm = rec.run(
+  const gemm = await rec.run(
     `GEMM of one chunk [${chunkRows}×${o.batch}]·[${o.batch}×${n}], best of ${reps}`,
     held + 4 * (chunkRows * o.batch + o.batch * n + chunkRows * n),
     () =>
@@ -513,7 +539,7 @@ function riglStage(
 
 if (import.meta.main) {
   try {
-    main(Deno.args);
+    await main(Deno.args);
   } catch (e) {
     if (e instanceof RangeError || e instanceof TypeError) {
       console.error(`error: ${e.message}`);
