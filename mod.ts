@@ -59,6 +59,16 @@ export {
 export { broadcastShapes } from "./lib/ops/broadcast.ts";
 export { Generator } from "./lib/random.ts";
 export type { Device } from "./lib/backend/backend.ts";
+// CUDA device control (the backend itself is selected with device: "cuda" / .to("cuda"))
+export {
+  cudaAvailable,
+  type CudaDeviceInfo,
+  cudaDeviceInfo,
+  cudaMemoryStats,
+  cudaSynchronize,
+  setCudaDevice,
+  setCudaSyncChecks,
+} from "./lib/backend/cuda.ts";
 export { LibraryError, NativeError, NonFiniteLossError, ShapeError } from "./lib/errors.ts";
 export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 

@@ -316,10 +316,12 @@ SL_API sl_status sl_device_memcpy(void *dst, const void *src, int64_t bytes, int
     return SL_OK;
   }
   /* Pageable host memory: both directions return once the host buffer may be reused. */
-  SL_CUDA(cudaMemcpy(dst, src, (size_t)bytes,
-                     kind == SL_MEMCPY_HOST_TO_DEVICE ? cudaMemcpyHostToDevice
-                                                      : cudaMemcpyDeviceToHost));
-  return sl_check_flush(__func__);
+  if (kind == SL_MEMCPY_HOST_TO_DEVICE) {
+    SL_CUDA(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyHostToDevice));
+    return SL_OK;
+  }
+  SL_CUDA(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToHost));
+  return sl_check_flush(__func__); /* the copy waited for the device: report what it found */
 }
 
 SL_API sl_status sl_device_memset(void *ptr, int32_t value, int64_t bytes) {

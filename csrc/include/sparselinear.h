@@ -466,8 +466,8 @@ SL_API sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz,
  * winners) check every index in the kernel, skip a bad one (never touching memory out of
  * bounds) and record the first bad position in a device-side slot. How it is reported:
  *   - deferred (the default, so that a training step does not wait on the GPU per call): the
- *     call returns SL_OK once queued; the next synchronising call (sl_device_memcpy,
- *     sl_device_synchronize, or any call that reads results back to the host) returns the
+ *     call returns SL_OK once queued; the next synchronising call (sl_device_memcpy to the
+ *     host, sl_device_synchronize, or any call that reads results back) returns the
  *     recorded error: "<that call>: an earlier call failed: sl_spmm_fwd: col_idx[17] = 900 is
  *     outside [0, 784)";
  *   - synchronous (sl_device_set_sync_checks(1), or SL_CUDA_SYNC_CHECKS=1 in the environment):
@@ -508,7 +508,8 @@ SL_API sl_status sl_device_alloc(int64_t bytes, void **ptr);
  * use it finish first. */
 SL_API sl_status sl_device_free(void *ptr);
 /* Copies bytes between host and device memory (kind: SL_MEMCPY_*). Host <-> device copies
- * return once the host side may be reused or read; they report deferred index errors. */
+ * return once the host side may be reused or read; device -> host copies wait for the queued
+ * kernels and report deferred index errors. */
 SL_API sl_status sl_device_memcpy(void *dst, const void *src, int64_t bytes, int32_t kind);
 /* Sets bytes of device memory to the byte value (0..255). */
 SL_API sl_status sl_device_memset(void *ptr, int32_t value, int64_t bytes);

@@ -1,0 +1,1072 @@
+/**
+ * The CUDA backend against the CPU backend on the same inputs.
+ *
+ * With a GPU (the CUDA library loads and sl_device_count() > 0), every op and its gradients,
+ * the layers, losses, optimizers, a whole training step and the native sparsity kernels run on
+ * both backends and must agree (relative error <= 1e-4 for float results, exact equality for
+ * indices and masks). Without one, those tests are skipped with a line saying why.
+ *
+ * Everywhere: asking for device "cuda" without the library or without a GPU gives a clear
+ * LibraryError; and when the CUDA library is built, its argument checks (which run on the host,
+ * before any GPU work) must give the CPU library's status and message for the same bad call,
+ * and it must export every kernel of the CPU symbol table.
+ */
+import assert from "node:assert/strict";
+import { cudaLibrary } from "../ffi/cuda_library.ts";
+import { native, type NativeLibrary, ptr, readCString } from "../ffi/library.ts";
+import { noGrad } from "../lib/autograd.ts";
+import type { Device, Storage } from "../lib/backend/backend.ts";
+import {
+  cudaBackend,
+  cudaMemoryStats,
+  cudaSynchronize,
+  setCudaSyncChecks,
+} from "../lib/backend/cuda.ts";
+import { getBackend } from "../lib/backend/mod.ts";
+import { randn, tensor, zeros } from "../lib/creation.ts";
+import { LibraryError, NativeError } from "../lib/errors.ts";
+import { kWinners } from "../lib/nn/activation_sparsity.ts";
+import { dropout } from "../lib/nn/dropout.ts";
+import { groupSum } from "../lib/nn/group_sum.ts";
+import { LayerNorm, layerNorm } from "../lib/nn/layer_norm.ts";
+import { Linear, linear } from "../lib/nn/linear.ts";
+import { crossEntropy, mseLoss, type Reduction } from "../lib/nn/losses.ts";
+import { repeatInterleave } from "../lib/nn/repeat_interleave.ts";
+import { scaleShift } from "../lib/nn/scale_shift.ts";
+import { Sequential } from "../lib/nn/sequential.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { ReLU } from "../lib/nn/activations.ts";
+import { logSoftmax, relu, sigmoid, tanh } from "../lib/ops/activation.ts";
+import {
+  abs,
+  add,
+  div,
+  exp,
+  log,
+  mul,
+  mulScalar,
+  neg,
+  pow,
+  sqrt,
+  square,
+  sub,
+} from "../lib/ops/elementwise.ts";
+import { matmul } from "../lib/ops/matmul.ts";
+import { mean, sum } from "../lib/ops/reduce.ts";
+import { expand, permute, transpose } from "../lib/ops/shape.ts";
+import { Adam, AdamW } from "../lib/optim/adam.ts";
+import type { Optimizer } from "../lib/optim/optimizer.ts";
+import { SGD } from "../lib/optim/sgd.ts";
+import { Generator } from "../lib/random.ts";
+import { numel, type Tensor } from "../lib/tensor.ts";
+
+// ------------------------------------------------------------------------ availability ----
+
+/** Why the GPU tests cannot run here, or null when they can. */
+function gpuUnavailableReason(): string | null {
+  try {
+    cudaBackend();
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** The CUDA library when it is built (even on a machine without a GPU), else null. */
+function cudaLibraryOrNull(): ReturnType<typeof cudaLibrary> | null {
+  try {
+    return cudaLibrary();
+  } catch {
+    return null;
+  }
+}
+
+const noGpu = gpuUnavailableReason();
+if (noGpu !== null) console.log(`cuda_test: GPU comparisons skipped: ${noGpu}`);
+const cudaLib = cudaLibraryOrNull();
+if (cudaLib === null) {
+  console.log("cuda_test: CUDA library not built; its argument-check parity tests are skipped");
+}
+
+/** A test that needs a GPU (skipped, with the reason printed once above, when there is none). */
+function gpuTest(name: string, fn: () => void): void {
+  Deno.test({ name: `cuda: ${name}`, ignore: noGpu !== null, fn });
+}
+
+// ------------------------------------------------------------------------- comparison ----
+
+/** cuda vs cpu: max |a - e| relative to max |e| must be <= tol (NaN and infinities match). */
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  tol = 1e-4,
+): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    if (Number.isFinite(expected[i])) scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  let worst = 0, at = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (a === e || (Number.isNaN(a) && Number.isNaN(e))) continue;
+    const d = Math.abs(a - e);
+    if (!Number.isFinite(d)) assert.fail(`${what}: element ${i} is ${a} on cuda, ${e} on cpu`);
+    if (d > worst) [worst, at] = [d, i];
+  }
+  const rel = worst / Math.max(scale, 1e-30);
+  if (rel > tol) {
+    assert.fail(
+      `${what}: relative error ${rel.toExponential(2)} > ${tol} at element ${at} ` +
+        `(cuda ${actual[at]}, cpu ${expected[at]})`,
+    );
+  }
+}
+
+/** A leaf tensor of uniform values in [lo, hi) from `seed`, on `device`. */
+function leaf(shape: number[], seed: number, device: Device, lo = -1, hi = 1): Tensor {
+  const data = new Generator(seed).fillUniform(new Float32Array(numel(shape)), lo, hi);
+  return tensor(data, shape, { device, requiresGrad: true });
+}
+
+/** Builds a computation on a device: its output and the leaves whose gradients to compare. */
+type Build = (device: Device) => { out: Tensor; leaves: Tensor[] };
+
+/** Runs `build` on both devices; compares outputs and, after backward, every leaf gradient. */
+function compareOp(name: string, build: Build, tol = 1e-4): void {
+  gpuTest(name, () => {
+    const runs = (["cpu", "cuda"] as const).map((device) => {
+      const { out, leaves } = build(device);
+      const values = out.toArray();
+      if (out.requiresGrad) out.backward(randn([...out.shape], { seed: 99, device }));
+      return { values, grads: leaves.map((t) => t.grad?.toArray() ?? null) };
+    });
+    const [cpu, cuda] = runs;
+    assertClose(cuda.values, cpu.values, `${name}: forward`, tol);
+    cpu.grads.forEach((g, i) => {
+      if (g === null) assert.equal(cuda.grads[i], null, `${name}: gradient ${i}`);
+      else assertClose(cuda.grads[i]!, g, `${name}: gradient of input ${i}`, tol);
+    });
+  });
+}
+
+// ------------------------------------------------------------ tests that run everywhere ----
+
+Deno.test('cuda: device "cuda" without a GPU or library gives a clear LibraryError', {
+  ignore: noGpu === null,
+}, () => {
+  const expected = cudaLib === null
+    ? /libsparselinear_cuda, which was not found/
+    : /no CUDA device/;
+  for (
+    const make of [
+      () => tensor([1, 2, 3]).to("cuda"),
+      () => zeros([2, 2], { device: "cuda" }),
+      () => getBackend("cuda"),
+      () => new SparseLinear(8, 4, { seed: 0 }).to("cuda"),
+    ]
+  ) {
+    assert.throws(make, (err: unknown) => {
+      assert.ok(err instanceof LibraryError, `expected a LibraryError, got ${err}`);
+      assert.match((err as Error).message, /Device "cuda"/);
+      assert.match((err as Error).message, expected);
+      return true;
+    });
+  }
+});
+
+Deno.test("cuda: the CUDA library exports every kernel of the CPU symbol table", {
+  ignore: cudaLib === null,
+}, () => {
+  assert.deepEqual([...cudaLib!.missing], []);
+});
+
+/** A bad call made on both libraries: the CUDA library checks it on the host, like the CPU. */
+type BadCall = [name: string, call: (k: NativeLibrary) => number];
+
+const i32 = new Int32Array(16), f32 = new Float32Array(16), i64 = new BigInt64Array(16);
+const badCalls: BadCall[] = [
+  [
+    "spmm_fwd negative batch",
+    (k) => k.sl_spmm_fwd(-1, 4, 4, 0n, ptr(i32), null, null, null, null, null),
+  ],
+  [
+    "spmm_fwd huge nnz",
+    (k) =>
+      k.sl_spmm_fwd(1, 4, 4, 1n << 31n, ptr(i32), ptr(i32), ptr(f32), null, ptr(f32), ptr(f32)),
+  ],
+  [
+    "spmm_fwd null x",
+    (k) => k.sl_spmm_fwd(2, 4, 4, 0n, ptr(i32), null, null, null, null, ptr(f32)),
+  ],
+  [
+    "spmm_bwd_input null col_ptr",
+    (k) => k.sl_spmm_bwd_input(1, 4, 4, 0n, null, null, null, null, ptr(f32), ptr(f32)),
+  ],
+  [
+    "sddmm negative n_in",
+    (k) => k.sl_sddmm(1, -3, 4, 0n, ptr(i32), null, ptr(f32), ptr(f32), null),
+  ],
+  ["bias_grad null db", (k) => k.sl_bias_grad(2, 3, ptr(f32), null)],
+  ["gemm bad trans", (k) => k.sl_gemm(2, 0, 2, 2, 2, 1, ptr(f32), 2, ptr(f32), 2, 0, ptr(f32), 2)],
+  ["gemm small lda", (k) => k.sl_gemm(0, 0, 2, 3, 4, 1, ptr(f32), 2, ptr(f32), 3, 0, ptr(f32), 3)],
+  [
+    "gemm_batched overlapping C",
+    (k) =>
+      k.sl_gemm_batched(0, 0, 2, 2, 2, 2, 1, ptr(f32), 2, 4n, ptr(f32), 2, 4n, 0, ptr(f32), 2, 1n),
+  ],
+  [
+    "binary bad op",
+    (k) => k.sl_binary(7, 1, ptr(i64), ptr(f32), 4n, ptr(i64), ptr(f32), 4n, ptr(i64), ptr(f32)),
+  ],
+  ["binary stride beyond a_len", (k) => {
+    const shape = new BigInt64Array([4n]), strides = new BigInt64Array([2n]);
+    return k.sl_binary(
+      0,
+      1,
+      ptr(shape),
+      ptr(f32),
+      4n,
+      ptr(strides),
+      ptr(f32),
+      4n,
+      ptr(strides),
+      ptr(f32),
+    );
+  }],
+  ["unary bad op", (k) => k.sl_unary(99, 4n, 0, 0, ptr(f32), ptr(f32))],
+  ["sum_dims mask outside", (k) => {
+    const shape = new BigInt64Array([2n, 3n]);
+    return k.sl_sum_dims(2, ptr(shape), 8, 1, ptr(f32), ptr(f32));
+  }],
+  [
+    "strided_copy too many dims",
+    (k) => k.sl_strided_copy(9, ptr(i64), 1, ptr(f32), 4n, ptr(i64), ptr(f32)),
+  ],
+  ["log_softmax negative cols", (k) => k.sl_log_softmax_fwd(2n, -1, ptr(f32), ptr(f32))],
+  [
+    "layer_norm n 0",
+    (k) => k.sl_layer_norm_fwd(2n, 0, 1e-5, ptr(f32), null, null, ptr(f32), null, null),
+  ],
+  [
+    "layer_norm_bwd null mean",
+    (k) =>
+      k.sl_layer_norm_bwd(2n, 3, ptr(f32), null, ptr(f32), null, ptr(f32), ptr(f32), null, null),
+  ],
+  [
+    "cross_entropy bad reduction",
+    (k) => k.sl_cross_entropy_fwd(2, 3, ptr(f32), ptr(i32), 5, ptr(f32), null),
+  ],
+  [
+    "cross_entropy_bwd bad stride",
+    (k) => k.sl_cross_entropy_bwd(2, 3, ptr(f32), ptr(i32), ptr(f32), ptr(f32), 2, 1, ptr(f32)),
+  ],
+  [
+    "mse both outputs null",
+    (k) => k.sl_mse_bwd(4n, ptr(f32), ptr(f32), ptr(f32), 0, 1, null, null),
+  ],
+  ["dropout p > 1", (k) => k.sl_dropout_fwd(4n, 1.5, 1n, ptr(f32), ptr(f32))],
+  ["scale_shift_fwd null y", (k) => k.sl_scale_shift_fwd(2n, 3, ptr(f32), null, null, null)],
+  [
+    "kwinners k > n",
+    (k) => k.sl_kwinners_fwd(2n, 4, 5, 0, 0, ptr(f32), null, ptr(f32), null, null),
+  ],
+  [
+    "kwinners boost without duty cycle",
+    (k) => k.sl_kwinners_fwd(2n, 4, 2, 1, 0, ptr(f32), null, ptr(f32), null, null),
+  ],
+  ["kwinners_bwd null winners", (k) => k.sl_kwinners_bwd(2n, 4, 2, null, ptr(f32), ptr(f32))],
+  [
+    "sgd nesterov with dampening",
+    (k) => k.sl_sgd_step(4n, 0.1, 0.9, 0.5, 0, 1, 0, ptr(f32), ptr(f32), ptr(f32)),
+  ],
+  [
+    "adam beta1 1",
+    (k) =>
+      k.sl_adam_step(
+        4n,
+        0.1,
+        1,
+        0.999,
+        1e-8,
+        0,
+        0,
+        0,
+        1n,
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+        null,
+      ),
+  ],
+  [
+    "adam step 0",
+    (k) =>
+      k.sl_adam_step(
+        4n,
+        0.1,
+        0.9,
+        0.999,
+        1e-8,
+        0,
+        0,
+        0,
+        0n,
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+        null,
+      ),
+  ],
+  ["topk k > n", (k) => k.sl_topk(4n, ptr(f32), 5n, 0, ptr(i32))],
+  ["topk bad flags", (k) => k.sl_topk(4n, ptr(f32), 2n, 8, ptr(i32))],
+  [
+    "dense_grad_topk small max_size",
+    (k) =>
+      k.sl_dense_grad_topk(
+        1,
+        8,
+        2,
+        ptr(f32),
+        ptr(f32),
+        0n,
+        ptr(i32),
+        null,
+        1n,
+        4n,
+        ptr(i32),
+        ptr(i32),
+        null,
+      ),
+  ],
+  [
+    "sample_absent negative k",
+    (k) => k.sl_sample_absent(2, 2, 0n, ptr(i32), null, -1n, 1n, ptr(i32), ptr(i32)),
+  ],
+  [
+    "csr_drop_grow bad flags",
+    (k) =>
+      k.sl_csr_drop_grow(
+        2,
+        2,
+        0n,
+        ptr(i32),
+        null,
+        null,
+        0n,
+        null,
+        0n,
+        null,
+        null,
+        4,
+        ptr(i32),
+        null,
+        null,
+        null,
+      ),
+  ],
+  [
+    "csr_drop_grow n_drop > nnz",
+    (k) =>
+      k.sl_csr_drop_grow(
+        2,
+        2,
+        1n,
+        ptr(i32),
+        ptr(i32),
+        null,
+        2n,
+        ptr(i32),
+        0n,
+        null,
+        null,
+        0,
+        ptr(i32),
+        ptr(i32),
+        null,
+        null,
+      ),
+  ],
+  [
+    "coo_to_csr values mismatch",
+    (k) =>
+      k.sl_coo_to_csr(
+        2,
+        2,
+        1n,
+        ptr(i32),
+        ptr(i32),
+        ptr(f32),
+        ptr(i32),
+        ptr(i32),
+        null,
+        null,
+        ptr(i64),
+        ptr(i64),
+      ),
+  ],
+  ["csr_validate negative n_rows", (k) => k.sl_csr_validate(-2, 2, 0n, ptr(i32), null)],
+  ["csr_to_csc null col_ptr", (k) => k.sl_csr_to_csc(2, 2, 0n, ptr(i32), null, null, null, null)],
+  ["fill negative n", (k) => k.sl_fill(-1n, 0, ptr(f32))],
+  ["axpy null x", (k) => k.sl_axpy(4n, 1, null, ptr(f32))],
+];
+
+Deno.test("cuda: argument checks give the CPU library's status and message", {
+  ignore: cudaLib === null,
+}, () => {
+  const cpu = native();
+  const gpu = cudaLib!.kernels;
+  for (const [name, call] of badCalls) {
+    const cpuStatus = call(cpu);
+    const cpuMessage = readCString(cpu.sl_last_error());
+    const gpuStatus = call(gpu);
+    const gpuMessage = readCString(gpu.sl_last_error());
+    assert.notEqual(cpuStatus, 0, `${name}: the CPU library accepted the call`);
+    assert.equal(gpuStatus, cpuStatus, `${name}: status (${gpuMessage} vs ${cpuMessage})`);
+    assert.equal(gpuMessage, cpuMessage, `${name}: message`);
+  }
+});
+
+Deno.test("cuda: without a GPU, valid kernel calls fail with SL_E_DEVICE, never crash", {
+  ignore: cudaLib === null || noGpu === null,
+}, () => {
+  const k = cudaLib!.kernels;
+  const status = k.sl_fill(4n, 1, ptr(f32)); // a host pointer: the call must stop before use
+  assert.equal(status, 7);
+  assert.match(readCString(k.sl_last_error()), /^sl_fill: no usable CUDA device/);
+  assert.equal(cudaLib!.device.sl_device_count(), 0);
+  assert.match(readCString(k.sl_last_error()), /^sl_device_count: /);
+});
+
+// ------------------------------------------------------------------- element-wise ops ----
+
+compareOp("add with broadcasting", (d) => {
+  const a = leaf([4, 1, 3], 1, d), b = leaf([2, 3], 2, d);
+  return { out: add(a, b), leaves: [a, b] };
+});
+compareOp("sub with a scalar and a tensor", (d) => {
+  const a = leaf([3, 5], 3, d), b = leaf([5], 4, d);
+  return { out: sub(sub(a, b), 2.5), leaves: [a, b] };
+});
+compareOp("mul with broadcasting", (d) => {
+  const a = leaf([2, 3, 4], 5, d), b = leaf([3, 1], 6, d);
+  return { out: mul(a, b), leaves: [a, b] };
+});
+compareOp("div with broadcasting", (d) => {
+  const a = leaf([6, 4], 7, d), b = leaf([4], 8, d, 0.5, 2);
+  return { out: div(div(a, b), 3), leaves: [a, b] };
+});
+compareOp("scalar divided by a tensor", (d) => {
+  const a = leaf([10], 9, d, 0.5, 2);
+  return { out: div(2, a), leaves: [a] };
+});
+for (
+  const [name, f, lo, hi] of [
+    ["neg", neg, -1, 1],
+    ["exp", exp, -2, 2],
+    ["log", log, 0.1, 3],
+    ["relu", relu, -1, 1],
+    ["sigmoid", sigmoid, -6, 6],
+    ["tanh", tanh, -3, 3],
+    ["abs", abs, -1, 1],
+    ["sqrt", sqrt, 0.1, 4],
+    ["square", square, -2, 2],
+    ["pow 3", (x: Tensor) => pow(x, 3), -2, 2],
+    ["mulScalar", (x: Tensor) => mulScalar(x, -1.5), -1, 1],
+  ] as const
+) {
+  compareOp(`unary ${name}`, (d) => {
+    const x = leaf([7, 9], 10, d, lo, hi);
+    return { out: f(x), leaves: [x] };
+  });
+}
+compareOp("logSoftmax", (d) => {
+  const x = leaf([5, 300], 11, d, -5, 5);
+  return { out: logSoftmax(x), leaves: [x] };
+});
+
+// ---------------------------------------------------------------------- reductions ----
+
+compareOp("sum of everything (many elements)", (d) => {
+  const x = leaf([300, 1000], 12, d);
+  return { out: sum(x), leaves: [x] };
+});
+compareOp("sum over an axis", (d) => {
+  const x = leaf([4, 513, 3], 13, d);
+  return { out: sum(x, 1), leaves: [x] };
+});
+compareOp("mean over rows, keepDim", (d) => {
+  const x = leaf([2000, 7], 14, d);
+  return { out: mean(x, 0, { keepDim: true }), leaves: [x] };
+});
+compareOp("sum of a broadcast gradient over several dimensions", (d) => {
+  const a = leaf([3, 1, 5, 1], 15, d), b = leaf([4, 1, 6], 16, d);
+  return { out: mul(a, b), leaves: [a, b] };
+});
+compareOp("transpose, permute and expand (strided copies)", (d) => {
+  const x = leaf([3, 4, 5], 17, d), y = leaf([1, 5], 18, d);
+  const t = permute(transpose(x, 0, 1), [2, 0, 1]);
+  return { out: add(t, expand(transpose(y, 0, 1), [5, 4, 3])), leaves: [x, y] };
+});
+
+// -------------------------------------------------------------------------- matmul ----
+
+for (
+  const [name, aShape, bShape] of [
+    ["2-D", [33, 70], [70, 65]],
+    ["N-D @ 2-D", [2, 17, 40], [40, 9]],
+    ["batched", [3, 20, 30], [3, 30, 25]],
+    ["broadcast matrix @ batch", [20, 30], [4, 30, 10]],
+    ["vector @ matrix", [64], [64, 5]],
+    ["matrix @ vector", [6, 64], [64]],
+  ] as const
+) {
+  compareOp(`matmul ${name}`, (d) => {
+    const a = leaf([...aShape], 19, d), b = leaf([...bShape], 20, d);
+    return { out: matmul(a, b), leaves: [a, b] };
+  });
+}
+
+// ------------------------------------------------------------------ sparse layer ----
+
+/** SparseLinear with the same seed on both devices; input of `shape` (last dim = inFeatures). */
+function sparseCase(
+  name: string,
+  inF: number,
+  outF: number,
+  sparsity: number,
+  shape: number[],
+  options: { bias?: boolean; inputGrad?: boolean } = {},
+): void {
+  compareOp(`SparseLinear ${name}`, (d) => {
+    const layer = new SparseLinear(inF, outF, { sparsity, seed: 5, bias: options.bias ?? true });
+    layer.to(d);
+    const x = leaf(shape, 21, d);
+    x.requiresGrad = options.inputGrad ?? true;
+    const leaves = [x, layer.weights];
+    if (layer.bias !== null) leaves.push(layer.bias);
+    return { out: layer.forward(x), leaves };
+  });
+}
+for (const batch of [1, 2, 3, 4, 5, 8, 9, 16, 33, 64, 130, 257]) {
+  sparseCase(`batch ${batch}`, 300, 200, 0.9, [batch, 300]);
+}
+sparseCase("batch 1, long rows (vector-load SpMV path)", 4096, 96, 0.95, [1, 4096]);
+sparseCase("batch 1, long rows, no bias", 4096, 96, 0.95, [1, 4096], { bias: false });
+sparseCase("N-D input", 50, 40, 0.8, [2, 3, 50]);
+sparseCase("input without gradient", 100, 60, 0.9, [12, 100], { inputGrad: false });
+sparseCase("very sparse (empty rows and columns)", 500, 400, 0.999, [7, 500]);
+sparseCase("dense-ish", 64, 48, 0.1, [10, 64]);
+compareOp("SparseLinear with user connectivity and empty rows", (d) => {
+  const rows = new Int32Array([0, 0, 3, 3, 3, 5]), cols = new Int32Array([1, 4, 0, 2, 4, 3]);
+  const layer = new SparseLinear(5, 6, { connectivity: [rows, cols], seed: 3 }).to(d);
+  const x = leaf([4, 5], 22, d);
+  return { out: layer.forward(x), leaves: [x, layer.weights, layer.bias!] };
+});
+
+// ---------------------------------------------------------------- dense nn layers ----
+
+compareOp("linear", (d) => {
+  const x = leaf([9, 40], 23, d), w = leaf([30, 40], 24, d), b = leaf([30], 25, d);
+  return { out: linear(x, w, b), leaves: [x, w, b] };
+});
+compareOp("layerNorm over a long last dimension", (d) => {
+  const x = leaf([6, 2000], 26, d, -3, 3), w = leaf([2000], 27, d), b = leaf([2000], 28, d);
+  return { out: layerNorm(x, [2000], w, b), leaves: [x, w, b] };
+});
+compareOp("layerNorm over two dimensions, many rows, no affine", (d) => {
+  const x = leaf([700, 4, 6], 29, d);
+  return { out: layerNorm(x, [4, 6], null, null), leaves: [x] };
+});
+compareOp("scaleShift", (d) => {
+  const x = leaf([300, 70], 30, d), s = leaf([70], 31, d), t = leaf([70], 32, d);
+  return { out: scaleShift(x, s, t), leaves: [x, s, t] };
+});
+compareOp("groupSum", (d) => {
+  const x = leaf([5, 24], 33, d);
+  return { out: groupSum(x, 4), leaves: [x] };
+});
+compareOp("repeatInterleave", (d) => {
+  const x = leaf([5, 6], 34, d);
+  return { out: repeatInterleave(x, 3, 1), leaves: [x] };
+});
+for (const reduction of ["mean", "sum", "none"] as Reduction[]) {
+  compareOp(`crossEntropy (${reduction})`, (d) => {
+    const logits = leaf([37, 11], 35, d, -4, 4);
+    const labels = Int32Array.from({ length: 37 }, (_, i) => (i * 7) % 11);
+    return { out: crossEntropy(logits, labels, { reduction }), leaves: [logits] };
+  });
+  compareOp(`mseLoss (${reduction})`, (d) => {
+    const p = leaf([13, 9], 36, d), t = leaf([13, 9], 37, d);
+    return { out: mseLoss(p, t, { reduction }), leaves: [p, t] };
+  });
+}
+
+gpuTest("dropout draws the same mask on both devices (same seed)", () => {
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const x = leaf([64, 129], 38, d);
+    const y = dropout(x, 0.3, { seed: 12345n });
+    y.backward(randn([64, 129], { seed: 7, device: d }));
+    return { y: y.toArray(), g: x.grad!.toArray() };
+  });
+  assert.deepEqual(cuda.y.map((v) => (v === 0 ? 0 : 1)), cpu.y.map((v) => (v === 0 ? 0 : 1)));
+  assertClose(cuda.y, cpu.y, "dropout forward");
+  assertClose(cuda.g, cpu.g, "dropout gradient");
+});
+
+gpuTest("kWinners: same winners, gradients and duty-cycle update", () => {
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const x = leaf([33, 1000], 39, d);
+    const duty = tensor(new Generator(40).fillUniform(new Float32Array(1000), 0, 0.2), [1000], {
+      device: d,
+    });
+    const y = kWinners(x, 37, { dutyCycle: duty, boostStrength: 1.5, dutyCycleRate: 0.1 });
+    y.backward(randn([33, 1000], { seed: 8, device: d }));
+    return { y: y.toArray(), g: x.grad!.toArray(), duty: duty.toArray() };
+  });
+  assert.deepEqual(cuda.y, cpu.y, "kWinners keeps the raw values of the same winners");
+  assert.deepEqual(cuda.g, cpu.g);
+  assertClose(cuda.duty, cpu.duty, "duty cycle");
+});
+
+gpuTest("kWinners: ties go to the lower index, k = n copies", () => {
+  for (const k of [3, 8]) {
+    const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+      const x = tensor(new Float32Array([1, 2, 2, 2, 0, -0, 2, 1]), [1, 8], { device: d });
+      return kWinners(x, k).toArray();
+    });
+    assert.deepEqual(cuda, cpu);
+  }
+});
+
+// ----------------------------------------------------------------------- optimizers ----
+
+function compareOptimizer(name: string, make: (params: Tensor[]) => Optimizer): void {
+  gpuTest(`optimizer ${name}`, () => {
+    const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+      const params = [leaf([1000], 41, d), leaf([17, 3], 42, d)];
+      const opt = make(params);
+      for (let step = 0; step < 4; step++) {
+        params.forEach((p, i) => {
+          p.grad = randn([...p.shape], { seed: 100 + 10 * step + i, device: d });
+        });
+        opt.step();
+      }
+      return params.map((p) => p.toArray());
+    });
+    cpu.forEach((p, i) => assertClose(cuda[i], p, `${name} parameter ${i}`));
+  });
+}
+compareOptimizer("SGD", (p) => new SGD(p, { lr: 0.1 }));
+compareOptimizer(
+  "SGD momentum, weight decay",
+  (p) => new SGD(p, { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01 }),
+);
+compareOptimizer("SGD Nesterov", (p) => new SGD(p, { lr: 0.05, momentum: 0.9, nesterov: true }));
+compareOptimizer("Adam", (p) => new Adam(p, { lr: 0.01 }));
+compareOptimizer(
+  "Adam amsgrad, weight decay",
+  (p) => new Adam(p, { lr: 0.01, amsgrad: true, weightDecay: 0.1 }),
+);
+compareOptimizer("AdamW", (p) => new AdamW(p, { lr: 0.01, weightDecay: 0.05 }));
+
+// ------------------------------------------------------------------ training steps ----
+
+gpuTest("three training steps of a sparse model agree (Adam, cross-entropy)", () => {
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const model = new Sequential(
+      new SparseLinear(784, 500, { sparsity: 0.95, seed: 1 }),
+      new LayerNorm(500),
+      new ReLU(),
+      new Linear(500, 10, { seed: 2 }),
+    ).to(d);
+    const opt = new Adam(model.parameters(), { lr: 1e-3 });
+    const losses: number[] = [];
+    for (let step = 0; step < 3; step++) {
+      const x = randn([64, 784], { seed: 200 + step, device: d });
+      const labels = Int32Array.from({ length: 64 }, (_, i) => (i * 3 + step) % 10);
+      opt.zeroGrad();
+      const loss = crossEntropy(model.forward(x), labels);
+      loss.backward();
+      opt.step();
+      losses.push(loss.item());
+    }
+    return { losses, params: model.parameters().map((p) => p.toArray()) };
+  });
+  assertClose(cuda.losses, cpu.losses, "losses");
+  cpu.params.forEach((p, i) => assertClose(cuda.params[i], p, `parameter ${i}`, 1e-3));
+});
+
+gpuTest("module.to moves SparseLinear's pattern; back to the CPU gives the same layer", () => {
+  const layer = new SparseLinear(64, 32, { sparsity: 0.8, seed: 4 });
+  const x = randn([5, 64], { seed: 5 });
+  const expected = noGrad(() => layer.forward(x)).toArray();
+  layer.to("cuda");
+  assert.equal(layer.device, "cuda");
+  assert.equal(layer.pattern.device, "cuda");
+  const onGpu = noGrad(() => layer.forward(x.to("cuda"))).toArray();
+  assertClose(onGpu, expected, "forward on cuda");
+  layer.to("cpu");
+  assert.equal(layer.pattern.device, "cpu");
+  assertClose(noGrad(() => layer.forward(x)).toArray(), expected, "forward back on cpu");
+});
+
+gpuTest("DeviceStorage: zeros, write/toHost round trip, dispose frees", () => {
+  const before = cudaMemoryStats();
+  const t = zeros([1000], { device: "cuda" });
+  assert.ok(t.toArray().every((v) => v === 0));
+  const values = new Generator(1).fillUniform(new Float32Array(1000), -1, 1);
+  t.storage.write(values);
+  assert.deepEqual(t.toArray(), values);
+  assert.equal(cudaMemoryStats().bytes, before.bytes + 4000);
+  t.dispose();
+  assert.equal(cudaMemoryStats().bytes, before.bytes);
+  assert.throws(() => t.toArray(), /disposed/);
+  const ints = getBackend("cuda").fromHost(new Int32Array([3, -1, 7]));
+  assert.deepEqual(ints.toHost(), new Int32Array([3, -1, 7]));
+  assert.throws(() => t.storage.write(new Float32Array(3)), RangeError);
+  ints.dispose();
+});
+
+// ---------------------------------------------------- native kernels on device arrays ----
+
+/** Device copies of host arrays, and a helper to call a kernel on both libraries. */
+function onDevice(d: Device, a: Float32Array | Int32Array): Storage {
+  return getBackend(d).fromHost(a.slice());
+}
+
+gpuTest("sl_topk: same indices as the CPU for every flag, with ties", () => {
+  const g = new Generator(50);
+  const scores = g.fillNormal(new Float32Array(100003));
+  for (let i = 0; i < 2000; i++) scores[g.int(scores.length)] = 0.5; // ties
+  scores[10] = -0;
+  scores[11] = 0;
+  for (const flags of [0, 1, 2, 3]) {
+    for (const k of [0, 1, 777, 100003]) {
+      const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+        const b = getBackend(d);
+        const s = onDevice(d, scores), out = b.zeros("int32", k);
+        b.check(b.kernels.sl_topk(BigInt(scores.length), s.ptr(), BigInt(k), flags, out.ptr()));
+        return out.toHost();
+      });
+      assert.deepEqual(cuda, cpu, `flags ${flags}, k ${k}`);
+    }
+  }
+});
+
+gpuTest("sl_topk: a NaN score is reported by index", () => {
+  const scores = new Float32Array([1, 2, NaN, 4]);
+  const b = getBackend("cuda");
+  const s = onDevice("cuda", scores), out = b.zeros("int32", 2);
+  assert.throws(
+    () => b.check(b.kernels.sl_topk(4n, s.ptr(), 2n, 0, out.ptr())),
+    (e: unknown) => e instanceof NativeError && /sl_topk: scores\[2\] is NaN/.test(e.message),
+  );
+});
+
+/** A random CSR pattern (host) of about `density` over n_rows x n_cols. */
+function randomCsr(nRows: number, nCols: number, density: number, seed: number) {
+  const g = new Generator(seed);
+  const rowPtr = new Int32Array(nRows + 1);
+  const cols: number[] = [];
+  for (let r = 0; r < nRows; r++) {
+    for (let c = 0; c < nCols; c++) if (g.uniform() < density) cols.push(c);
+    rowPtr[r + 1] = cols.length;
+  }
+  return { rowPtr, colIdx: Int32Array.from(cols) };
+}
+
+gpuTest("sl_dense_grad_topk: same positions and gradients, in chunks", () => {
+  const nIn = 300, nOut = 200, batch = 17;
+  const { rowPtr, colIdx } = randomCsr(nOut, nIn, 0.05, 51);
+  const x = new Generator(52).fillNormal(new Float32Array(batch * nIn));
+  const dy = new Generator(53).fillNormal(new Float32Array(batch * nOut));
+  for (const [k, maxSize] of [[1, 300], [500, 3000], [5000, 70000], [3000, 1e7]]) {
+    const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+      const b = getBackend(d);
+      const rows = b.zeros("int32", k), cols = b.zeros("int32", k), grad = b.zeros("float32", k);
+      b.check(
+        b.kernels.sl_dense_grad_topk(
+          batch,
+          nIn,
+          nOut,
+          onDevice(d, x).ptr(),
+          onDevice(d, dy).ptr(),
+          BigInt(colIdx.length),
+          onDevice(d, rowPtr).ptr(),
+          onDevice(d, colIdx).ptr(),
+          BigInt(k),
+          BigInt(maxSize),
+          rows.ptr(),
+          cols.ptr(),
+          grad.ptr(),
+        ),
+      );
+      return { rows: rows.toHost(), cols: cols.toHost(), grad: grad.toHost() };
+    });
+    assert.deepEqual(cuda.rows, cpu.rows, `k ${k}, maxSize ${maxSize}: rows`);
+    assert.deepEqual(cuda.cols, cpu.cols, `k ${k}, maxSize ${maxSize}: cols`);
+    assertClose(cuda.grad, cpu.grad, `k ${k}: gradients`);
+  }
+});
+
+gpuTest("sl_sample_absent: identical positions for a seed", () => {
+  const { rowPtr, colIdx } = randomCsr(120, 90, 0.3, 54);
+  const absent = 120 * 90 - colIdx.length;
+  for (const k of [1, 100, Math.floor(absent * 0.7), absent]) {
+    const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+      const b = getBackend(d);
+      const rows = b.zeros("int32", k), cols = b.zeros("int32", k);
+      b.check(
+        b.kernels.sl_sample_absent(
+          120,
+          90,
+          BigInt(colIdx.length),
+          onDevice(d, rowPtr).ptr(),
+          onDevice(d, colIdx).ptr(),
+          BigInt(k),
+          0xfeedn,
+          rows.ptr(),
+          cols.ptr(),
+        ),
+      );
+      return [rows.toHost(), cols.toHost()];
+    });
+    assert.deepEqual(cuda, cpu, `k ${k}`);
+  }
+});
+
+gpuTest("sl_csr_drop_grow: identical pattern, values and old-index map", () => {
+  const { rowPtr, colIdx } = randomCsr(50, 40, 0.2, 55);
+  const nnz = colIdx.length;
+  const values = new Generator(56).fillNormal(new Float32Array(nnz));
+  const drop = Int32Array.from({ length: 60 }, (_, i) => (i * 37) % nnz);
+  const dropped = new Set(drop);
+  // Grow: every dropped position (regrowth) plus absent positions, in reverse order.
+  const gr: number[] = [], gc: number[] = [];
+  for (const e of drop) {
+    const r = rowPtr.findIndex((p, i) => i < 50 && p <= e && e < rowPtr[i + 1]);
+    gr.push(r);
+    gc.push(colIdx[e]);
+  }
+  for (let r = 49; r >= 0 && gr.length < 150; r--) {
+    for (let c = 0; c < 40; c += 7) {
+      const row = colIdx.subarray(rowPtr[r], rowPtr[r + 1]);
+      if (!row.includes(c)) {
+        gr.push(r);
+        gc.push(c);
+      }
+    }
+  }
+  assert.equal(new Set(drop).size, dropped.size);
+  const growRows = Int32Array.from(gr), growCols = Int32Array.from(gc);
+  const newNnz = nnz - drop.length + growRows.length;
+  for (const flags of [0, 1]) {
+    const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+      const b = getBackend(d);
+      const nrp = b.zeros("int32", 51), nci = b.zeros("int32", newNnz);
+      const nv = b.zeros("float32", newNnz), old = b.zeros("int32", newNnz);
+      b.check(
+        b.kernels.sl_csr_drop_grow(
+          50,
+          40,
+          BigInt(nnz),
+          onDevice(d, rowPtr).ptr(),
+          onDevice(d, colIdx).ptr(),
+          onDevice(d, values).ptr(),
+          BigInt(drop.length),
+          onDevice(d, drop).ptr(),
+          BigInt(growRows.length),
+          onDevice(d, growRows).ptr(),
+          onDevice(d, growCols).ptr(),
+          flags,
+          nrp.ptr(),
+          nci.ptr(),
+          nv.ptr(),
+          old.ptr(),
+        ),
+      );
+      return [nrp.toHost(), nci.toHost(), nv.toHost(), old.toHost()];
+    });
+    assert.deepEqual(cuda, cpu, `flags ${flags}`);
+  }
+  // A grown position that is a kept connection is rejected with the CPU's message.
+  const messages = (["cpu", "cuda"] as const).map((d) => {
+    const b = getBackend(d);
+    const keptRow = rowPtr.findIndex((p, i) => i < 50 && rowPtr[i + 1] > p && !dropped.has(p));
+    try {
+      b.check(
+        b.kernels.sl_csr_drop_grow(
+          50,
+          40,
+          BigInt(nnz),
+          onDevice(d, rowPtr).ptr(),
+          onDevice(d, colIdx).ptr(),
+          null,
+          0n,
+          null,
+          1n,
+          onDevice(d, new Int32Array([keptRow])).ptr(),
+          onDevice(d, new Int32Array([colIdx[rowPtr[keptRow]]])).ptr(),
+          0,
+          b.zeros("int32", 51).ptr(),
+          b.zeros("int32", nnz + 1).ptr(),
+          null,
+          null,
+        ),
+      );
+      return "accepted";
+    } catch (e) {
+      return (e as Error).message;
+    }
+  });
+  assert.match(messages[0], /is a kept connection/);
+  assert.equal(messages[1], messages[0]);
+});
+
+gpuTest("sl_coo_to_csr and sl_csr_to_csc build the CPU's arrays on the device", () => {
+  const g = new Generator(57);
+  const n = 5000, nRows = 300, nCols = 200;
+  const rows = Int32Array.from({ length: n }, () => g.int(nRows));
+  const cols = Int32Array.from({ length: n }, () => g.int(nCols));
+  const vals = g.fillNormal(new Float32Array(n));
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const b = getBackend(d);
+    const rp = b.zeros("int32", nRows + 1), ci = b.zeros("int32", n), vo = b.zeros("float32", n);
+    const perm = new BigInt64Array(n), nnzOut = new BigInt64Array(1), dup = new BigInt64Array(1);
+    // perm is an int64 device array on cuda: use a float32 storage of twice the length.
+    const permStorage = b.zeros("float32", 2 * n);
+    b.check(
+      b.kernels.sl_coo_to_csr(
+        nRows,
+        nCols,
+        BigInt(n),
+        onDevice(d, rows).ptr(),
+        onDevice(d, cols).ptr(),
+        onDevice(d, vals).ptr(),
+        rp.ptr(),
+        ci.ptr(),
+        vo.ptr(),
+        permStorage.ptr(),
+        ptr(nnzOut),
+        ptr(dup),
+      ),
+    );
+    new Float32Array(perm.buffer).set(permStorage.toHost() as Float32Array);
+    const distinct = Number(nnzOut[0]);
+    const cp = b.zeros("int32", nCols + 1), ri = b.zeros("int32", distinct);
+    const c2r = b.zeros("int32", distinct);
+    b.check(
+      b.kernels.sl_csr_to_csc(
+        nRows,
+        nCols,
+        BigInt(distinct),
+        rp.ptr(),
+        ci.ptr(),
+        cp.ptr(),
+        ri.ptr(),
+        c2r.ptr(),
+      ),
+    );
+    return {
+      csr: [rp.toHost(), (ci.toHost() as Int32Array).slice(0, distinct)],
+      values: (vo.toHost() as Float32Array).slice(0, distinct),
+      perm: perm.slice(0, distinct),
+      counts: [nnzOut[0], dup[0]],
+      csc: [cp.toHost(), ri.toHost(), c2r.toHost()],
+    };
+  });
+  assert.deepEqual(cuda.csr, cpu.csr);
+  assert.deepEqual(cuda.perm, cpu.perm);
+  assert.deepEqual(cuda.counts, cpu.counts);
+  assert.deepEqual(cuda.csc, cpu.csc);
+  assertClose(cuda.values, cpu.values, "coalesced values");
+});
+
+gpuTest("index errors: CPU messages in synchronous mode, reported later when deferred", () => {
+  const rowPtr = new Int32Array([0, 2, 4]), colIdx = new Int32Array([0, 3, 1, 99]);
+  const run = (d: Device) => {
+    const b = getBackend(d);
+    return b.kernels.sl_spmm_fwd(
+      3,
+      8,
+      2,
+      4n,
+      onDevice(d, rowPtr).ptr(),
+      onDevice(d, colIdx).ptr(),
+      onDevice(d, new Float32Array(4)).ptr(),
+      null,
+      onDevice(d, new Float32Array(24)).ptr(),
+      b.zeros("float32", 6).ptr(),
+    );
+  };
+  const cpuStatus = run("cpu");
+  const cpuMessage = readCString(native().sl_last_error());
+  assert.equal(cpuStatus, 3);
+  const k = getBackend("cuda").kernels;
+  setCudaSyncChecks(true);
+  try {
+    assert.equal(run("cuda"), 3);
+    assert.equal(readCString(k.sl_last_error()), cpuMessage);
+  } finally {
+    setCudaSyncChecks(false);
+  }
+  assert.equal(run("cuda"), 0, "deferred: the call only queues its kernels");
+  assert.throws(() => cudaSynchronize(), (e: unknown) => {
+    assert.ok(e instanceof NativeError);
+    assert.equal(e.status, 3);
+    assert.equal(e.message, `sl_device_synchronize: an earlier call failed: ${cpuMessage}`);
+    return true;
+  });
+  cudaSynchronize(); // reported once, then clear
+  // Bad offsets and labels, synchronous: the same messages as the CPU library.
+  setCudaSyncChecks(true);
+  try {
+    for (
+      const call of [
+        (d: Device) =>
+          getBackend(d).kernels.sl_spmm_fwd(
+            1,
+            8,
+            2,
+            4n,
+            onDevice(d, new Int32Array([0, 3, 2])).ptr(),
+            onDevice(d, colIdx).ptr(),
+            onDevice(d, new Float32Array(4)).ptr(),
+            null,
+            onDevice(d, new Float32Array(8)).ptr(),
+            getBackend(d).zeros("float32", 2).ptr(),
+          ),
+        (d: Device) =>
+          getBackend(d).kernels.sl_cross_entropy_fwd(
+            2,
+            3,
+            onDevice(d, new Float32Array(6)).ptr(),
+            onDevice(d, new Int32Array([1, 3])).ptr(),
+            1,
+            getBackend(d).zeros("float32", 1).ptr(),
+            null,
+          ),
+        (d: Device) =>
+          getBackend(d).kernels.sl_csr_validate(
+            2,
+            8,
+            4n,
+            onDevice(d, rowPtr).ptr(),
+            onDevice(d, new Int32Array([0, 3, 5, 5])).ptr(),
+          ),
+      ]
+    ) {
+      const s1 = call("cpu"), m1 = readCString(native().sl_last_error());
+      const s2 = call("cuda"), m2 = readCString(k.sl_last_error());
+      assert.notEqual(s1, 0);
+      assert.equal(s2, s1, m2);
+      assert.equal(m2, m1);
+    }
+  } finally {
+    setCudaSyncChecks(false);
+  }
+});
