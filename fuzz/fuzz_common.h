@@ -1,0 +1,142 @@
+/*
+ * fuzz_common.h — shared pieces of the libFuzzer harnesses: a reader that turns the fuzzer's
+ * bytes into sizes, indices and floats (reading past the end yields zeros, so every input is
+ * usable), exactly-sized heap buffers (so AddressSanitizer sees any access one element out of
+ * bounds), and a check macro that aborts with a message (libFuzzer reports the abort as a crash
+ * and saves the input).
+ */
+#ifndef SL_FUZZ_COMMON_H
+#define SL_FUZZ_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sparselinear.h"
+
+/* ------------------------------------------------------------------ byte reader ---- */
+
+typedef struct {
+  const uint8_t *p;
+  size_t n;
+} fz_in;
+
+static inline uint8_t fz_u8(fz_in *in) {
+  if (in->n == 0) return 0;
+  in->n--;
+  return *in->p++;
+}
+
+static inline uint16_t fz_u16(fz_in *in) {
+  uint16_t lo = fz_u8(in);
+  return (uint16_t)(lo | (uint16_t)fz_u8(in) << 8);
+}
+
+static inline uint32_t fz_u32(fz_in *in) {
+  uint32_t lo = fz_u16(in);
+  return lo | (uint32_t)fz_u16(in) << 16;
+}
+
+static inline uint64_t fz_u64(fz_in *in) {
+  uint64_t lo = fz_u32(in);
+  return lo | (uint64_t)fz_u32(in) << 32;
+}
+
+/* An integer in [lo, hi] (inclusive); lo when the range is empty. */
+static inline int64_t fz_range(fz_in *in, int64_t lo, int64_t hi) {
+  if (hi <= lo) return lo;
+  uint64_t span = (uint64_t)(hi - lo) + 1;
+  uint64_t v = span <= 256 ? fz_u8(in) : span <= 65536 ? fz_u16(in) : fz_u32(in);
+  return lo + (int64_t)(v % span);
+}
+
+/* True with probability about num/256. */
+static inline int fz_chance(fz_in *in, int num) { return fz_u8(in) < num; }
+
+/* An int32 that is usually in [0, bound) but sometimes any of the values that break checks. */
+static inline int32_t fz_index(fz_in *in, int32_t bound, int bad_chance) {
+  if (fz_chance(in, bad_chance)) {
+    static const int32_t bad[] = {-1, INT32_MIN, INT32_MAX, 0, 1};
+    uint8_t s = fz_u8(in);
+    if (s < 5) return bad[s];
+    if (s < 128) return bound + (int32_t)(s % 4);
+    return (int32_t)fz_u32(in);
+  }
+  return bound > 0 ? (int32_t)fz_range(in, 0, bound - 1) : 0;
+}
+
+/* A small exactly representable float: sums of a few of them are exact in float32. */
+static inline float fz_small_float(fz_in *in) { return (float)((int8_t)fz_u8(in)) / 8.0f; }
+
+/* Any float, special values included (for crash-only checks). */
+static inline float fz_any_float(fz_in *in) {
+  uint8_t s = fz_u8(in);
+  switch (s) {
+    case 0: return 0.0f;
+    case 1: return -0.0f;
+    case 2: return INFINITY;
+    case 3: return -INFINITY;
+    case 4: return NAN;
+    case 5: return 3.4e38f;
+    case 6: return 1e-45f;
+    default: break;
+  }
+  if (s < 128) return fz_small_float(in);
+  uint32_t u = fz_u32(in);
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* -------------------------------------------------------------- exact buffers ---- */
+
+/* A heap buffer of exactly n elements (n may be 0: a distinct 1-byte allocation, never read). */
+static inline void *fz_alloc(size_t n, size_t size) {
+  void *p = malloc(n > 0 ? n * size : 1);
+  if (p == NULL) abort();
+  return p;
+}
+
+#define FZ_NEW(type, n) ((type *)fz_alloc((size_t)(n), sizeof(type)))
+
+/* Fills a float buffer with a sentinel bit pattern that no kernel writes by accident. */
+static inline void fz_poison(float *x, int64_t n) {
+  const uint32_t bits = 0x7FA5A5A5u; /* a signalling-NaN payload */
+  for (int64_t i = 0; i < n; i++) memcpy(&x[i], &bits, sizeof bits);
+}
+
+static inline int fz_is_poison(const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &x[i], sizeof u);
+    if (u != 0x7FA5A5A5u) return 0;
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------- checks ---- */
+
+#define FZ_CHECK(cond, ...)                                                      \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
+      fprintf(stderr, __VA_ARGS__);                                              \
+      fprintf(stderr, " (last error: %s)\n", sl_last_error());                   \
+      abort();                                                                   \
+    }                                                                            \
+  } while (0)
+
+/* Close enough for float32 sums whose terms have magnitudes summing to `scale`. */
+static inline int fz_close(double got, double want, double scale) {
+  if (isnan(want)) return isnan(got);
+  return fabs(got - want) <= 1e-4 * scale + 1e-5;
+}
+
+/* The error message must name the function that failed (the ABI's promise). */
+#define FZ_CHECK_MESSAGE(fn)                                                     \
+  FZ_CHECK(strncmp(sl_last_error(), fn ":", strlen(fn ":")) == 0,               \
+           "message does not start with the function name: %s", sl_last_error())
+
+#endif /* SL_FUZZ_COMMON_H */

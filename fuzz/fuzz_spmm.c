@@ -1,0 +1,201 @@
+/*
+ * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input, sl_sddmm,
+ * sl_bias_grad) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
+ * thread counts and corruptions. A valid call must match a naive double reference; a call with
+ * a bad index, offset or size must fail naming the function, and the forward and input
+ * gradient must leave their output untouched. Every buffer is exactly sized, so
+ * AddressSanitizer reports any access outside it.
+ */
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fz_in in = {data, size};
+  const int32_t threads = (int32_t)fz_range(&in, 1, 3);
+  sl_set_num_threads(threads);
+  static const int32_t batches[] = {0, 1, 2, 7, 8, 9, 33, 64, 65, 130};
+  const int32_t batch = fz_chance(&in, 200) ? batches[fz_u8(&in) % 10]
+                                            : (int32_t)fz_range(&in, 0, 140);
+  const int32_t n_in = (int32_t)fz_range(&in, 0, fz_chance(&in, 3) ? 600 : 40);
+  const int32_t n_out = (int32_t)fz_range(&in, 0, fz_chance(&in, 3) ? 600 : 40);
+  const int with_bias = fz_chance(&in, 128);
+
+  /* A valid pattern: each row a random sorted subset of the inputs, at a per-row density. */
+  int32_t *row_ptr = FZ_NEW(int32_t, n_out + 1);
+  const int64_t cap = (int64_t)n_out * n_in < 6000 ? (int64_t)n_out * n_in : 6000;
+  int32_t *tmp = FZ_NEW(int32_t, cap);
+  int64_t nnz = 0;
+  row_ptr[0] = 0;
+  const int density = fz_u8(&in);
+  for (int32_t r = 0; r < n_out; r++) {
+    const int row_density = fz_chance(&in, 32) ? fz_u8(&in) : density;
+    for (int32_t c = 0; c < n_in && nnz < cap; c++) {
+      uint8_t roll = in.n > 0 ? fz_u8(&in) : (uint8_t)((c * 37 + r * 11) & 255);
+      if (roll < row_density) tmp[nnz++] = c;
+    }
+    row_ptr[r + 1] = (int32_t)nnz;
+  }
+  int32_t *col_idx = FZ_NEW(int32_t, nnz);
+  memcpy(col_idx, tmp, (size_t)nnz * sizeof *col_idx);
+  free(tmp);
+
+  float *values = FZ_NEW(float, nnz), *bias = with_bias ? FZ_NEW(float, n_out) : NULL;
+  float *x = FZ_NEW(float, (int64_t)batch * n_in), *dy = FZ_NEW(float, (int64_t)batch * n_out);
+  for (int64_t k = 0; k < nnz; k++) values[k] = fz_small_float(&in);
+  for (int32_t o = 0; o < n_out && bias; o++) bias[o] = fz_small_float(&in);
+  for (int64_t i = 0; i < (int64_t)batch * n_in; i++) x[i] = fz_small_float(&in);
+  for (int64_t i = 0; i < (int64_t)batch * n_out; i++) dy[i] = fz_small_float(&in);
+
+  /* The CSC view, from the library (fuzz_csr_validate checks it against a naive one). */
+  int32_t *col_ptr = FZ_NEW(int32_t, n_in + 1), *row_idx = FZ_NEW(int32_t, nnz),
+          *csc_to_csr = FZ_NEW(int32_t, nnz);
+  FZ_CHECK(sl_csr_to_csc(n_out, n_in, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr) ==
+               SL_OK,
+           "csr_to_csc");
+
+  /* Corruption: 0 none, 1 a column index, 2 a CSC row index, 3 a csc_to_csr entry, 4 an
+   * offset, 5 a negative size. */
+  int corrupt = fz_chance(&in, 64) ? (int)fz_range(&in, 1, 5) : 0;
+  int64_t bad_k = -1;
+  if ((corrupt >= 1 && corrupt <= 3) && nnz == 0) corrupt = 0;
+  if (corrupt == 1) {
+    bad_k = fz_range(&in, 0, nnz - 1);
+    col_idx[bad_k] = fz_chance(&in, 128) ? n_in + (int32_t)fz_range(&in, 0, 3)
+                                         : (int32_t)(fz_u32(&in) | 0x80000000u);
+  } else if (corrupt == 2) {
+    bad_k = fz_range(&in, 0, nnz - 1);
+    row_idx[bad_k] = fz_chance(&in, 128) ? n_out : -1 - (int32_t)fz_range(&in, 0, 100);
+  } else if (corrupt == 3) {
+    bad_k = fz_range(&in, 0, nnz - 1);
+    csc_to_csr[bad_k] = fz_chance(&in, 128) ? (int32_t)nnz : INT32_MIN;
+  } else if (corrupt == 4) {
+    if (fz_chance(&in, 128)) row_ptr[fz_range(&in, 0, n_out)] += fz_chance(&in, 128) ? 1 : -1;
+    else col_ptr[fz_range(&in, 0, n_in)] += fz_chance(&in, 128) ? 1 : -1;
+  }
+  const int32_t sbatch = corrupt == 5 ? -1 - (int32_t)fz_range(&in, 0, 5) : batch;
+
+  /* Naive double references, computed before any kernel can touch the inputs. */
+  const int64_t ny = (int64_t)batch * n_out, nx = (int64_t)batch * n_in;
+  double *y_ref = FZ_NEW(double, ny), *y_scale = FZ_NEW(double, ny);
+  double *dx_ref = FZ_NEW(double, nx), *dx_scale = FZ_NEW(double, nx);
+  double *dw_ref = FZ_NEW(double, nnz), *dw_scale = FZ_NEW(double, nnz);
+  if (corrupt == 0) {
+    for (int64_t i = 0; i < ny; i++) y_ref[i] = y_scale[i] = 0.0;
+    for (int64_t i = 0; i < nx; i++) dx_ref[i] = dx_scale[i] = 0.0;
+    for (int32_t b = 0; b < batch; b++)
+      for (int32_t o = 0; o < n_out; o++) {
+        double s = bias ? bias[o] : 0.0, sc = bias ? fabs(bias[o]) : 0.0;
+        for (int32_t k = row_ptr[o]; k < row_ptr[o + 1]; k++) {
+          const double t = (double)values[k] * x[(int64_t)b * n_in + col_idx[k]];
+          s += t;
+          sc += fabs(t);
+          const double g = (double)values[k] * dy[(int64_t)b * n_out + o];
+          dx_ref[(int64_t)b * n_in + col_idx[k]] += g;
+          dx_scale[(int64_t)b * n_in + col_idx[k]] += fabs(g);
+        }
+        y_ref[(int64_t)b * n_out + o] = s;
+        y_scale[(int64_t)b * n_out + o] = sc;
+      }
+    for (int32_t o = 0; o < n_out; o++)
+      for (int32_t k = row_ptr[o]; k < row_ptr[o + 1]; k++) {
+        double s = 0.0, sc = 0.0;
+        for (int32_t b = 0; b < batch; b++) {
+          const double t = (double)dy[(int64_t)b * n_out + o] * x[(int64_t)b * n_in + col_idx[k]];
+          s += t;
+          sc += fabs(t);
+        }
+        dw_ref[k] = s;
+        dw_scale[k] = sc;
+      }
+  }
+
+  /* ---- forward */
+  float *y = FZ_NEW(float, ny);
+  fz_poison(y, ny);
+  sl_status st = sl_spmm_fwd(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, x, y);
+  const int fwd_bad = corrupt == 5 || (corrupt == 1 && batch > 0 && n_out > 0) ||
+                      (corrupt == 4 && st != SL_OK);
+  if (corrupt == 0 || (corrupt >= 2 && corrupt <= 3)) {
+    FZ_CHECK(st == SL_OK, "sl_spmm_fwd: status %d", st);
+    if (corrupt == 0)
+      for (int64_t i = 0; i < ny; i++)
+        FZ_CHECK(fz_close(y[i], y_ref[i], y_scale[i]), "y[%lld] = %g, expected %g",
+                 (long long)i, y[i], y_ref[i]);
+  } else if (fwd_bad) {
+    FZ_CHECK(st != SL_OK, "sl_spmm_fwd accepted corruption %d", corrupt);
+    FZ_CHECK_MESSAGE("sl_spmm_fwd");
+    FZ_CHECK(fz_is_poison(y, ny), "sl_spmm_fwd wrote y on failure");
+    if (corrupt == 1) FZ_CHECK(st == SL_E_INDEX_OUT_OF_RANGE, "status %d", st);
+  }
+
+  /* ---- input gradient */
+  float *dx = FZ_NEW(float, nx);
+  fz_poison(dx, nx);
+  st = sl_spmm_bwd_input(sbatch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values, dy, dx);
+  if (corrupt == 0 || corrupt == 1) {
+    FZ_CHECK(st == SL_OK, "sl_spmm_bwd_input: status %d", st);
+    if (corrupt == 0)
+      for (int64_t i = 0; i < nx; i++)
+        FZ_CHECK(fz_close(dx[i], dx_ref[i], dx_scale[i]), "dx[%lld] = %g, expected %g",
+                 (long long)i, dx[i], dx_ref[i]);
+  } else if (corrupt == 5 || ((corrupt == 2 || corrupt == 3) && batch > 0 && n_in > 0)) {
+    FZ_CHECK(st != SL_OK, "sl_spmm_bwd_input accepted corruption %d", corrupt);
+    FZ_CHECK_MESSAGE("sl_spmm_bwd_input");
+    FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_input wrote dx on failure");
+    if (corrupt != 5) FZ_CHECK(st == SL_E_INDEX_OUT_OF_RANGE, "status %d", st);
+  } else if (st != SL_OK) {
+    FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_input wrote dx on failure");
+  }
+
+  /* ---- weight gradient (may leave garbage in dw on an index error, never out of bounds) */
+  float *dw = FZ_NEW(float, nnz);
+  fz_poison(dw, nnz);
+  st = sl_sddmm(sbatch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+  if (corrupt == 0 || corrupt == 2 || corrupt == 3) {
+    FZ_CHECK(st == SL_OK, "sl_sddmm: status %d", st);
+    if (corrupt == 0)
+      for (int64_t k = 0; k < nnz; k++)
+        FZ_CHECK(fz_close(dw[k], dw_ref[k], dw_scale[k]), "dw[%lld] = %g, expected %g",
+                 (long long)k, dw[k], dw_ref[k]);
+  } else if (corrupt == 1 || corrupt == 5) {
+    FZ_CHECK(st != SL_OK, "sl_sddmm accepted corruption %d", corrupt);
+    FZ_CHECK_MESSAGE("sl_sddmm");
+  }
+
+  /* ---- bias gradient */
+  float *db = FZ_NEW(float, n_out);
+  st = sl_bias_grad(sbatch, n_out, dy, db);
+  if (corrupt == 5) {
+    FZ_CHECK(st == SL_E_INVALID_ARGUMENT, "sl_bias_grad: status %d", st);
+  } else {
+    FZ_CHECK(st == SL_OK, "sl_bias_grad: status %d", st);
+    for (int32_t o = 0; o < n_out; o++) {
+      double s = 0.0, sc = 0.0;
+      for (int32_t b = 0; b < batch; b++) {
+        s += dy[(int64_t)b * n_out + o];
+        sc += fabs(dy[(int64_t)b * n_out + o]);
+      }
+      FZ_CHECK(fz_close(db[o], s, sc), "db[%d] = %g, expected %g", o, db[o], s);
+    }
+  }
+
+  free(row_ptr);
+  free(col_idx);
+  free(values);
+  free(bias);
+  free(x);
+  free(dy);
+  free(col_ptr);
+  free(row_idx);
+  free(csc_to_csr);
+  free(y_ref);
+  free(y_scale);
+  free(dx_ref);
+  free(dx_scale);
+  free(dw_ref);
+  free(dw_scale);
+  free(y);
+  free(dx);
+  free(dw);
+  free(db);
+  return 0;
+}
