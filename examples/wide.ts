@@ -287,7 +287,7 @@ async function main(args: string[]): Promise<void> {
       `connections; model: ${formatBytes(layerBytes)} (16 B/connection + pointers and bias), ` +
       `${formatBytes(trained)} while training with SGD momentum (+4 B gradient, +4 B momentum), ` +
       `activations at batch ${batch}: ${formatBytes(act.total)} ` +
-      `(input, output, its gradient, ${kernelTileColumns(batch)}-column kernel scratch)`,
+      `(input, output, its gradient, ${kernelTileColumns(batch)}-column kernel panel)`,
   );
   // The whole run, checked before anything big is allocated (the layer constructor checks
   // each layer again by itself).

@@ -88,13 +88,13 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     output: 256e6,
     outputGrad: 256e6,
     inputGrad: 0,
-    kernelScratch: 4 * 64 * 2e6,
-    total: 3 * 256e6 + 512e6,
+    kernelScratch: 4 * 64 * 1e6,
+    total: 4 * 256e6,
   });
   const b = sparseLinearActivations(100, 30, 9);
   assert.equal(b.inputGrad, 4 * 9 * 100);
-  assert.equal(b.kernelScratch, 4 * 16 * 130);
-  assert.equal(sparseLinearActivations(100, 30, 1).kernelScratch, 4 * 30);
+  assert.equal(b.kernelScratch, 4 * 16 * 100);
+  assert.equal(sparseLinearActivations(30, 100, 1).kernelScratch, 4 * 100);
 });
 
 Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {

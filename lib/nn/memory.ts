@@ -19,8 +19,8 @@
  * plus O(width): row pointers `4·(out + 1)`, column pointers `4·(in + 1)`, the bias `4·out`
  * (and its gradient and optimizer state), and O(width · batch) activations during a training
  * step: the output `4·B·out`, its gradient `4·B·out`, the input gradient `4·B·in` (when the
- * input needs one) and the kernels' feature-major scratch `4·W·(in + out)` with
- * W = min(64, B rounded up to 8) batch columns per tile.
+ * input needs one) and the kernels' feature-major scratch: one panel of the gathered operand,
+ * at most `4·W·max(in, out)` with W = min(64, B rounded up to 8) batch columns per tile.
  *
  * `checkSparseLinearFits` is called by the SparseLinear constructor before anything is
  * allocated: when the layer's construction peak exceeds the memory available (the kernel's
@@ -166,7 +166,11 @@ export interface ActivationEstimate {
   outputGrad: number;
   /** The input gradient `[B, in]` (0 when the input needs none, e.g. the data). */
   inputGrad: number;
-  /** Feature-major scratch of one kernel call, freed when it returns. */
+  /**
+   * Feature-major scratch of one kernel call, freed when it returns: the panel of the operand
+   * it gathers (x for the forward and SDDMM, dY for the input gradient), `4·W·max(in, out)`;
+   * `4·max(in, out)` at batch 1.
+   */
   kernelScratch: number;
   /** Sum of the above. */
   total: number;
@@ -194,9 +198,8 @@ export function sparseLinearActivations(
   const output = 4 * batch * outFeatures;
   const outputGrad = output;
   const inputGrad = (options.inputGrad ?? true) ? input : 0;
-  const kernelScratch = batch === 1
-    ? 4 * outFeatures
-    : 4 * kernelTileColumns(batch) * (inFeatures + outFeatures);
+  const widest = Math.max(inFeatures, outFeatures);
+  const kernelScratch = batch === 1 ? 4 * widest : 4 * kernelTileColumns(batch) * widest;
   return {
     input,
     output,
