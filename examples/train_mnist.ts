@@ -412,9 +412,9 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
     try {
       getBackend(a.device);
     } catch (err) {
+      const reason = (err as Error).message.replace(/\.+$/, "");
       throw new Error(
-        `--device ${a.device} is not available: ${(err as Error).message}. ` +
-          "Use --device cpu (the default)",
+        `--device ${a.device} is not available: ${reason} (--device cpu is the default)`,
         { cause: err },
       );
     }
