@@ -48,6 +48,7 @@ __global__ void transpose_pad_kernel(int64_t rows_in, int64_t cols_in, int64_t l
 
 sl_status to_feature_major(const char *fn, int64_t batch, int64_t features, int64_t ld,
                            const float *in, float *out) {
+  if (features == 0 || ld == 0) return SL_OK; /* nothing to move (a grid cannot be empty) */
   dim3 block(32, 8);
   dim3 grid((unsigned)((features + 31) / 32), (unsigned)((ld + 31) / 32));
   if (grid.y > 65535)
