@@ -1,0 +1,721 @@
+/**
+ * The bad-input corpus of issue 7: one test per row. Each asserts the error class and that the
+ * message names the offending argument (or file) and what is allowed; calls on an existing
+ * model check that a rejected call changed no state (weights, bias, connectivity, optimizer
+ * state compared bit for bit before and after).
+ *
+ * NaN / Inf policy (documented here and in README): the forward pass propagates IEEE values
+ * (a NaN input gives NaN in the outputs it reaches, nothing else); the training loop `fit`
+ * stops with `NonFiniteLossError` at the first non-finite loss, naming the step, before that
+ * step's backward and update.
+ *
+ * "Missing native library" and "ABI mismatch" run in a subprocess (they need a fresh loader);
+ * the ABI test compiles a stub library with `cc` and is skipped, saying so, when `cc` or the
+ * run permission is missing.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { noGrad } from "../lib/autograd.ts";
+import { full, tensor, zeros } from "../lib/creation.ts";
+import { decodeIdx, encodeIdx } from "../lib/data/idx.ts";
+import { batches } from "../lib/data/batches.ts";
+import { LibraryError, NonFiniteLossError, ShapeError } from "../lib/errors.ts";
+import { FormatError } from "../lib/io/format_error.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  MAX_HEADER_BYTES,
+} from "../lib/io/safetensors.ts";
+import { loadStateDict, safetensorsToStateDict, saveStateDict } from "../lib/io/state_dict.ts";
+import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
+import { Dropout } from "../lib/nn/dropout.ts";
+import { LayerNorm } from "../lib/nn/layer_norm.ts";
+import { crossEntropy } from "../lib/nn/losses.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { Adam } from "../lib/optim/adam.ts";
+import { SGD } from "../lib/optim/sgd.ts";
+import { IndexTensor, type Tensor } from "../lib/tensor.ts";
+import { fit } from "../lib/train/fit.ts";
+import { sum } from "../lib/ops/reduce.ts";
+import { reshape } from "../lib/ops/shape.ts";
+import { symbols } from "../ffi/symbols.ts";
+import { parseTrainArgs, UsageError } from "../examples/train_mnist.ts";
+
+// ------------------------------------------------------------------------------ helpers ----
+
+type ErrorClass = new (...args: never[]) => Error;
+
+/** Asserts `fn` throws exactly `cls` (not a subclass' sibling) with every pattern in its message. */
+function rejects(fn: () => unknown, cls: ErrorClass, ...patterns: RegExp[]): Error {
+  let caught: unknown = null;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught !== null, "expected an error, but the call succeeded");
+  assert.ok(
+    caught instanceof cls,
+    `expected ${cls.name}, got ${(caught as Error)?.name}: ${caught}`,
+  );
+  assert.equal((caught as Error).constructor, cls, `expected exactly ${cls.name}`);
+  for (const p of patterns) assert.match((caught as Error).message, p);
+  return caught as Error;
+}
+
+async function rejectsAsync(
+  fn: () => Promise<unknown>,
+  cls: ErrorClass,
+  ...patterns: RegExp[]
+): Promise<Error> {
+  let caught: unknown = null;
+  try {
+    await fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught !== null, "expected an error, but the call succeeded");
+  assert.ok(
+    caught instanceof cls,
+    `expected ${cls.name}, got ${(caught as Error)?.name}: ${caught}`,
+  );
+  for (const p of patterns) assert.match((caught as Error).message, p);
+  return caught as Error;
+}
+
+/** Everything a call could change on a layer, as comparable plain data. */
+function layerState(layer: SparseLinear): unknown {
+  return {
+    nnz: layer.nnz,
+    weights: Array.from(layer.weights.toArray()),
+    bias: layer.bias === null ? null : Array.from(layer.bias.toArray()),
+    indices: Array.from(layer.indices.data),
+    grad: layer.weights.grad === null ? null : Array.from(layer.weights.grad.toArray()),
+  };
+}
+
+/** Runs a rejected call on `layer` and checks that it changed nothing. */
+function unchanged(layer: SparseLinear, fn: () => void): void {
+  const before = layerState(layer);
+  fn();
+  assert.deepEqual(layerState(layer), before, "a rejected call changed the layer");
+}
+
+function smallLayer(options: Record<string, unknown> = {}): SparseLinear {
+  return new SparseLinear(6, 4, { sparsity: 0.5, seed: 3, ...options });
+}
+
+/** Registers one row of the corpus. */
+function row(name: string, fn: () => void | Promise<void>): void {
+  Deno.test(`bad input: ${name}`, fn);
+}
+
+// ------------------------------------------------------------------- layer inputs ----
+
+row("wrong input width", () => {
+  const layer = smallLayer();
+  unchanged(
+    layer,
+    () =>
+      rejects(() => layer.forward(zeros([2, 5])), ShapeError, /\[2, 5\]/, /expected \(N, \*, 6\)/),
+  );
+});
+
+row("wrong input rank (scalar)", () => {
+  const layer = smallLayer();
+  rejects(() => layer.forward(tensor(1)), ShapeError, /shape \[\]/, /expected \(N, \*, 6\)/);
+});
+
+row("input that is not a tensor", () => {
+  const layer = smallLayer();
+  rejects(() => layer.forward([1, 2] as unknown as Tensor), TypeError, /needs a Tensor/);
+});
+
+row("empty batch", () => {
+  const layer = smallLayer();
+  unchanged(
+    layer,
+    () => rejects(() => layer.forward(zeros([0, 6])), ShapeError, /empty batch/, /at least 1/),
+  );
+});
+
+row("NaN / Inf in the input propagate through the forward (policy)", () => {
+  const layer = new SparseLinear(3, 2, { connectivity: [[0, 1], [0, 2]], bias: false });
+  const x = tensor([[NaN, 1, 2], [1, 1, Infinity]]);
+  const y = noGrad(() => layer.forward(x)).toArray();
+  // Output 0 reads input 0 only; output 1 reads input 2 only.
+  assert.ok(Number.isNaN(y[0]) && Number.isFinite(y[1]), `row 0: ${y.slice(0, 2)}`);
+  assert.ok(Number.isFinite(y[2]) && !Number.isFinite(y[3]), `row 1: ${y.slice(2)}`);
+});
+
+row("NaN in the weights propagate through the forward (policy)", () => {
+  const layer = new SparseLinear(2, 2, { connectivity: [[0, 1], [0, 1]], bias: false });
+  layer.weights.data[0] = NaN;
+  const y = noGrad(() => layer.forward(tensor([[1, 1]]))).toArray();
+  assert.ok(Number.isNaN(y[0]) && Number.isFinite(y[1]), `${y}`);
+});
+
+row("a non-finite loss stops training before the update (NonFiniteLossError)", async () => {
+  const layer = smallLayer();
+  const optimizer = new SGD(layer.parameters(), { lr: 0.1, momentum: 0.9 });
+  const x = zeros([4, 6]);
+  x.data[7] = NaN; // second example of the first (only) batch
+  const before = layerState(layer);
+  await rejectsAsync(
+    () =>
+      fit(layer, {
+        optimizer,
+        loss: crossEntropy,
+        train: batches(x, new Int32Array([0, 1, 2, 3]), { batchSize: 4 }),
+        epochs: 1,
+        progress: false,
+        log: null,
+      }),
+    NonFiniteLossError,
+    /Loss is NaN at step 1/,
+    /before this step's update/,
+  );
+  const after = layerState(layer) as { grad: unknown };
+  assert.deepEqual({ ...after, grad: null }, { ...(before as object), grad: null });
+});
+
+// -------------------------------------------------------------------- connectivity ----
+
+row("connectivity index out of range", () => {
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0, 3], [1, 1]] }),
+    RangeError,
+    /connectivity\[0\]\[1\]/,
+    /= 3 is outside \[0, 3\)/,
+    /outFeatures = 3/,
+  );
+});
+
+row("connectivity index negative", () => {
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0, 1], [1, -1]] }),
+    RangeError,
+    /connectivity\[1\]\[1\]/,
+    /= -1 is outside \[0, 4\)/,
+  );
+});
+
+row("connectivity index not an integer", () => {
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0, 1.5], [1, 1]] }),
+    RangeError,
+    /connectivity\[0\]\[1\]/,
+    /1\.5 is not an integer/,
+    /integers in \[0, 3\)/,
+  );
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0, "1"], [1, 1]] as never }),
+    TypeError,
+    /connectivity\[0\]\[1\]/,
+    /must be an integer/,
+  );
+});
+
+row("connectivity with a duplicated connection", () => {
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0, 2, 0], [1, 1, 1]] }),
+    RangeError,
+    /connection 2 \(output 0, input 1\) repeats connection 0/,
+    /may appear once/,
+  );
+});
+
+row("connectivity of the wrong shape", () => {
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0], [1], [2]] as never }),
+    ShapeError,
+    /connectivity must have shape \(2, nnz\)/,
+    /3 rows/,
+  );
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[0, 1], [1]] }),
+    ShapeError,
+    /equal lengths/,
+    /2 outputs and 1 inputs/,
+  );
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: new IndexTensor(new Int32Array(6), [3, 2]) }),
+    ShapeError,
+    /shape \[2, nnz\], got \[3, 2\]/,
+  );
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: new Int32Array(3) }),
+    ShapeError,
+    /2 · nnz entries/,
+    /got 3/,
+  );
+});
+
+row("connectivity with nnz = 0", () => {
+  rejects(
+    () => new SparseLinear(4, 3, { connectivity: [[], []] }),
+    ShapeError,
+    /connectivity holds no connections/,
+    /at least one/,
+  );
+});
+
+row("nnz >= 2^31", () => {
+  // Random connectivity of 65536 x 65536 at sparsity 0 asks for 2^32 connections: rejected
+  // before any allocation (by the int32 limit or the memory check, both naming the sizes).
+  const err = rejects(() => new SparseLinear(65536, 65536, { sparsity: 0 }), RangeError);
+  assert.match(err.message, /2\^31|4294967296|memory|GiB/i, err.message);
+});
+
+row("features >= 2^31", () => {
+  rejects(
+    () => new SparseLinear(2 ** 31, 4),
+    RangeError,
+    /inFeatures is 2147483648/,
+    /below 2\^31/,
+  );
+  rejects(() => new SparseLinear(4, 2 ** 31), RangeError, /outFeatures/, /below 2\^31/);
+});
+
+row("features not positive integers", () => {
+  rejects(() => new SparseLinear(0, 4), RangeError, /inFeatures must be a positive integer, got 0/);
+  rejects(() => new SparseLinear(4, 2.5), RangeError, /outFeatures must be a positive integer/);
+  rejects(() => new SparseLinear("4" as never, 4), TypeError, /inFeatures must be a positive/);
+});
+
+row("sparsity NaN, negative or >= 1", () => {
+  for (const s of [NaN, -0.1, 1, 1.5]) {
+    rejects(
+      () => new SparseLinear(4, 4, { sparsity: s }),
+      RangeError,
+      /sparsity must be in \[0, 1\)/,
+      new RegExp(`got ${s}`),
+    );
+  }
+  rejects(() => new SparseLinear(4, 4, { sparsity: "0.5" as never }), TypeError, /sparsity/);
+});
+
+row("dynamic sparsity options out of range", () => {
+  const cases: [Record<string, unknown>, ErrorClass, RegExp][] = [
+    [{ dynamic: true, deltaT: 0 }, RangeError, /deltaT must be a positive integer.*got 0/],
+    [{ dynamic: true, tEnd: -1 }, RangeError, /tEnd must be a non-negative integer.*got -1/],
+    [{ dynamic: true, alpha: 1.5 }, RangeError, /alpha must be in \[0, 1\].*got 1\.5/],
+    [{ dynamic: true, alpha: NaN }, RangeError, /alpha must be in \[0, 1\]/],
+    [{ dynamic: true, growth: "grow" }, RangeError, /growth must be "rigl" or "set", got "grow"/],
+    [{ dynamic: true, maxSize: 3 }, RangeError, /maxSize = 3 .* must be >= 6/],
+    [{ dynamic: true, maxSize: 0 }, RangeError, /maxSize must be a positive integer, got 0/],
+    [{ deltaT: 10 }, RangeError, /deltaT only applies to dynamic layers/],
+    [{ dynamic: "yes" }, TypeError, /dynamic must be a boolean/],
+  ];
+  for (const [options, cls, pattern] of cases) {
+    rejects(() => new SparseLinear(6, 4, { sparsity: 0.5, ...options }), cls, pattern);
+  }
+});
+
+row("setPattern with bad connections changes nothing", () => {
+  const layer = smallLayer();
+  unchanged(layer, () =>
+    rejects(
+      () => layer.setPattern(new Int32Array([0, 9]), new Int32Array([0, 1]), new Float32Array(2)),
+      RangeError,
+      /= 9 is outside \[0, 4\)/,
+    ));
+  unchanged(layer, () =>
+    rejects(
+      () => layer.setPattern(new Int32Array([0, 1]), new Int32Array([0, 1]), new Float32Array(3)),
+      ShapeError,
+      /one value per connection \(2\)/,
+    ));
+});
+
+// --------------------------------------------------------------- numeric options ----
+
+row("optimizer options out of range", () => {
+  const params = smallLayer().parameters();
+  rejects(() => new SGD(params, { lr: -1 }), RangeError, /lr: -1/, /\[0, inf\)/);
+  rejects(() => new SGD(params, { lr: NaN }), RangeError, /lr/);
+  rejects(() => new SGD(params, { lr: 0.1, momentum: -1 }), RangeError, /momentum: -1/, /\[0, 1\)/);
+  rejects(
+    () => new SGD(params, { lr: 0.1, nesterov: true }),
+    RangeError,
+    /nesterov/,
+    /momentum > 0 and dampening 0/,
+  );
+  rejects(() => new Adam(params, { betas: [1, 0.999] }), RangeError, /beta1/, /\[0, 1\)/);
+  rejects(() => new Adam(params, { eps: -1 }), RangeError, /eps: -1/, /\[0, inf\)/);
+  rejects(() => new Adam(params, { lr: -0.5 }), RangeError, /lr: -0\.5/);
+});
+
+row("module options out of range", () => {
+  rejects(() => new LayerNorm(4, { eps: -1 }), RangeError, /LayerNorm eps/, />= 0, got -1/);
+  rejects(() => new Dropout(1.5), RangeError, /Dropout p/, /\[0, 1\], got 1\.5/);
+  rejects(
+    () => new ActivationSparsity({ actSparsity: 1 }),
+    RangeError,
+    /actSparsity must be in \[0, 1\), got 1/,
+  );
+  rejects(
+    () => new ActivationSparsity({ beta: -1 }),
+    RangeError,
+    /beta must be a finite number >= 0, got -1/,
+  );
+  rejects(
+    () => new ActivationSparsity({ features: 0 }),
+    RangeError,
+    /features must be an integer in \[1, 2\^31 - 1\], got 0/,
+  );
+  rejects(
+    () => batches(zeros([4, 2]), new Int32Array(4), { batchSize: 0 }),
+    RangeError,
+    /batchSize must be a positive integer, got 0/,
+  );
+});
+
+row("labels out of range in the loss", () => {
+  rejects(
+    () => crossEntropy(zeros([2, 3]), new Int32Array([0, 3])),
+    RangeError,
+    /label 3 at index 1 is outside \[0, 3\)/,
+  );
+});
+
+row("training script flags out of range", () => {
+  const cases: [string[], RegExp][] = [
+    [["--epochs", "0"], /--epochs must be a positive integer, got "0"/],
+    [["--batch-size=0"], /--batch-size must be a positive integer, got "0"/],
+    [["--batch-size=-3"], /--batch-size must be a positive integer/],
+    [["--lr", "nan"], /--lr must be a positive number, got "nan"/],
+    [["--seed=-1"], /--seed must be a non-negative integer, got "-1"/],
+    [["--threads", "0"], /--threads must be a positive integer, got "0"/],
+    [["--limit-train=0"], /--limit-train must be a positive integer/],
+    [["--model", "nope"], /Unknown --model "nope"; choose one of dense/],
+    [["--device", "tpu"], /--device must be "cpu" or "cuda", got "tpu"/],
+    [["--epoch", "3"], /Unknown option '--epoch' \(did you mean --epochs\?\)/],
+  ];
+  for (const [args, pattern] of cases) rejects(() => parseTrainArgs(args), UsageError, pattern);
+});
+
+// ------------------------------------------------------------- devices and graphs ----
+
+row("tensors on an unknown or unavailable device", () => {
+  rejects(
+    () => tensor([1, 2]).to("tpu" as never),
+    TypeError,
+    /Unknown device "tpu"/,
+    /"cpu" or "cuda"/,
+  );
+  let cuda: Tensor | null = null;
+  try {
+    cuda = tensor([1, 2]).to("cuda");
+  } catch (err) {
+    // No GPU here: a LibraryError that says which device and what to use instead.
+    assert.ok(err instanceof LibraryError, `${err}`);
+    assert.match((err as Error).message, /Device "cuda" is not available/);
+    assert.match((err as Error).message, /Use device "cpu"/);
+    return;
+  }
+  // With a GPU: mixing devices in one op is rejected, naming both.
+  const layer = smallLayer();
+  const x = reshape(cuda, [1, 2]);
+  rejects(() => layer.forward(x), Error, /cuda|cpu/);
+});
+
+row("backward twice through a freed graph", () => {
+  const layer = smallLayer();
+  const loss = sum(layer.forward(full([2, 6], 0.5)));
+  loss.backward();
+  const grad = Array.from(layer.weights.grad!.toArray());
+  rejects(() => loss.backward(), Error, /second time/, /retainGraph: true/);
+  assert.deepEqual(Array.from(layer.weights.grad!.toArray()), grad, "the failed backward wrote");
+});
+
+// ------------------------------------------------------------------- state dicts ----
+
+row("loadStateDict with wrong names", () => {
+  const layer = smallLayer();
+  const state = { ...layer.stateDict() };
+  state["weight"] = state["weights"];
+  delete state["weights"];
+  unchanged(layer, () =>
+    rejects(
+      () => layer.loadStateDict(state),
+      Error,
+      /the model is unchanged/,
+      /missing key "weights"/,
+      /unexpected key "weight"/,
+    ));
+});
+
+row("loadStateDict with wrong shapes", () => {
+  const layer = smallLayer();
+  const state = { ...layer.stateDict(), bias: zeros([5]) };
+  unchanged(layer, () =>
+    rejects(
+      () => layer.loadStateDict(state),
+      Error,
+      /the model is unchanged/,
+      /"bias" has shape \[5\], expected \[4\]/,
+    ));
+  // A checkpoint of a wider layer: its connections do not fit this one.
+  const other = new SparseLinear(6, 5, { sparsity: 0.5, seed: 4 });
+  unchanged(layer, () =>
+    rejects(
+      () => layer.loadStateDict(other.stateDict()),
+      Error,
+      /the model is unchanged/,
+      /"indices"\[0\]\[\d+\] \(output index of connection \d+\) = 4 is outside \[0, 4\)/,
+    ));
+});
+
+row("loadStateDict with wrong dtypes", () => {
+  const layer = smallLayer();
+  const state = { ...layer.stateDict() };
+  state["bias"] = new IndexTensor(new Int32Array(4), [4]);
+  unchanged(layer, () =>
+    rejects(
+      () => layer.loadStateDict(state),
+      Error,
+      /the model is unchanged/,
+      /"bias" must be a float32 Tensor/,
+    ));
+  // From a file: an F32 tensor where the model keeps integer indices.
+  const tensors = {
+    indices: { dtype: "F32" as const, shape: [2], data: new Float32Array([0.5, 1]) },
+  };
+  rejects(
+    () => safetensorsToStateDict(tensors, { indices: new IndexTensor(new Int32Array(2), [2]) }),
+    Error,
+    /"indices"/,
+    /unchanged/,
+  );
+});
+
+// ------------------------------------------------------------------- safetensors ----
+
+function validSafetensors(): Uint8Array {
+  return encodeSafetensors({
+    w: { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+  });
+}
+
+row("safetensors truncated", () => {
+  const bytes = validSafetensors();
+  rejects(
+    () => decodeSafetensors(bytes.subarray(0, 5), "t.safetensors"),
+    FormatError,
+    /t\.safetensors/,
+  );
+  rejects(
+    () => decodeSafetensors(bytes.subarray(0, bytes.length - 3), "t.safetensors"),
+    FormatError,
+    /t\.safetensors/,
+  );
+});
+
+row("safetensors corrupt header", () => {
+  const bytes = validSafetensors();
+  bytes[9] = 0x7b + 1; // break the JSON
+  rejects(() => decodeSafetensors(bytes, "c.safetensors"), FormatError, /c\.safetensors/);
+});
+
+row("safetensors oversized header", () => {
+  const bytes = validSafetensors();
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(MAX_HEADER_BYTES + 1), true);
+  rejects(() => decodeSafetensors(bytes, "big.safetensors"), FormatError, /big\.safetensors/);
+  new DataView(bytes.buffer).setBigUint64(0, 2n ** 63n, true);
+  rejects(() => decodeSafetensors(bytes, "big.safetensors"), FormatError, /big\.safetensors/);
+});
+
+row("safetensors wrong dtype", () => {
+  const header = new TextEncoder().encode(
+    JSON.stringify({ w: { dtype: "F33", shape: [1], data_offsets: [0, 4] } }),
+  );
+  const bytes = new Uint8Array(8 + header.length + 4);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+  bytes.set(header, 8);
+  rejects(() => decodeSafetensors(bytes, "d.safetensors"), FormatError, /d\.safetensors/, /F33/);
+});
+
+row("safetensors files: truncated on disk, and loading into a model changes nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const layer = smallLayer();
+    const path = join(dir, "model.safetensors");
+    await saveStateDict(layer, path);
+    const full = await Deno.readFile(path);
+    await Deno.writeFile(path, full.subarray(0, full.length - 8));
+    await rejectsAsync(() => loadSafetensors(path), FormatError, /model\.safetensors/);
+    const before = layerState(layer);
+    await rejectsAsync(() => loadStateDict(layer, path), FormatError, /model\.safetensors/);
+    assert.deepEqual(layerState(layer), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// --------------------------------------------------------------------------- IDX ----
+
+row("malformed IDX files", () => {
+  const good = encodeIdx({ dtype: "uint8", shape: [2, 2], data: new Uint8Array([1, 2, 3, 4]) });
+  const badMagic = good.slice();
+  badMagic[0] = 1;
+  rejects(() => decodeIdx(badMagic, "m.idx"), FormatError, /m\.idx/);
+  const badType = good.slice();
+  badType[2] = 0x0a;
+  rejects(() => decodeIdx(badType, "m.idx"), FormatError, /m\.idx/, /0x08 \(uint8\)/);
+  rejects(() => decodeIdx(good.subarray(0, good.length - 1), "m.idx"), FormatError, /m\.idx/);
+  const extra = new Uint8Array(good.length + 2);
+  extra.set(good);
+  rejects(() => decodeIdx(extra, "m.idx"), FormatError, /m\.idx/);
+  rejects(() => decodeIdx(good.subarray(0, 3), "m.idx"), FormatError, /m\.idx/);
+});
+
+// ------------------------------------------------------ native library: subprocess ----
+
+const canRun = (await Deno.permissions.query({ name: "run" })).state === "granted";
+const libraryModule = new URL("../ffi/library.ts", import.meta.url).href;
+
+/** Runs `code` in a fresh Deno with SPARSELINEAR_LIB set; returns its stderr + stdout. */
+async function runWithLibrary(
+  libPath: string,
+  code: string,
+): Promise<{ ok: boolean; output: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", code],
+    env: { SPARSELINEAR_LIB: libPath, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { ok: out.success, output: text };
+}
+
+/** Loads the library in the child and prints the error class and message. */
+const LOAD_AND_REPORT = `
+  import { native } from "${libraryModule}";
+  try { native(); console.log("LOADED"); }
+  catch (e) { console.log("ERROR " + e.constructor.name + ": " + e.message); }`;
+
+Deno.test({
+  name: "bad input: missing native library",
+  ignore: !canRun,
+  fn: async () => {
+    // A copy of the loader outside the repository: no build/ directory to fall back on.
+    const dir = await Deno.makeTempDir();
+    try {
+      for (const rel of ["ffi", "ffi/symbols", "lib"]) {
+        await Deno.mkdir(join(dir, rel), { recursive: true });
+      }
+      const root = new URL("../", import.meta.url);
+      for await (const e of Deno.readDir(new URL("ffi/symbols/", root))) {
+        await Deno.copyFile(
+          new URL(`ffi/symbols/${e.name}`, root),
+          join(dir, "ffi/symbols", e.name),
+        );
+      }
+      for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts"]) {
+        await Deno.copyFile(new URL(f, root), join(dir, f));
+      }
+      const missing = join(dir, "no-such-lib.so");
+      const code = LOAD_AND_REPORT.replace(libraryModule, `file://${join(dir, "ffi/library.ts")}`);
+      const { output } = await runWithLibrary(missing, code);
+      assert.match(output, /ERROR LibraryError: The native library libsparselinear was not found/);
+      assert.ok(output.includes(missing), `the message should name ${missing}: ${output}`);
+      assert.match(output, /deno task build/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  // Known bug (reported): with build/ present, a SPARSELINEAR_LIB that names a missing file is
+  // ignored and build/libsparselinear.so is loaded instead. Un-ignore once ffi/library.ts
+  // treats an explicit SPARSELINEAR_LIB as the only candidate.
+  name: "bad input: SPARSELINEAR_LIB naming a missing file is an error, not a fallback",
+  ignore: true,
+  fn: async () => {
+    const { output } = await runWithLibrary("/nonexistent/libsparselinear.so", LOAD_AND_REPORT);
+    assert.match(output, /ERROR LibraryError: .*\/nonexistent\/libsparselinear\.so/);
+  },
+});
+
+async function haveCc(): Promise<boolean> {
+  if (!canRun) return false;
+  try {
+    return (await new Deno.Command("cc", { args: ["--version"], stdout: "null", stderr: "null" })
+      .output()).success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "bad input: ABI mismatch (a library reporting ABI version 999)",
+  ignore: !canRun,
+  fn: async (t) => {
+    if (!(await haveCc())) {
+      console.log("skipped: no C compiler (cc) to build the stub library");
+      return;
+    }
+    const dir = await Deno.makeTempDir();
+    try {
+      // Every symbol the loader binds, as a stub, and sl_abi_version() returning 999.
+      const names = Object.keys(symbols).filter((n) => n !== "sl_abi_version");
+      const source = names.map((n) => `void ${n}(void) {}`).join("\n") +
+        "\nint sl_abi_version(void) { return 999; }\n";
+      await Deno.writeTextFile(join(dir, "stub.c"), source);
+      const lib = join(dir, "libstub.so");
+      const cc = await new Deno.Command("cc", {
+        args: ["-shared", "-fPIC", "-o", lib, join(dir, "stub.c")],
+        stderr: "piped",
+      }).output();
+      assert.ok(cc.success, new TextDecoder().decode(cc.stderr));
+      await t.step("version 999 is refused, saying how to rebuild", async () => {
+        const { output } = await runWithLibrary(lib, LOAD_AND_REPORT);
+        assert.match(
+          output,
+          /ERROR LibraryError: The native library at .*libstub\.so has ABI version 999/,
+        );
+        assert.match(output, /needs version 1/);
+        assert.match(output, /deno task build/);
+      });
+      await t.step("a library missing symbols is refused, naming it", async () => {
+        const partial = join(dir, "libpartial.so");
+        await Deno.writeTextFile(
+          join(dir, "partial.c"),
+          "int sl_abi_version(void) { return 1; }\n",
+        );
+        const cc2 = await new Deno.Command("cc", {
+          args: ["-shared", "-fPIC", "-o", partial, join(dir, "partial.c")],
+        }).output();
+        assert.ok(cc2.success);
+        const { output } = await runWithLibrary(partial, LOAD_AND_REPORT);
+        assert.match(
+          output,
+          /ERROR LibraryError: Could not load the native library at .*libpartial\.so/,
+        );
+        assert.match(output, /rebuild it with `deno task build`/);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+row("no FFI callbacks: native code (and its OpenMP regions) never calls into JS", () => {
+  for (const [name, def] of Object.entries(symbols)) {
+    const types = [
+      ...(def as Deno.ForeignFunction).parameters,
+      (def as Deno.ForeignFunction).result,
+    ];
+    for (const type of types) {
+      assert.ok(
+        typeof type !== "object" || type === null || !("function" in type),
+        `${name} takes or returns a function pointer`,
+      );
+      assert.notEqual(type, "function", `${name} takes or returns a function pointer`);
+    }
+  }
+});
