@@ -82,18 +82,34 @@ function step(): { forward: number; backward: number; optimizer: number } {
   return { forward, backward, optimizer: performance.now() - t };
 }
 
-/** Minor page faults of this process so far (field 10 of /proc/self/stat), or NaN. */
-function minorFaults(): number {
+/** Fields of /proc/self/stat after the command name (field 3 is index 0), or null. */
+function procStat(): string[] | null {
   try {
     const stat = Deno.readTextFileSync("/proc/self/stat");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
-    return NaN;
+    return null;
   }
+}
+
+/** Minor page faults of this process so far (field 10), or NaN. */
+function minorFaults(): number {
+  return Number(procStat()?.[7] ?? NaN);
+}
+
+/**
+ * CPU time of this process so far in ms (user + system, fields 14 and 15, at 100 ticks/s), or
+ * NaN. On a shared machine it is closer to the quiet-machine cost than wall time: waiting for
+ * a core is not counted (cache and memory-bandwidth contention still are).
+ */
+function cpuMs(): number {
+  const f = procStat();
+  return f === null ? NaN : (Number(f[11]) + Number(f[12])) * 10;
 }
 
 step(); // warm-up: first-touch of scratch and optimizer state
 const faults0 = minorFaults();
+const cpu0 = cpuMs();
 recording = true;
 const phases = { forward: 0, backward: 0, optimizer: 0 };
 const t0 = performance.now();
@@ -106,6 +122,7 @@ for (let s = 0; s < steps; s++) {
 const total = (performance.now() - t0) / steps;
 recording = false;
 const faultsPerStep = (minorFaults() - faults0) / steps;
+const cpuPerStep = (cpuMs() - cpu0) / steps;
 
 const load = (() => {
   try {
@@ -123,7 +140,7 @@ console.log(
     (phases.backward / steps).toFixed(1)
   } + optimizer ${(phases.optimizer / steps).toFixed(1)} ms; epoch of 937 steps ≈ ${
     (total * 937 / 1000).toFixed(0)
-  } s; ${
+  } s; CPU time ${cpuPerStep.toFixed(0)} ms per step (all threads); ${
     faultsPerStep.toFixed(0)
   } minor page faults per step (fresh buffers touched for the first time)`,
 );
