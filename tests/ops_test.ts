@@ -487,3 +487,9 @@ Deno.test("a small MLP loss: gradients of every parameter by finite differences"
     neg(mean(sum(mul(logSoftmax(add(matmul(tanh(add(matmul(x, p), q)), r), s)), onehot), 1)));
   gradcheck(loss, [w1, b1, w2, b2], { name: "mlp", atol: 2e-3 });
 });
+
+Deno.test("relu propagates NaN (non-finite values are not hidden before the loss check)", () => {
+  const y = relu(tensor([NaN, -1, 2], [3])).toArray();
+  assert.ok(Number.isNaN(y[0]));
+  assert.deepEqual(Array.from(y.subarray(1)), [0, 2]);
+});

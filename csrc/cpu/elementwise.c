@@ -248,7 +248,7 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
     case SL_UNARY_NEG: UNARY_LOOP(-v) break;
     case SL_UNARY_EXP: UNARY_LOOP(expf(v)) break;
     case SL_UNARY_LOG: UNARY_LOOP(logf(v)) break;
-    case SL_UNARY_RELU: UNARY_LOOP(v > 0.0f ? v : 0.0f) break;
+    case SL_UNARY_RELU: UNARY_LOOP(v > 0.0f || v != v ? v : 0.0f) /* NaN propagates, as in PyTorch */ break;
     case SL_UNARY_SIGMOID: UNARY_LOOP(sigmoidf(v)) break;
     case SL_UNARY_TANH: UNARY_LOOP(tanhf(v)) break;
     case SL_UNARY_ABS: UNARY_LOOP(fabsf(v)) break;
