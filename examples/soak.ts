@@ -1,0 +1,194 @@
+/**
+ * Soak test (issue 7): trains the tutorial's sparse MNIST model (784 → 2000 → 10, both layers
+ * SparseLinear at sparsity 0.9, LayerNorm + ReLU between) with RigL prune-and-grow on a short
+ * schedule (every `--delta-t` steps, so that hundreds of topology updates happen) and a
+ * safetensors checkpoint every `--checkpoint-every` steps, for `--steps` steps. The resident
+ * set size is sampled every `--sample-every` steps; after the warm-up (the first
+ * `--warmup` fraction of the run) a least-squares line is fitted through the samples and the
+ * run fails (exit 1) when memory grows by more than `--max-growth-mib` over the measured span.
+ * Prints a table of the samples and a summary line with the slope.
+ *
+ * Usage:
+ *   deno run --allow-all examples/soak.ts [--steps 20000] [--delta-t 50] [--sample-every 500]
+ *     [--checkpoint-every 2000] [--warmup 0.2] [--max-growth-mib 32] [--threads N] [--seed 0]
+ *     [--growth rigl|set]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { setNumThreads } from "../ffi/library.ts";
+import { batches } from "../lib/data/batches.ts";
+import { loadMnistFromPackage } from "../lib/data/mnist_package.ts";
+import { fromFloat32 } from "../lib/tensor.ts";
+import { loadStateDict, saveStateDict } from "../lib/io/state_dict.ts";
+import { ReLU } from "../lib/nn/activations.ts";
+import { LayerNorm } from "../lib/nn/layer_norm.ts";
+import { crossEntropy } from "../lib/nn/losses.ts";
+import { Sequential } from "../lib/nn/sequential.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { SGD } from "../lib/optim/sgd.ts";
+import { Generator } from "../lib/random.ts";
+import { stepDynamicSparsity } from "../lib/sparsity/rigl.ts";
+
+/** One RSS sample. */
+export interface RssSample {
+  /** Training steps done when sampled. */
+  step: number;
+  /** Resident set size, bytes. */
+  rss: number;
+  /** V8 heap in use, bytes. */
+  heapUsed: number;
+  /** Topology updates so far (all layers). */
+  updates: number;
+  /** Mean loss over the steps since the previous sample. */
+  loss: number;
+}
+
+/** Least-squares slope (y per x) and intercept of the points. */
+export function linearFit(xs: number[], ys: number[]): { slope: number; intercept: number } {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n, my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0, sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return { slope, intercept: my - slope * mx };
+}
+
+const MIB = 1024 * 1024;
+
+function positive(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new RangeError(`--${name} must be a positive number, got "${value}"`);
+  }
+  return n;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: {
+      steps: { type: "string" },
+      "delta-t": { type: "string" },
+      "sample-every": { type: "string" },
+      "checkpoint-every": { type: "string" },
+      warmup: { type: "string" },
+      "max-growth-mib": { type: "string" },
+      threads: { type: "string" },
+      seed: { type: "string" },
+      growth: { type: "string" },
+    },
+  });
+  const steps = Math.floor(positive(values.steps, "steps", 20000));
+  const deltaT = Math.floor(positive(values["delta-t"], "delta-t", 50));
+  const sampleEvery = Math.floor(positive(values["sample-every"], "sample-every", 500));
+  const checkpointEvery = Math.floor(
+    positive(values["checkpoint-every"], "checkpoint-every", 2000),
+  );
+  const warmup = positive(values.warmup, "warmup", 0.2);
+  const maxGrowthMib = positive(values["max-growth-mib"], "max-growth-mib", 32);
+  const seed = values.seed === undefined ? 0 : Number(values.seed);
+  const growth = values.growth ?? "rigl";
+  if (growth !== "rigl" && growth !== "set") {
+    throw new RangeError(`--growth must be "rigl" or "set", got "${growth}"`);
+  }
+  if (values.threads !== undefined) setNumThreads(positive(values.threads, "threads", 1));
+
+  const mnist = await loadMnistFromPackage();
+  const gen = new Generator(seed);
+  const dynamic = { dynamic: true, deltaT, tEnd: steps, alpha: 0.3, growth, seed: gen } as const;
+  const first = new SparseLinear(784, 2000, { sparsity: 0.9, ...dynamic });
+  const second = new SparseLinear(2000, 10, { sparsity: 0.9, ...dynamic });
+  const model = new Sequential(first, new LayerNorm(2000), new ReLU(), second);
+  const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+  const x = fromFloat32(mnist.train.images, [mnist.train.count, 784]);
+  const train = batches(x, mnist.train.labels, {
+    batchSize: 64,
+    shuffle: true,
+    seed: seed + 1,
+    dropLast: true,
+  });
+  const dir = await Deno.makeTempDir({ prefix: "sparselinear-soak-" });
+  const checkpoint = join(dir, "soak.safetensors");
+
+  console.log(
+    `soak: ${steps} steps, batch 64, RigL (${growth}) every ${deltaT} steps, checkpoint ` +
+      `(save + reload) every ${checkpointEvery}, RSS every ${sampleEvery}`,
+  );
+  console.log("   step   RSS MiB  heap MiB  updates    loss");
+  const samples: RssSample[] = [];
+  let step = 0, updates = 0, checkpoints = 0, lossSum = 0, lossCount = 0;
+  const start = performance.now();
+  try {
+    while (step < steps) {
+      for (const batch of train) {
+        if (step >= steps) break;
+        step++;
+        const loss = crossEntropy(model.forward(batch.x), batch.y);
+        lossSum += loss.item();
+        lossCount++;
+        loss.backward();
+        updates += stepDynamicSparsity(model).size;
+        optimizer.step();
+        optimizer.zeroGrad();
+        if (step % checkpointEvery === 0) {
+          await saveStateDict(model, checkpoint);
+          await loadStateDict(model, checkpoint); // same state back: exercises the load path
+          checkpoints++;
+        }
+        if (step % sampleEvery === 0 || step === steps) {
+          const mem = Deno.memoryUsage();
+          const s = {
+            step,
+            rss: mem.rss,
+            heapUsed: mem.heapUsed,
+            updates,
+            loss: lossSum / lossCount,
+          };
+          samples.push(s);
+          lossSum = lossCount = 0;
+          console.log(
+            `${String(step).padStart(7)} ${(s.rss / MIB).toFixed(1).padStart(9)} ` +
+              `${(s.heapUsed / MIB).toFixed(1).padStart(9)} ${String(updates).padStart(8)} ` +
+              `${s.loss.toFixed(4).padStart(7)}`,
+          );
+        }
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const seconds = (performance.now() - start) / 1000;
+
+  const measured = samples.filter((s) => s.step > warmup * steps);
+  const fitRss = linearFit(measured.map((s) => s.step), measured.map((s) => s.rss / MIB));
+  const fitHeap = linearFit(measured.map((s) => s.step), measured.map((s) => s.heapUsed / MIB));
+  const span = measured.length > 0 ? measured[measured.length - 1].step - measured[0].step : 0;
+  const growthMib = fitRss.slope * span;
+  const rssValues = measured.map((s) => s.rss / MIB);
+  console.log(
+    `soak: ${step} steps in ${seconds.toFixed(0)} s, ${updates} topology updates, ` +
+      `${checkpoints} checkpoints; after warm-up (step > ${Math.round(warmup * steps)}): ` +
+      `RSS ${Math.min(...rssValues).toFixed(1)}–${Math.max(...rssValues).toFixed(1)} MiB, ` +
+      `slope ${(fitRss.slope * 1000).toFixed(3)} MiB per 1000 steps ` +
+      `(${growthMib.toFixed(1)} MiB over ${span} steps), heap slope ` +
+      `${(fitHeap.slope * 1000).toFixed(3)} MiB per 1000 steps`,
+  );
+  if (measured.length < 3) {
+    console.log("soak: too few samples after warm-up to judge the slope");
+    return 1;
+  }
+  if (growthMib > maxGrowthMib) {
+    console.log(`soak: FAILED: RSS grew ${growthMib.toFixed(1)} MiB > ${maxGrowthMib} MiB`);
+    return 1;
+  }
+  console.log(`soak: memory flat (growth ${growthMib.toFixed(1)} MiB <= ${maxGrowthMib} MiB)`);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
