@@ -369,6 +369,51 @@ const badCalls: BadCall[] = [
       ),
   ],
   [
+    "csr_drop_grow n_grow beyond int32",
+    (k) =>
+      k.sl_csr_drop_grow(
+        2,
+        2,
+        0n,
+        ptr(i32),
+        null,
+        null,
+        0n,
+        null,
+        1n << 31n,
+        ptr(i32),
+        ptr(i32),
+        0,
+        ptr(i32),
+        ptr(i32),
+        null,
+        null,
+      ),
+  ],
+  [
+    "sample_absent huge k",
+    (k) => k.sl_sample_absent(2, 2, 0n, ptr(i32), null, 1n << 62n, 1n, ptr(i32), ptr(i32)),
+  ],
+  [
+    "dense_grad_topk huge k",
+    (k) =>
+      k.sl_dense_grad_topk(
+        1,
+        8,
+        2,
+        ptr(f32),
+        ptr(f32),
+        0n,
+        ptr(i32),
+        null,
+        1n << 62n,
+        8n,
+        ptr(i32),
+        ptr(i32),
+        null,
+      ),
+  ],
+  [
     "csr_drop_grow n_drop > nnz",
     (k) =>
       k.sl_csr_drop_grow(
@@ -483,6 +528,14 @@ for (
     return { out: f(x), leaves: [x] };
   });
 }
+gpuTest("relu propagates NaN and its gradient matches", () => {
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const x = tensor(new Float32Array([-1, NaN, 0, 2, -0]), [5], { device: d });
+    return relu(x).toArray();
+  });
+  assert.deepEqual(cuda, cpu);
+  assert.ok(Number.isNaN(cuda[1]));
+});
 compareOp("logSoftmax", (d) => {
   const x = leaf([5, 300], 11, d, -5, 5);
   return { out: logSoftmax(x), leaves: [x] };

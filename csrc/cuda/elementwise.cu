@@ -119,7 +119,7 @@ __device__ __forceinline__ float unary_apply(int op, float v, float alpha, float
     case SL_UNARY_NEG: return -v;
     case SL_UNARY_EXP: return expf(v);
     case SL_UNARY_LOG: return logf(v);
-    case SL_UNARY_RELU: return v > 0.0f ? v : 0.0f;
+    case SL_UNARY_RELU: return v > 0.0f || v != v ? v : 0.0f; /* NaN propagates (PyTorch) */
     case SL_UNARY_SIGMOID: return sigmoid_dev(v);
     case SL_UNARY_TANH: return tanhf(v);
     case SL_UNARY_ABS: return fabsf(v);

@@ -115,15 +115,6 @@ SL_API sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_
   SL_CHECK_ARG(reduce_mask >= 0 && (ndim >= 31 || (reduce_mask >> ndim) == 0),
                "reduce_mask 0x%x has bits outside the %d dimensions", (unsigned)reduce_mask,
                ndim);
-  int64_t x_strides[SL_MAX_DIMS], y_strides[SL_MAX_DIMS];
-  int64_t xs = 1, ys = 1;
-  for (int d = ndim - 1; d >= 0; d--) {
-    x_strides[d] = xs;
-    xs *= shape[d] > 0 ? shape[d] : 1;
-    const int reduced = (reduce_mask >> d) & 1;
-    y_strides[d] = reduced ? 0 : ys;
-    if (!reduced) ys *= shape[d];
-  }
   int64_t y_numel = 1;
   for (int d = 0; d < ndim; d++)
     if (!((reduce_mask >> d) & 1)) y_numel = sl_mul_size(y_numel, shape[d]);
@@ -133,6 +124,17 @@ SL_API sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_
   SL_CUDA_READY();
   if (numel == 0) return sl_fill_device(__func__, y_numel, (float)(alpha * 0.0), y);
   SL_CHECK_PTR(x);
+  /* x's contiguous strides, and y's (contiguous over the kept dimensions, 0 on reduced ones),
+   * computed only once numel > 0, when no product of sizes can overflow (as csrc/cpu). */
+  int64_t x_strides[SL_MAX_DIMS], y_strides[SL_MAX_DIMS];
+  int64_t xs = 1, ys = 1;
+  for (int d = ndim - 1; d >= 0; d--) {
+    x_strides[d] = xs;
+    xs *= shape[d];
+    const int reduced = (reduce_mask >> d) & 1;
+    y_strides[d] = reduced ? 0 : ys;
+    if (!reduced) ys *= shape[d];
+  }
   sl_layout l;
   const int64_t *const strides[2] = {x_strides, y_strides};
   sl_layout_init(&l, ndim, shape, 2, strides);

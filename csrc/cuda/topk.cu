@@ -509,6 +509,11 @@ SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, 
   SL_CHECK_NONNEG(n_out);
   SL_CHECK_NNZ32(nnz);
   SL_CHECK_NONNEG(k);
+  /* Reject a k whose scratch size (8 bytes per candidate) cannot be represented (as csrc/cpu). */
+  if (k > INT64_MAX / 16)
+    return sl_fail(SL_E_OVERFLOW, __func__,
+                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
+                   (long long)k);
   SL_CHECK_PTR(row_ptr);
   if (nnz > 0) SL_CHECK_PTR(col_idx);
   const int64_t total = sl_mul_size(n_out, n_in);
@@ -638,6 +643,11 @@ SL_API sl_status sl_sample_absent(int32_t n_rows, int32_t n_cols, int64_t nnz,
   SL_CHECK_NONNEG(n_cols);
   SL_CHECK_NNZ32(nnz);
   SL_CHECK_NONNEG(k);
+  /* Reject a k whose scratch size (8 bytes per candidate) cannot be represented (as csrc/cpu). */
+  if (k > INT64_MAX / 16)
+    return sl_fail(SL_E_OVERFLOW, __func__,
+                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
+                   (long long)k);
   SL_CHECK_PTR(row_ptr);
   if (nnz > 0) SL_CHECK_PTR(col_idx);
   const int64_t total = sl_mul_size(n_rows, n_cols);
@@ -717,6 +727,10 @@ SL_API sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz,
                "flags = %d has unknown bits (allowed: SL_REGROW_KEEPS = 1)", flags);
   SL_CHECK_ARG(n_drop <= nnz, "n_drop = %lld exceeds nnz = %lld", (long long)n_drop,
                (long long)nnz);
+  /* Checked first: a larger n_grow cannot fit either, and could overflow the sum below. */
+  if (n_grow > INT32_MAX)
+    return sl_fail(SL_E_OVERFLOW, __func__,
+                   "n_grow = %lld does not fit int32 indices (must be < 2^31)", (long long)n_grow);
   const int64_t new_nnz = nnz - n_drop + n_grow;
   if (new_nnz > INT32_MAX)
     return sl_fail(SL_E_OVERFLOW, __func__,
