@@ -196,6 +196,69 @@ sl_status sl_check_end(const char *fn) {
   return flush_locked(fn);
 }
 
+/* ------------------------------------------------- pinned staging for uploads ---- */
+
+/*
+ * A copy from pageable host memory makes CUDA wait for the stream before it starts, so an
+ * upload in the middle of a training step (the labels of a loss) would stall on the queued
+ * forward pass. Small uploads instead go through a ring of pinned buffers: the host data is
+ * copied into a free slot and the upload is queued asynchronously, its completion marked by an
+ * event that is waited for only when the slot comes round again. The host array can be reused
+ * as soon as the call returns, as with cudaMemcpy.
+ */
+#define STAGING_SLOTS 16
+#define STAGING_BYTES ((size_t)1 << 20)
+
+struct staging_ring {
+  char *host; /* STAGING_SLOTS * STAGING_BYTES pinned bytes */
+  cudaEvent_t done[STAGING_SLOTS];
+  int used[STAGING_SLOTS];
+  int next;
+  int broken; /* pinned memory or events unavailable: uploads stay synchronous */
+};
+
+static staging_ring *g_staging[MAX_DEVICES];
+
+/* Queues an upload of bytes <= STAGING_BYTES through the ring; 0 when it was not possible
+ * (the caller then copies synchronously). Caller holds g_lock. */
+static int staged_upload(int dev, void *dst, const void *src, size_t bytes, cudaError_t *err) {
+  *err = cudaSuccess;
+  if (dev < 0 || dev >= MAX_DEVICES || bytes > STAGING_BYTES) return 0;
+  staging_ring *r = g_staging[dev];
+  if (r == nullptr) {
+    r = (staging_ring *)calloc(1, sizeof *r);
+    if (r == nullptr) return 0;
+    g_staging[dev] = r;
+    if (cudaHostAlloc((void **)&r->host, STAGING_SLOTS * STAGING_BYTES, cudaHostAllocDefault) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      r->broken = 1;
+      return 0;
+    }
+    for (int i = 0; i < STAGING_SLOTS; i++) {
+      if (cudaEventCreateWithFlags(&r->done[i], cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        r->broken = 1;
+        return 0;
+      }
+    }
+  }
+  if (r->broken) return 0;
+  const int slot = r->next;
+  r->next = (slot + 1) % STAGING_SLOTS;
+  if (r->used[slot]) {
+    *err = cudaEventSynchronize(r->done[slot]); /* normally long finished */
+    if (*err != cudaSuccess) return 1;
+  }
+  char *stage = r->host + (size_t)slot * STAGING_BYTES;
+  memcpy(stage, src, bytes);
+  *err = cudaMemcpyAsync(dst, stage, bytes, cudaMemcpyHostToDevice, 0);
+  if (*err != cudaSuccess) return 1;
+  *err = cudaEventRecord(r->done[slot], 0);
+  r->used[slot] = 1;
+  return 1;
+}
+
 /* ------------------------------------------------------------ entry points ---- */
 
 extern "C" {
@@ -317,6 +380,16 @@ SL_API sl_status sl_device_memcpy(void *dst, const void *src, int64_t bytes, int
   }
   /* Pageable host memory: both directions return once the host buffer may be reused. */
   if (kind == SL_MEMCPY_HOST_TO_DEVICE) {
+    {
+      int dev = 0;
+      SL_CUDA(cudaGetDevice(&dev));
+      std::lock_guard<std::mutex> guard(g_lock);
+      cudaError_t err;
+      if (staged_upload(dev, dst, src, (size_t)bytes, &err)) {
+        if (err != cudaSuccess) return sl_cuda_fail(__func__, "a staged upload", err);
+        return SL_OK;
+      }
+    }
     SL_CUDA(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyHostToDevice));
     return SL_OK;
   }

@@ -508,7 +508,8 @@ SL_API sl_status sl_device_alloc(int64_t bytes, void **ptr);
  * use it finish first. */
 SL_API sl_status sl_device_free(void *ptr);
 /* Copies bytes between host and device memory (kind: SL_MEMCPY_*). Host <-> device copies
- * return once the host side may be reused or read; device -> host copies wait for the queued
+ * return once the host side may be reused or read: uploads of up to 1 MiB are staged through
+ * pinned memory and queued (no wait for the device); device -> host copies wait for the queued
  * kernels and report deferred index errors. */
 SL_API sl_status sl_device_memcpy(void *dst, const void *src, int64_t bytes, int32_t kind);
 /* Sets bytes of device memory to the byte value (0..255). */
