@@ -44,7 +44,10 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 #define NO_BAD INT64_MAX /* "no bad index" in min-reductions */
 #define MAX_PARTS 512
 #ifndef SL_PREFETCH
-#define SL_PREFETCH 8 /* entries ahead to prefetch gathered rows */
+#define SL_PREFETCH 16 /* entries ahead to prefetch gathered rows */
+#endif
+#ifndef SL_PREFETCH_LOCALITY
+#define SL_PREFETCH_LOCALITY 2 /* gathered rows go to L2: more misses in flight than L1 allows */
 #endif
 #ifndef SL_PREFETCH_VALUES
 #define SL_PREFETCH_VALUES 32 /* entries ahead to prefetch values read through csc_to_csr */
@@ -242,7 +245,7 @@ static inline __attribute__((always_inline)) void gather_fma_entry(
     const int32_t *perm, const float *vals, const float *in) {
   const int64_t w = 8 * NV;
   const char *row = (const char *)(in + (int64_t)idx[kp] * w);
-  for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(row + l);
+  for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(row + l, 0, SL_PREFETCH_LOCALITY);
   if (perm) __builtin_prefetch(vals + perm[kv]);
   const float v = perm ? vals[perm[k]] : vals[k];
   const v8f *x = (const v8f *)(in + (int64_t)idx[k] * w);
@@ -657,7 +660,7 @@ static inline __attribute__((always_inline)) void scatter_fma_rows(
       for (int j = 0; j < NV; j++) g[j] = ((const v8f *)gbuf[ii])[j];
       for (int64_t k = k0; k < k1; k++) {
         const char *pf = (const char *)(outT + (int64_t)idx[min64(k + SL_PREFETCH, k1 - 1)] * w);
-        for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 1);
+        for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 1, SL_PREFETCH_LOCALITY);
         v8f *o = (v8f *)(outT + (int64_t)idx[k] * w);
         const v8f v = (v8f){0} + vals[k];
         for (int j = 0; j < NV; j++) o[j] += v * g[j];
@@ -896,7 +899,7 @@ static inline __attribute__((always_inline)) void sddmm_rows(
         v8f s[8];
         for (int e = 0; e < 8; e++) {
           const char *pf = (const char *)(xT + (int64_t)idx[min64(k + e + SL_PREFETCH, k_last)] * w);
-          for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l);
+          for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
           const v8f *x = (const v8f *)(xT + (int64_t)idx[k + e] * w);
           s[e] = g[0] * x[0];
           for (int j = 1; j < NV; j++) s[e] += g[j] * x[j];
