@@ -12,6 +12,9 @@
  *   deno run --allow-all examples/soak.ts [--steps 20000] [--delta-t 50] [--sample-every 500]
  *     [--checkpoint-every 2000] [--warmup 0.2] [--max-growth-mib 32] [--threads N] [--seed 0]
  *     [--growth rigl|set]
+ * With `--v8-flags=--expose-gc`, a full garbage collection runs before each sample, so that the
+ * samples measure live memory rather than when the collector last ran (tensor storage is
+ * ArrayBuffer memory, freed only by a collection).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -38,6 +41,8 @@ export interface RssSample {
   rss: number;
   /** V8 heap in use, bytes. */
   heapUsed: number;
+  /** Memory of ArrayBuffers (tensor storage) held by V8, bytes. */
+  external: number;
   /** Topology updates so far (all layers). */
   updates: number;
   /** Mean loss over the steps since the previous sample. */
@@ -120,7 +125,11 @@ async function main(): Promise<number> {
     `soak: ${steps} steps, batch 64, RigL (${growth}) every ${deltaT} steps, checkpoint ` +
       `(save + reload) every ${checkpointEvery}, RSS every ${sampleEvery}`,
   );
-  console.log("   step   RSS MiB  heap MiB  updates    loss");
+  const collectGarbage = (globalThis as { gc?: () => void }).gc;
+  console.log(
+    `   step   RSS MiB  heap MiB  ext MiB  updates    loss` +
+      (collectGarbage ? "   (after a full GC)" : ""),
+  );
   const samples: RssSample[] = [];
   let step = 0, updates = 0, checkpoints = 0, lossSum = 0, lossCount = 0;
   const start = performance.now();
@@ -142,11 +151,19 @@ async function main(): Promise<number> {
           checkpoints++;
         }
         if (step % sampleEvery === 0 || step === steps) {
+          if (collectGarbage) {
+            // Twice, with a pause: V8 frees ArrayBuffer memory on a background thread after
+            // a collection.
+            collectGarbage();
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            collectGarbage();
+          }
           const mem = Deno.memoryUsage();
           const s = {
             step,
             rss: mem.rss,
             heapUsed: mem.heapUsed,
+            external: mem.external,
             updates,
             loss: lossSum / lossCount,
           };
@@ -154,7 +171,8 @@ async function main(): Promise<number> {
           lossSum = lossCount = 0;
           console.log(
             `${String(step).padStart(7)} ${(s.rss / MIB).toFixed(1).padStart(9)} ` +
-              `${(s.heapUsed / MIB).toFixed(1).padStart(9)} ${String(updates).padStart(8)} ` +
+              `${(s.heapUsed / MIB).toFixed(1).padStart(9)} ` +
+              `${(s.external / MIB).toFixed(1).padStart(8)} ${String(updates).padStart(8)} ` +
               `${s.loss.toFixed(4).padStart(7)}`,
           );
         }
