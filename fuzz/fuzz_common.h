@@ -52,8 +52,13 @@ static inline int64_t fz_range(fz_in *in, int64_t lo, int64_t hi) {
   return lo + (int64_t)(v % span);
 }
 
-/* True with probability about num/256. */
-static inline int fz_chance(fz_in *in, int num) { return fz_u8(in) < num; }
+/* True with probability about num/256; false once the input is used up (short inputs then take
+ * the common, cheap branches instead of every rare one). */
+static inline int fz_chance(fz_in *in, int num) { return in->n > 0 && fz_u8(in) < num; }
+
+/* A rare, expensive case (big sizes): one specific byte value, about 1 in 256 random inputs;
+ * the zero runs that mutations and short inputs produce never select it. */
+static inline int fz_rare(fz_in *in) { return in->n > 0 && fz_u8(in) == 0xA7; }
 
 /* An int32 that is usually in [0, bound) but sometimes any of the values that break checks. */
 static inline int32_t fz_index(fz_in *in, int32_t bound, int bad_chance) {

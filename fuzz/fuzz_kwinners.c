@@ -20,9 +20,9 @@ static int cmp_i32(const void *a, const void *b) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
   sl_set_num_threads((int32_t)fz_range(&in, 1, 3));
-  const int64_t rows = fz_chance(&in, 2) ? fz_range(&in, 200, 700) : fz_range(&in, 0, 12);
+  const int64_t rows = fz_rare(&in) ? fz_range(&in, 200, 700) : fz_range(&in, 0, 12);
   const int32_t n = fz_chance(&in, 8) ? (int32_t)fz_range(&in, -2, 0)
-                                      : (int32_t)fz_range(&in, 1, fz_chance(&in, 16) ? 400 : 40);
+                                      : (int32_t)fz_range(&in, 1, fz_rare(&in) ? 400 : 40);
   int32_t k = n >= 1 ? (int32_t)fz_range(&in, 1, n) : 1;
   if (fz_chance(&in, 8)) k = fz_chance(&in, 128) ? 0 : n + 1;
   static const float boosts[] = {0.0f, 0.5f, 1.5f, 10.0f, -1.0f, INFINITY, NAN};

@@ -15,8 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const int32_t batches[] = {0, 1, 2, 7, 8, 9, 33, 64, 65, 130};
   const int32_t batch = fz_chance(&in, 200) ? batches[fz_u8(&in) % 10]
                                             : (int32_t)fz_range(&in, 0, 140);
-  const int32_t n_in = (int32_t)fz_range(&in, 0, fz_chance(&in, 3) ? 600 : 40);
-  const int32_t n_out = (int32_t)fz_range(&in, 0, fz_chance(&in, 3) ? 600 : 40);
+  const int32_t n_in = (int32_t)fz_range(&in, 0, fz_rare(&in) ? 600 : 40);
+  const int32_t n_out = (int32_t)fz_range(&in, 0, fz_rare(&in) ? 600 : 40);
   const int with_bias = fz_chance(&in, 128);
 
   /* A valid pattern: each row a random sorted subset of the inputs, at a per-row density. */

@@ -2,15 +2,18 @@
 # Long fuzzing campaign: every harness in OUT_DIR (default build-fuzz/) for RUNS executions
 # (default 1,000,000), one at a time at the lowest CPU priority, corpus kept in
 # OUT_DIR/corpus/<harness>. Prints one line per harness: executions, seconds, result.
-# Usage: fuzz/long_run.sh [RUNS] [OUT_DIR]
+# Usage: fuzz/long_run.sh [RUNS] [OUT_DIR] [HARNESS...]   (default: every harness in OUT_DIR)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1000000}
 out=${2:-build-fuzz}
+shift 2 2>/dev/null
+names=("$@")
+if [ ${#names[@]} = 0 ]; then
+  for bin in "$out"/fuzz_*; do [ -x "$bin" ] && names+=("$(basename "$bin")"); done
+fi
 status=0
-for bin in "$out"/fuzz_*; do
-  [ -x "$bin" ] || continue
-  name=$(basename "$bin")
+for name in "${names[@]}"; do
   corpus="$out/corpus/$name"
   mkdir -p "$corpus"
   [ -d "fuzz/corpus/$name" ] && cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null
