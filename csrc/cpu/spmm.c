@@ -638,43 +638,45 @@ static inline int64_t lower_bound_col(const int32_t *idx, int64_t k0, int64_t k1
 }
 
 /*
- * outT[idx[k]][:] += vals[k] * g_r for the entries of rows [r0, r1) whose column lies in
- * [c_lo, c_hi) (found by binary search: columns are sorted within each row); g_r is column r of
- * dy (batch-major, leading dimension ld), transposed eight rows at a time. Rows of outT are
- * w = 8 * NV floats.
+ * outT[idx[k]][:] += vals[k] * dyT[r][:] for every row r and its entries k in
+ * [bounds[r * stride], bounds[r * stride + 1]) (this thread's slice of the row). Rows of outT
+ * and dyT are w = 8 * NV floats. The next row's first entries are prefetched while this row
+ * runs (a slice holds only a few entries per row).
  */
 static inline __attribute__((always_inline)) void scatter_fma_rows(
-    const int NV, int64_t r0, int64_t r1, int32_t c_lo, int32_t c_hi, const int32_t *ptr,
-    const int32_t *idx, const float *vals, const float *dy, int64_t ld, int64_t b0, int bt,
-    float *outT) {
+    const int NV, int64_t n_rows, const int32_t *bounds, int64_t stride, const int32_t *idx,
+    const float *vals, const float *dyT, float *outT) {
   const int64_t w = 8 * NV;
-  float gbuf[8][TILE_MAX] __attribute__((aligned(32)));
-  for (int64_t g0 = r0; g0 < r1; g0 += 8) {
-    const int rows = (int)min64(8, r1 - g0);
-    load_rows_batch_major(gbuf, rows, g0, dy, ld, b0, bt, (int)w);
-    for (int ii = 0; ii < rows; ii++) {
-      const int64_t r = g0 + ii;
-      const int64_t k0 = lower_bound_col(idx, ptr[r], ptr[r + 1], c_lo);
-      const int64_t k1 = lower_bound_col(idx, k0, ptr[r + 1], c_hi);
-      v8f g[8];
-      for (int j = 0; j < NV; j++) g[j] = ((const v8f *)gbuf[ii])[j];
-      for (int64_t k = k0; k < k1; k++) {
-        const char *pf = (const char *)(outT + (int64_t)idx[min64(k + SL_PREFETCH, k1 - 1)] * w);
+  for (int64_t r = 0; r < n_rows; r++) {
+    const int64_t k0 = bounds[r * stride], k1 = bounds[r * stride + 1];
+    if (r + 1 < n_rows) {
+      const int64_t n0 = bounds[(r + 1) * stride], n1 = bounds[(r + 1) * stride + 1];
+      for (int64_t k = n0; k < n1 && k < n0 + SL_PREFETCH / 2; k++) {
+        const char *pf = (const char *)(outT + (int64_t)idx[k] * w);
         for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 1, SL_PREFETCH_LOCALITY);
-        v8f *o = (v8f *)(outT + (int64_t)idx[k] * w);
-        const v8f v = (v8f){0} + vals[k];
-        for (int j = 0; j < NV; j++) o[j] += v * g[j];
       }
+    }
+    if (k0 == k1) continue;
+    v8f g[8];
+    for (int j = 0; j < NV; j++) g[j] = ((const v8f *)(dyT + r * w))[j];
+    for (int64_t k = k0; k < k1; k++) {
+      if (k + SL_PREFETCH / 2 < k1) {
+        const char *pf = (const char *)(outT + (int64_t)idx[k + SL_PREFETCH / 2] * w);
+        for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 1, SL_PREFETCH_LOCALITY);
+      }
+      v8f *o = (v8f *)(outT + (int64_t)idx[k] * w);
+      const v8f v = (v8f){0} + vals[k];
+      for (int j = 0; j < NV; j++) o[j] += v * g[j];
     }
   }
 }
 
-static void scatter_fma_dispatch(int nv, int64_t r0, int64_t r1, int32_t c_lo, int32_t c_hi,
-                                 const int32_t *ptr, const int32_t *idx, const float *vals,
-                                 const float *dy, int64_t ld, int64_t b0, int bt, float *outT) {
-#define SL_CASE(N)                                                                   \
-  case N:                                                                            \
-    scatter_fma_rows(N, r0, r1, c_lo, c_hi, ptr, idx, vals, dy, ld, b0, bt, outT);   \
+static void scatter_fma_dispatch(int nv, int64_t n_rows, const int32_t *bounds, int64_t stride,
+                                 const int32_t *idx, const float *vals, const float *dyT,
+                                 float *outT) {
+#define SL_CASE(N)                                                            \
+  case N:                                                                     \
+    scatter_fma_rows(N, n_rows, bounds, stride, idx, vals, dyT, outT);        \
     break;
   switch (nv) {
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
@@ -783,13 +785,18 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
     }
     scratch_free(priv);
   } else {
+    /* One scratch block: outT[n_in][w] (accumulators), dyT[n_out][w] (dy, feature-major) and
+     * the slice bounds of every row, bounds[r][t] for t <= threads. */
     const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
-    float *outT = aligned_scratch(sl_mul_size(first_w * (int64_t)sizeof(float), n_in));
+    const int64_t work = nnz * first_w + ((int64_t)n_in + n_out) * first_w;
+    const int team = work < (1 << 15) ? 1 : threads;
+    const int64_t floats = first_w * ((int64_t)n_in + n_out);
+    float *outT = aligned_scratch(floats * 4 + (int64_t)n_out * (team + 1) * 4);
     if (outT == NULL)
       return sl_fail(SL_E_OUT_OF_MEMORY, __func__,
                      "cannot allocate feature-major scratch for batch %d", batch);
-    const int64_t work = nnz * first_w + ((int64_t)n_in + n_out) * first_w;
-    const int team = work < (1 << 15) ? 1 : threads;
+    float *dyT = outT + first_w * n_in;
+    int32_t *slice = (int32_t *)(outT + floats);
     const int64_t n_row_blocks = (n_out + 1023) / 1024;
     for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
       const int bt = (int)min64(TILE_MAX, batch - b0);
@@ -801,10 +808,11 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
 #else
         const int t = 0, nt = 1;
 #endif
-        /* This thread's slice of the input features. */
+        /* This thread owns input features [c_lo, c_hi): no two threads touch one outT row. */
         const int32_t c_lo = (int32_t)((int64_t)n_in * t / nt);
         const int32_t c_hi = (int32_t)((int64_t)n_in * (t + 1) / nt);
         memset(outT + (int64_t)c_lo * w, 0, (size_t)(c_hi - c_lo) * (size_t)w * sizeof(float));
+        to_feature_major_omp(dy, n_out, b0, bt, w, dyT);
         if (b0 == 0) {
 #pragma omp for schedule(static) reduction(min : first_bad)
           for (int64_t blk = 0; blk < n_row_blocks; blk++) {
@@ -813,12 +821,22 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
                                          col_idx, (uint32_t)n_in, &uns);
             if (b >= 0 && b < first_bad) first_bad = b;
           }
-        } else {
-#pragma omp barrier
         }
         if (first_bad == NO_BAD) {
-          scatter_fma_dispatch(w / 8, 0, n_out, c_lo, c_hi, row_ptr, col_idx, values, dy, n_out,
-                               b0, bt, outT);
+          /* Where each thread's features start in every row (columns are sorted). The barrier
+           * at the end of this loop also completes the zeroing and the transpose above. */
+#pragma omp for schedule(static)
+          for (int64_t r = 0; r < n_out; r++) {
+            int32_t *sb = slice + r * (nt + 1);
+            sb[0] = row_ptr[r];
+            for (int u = 1; u < nt; u++)
+              sb[u] = (int32_t)lower_bound_col(col_idx, sb[u - 1], row_ptr[r + 1],
+                                               (int32_t)((int64_t)n_in * u / nt));
+            sb[nt] = row_ptr[r + 1];
+          }
+        }
+        if (first_bad == NO_BAD) {
+          scatter_fma_dispatch(w / 8, n_out, slice + t, nt + 1, col_idx, values, dyT, outT);
 #pragma omp barrier
           const int64_t blocks = (n_in + 255) / 256;
 #pragma omp for schedule(static)
