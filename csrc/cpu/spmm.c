@@ -1,6 +1,6 @@
 /*
- * spmm.c — the sparse-layer kernels: forward SpMM, input gradient (from the CSC view), weight
- * gradient (SDDMM over the pattern) and bias gradient.
+ * spmm.c — the sparse-layer kernels: forward SpMM, input gradient (from the CSC view, or from
+ * the CSR pattern), weight gradient (SDDMM over the pattern) and bias gradient.
  *
  * Batch > 1 (SparseProp layout): the operand that is gathered at random (x for the forward and
  * the SDDMM, dy for the input gradient) is transposed at the call boundary into a feature-major
@@ -19,7 +19,8 @@
  * large. sl_spmm_bwd_input_csr computes the same product from the CSR pattern instead, where
  * values stream: batch 1 scatters into per-thread copies of dx (small, cache-resident); larger
  * batches give each thread a slice of the input features and scatter into a feature-major
- * scratch, each thread finding its slice of every row by binary search (columns are sorted).
+ * scratch (dy transposed once), the start of each thread's slice of every row found once by
+ * binary search (columns are sorted).
  *
  * Work is split across threads by nnz (plus a per-row cost), not by rows; several parts per
  * thread with dynamic scheduling absorb noise from other processes.
@@ -53,7 +54,6 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 #define SL_PREFETCH_VALUES 32 /* entries ahead to prefetch values read through csc_to_csr */
 #endif
 #define VALIDATE_CHUNK (1 << 16)
-
 
 /*
  * 64-byte aligned scratch, freed with scratch_free. Plain malloc underneath (the base pointer is
@@ -429,7 +429,7 @@ static int64_t dot_rows_b1(int64_t r0, int64_t r1, const int32_t *ptr, const int
 }
 
 /*
- * Batch 1 input gradient without blocking: out[c] = sum_k vals[perm[k]] * dy[row_idx[k]] over
+ * Batch 1 input gradient from the CSC view: out[c] = sum_k vals[perm[k]] * dy[row_idx[k]] over
  * the entries of column c, for c in [c0, c1). Returns 1 when an index was out of range (the
  * entry is skipped). The gather from vals is random over all of it: this is the slow part of
  * the CSC formulation (sl_spmm_bwd_input_csr avoids it).
