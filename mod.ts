@@ -108,6 +108,7 @@ export {
   CONNECTION_BYTES,
   type ConnectivityKind,
   constructionPeakBytes,
+  CSC_VIEW_BYTES,
   GRADIENT_BYTES_PER_VALUE,
   INDICES_BYTES_PER_CONNECTION,
   kernelTileColumns,
@@ -142,7 +143,7 @@ export {
 } from "./lib/optim/schedule.ts";
 
 // Sparsity: connectivity builders and per-layer budgets
-export { SparsePattern } from "./lib/sparsity/pattern.ts";
+export { type CscView, SparsePattern } from "./lib/sparsity/pattern.ts";
 export {
   randomConnectionCount,
   randomConnectivity,

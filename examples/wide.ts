@@ -284,7 +284,7 @@ async function main(args: string[]): Promise<void> {
   );
   console.log(
     `Layer ${width} × ${width} at sparsity ${sparsity}: ${nnz.toLocaleString("en-US")} ` +
-      `connections; model: ${formatBytes(layerBytes)} (16 B/connection + pointers and bias), ` +
+      `connections; model: ${formatBytes(layerBytes)} (8 B/connection + row pointers and bias), ` +
       `${formatBytes(trained)} while training with SGD momentum (+4 B gradient, +4 B momentum), ` +
       `activations at batch ${batch}: ${formatBytes(act.total)} ` +
       `(input, output, its gradient, ${kernelTileColumns(batch)}-column kernel panel)`,

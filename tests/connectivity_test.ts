@@ -134,6 +134,9 @@ Deno.test("random connectivity works at 1,000,000 × 1,000,000 in O(nnz) memory"
   const p = randomConnectivity(1_000_000, 1_000_000, 100_000, { seed: 1 });
   assert.equal(p.nnz, 100_000);
   assert.equal(p.hostRowPtr.length, 1_000_001);
+  // CSR only until something asks for the CSC view (checkPattern does).
+  assert.equal(p.hasCscView, false);
+  assert.equal(p.memoryBytes(), 4 * (1_000_001 + 100_000));
   checkPattern(p);
   // Connections spread over the whole matrix, not just its start.
   const rows = p.cooRows();

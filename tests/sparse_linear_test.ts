@@ -283,17 +283,25 @@ Deno.test("SparseLinear with user connectivity keeps weights[k] on (indices[0][k
   assert.deepEqual(view.indices.data, layer.indices.data);
 });
 
-Deno.test("SparseLinear reports its memory: 16 bytes per connection + O(in + out)", () => {
+Deno.test("SparseLinear reports its memory: 8 bytes per connection + O(out) on the CPU", () => {
   const layer = new SparseLinear(300, 200, { sparsity: 0.95, seed: 1 });
   const nnz = layer.nnz;
-  const expected = 4 * nnz + 4 * nnz + 4 * 201 + 4 * 301 + 8 * nnz + 4 * 200;
+  const expected = 4 * nnz + 4 * nnz + 4 * 201 + 4 * 200;
   assert.equal(layer.memoryBytes(), expected);
   const before = layer.memoryBreakdown();
   assert.equal(before.indices, 0);
   void layer.indices;
   assert.equal(layer.memoryBreakdown().indices, 8 * nnz);
-  layer.forward(randn([2, 300], { seed: 1 })).backward(randn([2, 200], { seed: 2 }));
+  const x = randn([2, 300], { seed: 1, requiresGrad: true });
+  layer.forward(x).backward(randn([2, 200], { seed: 2 }));
   assert.equal(layer.memoryBreakdown().gradients, 4 * (nnz + 200));
+  // The CPU input gradient reads the CSR pattern: no CSC view was built for it.
+  assert.ok(x.grad !== null);
+  assert.equal(layer.pattern.hasCscView, false);
+  assert.equal(layer.memoryBreakdown().pattern, 4 * nnz + 4 * 201);
+  // Asking for the CSC view builds it (8 bytes per connection + column pointers).
+  layer.pattern.cscView();
+  assert.equal(layer.memoryBreakdown().pattern, 12 * nnz + 4 * 201 + 4 * 301);
 });
 
 Deno.test("SparseLinear rejects bad constructor arguments with clear errors", () => {

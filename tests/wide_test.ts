@@ -10,6 +10,7 @@ import {
   checkSparseLinearFits,
   CONNECTION_BYTES,
   constructionPeakBytes,
+  CSC_VIEW_BYTES,
   formatBytes,
   kernelTileColumns,
   MEMORY_CHECK_THRESHOLD_BYTES,
@@ -26,33 +27,40 @@ import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
 
 const GiB = 2 ** 30;
 
-Deno.test("memory model: 16 bytes per connection, O(width) pointers and bias", () => {
-  assert.equal(CONNECTION_BYTES.total, 16);
-  assert.equal(
-    CONNECTION_BYTES.values + CONNECTION_BYTES.colIdx + CONNECTION_BYTES.rowIdx +
-      CONNECTION_BYTES.cscToCsr,
-    16,
-  );
+Deno.test("memory model: 8 bytes per connection (16 with CUDA's CSC view), O(width) pointers", () => {
+  assert.equal(CONNECTION_BYTES.total, 8);
+  assert.equal(CONNECTION_BYTES.values + CONNECTION_BYTES.colIdx, 8);
+  assert.equal(CSC_VIEW_BYTES.rowIdx + CSC_VIEW_BYTES.cscToCsr, CSC_VIEW_BYTES.total);
+  assert.equal(CSC_VIEW_BYTES.total, 8);
   const m = sparseLinearMemory({ inFeatures: 1e6, outFeatures: 1e6, nnz: 1e7 });
   assert.equal(m.values, 4e7);
-  assert.equal(m.pattern, 12e7 + 4 * (1e6 + 1) + 4 * (1e6 + 1));
+  assert.equal(m.pattern, 4e7 + 4 * (1e6 + 1));
   assert.equal(m.bias, 4e6);
   assert.equal(m.gradients, 0);
   assert.equal(m.indices, 0);
-  assert.equal(m.total, 172_000_008);
+  assert.equal(m.total, 88_000_004);
   assert.equal(m.optimizerState, 0);
+  const cuda = sparseLinearMemory({ inFeatures: 1e6, outFeatures: 1e6, nnz: 1e7 }, {
+    cscView: true,
+  });
+  assert.equal(cuda.pattern, 12e7 + 4 * (1e6 + 1) + 4 * (1e6 + 1));
+  assert.equal(cuda.total, 172_000_008);
 
   // Unequal widths: row pointers follow outputs, column pointers inputs, bias outputs.
   const u = sparseLinearMemory({ inFeatures: 10, outFeatures: 3, nnz: 7, bias: false });
   assert.deepEqual(u, {
     values: 28,
-    pattern: 12 * 7 + 4 * 4 + 4 * 11,
+    pattern: 4 * 7 + 4 * 4,
     bias: 0,
     gradients: 0,
     indices: 0,
-    total: 28 + 144,
+    total: 28 + 44,
     optimizerState: 0,
   });
+  const uc = sparseLinearMemory({ inFeatures: 10, outFeatures: 3, nnz: 7, bias: false }, {
+    cscView: true,
+  });
+  assert.equal(uc.pattern, 12 * 7 + 4 * 4 + 4 * 11);
 });
 
 Deno.test("memory model: gradients, indices and optimizer state per trainable value", () => {
@@ -61,7 +69,7 @@ Deno.test("memory model: gradients, indices and optimizer state per trainable va
   const sgd = sparseLinearMemory(shape, { gradients: true, optimizer: "sgd-momentum" });
   assert.equal(sgd.gradients, 4 * trainable);
   assert.equal(sgd.optimizerState, 4 * trainable);
-  assert.equal(sgd.total, 172_000_008 + 4 * trainable);
+  assert.equal(sgd.total, 88_000_004 + 4 * trainable);
   assert.equal(sparseLinearMemory(shape, { optimizer: "sgd" }).optimizerState, 0);
   assert.equal(sparseLinearMemory(shape, { optimizer: "adam" }).optimizerState, 8 * trainable);
   assert.equal(sparseLinearMemory(shape, { optimizer: "amsgrad" }).optimizerState, 12 * trainable);
@@ -91,10 +99,17 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     kernelScratch: 4 * 64 * 1e6,
     total: 4 * 256e6,
   });
-  const b = sparseLinearActivations(100, 30, 9);
+  // The CSR input gradient: accumulators + dY panel + per-row thread-slice starts.
+  const b = sparseLinearActivations(100, 30, 9, { threads: 2 });
   assert.equal(b.inputGrad, 4 * 9 * 100);
-  assert.equal(b.kernelScratch, 4 * 16 * 100);
-  assert.equal(sparseLinearActivations(30, 100, 1).kernelScratch, 4 * 100);
+  assert.equal(b.kernelScratch, 4 * 16 * (100 + 30) + 4 * 30 * 3);
+  // Batch 1: the forward's output scratch, or per-thread copies of dx for the input gradient.
+  assert.equal(sparseLinearActivations(100, 30, 1, { threads: 2 }).kernelScratch, 4 * 2 * 100);
+  assert.equal(
+    sparseLinearActivations(30, 100, 1, { inputGrad: false, threads: 2 }).kernelScratch,
+    4 * 100,
+  );
+  assert.throws(() => sparseLinearActivations(30, 100, 1, { threads: 0 }), RangeError);
 });
 
 Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {
@@ -104,7 +119,7 @@ Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {
   assert.equal(constructionPeakBytes(shape, "small-world"), layer + 4 * 50_000 + 28 * 3000);
   assert.equal(constructionPeakBytes(shape, "user"), layer + 32 * 50_000 + 8 * 3000);
   const set = pruneAndGrowExtraBytes(shape, { k: 100, growth: "set" });
-  assert.equal(set, 42 * 50_000 + 36 * 100 + 40 * 2001 + 4 * 1001 + 8 * 100 + 8 * 2001);
+  assert.equal(set, 34 * 50_000 + 36 * 100 + 40 * 2001 + 8 * 100 + 8 * 2001);
   // RigL adds whole rows of the dense gradient (≤ maxSize entries), candidates and x, dY.
   const rigl = pruneAndGrowExtraBytes(shape, { k: 100, growth: "rigl", maxSize: 2500, batch: 4 });
   assert.equal(
@@ -146,30 +161,30 @@ Deno.test("checkMemoryFits: names the estimate and what is available", () => {
 
 Deno.test("SparseLinear refuses a layer that cannot fit, before allocating", () => {
   const room = { bytes: 8 * GiB, source: "test" };
-  // 2e9 connections (within int32 indices): 16 bytes each, 29.8 GiB.
+  // 2e9 connections (within int32 indices): 8 bytes each, 14.9 GiB.
   assert.throws(() => checkSparseLinearFits(1e6, 1e6, { sparsity: 0.998 }, room), {
     name: "RangeError",
     message:
-      /^SparseLinear\(1000000 → 1000000\) with 2,000,000,000 random connections needs about 29\.8 GiB \(16 bytes per connection \+ 11\.4 MiB for the 2000000 inputs and outputs\), but only 8 GiB is available \(test\); nothing was allocated/,
+      /^SparseLinear\(1000000 → 1000000\) with 2,000,000,000 random connections needs about 14\.9 GiB \(8 bytes per connection \+ 7\.63 MiB for the 2000000 inputs and outputs\), but only 8 GiB is available \(test\); nothing was allocated/,
   });
   assert.throws(
     () => checkSparseLinearFits(1e6, 1e6, { sparsity: 0.998, smallWorld: true }, room),
-    { name: "RangeError", message: /small-world connections needs about 37\.3 GiB \(20 bytes/ },
+    { name: "RangeError", message: /small-world connections needs about 22\.4 GiB \(12 bytes/ },
   );
   // A user list is counted from its shape alone (it is validated later, by the layer).
   const listed = new IndexTensor(new Int32Array(0), [2, 0]);
   Object.defineProperty(listed, "shape", { value: [2, 1e9] });
   assert.throws(() => checkSparseLinearFits(1e6, 1e6, { connectivity: listed }, room), {
     name: "RangeError",
-    message: /with 1,000,000,000 user connections needs about 44\.7 GiB \(48 bytes per connection/,
+    message: /with 1,000,000,000 user connections needs about 37\.3 GiB \(40 bytes per connection/,
   });
   checkSparseLinearFits(1e6, 1e6, { sparsity: 0.99999 }, room); // 10 M connections: fits
   // Past the hard limits the layer's own checks speak (they hold on any machine).
   checkSparseLinearFits(1e6, 1e6, { sparsity: 0.5 }, room);
 
   // Through the constructor, with this machine's memory. 5e11 connections (8 TB) is refused
-  // by the int32 limit before anything is allocated; 2e9 connections (29.8 GiB) by the
-  // memory check where less than that is available.
+  // by the int32 limit before anything is allocated; 2e9 small-world connections (22.4 GiB at
+  // their construction peak) by the memory check where less than that is available.
   const before = Deno.memoryUsage().rss;
   for (const smallWorld of [false, true]) {
     assert.throws(
@@ -178,13 +193,17 @@ Deno.test("SparseLinear refuses a layer that cannot fit, before allocating", () 
     );
   }
   const available = availableMemory();
-  const needed = constructionPeakBytes({ inFeatures: 1e6, outFeatures: 1e6, nnz: 2e9 }, "random");
+  const needed = constructionPeakBytes(
+    { inFeatures: 1e6, outFeatures: 1e6, nnz: 2e9 },
+    "small-world",
+  );
   if (available !== null && available.bytes < needed) {
     assert.throws(
-      () => new SparseLinear(1e6, 1e6, { sparsity: 0.998, seed: 0 }),
+      () => new SparseLinear(1e6, 1e6, { sparsity: 0.998, smallWorld: true, seed: 0 }),
       {
         name: "RangeError",
-        message: /2,000,000,000 random connections needs about 29\.8 GiB .*but only .* available/,
+        message:
+          /2,000,000,000 small-world connections needs about 22\.4 GiB .*but only .* available/,
       },
     );
   }
@@ -235,7 +254,7 @@ Deno.test("100k × 100k at 99.99 %: forward/backward match float64, memoryBytes 
     { ...layer.memoryBreakdown(), optimizerState: 0 },
     sparseLinearMemory(shape),
   );
-  assert.equal(layer.memoryBytes(), 16 * 1_000_000 + 4 * (n + 1) * 2 + 4 * n);
+  assert.equal(layer.memoryBytes(), 8 * 1_000_000 + 4 * (n + 1) + 4 * n);
 
   const gen = new Generator(3);
   const xData = new Float32Array(batch * n);

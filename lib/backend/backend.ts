@@ -44,6 +44,13 @@ export interface Backend {
   readonly device: Device;
   /** The loaded kernel library of this device. */
   readonly kernels: Kernels;
+  /**
+   * Whether the sparse input gradient on this device reads the pattern's CSC view
+   * (`sl_spmm_bwd_input`; CUDA, where the CSR form would scatter with atomics and lose
+   * determinism) rather than the CSR pattern itself (`sl_spmm_bwd_input_csr`; the CPU, where it
+   * is faster and the CSC view is then never built).
+   */
+  readonly inputGradientFromCsc: boolean;
   /** Throws a `NativeError` with this library's last error when `status` is not 0. */
   check(status: number): void;
   /** Zero-filled storage of `length` elements. */

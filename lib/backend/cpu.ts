@@ -45,6 +45,7 @@ export class HostStorage implements Storage {
 
 class CpuBackend implements Backend {
   readonly device = "cpu" as const;
+  readonly inputGradientFromCsc = false;
   get kernels(): Kernels {
     return native();
   }

@@ -131,6 +131,7 @@ export class DeviceStorage implements Storage {
 
 class CudaBackend implements Backend {
   readonly device = "cuda" as const;
+  readonly inputGradientFromCsc = true;
   readonly #lib: CudaLibrary;
   constructor(lib: CudaLibrary) {
     this.#lib = lib;

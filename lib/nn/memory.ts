@@ -2,25 +2,28 @@
  * The memory model of a SparseLinear layer and the check that refuses, before allocating, a
  * layer the machine cannot hold.
  *
- * A layer stores each connection once in CSR order plus a CSC view for the input gradient:
+ * A layer stores each connection once, in CSR order. The CSC view (by input) is built only on
+ * a device whose input gradient reads it (CUDA, where the CSR form would need atomics; see
+ * `SparsePattern.cscView`), on the first backward there; the CPU computes the input gradient
+ * from the CSR pattern and never builds it:
  *
- * | per connection          | bytes | array                                           |
- * | ----------------------- | ----- | ----------------------------------------------- |
- * | value                   | 4     | `weights` (float32)                             |
- * | input index (CSR)       | 4     | `pattern.colIdx`                                |
- * | output index (CSC view) | 4     | `pattern.rowIdx`                                |
- * | CSC → CSR position      | 4     | `pattern.cscToCsr` (where the CSC entry's value is) |
- * | **layer**               | **16**|                                                 |
- * | `indices` (2, nnz)      | +8    | built on first read (state dicts), then kept    |
- * | weight gradient         | +4    | from `backward()` until `zeroGrad()`            |
- * | SGD momentum            | +4    | `momentum_buffer` (plain SGD: 0)                |
- * | Adam / AdamW            | +8    | `exp_avg`, `exp_avg_sq` (+4 more with AMSGrad)  |
+ * | per connection          | bytes | array                                               |
+ * | ----------------------- | ----- | --------------------------------------------------- |
+ * | value                   | 4     | `weights` (float32)                                 |
+ * | input index (CSR)       | 4     | `pattern.colIdx`                                    |
+ * | **layer (CPU)**         | **8** |                                                     |
+ * | output index (CSC view) | +4    | `pattern.rowIdx` (CUDA only, from the first backward) |
+ * | CSC → CSR position      | +4    | `pattern.cscToCsr` (where the CSC entry's value is) |
+ * | `indices` (2, nnz)      | +8    | built on first read (state dicts), then kept        |
+ * | weight gradient         | +4    | from `backward()` until `zeroGrad()`                |
+ * | SGD momentum            | +4    | `momentum_buffer` (plain SGD: 0)                    |
+ * | Adam / AdamW            | +8    | `exp_avg`, `exp_avg_sq` (+4 more with AMSGrad)      |
  *
- * plus O(width): row pointers `4·(out + 1)`, column pointers `4·(in + 1)`, the bias `4·out`
- * (and its gradient and optimizer state), and O(width · batch) activations during a training
- * step: the output `4·B·out`, its gradient `4·B·out`, the input gradient `4·B·in` (when the
- * input needs one) and the kernels' feature-major scratch: one panel of the gathered operand,
- * at most `4·W·max(in, out)` with W = min(64, B rounded up to 8) batch columns per tile.
+ * plus O(width): row pointers `4·(out + 1)` (and column pointers `4·(in + 1)` with the CSC
+ * view), the bias `4·out` (and its gradient and optimizer state), and O(width · batch)
+ * activations during a training step: the output `4·B·out`, its gradient `4·B·out`, the input
+ * gradient `4·B·in` (when the input needs one) and the CPU kernels' feature-major scratch
+ * (see `sparseLinearActivations`).
  *
  * `checkSparseLinearFits` is called by the SparseLinear constructor before anything is
  * allocated: when the layer's construction peak exceeds the memory available (the kernel's
@@ -33,14 +36,25 @@
 import { MAX_INT32 } from "../sparsity/pattern.ts";
 import { IndexTensor } from "../tensor.ts";
 
-/** Bytes per connection of a SparseLinear, by array (see the module documentation). */
+/**
+ * Bytes per connection of a SparseLinear, by array (see the module documentation): the value
+ * and its CSR input index.
+ */
 export const CONNECTION_BYTES: Readonly<{
   values: number;
   colIdx: number;
+  total: number;
+}> = Object.freeze({ values: 4, colIdx: 4, total: 8 });
+
+/**
+ * Extra bytes per connection of the CSC view, on devices that build it (CUDA, from the first
+ * backward): the output index and the CSR position of each CSC entry.
+ */
+export const CSC_VIEW_BYTES: Readonly<{
   rowIdx: number;
   cscToCsr: number;
   total: number;
-}> = Object.freeze({ values: 4, colIdx: 4, rowIdx: 4, cscToCsr: 4, total: 16 });
+}> = Object.freeze({ rowIdx: 4, cscToCsr: 4, total: 8 });
 
 /** Extra bytes per connection while the (2, nnz) `indices` is materialised. */
 export const INDICES_BYTES_PER_CONNECTION = 8;
@@ -78,6 +92,11 @@ export interface LayerStateOptions {
   indices?: boolean;
   /** The optimizer whose state is counted. Default "none". */
   optimizer?: OptimizerKind;
+  /**
+   * The CSC view has been built (on CUDA, from the first backward; never on the CPU).
+   * Default false.
+   */
+  cscView?: boolean;
 }
 
 /**
@@ -87,7 +106,10 @@ export interface LayerStateOptions {
 export interface LayerMemoryEstimate {
   /** The nnz weight values. */
   values: number;
-  /** CSR (row pointers, column indices) and CSC view (column pointers, row indices, positions). */
+  /**
+   * CSR (row pointers, column indices), plus the CSC view (column pointers, row indices,
+   * positions) when `cscView`.
+   */
   pattern: number;
   /** The bias values. */
   bias: number;
@@ -114,13 +136,13 @@ function checkShape(shape: SparseLinearShape): void {
 }
 
 /**
- * The bytes a SparseLinear with these sizes holds: 16 per connection, O(in + out) pointers and
- * bias, and optionally gradients, `indices` and optimizer state.
+ * The bytes a SparseLinear with these sizes holds: 8 per connection (16 with the CSC view of
+ * CUDA), O(in + out) pointers and bias, and optionally gradients, `indices` and optimizer state.
  * @example
  * ```ts
  * import { sparseLinearMemory } from "@sparselinear/sparselinear";
  * const m = sparseLinearMemory({ inFeatures: 1e6, outFeatures: 1e6, nnz: 1e7 });
- * console.log(m.total); // 172000008: 16 bytes × 1e7 connections + 12 MB of pointers and bias
+ * console.log(m.total); // 88000004: 8 bytes × 1e7 connections + 8 MB of row pointers and bias
  * ```
  */
 export function sparseLinearMemory(
@@ -140,8 +162,8 @@ export function sparseLinearMemory(
   }
   const trainable = nnz + (hasBias ? outFeatures : 0);
   const values = CONNECTION_BYTES.values * nnz;
-  const pattern = (CONNECTION_BYTES.total - CONNECTION_BYTES.values) * nnz +
-    4 * (outFeatures + 1) + 4 * (inFeatures + 1);
+  const csc = options.cscView ? CSC_VIEW_BYTES.total * nnz + 4 * (inFeatures + 1) : 0;
+  const pattern = CONNECTION_BYTES.colIdx * nnz + 4 * (outFeatures + 1) + csc;
   const bias = hasBias ? 4 * outFeatures : 0;
   const gradients = options.gradients ? GRADIENT_BYTES_PER_VALUE * trainable : 0;
   const indices = options.indices ? INDICES_BYTES_PER_CONNECTION * nnz : 0;
@@ -167,9 +189,12 @@ export interface ActivationEstimate {
   /** The input gradient `[B, in]` (0 when the input needs none, e.g. the data). */
   inputGrad: number;
   /**
-   * Feature-major scratch of one kernel call, freed when it returns: the panel of the operand
-   * it gathers (x for the forward and SDDMM, dY for the input gradient), `4·W·max(in, out)`;
-   * `4·max(in, out)` at batch 1.
+   * The largest scratch of one CPU kernel call, freed when it returns (csrc/cpu/spmm.c). With
+   * W = `kernelTileColumns(B)` and T threads: the forward and the SDDMM transpose x into a
+   * feature-major panel, `4·W·in`; the CSR input gradient (when the input needs one) holds its
+   * accumulators, dY transposed and every row's thread-slice starts,
+   * `4·W·(in + out) + 4·out·(T + 1)`. At batch 1: `4·out` (forward) and per-thread copies of
+   * dx, `4·T·in` (input gradient).
    */
   kernelScratch: number;
   /** Sum of the above. */
@@ -182,24 +207,36 @@ export function kernelTileColumns(batch: number): number {
 }
 
 /**
- * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows.
- * `inputGrad` (default true) says whether the input needs a gradient (false for the data).
+ * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows on the
+ * CPU. `inputGrad` (default true) says whether the input needs a gradient (false for the data);
+ * `threads` is the kernels' thread count (default `navigator.hardwareConcurrency`, the
+ * library's default; see `getNumThreads`).
  */
 export function sparseLinearActivations(
   inFeatures: number,
   outFeatures: number,
   batch: number,
-  options: { inputGrad?: boolean } = {},
+  options: { inputGrad?: boolean; threads?: number } = {},
 ): ActivationEstimate {
   checkCount(inFeatures, "inFeatures", 1);
   checkCount(outFeatures, "outFeatures", 1);
   checkCount(batch, "batch", 1);
+  const threads = options.threads ?? Math.max(1, navigator.hardwareConcurrency ?? 1);
+  checkCount(threads, "threads", 1);
   const input = 4 * batch * inFeatures;
   const output = 4 * batch * outFeatures;
   const outputGrad = output;
-  const inputGrad = (options.inputGrad ?? true) ? input : 0;
-  const widest = Math.max(inFeatures, outFeatures);
-  const kernelScratch = batch === 1 ? 4 * widest : 4 * kernelTileColumns(batch) * widest;
+  const needInputGrad = options.inputGrad ?? true;
+  const inputGrad = needInputGrad ? input : 0;
+  let kernelScratch: number;
+  if (batch === 1) {
+    kernelScratch = Math.max(4 * outFeatures, needInputGrad ? 4 * threads * inFeatures : 0);
+  } else {
+    const w = kernelTileColumns(batch);
+    kernelScratch = needInputGrad
+      ? 4 * w * (inFeatures + outFeatures) + 4 * outFeatures * (threads + 1)
+      : 4 * w * inFeatures;
+  }
   return {
     input,
     output,
@@ -253,10 +290,11 @@ export interface PruneAndGrowSize {
  * Bytes a prune-and-grow update (lib/sparsity/rigl.ts `pruneAndGrow`) allocates on top of the
  * layer, counted as if no garbage were collected during the update (an upper estimate): the
  * drop selection (4·nnz keys), the kept pattern (8·nnz + 1·nnz mask), the next pattern with its
- * values and old positions (12·nnz), its CSC view (8·nnz), the copies `replacePattern` takes
- * (8·nnz), the dropped mask (1·nnz), the remapped optimizer state, O(k) positions, O(width)
- * pointers, and for RigL the gradient chunk (4 · whole rows ≤ maxSize), the candidates
- * (24·k) and the recorded x and dY. About 42 bytes per connection + O(k + width).
+ * values and old positions (12·nnz), the copies `replacePattern` takes (8·nnz), the dropped
+ * mask (1·nnz), the remapped optimizer state, O(k) positions, O(width) pointers, and for RigL
+ * the gradient chunk (4 · whole rows ≤ maxSize), the candidates (24·k) and the recorded x and
+ * dY. About 34 bytes per connection + O(k + width). (On CUDA the next pattern's CSC view,
+ * 8·nnz + 4·(in + 1), follows at the next backward.)
  */
 export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAndGrowSize): number {
   checkShape(shape);
@@ -264,9 +302,9 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
   const { k, growth } = update;
   checkCount(k, "k", 0);
   const state = OPTIMIZER_STATE_BYTES_PER_VALUE[update.optimizer ?? "none"] ?? 0;
-  const perConnection = 4 + 9 + 12 + 8 + 8 + 1 + state;
+  const perConnection = 4 + 9 + 12 + 8 + 1 + state;
   const perK = 8 + 4 + 8 + 8 + 8; // picked, drop, grown rows/cols, grow keys, report copies
-  const width = 40 * (nOut + 1) + 4 * (nIn + 1);
+  const width = 40 * (nOut + 1);
   let growthBytes: number;
   if (growth === "rigl") {
     const maxSize = update.maxSize ?? 1e8;

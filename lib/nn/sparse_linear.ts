@@ -8,10 +8,12 @@
  * Connections are kept in CSR order (by output, then input), whatever order they were given
  * in: `weights[k]` is always the value of connection (`indices[0][k]`, `indices[1][k]`).
  *
- * Memory: 4 bytes per connection for the value, 4 for its input index (CSR), 8 for the CSC view
- * used by the input gradient (row index + position of the value), plus O(in + out) pointers
- * and the bias: 16 bytes per connection. `indices` is built on first use (8 more bytes per
- * connection while it is held) since the CSR arrays already say the same thing.
+ * Memory: 4 bytes per connection for the value and 4 for its input index (CSR), plus O(out) row
+ * pointers and the bias: 8 bytes per connection on the CPU, whose input gradient reads the CSR
+ * pattern. On CUDA the input gradient reads a CSC view (row index + position of the value,
+ * 8 more bytes per connection and O(in) pointers), built on the first backward there.
+ * `indices` is built on first use (8 more bytes per connection while it is held) since the
+ * CSR arrays already say the same thing.
  * @module
  */
 import type { Device } from "../backend/backend.ts";
@@ -88,7 +90,10 @@ export interface SparseWeightView {
 export interface SparseLinearMemory {
   /** The nnz weight values. */
   values: number;
-  /** CSR (row pointers, column indices) and CSC view (column pointers, row indices, positions). */
+  /**
+   * CSR (row pointers, column indices), plus the CSC view (column pointers, row indices,
+   * positions) once a CUDA backward has built it.
+   */
   pattern: number;
   /** The bias values (0 without bias). */
   bias: number;
@@ -103,8 +108,8 @@ export interface SparseLinearMemory {
 /**
  * A sparse linear layer: `y = x · Wᵀ + b` with only the connections of W stored.
  *
- * Forward is one native SpMM call; backward computes the input gradient through the CSC view
- * (skipped when the input needs no gradient), the weight gradient as an SDDMM over the
+ * Forward is one native SpMM call; backward computes the input gradient from the CSR pattern
+ * on the CPU, through the CSC view on CUDA (skipped when the input needs no gradient), the weight gradient as an SDDMM over the
  * connections and the bias gradient as column sums.
  *
  * @example
@@ -215,7 +220,7 @@ export class SparseLinear extends Module {
     return this.#indices;
   }
 
-  /** The current pattern (CSR + CSC view), for kernels and topology updates. Immutable. */
+  /** The current pattern (CSR, CSC view on demand), for kernels and topology updates. Immutable. */
   get pattern(): SparsePattern {
     return this.#pattern;
   }
@@ -487,8 +492,9 @@ export class SparseLinear extends Module {
   }
 
   /**
-   * Bytes the layer holds: values, CSR (column indices, row pointers), CSC view, bias, and
-   * gradients and `indices` while they exist. About 16 bytes per connection + O(in + out).
+   * Bytes the layer holds: values, CSR (column indices, row pointers), bias, the CSC view where
+   * built (CUDA), and gradients and `indices` while they exist. About 8 bytes per connection
+   * + O(out) on the CPU (16 + O(in + out) on CUDA after a backward).
    */
   memoryBytes(): number {
     return this.memoryBreakdown().total;

@@ -2,7 +2,10 @@
  * The sparse linear op `y = x · Wᵀ + b` with W given by a `SparsePattern` and its `nnz`
  * values, and its backward. One native call per direction:
  *   forward: y  = sl_spmm_fwd(CSR, x, bias)
- *   dX       = sl_spmm_bwd_input(CSC view, dY)     (skipped when x needs no gradient)
+ *   dX       = sl_spmm_bwd_input_csr(CSR, dY)       on the CPU (values stream), or
+ *              sl_spmm_bwd_input(CSC view, dY)     where the backend asks for the CSC view
+ *                                                  (CUDA: deterministic, no atomics)
+ *                                                  (skipped when x needs no gradient)
  *   dW       = sl_sddmm(x, dY) over the pattern   (one dot product per connection)
  *   db       = sl_bias_grad(dY)                   (column sums)
  * @module
@@ -96,20 +99,37 @@ export function sparseLinear(
     let db: Tensor | null = null;
     if (needX) {
       const s = backend.zeros("float32", batch * nIn);
-      backend.check(
-        k.sl_spmm_bwd_input(
-          batch,
-          nIn,
-          nOut,
-          nnzBig,
-          pattern.colPtr.ptr(),
-          pattern.rowIdx.ptr(),
-          pattern.cscToCsr.ptr(),
-          weights.storage.ptr(),
-          dy.storage.ptr(),
-          s.ptr(),
-        ),
-      );
+      if (backend.inputGradientFromCsc) {
+        const csc = pattern.cscView();
+        backend.check(
+          k.sl_spmm_bwd_input(
+            batch,
+            nIn,
+            nOut,
+            nnzBig,
+            csc.colPtr.ptr(),
+            csc.rowIdx.ptr(),
+            csc.cscToCsr.ptr(),
+            weights.storage.ptr(),
+            dy.storage.ptr(),
+            s.ptr(),
+          ),
+        );
+      } else {
+        backend.check(
+          k.sl_spmm_bwd_input_csr(
+            batch,
+            nIn,
+            nOut,
+            nnzBig,
+            pattern.rowPtr.ptr(),
+            pattern.colIdx.ptr(),
+            weights.storage.ptr(),
+            dy.storage.ptr(),
+            s.ptr(),
+          ),
+        );
+      }
       dx = new Tensor(s, x.shape);
     }
     if (needW) {

@@ -1,8 +1,11 @@
 /**
  * `SparsePattern`: the connectivity of a sparse layer, stored once as CSR by output row
- * (`rowPtr`, `colIdx`) plus the CSC view the input gradient needs (`colPtr`, `rowIdx`,
- * `cscToCsr`). Patterns are immutable: a topology change (loading a state dict, RigL/SET
- * prune-and-grow) builds a new pattern and swaps it in.
+ * (`rowPtr`, `colIdx`). The CSC view (`colPtr`, `rowIdx`, `cscToCsr`) is built lazily, on the
+ * pattern's device, the first time something reads it: the CUDA input gradient does (its CSR
+ * form would need atomics and lose determinism), the CPU one does not (it reads the CSR
+ * pattern, where values stream), so on the CPU a pattern costs 4 bytes per connection, not 12.
+ * Patterns are immutable: a topology change (loading a state dict, RigL/SET prune-and-grow)
+ * builds a new pattern and swaps it in.
  *
  * Every array is an int32 `Storage` of the pattern's device, so kernels take `storage.ptr()`
  * on the CPU and on CUDA alike. The CSR arrays also stay on the host (`hostRowPtr`,
@@ -27,18 +30,25 @@ export function checkInt32Size(value: number, what: string): void {
   }
 }
 
-/** The arrays of a pattern on one device. */
+/** The CSC view of a pattern on one device (see `SparsePattern.cscView`). */
+export interface CscView {
+  /** CSC column pointers, `nCols + 1` entries. */
+  readonly colPtr: Storage;
+  /** Row (output) index of each CSC entry, `nnz` entries. */
+  readonly rowIdx: Storage;
+  /** For each CSC entry, the CSR position of its connection (where its value lives). */
+  readonly cscToCsr: Storage;
+}
+
+/** The CSR arrays of a pattern on one device. */
 interface PatternArrays {
   rowPtr: Storage;
   colIdx: Storage;
-  colPtr: Storage;
-  rowIdx: Storage;
-  cscToCsr: Storage;
 }
 
 /**
  * Connectivity of an `nRows × nCols` sparse matrix (rows = outputs, columns = inputs), in CSR
- * order with columns sorted and unique within each row, plus its CSC view.
+ * order with columns sorted and unique within each row, plus its CSC view on demand.
  */
 export class SparsePattern {
   /** Number of rows (output features). */
@@ -53,16 +63,11 @@ export class SparsePattern {
   readonly rowPtr: Storage;
   /** CSR column (input) index of each connection, `nnz` entries. */
   readonly colIdx: Storage;
-  /** CSC column pointers, `nCols + 1` entries. */
-  readonly colPtr: Storage;
-  /** Row (output) index of each CSC entry, `nnz` entries. */
-  readonly rowIdx: Storage;
-  /** For each CSC entry, the CSR position of its connection (where its value lives). */
-  readonly cscToCsr: Storage;
   /** CSR row pointers on the host (the same array as `rowPtr` on the CPU). */
   readonly hostRowPtr: Int32Array;
   /** CSR column indices on the host (the same array as `colIdx` on the CPU). */
   readonly hostColIdx: Int32Array;
+  #csc: CscView | null = null;
 
   private constructor(
     nRows: number,
@@ -80,15 +85,64 @@ export class SparsePattern {
     this.device = device;
     this.rowPtr = arrays.rowPtr;
     this.colIdx = arrays.colIdx;
-    this.colPtr = arrays.colPtr;
-    this.rowIdx = arrays.rowIdx;
-    this.cscToCsr = arrays.cscToCsr;
+  }
+
+  /** Whether the CSC view has been built (see `cscView`). */
+  get hasCscView(): boolean {
+    return this.#csc !== null;
+  }
+
+  /**
+   * The CSC view on this pattern's device, built on first use with the device's
+   * `sl_csr_to_csc` (O(nnz + nRows + nCols); 8 bytes per connection + 4·(nCols + 1)) and kept
+   * while the pattern lives.
+   */
+  cscView(): CscView {
+    if (this.#csc !== null) return this.#csc;
+    const backend = getBackend(this.device);
+    const colPtr = backend.zeros("int32", this.nCols + 1);
+    const rowIdx = backend.zeros("int32", this.nnz);
+    const cscToCsr = backend.zeros("int32", this.nnz);
+    try {
+      backend.check(
+        backend.kernels.sl_csr_to_csc(
+          this.nRows,
+          this.nCols,
+          BigInt(this.nnz),
+          this.rowPtr.ptr(),
+          this.colIdx.ptr(),
+          colPtr.ptr(),
+          rowIdx.ptr(),
+          cscToCsr.ptr(),
+        ),
+      );
+    } catch (e) {
+      for (const s of [colPtr, rowIdx, cscToCsr]) s.dispose();
+      throw e;
+    }
+    this.#csc = { colPtr, rowIdx, cscToCsr };
+    return this.#csc;
+  }
+
+  /** CSC column pointers, `nCols + 1` entries (builds the CSC view; see `cscView`). */
+  get colPtr(): Storage {
+    return this.cscView().colPtr;
+  }
+
+  /** Row (output) index of each CSC entry, `nnz` entries (builds the CSC view). */
+  get rowIdx(): Storage {
+    return this.cscView().rowIdx;
+  }
+
+  /** For each CSC entry, the CSR position of its connection (builds the CSC view). */
+  get cscToCsr(): Storage {
+    return this.cscView().cscToCsr;
   }
 
   /**
    * A pattern from CSR arrays that are already sorted and unique within rows (taken without
-   * copying). The arrays are checked natively (`sl_csr_validate`) and the CSC view is built
-   * (`sl_csr_to_csc`), both O(nnz + nRows + nCols). Throws NativeError naming the first bad
+   * copying). The arrays are checked natively (`sl_csr_validate`, O(nnz + nRows)); the CSC
+   * view is left for `cscView` to build when needed. Throws NativeError naming the first bad
    * entry when the arrays are not a valid CSR pattern.
    */
   static fromCsr(
@@ -106,27 +160,9 @@ export class SparsePattern {
     const lib = native();
     const nnz = BigInt(colIdx.length);
     check(lib.sl_csr_validate(nRows, nCols, nnz, ptr(rowPtr), ptr(colIdx)));
-    const colPtr = new Int32Array(nCols + 1);
-    const rowIdx = new Int32Array(colIdx.length);
-    const cscToCsr = new Int32Array(colIdx.length);
-    check(
-      lib.sl_csr_to_csc(
-        nRows,
-        nCols,
-        nnz,
-        ptr(rowPtr),
-        ptr(colIdx),
-        ptr(colPtr),
-        ptr(rowIdx),
-        ptr(cscToCsr),
-      ),
-    );
     const arrays: PatternArrays = {
       rowPtr: new HostStorage(rowPtr),
       colIdx: new HostStorage(colIdx),
-      colPtr: new HostStorage(colPtr),
-      rowIdx: new HostStorage(rowIdx),
-      cscToCsr: new HostStorage(cscToCsr),
     };
     return new SparsePattern(nRows, nCols, rowPtr, colIdx, arrays, "cpu");
   }
@@ -162,19 +198,16 @@ export class SparsePattern {
   }
 
   /**
-   * This pattern with its arrays on `device` (itself when already there). The host CSR arrays
-   * are kept (shared) for TS-side bookkeeping.
+   * This pattern with its CSR arrays on `device` (itself when already there). The host CSR
+   * arrays are kept (shared) for TS-side bookkeeping; the CSC view is not moved but rebuilt on
+   * the new device if something there asks for it.
    */
   to(device: Device): SparsePattern {
     if (device === this.device) return this;
     const backend = getBackend(device);
-    const move = (s: Storage): Storage => backend.fromHost(s.toHost() as Int32Array);
     const arrays: PatternArrays = {
-      rowPtr: device === "cpu" ? new HostStorage(this.hostRowPtr) : move(this.rowPtr),
-      colIdx: device === "cpu" ? new HostStorage(this.hostColIdx) : move(this.colIdx),
-      colPtr: move(this.colPtr),
-      rowIdx: move(this.rowIdx),
-      cscToCsr: move(this.cscToCsr),
+      rowPtr: backend.fromHost(this.hostRowPtr),
+      colIdx: backend.fromHost(this.hostColIdx),
     };
     return new SparsePattern(
       this.nRows,
@@ -189,9 +222,9 @@ export class SparsePattern {
   /** Releases device memory of the storages (no-op on the CPU). The pattern is unusable after. */
   dispose(): void {
     if (this.device === "cpu") return;
-    for (const s of [this.rowPtr, this.colIdx, this.colPtr, this.rowIdx, this.cscToCsr]) {
-      s.dispose();
-    }
+    const csc = this.#csc === null ? [] : [this.#csc.colPtr, this.#csc.rowIdx, this.#csc.cscToCsr];
+    for (const s of [this.rowPtr, this.colIdx, ...csc]) s.dispose();
+    this.#csc = null;
   }
 
   /** Output (row) index of each connection in CSR order: the expansion of `rowPtr`. */
@@ -246,9 +279,13 @@ export class SparsePattern {
     return out;
   }
 
-  /** Bytes held by the CSR arrays and the CSC view (on this pattern's device). */
+  /**
+   * Bytes held on this pattern's device by the CSR arrays, and by the CSC view once it is
+   * built (`hasCscView`).
+   */
   memoryBytes(): number {
-    return 4 * ((this.nRows + 1) + this.nnz + (this.nCols + 1) + 2 * this.nnz);
+    const csr = 4 * ((this.nRows + 1) + this.nnz);
+    return this.#csc === null ? csr : csr + 4 * ((this.nCols + 1) + 2 * this.nnz);
   }
 }
 

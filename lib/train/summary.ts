@@ -54,8 +54,8 @@ function summarizeLayer(name: string, m: Module): LayerSummary {
   let connections: number | null = null;
   let bytes: number;
   if (hasMemoryBreakdown(m)) {
-    // Sparse layer: values + CSR/CSC index arrays + bias. Its `indices` buffer is built on
-    // demand, so namedBuffers() is not called here (that would materialise it).
+    // Sparse layer: values + CSR index arrays (+ the CSC view on CUDA) + bias. Its `indices`
+    // is built on demand, so namedBuffers() is not called here (that would materialise it).
     const mem = m.memoryBreakdown();
     connections = m.nnz;
     bytes = mem.values + mem.pattern + mem.bias;
