@@ -230,7 +230,7 @@ static inline float sigmoidf(float x) {
 }
 
 #define UNARY_LOOP(EXPR)                                                               \
-  _Pragma("omp parallel for simd num_threads(sl_threads()) if (n > SL_PARALLEL_MIN)")   \
+  _Pragma("omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_PARALLEL_MIN)")   \
   for (int64_t i = 0; i < n; i++) {                                                     \
     const float v = x[i];                                                               \
     y[i] = (EXPR);                                                                      \
@@ -262,7 +262,7 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
 }
 
 #define UNARY_BWD_LOOP(EXPR)                                                           \
-  _Pragma("omp parallel for simd num_threads(sl_threads()) if (n > SL_PARALLEL_MIN)")   \
+  _Pragma("omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_PARALLEL_MIN)")   \
   for (int64_t i = 0; i < n; i++) {                                                     \
     const float v = x[i], out = y[i], g = dy[i];                                        \
     (void)v;                                                                            \

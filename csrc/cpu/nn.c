@@ -11,8 +11,11 @@
 
 #include "internal.h"
 
-/* Work below this many elements runs on one thread: a parallel region costs more. */
-#define SL_NN_PARALLEL_MIN 32768
+/*
+ * Work below this many elements runs on one thread (~50 us at a few ns per element): a parallel
+ * region costs more, especially on a busy machine (see strided.h).
+ */
+#define SL_NN_PARALLEL_MIN 65536
 
 /* Columns per block of a column reduction (stack accumulators, vectorised over the block). */
 #define SL_NN_COL_BLOCK 512
@@ -272,7 +275,7 @@ sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t 
     SL_CHECK_PTR(target);
   }
   double total = 0.0;
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > 262144) schedule(static) \
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static) \
     reduction(+ : total)
   for (int64_t i = 0; i < n; i++) {
     float d = pred[i] - target[i];
@@ -295,7 +298,7 @@ sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target, const fl
   SL_CHECK_PTR(target);
   SL_CHECK_PTR(dloss);
   SL_CHECK_ARG(dpred != NULL || dtarget != NULL, "dpred and dtarget must not both be null");
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > 262144) schedule(static)
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float g = 2.0f * scale * dloss[i * dloss_stride] * (pred[i] - target[i]);
     if (dpred != NULL) dpred[i] = g;
@@ -334,7 +337,7 @@ static sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed
   if (out == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
   uint64_t threshold = dropout_threshold(p);
   float keep_scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > 65536) schedule(static)
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 65536) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     out[i] = (uint64_t)dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
   }

@@ -9,8 +9,8 @@
 
 #include "internal.h"
 
-/* Below this many elements an update runs on one thread. */
-#define SL_OPTIM_PARALLEL_MIN 65536
+/* Below this many elements an update runs on one thread (~50 us of streaming; see strided.h). */
+#define SL_OPTIM_PARALLEL_MIN 262144
 
 sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, float weight_decay,
                       int32_t nesterov, int32_t init_momentum, float *param, const float *grad,
@@ -36,7 +36,7 @@ sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, floa
 
   const float wd = weight_decay, mom = momentum, keep = 1.0f - dampening;
   if (momentum == 0) {
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > SL_OPTIM_PARALLEL_MIN) \
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
     for (int64_t i = 0; i < n; i++) {
       float d = grad[i] + wd * param[i];
@@ -44,7 +44,7 @@ sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, floa
     }
   } else if (init_momentum) {
     /* First step: the buffer starts as the gradient itself (no dampening), as in PyTorch. */
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > SL_OPTIM_PARALLEL_MIN) \
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
     for (int64_t i = 0; i < n; i++) {
       float d = grad[i] + wd * param[i];
@@ -53,7 +53,7 @@ sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, floa
       param[i] -= lr * (nesterov ? d + mom * buf : buf);
     }
   } else {
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > SL_OPTIM_PARALLEL_MIN) \
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
     for (int64_t i = 0; i < n; i++) {
       float d = grad[i] + wd * param[i];
@@ -97,7 +97,7 @@ sl_status sl_adam_step(int64_t n, float lr, float beta1, float beta2, float eps,
   const float coupled_wd = decoupled_weight_decay ? 0.0f : weight_decay;
   const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
 
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > SL_OPTIM_PARALLEL_MIN) \
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float p = param[i] * decay;

@@ -69,7 +69,7 @@ sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha, co
 /* alpha * sum of x[0..n) in double. */
 static float sum_all_run(int64_t n, float alpha, const float *x) {
   double s = 0.0;
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > SL_PARALLEL_MIN) \
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_PARALLEL_MIN) \
     reduction(+ : s) schedule(static)
   for (int64_t i = 0; i < n; i++) s += x[i];
   return (float)(alpha * s);

@@ -103,9 +103,20 @@ static void partition_rows(const int32_t *ptr, int64_t n_rows, int64_t unit, int
   bounds[parts] = n_rows;
 }
 
+/*
+ * Work below which a kernel runs on one thread, in its own units: batch-1 kernels count
+ * connections + rows (~0.5 ns each, gathers), batched kernels count connections x tile columns
+ * (~0.1 ns each, FMA lanes). Both are about 50 us on one core: less than that gains little from
+ * a second thread on a quiet machine and loses a lot on a busy one, where a parallel region
+ * waits for every thread to get a time slice (2000 -> 10 at batch 64, ~25 us alone, took
+ * 0.3-3 ms per call with 2 threads under load).
+ */
+#define SERIAL_WORK_B1 (1 << 17)
+#define SERIAL_WORK_BATCHED (1 << 19)
+
 /* How many parts to split into: several per thread so dynamic scheduling absorbs noise. */
-static int choose_parts(int threads, int64_t work) {
-  if (threads <= 1 || work < (1 << 15)) return 1;
+static int choose_parts(int threads, int64_t work, int64_t serial_below) {
+  if (threads <= 1 || work < serial_below) return 1;
   int64_t parts = (int64_t)threads * 8;
   int64_t max_by_work = work / (1 << 13);
   if (parts > max_by_work) parts = max_by_work;
@@ -330,7 +341,8 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
   if (inT == NULL) return SL_E_OUT_OF_MEMORY;
   int64_t bounds[MAX_PARTS + 1];
   const int parts =
-      choose_parts(threads, nnz * first_w + ((int64_t)n_idx + n_rows) * first_w);
+      choose_parts(threads, nnz * first_w + ((int64_t)n_idx + n_rows) * first_w,
+                   SERIAL_WORK_BATCHED);
   partition_rows(ptr, n_rows, first_w / 8, parts, bounds);
   const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
   int64_t first_bad = NO_BAD;
@@ -542,7 +554,7 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
     const int threads = sl_threads();
     int64_t bounds[MAX_PARTS + 1];
-    const int parts = choose_parts(threads, nnz + n_out);
+    const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
     partition_rows(row_ptr, n_out, 1, parts, bounds);
     int64_t first_bad = NO_BAD;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
@@ -595,7 +607,7 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
     float *tmp = aligned_scratch((int64_t)n_in * (int64_t)sizeof(float));
     if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
     int64_t bounds[MAX_PARTS + 1];
-    const int parts = choose_parts(threads, nnz + n_in);
+    const int parts = choose_parts(threads, nnz + n_in, SERIAL_WORK_B1);
     partition_rows(col_ptr, n_in, 1, parts, bounds);
     int any_bad = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
@@ -739,7 +751,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
 
   if (batch == 1) {
     /* Per-thread copies of dx (cache-resident), summed at the end. */
-    const int parts = choose_parts(threads, nnz + n_out);
+    const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
     const int team = parts > 1 ? threads : 1;
     float *priv = aligned_scratch(sl_mul_size((int64_t)team * (int64_t)sizeof(float), n_in));
     if (priv == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
@@ -789,7 +801,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
      * the slice bounds of every row, bounds[r][t] for t <= threads. */
     const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
     const int64_t work = nnz * first_w + ((int64_t)n_in + n_out) * first_w;
-    const int team = work < (1 << 15) ? 1 : threads;
+    const int team = work < SERIAL_WORK_BATCHED ? 1 : threads;
     const int64_t floats = first_w * ((int64_t)n_in + n_out);
     float *outT = aligned_scratch(floats * 4 + (int64_t)n_out * (team + 1) * 4);
     if (outT == NULL)
@@ -985,7 +997,7 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
       else
         memset(dw, 0, (size_t)nnz * sizeof(float));
     } else {
-      const int parts = choose_parts(threads, nnz + n_out);
+      const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
       partition_rows(row_ptr, n_out, 1, parts, bounds);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
     reduction(min : first_bad)
@@ -1000,7 +1012,8 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     if (xT == NULL)
       return sl_fail(SL_E_OUT_OF_MEMORY, __func__,
                      "cannot allocate feature-major scratch for batch %d", batch);
-    const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w);
+    const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w,
+                                 SERIAL_WORK_BATCHED);
     partition_rows(row_ptr, n_out, first_w / 8, parts, bounds);
     const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
     for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
@@ -1048,7 +1061,7 @@ sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db)
   const int64_t blocks = (n_out + 1023) / 1024;
   const int threads = sl_threads();
 #pragma omp parallel for num_threads(threads) schedule(static) \
-    if (sl_mul_size(batch, n_out) > (1 << 16) && blocks > 1)
+    if (sl_mul_size(batch, n_out) > (1 << 19) && blocks > 1)
   for (int64_t blk = 0; blk < blocks; blk++) {
     const int64_t o0 = blk * 1024, o1 = min64(o0 + 1024, n_out);
     float acc[1024];

@@ -8,7 +8,7 @@ sl_status sl_fill(int64_t n, float value, float *x) {
   SL_CHECK_NONNEG(n);
   if (n == 0) return SL_OK;
   SL_CHECK_PTR(x);
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > 262144) schedule(static)
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static)
   for (int64_t i = 0; i < n; i++) x[i] = value;
   return SL_OK;
 }
@@ -19,7 +19,7 @@ sl_status sl_axpy(int64_t n, float alpha, const float *x, float *y) {
   if (n == 0) return SL_OK;
   SL_CHECK_PTR(x);
   SL_CHECK_PTR(y);
-#pragma omp parallel for simd num_threads(sl_threads()) if (n > 262144) schedule(static)
+#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static)
   for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
   return SL_OK;
 }

@@ -250,8 +250,8 @@ static void check_binary_case(int ndim, const int64_t *out_shape, const int64_t 
 }
 
 static void test_binary(void) {
-  { /* same shape, long enough to run in parallel */
-    int64_t s[2] = {300, 301};
+  { /* same shape, long enough to run in parallel (above SL_PARALLEL_MIN = 2^18) */
+    int64_t s[2] = {600, 601};
     check_binary_case(2, s, s, s);
   }
   { /* bias-style broadcast [B, N] + [1, N], and its mirror */
@@ -274,7 +274,7 @@ static void test_binary(void) {
     check_binary_case(2, o, o, o);
   }
   { /* large with a broadcast column: parallel rows */
-    int64_t o[2] = {1000, 129}, b[2] = {1000, 1};
+    int64_t o[2] = {2100, 129}, b[2] = {2100, 1};
     check_binary_case(2, o, o, b);
   }
   /* Errors. */
@@ -306,7 +306,7 @@ static void test_binary(void) {
 /* --------------------------------------------------------------- unary ops ---- */
 
 static void test_unary(void) {
-  const int64_t n = 100003; /* odd and above the parallel threshold */
+  const int64_t n = 300007; /* odd and above the parallel threshold (2^18) */
   float *x = rand_array(n), *y = malloc(sizeof(float) * n), *dy = rand_array(n);
   float *dx = malloc(sizeof(float) * n);
   const float alpha = 1.7f, beta = -0.3f;
@@ -429,14 +429,14 @@ static void test_sums(void) {
     free(x);
   }
   { /* a larger general-case sum_dims ([R, K, R] after merging), parallel */
-    int64_t shape[3] = {40, 50, 60};
-    const int64_t n = 40 * 50 * 60;
+    int64_t shape[3] = {80, 50, 70};
+    const int64_t n = 80 * 50 * 70;
     float *x = rand_array(n), y[50];
     EXPECT_STATUS(sl_sum_dims(3, shape, 5, 1.0f, x, y), SL_OK);
     for (int k = 0; k < 50; k++) {
       double s = 0;
-      for (int i = 0; i < 40; i++)
-        for (int j = 0; j < 60; j++) s += x[(i * 50 + k) * 60 + j];
+      for (int i = 0; i < 80; i++)
+        for (int j = 0; j < 70; j++) s += x[(i * 50 + k) * 70 + j];
       EXPECT(close_to(y[k], s, 1e-6), "sum_dims [R,K,R] at %d: %g want %g", k, y[k], s);
     }
     free(x);
@@ -472,7 +472,7 @@ static void test_strided_copy(void) {
   for (int i = 0; i < 21; i++)
     EXPECT(e[i] == 0.5f * x[i / 7], "expand at %d: %g want %g", i, e[i], 0.5f * x[i / 7]);
   /* Large transpose (parallel). */
-  const int64_t r = 300, c = 301;
+  const int64_t r = 600, c = 601;
   float *big = rand_array(r * c), *t = malloc(sizeof(float) * (size_t)(r * c));
   int64_t tshape[2] = {c, r}, tstr[2] = {1, c};
   EXPECT_STATUS(sl_strided_copy(2, tshape, 1.0f, big, r * c, tstr, t), SL_OK);

@@ -29,7 +29,7 @@ static double urand(void) {
   return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
 
-#define N 100003 /* above the parallel threshold, and not a multiple of the vector width */
+#define N 300007 /* above the parallel threshold (2^18), and not a multiple of the vector width */
 #define STEPS 5
 
 static float param[N], grad[STEPS][N], buf[N], m1[N], m2[N], vmax[N];
