@@ -226,7 +226,7 @@ static void fuzz_rows(fz_in *in) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
-  sl_set_num_threads((int32_t)fz_range(&in, 1, 3));
+  fz_threads(&in);
   if (fz_u8(&in) & 1) fuzz_strided(&in);
   else fuzz_rows(&in);
   return 0;

@@ -15,7 +15,7 @@ static int64_t extent(int64_t rows, int64_t cols, int64_t ld) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
-  sl_set_num_threads((int32_t)fz_range(&in, 1, 3));
+  fz_threads(&in);
   const int big = fz_rare(&in);
   const int32_t m = (int32_t)fz_range(&in, 0, big ? 70 : 20);
   const int32_t n = (int32_t)fz_range(&in, 0, big ? 130 : 20);

@@ -19,7 +19,7 @@ static int cmp_i32(const void *a, const void *b) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
-  sl_set_num_threads((int32_t)fz_range(&in, 1, 3));
+  fz_threads(&in);
   const int64_t rows = fz_rare(&in) ? fz_range(&in, 200, 700) : fz_range(&in, 0, 12);
   const int32_t n = fz_chance(&in, 8) ? (int32_t)fz_range(&in, -2, 0)
                                       : (int32_t)fz_range(&in, 1, fz_rare(&in) ? 400 : 40);

@@ -10,8 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
-  const int32_t threads = (int32_t)fz_range(&in, 1, 3);
-  sl_set_num_threads(threads);
+  fz_threads(&in);
   static const int32_t batches[] = {0, 1, 2, 7, 8, 9, 33, 64, 65, 130};
   const int32_t batch = fz_chance(&in, 200) ? batches[fz_u8(&in) % 10]
                                             : (int32_t)fz_range(&in, 0, 140);

@@ -335,7 +335,7 @@ static void fuzz_drop_grow(fz_in *in) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
-  sl_set_num_threads((int32_t)fz_range(&in, 1, 3));
+  fz_threads(&in);
   switch (fz_u8(&in) % 4) {
     case 0: fuzz_topk(&in); break;
     case 1: fuzz_dense_grad_topk(&in); break;
