@@ -11,7 +11,11 @@
  * Usage:
  *   deno run --allow-all examples/soak.ts [--steps 20000] [--delta-t 50] [--sample-every 500]
  *     [--checkpoint-every 2000] [--warmup 0.2] [--max-growth-mib 32] [--threads N] [--seed 0]
- *     [--growth rigl|set]
+ *     [--growth rigl|set] [--malloc-tuning]
+ * The library's malloc tuning (csrc/common/core.c: freed buffers stay in the heap, up to a
+ * 512 MiB trim threshold, the heap grows in 64 MiB pads) makes RSS climb in steps to a plateau
+ * that says nothing about leaks, so the soak turns it off (SL_NO_MALLOC_TUNING=1, set before the
+ * library loads) unless `--malloc-tuning` is given.
  * With `--v8-flags=--expose-gc`, a full garbage collection runs before each sample, so that the
  * samples measure live memory rather than when the collector last ran (tensor storage is
  * ArrayBuffer memory, freed only by a collection).
@@ -87,8 +91,14 @@ async function main(): Promise<number> {
       threads: { type: "string" },
       seed: { type: "string" },
       growth: { type: "string" },
+      "malloc-tuning": { type: "boolean" },
     },
   });
+  // Before anything loads the native library (it reads the variable once, at load).
+  if (!values["malloc-tuning"] && Deno.env.get("SL_NO_MALLOC_TUNING") === undefined) {
+    Deno.env.set("SL_NO_MALLOC_TUNING", "1");
+  }
+  const tuning = Deno.env.get("SL_NO_MALLOC_TUNING") === undefined;
   const steps = Math.floor(positive(values.steps, "steps", 20000));
   const deltaT = Math.floor(positive(values["delta-t"], "delta-t", 50));
   const sampleEvery = Math.floor(positive(values["sample-every"], "sample-every", 500));
@@ -123,7 +133,8 @@ async function main(): Promise<number> {
 
   console.log(
     `soak: ${steps} steps, batch 64, RigL (${growth}) every ${deltaT} steps, checkpoint ` +
-      `(save + reload) every ${checkpointEvery}, RSS every ${sampleEvery}`,
+      `(save + reload) every ${checkpointEvery}, RSS every ${sampleEvery}, malloc tuning ` +
+      (tuning ? "on" : "off"),
   );
   const collectGarbage = (globalThis as { gc?: () => void }).gc;
   console.log(
