@@ -6,7 +6,7 @@
  */
 import type { Device } from "../backend/backend.ts";
 import { ShapeError } from "../errors.ts";
-import { IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { type IndexTensor, shapeString, Tensor } from "../tensor.ts";
 
 /** One entry of a state dict: float parameters/buffers or integer index buffers. */
 export type StateValue = Tensor | IndexTensor;

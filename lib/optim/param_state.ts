@@ -8,7 +8,7 @@
  * PyTorch SparseLinear got wrong: it re-created the parameter and silently dropped its state.
  * @module
  */
-import { IndexTensor, Tensor } from "../tensor.ts";
+import { IndexTensor, type Tensor } from "../tensor.ts";
 
 const states = new WeakMap<Tensor, Set<Tensor>>();
 
