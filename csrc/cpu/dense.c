@@ -15,39 +15,7 @@
 
 #include "dense_internal.h"
 #include "internal.h"
-
-/* ---------------------------------------------------------------- checks ---- */
-
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* Validates sl_gemm's arguments; `fn` names the entry point in messages. */
-static sl_status check_gemm(const char *fn, int32_t trans_a, int32_t trans_b, int32_t m,
-                            int32_t n, int32_t k, const float *a, int32_t lda, const float *b,
-                            int32_t ldb, const float *c, int32_t ldc) {
-  if (trans_a != 0 && trans_a != 1)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "trans_a must be 0 or 1, got %d", trans_a);
-  if (trans_b != 0 && trans_b != 1)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "trans_b must be 0 or 1, got %d", trans_b);
-  if (m < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "m must be >= 0, got %d", m);
-  if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %d", n);
-  if (k < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "k must be >= 0, got %d", k);
-  int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-  if (lda < max64(1, a_cols))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "lda must be >= max(1, %lld), got %d",
-                   (long long)a_cols, lda);
-  if (ldb < max64(1, b_cols))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "ldb must be >= max(1, %lld), got %d",
-                   (long long)b_cols, ldb);
-  if (ldc < max64(1, n))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "ldc must be >= max(1, %d), got %d", n, ldc);
-  if (m > 0 && n > 0 && c == NULL)
-    return sl_fail(SL_E_NULL_POINTER, fn, "c must not be null");
-  if (m > 0 && n > 0 && k > 0) {
-    if (a == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "a must not be null");
-    if (b == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "b must not be null");
-  }
-  return SL_OK;
-}
+#include "validate.h"
 
 /* C = beta * C over an [m, n] block (beta == 0 writes zeros without reading C). */
 static void scale_block(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
@@ -231,7 +199,7 @@ sl_status sl_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_
                   float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                   float beta, float *c, int32_t ldc) {
   SL_ENTER();
-  sl_status st = check_gemm(__func__, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  sl_status st = sl_validate_gemm(__func__, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
   if (st != SL_OK) return st;
   return gemm_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -241,28 +209,16 @@ sl_status sl_gemm_batched(int32_t trans_a, int32_t trans_b, int32_t batch, int32
                           int64_t stride_a, const float *b, int32_t ldb, int64_t stride_b,
                           float beta, float *c, int32_t ldc, int64_t stride_c) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(stride_a);
-  SL_CHECK_NONNEG(stride_b);
-  SL_CHECK_NONNEG(stride_c);
-  sl_status st = check_gemm(__func__, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
-  if (st != SL_OK) return st;
+  SL_VALIDATE(sl_validate_gemm_batched(__func__, trans_a, trans_b, batch, m, n, k, a, lda,
+                                       stride_a, b, ldb, stride_b, c, ldc, stride_c));
   if (batch == 0 || m == 0 || n == 0) return SL_OK;
-  /* One C spans (m - 1) * ldc + n elements; distinct batches must not overlap. */
-  const int64_t c_extent = (int64_t)(m - 1) * ldc + n;
-  SL_CHECK_ARG(stride_c == 0 || stride_c >= c_extent,
-               "stride_c must be 0 or >= %lld (one C matrix), got %lld", (long long)c_extent,
-               (long long)stride_c);
-  SL_CHECK_ARG(sl_mul_size(batch - 1, stride_a) >= 0 && sl_mul_size(batch - 1, stride_b) >= 0 &&
-                   sl_mul_size(batch - 1, stride_c) >= 0,
-               "batch * stride overflows int64 (batch %d)", batch);
   for (int32_t i = 0; i < batch; i++) {
     const float beta_i = (stride_c == 0 && i > 0) ? 1.0f : beta;
     /* a and b may be null when k == 0: never offset a null pointer. */
     const float *a_i = a != NULL ? a + (int64_t)i * stride_a : NULL;
     const float *b_i = b != NULL ? b + (int64_t)i * stride_b : NULL;
-    st = gemm_run(trans_a, trans_b, m, n, k, alpha, a_i, lda, b_i, ldb, beta_i,
-                  c + (int64_t)i * stride_c, ldc);
+    sl_status st = gemm_run(trans_a, trans_b, m, n, k, alpha, a_i, lda, b_i, ldb, beta_i,
+                            c + (int64_t)i * stride_c, ldc);
     if (st != SL_OK) return st;
   }
   return SL_OK;

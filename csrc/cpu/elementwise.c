@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "strided.h"
+#include "validate.h"
 
 /* ------------------------------------------------------------ binary ops ---- */
 
@@ -114,36 +115,14 @@ static void binary_bwd_row(int64_t n, int64_t off_a, int64_t off_b, int64_t off_
   }
 }
 
-/* Shared checks of sl_binary / sl_binary_bwd; fills the layout and *numel. */
-static sl_status check_binary(const char *fn, int32_t op, int32_t ndim, const int64_t *shape,
-                              const float *a, int64_t a_len, const int64_t *a_strides,
-                              const float *b, int64_t b_len, const int64_t *b_strides,
-                              int reads_operands, sl_layout *l, int64_t *numel) {
-  if (op < SL_BINARY_ADD || op > SL_BINARY_DIV)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "op must be in [0, 3] (add, sub, mul, div), got %d",
-                   op);
-  sl_status st = sl_check_shape(fn, ndim, shape, numel);
-  if (st != SL_OK) return st;
-  if (reads_operands) {
-    st = sl_check_operand(fn, "a", "a_strides", ndim, shape, *numel, a, a_len, a_strides);
-    if (st != SL_OK) return st;
-    st = sl_check_operand(fn, "b", "b_strides", ndim, shape, *numel, b, b_len, b_strides);
-    if (st != SL_OK) return st;
-  }
-  const int64_t *const strides[2] = {reads_operands ? a_strides : NULL,
-                                     reads_operands ? b_strides : NULL};
-  sl_layout_init(l, ndim, shape, 2, strides);
-  return SL_OK;
-}
-
 sl_status sl_binary(int32_t op, int32_t ndim, const int64_t *shape, const float *a,
                     int64_t a_len, const int64_t *a_strides, const float *b, int64_t b_len,
                     const int64_t *b_strides, float *out) {
   SL_ENTER();
   sl_layout l;
   int64_t numel = 0;
-  sl_status st = check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len,
-                              b_strides, 1, &l, &numel);
+  sl_status st = sl_check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len,
+                                 b_strides, 1, &l, &numel);
   if (st != SL_OK) return st;
   if (numel == 0) return SL_OK;
   SL_CHECK_PTR(out);
@@ -160,8 +139,8 @@ sl_status sl_binary_bwd(int32_t op, int32_t ndim, const int64_t *shape, const fl
   sl_layout l;
   int64_t numel = 0;
   const int reads = op == SL_BINARY_MUL || op == SL_BINARY_DIV;
-  sl_status st = check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len,
-                              b_strides, reads, &l, &numel);
+  sl_status st = sl_check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len,
+                                 b_strides, reads, &l, &numel);
   if (st != SL_OK) return st;
   if (numel == 0 || (da == NULL && db == NULL)) return SL_OK;
   SL_CHECK_PTR(dy);
@@ -238,12 +217,8 @@ static inline float sigmoidf(float x) {
 
 sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_ARG(op >= SL_UNARY_NEG && op <= SL_UNARY_POW, "op must be in [0, %d], got %d",
-               SL_UNARY_POW, op);
-  SL_CHECK_NONNEG(n);
+  SL_VALIDATE(sl_validate_unary(__func__, op, n, x, y));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   switch (op) {
     case SL_UNARY_NEG: UNARY_LOOP(-v) break;
     case SL_UNARY_EXP: UNARY_LOOP(expf(v)) break;
@@ -274,14 +249,8 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
 sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const float *x,
                        const float *y, const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_ARG(op >= SL_UNARY_NEG && op <= SL_UNARY_POW, "op must be in [0, %d], got %d",
-               SL_UNARY_POW, op);
-  SL_CHECK_NONNEG(n);
+  SL_VALIDATE(sl_validate_unary_bwd(__func__, op, n, x, y, dy, dx));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
-  SL_CHECK_PTR(dy);
-  SL_CHECK_PTR(dx);
   switch (op) {
     case SL_UNARY_NEG: UNARY_BWD_LOOP(-g) break;
     case SL_UNARY_EXP: UNARY_BWD_LOOP(g * out) break;
@@ -309,12 +278,8 @@ sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const flo
 
 sl_status sl_log_softmax_fwd(int64_t rows, int32_t cols, const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(cols);
-  SL_CHECK_ARG(sl_mul_size(rows, cols) >= 0, "rows * cols overflows int64");
+  SL_VALIDATE(sl_validate_log_softmax_fwd(__func__, rows, cols, x, y));
   if (rows == 0 || cols == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
 #pragma omp parallel for num_threads(sl_threads()) if (rows * cols > SL_PARALLEL_MIN) \
     schedule(static)
   for (int64_t r = 0; r < rows; r++) {
@@ -334,13 +299,8 @@ sl_status sl_log_softmax_fwd(int64_t rows, int32_t cols, const float *x, float *
 sl_status sl_log_softmax_bwd(int64_t rows, int32_t cols, const float *y, const float *dy,
                              float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(cols);
-  SL_CHECK_ARG(sl_mul_size(rows, cols) >= 0, "rows * cols overflows int64");
+  SL_VALIDATE(sl_validate_log_softmax_bwd(__func__, rows, cols, y, dy, dx));
   if (rows == 0 || cols == 0) return SL_OK;
-  SL_CHECK_PTR(y);
-  SL_CHECK_PTR(dy);
-  SL_CHECK_PTR(dx);
 #pragma omp parallel for num_threads(sl_threads()) if (rows * cols > SL_PARALLEL_MIN) \
     schedule(static)
   for (int64_t r = 0; r < rows; r++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "validate.h"
 
 /*
  * Work below this many elements runs on one thread (~50 us at a few ns per element): a parallel
@@ -19,11 +20,6 @@
 
 /* Columns per block of a column reduction (stack accumulators, vectorised over the block). */
 #define SL_NN_COL_BLOCK 512
-
-static int check_reduction(int32_t reduction) {
-  return reduction == SL_REDUCTION_NONE || reduction == SL_REDUCTION_MEAN ||
-         reduction == SL_REDUCTION_SUM;
-}
 
 /*
  * Column sums of a [rows, n] (row-major), in one pass over a:
@@ -75,15 +71,8 @@ sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
                             const float *gamma, const float *beta, float *y, float *mean,
                             float *rstd) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  SL_CHECK_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_layer_norm_fwd(__func__, rows, n, eps, x, y));
   if (rows == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
@@ -125,21 +114,13 @@ sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float
                             const float *rstd, const float *gamma, const float *dy, float *dx,
                             float *dgamma, float *dbeta) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_layer_norm_bwd(__func__, rows, n, x, mean, rstd, dy));
   if (rows == 0) {
     /* Gradients of gamma and beta over an empty batch are zero. */
     if (dgamma != NULL) memset(dgamma, 0, (size_t)n * sizeof(float));
     if (dbeta != NULL) memset(dbeta, 0, (size_t)n * sizeof(float));
     return SL_OK;
   }
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(mean);
-  SL_CHECK_PTR(rstd);
-  SL_CHECK_PTR(dy);
   if (dx != NULL) {
     int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
@@ -194,14 +175,9 @@ sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *lo
                                const int32_t *labels, int32_t reduction, float *loss,
                                float *lse) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
-  SL_CHECK_ARG(check_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
-               reduction);
-  SL_CHECK_PTR(loss);
+  SL_VALIDATE(
+      sl_validate_cross_entropy_fwd(__func__, batch, n_classes, logits, labels, reduction, loss));
   if (batch > 0) {
-    SL_CHECK_PTR(logits);
-    SL_CHECK_PTR(labels);
     sl_status st = check_labels(__func__, batch, n_classes, labels);
     if (st != SL_OK) return st;
   }
@@ -235,16 +211,9 @@ sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *lo
                                const int32_t *labels, const float *lse, const float *dloss,
                                int32_t dloss_stride, float scale, float *dlogits) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
-  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
-               dloss_stride);
+  SL_VALIDATE(sl_validate_cross_entropy_bwd(__func__, batch, n_classes, logits, labels, lse, dloss,
+                                            dloss_stride, dlogits));
   if (batch == 0) return SL_OK;
-  SL_CHECK_PTR(logits);
-  SL_CHECK_PTR(labels);
-  SL_CHECK_PTR(lse);
-  SL_CHECK_PTR(dloss);
-  SL_CHECK_PTR(dlogits);
   sl_status st = check_labels(__func__, batch, n_classes, labels);
   if (st != SL_OK) return st;
   int parallel = sl_mul_size(batch, n_classes) > SL_NN_PARALLEL_MIN && batch > 1;
@@ -266,14 +235,7 @@ sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *lo
 sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t reduction,
                      float *loss) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_ARG(check_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
-               reduction);
-  SL_CHECK_PTR(loss);
-  if (n > 0) {
-    SL_CHECK_PTR(pred);
-    SL_CHECK_PTR(target);
-  }
+  SL_VALIDATE(sl_validate_mse_fwd(__func__, n, pred, target, reduction, loss));
   double total = 0.0;
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static) \
     reduction(+ : total)
@@ -290,14 +252,9 @@ sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t 
 sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target, const float *dloss,
                      int32_t dloss_stride, float scale, float *dpred, float *dtarget) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
-               dloss_stride);
+  SL_VALIDATE(
+      sl_validate_mse_bwd(__func__, n, pred, target, dloss, dloss_stride, dpred, dtarget));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(pred);
-  SL_CHECK_PTR(target);
-  SL_CHECK_PTR(dloss);
-  SL_CHECK_ARG(dpred != NULL || dtarget != NULL, "dpred and dtarget must not both be null");
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float g = 2.0f * scale * dloss[i * dloss_stride] * (pred[i] - target[i]);
@@ -359,14 +316,8 @@ sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, flo
 sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,
                              const float *shift, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(n);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_scale_shift_fwd(__func__, rows, n, x, y));
   if (rows == 0 || n == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
@@ -391,19 +342,13 @@ sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const floa
 sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const float *scale,
                              const float *dy, float *dx, float *dscale, float *dshift) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(n);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_scale_shift_bwd(__func__, rows, n, x, dy, dscale));
   if (n == 0) return SL_OK;
   if (rows == 0) {
     if (dscale != NULL) memset(dscale, 0, (size_t)n * sizeof(float));
     if (dshift != NULL) memset(dshift, 0, (size_t)n * sizeof(float));
     return SL_OK;
   }
-  SL_CHECK_PTR(dy);
-  if (dscale != NULL) SL_CHECK_PTR(x);
   if (dx != NULL) {
     int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)

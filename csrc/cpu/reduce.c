@@ -3,6 +3,7 @@
  * gradient of a broadcast input). All accumulate in double so that long sums stay accurate.
  */
 #include "internal.h"
+#include "validate.h"
 #include "strided.h"
 
 /* Inner-dimension tile of sum_axis: one double accumulator per element, on the stack. */
@@ -48,20 +49,14 @@ static void sum_axis_run(int64_t outer, int64_t len, int64_t inner, float alpha,
 sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha, const float *x,
                       float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(outer);
-  SL_CHECK_NONNEG(len);
-  SL_CHECK_NONNEG(inner);
-  const int64_t out_n = sl_mul_size(outer, inner);
-  SL_CHECK_ARG(out_n >= 0 && sl_mul_size(out_n, len) >= 0,
-               "outer * len * inner overflows int64");
+  SL_VALIDATE(sl_validate_sum_axis(__func__, outer, len, inner, x, y));
+  const int64_t out_n = outer * inner;
   if (out_n == 0) return SL_OK;
-  SL_CHECK_PTR(y);
   if (len == 0) { /* alpha * (empty sum): 0, or NaN for the mean of nothing (alpha = inf) */
     const float v = (float)(alpha * 0.0);
     for (int64_t i = 0; i < out_n; i++) y[i] = v;
     return SL_OK;
   }
-  SL_CHECK_PTR(x);
   sum_axis_run(outer, len, inner, alpha, x, y);
   return SL_OK;
 }
@@ -77,9 +72,7 @@ static float sum_all_run(int64_t n, float alpha, const float *x) {
 
 sl_status sl_sum_all(int64_t n, float alpha, const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_PTR(y);
-  if (n > 0) SL_CHECK_PTR(x);
+  SL_VALIDATE(sl_validate_sum_all(__func__, n, x, y));
   y[0] = n > 0 ? sum_all_run(n, alpha, x) : (float)(alpha * 0.0);
   return SL_OK;
 }
@@ -135,21 +128,14 @@ sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_mask, f
   int64_t numel = 0;
   sl_status st = sl_check_shape(__func__, ndim, shape, &numel);
   if (st != SL_OK) return st;
-  SL_CHECK_ARG(reduce_mask >= 0 && (ndim >= 31 || (reduce_mask >> ndim) == 0),
-               "reduce_mask 0x%x has bits outside the %d dimensions", (unsigned)reduce_mask,
-               ndim);
-  int64_t y_numel = 1;
-  for (int d = 0; d < ndim; d++)
-    if (!((reduce_mask >> d) & 1)) y_numel = sl_mul_size(y_numel, shape[d]);
-  if (y_numel < 0) return sl_fail(SL_E_OVERFLOW, __func__, "the output size overflows int64");
+  int64_t y_numel = 0;
+  SL_VALIDATE(sl_validate_sum_dims(__func__, ndim, shape, numel, reduce_mask, x, y, &y_numel));
   if (y_numel == 0) return SL_OK;
-  SL_CHECK_PTR(y);
   if (numel == 0) { /* a reduced dimension is empty: every sum is alpha * 0 */
     const float v = (float)(alpha * 0.0);
     for (int64_t i = 0; i < y_numel; i++) y[i] = v;
     return SL_OK;
   }
-  SL_CHECK_PTR(x);
   /* x's contiguous strides, and y's: contiguous over the kept dimensions, 0 on reduced ones.
    * Computed only now that numel > 0: then no product of sizes overflows (with an empty
    * dimension the others may be huge, and their product is not representable). */

@@ -134,6 +134,32 @@ static inline void sl_layout_init(sl_layout *l, int32_t ndim, const int64_t *sha
 }
 
 /*
+ * The checks of sl_binary / sl_binary_bwd, shared by the CPU and CUDA libraries (same status,
+ * same message); fills the layout and *numel. The operands are read only when reads_operands.
+ */
+static inline sl_status sl_check_binary(const char *fn, int32_t op, int32_t ndim,
+                                        const int64_t *shape, const float *a, int64_t a_len,
+                                        const int64_t *a_strides, const float *b, int64_t b_len,
+                                        const int64_t *b_strides, int reads_operands,
+                                        sl_layout *l, int64_t *numel) {
+  if (op < SL_BINARY_ADD || op > SL_BINARY_DIV)
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "op must be in [0, 3] (add, sub, mul, div), got %d",
+                   op);
+  sl_status st = sl_check_shape(fn, ndim, shape, numel);
+  if (st != SL_OK) return st;
+  if (reads_operands) {
+    st = sl_check_operand(fn, "a", "a_strides", ndim, shape, *numel, a, a_len, a_strides);
+    if (st != SL_OK) return st;
+    st = sl_check_operand(fn, "b", "b_strides", ndim, shape, *numel, b, b_len, b_strides);
+    if (st != SL_OK) return st;
+  }
+  const int64_t *const strides[2] = {reads_operands ? a_strides : NULL,
+                                     reads_operands ? b_strides : NULL};
+  sl_layout_init(l, ndim, shape, 2, strides);
+  return SL_OK;
+}
+
+/*
  * Calls row(len, off0, off1, out_off, ctx) for every row of the layout's innermost dimension,
  * where off0/off1 are the operands' element offsets of the row start and out_off the
  * contiguous output offset. Rows are split across threads when numel is large.

@@ -9,6 +9,7 @@
  * sums every batch's product into its tile before writing C once (no atomics, deterministic).
  */
 #include "dense.cuh"
+#include "validate.h"
 
 namespace {
 
@@ -110,36 +111,6 @@ __global__ void scale_kernel(int32_t m, int32_t n, float beta, float *c, int64_t
   }
 }
 
-int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* The CPU library's checks (csrc/cpu/dense.c check_gemm), with the same messages. */
-sl_status check_gemm(const char *fn, int32_t trans_a, int32_t trans_b, int32_t m, int32_t n,
-                     int32_t k, const float *a, int32_t lda, const float *b, int32_t ldb,
-                     const float *c, int32_t ldc) {
-  if (trans_a != 0 && trans_a != 1)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "trans_a must be 0 or 1, got %d", trans_a);
-  if (trans_b != 0 && trans_b != 1)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "trans_b must be 0 or 1, got %d", trans_b);
-  if (m < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "m must be >= 0, got %d", m);
-  if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %d", n);
-  if (k < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "k must be >= 0, got %d", k);
-  int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-  if (lda < max64(1, a_cols))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "lda must be >= max(1, %lld), got %d",
-                   (long long)a_cols, lda);
-  if (ldb < max64(1, b_cols))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "ldb must be >= max(1, %lld), got %d",
-                   (long long)b_cols, ldb);
-  if (ldc < max64(1, n))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "ldc must be >= max(1, %d), got %d", n, ldc);
-  if (m > 0 && n > 0 && c == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "c must not be null");
-  if (m > 0 && n > 0 && k > 0) {
-    if (a == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "a must not be null");
-    if (b == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "b must not be null");
-  }
-  return SL_OK;
-}
-
 } /* namespace */
 
 sl_status sl_gemm_launch(const char *fn, int32_t trans_a, int32_t trans_b, int32_t batch,
@@ -193,7 +164,7 @@ SL_API sl_status sl_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n,
                          float alpha, const float *a, int32_t lda, const float *b,
                          int32_t ldb, float beta, float *c, int32_t ldc) {
   SL_ENTER();
-  SL_TRY(check_gemm(__func__, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+  SL_TRY(sl_validate_gemm(__func__, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
   if (m == 0 || n == 0) return SL_OK;
   SL_CUDA_READY();
   return sl_gemm_launch(__func__, trans_a, trans_b, 1, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta,
@@ -206,19 +177,9 @@ SL_API sl_status sl_gemm_batched(int32_t trans_a, int32_t trans_b, int32_t batch
                                  int64_t stride_b, float beta, float *c, int32_t ldc,
                                  int64_t stride_c) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(stride_a);
-  SL_CHECK_NONNEG(stride_b);
-  SL_CHECK_NONNEG(stride_c);
-  SL_TRY(check_gemm(__func__, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+  SL_VALIDATE(sl_validate_gemm_batched(__func__, trans_a, trans_b, batch, m, n, k, a, lda,
+                                       stride_a, b, ldb, stride_b, c, ldc, stride_c));
   if (batch == 0 || m == 0 || n == 0) return SL_OK;
-  const int64_t c_extent = (int64_t)(m - 1) * ldc + n;
-  SL_CHECK_ARG(stride_c == 0 || stride_c >= c_extent,
-               "stride_c must be 0 or >= %lld (one C matrix), got %lld", (long long)c_extent,
-               (long long)stride_c);
-  SL_CHECK_ARG(sl_mul_size(batch - 1, stride_a) >= 0 && sl_mul_size(batch - 1, stride_b) >= 0 &&
-                   sl_mul_size(batch - 1, stride_c) >= 0,
-               "batch * stride overflows int64 (batch %d)", batch);
   SL_CUDA_READY();
   return sl_gemm_launch(__func__, trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b,
                         ldb, stride_b, beta, c, ldc, stride_c);

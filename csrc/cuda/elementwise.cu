@@ -11,6 +11,7 @@
 
 #include "common.cuh"
 #include "../cpu/strided.h"
+#include "validate.h"
 
 /* Element offsets of operands 0 and 1 for output index i (row-major over the layout). */
 __device__ __forceinline__ void layout_offsets(const sl_layout &l, int64_t i, int64_t *o0,
@@ -73,25 +74,6 @@ __global__ void binary_bwd_kernel(int op, sl_layout l, int64_t n, const float *_
       if (db != nullptr) db[i] = -g * x / (y * y);
     }
   }
-}
-
-/* Same checks as the CPU library's check_binary (csrc/cpu/elementwise.c). */
-static sl_status check_binary(const char *fn, int32_t op, int32_t ndim, const int64_t *shape,
-                              const float *a, int64_t a_len, const int64_t *a_strides,
-                              const float *b, int64_t b_len, const int64_t *b_strides,
-                              int reads_operands, sl_layout *l, int64_t *numel) {
-  if (op < SL_BINARY_ADD || op > SL_BINARY_DIV)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "op must be in [0, 3] (add, sub, mul, div), got %d",
-                   op);
-  SL_TRY(sl_check_shape(fn, ndim, shape, numel));
-  if (reads_operands) {
-    SL_TRY(sl_check_operand(fn, "a", "a_strides", ndim, shape, *numel, a, a_len, a_strides));
-    SL_TRY(sl_check_operand(fn, "b", "b_strides", ndim, shape, *numel, b, b_len, b_strides));
-  }
-  const int64_t *const strides[2] = {reads_operands ? a_strides : nullptr,
-                                     reads_operands ? b_strides : nullptr};
-  sl_layout_init(l, ndim, shape, 2, strides);
-  return SL_OK;
 }
 
 /* ----------------------------------------------------------- strided copy ---- */
@@ -219,8 +201,8 @@ SL_API sl_status sl_binary(int32_t op, int32_t ndim, const int64_t *shape, const
   SL_ENTER();
   sl_layout l;
   int64_t numel = 0;
-  SL_TRY(check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len, b_strides, 1, &l,
-                      &numel));
+  SL_TRY(sl_check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len, b_strides, 1,
+                         &l, &numel));
   if (numel == 0) return SL_OK;
   SL_CHECK_PTR(out);
   SL_CUDA_READY();
@@ -237,8 +219,8 @@ SL_API sl_status sl_binary_bwd(int32_t op, int32_t ndim, const int64_t *shape, c
   sl_layout l;
   int64_t numel = 0;
   const int reads = op == SL_BINARY_MUL || op == SL_BINARY_DIV;
-  SL_TRY(check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len, b_strides, reads,
-                      &l, &numel));
+  SL_TRY(sl_check_binary(__func__, op, ndim, shape, a, a_len, a_strides, b, b_len, b_strides,
+                         reads, &l, &numel));
   if (numel == 0 || (da == nullptr && db == nullptr)) return SL_OK;
   SL_CHECK_PTR(dy);
   SL_CUDA_READY();
@@ -268,12 +250,8 @@ SL_API sl_status sl_strided_copy(int32_t ndim, const int64_t *shape, float alpha
 SL_API sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *x,
                           float *y) {
   SL_ENTER();
-  SL_CHECK_ARG(op >= SL_UNARY_NEG && op <= SL_UNARY_POW, "op must be in [0, %d], got %d",
-               SL_UNARY_POW, op);
-  SL_CHECK_NONNEG(n);
+  SL_VALIDATE(sl_validate_unary(__func__, op, n, x, y));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   SL_CUDA_READY();
   unary_kernel<<<sl_blocks(n, 256), 256>>>(op, n, alpha, beta, x, y);
   SL_LAUNCHED("unary_kernel");
@@ -283,14 +261,8 @@ SL_API sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const 
 SL_API sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const float *x,
                               const float *y, const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_ARG(op >= SL_UNARY_NEG && op <= SL_UNARY_POW, "op must be in [0, %d], got %d",
-               SL_UNARY_POW, op);
-  SL_CHECK_NONNEG(n);
+  SL_VALIDATE(sl_validate_unary_bwd(__func__, op, n, x, y, dy, dx));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
-  SL_CHECK_PTR(dy);
-  SL_CHECK_PTR(dx);
   SL_CUDA_READY();
   unary_bwd_kernel<<<sl_blocks(n, 256), 256>>>(op, n, alpha, x, y, dy, dx);
   SL_LAUNCHED("unary_bwd_kernel");
@@ -299,12 +271,8 @@ SL_API sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, co
 
 SL_API sl_status sl_log_softmax_fwd(int64_t rows, int32_t cols, const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(cols);
-  SL_CHECK_ARG(sl_mul_size(rows, cols) >= 0, "rows * cols overflows int64");
+  SL_VALIDATE(sl_validate_log_softmax_fwd(__func__, rows, cols, x, y));
   if (rows == 0 || cols == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   SL_CUDA_READY();
   log_softmax_fwd_kernel<<<row_blocks(rows), row_threads(cols)>>>(rows, cols, x, y);
   SL_LAUNCHED("log_softmax_fwd_kernel");
@@ -314,13 +282,8 @@ SL_API sl_status sl_log_softmax_fwd(int64_t rows, int32_t cols, const float *x, 
 SL_API sl_status sl_log_softmax_bwd(int64_t rows, int32_t cols, const float *y,
                                     const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(cols);
-  SL_CHECK_ARG(sl_mul_size(rows, cols) >= 0, "rows * cols overflows int64");
+  SL_VALIDATE(sl_validate_log_softmax_bwd(__func__, rows, cols, y, dy, dx));
   if (rows == 0 || cols == 0) return SL_OK;
-  SL_CHECK_PTR(y);
-  SL_CHECK_PTR(dy);
-  SL_CHECK_PTR(dx);
   SL_CUDA_READY();
   log_softmax_bwd_kernel<<<row_blocks(rows), row_threads(cols)>>>(rows, cols, y, dy, dx);
   SL_LAUNCHED("log_softmax_bwd_kernel");

@@ -1,19 +1,16 @@
 /*
  * nn.cu — the per-layer kernels of the training stack on device memory: LayerNorm, fused
  * log-softmax + cross-entropy, mean squared error, dropout and the per-feature scale/shift.
- * Semantics, argument checks and messages follow csrc/cpu/nn.c; reductions accumulate in
- * double with a fixed combination order (deterministic, no floating-point atomics).
+ * Semantics follow csrc/cpu/nn.c; the host-side argument checks are shared with it
+ * (csrc/common/validate.c). Reductions accumulate in double with a fixed combination order
+ * (deterministic, no floating-point atomics).
  */
 #include <math.h>
 
 #include "reduce.cuh"
+#include "validate.h"
 
 namespace {
-
-int check_reduction(int32_t reduction) {
-  return reduction == SL_REDUCTION_NONE || reduction == SL_REDUCTION_MEAN ||
-         reduction == SL_REDUCTION_SUM;
-}
 
 int row_threads(int64_t n) {
   int64_t t = (n + 31) / 32 * 32;
@@ -262,15 +259,8 @@ SL_API sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const flo
                                    const float *gamma, const float *beta, float *y, float *mean,
                                    float *rstd) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  SL_CHECK_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_layer_norm_fwd(__func__, rows, n, eps, x, y));
   if (rows == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   SL_CUDA_READY();
   layer_norm_fwd_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, eps, x, gamma, beta, y,
                                                               mean, rstd);
@@ -282,11 +272,7 @@ SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, cons
                                    const float *rstd, const float *gamma, const float *dy,
                                    float *dx, float *dgamma, float *dbeta) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_layer_norm_bwd(__func__, rows, n, x, mean, rstd, dy));
   if (rows == 0) {
     if (dgamma == nullptr && dbeta == nullptr) return SL_OK;
     SL_CUDA_READY();
@@ -295,10 +281,6 @@ SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, cons
     if (dbeta != nullptr) SL_TRY(sl_fill_device(__func__, n, 0.0f, dbeta));
     return SL_OK;
   }
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(mean);
-  SL_CHECK_PTR(rstd);
-  SL_CHECK_PTR(dy);
   SL_CUDA_READY();
   if (dx != nullptr) {
     layer_norm_bwd_dx_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, x, mean, rstd, gamma,
@@ -320,15 +302,8 @@ SL_API sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const fl
                                       const int32_t *labels, int32_t reduction, float *loss,
                                       float *lse) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
-  SL_CHECK_ARG(check_reduction(reduction),
-               "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d", reduction);
-  SL_CHECK_PTR(loss);
-  if (batch > 0) {
-    SL_CHECK_PTR(logits);
-    SL_CHECK_PTR(labels);
-  }
+  SL_VALIDATE(
+      sl_validate_cross_entropy_fwd(__func__, batch, n_classes, logits, labels, reduction, loss));
   SL_CUDA_READY();
   if (batch == 0) {
     if (reduction == SL_REDUCTION_NONE) return SL_OK;
@@ -355,16 +330,9 @@ SL_API sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const fl
                                       const float *dloss, int32_t dloss_stride, float scale,
                                       float *dlogits) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
-  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
-               dloss_stride);
+  SL_VALIDATE(sl_validate_cross_entropy_bwd(__func__, batch, n_classes, logits, labels, lse, dloss,
+                                            dloss_stride, dlogits));
   if (batch == 0) return SL_OK;
-  SL_CHECK_PTR(logits);
-  SL_CHECK_PTR(labels);
-  SL_CHECK_PTR(lse);
-  SL_CHECK_PTR(dloss);
-  SL_CHECK_PTR(dlogits);
   SL_CUDA_READY();
   unsigned long long *slot = nullptr;
   SL_TRY(sl_check_begin(__func__, explain_labels, n_classes, 0, 0, 0, &slot));
@@ -377,14 +345,7 @@ SL_API sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const fl
 SL_API sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target,
                             int32_t reduction, float *loss) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_ARG(check_reduction(reduction),
-               "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d", reduction);
-  SL_CHECK_PTR(loss);
-  if (n > 0) {
-    SL_CHECK_PTR(pred);
-    SL_CHECK_PTR(target);
-  }
+  SL_VALIDATE(sl_validate_mse_fwd(__func__, n, pred, target, reduction, loss));
   if (n == 0 && reduction == SL_REDUCTION_NONE) return SL_OK;
   SL_CUDA_READY();
   if (n == 0) return sl_fill_device(__func__, 1, reduction == SL_REDUCTION_MEAN ? NAN : 0.0f, loss);
@@ -402,14 +363,9 @@ SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
                             const float *dloss, int32_t dloss_stride, float scale, float *dpred,
                             float *dtarget) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
-               dloss_stride);
+  SL_VALIDATE(
+      sl_validate_mse_bwd(__func__, n, pred, target, dloss, dloss_stride, dpred, dtarget));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(pred);
-  SL_CHECK_PTR(target);
-  SL_CHECK_PTR(dloss);
-  SL_CHECK_ARG(dpred != nullptr || dtarget != nullptr, "dpred and dtarget must not both be null");
   SL_CUDA_READY();
   mse_bwd_kernel<<<sl_blocks(n, 256), 256>>>(n, pred, target, dloss, dloss_stride, scale, dpred,
                                              dtarget);
@@ -430,14 +386,8 @@ SL_API sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *
 SL_API sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,
                                     const float *shift, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(n);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_scale_shift_fwd(__func__, rows, n, x, y));
   if (rows == 0 || n == 0) return SL_OK;
-  SL_CHECK_PTR(x);
-  SL_CHECK_PTR(y);
   SL_CUDA_READY();
   const int64_t total = rows * n;
   scale_shift_fwd_kernel<<<sl_blocks(total, 256), 256>>>(total, n, x, scale, shift, y);
@@ -448,11 +398,7 @@ SL_API sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, con
 SL_API sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, const float *scale,
                                     const float *dy, float *dx, float *dscale, float *dshift) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_NONNEG(n);
-  if (sl_mul_size(rows, n) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_scale_shift_bwd(__func__, rows, n, x, dy, dscale));
   if (n == 0) return SL_OK;
   if (rows == 0) {
     if (dscale == nullptr && dshift == nullptr) return SL_OK;
@@ -461,8 +407,6 @@ SL_API sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, con
     if (dshift != nullptr) SL_TRY(sl_fill_device(__func__, n, 0.0f, dshift));
     return SL_OK;
   }
-  SL_CHECK_PTR(dy);
-  if (dscale != nullptr) SL_CHECK_PTR(x);
   SL_CUDA_READY();
   const int64_t total = rows * n;
   if (dx != nullptr) {

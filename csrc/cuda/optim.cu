@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "common.cuh"
+#include "validate.h"
 
 namespace {
 
@@ -56,23 +57,9 @@ SL_API sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampenin
                              float weight_decay, int32_t nesterov, int32_t init_momentum,
                              float *param, const float *grad, float *momentum_buf) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_ARG(isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got %g", (double)lr);
-  SL_CHECK_ARG(isfinite(momentum) && momentum >= 0, "momentum must be finite and >= 0, got %g",
-               (double)momentum);
-  SL_CHECK_ARG(isfinite(dampening), "dampening must be finite, got %g", (double)dampening);
-  SL_CHECK_ARG(isfinite(weight_decay) && weight_decay >= 0,
-               "weight_decay must be finite and >= 0, got %g", (double)weight_decay);
-  SL_CHECK_ARG(nesterov == 0 || nesterov == 1, "nesterov must be 0 or 1, got %d", nesterov);
-  SL_CHECK_ARG(init_momentum == 0 || init_momentum == 1, "init_momentum must be 0 or 1, got %d",
-               init_momentum);
-  SL_CHECK_ARG(!nesterov || (momentum > 0 && dampening == 0),
-               "nesterov needs momentum > 0 and dampening 0 (got momentum %g, dampening %g)",
-               (double)momentum, (double)dampening);
+  SL_VALIDATE(sl_validate_sgd_step(__func__, n, lr, momentum, dampening, weight_decay, nesterov,
+                                   init_momentum, param, grad, momentum_buf));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(param);
-  SL_CHECK_PTR(grad);
-  if (momentum != 0) SL_CHECK_PTR(momentum_buf);
   SL_CUDA_READY();
   sgd_kernel<<<sl_blocks(n, 256), 256>>>(n, lr, momentum, 1.0f - dampening, weight_decay,
                                          nesterov, init_momentum, param, grad,
@@ -86,24 +73,10 @@ SL_API sl_status sl_adam_step(int64_t n, float lr, float beta1, float beta2, flo
                               int32_t amsgrad, int64_t step, float *param, const float *grad,
                               float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_ARG(isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got %g", (double)lr);
-  SL_CHECK_ARG(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got %g", (double)beta1);
-  SL_CHECK_ARG(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got %g", (double)beta2);
-  SL_CHECK_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
-  SL_CHECK_ARG(isfinite(weight_decay) && weight_decay >= 0,
-               "weight_decay must be finite and >= 0, got %g", (double)weight_decay);
-  SL_CHECK_ARG(decoupled_weight_decay == 0 || decoupled_weight_decay == 1,
-               "decoupled_weight_decay must be 0 or 1, got %d", decoupled_weight_decay);
-  SL_CHECK_ARG(amsgrad == 0 || amsgrad == 1, "amsgrad must be 0 or 1, got %d", amsgrad);
-  SL_CHECK_ARG(step >= 1, "step must be >= 1 (the count including this update), got %lld",
-               (long long)step);
+  SL_VALIDATE(sl_validate_adam_step(__func__, n, lr, beta1, beta2, eps, weight_decay,
+                                    decoupled_weight_decay, amsgrad, step, param, grad, exp_avg,
+                                    exp_avg_sq, max_exp_avg_sq));
   if (n == 0) return SL_OK;
-  SL_CHECK_PTR(param);
-  SL_CHECK_PTR(grad);
-  SL_CHECK_PTR(exp_avg);
-  SL_CHECK_PTR(exp_avg_sq);
-  if (amsgrad) SL_CHECK_PTR(max_exp_avg_sq);
   SL_CUDA_READY();
   const double bias_correction1 = 1.0 - pow((double)beta1, (double)step);
   const double bias_correction2 = 1.0 - pow((double)beta2, (double)step);

@@ -5,6 +5,7 @@
  */
 #include "reduce.cuh"
 #include "../cpu/strided.h"
+#include "validate.h"
 
 __global__ void sl_column_final_kernel(int64_t outs, int64_t chunks, float alpha,
                                        const double *partial, float *y) {
@@ -82,26 +83,18 @@ extern "C" {
 SL_API sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha,
                              const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(outer);
-  SL_CHECK_NONNEG(len);
-  SL_CHECK_NONNEG(inner);
-  const int64_t out_n = sl_mul_size(outer, inner);
-  SL_CHECK_ARG(out_n >= 0 && sl_mul_size(out_n, len) >= 0,
-               "outer * len * inner overflows int64");
+  SL_VALIDATE(sl_validate_sum_axis(__func__, outer, len, inner, x, y));
+  const int64_t out_n = outer * inner;
   if (out_n == 0) return SL_OK;
-  SL_CHECK_PTR(y);
   SL_CUDA_READY();
   /* alpha * (empty sum): 0, or NaN for the mean of nothing (alpha = inf) */
   if (len == 0) return sl_fill_device(__func__, out_n, (float)(alpha * 0.0), y);
-  SL_CHECK_PTR(x);
   return sum_axis_run(__func__, outer, len, inner, alpha, x, y);
 }
 
 SL_API sl_status sl_sum_all(int64_t n, float alpha, const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_PTR(y);
-  if (n > 0) SL_CHECK_PTR(x);
+  SL_VALIDATE(sl_validate_sum_all(__func__, n, x, y));
   SL_CUDA_READY();
   if (n == 0) return sl_fill_device(__func__, 1, (float)(alpha * 0.0), y);
   return sum_axis_run(__func__, 1, n, 1, alpha, x, y);
@@ -112,18 +105,11 @@ SL_API sl_status sl_sum_dims(int32_t ndim, const int64_t *shape, int32_t reduce_
   SL_ENTER();
   int64_t numel = 0;
   SL_TRY(sl_check_shape(__func__, ndim, shape, &numel));
-  SL_CHECK_ARG(reduce_mask >= 0 && (ndim >= 31 || (reduce_mask >> ndim) == 0),
-               "reduce_mask 0x%x has bits outside the %d dimensions", (unsigned)reduce_mask,
-               ndim);
-  int64_t y_numel = 1;
-  for (int d = 0; d < ndim; d++)
-    if (!((reduce_mask >> d) & 1)) y_numel = sl_mul_size(y_numel, shape[d]);
-  if (y_numel < 0) return sl_fail(SL_E_OVERFLOW, __func__, "the output size overflows int64");
+  int64_t y_numel = 0;
+  SL_VALIDATE(sl_validate_sum_dims(__func__, ndim, shape, numel, reduce_mask, x, y, &y_numel));
   if (y_numel == 0) return SL_OK;
-  SL_CHECK_PTR(y);
   SL_CUDA_READY();
   if (numel == 0) return sl_fill_device(__func__, y_numel, (float)(alpha * 0.0), y);
-  SL_CHECK_PTR(x);
   /* x's contiguous strides, and y's (contiguous over the kept dimensions, 0 on reduced ones),
    * computed only once numel > 0, when no product of sizes can overflow (as csrc/cpu). */
   int64_t x_strides[SL_MAX_DIMS], y_strides[SL_MAX_DIMS];

@@ -22,6 +22,7 @@
 
 #include "dense.cuh"
 #include "sparse.cuh"
+#include "validate.h"
 
 #define SL_TOPK_FLAGS_ALL (SL_TOPK_SMALLEST | SL_TOPK_ABS)
 
@@ -718,38 +719,9 @@ SL_API sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz,
                                   const int32_t *grow_cols, int32_t flags, int32_t *new_row_ptr,
                                   int32_t *new_col_idx, float *new_values, int32_t *old_index) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ32(nnz);
-  SL_CHECK_NONNEG(n_drop);
-  SL_CHECK_NONNEG(n_grow);
-  SL_CHECK_ARG((flags & ~SL_REGROW_KEEPS) == 0,
-               "flags = %d has unknown bits (allowed: SL_REGROW_KEEPS = 1)", flags);
-  SL_CHECK_ARG(n_drop <= nnz, "n_drop = %lld exceeds nnz = %lld", (long long)n_drop,
-               (long long)nnz);
-  /* Checked first: a larger n_grow cannot fit either, and could overflow the sum below. */
-  if (n_grow > INT32_MAX)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "n_grow = %lld does not fit int32 indices (must be < 2^31)", (long long)n_grow);
-  const int64_t new_nnz = nnz - n_drop + n_grow;
-  if (new_nnz > INT32_MAX)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "nnz - n_drop + n_grow = %lld does not fit int32 indices (must be < 2^31)",
-                   (long long)new_nnz);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) SL_CHECK_PTR(col_idx);
-  if (n_drop > 0) SL_CHECK_PTR(drop_idx);
-  if (n_grow > 0) {
-    SL_CHECK_PTR(grow_rows);
-    SL_CHECK_PTR(grow_cols);
-  }
-  SL_CHECK_PTR(new_row_ptr);
-  if (new_nnz > 0) SL_CHECK_PTR(new_col_idx);
-  if (nnz > 0 && new_nnz > 0 && (values == nullptr) != (new_values == nullptr))
-    return sl_fail(SL_E_INVALID_ARGUMENT, __func__,
-                   "values and new_values must both be null or both be non-null "
-                   "(values is %s, new_values is %s)",
-                   values ? "non-null" : "null", new_values ? "non-null" : "null");
+  SL_VALIDATE(sl_validate_csr_drop_grow(__func__, n_rows, n_cols, nnz, row_ptr, col_idx, values,
+                                        n_drop, drop_idx, n_grow, grow_rows, grow_cols, flags,
+                                        new_row_ptr, new_col_idx, new_values));
   SL_CUDA_READY();
   SL_TRY(sl_check_pattern_device(__func__, 1, n_rows, n_cols, nnz, row_ptr, col_idx));
 

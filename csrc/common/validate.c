@@ -1,0 +1,396 @@
+/*
+ * validate.c — host-side argument checks shared by the CPU and CUDA libraries (validate.h).
+ * The messages are the library's public error text: tests assert on them, keep them stable.
+ */
+#include "validate.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+/* The SL_CHECK_* macros of internal.h, reporting as `fn` rather than this file's function. */
+#define V_PTR(p)                                                                 \
+  do {                                                                           \
+    if ((p) == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "%s must not be null", #p); \
+  } while (0)
+
+#define V_NONNEG(n)                                                              \
+  do {                                                                           \
+    if ((n) < 0)                                                                 \
+      return sl_fail(SL_E_INVALID_ARGUMENT, fn, "%s must be >= 0, got %lld", #n, \
+                     (long long)(n));                                            \
+  } while (0)
+
+#define V_ARG(cond, ...)                                                         \
+  do {                                                                           \
+    if (!(cond)) return sl_fail(SL_E_INVALID_ARGUMENT, fn, __VA_ARGS__);         \
+  } while (0)
+
+/* nnz must be >= 0 and fit the int32 positions of row_ptr / col_idx. */
+#define V_NNZ32(nnz)                                                             \
+  do {                                                                           \
+    V_NONNEG(nnz);                                                               \
+    if ((nnz) > INT32_MAX)                                                       \
+      return sl_fail(SL_E_OVERFLOW, fn,                                          \
+                     "nnz = %lld does not fit int32 indices (must be < 2^31)",   \
+                     (long long)(nnz));                                          \
+  } while (0)
+
+#define V_ROWS_TIMES_N(rows, n)                                                  \
+  do {                                                                           \
+    if (sl_mul_size(rows, n) < 0)                                                \
+      return sl_fail(SL_E_OVERFLOW, fn, "rows * n overflows (rows = %lld, n = %d)", \
+                     (long long)(rows), (n));                                    \
+  } while (0)
+
+static int valid_reduction(int32_t reduction) {
+  return reduction == SL_REDUCTION_NONE || reduction == SL_REDUCTION_MEAN ||
+         reduction == SL_REDUCTION_SUM;
+}
+
+/* ------------------------------------------------------------------- optim ---- */
+
+sl_status sl_validate_sgd_step(const char *fn, int64_t n, float lr, float momentum,
+                               float dampening, float weight_decay, int32_t nesterov,
+                               int32_t init_momentum, const float *param, const float *grad,
+                               const float *momentum_buf) {
+  V_NONNEG(n);
+  V_ARG(isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got %g", (double)lr);
+  V_ARG(isfinite(momentum) && momentum >= 0, "momentum must be finite and >= 0, got %g",
+        (double)momentum);
+  V_ARG(isfinite(dampening), "dampening must be finite, got %g", (double)dampening);
+  V_ARG(isfinite(weight_decay) && weight_decay >= 0,
+        "weight_decay must be finite and >= 0, got %g", (double)weight_decay);
+  V_ARG(nesterov == 0 || nesterov == 1, "nesterov must be 0 or 1, got %d", nesterov);
+  V_ARG(init_momentum == 0 || init_momentum == 1, "init_momentum must be 0 or 1, got %d",
+        init_momentum);
+  V_ARG(!nesterov || (momentum > 0 && dampening == 0),
+        "nesterov needs momentum > 0 and dampening 0 (got momentum %g, dampening %g)",
+        (double)momentum, (double)dampening);
+  if (n == 0) return SL_OK;
+  V_PTR(param);
+  V_PTR(grad);
+  if (momentum != 0) V_PTR(momentum_buf);
+  return SL_OK;
+}
+
+sl_status sl_validate_adam_step(const char *fn, int64_t n, float lr, float beta1, float beta2,
+                                float eps, float weight_decay, int32_t decoupled_weight_decay,
+                                int32_t amsgrad, int64_t step, const float *param,
+                                const float *grad, const float *exp_avg, const float *exp_avg_sq,
+                                const float *max_exp_avg_sq) {
+  V_NONNEG(n);
+  V_ARG(isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got %g", (double)lr);
+  V_ARG(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got %g", (double)beta1);
+  V_ARG(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got %g", (double)beta2);
+  V_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
+  V_ARG(isfinite(weight_decay) && weight_decay >= 0,
+        "weight_decay must be finite and >= 0, got %g", (double)weight_decay);
+  V_ARG(decoupled_weight_decay == 0 || decoupled_weight_decay == 1,
+        "decoupled_weight_decay must be 0 or 1, got %d", decoupled_weight_decay);
+  V_ARG(amsgrad == 0 || amsgrad == 1, "amsgrad must be 0 or 1, got %d", amsgrad);
+  V_ARG(step >= 1, "step must be >= 1 (the count including this update), got %lld",
+        (long long)step);
+  if (n == 0) return SL_OK;
+  V_PTR(param);
+  V_PTR(grad);
+  V_PTR(exp_avg);
+  V_PTR(exp_avg_sq);
+  if (amsgrad) V_PTR(max_exp_avg_sq);
+  return SL_OK;
+}
+
+/* ---------------------------------------------------------------------- nn ---- */
+
+sl_status sl_validate_layer_norm_fwd(const char *fn, int64_t rows, int32_t n, float eps,
+                                     const float *x, const float *y) {
+  V_NONNEG(rows);
+  V_ARG(n >= 1, "n must be >= 1, got %d", n);
+  V_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
+  V_ROWS_TIMES_N(rows, n);
+  if (rows == 0) return SL_OK;
+  V_PTR(x);
+  V_PTR(y);
+  return SL_OK;
+}
+
+sl_status sl_validate_layer_norm_bwd(const char *fn, int64_t rows, int32_t n, const float *x,
+                                     const float *mean, const float *rstd, const float *dy) {
+  V_NONNEG(rows);
+  V_ARG(n >= 1, "n must be >= 1, got %d", n);
+  V_ROWS_TIMES_N(rows, n);
+  /* rows == 0: only dgamma / dbeta (zeros) are written. */
+  if (rows == 0) return SL_OK;
+  V_PTR(x);
+  V_PTR(mean);
+  V_PTR(rstd);
+  V_PTR(dy);
+  return SL_OK;
+}
+
+sl_status sl_validate_cross_entropy_fwd(const char *fn, int32_t batch, int32_t n_classes,
+                                        const float *logits, const int32_t *labels,
+                                        int32_t reduction, const float *loss) {
+  V_NONNEG(batch);
+  V_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
+  V_ARG(valid_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
+        reduction);
+  V_PTR(loss);
+  if (batch > 0) {
+    V_PTR(logits);
+    V_PTR(labels);
+  }
+  return SL_OK;
+}
+
+sl_status sl_validate_cross_entropy_bwd(const char *fn, int32_t batch, int32_t n_classes,
+                                        const float *logits, const int32_t *labels,
+                                        const float *lse, const float *dloss,
+                                        int32_t dloss_stride, const float *dlogits) {
+  V_NONNEG(batch);
+  V_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
+  V_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
+        dloss_stride);
+  if (batch == 0) return SL_OK;
+  V_PTR(logits);
+  V_PTR(labels);
+  V_PTR(lse);
+  V_PTR(dloss);
+  V_PTR(dlogits);
+  return SL_OK;
+}
+
+sl_status sl_validate_mse_fwd(const char *fn, int64_t n, const float *pred, const float *target,
+                              int32_t reduction, const float *loss) {
+  V_NONNEG(n);
+  V_ARG(valid_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
+        reduction);
+  V_PTR(loss);
+  if (n > 0) {
+    V_PTR(pred);
+    V_PTR(target);
+  }
+  return SL_OK;
+}
+
+sl_status sl_validate_mse_bwd(const char *fn, int64_t n, const float *pred, const float *target,
+                              const float *dloss, int32_t dloss_stride, const float *dpred,
+                              const float *dtarget) {
+  V_NONNEG(n);
+  V_ARG(dloss_stride == 0 || dloss_stride == 1, "dloss_stride must be 0 or 1, got %d",
+        dloss_stride);
+  if (n == 0) return SL_OK;
+  V_PTR(pred);
+  V_PTR(target);
+  V_PTR(dloss);
+  V_ARG(dpred != NULL || dtarget != NULL, "dpred and dtarget must not both be null");
+  return SL_OK;
+}
+
+sl_status sl_validate_scale_shift_fwd(const char *fn, int64_t rows, int32_t n, const float *x,
+                                      const float *y) {
+  V_NONNEG(rows);
+  V_NONNEG(n);
+  V_ROWS_TIMES_N(rows, n);
+  if (rows == 0 || n == 0) return SL_OK;
+  V_PTR(x);
+  V_PTR(y);
+  return SL_OK;
+}
+
+sl_status sl_validate_scale_shift_bwd(const char *fn, int64_t rows, int32_t n, const float *x,
+                                      const float *dy, const float *dscale) {
+  V_NONNEG(rows);
+  V_NONNEG(n);
+  V_ROWS_TIMES_N(rows, n);
+  /* rows == 0: only dscale / dshift (zeros) are written. */
+  if (rows == 0 || n == 0) return SL_OK;
+  V_PTR(dy);
+  if (dscale != NULL) V_PTR(x);
+  return SL_OK;
+}
+
+/* -------------------------------------------------------------------- topk ---- */
+
+sl_status sl_validate_csr_drop_grow(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                    const int32_t *row_ptr, const int32_t *col_idx,
+                                    const float *values, int64_t n_drop,
+                                    const int32_t *drop_idx, int64_t n_grow,
+                                    const int32_t *grow_rows, const int32_t *grow_cols,
+                                    int32_t flags, const int32_t *new_row_ptr,
+                                    const int32_t *new_col_idx, const float *new_values) {
+  V_NONNEG(n_rows);
+  V_NONNEG(n_cols);
+  V_NNZ32(nnz);
+  V_NONNEG(n_drop);
+  V_NONNEG(n_grow);
+  V_ARG((flags & ~SL_REGROW_KEEPS) == 0,
+        "flags = %d has unknown bits (allowed: SL_REGROW_KEEPS = 1)", flags);
+  V_ARG(n_drop <= nnz, "n_drop = %lld exceeds nnz = %lld", (long long)n_drop, (long long)nnz);
+  /* Checked first: a larger n_grow cannot fit either, and could overflow the sum below. */
+  if (n_grow > INT32_MAX)
+    return sl_fail(SL_E_OVERFLOW, fn,
+                   "n_grow = %lld does not fit int32 indices (must be < 2^31)", (long long)n_grow);
+  const int64_t new_nnz = nnz - n_drop + n_grow;
+  if (new_nnz > INT32_MAX)
+    return sl_fail(SL_E_OVERFLOW, fn,
+                   "nnz - n_drop + n_grow = %lld does not fit int32 indices (must be < 2^31)",
+                   (long long)new_nnz);
+  V_PTR(row_ptr);
+  if (nnz > 0) V_PTR(col_idx);
+  if (n_drop > 0) V_PTR(drop_idx);
+  if (n_grow > 0) {
+    V_PTR(grow_rows);
+    V_PTR(grow_cols);
+  }
+  V_PTR(new_row_ptr);
+  if (new_nnz > 0) V_PTR(new_col_idx);
+  if (nnz > 0 && new_nnz > 0 && (values == NULL) != (new_values == NULL))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn,
+                   "values and new_values must both be null or both be non-null "
+                   "(values is %s, new_values is %s)",
+                   values ? "non-null" : "null", new_values ? "non-null" : "null");
+  return SL_OK;
+}
+
+/* ------------------------------------------------------------- elementwise ---- */
+
+sl_status sl_validate_unary(const char *fn, int32_t op, int64_t n, const float *x,
+                            const float *y) {
+  V_ARG(op >= SL_UNARY_NEG && op <= SL_UNARY_POW, "op must be in [0, %d], got %d", SL_UNARY_POW,
+        op);
+  V_NONNEG(n);
+  if (n == 0) return SL_OK;
+  V_PTR(x);
+  V_PTR(y);
+  return SL_OK;
+}
+
+sl_status sl_validate_unary_bwd(const char *fn, int32_t op, int64_t n, const float *x,
+                                const float *y, const float *dy, const float *dx) {
+  SL_VALIDATE(sl_validate_unary(fn, op, n, x, y));
+  if (n == 0) return SL_OK;
+  V_PTR(dy);
+  V_PTR(dx);
+  return SL_OK;
+}
+
+/* rows and cols >= 0, rows * cols fits int64. */
+static sl_status validate_rows_cols(const char *fn, int64_t rows, int32_t cols) {
+  V_NONNEG(rows);
+  V_NONNEG(cols);
+  V_ARG(sl_mul_size(rows, cols) >= 0, "rows * cols overflows int64");
+  return SL_OK;
+}
+
+sl_status sl_validate_log_softmax_fwd(const char *fn, int64_t rows, int32_t cols, const float *x,
+                                      const float *y) {
+  SL_VALIDATE(validate_rows_cols(fn, rows, cols));
+  if (rows == 0 || cols == 0) return SL_OK;
+  V_PTR(x);
+  V_PTR(y);
+  return SL_OK;
+}
+
+sl_status sl_validate_log_softmax_bwd(const char *fn, int64_t rows, int32_t cols, const float *y,
+                                      const float *dy, const float *dx) {
+  SL_VALIDATE(validate_rows_cols(fn, rows, cols));
+  if (rows == 0 || cols == 0) return SL_OK;
+  V_PTR(y);
+  V_PTR(dy);
+  V_PTR(dx);
+  return SL_OK;
+}
+
+/* ------------------------------------------------------------------ reduce ---- */
+
+sl_status sl_validate_sum_axis(const char *fn, int64_t outer, int64_t len, int64_t inner,
+                               const float *x, const float *y) {
+  V_NONNEG(outer);
+  V_NONNEG(len);
+  V_NONNEG(inner);
+  const int64_t out_n = sl_mul_size(outer, inner);
+  V_ARG(out_n >= 0 && sl_mul_size(out_n, len) >= 0, "outer * len * inner overflows int64");
+  if (out_n == 0) return SL_OK;
+  V_PTR(y);
+  if (len > 0) V_PTR(x);
+  return SL_OK;
+}
+
+sl_status sl_validate_sum_all(const char *fn, int64_t n, const float *x, const float *y) {
+  V_NONNEG(n);
+  V_PTR(y);
+  if (n > 0) V_PTR(x);
+  return SL_OK;
+}
+
+sl_status sl_validate_sum_dims(const char *fn, int32_t ndim, const int64_t *shape,
+                               int64_t numel, int32_t reduce_mask, const float *x,
+                               const float *y, int64_t *y_numel) {
+  V_ARG(reduce_mask >= 0 && (ndim >= 31 || (reduce_mask >> ndim) == 0),
+        "reduce_mask 0x%x has bits outside the %d dimensions", (unsigned)reduce_mask, ndim);
+  int64_t count = 1;
+  for (int d = 0; d < ndim; d++)
+    if (!((reduce_mask >> d) & 1)) count = sl_mul_size(count, shape[d]);
+  if (count < 0) return sl_fail(SL_E_OVERFLOW, fn, "the output size overflows int64");
+  *y_numel = count;
+  if (count == 0) return SL_OK;
+  V_PTR(y);
+  if (numel > 0) V_PTR(x);
+  return SL_OK;
+}
+
+/* ------------------------------------------------------------------- dense ---- */
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+sl_status sl_validate_gemm(const char *fn, int32_t trans_a, int32_t trans_b, int32_t m,
+                           int32_t n, int32_t k, const float *a, int32_t lda, const float *b,
+                           int32_t ldb, const float *c, int32_t ldc) {
+  if (trans_a != 0 && trans_a != 1)
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "trans_a must be 0 or 1, got %d", trans_a);
+  if (trans_b != 0 && trans_b != 1)
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "trans_b must be 0 or 1, got %d", trans_b);
+  if (m < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "m must be >= 0, got %d", m);
+  if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %d", n);
+  if (k < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "k must be >= 0, got %d", k);
+  int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+  if (lda < max64(1, a_cols))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "lda must be >= max(1, %lld), got %d",
+                   (long long)a_cols, lda);
+  if (ldb < max64(1, b_cols))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "ldb must be >= max(1, %lld), got %d",
+                   (long long)b_cols, ldb);
+  if (ldc < max64(1, n))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "ldc must be >= max(1, %d), got %d", n, ldc);
+  if (m > 0 && n > 0 && c == NULL)
+    return sl_fail(SL_E_NULL_POINTER, fn, "c must not be null");
+  if (m > 0 && n > 0 && k > 0) {
+    if (a == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "a must not be null");
+    if (b == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "b must not be null");
+  }
+  return SL_OK;
+}
+
+sl_status sl_validate_gemm_batched(const char *fn, int32_t trans_a, int32_t trans_b,
+                                   int32_t batch, int32_t m, int32_t n, int32_t k, const float *a,
+                                   int32_t lda, int64_t stride_a, const float *b, int32_t ldb,
+                                   int64_t stride_b, const float *c, int32_t ldc,
+                                   int64_t stride_c) {
+  V_NONNEG(batch);
+  V_NONNEG(stride_a);
+  V_NONNEG(stride_b);
+  V_NONNEG(stride_c);
+  SL_VALIDATE(sl_validate_gemm(fn, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+  if (batch == 0 || m == 0 || n == 0) return SL_OK;
+  /* One C spans (m - 1) * ldc + n elements; distinct batches must not overlap. */
+  const int64_t c_extent = (int64_t)(m - 1) * ldc + n;
+  V_ARG(stride_c == 0 || stride_c >= c_extent,
+        "stride_c must be 0 or >= %lld (one C matrix), got %lld", (long long)c_extent,
+        (long long)stride_c);
+  V_ARG(sl_mul_size(batch - 1, stride_a) >= 0 && sl_mul_size(batch - 1, stride_b) >= 0 &&
+            sl_mul_size(batch - 1, stride_c) >= 0,
+        "batch * stride overflows int64 (batch %d)", batch);
+  return SL_OK;
+}
