@@ -394,3 +394,113 @@ sl_status sl_validate_gemm_batched(const char *fn, int32_t trans_a, int32_t tran
         "batch * stride overflows int64 (batch %d)", batch);
   return SL_OK;
 }
+
+/* ---------------------------------------------------------- topk, sampling ---- */
+
+sl_status sl_validate_topk(const char *fn, int64_t n, const float *scores, int64_t k,
+                           int32_t flags, const int32_t *out_idx) {
+  V_NONNEG(n);
+  V_NONNEG(k);
+  V_ARG(n <= INT32_MAX, "n = %lld does not fit the int32 output indices (must be < 2^31)",
+        (long long)n);
+  V_ARG(k <= n, "k = %lld exceeds n = %lld", (long long)k, (long long)n);
+  V_ARG((flags & ~(SL_TOPK_SMALLEST | SL_TOPK_ABS)) == 0,
+        "flags = %d has unknown bits (allowed: SL_TOPK_SMALLEST = 1 | SL_TOPK_ABS = 2)", flags);
+  if (n > 0) V_PTR(scores);
+  if (k > 0) V_PTR(out_idx);
+  return SL_OK;
+}
+
+/* The candidate count k and the CSR pattern's pointers, shared by the absent-position pickers. */
+static sl_status validate_candidates(const char *fn, int64_t nnz, const int32_t *row_ptr,
+                                     const int32_t *col_idx, int64_t k) {
+  V_NNZ32(nnz);
+  V_NONNEG(k);
+  /* Each of the k candidates takes 8-byte scratch entries: reject a k whose scratch size does
+   * not fit size_t before anything is read or allocated (the product would wrap to a small
+   * buffer). No machine can hold 2^59 candidates anyway. */
+  if (k > INT64_MAX / 16)
+    return sl_fail(SL_E_OVERFLOW, fn,
+                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
+                   (long long)k);
+  V_PTR(row_ptr);
+  if (nnz > 0) V_PTR(col_idx);
+  return SL_OK;
+}
+
+sl_status sl_validate_dense_grad_topk(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                      int64_t nnz, const int32_t *row_ptr,
+                                      const int32_t *col_idx, int64_t k, int64_t max_size) {
+  V_NONNEG(batch);
+  V_NONNEG(n_in);
+  V_NONNEG(n_out);
+  SL_VALIDATE(validate_candidates(fn, nnz, row_ptr, col_idx, k));
+  if (sl_mul_size(n_out, n_in) < 0)
+    return sl_fail(SL_E_OVERFLOW, fn, "n_out * n_in = %d * %d overflows int64", n_out, n_in);
+  V_ARG(max_size >= n_in && max_size >= 1,
+        "max_size = %lld cannot hold one row of the gradient (n_in = %d entries)",
+        (long long)max_size, n_in);
+  return SL_OK;
+}
+
+sl_status sl_validate_sample_absent(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                    const int32_t *row_ptr, const int32_t *col_idx, int64_t k) {
+  V_NONNEG(n_rows);
+  V_NONNEG(n_cols);
+  SL_VALIDATE(validate_candidates(fn, nnz, row_ptr, col_idx, k));
+  if (sl_mul_size(n_rows, n_cols) < 0)
+    return sl_fail(SL_E_OVERFLOW, fn, "n_rows * n_cols = %d * %d overflows int64", n_rows,
+                   n_cols);
+  return SL_OK;
+}
+
+/* ---------------------------------------------------------------- kwinners ---- */
+
+/* rows >= 0, 1 <= k <= n, rows * n fits int64. */
+static sl_status validate_kwinners_sizes(const char *fn, int64_t rows, int32_t n, int32_t k) {
+  V_NONNEG(rows);
+  V_ARG(n >= 1, "n must be >= 1, got %d", n);
+  V_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
+  return SL_OK;
+}
+
+static sl_status validate_kwinners_total(const char *fn, int64_t rows, int32_t n, int32_t k) {
+  if (sl_mul_size(rows, n) < 0 || sl_mul_size(rows, k) < 0)
+    return sl_fail(SL_E_OVERFLOW, fn, "rows * n overflows int64 (rows = %lld, n = %d)",
+                   (long long)rows, n);
+  return SL_OK;
+}
+
+sl_status sl_validate_kwinners_fwd(const char *fn, int64_t rows, int32_t n, int32_t k,
+                                   float boost_strength, float duty_alpha, const float *x,
+                                   const float *duty_cycle, const float *y,
+                                   const int32_t *win_counts) {
+  SL_VALIDATE(validate_kwinners_sizes(fn, rows, n, k));
+  V_ARG(isfinite(boost_strength) && boost_strength >= 0.0f,
+        "boost_strength must be finite and >= 0, got %g", (double)boost_strength);
+  V_ARG(duty_alpha >= 0.0f && duty_alpha <= 1.0f, "duty_alpha must be in [0, 1], got %g",
+        (double)duty_alpha);
+  SL_VALIDATE(validate_kwinners_total(fn, rows, n, k));
+  const int boosting = boost_strength > 0.0f;
+  const int updating = duty_alpha > 0.0f && rows > 0;
+  if (boosting || updating) V_PTR(duty_cycle);
+  if (win_counts != NULL)
+    V_ARG(rows <= INT32_MAX, "rows must be <= 2^31 - 1 when win_counts is given, got %lld",
+          (long long)rows);
+  if (rows > 0) {
+    V_PTR(x);
+    V_PTR(y);
+  }
+  return SL_OK;
+}
+
+sl_status sl_validate_kwinners_bwd(const char *fn, int64_t rows, int32_t n, int32_t k,
+                                   const int32_t *winners, const float *dy, const float *dx) {
+  SL_VALIDATE(validate_kwinners_sizes(fn, rows, n, k));
+  SL_VALIDATE(validate_kwinners_total(fn, rows, n, k));
+  if (rows == 0) return SL_OK;
+  V_PTR(winners);
+  V_PTR(dy);
+  V_PTR(dx);
+  return SL_OK;
+}

@@ -65,6 +65,24 @@ sl_status sl_validate_csr_drop_grow(const char *fn, int32_t n_rows, int32_t n_co
                                     int32_t flags, const int32_t *new_row_ptr,
                                     const int32_t *new_col_idx, const float *new_values);
 
+sl_status sl_validate_topk(const char *fn, int64_t n, const float *scores, int64_t k,
+                           int32_t flags, const int32_t *out_idx);
+/* The checks before the pattern scan; k against the absent count and the outputs come after. */
+sl_status sl_validate_dense_grad_topk(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                      int64_t nnz, const int32_t *row_ptr,
+                                      const int32_t *col_idx, int64_t k, int64_t max_size);
+/* The checks before the pattern scan; k against the absent count and the outputs come after. */
+sl_status sl_validate_sample_absent(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                    const int32_t *row_ptr, const int32_t *col_idx, int64_t k);
+
+/* ---- kwinners ---- */
+sl_status sl_validate_kwinners_fwd(const char *fn, int64_t rows, int32_t n, int32_t k,
+                                   float boost_strength, float duty_alpha, const float *x,
+                                   const float *duty_cycle, const float *y,
+                                   const int32_t *win_counts);
+sl_status sl_validate_kwinners_bwd(const char *fn, int64_t rows, int32_t n, int32_t k,
+                                   const int32_t *winners, const float *dy, const float *dx);
+
 /* ---- elementwise ---- */
 sl_status sl_validate_unary(const char *fn, int32_t op, int64_t n, const float *x,
                             const float *y);

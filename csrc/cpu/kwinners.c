@@ -18,6 +18,7 @@
 #endif
 
 #include "internal.h"
+#include "validate.h"
 
 /* Below this many elements the call runs on one thread: a parallel region costs more. */
 #define SL_KW_PARALLEL_MIN 32768
@@ -100,27 +101,11 @@ sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost_streng
                           float duty_alpha, const float *x, float *duty_cycle, float *y,
                           int32_t *winners, int32_t *win_counts) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  SL_CHECK_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
-  SL_CHECK_ARG(isfinite(boost_strength) && boost_strength >= 0.0f,
-               "boost_strength must be finite and >= 0, got %g", (double)boost_strength);
-  SL_CHECK_ARG(duty_alpha >= 0.0f && duty_alpha <= 1.0f, "duty_alpha must be in [0, 1], got %g",
-               (double)duty_alpha);
-  int64_t total = sl_mul_size(rows, n);
-  if (total < 0 || sl_mul_size(rows, k) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows int64 (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_kwinners_fwd(__func__, rows, n, k, boost_strength, duty_alpha, x,
+                                       duty_cycle, y, win_counts));
+  int64_t total = rows * n;
   int boosting = boost_strength > 0.0f;
   int updating = duty_alpha > 0.0f && rows > 0;
-  if (boosting || updating) SL_CHECK_PTR(duty_cycle);
-  if (win_counts != NULL)
-    SL_CHECK_ARG(rows <= INT32_MAX, "rows must be <= 2^31 - 1 when win_counts is given, got %lld",
-                 (long long)rows);
-  if (rows > 0) {
-    SL_CHECK_PTR(x);
-    SL_CHECK_PTR(y);
-  }
   if (rows == 0) {
     if (win_counts != NULL) memset(win_counts, 0, (size_t)n * sizeof(int32_t));
     return SL_OK;
@@ -220,18 +205,10 @@ sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost_streng
 sl_status sl_kwinners_bwd(int64_t rows, int32_t n, int32_t k, const int32_t *winners,
                           const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  SL_CHECK_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
-  int64_t total = sl_mul_size(rows, n);
-  int64_t n_winners = sl_mul_size(rows, k);
-  if (total < 0 || n_winners < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows int64 (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_kwinners_bwd(__func__, rows, n, k, winners, dy, dx));
   if (rows == 0) return SL_OK;
-  SL_CHECK_PTR(winners);
-  SL_CHECK_PTR(dy);
-  SL_CHECK_PTR(dx);
+  int64_t total = rows * n;
+  int64_t n_winners = rows * k;
   for (int64_t i = 0; i < n_winners; i++) {
     if (winners[i] < 0 || winners[i] >= n)
       return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__,

@@ -24,8 +24,6 @@
 #include "sparse_internal.h"
 #include "validate.h"
 
-#define SL_TOPK_FLAGS_ALL (SL_TOPK_SMALLEST | SL_TOPK_ABS)
-
 /* Below this many elements a pass runs on one thread: the fork costs more than it saves. */
 #define PARALLEL_MIN 65536
 #define MAX_TEAM 256
@@ -177,16 +175,7 @@ static int64_t gather_selected(const uint32_t *keys, int64_t n, uint32_t thr, in
 
 sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flags, int32_t *out_idx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_NONNEG(k);
-  SL_CHECK_ARG(n <= INT32_MAX, "n = %lld does not fit the int32 output indices (must be < 2^31)",
-               (long long)n);
-  SL_CHECK_ARG(k <= n, "k = %lld exceeds n = %lld", (long long)k, (long long)n);
-  SL_CHECK_ARG((flags & ~SL_TOPK_FLAGS_ALL) == 0,
-               "flags = %d has unknown bits (allowed: SL_TOPK_SMALLEST = 1 | SL_TOPK_ABS = 2)",
-               flags);
-  SL_CHECK_PTR_IF(scores, n);
-  SL_CHECK_PTR_IF(out_idx, k);
+  SL_VALIDATE(sl_validate_topk(__func__, n, scores, k, flags, out_idx));
   if (n == 0) return SL_OK;
 
   uint32_t *keys = malloc((size_t)n * sizeof *keys);
@@ -336,26 +325,9 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
                              const int32_t *col_idx, int64_t k, int64_t max_size,
                              int32_t *out_rows, int32_t *out_cols, float *out_grad) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_NONNEG(k);
-  /* Each of the k candidates takes 8-byte scratch entries: reject a k whose scratch size does
-   * not fit size_t before anything is read or allocated (the product would wrap to a small
-   * buffer). No machine can hold 2^59 candidates anyway. */
-  if (k > INT64_MAX / 16)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
-                   (long long)k);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  const int64_t total = sl_mul_size(n_out, n_in);
-  if (total < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "n_out * n_in = %d * %d overflows int64", n_out, n_in);
-  SL_CHECK_ARG(max_size >= n_in && max_size >= 1,
-               "max_size = %lld cannot hold one row of the gradient (n_in = %d entries)",
-               (long long)max_size, n_in);
+  SL_VALIDATE(sl_validate_dense_grad_topk(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, k,
+                                          max_size));
+  const int64_t total = (int64_t)n_out * n_in;
   sl_status st = check_pattern(__func__, n_out, n_in, nnz, row_ptr, col_idx);
   if (st != SL_OK) return st;
   const int64_t absent = total - nnz;
@@ -619,23 +591,8 @@ sl_status sl_sample_absent(int32_t n_rows, int32_t n_cols, int64_t nnz, const in
                            const int32_t *col_idx, int64_t k, uint64_t seed, int32_t *out_rows,
                            int32_t *out_cols) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_NONNEG(k);
-  /* Each of the k candidates takes 8-byte scratch entries: reject a k whose scratch size does
-   * not fit size_t before anything is read or allocated (the product would wrap to a small
-   * buffer). No machine can hold 2^59 candidates anyway. */
-  if (k > INT64_MAX / 16)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
-                   (long long)k);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  const int64_t total = sl_mul_size(n_rows, n_cols);
-  if (total < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "n_rows * n_cols = %d * %d overflows int64", n_rows,
-                   n_cols);
+  SL_VALIDATE(sl_validate_sample_absent(__func__, n_rows, n_cols, nnz, row_ptr, col_idx, k));
+  const int64_t total = (int64_t)n_rows * n_cols;
   sl_status st = check_pattern(__func__, n_rows, n_cols, nnz, row_ptr, col_idx);
   if (st != SL_OK) return st;
   const int64_t absent = total - nnz;

@@ -14,6 +14,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "common.cuh"
+#include "validate.h"
 
 namespace {
 
@@ -164,27 +165,10 @@ SL_API sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost
                                  float duty_alpha, const float *x, float *duty_cycle, float *y,
                                  int32_t *winners, int32_t *win_counts) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  SL_CHECK_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
-  SL_CHECK_ARG(isfinite(boost_strength) && boost_strength >= 0.0f,
-               "boost_strength must be finite and >= 0, got %g", (double)boost_strength);
-  SL_CHECK_ARG(duty_alpha >= 0.0f && duty_alpha <= 1.0f, "duty_alpha must be in [0, 1], got %g",
-               (double)duty_alpha);
-  const int64_t total = sl_mul_size(rows, n);
-  if (total < 0 || sl_mul_size(rows, k) < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows int64 (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_kwinners_fwd(__func__, rows, n, k, boost_strength, duty_alpha, x,
+                                       duty_cycle, y, win_counts));
   const int boosting = boost_strength > 0.0f;
   const int updating = duty_alpha > 0.0f && rows > 0;
-  if (boosting || updating) SL_CHECK_PTR(duty_cycle);
-  if (win_counts != nullptr)
-    SL_CHECK_ARG(rows <= INT32_MAX, "rows must be <= 2^31 - 1 when win_counts is given, got %lld",
-                 (long long)rows);
-  if (rows > 0) {
-    SL_CHECK_PTR(x);
-    SL_CHECK_PTR(y);
-  }
   if (rows == 0 && win_counts == nullptr) return SL_OK;
   SL_CUDA_READY();
   if (rows == 0) {
@@ -220,18 +204,10 @@ SL_API sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost
 SL_API sl_status sl_kwinners_bwd(int64_t rows, int32_t n, int32_t k, const int32_t *winners,
                                  const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(rows);
-  SL_CHECK_ARG(n >= 1, "n must be >= 1, got %d", n);
-  SL_CHECK_ARG(k >= 1 && k <= n, "k must be in [1, n] = [1, %d], got %d", n, k);
-  const int64_t total = sl_mul_size(rows, n);
-  const int64_t n_winners = sl_mul_size(rows, k);
-  if (total < 0 || n_winners < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "rows * n overflows int64 (rows = %lld, n = %d)",
-                   (long long)rows, n);
+  SL_VALIDATE(sl_validate_kwinners_bwd(__func__, rows, n, k, winners, dy, dx));
   if (rows == 0) return SL_OK;
-  SL_CHECK_PTR(winners);
-  SL_CHECK_PTR(dy);
-  SL_CHECK_PTR(dx);
+  const int64_t total = rows * n;
+  const int64_t n_winners = rows * k;
   SL_CUDA_READY();
   unsigned long long *slot = nullptr;
   SL_TRY(sl_check_begin(__func__, explain_winners, n, 0, 0, 0, &slot));

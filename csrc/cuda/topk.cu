@@ -24,8 +24,6 @@
 #include "sparse.cuh"
 #include "validate.h"
 
-#define SL_TOPK_FLAGS_ALL (SL_TOPK_SMALLEST | SL_TOPK_ABS)
-
 namespace {
 
 /* ------------------------------------------------------------------------ keys ---- */
@@ -443,15 +441,6 @@ __global__ void emit_grown_kernel(int64_t n_grow, int keep_regrown,
   }
 }
 
-#define SL_CHECK_NNZ32(nnz)                                                      \
-  do {                                                                           \
-    SL_CHECK_NONNEG(nnz);                                                        \
-    if ((nnz) > INT32_MAX)                                                       \
-      return sl_fail(SL_E_OVERFLOW, __func__,                                    \
-                     "nnz = %lld does not fit int32 indices (must be < 2^31)",   \
-                     (long long)(nnz));                                          \
-  } while (0)
-
 } /* namespace */
 
 extern "C" {
@@ -459,16 +448,7 @@ extern "C" {
 SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flags,
                          int32_t *out_idx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n);
-  SL_CHECK_NONNEG(k);
-  SL_CHECK_ARG(n <= INT32_MAX, "n = %lld does not fit the int32 output indices (must be < 2^31)",
-               (long long)n);
-  SL_CHECK_ARG(k <= n, "k = %lld exceeds n = %lld", (long long)k, (long long)n);
-  SL_CHECK_ARG((flags & ~SL_TOPK_FLAGS_ALL) == 0,
-               "flags = %d has unknown bits (allowed: SL_TOPK_SMALLEST = 1 | SL_TOPK_ABS = 2)",
-               flags);
-  if (n > 0) SL_CHECK_PTR(scores);
-  if (k > 0) SL_CHECK_PTR(out_idx);
+  SL_VALIDATE(sl_validate_topk(__func__, n, scores, k, flags, out_idx));
   if (n == 0) return SL_OK;
   SL_CUDA_READY();
   sl_scratch keys, ids, keys_sorted, ids_sorted;
@@ -505,24 +485,9 @@ SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, 
                                    const int32_t *col_idx, int64_t k, int64_t max_size,
                                    int32_t *out_rows, int32_t *out_cols, float *out_grad) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NNZ32(nnz);
-  SL_CHECK_NONNEG(k);
-  /* Reject a k whose scratch size (8 bytes per candidate) cannot be represented (as csrc/cpu). */
-  if (k > INT64_MAX / 16)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
-                   (long long)k);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) SL_CHECK_PTR(col_idx);
-  const int64_t total = sl_mul_size(n_out, n_in);
-  if (total < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "n_out * n_in = %d * %d overflows int64", n_out, n_in);
-  SL_CHECK_ARG(max_size >= n_in && max_size >= 1,
-               "max_size = %lld cannot hold one row of the gradient (n_in = %d entries)",
-               (long long)max_size, n_in);
+  SL_VALIDATE(sl_validate_dense_grad_topk(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, k,
+                                          max_size));
+  const int64_t total = (int64_t)n_out * n_in;
   SL_CUDA_READY();
   SL_TRY(sl_check_pattern_device(__func__, 1, n_out, n_in, nnz, row_ptr, col_idx));
   const int64_t absent = total - nnz;
@@ -640,21 +605,8 @@ SL_API sl_status sl_sample_absent(int32_t n_rows, int32_t n_cols, int64_t nnz,
                                   const int32_t *row_ptr, const int32_t *col_idx, int64_t k,
                                   uint64_t seed, int32_t *out_rows, int32_t *out_cols) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ32(nnz);
-  SL_CHECK_NONNEG(k);
-  /* Reject a k whose scratch size (8 bytes per candidate) cannot be represented (as csrc/cpu). */
-  if (k > INT64_MAX / 16)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "k = %lld is too large: its scratch (8 bytes per position) overflows",
-                   (long long)k);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) SL_CHECK_PTR(col_idx);
-  const int64_t total = sl_mul_size(n_rows, n_cols);
-  if (total < 0)
-    return sl_fail(SL_E_OVERFLOW, __func__, "n_rows * n_cols = %d * %d overflows int64", n_rows,
-                   n_cols);
+  SL_VALIDATE(sl_validate_sample_absent(__func__, n_rows, n_cols, nnz, row_ptr, col_idx, k));
+  const int64_t total = (int64_t)n_rows * n_cols;
   SL_CUDA_READY();
   SL_TRY(sl_check_pattern_device(__func__, 1, n_rows, n_cols, nnz, row_ptr, col_idx));
   const int64_t absent = total - nnz;
