@@ -24,11 +24,14 @@ export function libraryFileName(base: string): string {
   return `lib${base}.so`;
 }
 
-/** The candidate paths for a native library, in search order (env var first). */
+/**
+ * The candidate paths for a native library, in search order. An explicit `envVar` is the only
+ * candidate: a path the user named that does not exist is an error, never a silent fallback.
+ */
 export function candidatePaths(base: string, envVar: string): string[] {
   const paths: string[] = [];
   const fromEnv = Deno.env.get(envVar);
-  if (fromEnv) paths.push(fromEnv);
+  if (fromEnv) return [fromEnv];
   const here = new URL(import.meta.url);
   if (here.protocol === "file:") {
     paths.push(new URL(`../build/${libraryFileName(base)}`, here).pathname);
@@ -121,9 +124,13 @@ export function native(): NativeLibrary {
     const searched = paths.length > 0
       ? paths.join(", ")
       : "(no candidate: module not loaded from a file: URL)";
+    const fromEnv = Deno.env.get("SPARSELINEAR_LIB");
+    const where = fromEnv
+      ? `SPARSELINEAR_LIB names ${fromEnv}, which does not exist (an explicit path is the only ` +
+        "candidate: no fallback to build/)"
+      : `Searched: SPARSELINEAR_LIB (not set), then ${searched}`;
     throw new LibraryError(
-      `The native library libsparselinear was not found. Searched: SPARSELINEAR_LIB ` +
-        `(${Deno.env.get("SPARSELINEAR_LIB") ?? "not set"}), then ${searched}. ` +
+      `The native library libsparselinear was not found. ${where}. ` +
         "Build it with `deno task build`, or set SPARSELINEAR_LIB to the path of libsparselinear.so.",
     );
   }

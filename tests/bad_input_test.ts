@@ -630,11 +630,9 @@ Deno.test({
 });
 
 Deno.test({
-  // Known bug (reported): with build/ present, a SPARSELINEAR_LIB that names a missing file is
-  // ignored and build/libsparselinear.so is loaded instead. Un-ignore once ffi/library.ts
-  // treats an explicit SPARSELINEAR_LIB as the only candidate.
+  // With build/ present, an explicit SPARSELINEAR_LIB naming a missing file must not fall back.
   name: "bad input: SPARSELINEAR_LIB naming a missing file is an error, not a fallback",
-  ignore: true,
+  ignore: !canRun,
   fn: async () => {
     const { output } = await runWithLibrary("/nonexistent/libsparselinear.so", LOAD_AND_REPORT);
     assert.match(output, /ERROR LibraryError: .*\/nonexistent\/libsparselinear\.so/);

@@ -82,7 +82,7 @@ __attribute__((constructor)) static void sl_tune_malloc(void) {
   const char *off = getenv("SL_NO_MALLOC_TUNING");
   if (off != NULL && off[0] != '\0' && off[0] != '0') return;
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
-  mallopt(M_TOP_PAD, 64 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 16 * 1024 * 1024);
 }
 #endif
