@@ -407,7 +407,7 @@ row("tensors on an unknown or unavailable device", () => {
   );
   let cuda: Tensor | null = null;
   try {
-    cuda = tensor([1, 2]).to("cuda");
+    cuda = tensor([1, 2, 3, 4, 5, 6]).to("cuda");
   } catch (err) {
     // No GPU here: a LibraryError that says which device and what to use instead.
     assert.ok(err instanceof LibraryError, `${err}`);
@@ -415,10 +415,11 @@ row("tensors on an unknown or unavailable device", () => {
     assert.match((err as Error).message, /Use device "cpu"/);
     return;
   }
-  // With a GPU: mixing devices in one op is rejected, naming both.
+  // With a GPU: mixing devices in one op is rejected, naming both. The input has the layer's
+  // 6 features, so the device check (not the shape check) is what rejects it.
   const layer = smallLayer();
-  const x = reshape(cuda, [1, 2]);
-  rejects(() => layer.forward(x), Error, /cuda|cpu/);
+  const x = reshape(cuda, [1, 6]);
+  rejects(() => layer.forward(x), Error, /input is on cuda but weights is on cpu/);
 });
 
 row("backward twice through a freed graph", () => {

@@ -533,7 +533,19 @@ gpuTest("relu propagates NaN and its gradient matches", () => {
     const x = tensor(new Float32Array([-1, NaN, 0, 2, -0]), [5], { device: d });
     return relu(x).toArray();
   });
-  assert.deepEqual(cuda, cpu);
+  // deepEqual compares float arrays element-wise with ===, so NaN never equals NaN: compare
+  // NaN-ness and values (0 == -0) one element at a time instead.
+  assert.equal(cuda.length, cpu.length);
+  for (let i = 0; i < cpu.length; i++) {
+    assert.equal(
+      Number.isNaN(cuda[i]),
+      Number.isNaN(cpu[i]),
+      `element ${i}: ${cuda[i]} vs ${cpu[i]}`,
+    );
+    if (!Number.isNaN(cpu[i])) {
+      assert.ok(cuda[i] === cpu[i], `element ${i}: ${cuda[i]} vs ${cpu[i]}`);
+    }
+  }
   assert.ok(Number.isNaN(cuda[1]));
 });
 compareOp("logSoftmax", (d) => {
@@ -560,7 +572,8 @@ compareOp("sum of a broadcast gradient over several dimensions", (d) => {
   return { out: mul(a, b), leaves: [a, b] };
 });
 compareOp("transpose, permute and expand (strided copies)", (d) => {
-  const x = leaf([3, 4, 5], 17, d), y = leaf([1, 5], 18, d);
+  // transpose(y) is [4, 1]: broadcasts to [5, 4, 3] (a [5, 1] would not: 5 vs 4).
+  const x = leaf([3, 4, 5], 17, d), y = leaf([1, 4], 18, d);
   const t = permute(transpose(x, 0, 1), [2, 0, 1]);
   return { out: add(t, expand(transpose(y, 0, 1), [5, 4, 3])), leaves: [x, y] };
 });
