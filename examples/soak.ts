@@ -32,6 +32,7 @@ import { ReLU } from "../lib/nn/activations.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
+import { cudaMemoryStats } from "../lib/backend/cuda.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
@@ -92,6 +93,7 @@ async function main(): Promise<number> {
       seed: { type: "string" },
       growth: { type: "string" },
       "malloc-tuning": { type: "boolean" },
+      device: { type: "string" },
     },
   });
   // Before anything loads the native library (it reads the variable once, at load).
@@ -112,6 +114,10 @@ async function main(): Promise<number> {
   if (growth !== "rigl" && growth !== "set") {
     throw new RangeError(`--growth must be "rigl" or "set", got "${growth}"`);
   }
+  const device = values.device ?? "cpu";
+  if (device !== "cpu" && device !== "cuda") {
+    throw new RangeError(`--device must be "cpu" or "cuda", got "${device}"`);
+  }
   if (values.threads !== undefined) setNumThreads(positive(values.threads, "threads", 1));
 
   const mnist = await loadMnistFromPackage();
@@ -119,7 +125,7 @@ async function main(): Promise<number> {
   const dynamic = { dynamic: true, deltaT, tEnd: steps, alpha: 0.3, growth, seed: gen } as const;
   const first = new SparseLinear(784, 2000, { sparsity: 0.9, ...dynamic });
   const second = new SparseLinear(2000, 10, { sparsity: 0.9, ...dynamic });
-  const model = new Sequential(first, new LayerNorm(2000), new ReLU(), second);
+  const model = new Sequential(first, new LayerNorm(2000), new ReLU(), second).to(device);
   const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const x = fromFloat32(mnist.train.images, [mnist.train.count, 784]);
   const train = batches(x, mnist.train.labels, {
@@ -127,6 +133,7 @@ async function main(): Promise<number> {
     shuffle: true,
     seed: seed + 1,
     dropLast: true,
+    device,
   });
   const dir = await Deno.makeTempDir({ prefix: "sparselinear-soak-" });
   const checkpoint = join(dir, "soak.safetensors");
@@ -170,6 +177,12 @@ async function main(): Promise<number> {
             collectGarbage();
           }
           const mem = Deno.memoryUsage();
+          if (device === "cuda") {
+            const dev = cudaMemoryStats();
+            console.log(
+              `        device: ${dev.buffers} live buffers, ${(dev.bytes / MIB).toFixed(1)} MiB`,
+            );
+          }
           const s = {
             step,
             rss: mem.rss,
