@@ -419,7 +419,7 @@ row("tensors on an unknown or unavailable device", () => {
   // 6 features, so the device check (not the shape check) is what rejects it.
   const layer = smallLayer();
   const x = reshape(cuda, [1, 6]);
-  rejects(() => layer.forward(x), Error, /input is on cuda but weights is on cpu/);
+  rejects(() => layer.forward(x), TypeError, /input is on cuda but weights is on cpu/);
 });
 
 row("backward twice through a freed graph", () => {

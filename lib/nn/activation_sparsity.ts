@@ -87,7 +87,9 @@ export function kWinners(x: Tensor, k: number, options: KWinnersOptions = {}): T
       );
     }
     if (dutyCycle.device !== x.device) {
-      throw new Error(`kWinners() input is on ${x.device} but dutyCycle is on ${dutyCycle.device}`);
+      throw new TypeError(
+        `kWinners() input is on ${x.device} but dutyCycle is on ${dutyCycle.device}`,
+      );
     }
   }
   const rows = x.size / features;

@@ -76,7 +76,7 @@ export function layerNorm(
       );
     }
     if (t.device !== x.device) {
-      throw new Error(`layerNorm() input is on ${x.device} but ${name} is on ${t.device}`);
+      throw new TypeError(`layerNorm() input is on ${x.device} but ${name} is on ${t.device}`);
     }
   }
   const n = numel(shape);

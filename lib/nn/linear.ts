@@ -49,7 +49,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   }
   for (const [name, t] of [["weight", weight], ["bias", bias]] as const) {
     if (t !== null && t.device !== x.device) {
-      throw new Error(`linear() input is on ${x.device} but ${name} is on ${t.device}`);
+      throw new TypeError(`linear() input is on ${x.device} but ${name} is on ${t.device}`);
     }
   }
   const rows = nIn === 0 ? x.size === 0 ? 0 : numelLeading(x) : x.size / nIn;

@@ -165,7 +165,7 @@ export function mseLoss(pred: Tensor, target: Tensor, options: LossOptions = {})
     );
   }
   if (pred.device !== target.device) {
-    throw new Error(`mseLoss() pred is on ${pred.device} but target is on ${target.device}`);
+    throw new TypeError(`mseLoss() pred is on ${pred.device} but target is on ${target.device}`);
   }
   const n = pred.size;
   const backend = getBackend(pred.device);

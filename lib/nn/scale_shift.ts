@@ -40,7 +40,7 @@ export function scaleShift(x: Tensor, scale: Tensor | null, shift: Tensor | null
       );
     }
     if (t.device !== x.device) {
-      throw new Error(`scaleShift() input is on ${x.device} but ${name} is on ${t.device}`);
+      throw new TypeError(`scaleShift() input is on ${x.device} but ${name} is on ${t.device}`);
     }
   }
   if (n > MAX_INT32) throw new RangeError(`scaleShift() has ${n} features, above the int32 limit`);

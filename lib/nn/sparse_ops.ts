@@ -63,11 +63,13 @@ export function sparseLinear(
   const device = x.device;
   for (const [name, t] of [["weights", weights], ["bias", bias]] as const) {
     if (t !== null && t.device !== device) {
-      throw new Error(`sparseLinear() input is on ${device} but ${name} is on ${t.device}`);
+      throw new TypeError(`sparseLinear() input is on ${device} but ${name} is on ${t.device}`);
     }
   }
   if (pattern.device !== device) {
-    throw new Error(`sparseLinear() input is on ${device} but the pattern is on ${pattern.device}`);
+    throw new TypeError(
+      `sparseLinear() input is on ${device} but the pattern is on ${pattern.device}`,
+    );
   }
 
   const backend = getBackend(device);

@@ -98,7 +98,7 @@ export abstract class Optimizer {
       );
     }
     if (g.device !== p.device) {
-      throw new Error(`Parameter ${i} is on ${p.device} but its gradient is on ${g.device}`);
+      throw new TypeError(`Parameter ${i} is on ${p.device} but its gradient is on ${g.device}`);
     }
     return g;
   }
