@@ -8,10 +8,8 @@
  * bench/sparse_linear_bench.ts`). The dense baselines allocate 1.6 GB per 20000 × 20000 matrix
  * (weight, and its gradient for the backward group).
  */
-import { candidatePaths } from "../ffi/library.ts";
-import { native, ptr } from "../ffi/library.ts";
+import { check, native, ptr } from "../ffi/library.ts";
 import { randn } from "../lib/creation.ts";
-import { NativeError } from "../lib/errors.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import type { Tensor } from "../lib/tensor.ts";
 
@@ -19,64 +17,7 @@ const IN = 20_000;
 const OUT = 20_000;
 const SPARSITY = 0.99;
 
-type Gemm = (
-  transA: number,
-  transB: number,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Deno.PointerValue,
-  lda: number,
-  b: Deno.PointerValue,
-  ldb: number,
-  beta: number,
-  c: Deno.PointerValue,
-  ldc: number,
-) => number;
-
-/** `sl_gemm` from the main symbol table when it lists it, else from a one-symbol dlopen. */
-function loadGemm(): Gemm {
-  const lib = native() as unknown as Record<string, unknown>;
-  if (typeof lib.sl_gemm === "function") return lib.sl_gemm as Gemm;
-  const path = candidatePaths("sparselinear", "SPARSELINEAR_LIB").find((p) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  })!;
-  const own = Deno.dlopen(path, {
-    // sl_status sl_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-    //   float alpha, const float *a, int32_t lda, const float *b, int32_t ldb, float beta,
-    //   float *c, int32_t ldc)
-    sl_gemm: {
-      parameters: [
-        "i32",
-        "i32",
-        "i32",
-        "i32",
-        "i32",
-        "f32",
-        "pointer",
-        "i32",
-        "pointer",
-        "i32",
-        "f32",
-        "pointer",
-        "i32",
-      ],
-      result: "i32",
-    },
-  });
-  return own.symbols.sl_gemm;
-}
-
-function checked(status: number): void {
-  if (status !== 0) throw new NativeError(status, "sl_gemm failed");
-}
-
-const gemm = loadGemm();
+const gemm = native().sl_gemm;
 const layer = new SparseLinear(IN, OUT, { sparsity: SPARSITY, seed: 1 });
 
 // Dense operands, allocated on first use (values do not change GEMM time).
@@ -103,7 +44,7 @@ function batchData(batch: number) {
 /** Dense y = x Wᵀ: [B, in] × [out, in]ᵀ. */
 function denseForward(batch: number): void {
   const { x, y } = batchData(batch);
-  checked(
+  check(
     gemm(0, 1, batch, OUT, IN, 1, x.storage.ptr(), IN, ptr(weightDense()), IN, 0, ptr(y), OUT),
   );
 }
@@ -113,8 +54,8 @@ function denseForwardBackward(batch: number): void {
   denseForward(batch);
   const { x, dy, dx } = batchData(batch);
   const W = weightDense();
-  checked(gemm(0, 0, batch, IN, OUT, 1, dy.storage.ptr(), OUT, ptr(W), IN, 0, ptr(dx), IN));
-  checked(
+  check(gemm(0, 0, batch, IN, OUT, 1, dy.storage.ptr(), OUT, ptr(W), IN, 0, ptr(dx), IN));
+  check(
     gemm(
       1,
       0,
