@@ -283,7 +283,7 @@ Deno.test("SparseLinear with user connectivity keeps weights[k] on (indices[0][k
   assert.deepEqual(view.indices.data, layer.indices.data);
 });
 
-Deno.test("SparseLinear reports its memory: 8 bytes per connection + O(out) on the CPU", () => {
+Deno.test("SparseLinear reports its memory: 8 bytes per connection + O(out), 16 with the CSC view", () => {
   const layer = new SparseLinear(300, 200, { sparsity: 0.95, seed: 1 });
   const nnz = layer.nnz;
   const expected = 4 * nnz + 4 * nnz + 4 * 201 + 4 * 200;
@@ -292,15 +292,18 @@ Deno.test("SparseLinear reports its memory: 8 bytes per connection + O(out) on t
   assert.equal(before.indices, 0);
   void layer.indices;
   assert.equal(layer.memoryBreakdown().indices, 8 * nnz);
-  const x = randn([2, 300], { seed: 1, requiresGrad: true });
-  layer.forward(x).backward(randn([2, 200], { seed: 2 }));
+  // At batch 1 the CPU input gradient reads the CSR pattern: no CSC view is built for it.
+  const x1 = randn([1, 300], { seed: 1, requiresGrad: true });
+  layer.forward(x1).backward(randn([1, 200], { seed: 2 }));
   assert.equal(layer.memoryBreakdown().gradients, 4 * (nnz + 200));
-  // The CPU input gradient reads the CSR pattern: no CSC view was built for it.
-  assert.ok(x.grad !== null);
+  assert.ok(x1.grad !== null);
   assert.equal(layer.pattern.hasCscView, false);
   assert.equal(layer.memoryBreakdown().pattern, 4 * nnz + 4 * 201);
-  // Asking for the CSC view builds it (8 bytes per connection + column pointers).
-  layer.pattern.cscView();
+  // A batched input gradient gathers through the CSC view: 8 bytes per connection + column
+  // pointers, built once.
+  const x = randn([2, 300], { seed: 1, requiresGrad: true });
+  layer.forward(x).backward(randn([2, 200], { seed: 2 }));
+  assert.equal(layer.pattern.hasCscView, true);
   assert.equal(layer.memoryBreakdown().pattern, 12 * nnz + 4 * 201 + 4 * 301);
 });
 

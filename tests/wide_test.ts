@@ -27,7 +27,7 @@ import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
 
 const GiB = 2 ** 30;
 
-Deno.test("memory model: 8 bytes per connection (16 with CUDA's CSC view), O(width) pointers", () => {
+Deno.test("memory model: 8 bytes per connection (16 with the CSC view), O(width) pointers", () => {
   assert.equal(CONNECTION_BYTES.total, 8);
   assert.equal(CONNECTION_BYTES.values + CONNECTION_BYTES.colIdx, 8);
   assert.equal(CSC_VIEW_BYTES.rowIdx + CSC_VIEW_BYTES.cscToCsr, CSC_VIEW_BYTES.total);
@@ -99,10 +99,17 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     kernelScratch: 4 * 64 * 1e6,
     total: 4 * 256e6,
   });
-  // The CSR input gradient: accumulators + dY panel + per-row thread-slice starts.
+  // The larger of the forward's x panel and the input gradient's dY panel (+ the values in
+  // CSC order once they exceed 1 MiB).
   const b = sparseLinearActivations(100, 30, 9, { threads: 2 });
   assert.equal(b.inputGrad, 4 * 9 * 100);
-  assert.equal(b.kernelScratch, 4 * 16 * (100 + 30) + 4 * 30 * 3);
+  assert.equal(b.kernelScratch, 4 * 16 * 100);
+  assert.equal(sparseLinearActivations(30, 100, 9, { nnz: 1000 }).kernelScratch, 4 * 16 * 100);
+  assert.equal(
+    sparseLinearActivations(1e6, 1e6, 64, { nnz: 1e7 }).kernelScratch,
+    4 * 64 * 1e6 + 4 * 1e7,
+  );
+  assert.throws(() => sparseLinearActivations(30, 100, 9, { nnz: -1 }), RangeError);
   // Batch 1: the forward's output scratch, or per-thread copies of dx for the input gradient.
   assert.equal(sparseLinearActivations(100, 30, 1, { threads: 2 }).kernelScratch, 4 * 2 * 100);
   assert.equal(
@@ -268,9 +275,10 @@ Deno.test("100k × 100k at 99.99 %: forward/backward match float64, memoryBytes 
   assertClose(x.grad!.toArray(), ref.dx, "dX");
   assertClose(layer.weights.grad!.toArray(), ref.dw, "dW");
 
+  // The batched input gradient built the CSC view.
   assert.deepEqual(
     { ...layer.memoryBreakdown(), optimizerState: 0 },
-    sparseLinearMemory(shape, { gradients: true }),
+    sparseLinearMemory(shape, { gradients: true, cscView: true }),
   );
   const opt = new SGD(layer, { lr: 0.1, momentum: 0.9 });
   opt.step();
@@ -283,11 +291,11 @@ Deno.test("100k × 100k at 99.99 %: forward/backward match float64, memoryBytes 
   assert.equal(layer.indices.shape[1], 1_000_000);
   assert.deepEqual(
     { ...layer.memoryBreakdown(), optimizerState: 0 },
-    sparseLinearMemory(shape, { gradients: true, indices: true }),
+    sparseLinearMemory(shape, { gradients: true, indices: true, cscView: true }),
   );
   opt.zeroGrad();
   assert.deepEqual(
     { ...layer.memoryBreakdown(), optimizerState: 0 },
-    sparseLinearMemory(shape, { indices: true }),
+    sparseLinearMemory(shape, { indices: true, cscView: true }),
   );
 });

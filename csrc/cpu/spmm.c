@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scratch.h"
 #include "sparse_internal.h"
 
 #if defined(__AVX__)
@@ -54,6 +55,9 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 #define SL_PREFETCH_VALUES 32 /* entries ahead to prefetch values read through csc_to_csr */
 #endif
 #define VALIDATE_CHUNK (1 << 16)
+#ifndef VALUES_IN_CACHE
+#define VALUES_IN_CACHE (1 << 20) /* values read through a permutation stay in L2 below this */
+#endif
 
 /*
  * 64-byte aligned scratch, freed with scratch_free. Plain malloc underneath (the base pointer is
@@ -61,19 +65,6 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
  * mmap on every call, and page-faulting 12.8 MB of scratch costs more than some kernels, while
  * a malloc'ed block is reused from the heap on the next call.
  */
-static void *aligned_scratch(int64_t bytes) {
-  if (bytes < 0 || (uint64_t)bytes > SIZE_MAX - 2 * ALIGN) return NULL;
-  char *base = malloc((size_t)bytes + 2 * ALIGN);
-  if (base == NULL) return NULL;
-  char *aligned = (char *)(((uintptr_t)base + sizeof(void *) + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
-  ((void **)aligned)[-1] = base;
-  return aligned;
-}
-
-static void scratch_free(void *p) {
-  if (p != NULL) free(((void **)p)[-1]);
-}
-
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
@@ -337,8 +328,17 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
   const int threads = sl_threads();
   const int64_t nnz = ptr[n_rows];
   const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
-  float *inT = aligned_scratch(sl_mul_size(first_w * (int64_t)sizeof(float), n_idx));
+  float *inT = sl_scratch_get(sl_mul_size(first_w * (int64_t)sizeof(float), n_idx));
   if (inT == NULL) return SL_E_OUT_OF_MEMORY;
+  /* Values read through perm that do not stay in cache are gathered into pattern order. */
+  float *valsT = NULL;
+  if (perm != NULL && n_vals * (int64_t)sizeof(float) > VALUES_IN_CACHE) {
+    valsT = sl_scratch_get(n_vals * (int64_t)sizeof(float));
+    if (valsT == NULL) {
+      sl_scratch_put(inT);
+      return SL_E_OUT_OF_MEMORY;
+    }
+  }
   int64_t bounds[MAX_PARTS + 1];
   const int parts =
       choose_parts(threads, nnz * first_w + ((int64_t)n_idx + n_rows) * first_w,
@@ -363,15 +363,26 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
       } else {
 #pragma omp barrier
       }
+      if (first_bad == NO_BAD && valsT != NULL && b0 == 0) {
+        /* Values in pattern order, once: a prefetched streaming gather instead of a random
+         * one inside the FMA loop (where its misses stall the row gathers behind them). */
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nnz; k++) {
+          __builtin_prefetch(vals + perm[min64(k + SL_PREFETCH_VALUES, nnz - 1)]);
+          valsT[k] = vals[perm[k]];
+        }
+      }
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
-          gather_fma_dispatch(w / 8, bounds[p], bounds[p + 1], ptr, idx, perm, vals, bias, inT,
-                              out, n_rows, b0, bt);
+          gather_fma_dispatch(w / 8, bounds[p], bounds[p + 1], ptr, idx,
+                              valsT != NULL ? NULL : perm, valsT != NULL ? valsT : vals, bias,
+                              inT, out, n_rows, b0, bt);
       }
     }
   }
-  scratch_free(inT);
+  sl_scratch_put(valsT);
+  sl_scratch_put(inT);
   *bad = first_bad == NO_BAD ? -1 : first_bad;
   return SL_OK;
 }
@@ -550,7 +561,7 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   if (n_in == 0 && nnz > 0) {
     bad = 0; /* every index is out of range, and x may be null */
   } else if (batch == 1) {
-    float *tmp = aligned_scratch((int64_t)n_out * (int64_t)sizeof(float));
+    float *tmp = sl_scratch_get((int64_t)n_out * (int64_t)sizeof(float));
     if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
     const int threads = sl_threads();
     int64_t bounds[MAX_PARTS + 1];
@@ -566,7 +577,7 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     }
     if (first_bad == NO_BAD) memcpy(y, tmp, (size_t)n_out * sizeof(float));
     bad = first_bad == NO_BAD ? -1 : first_bad;
-    scratch_free(tmp);
+    sl_scratch_put(tmp);
   } else {
     st = tiled_gather_matmul(batch, n_in, n_out, row_ptr, col_idx, NULL, values, nnz, bias, x, y,
                              &bad);
@@ -604,7 +615,7 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
   if (n_out == 0 && nnz > 0) {
     bad = 0; /* every row index is out of range, and dy may be null */
   } else if (batch == 1) {
-    float *tmp = aligned_scratch((int64_t)n_in * (int64_t)sizeof(float));
+    float *tmp = sl_scratch_get((int64_t)n_in * (int64_t)sizeof(float));
     if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
     int64_t bounds[MAX_PARTS + 1];
     const int parts = choose_parts(threads, nnz + n_in, SERIAL_WORK_B1);
@@ -619,7 +630,7 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
       bad = first_bad_entry(0, nnz, row_idx, (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
     else
       memcpy(dx, tmp, (size_t)n_in * sizeof(float));
-    scratch_free(tmp);
+    sl_scratch_put(tmp);
   } else {
     st = tiled_gather_matmul(batch, n_out, n_in, col_ptr, row_idx, csc_to_csr, values, nnz, NULL,
                              dy, dx, &bad);
@@ -753,7 +764,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
     /* Per-thread copies of dx (cache-resident), summed at the end. */
     const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
     const int team = parts > 1 ? threads : 1;
-    float *priv = aligned_scratch(sl_mul_size((int64_t)team * (int64_t)sizeof(float), n_in));
+    float *priv = sl_scratch_get(sl_mul_size((int64_t)team * (int64_t)sizeof(float), n_in));
     if (priv == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
     partition_rows(row_ptr, n_out, 1, parts, bounds);
     int used = 1;
@@ -795,7 +806,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
         }
       }
     }
-    scratch_free(priv);
+    sl_scratch_put(priv);
   } else {
     /* One scratch block: outT[n_in][w] (accumulators), dyT[n_out][w] (dy, feature-major) and
      * the slice bounds of every row, bounds[r][t] for t <= threads. */
@@ -803,7 +814,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
     const int64_t work = nnz * first_w + ((int64_t)n_in + n_out) * first_w;
     const int team = work < SERIAL_WORK_BATCHED ? 1 : threads;
     const int64_t floats = first_w * ((int64_t)n_in + n_out);
-    float *outT = aligned_scratch(floats * 4 + (int64_t)n_out * (team + 1) * 4);
+    float *outT = sl_scratch_get(floats * 4 + (int64_t)n_out * (team + 1) * 4);
     if (outT == NULL)
       return sl_fail(SL_E_OUT_OF_MEMORY, __func__,
                      "cannot allocate feature-major scratch for batch %d", batch);
@@ -865,7 +876,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
         }
       }
     }
-    scratch_free(outT);
+    sl_scratch_put(outT);
     if (first_bad != NO_BAD) first_bad_sorted(0, n_out, row_ptr, col_idx, (uint32_t)n_in, &unsorted);
   }
   if (first_bad != NO_BAD) {
@@ -1008,7 +1019,7 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     }
   } else {
     const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
-    float *xT = aligned_scratch(sl_mul_size(first_w * (int64_t)sizeof(float), n_in));
+    float *xT = sl_scratch_get(sl_mul_size(first_w * (int64_t)sizeof(float), n_in));
     if (xT == NULL)
       return sl_fail(SL_E_OUT_OF_MEMORY, __func__,
                      "cannot allocate feature-major scratch for batch %d", batch);
@@ -1041,7 +1052,7 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
         }
       }
     }
-    scratch_free(xT);
+    sl_scratch_put(xT);
   }
   if (first_bad != NO_BAD)
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[%lld] = %d is outside [0, %d)",

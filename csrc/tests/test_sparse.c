@@ -495,6 +495,9 @@ static void test_kernels(void) {
     test_kernels_case(1, 3001, 2999, 0.02, 1);
     test_kernels_case(70, 513, 1031, 0.05, 1);
     test_kernels_case(5, 257, 3000, 0.1, 0);
+    /* Values above 1 MiB: the batched input gradient gathers them into CSC order once, and
+     * reuses them for the second batch tile. */
+    test_kernels_case(70, 1200, 1100, 0.25, 1);
     /* More than 2^19 entries: the input gradient gathers values in blocks of CSR positions. */
     if (threads == 2) {
       test_kernels_case(1, 2000, 1500, 0.2, 1);

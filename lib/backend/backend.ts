@@ -45,12 +45,15 @@ export interface Backend {
   /** The loaded kernel library of this device. */
   readonly kernels: Kernels;
   /**
-   * Whether the sparse input gradient on this device reads the pattern's CSC view
-   * (`sl_spmm_bwd_input`; CUDA, where the CSR form would scatter with atomics and lose
-   * determinism) rather than the CSR pattern itself (`sl_spmm_bwd_input_csr`; the CPU, where it
-   * is faster and the CSC view is then never built).
+   * Whether the sparse input gradient for this batch size reads the pattern's CSC view
+   * (`sl_spmm_bwd_input`: a gather per connection, like the forward) rather than the CSR
+   * pattern itself (`sl_spmm_bwd_input_csr`: a scatter per connection, and the CSC view is then
+   * never built). CUDA always uses the view (the CSR form would scatter with atomics and lose
+   * determinism); the CPU uses it for batches above 1, where the scatter's read-modify-write of
+   * whole feature-major rows costs about twice the gather's traffic, and the CSR form at batch 1,
+   * where the values stream and the scattered vector stays in cache (bench/RESULTS.md).
    */
-  readonly inputGradientFromCsc: boolean;
+  inputGradientFromCsc(batch: number): boolean;
   /** Throws a `NativeError` with this library's last error when `status` is not 0. */
   check(status: number): void;
   /** Zero-filled storage of `length` elements. */

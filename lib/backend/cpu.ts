@@ -45,7 +45,9 @@ export class HostStorage implements Storage {
 
 class CpuBackend implements Backend {
   readonly device = "cpu" as const;
-  readonly inputGradientFromCsc = false;
+  inputGradientFromCsc(batch: number): boolean {
+    return batch > 1;
+  }
   get kernels(): Kernels {
     return native();
   }

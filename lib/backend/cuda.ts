@@ -131,7 +131,9 @@ export class DeviceStorage implements Storage {
 
 class CudaBackend implements Backend {
   readonly device = "cuda" as const;
-  readonly inputGradientFromCsc = true;
+  inputGradientFromCsc(_batch: number): boolean {
+    return true;
+  }
   readonly #lib: CudaLibrary;
   constructor(lib: CudaLibrary) {
     this.#lib = lib;

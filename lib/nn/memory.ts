@@ -2,17 +2,18 @@
  * The memory model of a SparseLinear layer and the check that refuses, before allocating, a
  * layer the machine cannot hold.
  *
- * A layer stores each connection once, in CSR order. The CSC view (by input) is built only on
- * a device whose input gradient reads it (CUDA, where the CSR form would need atomics; see
- * `SparsePattern.cscView`), on the first backward there; the CPU computes the input gradient
- * from the CSR pattern and never builds it:
+ * A layer stores each connection once, in CSR order. The CSC view (by input) is built when an
+ * input gradient reads it, on the first such backward (see `SparsePattern.cscView`): always on
+ * CUDA (the CSR form would need atomics), and on the CPU for batches above 1 (a gather per
+ * connection instead of a scatter). A CPU layer that never back-propagates to its input (the
+ * first layer, fed data) or only at batch 1 never builds it:
  *
  * | per connection          | bytes | array                                               |
  * | ----------------------- | ----- | --------------------------------------------------- |
  * | value                   | 4     | `weights` (float32)                                 |
  * | input index (CSR)       | 4     | `pattern.colIdx`                                    |
- * | **layer (CPU)**         | **8** |                                                     |
- * | output index (CSC view) | +4    | `pattern.rowIdx` (CUDA only, from the first backward) |
+ * | **layer**               | **8** |                                                     |
+ * | output index (CSC view) | +4    | `pattern.rowIdx` (from the first backward that reads it) |
  * | CSC → CSR position      | +4    | `pattern.cscToCsr` (where the CSC entry's value is) |
  * | `indices` (2, nnz)      | +8    | built on first read (state dicts), then kept        |
  * | weight gradient         | +4    | from `backward()` until `zeroGrad()`                |
@@ -47,8 +48,8 @@ export const CONNECTION_BYTES: Readonly<{
 }> = Object.freeze({ values: 4, colIdx: 4, total: 8 });
 
 /**
- * Extra bytes per connection of the CSC view, on devices that build it (CUDA, from the first
- * backward): the output index and the CSR position of each CSC entry.
+ * Extra bytes per connection of the CSC view, once an input gradient has read it (CUDA; the CPU
+ * at batch > 1): the output index and the CSR position of each CSC entry.
  */
 export const CSC_VIEW_BYTES: Readonly<{
   rowIdx: number;
@@ -93,8 +94,8 @@ export interface LayerStateOptions {
   /** The optimizer whose state is counted. Default "none". */
   optimizer?: OptimizerKind;
   /**
-   * The CSC view has been built (on CUDA, from the first backward; never on the CPU).
-   * Default false.
+   * The CSC view has been built (from the first backward that computes an input gradient, on
+   * CUDA or on the CPU at batch > 1). Default false.
    */
   cscView?: boolean;
 }
@@ -136,8 +137,8 @@ function checkShape(shape: SparseLinearShape): void {
 }
 
 /**
- * The bytes a SparseLinear with these sizes holds: 8 per connection (16 with the CSC view of
- * CUDA), O(in + out) pointers and bias, and optionally gradients, `indices` and optimizer state.
+ * The bytes a SparseLinear with these sizes holds: 8 per connection (16 with the CSC view),
+ * O(in + out) pointers and bias, and optionally gradients, `indices` and optimizer state.
  * @example
  * ```ts
  * import { sparseLinearMemory } from "@sparselinear/sparselinear";
@@ -189,17 +190,21 @@ export interface ActivationEstimate {
   /** The input gradient `[B, in]` (0 when the input needs none, e.g. the data). */
   inputGrad: number;
   /**
-   * The largest scratch of one CPU kernel call, freed when it returns (csrc/cpu/spmm.c). With
-   * W = `kernelTileColumns(B)` and T threads: the forward and the SDDMM transpose x into a
-   * feature-major panel, `4·W·in`; the CSR input gradient (when the input needs one) holds its
-   * accumulators, dY transposed and every row's thread-slice starts,
-   * `4·W·(in + out) + 4·out·(T + 1)`. At batch 1: `4·out` (forward) and per-thread copies of
-   * dx, `4·T·in` (input gradient).
+   * The largest scratch of one CPU kernel call (csrc/cpu/spmm.c; blocks of 1 MiB and more are
+   * kept for the next call, up to 256 MiB in all, see csrc/cpu/scratch.c). With
+   * W = `kernelTileColumns(B)`: the forward and the SDDMM transpose x into a feature-major
+   * panel, `4·W·in`; the input gradient (when the input needs one, from the CSC view) transposes
+   * dY, `4·W·out`, and gathers the values into CSC order when they exceed 1 MiB, `4·nnz`. At
+   * batch 1, with T threads: `4·out` (forward) and per-thread copies of dx, `4·T·in` (the CSR
+   * input gradient).
    */
   kernelScratch: number;
   /** Sum of the above. */
   total: number;
 }
+
+/** Values above this many bytes are gathered into CSC order (csrc/cpu/spmm.c VALUES_IN_CACHE). */
+const VALUES_IN_CACHE_BYTES = 1 << 20;
 
 /** Batch columns per feature-major tile of the CPU kernels (csrc/cpu/spmm.c: TILE_MAX 64). */
 export function kernelTileColumns(batch: number): number {
@@ -209,6 +214,7 @@ export function kernelTileColumns(batch: number): number {
 /**
  * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows on the
  * CPU. `inputGrad` (default true) says whether the input needs a gradient (false for the data);
+ * `nnz` (default 0) the layer's connections, for the input gradient's value gather;
  * `threads` is the kernels' thread count (default `navigator.hardwareConcurrency`, the
  * library's default; see `getNumThreads`).
  */
@@ -216,13 +222,15 @@ export function sparseLinearActivations(
   inFeatures: number,
   outFeatures: number,
   batch: number,
-  options: { inputGrad?: boolean; threads?: number } = {},
+  options: { inputGrad?: boolean; nnz?: number; threads?: number } = {},
 ): ActivationEstimate {
   checkCount(inFeatures, "inFeatures", 1);
   checkCount(outFeatures, "outFeatures", 1);
   checkCount(batch, "batch", 1);
   const threads = options.threads ?? Math.max(1, navigator.hardwareConcurrency ?? 1);
   checkCount(threads, "threads", 1);
+  const nnz = options.nnz ?? 0;
+  checkCount(nnz, "nnz", 0);
   const input = 4 * batch * inFeatures;
   const output = 4 * batch * outFeatures;
   const outputGrad = output;
@@ -233,9 +241,11 @@ export function sparseLinearActivations(
     kernelScratch = Math.max(4 * outFeatures, needInputGrad ? 4 * threads * inFeatures : 0);
   } else {
     const w = kernelTileColumns(batch);
-    kernelScratch = needInputGrad
-      ? 4 * w * (inFeatures + outFeatures) + 4 * outFeatures * (threads + 1)
-      : 4 * w * inFeatures;
+    const valueGather = 4 * nnz > VALUES_IN_CACHE_BYTES ? 4 * nnz : 0;
+    kernelScratch = Math.max(
+      4 * w * inFeatures,
+      needInputGrad ? 4 * w * outFeatures + valueGather : 0,
+    );
   }
   return {
     input,

@@ -9,9 +9,10 @@
  * in: `weights[k]` is always the value of connection (`indices[0][k]`, `indices[1][k]`).
  *
  * Memory: 4 bytes per connection for the value and 4 for its input index (CSR), plus O(out) row
- * pointers and the bias: 8 bytes per connection on the CPU, whose input gradient reads the CSR
- * pattern. On CUDA the input gradient reads a CSC view (row index + position of the value,
- * 8 more bytes per connection and O(in) pointers), built on the first backward there.
+ * pointers and the bias: 8 bytes per connection. A batched input gradient reads a CSC view
+ * (row index + position of the value, 8 more bytes per connection and O(in) pointers), built on
+ * the first backward that needs it: on CUDA always, on the CPU at batch > 1 (the batch-1 CPU
+ * input gradient and a layer fed data read only the CSR pattern).
  * `indices` is built on first use (8 more bytes per connection while it is held) since the
  * CSR arrays already say the same thing.
  * @module
@@ -492,9 +493,9 @@ export class SparseLinear extends Module {
   }
 
   /**
-   * Bytes the layer holds: values, CSR (column indices, row pointers), bias, the CSC view where
-   * built (CUDA), and gradients and `indices` while they exist. About 8 bytes per connection
-   * + O(out) on the CPU (16 + O(in + out) on CUDA after a backward).
+   * Bytes the layer holds: values, CSR (column indices, row pointers), bias, the CSC view once
+   * built, and gradients and `indices` while they exist. About 8 bytes per connection + O(out)
+   * (16 + O(in + out) once a batched input gradient has built the CSC view).
    */
   memoryBytes(): number {
     return this.memoryBreakdown().total;

@@ -2,9 +2,10 @@
  * The sparse linear op `y = x · Wᵀ + b` with W given by a `SparsePattern` and its `nnz`
  * values, and its backward. One native call per direction:
  *   forward: y  = sl_spmm_fwd(CSR, x, bias)
- *   dX       = sl_spmm_bwd_input_csr(CSR, dY)       on the CPU (values stream), or
- *              sl_spmm_bwd_input(CSC view, dY)     where the backend asks for the CSC view
- *                                                  (CUDA: deterministic, no atomics)
+ *   dX       = sl_spmm_bwd_input(CSC view, dY)     where the backend asks for the CSC view
+ *                                                  (CUDA: deterministic, no atomics; the
+ *                                                  CPU at batch > 1: gathers, not scatters)
+ *              sl_spmm_bwd_input_csr(CSR, dY)       otherwise (CPU batch 1: values stream)
  *                                                  (skipped when x needs no gradient)
  *   dW       = sl_sddmm(x, dY) over the pattern   (one dot product per connection)
  *   db       = sl_bias_grad(dY)                   (column sums)
@@ -101,7 +102,7 @@ export function sparseLinear(
     let db: Tensor | null = null;
     if (needX) {
       const s = backend.zeros("float32", batch * nIn);
-      if (backend.inputGradientFromCsc) {
+      if (backend.inputGradientFromCsc(batch)) {
         const csc = pattern.cscView();
         backend.check(
           k.sl_spmm_bwd_input(

@@ -2,8 +2,9 @@
  * `SparsePattern`: the connectivity of a sparse layer, stored once as CSR by output row
  * (`rowPtr`, `colIdx`). The CSC view (`colPtr`, `rowIdx`, `cscToCsr`) is built lazily, on the
  * pattern's device, the first time something reads it: the CUDA input gradient does (its CSR
- * form would need atomics and lose determinism), the CPU one does not (it reads the CSR
- * pattern, where values stream), so on the CPU a pattern costs 4 bytes per connection, not 12.
+ * form would need atomics and lose determinism), and so does the CPU one at batch > 1 (a gather
+ * per connection instead of a read-modify-write scatter); until then a pattern costs 4 bytes
+ * per connection, 12 after.
  * Patterns are immutable: a topology change (loading a state dict, RigL/SET prune-and-grow)
  * builds a new pattern and swaps it in.
  *
