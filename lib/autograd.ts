@@ -5,6 +5,8 @@
  * live side by side in its file). `backward()` walks the graph in reverse topological order.
  * @module
  */
+import { allocationLog, type Storage } from "./backend/backend.ts";
+import { getBackend } from "./backend/mod.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** The backward half of one recorded op. */
@@ -116,28 +118,65 @@ export function runBackward(
     }
   }
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
-  for (let i = order.length - 1; i >= 0; i--) {
-    const tensor = order[i];
-    const g = grads.get(tensor);
-    if (g === undefined) continue;
-    grads.delete(tensor);
-    const fn = tensor.gradFn;
-    if (fn === null) {
-      if (tensor.requiresGrad) tensor.grad = accumulate(tensor.grad, g);
-      continue;
+  // Gradients allocated during this pass are the engine's alone (backward closures return
+  // them and keep no reference): once consumed they are recycled, and a leaf's first gradient
+  // is adopted rather than copied. Anything else (the seed, saved tensors, views of them) is
+  // never touched.
+  const owned = new Set<Storage>();
+  const outer = allocationLog.active;
+  allocationLog.active = owned;
+  /** Whether `s` is still reachable from the engine: a pending gradient or `except`. */
+  const pending = (s: Storage, except: readonly (Tensor | null | undefined)[]): boolean => {
+    for (const t of except) if (t?.storage === s) return true;
+    for (const t of grads.values()) if (t.storage === s) return true;
+    return false;
+  };
+  const release = (t: Tensor, except: readonly (Tensor | null | undefined)[] = []): void => {
+    if (owned.has(t.storage) && !pending(t.storage, except)) {
+      owned.delete(t.storage);
+      getBackend(t.device).recycle(t.storage);
     }
-    const inputGrads = fn.backward(g);
-    fn.inputs.forEach((input, k) => {
-      const ig = inputGrads[k];
-      if (input === null || ig === null || ig === undefined) return;
-      const existing = grads.get(input);
-      grads.set(input, existing === undefined ? ig : accumulate(existing, ig));
-    });
-    if (!options.retainGraph) {
-      fn.released = true;
-      fn.backward = () => {
-        throw new Error(`The graph of "${fn.name}" was freed`);
-      };
+  };
+  try {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const tensor = order[i];
+      const g = grads.get(tensor);
+      if (g === undefined) continue;
+      grads.delete(tensor);
+      const fn = tensor.gradFn;
+      if (fn === null) {
+        if (!tensor.requiresGrad) continue;
+        if (tensor.grad === null && owned.has(g.storage) && !pending(g.storage, [])) {
+          owned.delete(g.storage); // adopted: now the user's
+          tensor.grad = g;
+        } else {
+          tensor.grad = accumulate(tensor.grad, g);
+          release(g);
+        }
+        continue;
+      }
+      const inputGrads = fn.backward(g);
+      fn.inputs.forEach((input, k) => {
+        const ig = inputGrads[k];
+        if (input === null || ig === null || ig === undefined) return;
+        const existing = grads.get(input);
+        if (existing === undefined) {
+          grads.set(input, ig);
+        } else {
+          grads.set(input, accumulate(existing, ig));
+          release(existing, inputGrads);
+          release(ig, inputGrads);
+        }
+      });
+      release(g, inputGrads);
+      if (!options.retainGraph) {
+        fn.released = true;
+        fn.backward = () => {
+          throw new Error(`The graph of "${fn.name}" was freed`);
+        };
+      }
     }
+  } finally {
+    allocationLog.active = outer;
   }
 }

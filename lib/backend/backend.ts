@@ -58,6 +58,26 @@ export interface Backend {
   check(status: number): void;
   /** Zero-filled storage of `length` elements. */
   zeros(dtype: DType, length: number): Storage;
+  /**
+   * Storage of `length` elements with unspecified contents, for the output of a kernel that
+   * writes every element: no fill, and on the CPU a buffer given back by `recycle` is reused,
+   * so no fresh pages are touched.
+   */
+  empty(dtype: DType, length: number): Storage;
+  /**
+   * Gives back storage that nothing will read or write again, for a later `empty`/`zeros` to
+   * reuse (CPU) or to free at once (CUDA). Only a caller that owns every reference may call
+   * it: the autograd engine does, for the gradients it allocated and consumed
+   * (see `allocationLog`).
+   */
+  recycle(storage: Storage): void;
   /** Storage holding a copy of (CUDA) or, on the CPU, the very array given. */
   fromHost(array: HostArray): Storage;
 }
+
+/**
+ * Storage allocated by a backend's `zeros`/`empty` while `active` is set: the autograd engine
+ * sets it during a backward pass, so it knows which gradients it alone owns (and may recycle
+ * once consumed). `fromHost` storage is never logged: on the CPU it is the caller's array.
+ */
+export const allocationLog: { active: Set<Storage> | null } = { active: null };

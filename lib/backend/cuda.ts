@@ -17,7 +17,14 @@ import { cudaCheck, type CudaLibrary, cudaLibrary } from "../../ffi/cuda_library
 import { ptr, readCString } from "../../ffi/library.ts";
 import { MemcpyKind } from "../../ffi/symbols/device.ts";
 import { LibraryError } from "../errors.ts";
-import type { Backend, DType, HostArray, Kernels, Storage } from "./backend.ts";
+import {
+  allocationLog,
+  type Backend,
+  type DType,
+  type HostArray,
+  type Kernels,
+  type Storage,
+} from "./backend.ts";
 
 /** Bytes per element of every dtype (float32 and int32). */
 const ELEMENT_BYTES = 4;
@@ -145,11 +152,20 @@ class CudaBackend implements Backend {
     cudaCheck(status);
   }
   zeros(dtype: DType, length: number): Storage {
-    const s = new DeviceStorage(this.#lib, dtype, length);
+    const s = this.empty(dtype, length);
     if (length > 0) {
       cudaCheck(this.#lib.device.sl_device_memset(s.ptr(), 0, BigInt(length * ELEMENT_BYTES)));
     }
     return s;
+  }
+  empty(dtype: DType, length: number): Storage {
+    const s = new DeviceStorage(this.#lib, dtype, length);
+    allocationLog.active?.add(s);
+    return s;
+  }
+  /** Frees at once (stream-ordered); a later use of the storage throws instead of reading it. */
+  recycle(storage: Storage): void {
+    if (storage instanceof DeviceStorage) storage.dispose();
   }
   fromHost(array: HostArray): Storage {
     const dtype: DType = array instanceof Int32Array ? "int32" : "float32";

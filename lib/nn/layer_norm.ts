@@ -85,10 +85,10 @@ export function layerNorm(
   const k = backend.kernels;
   const needsGrad = isGradEnabled() &&
     (x.requiresGrad || (weight?.requiresGrad ?? false) || (bias?.requiresGrad ?? false));
-  const y = backend.zeros("float32", x.size);
+  const y = backend.empty("float32", x.size);
   // Per-row statistics are kept only when a backward pass may need them.
-  const mean = needsGrad ? backend.zeros("float32", rows) : null;
-  const rstd = needsGrad ? backend.zeros("float32", rows) : null;
+  const mean = needsGrad ? backend.empty("float32", rows) : null;
+  const rstd = needsGrad ? backend.empty("float32", rows) : null;
   backend.check(
     k.sl_layer_norm_fwd(
       BigInt(rows),
@@ -105,7 +105,7 @@ export function layerNorm(
   const out = new Tensor(y, x.shape);
   if (!needsGrad) return out;
   return record(out, "layerNorm", [x, weight, bias], (grad) => {
-    const dx = x.requiresGrad ? backend.zeros("float32", x.size) : null;
+    const dx = x.requiresGrad ? backend.empty("float32", x.size) : null;
     const dweight = weight?.requiresGrad ? backend.zeros("float32", n) : null;
     const dbias = bias?.requiresGrad ? backend.zeros("float32", n) : null;
     backend.check(

@@ -76,7 +76,7 @@ export function sparseLinear(
   const backend = getBackend(device);
   const k = backend.kernels;
   const nnzBig = BigInt(nnz);
-  const y = backend.zeros("float32", batch * nOut);
+  const y = backend.empty("float32", batch * nOut);
   backend.check(
     k.sl_spmm_fwd(
       batch,
@@ -101,7 +101,7 @@ export function sparseLinear(
     let dw: Tensor | null = null;
     let db: Tensor | null = null;
     if (needX) {
-      const s = backend.zeros("float32", batch * nIn);
+      const s = backend.empty("float32", batch * nIn);
       if (backend.inputGradientFromCsc(batch)) {
         const csc = pattern.cscView();
         backend.check(
@@ -136,7 +136,7 @@ export function sparseLinear(
       dx = new Tensor(s, x.shape);
     }
     if (needW) {
-      const s = backend.zeros("float32", nnz);
+      const s = backend.empty("float32", nnz);
       backend.check(
         k.sl_sddmm(
           batch,

@@ -1,0 +1,100 @@
+/**
+ * The autograd engine's buffer ownership: gradients it allocated are recycled once consumed
+ * and a leaf's first gradient is adopted instead of copied, without ever touching a tensor the
+ * user can still see (forward outputs, the seed, an earlier `.grad`), and results stay exactly
+ * those of plain allocation.
+ */
+import assert from "node:assert/strict";
+import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
+import { cpuBackend } from "../lib/backend/cpu.ts";
+import { randn } from "../lib/creation.ts";
+import { LayerNorm } from "../lib/nn/layer_norm.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { relu } from "../lib/ops/activation.ts";
+import { add, mul } from "../lib/ops/elementwise.ts";
+import { sum } from "../lib/ops/reduce.ts";
+import { reshape } from "../lib/ops/shape.ts";
+import { fromFloat32, type Tensor } from "../lib/tensor.ts";
+
+function snapshot(t: Tensor): number[] {
+  return Array.from(t.toArray());
+}
+
+Deno.test("recycled gradients never alias tensors the user still holds", () => {
+  releasePooledMemory();
+  const layer = new SparseLinear(40, 30, { sparsity: 0.7, seed: 3 });
+  const norm = new LayerNorm(30);
+  const x = randn([5, 40], { seed: 4, requiresGrad: true });
+  const seed = randn([5, 30], { seed: 5 });
+  const h = layer.forward(x);
+  const y = relu(norm.forward(h));
+  const [hSeen, ySeen, seedSeen] = [snapshot(h), snapshot(y), snapshot(seed)];
+  y.backward(seed);
+  const dx = snapshot(x.grad!);
+  const dw = snapshot(layer.weights.grad!);
+  assert.ok(pooledMemoryBytes() > 0, "consumed gradients were recycled");
+  // A second step reuses the recycled buffers; nothing seen above may change.
+  const h2 = layer.forward(randn([5, 40], { seed: 6, requiresGrad: true }));
+  relu(norm.forward(h2)).backward(randn([5, 30], { seed: 7 }));
+  assert.deepEqual(snapshot(h), hSeen);
+  assert.deepEqual(snapshot(y), ySeen);
+  assert.deepEqual(snapshot(seed), seedSeen);
+  assert.deepEqual(snapshot(x.grad!), dx);
+  releasePooledMemory();
+  assert.equal(pooledMemoryBytes(), 0);
+});
+
+Deno.test("adopted leaf gradients accumulate into a new tensor, leaving the old one as it was", () => {
+  const w = randn([4, 3], { seed: 1, requiresGrad: true });
+  const a = randn([4, 3], { seed: 2 });
+  sum(mul(w, a)).backward();
+  const first = w.grad!;
+  const firstSeen = snapshot(first);
+  assert.deepEqual(firstSeen, snapshot(a));
+  sum(mul(w, a)).backward();
+  assert.deepEqual(snapshot(first), firstSeen, "the first .grad tensor is unchanged");
+  assert.deepEqual(snapshot(w.grad!), firstSeen.map((v) => 2 * v));
+});
+
+Deno.test("a gradient passed on as a view, or to two inputs, is not recycled early", () => {
+  const x = randn([2, 6], { seed: 8, requiresGrad: true });
+  // x reaches the sum twice (through a view and directly): its gradient is 1 + 3 = 4 per element.
+  const y = add(
+    reshape(x, [3, 4]),
+    mul(reshape(x, [3, 4]), fromFloat32(new Float32Array(12).fill(3), [3, 4])),
+  );
+  sum(y).backward();
+  assert.deepEqual(snapshot(x.grad!), new Array(12).fill(4));
+  // The same tensor as both operands of one op.
+  const z = randn([3], { seed: 9, requiresGrad: true });
+  sum(mul(z, z)).backward();
+  assert.deepEqual(snapshot(z.grad!), snapshot(z).map((v) => Math.fround(2 * v)));
+});
+
+Deno.test("results with recycling equal results with fresh buffers, step after step", () => {
+  const run = (recycle: boolean): number[] => {
+    releasePooledMemory();
+    const original = cpuBackend.recycle;
+    if (!recycle) cpuBackend.recycle = () => {};
+    try {
+      const layer = new SparseLinear(64, 48, { sparsity: 0.8, seed: 11 });
+      const norm = new LayerNorm(48);
+      const out: number[] = [];
+      for (let step = 0; step < 4; step++) {
+        const x = randn([9, 64], { seed: 20 + step, requiresGrad: true });
+        const y = relu(norm.forward(layer.forward(x)));
+        y.backward(randn([9, 48], { seed: 40 + step }));
+        out.push(...snapshot(x.grad!), ...snapshot(layer.weights.grad!));
+        layer.weights.grad = null;
+        norm.weight!.grad = null;
+        norm.bias!.grad = null;
+        if (layer.bias) layer.bias.grad = null;
+      }
+      return out;
+    } finally {
+      cpuBackend.recycle = original;
+      releasePooledMemory();
+    }
+  };
+  assert.deepEqual(run(true), run(false));
+});
