@@ -17,6 +17,7 @@ import {
   denseTrainStep,
   sparseForward,
   sparseInputGradCsc,
+  sparseInputGradCsr,
   type SparseState,
   sparseState,
   sparseTrainStep,
@@ -72,6 +73,12 @@ for (const workload of WORKLOADS) {
     const s = sparse();
     b.start();
     sparseInputGradCsc(s);
+    b.end();
+  });
+  Deno.bench(`${train}: sparse input grad from the CSR pattern`, { group: train }, (b) => {
+    const s = sparse();
+    b.start();
+    sparseInputGradCsr(s);
     b.end();
   });
 }

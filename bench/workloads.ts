@@ -7,6 +7,7 @@
  * @module
  */
 import { native, ptr } from "../ffi/library.ts";
+import { cpuBackend } from "../lib/backend/cpu.ts";
 import { NativeError } from "../lib/errors.ts";
 import { Generator } from "../lib/random.ts";
 
@@ -240,8 +241,8 @@ export function sparseForward(s: SparseState): void {
   );
 }
 
-/** dx = dy · W, from the CSR pattern (the CPU's fast form). */
-export function sparseInputGrad(s: SparseState): void {
+/** dx = dy · W, from the CSR pattern (a scatter per connection; the CPU's form at batch 1). */
+export function sparseInputGradCsr(s: SparseState): void {
   const { inFeatures, outFeatures, batch } = s.workload;
   check(
     native().sl_spmm_bwd_input_csr(
@@ -259,7 +260,10 @@ export function sparseInputGrad(s: SparseState): void {
   );
 }
 
-/** dx = dy · W through the CSC view (values read through csc_to_csr). */
+/**
+ * dx = dy · W through the CSC view (a gather per connection, values gathered into CSC order;
+ * the CPU's form at batch > 1).
+ */
 export function sparseInputGradCsc(s: SparseState): void {
   const { inFeatures, outFeatures, batch } = s.workload;
   check(
@@ -297,6 +301,12 @@ export function sparseWeightGrad(s: SparseState): void {
     "sl_sddmm",
   );
   check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
+}
+
+/** dx = dy · W in the form a CPU SparseLinear uses for this batch (`inputGradientFromCsc`). */
+export function sparseInputGrad(s: SparseState): void {
+  if (cpuBackend.inputGradientFromCsc(s.workload.batch)) sparseInputGradCsc(s);
+  else sparseInputGradCsr(s);
 }
 
 /** A training step's layer work: forward, input gradient, weight and bias gradients. */

@@ -24,7 +24,10 @@
  * view), the bias `4·out` (and its gradient and optimizer state), and O(width · batch)
  * activations during a training step: the output `4·B·out`, its gradient `4·B·out`, the input
  * gradient `4·B·in` (when the input needs one) and the CPU kernels' feature-major scratch
- * (see `sparseLinearActivations`).
+ * (see `sparseLinearActivations`). The CPU backend keeps the gradient buffers a backward pass
+ * consumed for the next step to reuse, up to `POOL_LIMIT_BYTES` (512 MiB; about the gradients
+ * of one step, ~230 MB for the wide MNIST model), until `releasePooledMemory()`; the native
+ * kernels keep their scratch blocks of 1 MiB and more, up to 256 MiB.
  *
  * `checkSparseLinearFits` is called by the SparseLinear constructor before anything is
  * allocated: when the layer's construction peak exceeds the memory available (the kernel's
