@@ -10,17 +10,7 @@
 #include "../cpu/dense_internal.h"
 #include "sparselinear.h"
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                         \
-  do {                                                            \
-    if (!(cond)) {                                                \
-      failures++;                                                 \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);        \
-      fprintf(stderr, __VA_ARGS__);                               \
-      fprintf(stderr, "\n");                                      \
-    }                                                             \
-  } while (0)
+#include "expect.h"
 
 #define EXPECT_STATUS(call, code)                                                        \
   do {                                                                                   \

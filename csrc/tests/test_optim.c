@@ -9,17 +9,7 @@
 
 #include "sparselinear.h"
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                        \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      failures++;                                                                \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
-      fprintf(stderr, __VA_ARGS__);                                              \
-      fprintf(stderr, "\n");                                                     \
-    }                                                                            \
-  } while (0)
+#include "expect.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static double urand(void) {

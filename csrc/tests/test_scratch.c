@@ -9,17 +9,7 @@
 
 #include "../cpu/scratch.h"
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                        \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      failures++;                                                                \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
-      fprintf(stderr, __VA_ARGS__);                                              \
-      fprintf(stderr, "\n");                                                     \
-    }                                                                            \
-  } while (0)
+#include "expect.h"
 
 /* Gets a block, checks its alignment and writes every byte (ASan/page faults catch a short one). */
 static char *get_and_fill(int64_t bytes, int fill) {

@@ -9,17 +9,7 @@
 
 #include "sparselinear.h"
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                                        \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      failures++;                                                                \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
-      fprintf(stderr, __VA_ARGS__);                                              \
-      fprintf(stderr, "\n");                                                     \
-    }                                                                            \
-  } while (0)
+#include "expect.h"
 
 #define EXPECT_STATUS(call, code)                                                \
   do {                                                                           \
