@@ -15,6 +15,12 @@
     if ((p) == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "%s must not be null", #p); \
   } while (0)
 
+/* A pointer that must not be null when `count` elements are read or written through it. */
+#define V_PTR_IF(p, count)                                                       \
+  do {                                                                           \
+    if ((count) > 0) V_PTR(p);                                                   \
+  } while (0)
+
 #define V_NONNEG(n)                                                              \
   do {                                                                           \
     if ((n) < 0)                                                                 \
@@ -50,6 +56,119 @@ static int valid_reduction(int32_t reduction) {
 }
 
 /* ------------------------------------------------------------------- optim ---- */
+
+sl_status sl_validate_coo_to_csr(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                 const int32_t *rows, const int32_t *cols,
+                                 const float *values_in, const int32_t *row_ptr,
+                                 const int32_t *col_idx, const float *values_out,
+                                 const int64_t *nnz_out, const int64_t *first_duplicate) {
+  V_NONNEG(n_rows);
+  V_NONNEG(n_cols);
+  V_NNZ32(nnz);
+  V_PTR_IF(rows, nnz);
+  V_PTR_IF(cols, nnz);
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  V_PTR(nnz_out);
+  V_PTR(first_duplicate);
+  if (nnz > 0 && (values_in == NULL) != (values_out == NULL))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn,
+                   "values_in and values_out must both be null or both be non-null "
+                   "(values_in is %s, values_out is %s)",
+                   values_in ? "non-null" : "null", values_out ? "non-null" : "null");
+  return SL_OK;
+}
+
+sl_status sl_validate_csr_validate(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                   const int32_t *row_ptr, const int32_t *col_idx) {
+  V_NONNEG(n_rows);
+  V_NONNEG(n_cols);
+  V_NNZ32(nnz);
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  return SL_OK;
+}
+
+sl_status sl_validate_csr_to_csc(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                 const int32_t *row_ptr, const int32_t *col_idx,
+                                 const int32_t *col_ptr, const int32_t *row_idx,
+                                 const int32_t *csc_to_csr) {
+  SL_VALIDATE(sl_validate_csr_validate(fn, n_rows, n_cols, nnz, row_ptr, col_idx));
+  V_PTR(col_ptr);
+  V_PTR_IF(row_idx, nnz);
+  V_PTR_IF(csc_to_csr, nnz);
+  return SL_OK;
+}
+
+/* The sizes shared by the sparse kernels. */
+static sl_status sparse_sizes(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                              int64_t nnz) {
+  V_NONNEG(batch);
+  V_NONNEG(n_in);
+  V_NONNEG(n_out);
+  V_NNZ32(nnz);
+  return SL_OK;
+}
+
+sl_status sl_validate_spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                               int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                               const float *values, const float *x, const float *y) {
+  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  V_PTR_IF(values, nnz);
+  V_PTR_IF(x, sl_mul_size(batch, n_in));
+  V_PTR_IF(y, sl_mul_size(batch, n_out));
+  return SL_OK;
+}
+
+sl_status sl_validate_spmm_bwd_input(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                     int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
+                                     const int32_t *csc_to_csr, const float *values,
+                                     const float *dy, const float *dx) {
+  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
+  V_PTR(col_ptr);
+  V_PTR_IF(row_idx, nnz);
+  V_PTR_IF(csc_to_csr, nnz);
+  V_PTR_IF(values, nnz);
+  V_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_PTR_IF(dx, sl_mul_size(batch, n_in));
+  return SL_OK;
+}
+
+sl_status sl_validate_spmm_bwd_input_csr(const char *fn, int32_t batch, int32_t n_in,
+                                         int32_t n_out, int64_t nnz, const int32_t *row_ptr,
+                                         const int32_t *col_idx, const float *values,
+                                         const float *dy, const float *dx) {
+  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  V_PTR_IF(values, nnz);
+  V_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_PTR_IF(dx, sl_mul_size(batch, n_in));
+  return SL_OK;
+}
+
+sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                            int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                            const float *x, const float *dy, const float *dw) {
+  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  V_PTR_IF(x, sl_mul_size(batch, n_in));
+  V_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_PTR_IF(dw, nnz);
+  return SL_OK;
+}
+
+sl_status sl_validate_bias_grad(const char *fn, int32_t batch, int32_t n_out, const float *dy,
+                                const float *db) {
+  V_NONNEG(batch);
+  V_NONNEG(n_out);
+  V_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_PTR_IF(db, n_out);
+  return SL_OK;
+}
 
 sl_status sl_validate_sgd_step(const char *fn, int64_t n, float lr, float momentum,
                                float dampening, float weight_decay, int32_t nesterov,

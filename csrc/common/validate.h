@@ -23,6 +23,37 @@ extern "C" {
     if (sl_validate_status_ != SL_OK) return sl_validate_status_;                \
   } while (0)
 
+/* ---- sparse formats ---- */
+sl_status sl_validate_coo_to_csr(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                 const int32_t *rows, const int32_t *cols,
+                                 const float *values_in, const int32_t *row_ptr,
+                                 const int32_t *col_idx, const float *values_out,
+                                 const int64_t *nnz_out, const int64_t *first_duplicate);
+sl_status sl_validate_csr_validate(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                   const int32_t *row_ptr, const int32_t *col_idx);
+sl_status sl_validate_csr_to_csc(const char *fn, int32_t n_rows, int32_t n_cols, int64_t nnz,
+                                 const int32_t *row_ptr, const int32_t *col_idx,
+                                 const int32_t *col_ptr, const int32_t *row_idx,
+                                 const int32_t *csc_to_csr);
+
+/* ---- sparse kernels (the pattern's offsets and indices are each library's to check) ---- */
+sl_status sl_validate_spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                               int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                               const float *values, const float *x, const float *y);
+sl_status sl_validate_spmm_bwd_input(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                     int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
+                                     const int32_t *csc_to_csr, const float *values,
+                                     const float *dy, const float *dx);
+sl_status sl_validate_spmm_bwd_input_csr(const char *fn, int32_t batch, int32_t n_in,
+                                         int32_t n_out, int64_t nnz, const int32_t *row_ptr,
+                                         const int32_t *col_idx, const float *values,
+                                         const float *dy, const float *dx);
+sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                            int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                            const float *x, const float *dy, const float *dw);
+sl_status sl_validate_bias_grad(const char *fn, int32_t batch, int32_t n_out, const float *dy,
+                                const float *db);
+
 /* ---- optim ---- */
 sl_status sl_validate_sgd_step(const char *fn, int64_t n, float lr, float momentum,
                                float dampening, float weight_decay, int32_t nesterov,

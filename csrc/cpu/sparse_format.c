@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sparse_internal.h"
+#include "validate.h"
 
 /* ---- per-row sort of (col, coo index) keys, used when n_cols is too large for a counting sort */
 
@@ -58,20 +59,8 @@ sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32
                         int32_t *col_idx, float *values_out, int64_t *perm, int64_t *nnz_out,
                         int64_t *first_duplicate) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR_IF(rows, nnz);
-  SL_CHECK_PTR_IF(cols, nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  SL_CHECK_PTR(nnz_out);
-  SL_CHECK_PTR(first_duplicate);
-  if (nnz > 0 && (values_in == NULL) != (values_out == NULL))
-    return sl_fail(SL_E_INVALID_ARGUMENT, __func__,
-                   "values_in and values_out must both be null or both be non-null "
-                   "(values_in is %s, values_out is %s)",
-                   values_in ? "non-null" : "null", values_out ? "non-null" : "null");
+  SL_VALIDATE(sl_validate_coo_to_csr(__func__, n_rows, n_cols, nnz, rows, cols, values_in, row_ptr,
+                                     col_idx, values_out, nnz_out, first_duplicate));
 
   /* Validate every entry before writing anything. */
   for (int64_t e = 0; e < nnz; e++) {
@@ -186,11 +175,7 @@ static int64_t first_bad_column(int64_t r0, int64_t r1, int32_t n_cols, const in
 sl_status sl_csr_validate(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32_t *row_ptr,
                           const int32_t *col_idx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
+  SL_VALIDATE(sl_validate_csr_validate(__func__, n_rows, n_cols, nnz, row_ptr, col_idx));
   sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_rows, nnz);
   if (st != SL_OK) return st;
   int unsorted = 0;
@@ -213,14 +198,8 @@ sl_status sl_csr_to_csc(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32
                         const int32_t *col_idx, int32_t *col_ptr, int32_t *row_idx,
                         int32_t *csc_to_csr) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  SL_CHECK_PTR(col_ptr);
-  SL_CHECK_PTR_IF(row_idx, nnz);
-  SL_CHECK_PTR_IF(csc_to_csr, nnz);
+  SL_VALIDATE(sl_validate_csr_to_csc(__func__, n_rows, n_cols, nnz, row_ptr, col_idx, col_ptr,
+                                     row_idx, csc_to_csr));
   sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_rows, nnz);
   if (st != SL_OK) return st;
   for (int64_t k = 0; k < nnz; k++)

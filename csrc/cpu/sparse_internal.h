@@ -16,16 +16,6 @@
       return sl_fail(SL_E_NULL_POINTER, __func__, "%s must not be null", #p);    \
   } while (0)
 
-/* nnz must be >= 0 and fit the int32 positions of row_ptr / col_ptr / csc_to_csr. */
-#define SL_CHECK_NNZ(nnz)                                                        \
-  do {                                                                           \
-    SL_CHECK_NONNEG(nnz);                                                        \
-    if ((nnz) > INT32_MAX)                                                       \
-      return sl_fail(SL_E_OVERFLOW, __func__,                                    \
-                     "nnz = %lld does not fit int32 indices (must be < 2^31)",   \
-                     (long long)(nnz));                                          \
-  } while (0)
-
 /*
  * Checks an offsets array (row_ptr / col_ptr) of n + 1 entries: starts at 0, never decreases,
  * ends at nnz. Then every offset lies in [0, nnz]. Returns SL_OK or an error naming `name`.

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "scratch.h"
+#include "validate.h"
 #include "sparse_internal.h"
 
 #if defined(__AVX__)
@@ -545,15 +546,8 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                       const int32_t *row_ptr, const int32_t *col_idx, const float *values,
                       const float *bias, const float *x, float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  SL_CHECK_PTR_IF(values, nnz);
-  SL_CHECK_PTR_IF(x, sl_mul_size(batch, n_in));
-  SL_CHECK_PTR_IF(y, sl_mul_size(batch, n_out));
+  SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x,
+                                   y));
   sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_out == 0) return SL_OK;
@@ -597,16 +591,8 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
                             const int32_t *csc_to_csr, const float *values, const float *dy,
                             float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR(col_ptr);
-  SL_CHECK_PTR_IF(row_idx, nnz);
-  SL_CHECK_PTR_IF(csc_to_csr, nnz);
-  SL_CHECK_PTR_IF(values, nnz);
-  SL_CHECK_PTR_IF(dy, sl_mul_size(batch, n_out));
-  SL_CHECK_PTR_IF(dx, sl_mul_size(batch, n_in));
+  SL_VALIDATE(sl_validate_spmm_bwd_input(__func__, batch, n_in, n_out, nnz, col_ptr, row_idx,
+                                         csc_to_csr, values, dy, dx));
   sl_status st = sl_check_offsets(__func__, "col_ptr", col_ptr, n_in, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_in == 0) return SL_OK;
@@ -738,15 +724,8 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
                                 const int32_t *row_ptr, const int32_t *col_idx,
                                 const float *values, const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  SL_CHECK_PTR_IF(values, nnz);
-  SL_CHECK_PTR_IF(dy, sl_mul_size(batch, n_out));
-  SL_CHECK_PTR_IF(dx, sl_mul_size(batch, n_in));
+  SL_VALIDATE(sl_validate_spmm_bwd_input_csr(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx,
+                                             values, dy, dx));
   sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_in == 0) {
@@ -981,15 +960,7 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                    const int32_t *row_ptr, const int32_t *col_idx, const float *x,
                    const float *dy, float *dw) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NNZ(nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR_IF(col_idx, nnz);
-  SL_CHECK_PTR_IF(x, sl_mul_size(batch, n_in));
-  SL_CHECK_PTR_IF(dy, sl_mul_size(batch, n_out));
-  SL_CHECK_PTR_IF(dw, nnz);
+  SL_VALIDATE(sl_validate_sddmm(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw));
   sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (nnz == 0) return SL_OK;
@@ -1064,10 +1035,7 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
 
 sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_PTR_IF(dy, sl_mul_size(batch, n_out));
-  SL_CHECK_PTR_IF(db, n_out);
+  SL_VALIDATE(sl_validate_bias_grad(__func__, batch, n_out, dy, db));
   if (n_out == 0) return SL_OK;
   const int64_t blocks = (n_out + 1023) / 1024;
   const int threads = sl_threads();

@@ -7,6 +7,7 @@
 #include <cub/cub.cuh>
 
 #include "sparse.cuh"
+#include "validate.h"
 
 /* ------------------------------------------------------------- shared checks ---- */
 
@@ -237,15 +238,6 @@ sl_status sl_check_pattern_device(const char *fn, int style, int32_t n_rows, int
 
 /* ------------------------------------------------------------------ entry points ---- */
 
-#define SL_CHECK_NNZ32(nnz)                                                      \
-  do {                                                                           \
-    SL_CHECK_NONNEG(nnz);                                                        \
-    if ((nnz) > INT32_MAX)                                                       \
-      return sl_fail(SL_E_OVERFLOW, __func__,                                    \
-                     "nnz = %lld does not fit int32 indices (must be < 2^31)",   \
-                     (long long)(nnz));                                          \
-  } while (0)
-
 extern "C" {
 
 SL_API sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz,
@@ -254,22 +246,8 @@ SL_API sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz,
                                float *values_out, int64_t *perm, int64_t *nnz_out,
                                int64_t *first_duplicate) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ32(nnz);
-  if (nnz > 0) {
-    SL_CHECK_PTR(rows);
-    SL_CHECK_PTR(cols);
-    SL_CHECK_PTR(col_idx);
-  }
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR(nnz_out);
-  SL_CHECK_PTR(first_duplicate);
-  if (nnz > 0 && (values_in == nullptr) != (values_out == nullptr))
-    return sl_fail(SL_E_INVALID_ARGUMENT, __func__,
-                   "values_in and values_out must both be null or both be non-null "
-                   "(values_in is %s, values_out is %s)",
-                   values_in ? "non-null" : "null", values_out ? "non-null" : "null");
+  SL_VALIDATE(sl_validate_coo_to_csr(__func__, n_rows, n_cols, nnz, rows, cols, values_in, row_ptr,
+                                     col_idx, values_out, nnz_out, first_duplicate));
   SL_CUDA_READY();
   if (nnz == 0) {
     SL_CUDA(cudaMemsetAsync(row_ptr, 0, ((size_t)n_rows + 1) * sizeof(int32_t), 0));
@@ -334,11 +312,7 @@ SL_API sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz,
 SL_API sl_status sl_csr_validate(int32_t n_rows, int32_t n_cols, int64_t nnz,
                                  const int32_t *row_ptr, const int32_t *col_idx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ32(nnz);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) SL_CHECK_PTR(col_idx);
+  SL_VALIDATE(sl_validate_csr_validate(__func__, n_rows, n_cols, nnz, row_ptr, col_idx));
   SL_CUDA_READY();
   return sl_check_pattern_device(__func__, 0, n_rows, n_cols, nnz, row_ptr, col_idx);
 }
@@ -347,16 +321,8 @@ SL_API sl_status sl_csr_to_csc(int32_t n_rows, int32_t n_cols, int64_t nnz,
                                const int32_t *row_ptr, const int32_t *col_idx,
                                int32_t *col_ptr, int32_t *row_idx, int32_t *csc_to_csr) {
   SL_ENTER();
-  SL_CHECK_NONNEG(n_rows);
-  SL_CHECK_NONNEG(n_cols);
-  SL_CHECK_NNZ32(nnz);
-  SL_CHECK_PTR(row_ptr);
-  SL_CHECK_PTR(col_ptr);
-  if (nnz > 0) {
-    SL_CHECK_PTR(col_idx);
-    SL_CHECK_PTR(row_idx);
-    SL_CHECK_PTR(csc_to_csr);
-  }
+  SL_VALIDATE(sl_validate_csr_to_csc(__func__, n_rows, n_cols, nnz, row_ptr, col_idx, col_ptr,
+                                     row_idx, csc_to_csr));
   SL_CUDA_READY();
   SL_TRY(sl_validate_now(__func__, explain_csc_input, n_rows, nnz, n_cols, 0,
                          [&](unsigned long long *slot) {

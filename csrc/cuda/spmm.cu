@@ -24,6 +24,7 @@
  */
 #include "reduce.cuh"
 #include "sparse.cuh"
+#include "validate.h"
 
 namespace {
 
@@ -470,20 +471,8 @@ SL_API sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
                              const float *values, const float *bias, const float *x,
                              float *y) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NONNEG(nnz);
-  if (nnz > INT32_MAX)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "nnz = %lld does not fit int32 indices (must be < 2^31)", (long long)nnz);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) {
-    SL_CHECK_PTR(col_idx);
-    SL_CHECK_PTR(values);
-  }
-  if (sl_mul_size(batch, n_in) > 0) SL_CHECK_PTR(x);
-  if (sl_mul_size(batch, n_out) > 0) SL_CHECK_PTR(y);
+  SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x,
+                                   y));
   if (batch == 0) return SL_OK; /* nothing to compute (the pattern is not read) */
   SL_CUDA_READY();
   gather_args g;
@@ -507,21 +496,8 @@ SL_API sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, i
                                    const int32_t *csc_to_csr, const float *values,
                                    const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NONNEG(nnz);
-  if (nnz > INT32_MAX)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "nnz = %lld does not fit int32 indices (must be < 2^31)", (long long)nnz);
-  SL_CHECK_PTR(col_ptr);
-  if (nnz > 0) {
-    SL_CHECK_PTR(row_idx);
-    SL_CHECK_PTR(csc_to_csr);
-    SL_CHECK_PTR(values);
-  }
-  if (sl_mul_size(batch, n_out) > 0) SL_CHECK_PTR(dy);
-  if (sl_mul_size(batch, n_in) > 0) SL_CHECK_PTR(dx);
+  SL_VALIDATE(sl_validate_spmm_bwd_input(__func__, batch, n_in, n_out, nnz, col_ptr, row_idx,
+                                         csc_to_csr, values, dy, dx));
   if (batch == 0) return SL_OK; /* nothing to compute (the pattern is not read) */
   SL_CUDA_READY();
   /* The CSC view is a pattern over n_in rows whose indices point into n_out: the forward
@@ -546,20 +522,8 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
                                        const int32_t *row_ptr, const int32_t *col_idx,
                                        const float *values, const float *dy, float *dx) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NONNEG(nnz);
-  if (nnz > INT32_MAX)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "nnz = %lld does not fit int32 indices (must be < 2^31)", (long long)nnz);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) {
-    SL_CHECK_PTR(col_idx);
-    SL_CHECK_PTR(values);
-  }
-  if (sl_mul_size(batch, n_out) > 0) SL_CHECK_PTR(dy);
-  if (sl_mul_size(batch, n_in) > 0) SL_CHECK_PTR(dx);
+  SL_VALIDATE(sl_validate_spmm_bwd_input_csr(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx,
+                                             values, dy, dx));
   if (batch == 0 && !(n_in == 0 && nnz > 0)) return SL_OK;
   SL_CUDA_READY();
   if (n_in == 0) { /* every entry is out of range */
@@ -602,20 +566,7 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
                           const int32_t *row_ptr, const int32_t *col_idx, const float *x,
                           const float *dy, float *dw) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_in);
-  SL_CHECK_NONNEG(n_out);
-  SL_CHECK_NONNEG(nnz);
-  if (nnz > INT32_MAX)
-    return sl_fail(SL_E_OVERFLOW, __func__,
-                   "nnz = %lld does not fit int32 indices (must be < 2^31)", (long long)nnz);
-  SL_CHECK_PTR(row_ptr);
-  if (nnz > 0) {
-    SL_CHECK_PTR(col_idx);
-    SL_CHECK_PTR(dw);
-  }
-  if (sl_mul_size(batch, n_in) > 0) SL_CHECK_PTR(x);
-  if (sl_mul_size(batch, n_out) > 0) SL_CHECK_PTR(dy);
+  SL_VALIDATE(sl_validate_sddmm(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw));
   SL_CUDA_READY();
   sddmm_args g;
   g.n_rows = n_out;
@@ -692,10 +643,7 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
 
 SL_API sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db) {
   SL_ENTER();
-  SL_CHECK_NONNEG(batch);
-  SL_CHECK_NONNEG(n_out);
-  if (sl_mul_size(batch, n_out) > 0) SL_CHECK_PTR(dy);
-  if (n_out > 0) SL_CHECK_PTR(db);
+  SL_VALIDATE(sl_validate_bias_grad(__func__, batch, n_out, dy, db));
   if (n_out == 0) return SL_OK;
   SL_CUDA_READY();
   if (batch == 0) return sl_fill_device(__func__, n_out, 0.0f, db);
