@@ -38,6 +38,7 @@ const SPARSE = new Set([
   "sl_spmm_fwd",
   "sl_spmm_bwd_input",
   "sl_spmm_bwd_input_csr",
+  "sl_spmm_bwd",
   "sl_sddmm",
 ]);
 

@@ -303,17 +303,44 @@ export function sparseWeightGrad(s: SparseState): void {
   check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
 }
 
-/** dx = dy · W in the form a CPU SparseLinear uses for this batch (`inputGradientFromCsc`). */
-export function sparseInputGrad(s: SparseState): void {
-  if (cpuBackend.inputGradientFromCsc(s.workload.batch)) sparseInputGradCsc(s);
-  else sparseInputGradCsr(s);
+/** dx = dy · W and dW in one pass over the CSC view (`sl_spmm_bwd`), and db. */
+export function sparseBackwardFused(s: SparseState): void {
+  const { inFeatures, outFeatures, batch } = s.workload;
+  check(
+    native().sl_spmm_bwd(
+      batch,
+      inFeatures,
+      outFeatures,
+      BigInt(s.nnz),
+      ptr(s.rowPtr),
+      ptr(s.colIdx),
+      ptr(s.colPtr),
+      ptr(s.rowIdx),
+      ptr(s.cscToCsr),
+      ptr(s.values),
+      ptr(s.x),
+      ptr(s.dy),
+      ptr(s.dx),
+      ptr(s.dw),
+    ),
+    "sl_spmm_bwd",
+  );
+  check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
 }
 
-/** A training step's layer work: forward, input gradient, weight and bias gradients. */
+/**
+ * A training step's layer work as a CPU SparseLinear does it (lib/nn/sparse_ops.ts): forward,
+ * then both gradients in one pass over the CSC view where the backend reads it (batch > 1), else
+ * the CSR input gradient and the SDDMM; and the bias gradient.
+ */
 export function sparseTrainStep(s: SparseState): void {
   sparseForward(s);
-  sparseInputGrad(s);
-  sparseWeightGrad(s);
+  if (cpuBackend.inputGradientFromCsc(s.workload.batch)) {
+    sparseBackwardFused(s);
+  } else {
+    sparseInputGradCsr(s);
+    sparseWeightGrad(s);
+  }
 }
 
 /** The dense equivalent: W as a full [out, in] matrix, multiplied with `sl_gemm`. */

@@ -1,6 +1,6 @@
 /*
  * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input, sl_sddmm,
- * sl_bias_grad) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
+ * sl_spmm_bwd, sl_bias_grad) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
  * thread counts and corruptions. A valid call must match a naive double reference; a call with
  * a bad index, offset or size must fail naming the function, and the forward and input
  * gradient must leave their output untouched. Every buffer is exactly sized, so
@@ -158,6 +158,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else if (corrupt == 1 || corrupt == 5) {
     FZ_CHECK(st != SL_OK, "sl_sddmm accepted corruption %d", corrupt);
     FZ_CHECK_MESSAGE("sl_sddmm");
+  }
+
+  /* ---- both gradients in one call: the CPU reads the CSC view only (col_idx corruption is
+   * not its to see), checks it before writing, and leaves dx and dw untouched on failure. */
+  fz_poison(dx, nx);
+  fz_poison(dw, nnz);
+  st = sl_spmm_bwd(sbatch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
+                   values, x, dy, dx, dw);
+  if (corrupt == 0 || corrupt == 1) {
+    FZ_CHECK(st == SL_OK, "sl_spmm_bwd: status %d", st);
+    if (corrupt == 0) {
+      for (int64_t i = 0; i < nx; i++)
+        FZ_CHECK(fz_close(dx[i], dx_ref[i], dx_scale[i]), "fused dx[%lld] = %g, expected %g",
+                 (long long)i, dx[i], dx_ref[i]);
+      for (int64_t k = 0; k < nnz; k++)
+        FZ_CHECK(fz_close(dw[k], dw_ref[k], dw_scale[k]), "fused dw[%lld] = %g, expected %g",
+                 (long long)k, dw[k], dw_ref[k]);
+    }
+  } else if (corrupt == 5 || corrupt == 2 || corrupt == 3) {
+    FZ_CHECK(st != SL_OK, "sl_spmm_bwd accepted corruption %d", corrupt);
+    FZ_CHECK_MESSAGE("sl_spmm_bwd");
+    if (corrupt != 5) FZ_CHECK(st == SL_E_INDEX_OUT_OF_RANGE, "status %d", st);
+  }
+  if (st != SL_OK) {
+    FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd wrote dx on failure");
+    FZ_CHECK(fz_is_poison(dw, nnz), "sl_spmm_bwd wrote dw on failure");
   }
 
   /* ---- bias gradient */

@@ -99,15 +99,22 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     kernelScratch: 4 * 64 * 1e6,
     total: 4 * 256e6,
   });
-  // The larger of the forward's x panel and the input gradient's dY panel (+ the values in
-  // CSC order once they exceed 1 MiB).
+  // The larger of the forward's x panel and the backward's dY panel + values and dW in CSC
+  // order.
   const b = sparseLinearActivations(100, 30, 9, { threads: 2 });
   assert.equal(b.inputGrad, 4 * 9 * 100);
   assert.equal(b.kernelScratch, 4 * 16 * 100);
-  assert.equal(sparseLinearActivations(30, 100, 9, { nnz: 1000 }).kernelScratch, 4 * 16 * 100);
+  assert.equal(
+    sparseLinearActivations(30, 100, 9, { nnz: 1000 }).kernelScratch,
+    4 * 16 * 100 + 8 * 1000,
+  );
+  assert.equal(
+    sparseLinearActivations(1000, 30, 9, { nnz: 100 }).kernelScratch,
+    4 * 16 * 1000, // the forward's x panel is the larger
+  );
   assert.equal(
     sparseLinearActivations(1e6, 1e6, 64, { nnz: 1e7 }).kernelScratch,
-    4 * 64 * 1e6 + 4 * 1e7,
+    4 * 64 * 1e6 + 8 * 1e7,
   );
   assert.throws(() => sparseLinearActivations(30, 100, 9, { nnz: -1 }), RangeError);
   // Batch 1: the forward's output scratch, or per-thread copies of dx for the input gradient.

@@ -23,7 +23,12 @@
 
 #define ALIGN 64
 #define HUGE ((size_t)2 << 20)
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SL_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(SL_ASAN)
 #define LARGE INT64_MAX /* everything from malloc, so AddressSanitizer guards every block */
 #else
 #define LARGE ((int64_t)1 << 20) /* blocks from here up are mapped on huge pages */

@@ -1031,6 +1031,187 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   return SL_OK;
 }
 
+/* ---------------------------------------------------- both gradients, one CSC pass ---- */
+
+/*
+ * For the columns c in [c0, c1) of the CSC view (indices validated): every entry k of column c
+ * gathers the row r = idx[k] of dyT once and uses it twice,
+ *   dx[b0 + j][c]  = sum_k vals[k] * dyT[r][j]             (accumulated in registers), and
+ *   dw[perm[k]]   (+)= sum_j x[b0 + j][c] * dyT[r][j]       (8 entries at a time via hsum8),
+ * where vals are already in CSC order. The x columns of eight input features at a time are
+ * transposed into registers-sized buffers, as are the dx results on the way out.
+ */
+static inline __attribute__((always_inline)) void fused_bwd_cols(
+    const int NV, int64_t c0, int64_t c1, const int32_t *ptr, const int32_t *idx,
+    const int32_t *perm, const float *vals, const float *dyT, const float *x, int64_t n_in,
+    int64_t b0, int bt, float *dx, float *dw, int accumulate) {
+  const int64_t w = 8 * NV;
+  const int64_t k_last = (int64_t)ptr[c1] - 1;
+  float xbuf[8][TILE_MAX] __attribute__((aligned(32)));
+  float obuf[8][TILE_MAX] __attribute__((aligned(32)));
+  for (int64_t g0 = c0; g0 < c1; g0 += 8) {
+    const int cols = (int)min64(8, c1 - g0);
+    load_rows_batch_major(xbuf, cols, g0, x, n_in, b0, bt, (int)w);
+    for (int ii = 0; ii < cols; ii++) {
+      const int64_t c = g0 + ii;
+      v8f xc[8], acc[8];
+      for (int j = 0; j < NV; j++) {
+        xc[j] = ((const v8f *)xbuf[ii])[j];
+        acc[j] = (v8f){0};
+      }
+      const int64_t k1 = ptr[c + 1];
+      int64_t k = ptr[c];
+      for (; k + 8 <= k1; k += 8) {
+        v8f sdot[8];
+        for (int e = 0; e < 8; e++) {
+          const char *pf = (const char *)(dyT + (int64_t)idx[min64(k + e + SL_PREFETCH, k_last)] * w);
+          for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
+          const v8f *row = (const v8f *)(dyT + (int64_t)idx[k + e] * w);
+          const v8f v = (v8f){0} + vals[k + e];
+          sdot[e] = xc[0] * row[0];
+          acc[0] += v * row[0];
+          for (int j = 1; j < NV; j++) {
+            sdot[e] += xc[j] * row[j];
+            acc[j] += v * row[j];
+          }
+        }
+        v8f t = hsum8(sdot);
+        if (accumulate) {
+          v8f old;
+          memcpy(&old, dw + k, sizeof old);
+          t += old;
+        }
+        memcpy(dw + k, &t, sizeof t);
+      }
+      for (; k < k1; k++) {
+        const v8f *row = (const v8f *)(dyT + (int64_t)idx[k] * w);
+        const v8f v = (v8f){0} + vals[k];
+        v8f sv = xc[0] * row[0];
+        acc[0] += v * row[0];
+        for (int j = 1; j < NV; j++) {
+          sv += xc[j] * row[j];
+          acc[j] += v * row[j];
+        }
+        const float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
+        dw[k] = accumulate ? dw[k] + t : t;
+      }
+      for (int j = 0; j < NV; j++) ((v8f *)obuf[ii])[j] = acc[j];
+    }
+    store_rows_batch_major(obuf, cols, g0, dx, n_in, b0, bt);
+  }
+}
+
+static void fused_bwd_dispatch(int nv, int64_t c0, int64_t c1, const int32_t *ptr,
+                               const int32_t *idx, const int32_t *perm, const float *vals,
+                               const float *dyT, const float *x, int64_t n_in, int64_t b0, int bt,
+                               float *dx, float *dw, int accumulate) {
+#define SL_CASE(N)                                                                         \
+  case N:                                                                                  \
+    fused_bwd_cols(N, c0, c1, ptr, idx, perm, vals, dyT, x, n_in, b0, bt, dx, dw, accumulate); \
+    break;
+  switch (nv) {
+    SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
+  }
+#undef SL_CASE
+}
+
+/* The error for CSC entry k, whose row index or CSR position is out of range. */
+static sl_status bad_csc_entry(const char *fn, int64_t k, const int32_t *row_idx,
+                               const int32_t *csc_to_csr, int32_t n_out, int64_t nnz) {
+  if ((uint32_t)row_idx[k] >= (uint32_t)n_out)
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "row_idx[%lld] = %d is outside [0, %d)",
+                   (long long)k, row_idx[k], n_out);
+  return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "csc_to_csr[%lld] = %d is outside [0, %lld)",
+                 (long long)k, csc_to_csr[k], (long long)nnz);
+}
+
+sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                      const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
+                      const int32_t *row_idx, const int32_t *csc_to_csr, const float *values,
+                      const float *x, const float *dy, float *dx, float *dw) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
+                                   row_idx, csc_to_csr, values, x, dy, dx, dw));
+  sl_status st = sl_check_offsets(__func__, "col_ptr", col_ptr, n_in, nnz);
+  if (st != SL_OK) return st;
+  /* (n_in == 0 forces nnz == 0 through col_ptr.) Empty sums are zeros. */
+  if (nnz == 0) {
+    if (batch > 0 && n_in > 0) memset(dx, 0, (size_t)batch * (size_t)n_in * sizeof(float));
+    return SL_OK;
+  }
+  if (n_out == 0) /* every row index is out of range, and dy may be null */
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "row_idx[0] = %d is outside [0, 0)",
+                   row_idx[0]);
+  if (batch == 0) {
+    /* dw is an empty sum: still validate the indices so the contract does not depend on batch. */
+    const int64_t b = first_bad_entry(0, nnz, row_idx, (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
+    if (b < 0) {
+      memset(dw, 0, (size_t)nnz * sizeof(float));
+      return SL_OK;
+    }
+    return bad_csc_entry(__func__, b, row_idx, csc_to_csr, n_out, nnz);
+  }
+  const int threads = sl_threads();
+  const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
+  /* One scratch block: dy feature-major (first_w * n_out), the values in CSC order and dw in
+   * CSC order (scattered to CSR order at the end). */
+  const int64_t panel_bytes = sl_mul_size(first_w * (int64_t)sizeof(float), n_out);
+  float *dyT =
+      panel_bytes < 0 ? NULL : sl_scratch_get(panel_bytes + 2 * nnz * (int64_t)sizeof(float));
+  if (dyT == NULL)
+    return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch for batch %d", batch);
+  float *valsT = dyT + first_w * n_out;
+  float *dwT = valsT + nnz;
+  int64_t bounds[MAX_PARTS + 1];
+  const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w,
+                                 SERIAL_WORK_BATCHED);
+  partition_rows(col_ptr, n_in, first_w / 8, parts, bounds);
+  const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
+  int64_t first_bad = NO_BAD;
+  for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
+    const int bt = (int)min64(TILE_MAX, batch - b0);
+    const int w = (int)round_up(bt, 8);
+#pragma omp parallel num_threads(threads) if (parts > 1)
+    {
+      to_feature_major_omp(dy, n_out, b0, bt, w, dyT);
+      if (b0 == 0) {
+#pragma omp for schedule(static) reduction(min : first_bad)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+          int64_t b = first_bad_entry(ch * VALIDATE_CHUNK,
+                                      min64(ch * VALIDATE_CHUNK + VALIDATE_CHUNK, nnz), row_idx,
+                                      (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
+          if (b >= 0 && b < first_bad) first_bad = b;
+        }
+        if (first_bad == NO_BAD) {
+#pragma omp for schedule(static)
+          for (int64_t k = 0; k < nnz; k++) {
+            __builtin_prefetch(values + csc_to_csr[min64(k + SL_PREFETCH_VALUES, nnz - 1)]);
+            valsT[k] = values[csc_to_csr[k]];
+          }
+        }
+      } else {
+#pragma omp barrier
+      }
+      if (first_bad == NO_BAD) {
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++)
+          fused_bwd_dispatch(w / 8, bounds[p], bounds[p + 1], col_ptr, row_idx, csc_to_csr, valsT,
+                             dyT, x, n_in, b0, bt, dx, dwT, b0 > 0);
+      }
+      if (first_bad == NO_BAD && b0 + TILE_MAX >= batch) {
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nnz; k++) {
+          __builtin_prefetch(dw + csc_to_csr[min64(k + SL_PREFETCH_VALUES, nnz - 1)], 1);
+          dw[csc_to_csr[k]] = dwT[k];
+        }
+      }
+    }
+  }
+  sl_scratch_put(dyT);
+  return first_bad == NO_BAD ? SL_OK
+                             : bad_csc_entry(__func__, first_bad, row_idx, csc_to_csr, n_out, nnz);
+}
+
 /* ---------------------------------------------------------------------- bias gradient ---- */
 
 sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db) {

@@ -22,6 +22,8 @@
  * Indices are checked in the loops: a bad entry is skipped and recorded in the call's check slot
  * (see sparselinear.h, "device"); outputs are then unspecified but nothing is out of bounds.
  */
+#include <stdio.h>
+
 #include "reduce.cuh"
 #include "sparse.cuh"
 #include "validate.h"
@@ -639,6 +641,27 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
     if (err != cudaSuccess) return sl_cuda_fail(__func__, "the launch of sddmm_small_kernel", err);
   }
   return sl_check_end(__func__);
+}
+
+/* Both gradients: the CSC gather for dx, then the CSR SDDMM for dw (no fused kernel on the
+ * device yet; the two kernels queue back to back). */
+SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                             const int32_t *row_ptr, const int32_t *col_idx,
+                             const int32_t *col_ptr, const int32_t *row_idx,
+                             const int32_t *csc_to_csr, const float *values, const float *x,
+                             const float *dy, float *dx, float *dw) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
+                                   row_idx, csc_to_csr, values, x, dy, dx, dw));
+  sl_status st = sl_spmm_bwd_input(batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values,
+                                   dy, dx);
+  if (st == SL_OK) st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+  if (st != SL_OK) {
+    char inner[512]; /* the inner call's message, re-reported under this entry point */
+    snprintf(inner, sizeof inner, "%s", sl_last_error());
+    return sl_fail(st, __func__, "%s", inner);
+  }
+  return SL_OK;
 }
 
 SL_API sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db) {

@@ -389,6 +389,27 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
     }
   EXPECT(ok, "sddmm differs from the reference (batch %d, %d -> %d)", batch, n_in, n_out);
 
+  /* both gradients in one call */
+  for (int64_t i = 0; i < nx; i++) dx[i] = NAN;
+  for (int64_t k = 0; k < m.nnz; k++) dw[k] = NAN;
+  EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                            perm, m.values, x, dy, dx, dw),
+                SL_OK, NULL);
+  ok = 1;
+  for (int64_t i = 0; i < nx; i++) ok &= close_to(dx[i], want_dx[i], scale_dx[i]);
+  for (int32_t o = 0; o < n_out; o++)
+    for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++) {
+      double want = 0, scale = 0;
+      for (int32_t b = 0; b < batch; b++) {
+        double t = (double)dy[(int64_t)b * n_out + o] * x[(int64_t)b * n_in + m.col_idx[k]];
+        want += t;
+        scale += fabs(t);
+      }
+      ok &= close_to(dw[k], want, scale);
+    }
+  EXPECT(ok, "spmm_bwd differs from the reference (batch %d, %d -> %d, nnz %lld)", batch, n_in,
+         n_out, (long long)m.nnz);
+
   /* bias gradient */
   EXPECT_STATUS(sl_bias_grad(batch, n_out, dy, db), SL_OK, NULL);
   ok = 1;
@@ -565,6 +586,47 @@ static void test_kernels(void) {
   int32_t rp_bad[3] = {0, 2, 1};
   EXPECT_STATUS(sl_spmm_fwd(2, 2, 2, 1, rp_bad, ci2, v2, NULL, x2, y2), SL_E_INVALID_ARGUMENT,
                 "row_ptr[2] = 1 is less than row_ptr[1] = 2");
+
+  /* sl_spmm_bwd: every pointer named, bad indices reported, outputs untouched on failure. */
+  int32_t ri2[2] = {0, 1}, pm2[2] = {0, 1};
+  float dx2[4], dw2[2];
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, NULL, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, dw2),
+                SL_E_NULL_POINTER, "row_ptr");
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, NULL, ri2, pm2, v2, x2, x2, dx2, dw2),
+                SL_E_NULL_POINTER, "col_ptr");
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, NULL, v2, x2, x2, dx2, dw2),
+                SL_E_NULL_POINTER, "csc_to_csr");
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, NULL, x2, dx2, dw2),
+                SL_E_NULL_POINTER, "x must not be null");
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, NULL, dw2),
+                SL_E_NULL_POINTER, "dx");
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, NULL),
+                SL_E_NULL_POINTER, "dw");
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, -1, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, dw2),
+                SL_E_INVALID_ARGUMENT, "nnz must be >= 0");
+  for (int batch = 0; batch <= 2; batch += 2) {
+    int32_t ri_bad[2] = {0, 7}, pm_bad[2] = {0, 5};
+    dx2[0] = dw2[0] = dw2[1] = -7.0f;
+    EXPECT_STATUS(sl_spmm_bwd(batch, 2, 2, 2, rp2, ci2, cp2, ri_bad, pm2, v2, x2, x2, dx2, dw2),
+                  SL_E_INDEX_OUT_OF_RANGE, "row_idx[1] = 7 is outside [0, 2)");
+    EXPECT_STATUS(sl_spmm_bwd(batch, 2, 2, 2, rp2, ci2, cp2, ri2, pm_bad, v2, x2, x2, dx2, dw2),
+                  SL_E_INDEX_OUT_OF_RANGE, "csc_to_csr[1] = 5 is outside [0, 2)");
+    EXPECT(dx2[0] == -7.0f && dw2[0] == -7.0f && dw2[1] == -7.0f,
+           "spmm_bwd wrote its outputs on failure (batch %d)", batch);
+  }
+  int32_t cp_bad[3] = {0, 2, 1};
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 1, rp2, ci2, cp_bad, ri2, pm2, v2, x2, x2, dx2, dw2),
+                SL_E_INVALID_ARGUMENT, "col_ptr[2] = 1 is less than col_ptr[1] = 2");
+  /* n_out 0 with nnz > 0: every row index is out of range, dy may be null. */
+  int32_t cp1[2] = {0, 1}, ri1[1] = {0}, pm1[1] = {0};
+  EXPECT_STATUS(sl_spmm_bwd(1, 1, 0, 1, rp1, ci1, cp1, ri1, pm1, v1, x2, NULL, dx2, dw2),
+                SL_E_INDEX_OUT_OF_RANGE, "row_idx[0] = 0 is outside [0, 0)");
+  /* nnz 0: dx is all zeros, dw empty. */
+  int32_t zero2[3] = {0, 0, 0};
+  dx2[0] = dx2[3] = -7.0f;
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 0, zero2, NULL, zero2, NULL, NULL, NULL, x2, x2, dx2, NULL),
+                SL_OK, NULL);
+  EXPECT(dx2[0] == 0.0f && dx2[3] == 0.0f, "spmm_bwd with nnz 0 must give dx = 0");
 }
 
 int main(void) {

@@ -72,6 +72,29 @@ export const sparseSymbols = {
     parameters: ["i32", "i32", "i32", "i64", "pointer", "pointer", "pointer", "pointer", "pointer"],
     result: "i32",
   },
+  // sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
+  //   const int32_t *row_idx, const int32_t *csc_to_csr, const float *values, const float *x,
+  //   const float *dy, float *dx, float *dw)
+  sl_spmm_bwd: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i64",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
   // sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *row_ptr, const int32_t *col_idx, const float *x, const float *dy, float *dw)
   sl_sddmm: {

@@ -196,8 +196,9 @@ export interface ActivationEstimate {
    * The largest scratch of one CPU kernel call (csrc/cpu/spmm.c; blocks of 1 MiB and more are
    * kept for the next call, up to 256 MiB in all, see csrc/cpu/scratch.c). With
    * W = `kernelTileColumns(B)`: the forward and the SDDMM transpose x into a feature-major
-   * panel, `4·W·in`; the input gradient (when the input needs one, from the CSC view) transposes
-   * dY, `4·W·out`, and gathers the values into CSC order when they exceed 1 MiB, `4·nnz`. At
+   * panel, `4·W·in`; the backward (when the input needs a gradient: both gradients in one pass
+   * over the CSC view) transposes dY, `4·W·out`, and holds the values and the weight gradient in
+   * CSC order, `8·nnz`. At
    * batch 1, with T threads: `4·out` (forward) and per-thread copies of dx, `4·T·in` (the CSR
    * input gradient).
    */
@@ -205,9 +206,6 @@ export interface ActivationEstimate {
   /** Sum of the above. */
   total: number;
 }
-
-/** Values above this many bytes are gathered into CSC order (csrc/cpu/spmm.c VALUES_IN_CACHE). */
-const VALUES_IN_CACHE_BYTES = 1 << 20;
 
 /** Batch columns per feature-major tile of the CPU kernels (csrc/cpu/spmm.c: TILE_MAX 64). */
 export function kernelTileColumns(batch: number): number {
@@ -217,7 +215,7 @@ export function kernelTileColumns(batch: number): number {
 /**
  * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows on the
  * CPU. `inputGrad` (default true) says whether the input needs a gradient (false for the data);
- * `nnz` (default 0) the layer's connections, for the input gradient's value gather;
+ * `nnz` (default 0) the layer's connections, for the backward's CSC-order scratch;
  * `threads` is the kernels' thread count (default `navigator.hardwareConcurrency`, the
  * library's default; see `getNumThreads`).
  */
@@ -244,11 +242,7 @@ export function sparseLinearActivations(
     kernelScratch = Math.max(4 * outFeatures, needInputGrad ? 4 * threads * inFeatures : 0);
   } else {
     const w = kernelTileColumns(batch);
-    const valueGather = 4 * nnz > VALUES_IN_CACHE_BYTES ? 4 * nnz : 0;
-    kernelScratch = Math.max(
-      4 * w * inFeatures,
-      needInputGrad ? 4 * w * outFeatures + valueGather : 0,
-    );
+    kernelScratch = Math.max(4 * w * inFeatures, needInputGrad ? 4 * w * outFeatures + 8 * nnz : 0);
   }
   return {
     input,

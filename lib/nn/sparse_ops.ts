@@ -2,6 +2,8 @@
  * The sparse linear op `y = x · Wᵀ + b` with W given by a `SparsePattern` and its `nnz`
  * values, and its backward. One native call per direction:
  *   forward: y  = sl_spmm_fwd(CSR, x, bias)
+ *   dX, dW   = sl_spmm_bwd(CSR + CSC view, x, dY)  both at once, where the backend asks for the
+ *                                                  CSC view (one gather of dY per connection)
  *   dX       = sl_spmm_bwd_input(CSC view, dY)     where the backend asks for the CSC view
  *                                                  (CUDA: deterministic, no atomics; the
  *                                                  CPU at batch > 1: gathers, not scatters)
@@ -100,9 +102,35 @@ export function sparseLinear(
     let dx: Tensor | null = null;
     let dw: Tensor | null = null;
     let db: Tensor | null = null;
-    if (needX) {
+    const fromCsc = backend.inputGradientFromCsc(batch);
+    if (needX && needW && fromCsc) {
+      // Both gradients in one call: one gather of each dY row per connection serves both.
+      const sx = backend.empty("float32", batch * nIn);
+      const sw = backend.empty("float32", nnz);
+      const csc = pattern.cscView();
+      backend.check(
+        k.sl_spmm_bwd(
+          batch,
+          nIn,
+          nOut,
+          nnzBig,
+          pattern.rowPtr.ptr(),
+          pattern.colIdx.ptr(),
+          csc.colPtr.ptr(),
+          csc.rowIdx.ptr(),
+          csc.cscToCsr.ptr(),
+          weights.storage.ptr(),
+          x.storage.ptr(),
+          dy.storage.ptr(),
+          sx.ptr(),
+          sw.ptr(),
+        ),
+      );
+      dx = new Tensor(sx, x.shape);
+      dw = new Tensor(sw, weights.shape);
+    } else if (needX) {
       const s = backend.empty("float32", batch * nIn);
-      if (backend.inputGradientFromCsc(batch)) {
+      if (fromCsc) {
         const csc = pattern.cscView();
         backend.check(
           k.sl_spmm_bwd_input(
@@ -135,7 +163,7 @@ export function sparseLinear(
       }
       dx = new Tensor(s, x.shape);
     }
-    if (needW) {
+    if (needW && dw === null) {
       const s = backend.empty("float32", nnz);
       backend.check(
         k.sl_sddmm(
