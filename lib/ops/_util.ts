@@ -41,6 +41,14 @@ export function allocate(backend: Backend, shape: readonly number[]): Tensor {
   return new Tensor(backend.zeros("float32", numel(shape)), shape);
 }
 
+/**
+ * A new tensor of `shape` whose contents are unspecified (`Backend.empty`): only for the output
+ * of a kernel that writes every element.
+ */
+export function allocateEmpty(backend: Backend, shape: readonly number[]): Tensor {
+  return new Tensor(backend.empty("float32", numel(shape)), shape);
+}
+
 /** The backend of a tensor's device. */
 export function backendOf(x: Tensor): Backend {
   return getBackend(x.device);

@@ -9,7 +9,15 @@ import { BinaryOp, UnaryOp } from "../../ffi/symbols/dense.ts";
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend/backend.ts";
 import { Tensor } from "../tensor.ts";
-import { allocate, backendOf, checkTensor, hostPtr, int64, sameDevice } from "./_util.ts";
+import {
+  allocate,
+  allocateEmpty,
+  backendOf,
+  checkTensor,
+  hostPtr,
+  int64,
+  sameDevice,
+} from "./_util.ts";
 import { broadcastShapes, broadcastStrides, checkMaxDims, sumToShape } from "./broadcast.ts";
 
 /** A tensor, or a number applied to every element. */
@@ -33,10 +41,11 @@ export function unaryOp(
   const k = backend.kernels;
   const code = UnaryOp[op];
   const n = BigInt(x.size);
-  const y = allocate(backend, x.shape);
+  // sl_unary and sl_unary_bwd write every element: no fill needed.
+  const y = allocateEmpty(backend, x.shape);
   backend.check(k.sl_unary(code, n, alpha, beta, x.storage.ptr(), y.storage.ptr()));
   return record(y, name, [x], (grad) => {
-    const dx = allocate(backend, x.shape);
+    const dx = allocateEmpty(backend, x.shape);
     backend.check(
       k.sl_unary_bwd(
         code,
