@@ -1175,17 +1175,18 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     {
       to_feature_major_omp(dy, n_out, b0, bt, w, dyT);
       if (b0 == 0) {
+        /* Validate a chunk, then gather its values into CSC order while it is in cache (a
+         * bad chunk gathers nothing; the call then fails before anything is written). */
 #pragma omp for schedule(static) reduction(min : first_bad)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
-          int64_t b = first_bad_entry(ch * VALIDATE_CHUNK,
-                                      min64(ch * VALIDATE_CHUNK + VALIDATE_CHUNK, nnz), row_idx,
-                                      (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
-          if (b >= 0 && b < first_bad) first_bad = b;
-        }
-        if (first_bad == NO_BAD) {
-#pragma omp for schedule(static)
-          for (int64_t k = 0; k < nnz; k++) {
-            __builtin_prefetch(values + csc_to_csr[min64(k + SL_PREFETCH_VALUES, nnz - 1)]);
+          const int64_t k0 = ch * VALIDATE_CHUNK, k1 = min64(k0 + VALIDATE_CHUNK, nnz);
+          int64_t b = first_bad_entry(k0, k1, row_idx, (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
+          if (b >= 0) {
+            if (b < first_bad) first_bad = b;
+            continue;
+          }
+          for (int64_t k = k0; k < k1; k++) {
+            __builtin_prefetch(values + csc_to_csr[min64(k + SL_PREFETCH_VALUES, k1 - 1)]);
             valsT[k] = values[csc_to_csr[k]];
           }
         }
