@@ -1036,15 +1036,16 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
 /*
  * For the columns c in [c0, c1) of the CSC view (indices validated): every entry k of column c
  * gathers the row r = idx[k] of dyT once and uses it twice,
- *   dx[b0 + j][c]  = sum_k vals[k] * dyT[r][j]             (accumulated in registers), and
- *   dw[perm[k]]   (+)= sum_j x[b0 + j][c] * dyT[r][j]       (8 entries at a time via hsum8),
- * where vals are already in CSC order. The x columns of eight input features at a time are
- * transposed into registers-sized buffers, as are the dx results on the way out.
+ *   dx[b0 + j][c]  = sum_k valsT[k] * dyT[r][j]          (accumulated in registers), and
+ *   dwT[k]       (+)= sum_j x[b0 + j][c] * dyT[r][j]      (8 entries at a time via hsum8),
+ * with values and weight gradient in CSC order (the caller permutes them). The x columns of
+ * eight input features at a time are transposed into registers-sized buffers, as are the dx
+ * results on the way out.
  */
 static inline __attribute__((always_inline)) void fused_bwd_cols(
     const int NV, int64_t c0, int64_t c1, const int32_t *ptr, const int32_t *idx,
-    const int32_t *perm, const float *vals, const float *dyT, const float *x, int64_t n_in,
-    int64_t b0, int bt, float *dx, float *dw, int accumulate) {
+    const float *valsT, const float *dyT, const float *x, int64_t n_in, int64_t b0, int bt,
+    float *dx, float *dwT, int accumulate) {
   const int64_t w = 8 * NV;
   const int64_t k_last = (int64_t)ptr[c1] - 1;
   float xbuf[8][TILE_MAX] __attribute__((aligned(32)));
@@ -1067,7 +1068,7 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
           const char *pf = (const char *)(dyT + (int64_t)idx[min64(k + e + SL_PREFETCH, k_last)] * w);
           for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
           const v8f *row = (const v8f *)(dyT + (int64_t)idx[k + e] * w);
-          const v8f v = (v8f){0} + vals[k + e];
+          const v8f v = (v8f){0} + valsT[k + e];
           sdot[e] = xc[0] * row[0];
           acc[0] += v * row[0];
           for (int j = 1; j < NV; j++) {
@@ -1078,14 +1079,14 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
         v8f t = hsum8(sdot);
         if (accumulate) {
           v8f old;
-          memcpy(&old, dw + k, sizeof old);
+          memcpy(&old, dwT + k, sizeof old);
           t += old;
         }
-        memcpy(dw + k, &t, sizeof t);
+        memcpy(dwT + k, &t, sizeof t);
       }
       for (; k < k1; k++) {
         const v8f *row = (const v8f *)(dyT + (int64_t)idx[k] * w);
-        const v8f v = (v8f){0} + vals[k];
+        const v8f v = (v8f){0} + valsT[k];
         v8f sv = xc[0] * row[0];
         acc[0] += v * row[0];
         for (int j = 1; j < NV; j++) {
@@ -1093,7 +1094,7 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
           acc[j] += v * row[j];
         }
         const float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
-        dw[k] = accumulate ? dw[k] + t : t;
+        dwT[k] = accumulate ? dwT[k] + t : t;
       }
       for (int j = 0; j < NV; j++) ((v8f *)obuf[ii])[j] = acc[j];
     }
@@ -1102,12 +1103,12 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
 }
 
 static void fused_bwd_dispatch(int nv, int64_t c0, int64_t c1, const int32_t *ptr,
-                               const int32_t *idx, const int32_t *perm, const float *vals,
-                               const float *dyT, const float *x, int64_t n_in, int64_t b0, int bt,
-                               float *dx, float *dw, int accumulate) {
+                               const int32_t *idx, const float *valsT, const float *dyT,
+                               const float *x, int64_t n_in, int64_t b0, int bt, float *dx,
+                               float *dwT, int accumulate) {
 #define SL_CASE(N)                                                                         \
   case N:                                                                                  \
-    fused_bwd_cols(N, c0, c1, ptr, idx, perm, vals, dyT, x, n_in, b0, bt, dx, dw, accumulate); \
+    fused_bwd_cols(N, c0, c1, ptr, idx, valsT, dyT, x, n_in, b0, bt, dx, dwT, accumulate);     \
     break;
   switch (nv) {
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
@@ -1196,8 +1197,8 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
-          fused_bwd_dispatch(w / 8, bounds[p], bounds[p + 1], col_ptr, row_idx, csc_to_csr, valsT,
-                             dyT, x, n_in, b0, bt, dx, dwT, b0 > 0);
+          fused_bwd_dispatch(w / 8, bounds[p], bounds[p + 1], col_ptr, row_idx, valsT, dyT, x,
+                             n_in, b0, bt, dx, dwT, b0 > 0);
       }
       if (first_bad == NO_BAD && b0 + TILE_MAX >= batch) {
 #pragma omp for schedule(static)
