@@ -31,7 +31,8 @@ Deno.test("recycled gradients never alias tensors the user still holds", () => {
   const [hSeen, ySeen, seedSeen] = [snapshot(h), snapshot(y), snapshot(seed)];
   y.backward(seed);
   const dx = snapshot(x.grad!);
-  const dw = snapshot(layer.weights.grad!);
+  const dwFirst = layer.weights.grad!;
+  const dw = snapshot(dwFirst);
   assert.ok(pooledMemoryBytes() > 0, "consumed gradients were recycled");
   // A second step reuses the recycled buffers; nothing seen above may change.
   const h2 = layer.forward(randn([5, 40], { seed: 6, requiresGrad: true }));
@@ -40,6 +41,7 @@ Deno.test("recycled gradients never alias tensors the user still holds", () => {
   assert.deepEqual(snapshot(y), ySeen);
   assert.deepEqual(snapshot(seed), seedSeen);
   assert.deepEqual(snapshot(x.grad!), dx);
+  assert.deepEqual(snapshot(dwFirst), dw, "the first step's weight gradient tensor is unchanged");
   releasePooledMemory();
   assert.equal(pooledMemoryBytes(), 0);
 });
