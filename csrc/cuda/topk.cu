@@ -22,6 +22,7 @@
 
 #include "dense.cuh"
 #include "sparse.cuh"
+#include "sample.h"
 #include "validate.h"
 
 namespace {
@@ -145,68 +146,6 @@ __global__ void grad_outputs_kernel(int64_t k, const int64_t *__restrict__ pos, 
 }
 
 /* ------------------------------------------------------------ random absent positions ---- */
-
-/* The CPU library's generator (csrc/cpu/topk.c), so that a seed gives the same positions. */
-struct rng256 {
-  uint64_t s[4];
-};
-
-uint64_t splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t rng_next(rng256 *r) {
-  uint64_t *s = r->s;
-  const uint64_t result = rotl64(s[1] * 5, 7) * 9;
-  const uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl64(s[3], 45);
-  return result;
-}
-
-uint64_t rng_below(rng256 *r, uint64_t bound) {
-  unsigned __int128 m = (unsigned __int128)rng_next(r) * bound;
-  uint64_t low = (uint64_t)m;
-  if (low < bound) {
-    const uint64_t reject_below = (0 - bound) % bound;
-    while (low < reject_below) {
-      m = (unsigned __int128)rng_next(r) * bound;
-      low = (uint64_t)m;
-    }
-  }
-  return (uint64_t)(m >> 64);
-}
-
-int cmp_u64(const void *a, const void *b) {
-  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
-int64_t sort_unique(uint64_t *a, int64_t n) {
-  if (n == 0) return 0;
-  qsort(a, (size_t)n, sizeof *a, cmp_u64);
-  int64_t m = 1;
-  for (int64_t i = 1; i < n; i++)
-    if (a[i] != a[m - 1]) a[m++] = a[i];
-  return m;
-}
-
-void distinct_sorted(rng256 *r, uint64_t universe, int64_t m, uint64_t *out) {
-  int64_t have = 0;
-  while (have < m) {
-    for (int64_t i = have; i < m; i++) out[i] = rng_below(r, universe);
-    have = sort_unique(out, m);
-  }
-}
 
 /* absent[r + 1] = n_cols - (row length); absent[0] = 0 (scanned into cumulative counts). */
 __global__ void absent_counts_kernel(int32_t n_rows, int32_t n_cols,
@@ -616,31 +555,16 @@ SL_API sl_status sl_sample_absent(int32_t n_rows, int32_t n_cols, int64_t nnz,
   SL_CHECK_PTR(out_rows);
   SL_CHECK_PTR(out_cols);
 
-  /* The ranks, drawn on the host exactly as the CPU library draws them. */
-  const int complement = k > absent / 2;
-  const int64_t m = complement ? absent - k : k;
+  /* The ranks, drawn on the host by the same code as the CPU library's (csrc/common/sample.c). */
   uint64_t *ranks = (uint64_t *)malloc((size_t)k * sizeof *ranks);
-  uint64_t *excluded =
-      complement ? (uint64_t *)malloc((size_t)(m > 0 ? m : 1) * sizeof *excluded) : nullptr;
-  if (ranks == nullptr || (complement && excluded == nullptr)) {
-    free(ranks);
-    free(excluded);
+  if (ranks == nullptr)
     return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch for k = %lld samples",
                    (long long)k);
+  const sl_status drawn = sl_draw_ranks(__func__, absent, k, seed, ranks);
+  if (drawn != SL_OK) {
+    free(ranks);
+    return drawn;
   }
-  uint64_t sm = seed;
-  rng256 rng = {{splitmix64(&sm), splitmix64(&sm), splitmix64(&sm), splitmix64(&sm)}};
-  if (!complement) {
-    distinct_sorted(&rng, (uint64_t)absent, k, ranks);
-  } else {
-    distinct_sorted(&rng, (uint64_t)absent, m, excluded);
-    int64_t j = 0, e = 0;
-    for (int64_t v = 0; v < absent; v++) {
-      if (e < m && excluded[e] == (uint64_t)v) e++;
-      else ranks[j++] = (uint64_t)v;
-    }
-  }
-  free(excluded);
   sl_scratch dev_ranks, absent_counts, cum;
   cudaError_t err = dev_ranks.alloc((size_t)k * sizeof(uint64_t));
   if (err == cudaSuccess)
