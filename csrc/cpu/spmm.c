@@ -142,6 +142,26 @@ static int64_t first_bad_entry(int64_t k0, int64_t k1, const int32_t *idx, uint3
   return -1;
 }
 
+/*
+ * Chunk `ch` (VALIDATE_CHUNK entries) of a pattern's nnz entries: returns the first entry with
+ * idx >= bound or perm >= n_vals (unsigned; perm may be null), else -1, and when the chunk is
+ * valid and valsT is given also gathers its values into pattern order, valsT[k] = vals[perm[k]],
+ * while perm is in cache. The reads from vals are random: they are prefetched PERMUTE_AHEAD
+ * entries ahead.
+ */
+static int64_t check_chunk(int64_t ch, int64_t nnz, const int32_t *idx, uint32_t bound,
+                           const int32_t *perm, uint32_t n_vals, const float *vals, float *valsT) {
+  const int64_t k0 = ch * VALIDATE_CHUNK, k1 = min64(k0 + VALIDATE_CHUNK, nnz);
+  const int64_t bad = first_bad_entry(k0, k1, idx, bound, perm, n_vals);
+  if (bad < 0 && valsT != NULL) {
+    for (int64_t k = k0; k < k1; k++) {
+      __builtin_prefetch(vals + perm[min64(k + PERMUTE_AHEAD, k1 - 1)]);
+      valsT[k] = vals[perm[k]];
+    }
+  }
+  return bad;
+}
+
 /* ----------------------------------------------------------------- layout transposes ---- */
 
 #if defined(__AVX__)
@@ -360,24 +380,16 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
     {
       to_feature_major_omp(in, n_idx, b0, bt, w, inT);
       if (b0 == 0) {
+        /* With valsT: the values in pattern order, once, in a prefetched pass instead of a
+         * random read inside the FMA loop (where its misses stall the row gathers behind). */
 #pragma omp for schedule(static) reduction(min : first_bad)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
-          int64_t b = first_bad_entry(ch * VALIDATE_CHUNK, min64(ch * VALIDATE_CHUNK +
-                                      VALIDATE_CHUNK, nnz), idx, (uint32_t)n_idx, perm,
-                                      (uint32_t)n_vals);
+          const int64_t b = check_chunk(ch, nnz, idx, (uint32_t)n_idx, perm, (uint32_t)n_vals,
+                                        vals, valsT);
           if (b >= 0 && b < first_bad) first_bad = b;
         }
       } else {
 #pragma omp barrier
-      }
-      if (first_bad == NO_BAD && valsT != NULL && b0 == 0) {
-        /* Values in pattern order, once: a prefetched streaming gather instead of a random
-         * one inside the FMA loop (where its misses stall the row gathers behind them). */
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < nnz; k++) {
-          __builtin_prefetch(vals + perm[min64(k + PERMUTE_AHEAD, nnz - 1)]);
-          valsT[k] = vals[perm[k]];
-        }
       }
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
@@ -1013,9 +1025,8 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
         if (b0 == 0) {
 #pragma omp for schedule(static) reduction(min : first_bad)
           for (int64_t ch = 0; ch < n_chunks; ch++) {
-            int64_t b = first_bad_entry(ch * VALIDATE_CHUNK,
-                                        min64(ch * VALIDATE_CHUNK + VALIDATE_CHUNK, nnz),
-                                        col_idx, (uint32_t)n_in, NULL, 0);
+            const int64_t b =
+                check_chunk(ch, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL, NULL);
             if (b >= 0 && b < first_bad) first_bad = b;
           }
         } else {
@@ -1186,16 +1197,9 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
          * bad chunk gathers nothing; the call then fails before anything is written). */
 #pragma omp for schedule(static) reduction(min : first_bad)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
-          const int64_t k0 = ch * VALIDATE_CHUNK, k1 = min64(k0 + VALIDATE_CHUNK, nnz);
-          int64_t b = first_bad_entry(k0, k1, row_idx, (uint32_t)n_out, csc_to_csr, (uint32_t)nnz);
-          if (b >= 0) {
-            if (b < first_bad) first_bad = b;
-            continue;
-          }
-          for (int64_t k = k0; k < k1; k++) {
-            __builtin_prefetch(values + csc_to_csr[min64(k + PERMUTE_AHEAD, k1 - 1)]);
-            valsT[k] = values[csc_to_csr[k]];
-          }
+          const int64_t b = check_chunk(ch, nnz, row_idx, (uint32_t)n_out, csc_to_csr,
+                                        (uint32_t)nnz, values, valsT);
+          if (b >= 0 && b < first_bad) first_bad = b;
         }
       } else {
 #pragma omp barrier
