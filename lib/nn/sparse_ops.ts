@@ -99,14 +99,11 @@ export function sparseLinear(
   const needW = weights.requiresGrad;
   const needB = bias !== null && bias.requiresGrad;
   return record(out, "sparseLinear", [x, weights, bias], (dy) => {
-    let dx: Tensor | null = null;
-    let dw: Tensor | null = null;
-    let db: Tensor | null = null;
     const fromCsc = backend.inputGradientFromCsc(batch);
-    if (needX && needW && fromCsc) {
+    const sx = needX ? backend.empty("float32", batch * nIn) : null;
+    const sw = needW ? backend.empty("float32", nnz) : null;
+    if (sx !== null && sw !== null && fromCsc) {
       // Both gradients in one call: one gather of each dY row per connection serves both.
-      const sx = backend.empty("float32", batch * nIn);
-      const sw = backend.empty("float32", nnz);
       const csc = pattern.cscView();
       backend.check(
         k.sl_spmm_bwd(
@@ -126,11 +123,8 @@ export function sparseLinear(
           sw.ptr(),
         ),
       );
-      dx = new Tensor(sx, x.shape);
-      dw = new Tensor(sw, weights.shape);
-    } else if (needX) {
-      const s = backend.empty("float32", batch * nIn);
-      if (fromCsc) {
+    } else {
+      if (sx !== null && fromCsc) {
         const csc = pattern.cscView();
         backend.check(
           k.sl_spmm_bwd_input(
@@ -143,10 +137,10 @@ export function sparseLinear(
             csc.cscToCsr.ptr(),
             weights.storage.ptr(),
             dy.storage.ptr(),
-            s.ptr(),
+            sx.ptr(),
           ),
         );
-      } else {
+      } else if (sx !== null) {
         backend.check(
           k.sl_spmm_bwd_input_csr(
             batch,
@@ -157,34 +151,36 @@ export function sparseLinear(
             pattern.colIdx.ptr(),
             weights.storage.ptr(),
             dy.storage.ptr(),
-            s.ptr(),
+            sx.ptr(),
           ),
         );
       }
-      dx = new Tensor(s, x.shape);
+      if (sw !== null) {
+        backend.check(
+          k.sl_sddmm(
+            batch,
+            nIn,
+            nOut,
+            nnzBig,
+            pattern.rowPtr.ptr(),
+            pattern.colIdx.ptr(),
+            x.storage.ptr(),
+            dy.storage.ptr(),
+            sw.ptr(),
+          ),
+        );
+      }
     }
-    if (needW && dw === null) {
-      const s = backend.empty("float32", nnz);
-      backend.check(
-        k.sl_sddmm(
-          batch,
-          nIn,
-          nOut,
-          nnzBig,
-          pattern.rowPtr.ptr(),
-          pattern.colIdx.ptr(),
-          x.storage.ptr(),
-          dy.storage.ptr(),
-          s.ptr(),
-        ),
-      );
-      dw = new Tensor(s, weights.shape);
-    }
+    let db: Tensor | null = null;
     if (needB) {
-      const s = backend.zeros("float32", nOut);
+      const s = backend.empty("float32", nOut); // sl_bias_grad writes every column sum
       backend.check(k.sl_bias_grad(batch, nOut, dy.storage.ptr(), s.ptr()));
       db = new Tensor(s, [nOut]);
     }
-    return [dx, dw, db];
+    return [
+      sx === null ? null : new Tensor(sx, x.shape),
+      sw === null ? null : new Tensor(sw, weights.shape),
+      db,
+    ];
   });
 }
