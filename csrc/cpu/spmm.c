@@ -1,6 +1,7 @@
 /*
  * spmm.c — the sparse-layer kernels: forward SpMM, input gradient (from the CSC view, or from
- * the CSR pattern), weight gradient (SDDMM over the pattern) and bias gradient.
+ * the CSR pattern), weight gradient (SDDMM over the pattern), both gradients in one pass over the
+ * CSC view, and bias gradient.
  *
  * Batch > 1 (SparseProp layout): the operand that is gathered at random (x for the forward and
  * the SDDMM, dy for the input gradient) is transposed at the call boundary into a feature-major
@@ -14,13 +15,17 @@
  * machine has them, and index checks fused into the loop (scratch output, committed only when
  * every index was valid).
  *
- * Input gradient: the CSC view (sl_spmm_bwd_input) reads values through csc_to_csr, a random
- * 4-byte gather over all of `values` that misses cache on nearly every entry once the layer is
- * large. sl_spmm_bwd_input_csr computes the same product from the CSR pattern instead, where
- * values stream: batch 1 scatters into per-thread copies of dx (small, cache-resident); larger
- * batches give each thread a slice of the input features and scatter into a feature-major
- * scratch (dy transposed once), the start of each thread's slice of every row found once by
- * binary search (columns are sorted).
+ * Input gradient: the CSC view (sl_spmm_bwd_input) gathers rows of dy like the forward; its
+ * values are first gathered into CSC order in one prefetched pass (reading them through
+ * csc_to_csr inside the FMA loop stalled the row gathers). sl_spmm_bwd computes the weight
+ * gradient in the same pass over the CSC view, each gathered dy row serving both. The CSR form
+ * (sl_spmm_bwd_input_csr) scatters instead: at batch 1 into per-thread copies of dx (small,
+ * cache-resident: the CPU's batch-1 path, where values stream); at larger batches into a
+ * feature-major scratch sliced by input feature per thread (each thread's slice of every row
+ * found by binary search), a read-modify-write of every row, about twice the gather's traffic.
+ *
+ * Scratch comes from scratch.c: 2 MiB pages, kept between calls (the TLB, not the cache, limited
+ * the gathers from a 12.8 MB panel on 4 KiB pages).
  *
  * Work is split across threads by nnz (plus a per-row cost), not by rows; several parts per
  * thread with dynamic scheduling absorb noise from other processes.
@@ -66,12 +71,6 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 #define VALUES_IN_CACHE (1 << 20) /* values read through a permutation stay in L2 below this */
 #endif
 
-/*
- * 64-byte aligned scratch, freed with scratch_free. Plain malloc underneath (the base pointer is
- * kept just before the aligned block): glibc serves aligned_alloc of several MiB with a fresh
- * mmap on every call, and page-faulting 12.8 MB of scratch costs more than some kernels, while
- * a malloc'ed block is reused from the heap on the next call.
- */
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
