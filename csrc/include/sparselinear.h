@@ -112,8 +112,9 @@ SL_API sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, i
 
 /*
  * The same input gradient computed from the CSR pattern: dx[b, i] = sum over entries k with
- * col_idx[k] == i of values[k] * dy[b, o] (k in row o). Faster on the CPU than the CSC form,
- * which reads values through csc_to_csr at random. Columns must be in range (else
+ * col_idx[k] == i of values[k] * dy[b, o] (k in row o), by scattering: on the CPU the faster
+ * form at batch 1 (values stream, dx stays in cache), slower than the CSC form at larger
+ * batches (a read-modify-write per connection). Columns must be in range (else
  * SL_E_INDEX_OUT_OF_RANGE) and, for batch > 1, non-decreasing within each row (else
  * SL_E_INVALID_ARGUMENT), as in any pattern sl_csr_validate accepts. dx: [batch, n_in]
  * (overwritten; untouched on failure).
