@@ -8,8 +8,13 @@
  * (SparseLinear + autograd + Adam); and, when Python with a CUDA build of PyTorch is on the
  * PATH, a side-by-side with torch.sparse (cuSPARSE) SpMM and SDDMM measured in the same run.
  *
+ * The training step takes the library's path (sl_spmm_bwd: at batch <= 8 one fused pass over the
+ * CSC view for both gradients), next to the two separate gradient kernels for comparison.
+ *
  * Each timed iteration ends with a device synchronisation, so the numbers are GPU time plus
- * launch overhead. Without a GPU nothing is registered and a line says why.
+ * launch and synchronisation latency. A table printed at the end also gives the pipelined time
+ * per call (many calls queued, one synchronisation), which is what a training loop that syncs
+ * once per step sees. Without a GPU nothing is registered and a line says why.
  *
  * Run: `deno bench --allow-ffi --allow-env --allow-read --allow-run bench/cuda_bench.ts`
  * (SPARSELINEAR_CUDA_LIB may point at the library).
@@ -42,6 +47,8 @@ function gpuUnavailable(): string | null {
 interface DeviceState {
   w: Workload;
   nnz: number;
+  /** The pattern on the host, for the torch.sparse comparison on the same matrix. */
+  host: { rowPtr: Int32Array; colIdx: Int32Array; values: Float32Array };
   rowPtr: Storage;
   colIdx: Storage;
   colPtr: Storage;
@@ -63,6 +70,7 @@ function deviceState(w: Workload): DeviceState {
   return {
     w,
     nnz: s.nnz,
+    host: { rowPtr: s.rowPtr, colIdx: s.colIdx, values: s.values },
     rowPtr: b.fromHost(s.rowPtr),
     colIdx: b.fromHost(s.colIdx),
     colPtr: b.fromHost(s.colPtr),
@@ -135,13 +143,52 @@ function weightGrad(s: DeviceState): void {
   );
 }
 
-function trainStep(s: DeviceState): void {
-  forward(s);
-  inputGrad(s);
-  weightGrad(s);
+/** Both sparse gradients through the library's call (what `SparseLinear` runs). */
+function backward(s: DeviceState): void {
+  const b = cudaBackend();
+  const { inFeatures, outFeatures, batch } = s.w;
+  b.check(
+    b.kernels.sl_spmm_bwd(
+      batch,
+      inFeatures,
+      outFeatures,
+      BigInt(s.nnz),
+      s.rowPtr.ptr(),
+      s.colIdx.ptr(),
+      s.colPtr.ptr(),
+      s.rowIdx.ptr(),
+      s.cscToCsr.ptr(),
+      s.values.ptr(),
+      s.x.ptr(),
+      s.dy.ptr(),
+      s.dx.ptr(),
+      s.dw.ptr(),
+    ),
+  );
+}
+
+function biasGrad(s: DeviceState): void {
   const b = cudaBackend();
   b.check(b.kernels.sl_bias_grad(s.w.batch, s.w.outFeatures, s.dy.ptr(), s.db.ptr()));
 }
+
+/** Forward, both sparse gradients (sl_spmm_bwd), bias gradient. */
+function trainStep(s: DeviceState): void {
+  forward(s);
+  backward(s);
+  biasGrad(s);
+}
+
+/** The same step with the two gradient kernels called separately (no fused pass). */
+function trainStepSplit(s: DeviceState): void {
+  forward(s);
+  inputGrad(s);
+  weightGrad(s);
+  biasGrad(s);
+}
+
+/** Batches up to this size take sl_spmm_bwd's fused kernel (csrc/cuda/spmm.cu). */
+const FUSED_BWD_MAX_BATCH = 8;
 
 /** Dense equivalent on the GPU: y = x · Wᵀ (forward) and the two gradient GEMMs (train). */
 interface DenseDevice {
@@ -245,50 +292,114 @@ function medianMs(fn: () => void, runs = 50): number {
   return times[Math.floor(times.length / 2)];
 }
 
-/** PyTorch's torch.sparse on CUDA for the same shapes, or null when it cannot run here. */
-function torchTimings(
-  workloads: readonly Workload[],
-): Record<string, { spmm: number; sddmm: number }> | null {
+/** Pipelined time per call (ms): `calls` calls queued back to back, one synchronisation; the
+ * median of 5 such rounds. */
+function pipelinedMs(fn: () => void, calls = 200): number {
+  for (let i = 0; i < 5; i++) fn();
+  cudaSynchronize();
+  const rounds: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) fn();
+    cudaSynchronize();
+    rounds.push((performance.now() - t0) / calls);
+  }
+  rounds.sort((a, b) => a - b);
+  return rounds[2];
+}
+
+/** Runs `fn` with sl_spmm_bwd's fused small-batch kernel switched off. */
+function withoutFusedBackward<T>(fn: () => T): T {
+  Deno.env.set("SL_CUDA_FUSED_BWD", "0");
+  try {
+    return fn();
+  } finally {
+    Deno.env.delete("SL_CUDA_FUSED_BWD");
+  }
+}
+
+interface TorchTiming {
+  spmm?: { latency: number; pipelined: number };
+  sddmm?: { latency: number; pipelined: number };
+  error?: string;
+}
+
+/**
+ * PyTorch's torch.sparse on CUDA (cuSPARSE) on the very same patterns (written to temporary
+ * files), timed the same two ways as ours; null when Python with a CUDA build of PyTorch is not
+ * available. A workload that fails there reports its error instead of hiding the others.
+ */
+function torchTimings(states: readonly DeviceState[]): Record<string, TorchTiming> | null {
   const script = `
 import json, sys, time
+import numpy as np
 import torch
 if not torch.cuda.is_available():
+    print("torch.cuda.is_available() is False", file=sys.stderr)
     sys.exit(3)
-out = {}
-for name, n_in, n_out, sparsity, batch in json.loads(sys.argv[1]):
-    nnz = round((1 - sparsity) * n_in * n_out)
-    g = torch.Generator(device="cuda").manual_seed(1)
-    idx = torch.randperm(n_in * n_out, device="cuda", generator=g)[:nnz].sort().values
-    rows, cols = idx // n_in, idx % n_in
-    w = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.randn(nnz, device="cuda"),
-                                (n_out, n_in)).coalesce().to_sparse_csr()
-    x = torch.randn(batch, n_in, device="cuda")
-    dy = torch.randn(batch, n_out, device="cuda")
-    def med(f):
-        for _ in range(5): f()
+def timings(f):
+    for _ in range(5): f()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(50):
+        t0 = time.perf_counter(); f(); torch.cuda.synchronize(); ts.append(time.perf_counter() - t0)
+    rounds = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(200): f()
         torch.cuda.synchronize()
-        ts = []
-        for _ in range(50):
-            t0 = time.perf_counter(); f(); torch.cuda.synchronize(); ts.append(time.perf_counter() - t0)
-        return sorted(ts)[len(ts) // 2] * 1e3
-    spmm = med(lambda: torch.sparse.mm(w, x.t()))
-    sddmm = med(lambda: torch.sparse.sampled_addmm(w, dy.t(), x, beta=0.0))
-    out[name] = {"spmm": spmm, "sddmm": sddmm}
+        rounds.append((time.perf_counter() - t0) / 200)
+    return {"latency": sorted(ts)[len(ts) // 2] * 1e3, "pipelined": sorted(rounds)[2] * 1e3}
+out = {"torch": torch.__version__, "workloads": {}}
+for name, n_in, n_out, batch, prefix in json.loads(sys.argv[1]):
+    try:
+        row_ptr = torch.from_numpy(np.fromfile(prefix + ".rowptr", dtype=np.int32)).cuda()
+        col_idx = torch.from_numpy(np.fromfile(prefix + ".colidx", dtype=np.int32)).cuda()
+        vals = torch.from_numpy(np.fromfile(prefix + ".values", dtype=np.float32)).cuda()
+        w = torch.sparse_csr_tensor(row_ptr, col_idx, vals, (n_out, n_in))
+        x = torch.randn(batch, n_in, device="cuda")
+        xt = x.t().contiguous()
+        dy = torch.randn(batch, n_out, device="cuda")
+        dyt = dy.t().contiguous()
+        r = {}
+        r["spmm"] = timings(lambda: torch.sparse.mm(w, xt))
+        r["sddmm"] = timings(lambda: torch.sparse.sampled_addmm(w, dyt, x, beta=0.0))
+        out["workloads"][name] = r
+    except Exception as e:
+        out["workloads"][name] = {"error": f"{type(e).__name__}: {e}"}
 print(json.dumps(out))
 `;
-  const shapes = workloads.map((w) => [w.name, w.inFeatures, w.outFeatures, w.sparsity, w.batch]);
+  const dir = Deno.makeTempDirSync({ prefix: "sl_torch_" });
   try {
+    const shapes = states.map((s, i) => {
+      const prefix = `${dir}/w${i}`;
+      Deno.writeFileSync(`${prefix}.rowptr`, new Uint8Array(s.host.rowPtr.buffer));
+      Deno.writeFileSync(`${prefix}.colidx`, new Uint8Array(s.host.colIdx.buffer));
+      Deno.writeFileSync(`${prefix}.values`, new Uint8Array(s.host.values.buffer));
+      return [s.w.name, s.w.inFeatures, s.w.outFeatures, s.w.batch, prefix];
+    });
     const result = new Deno.Command("python3", {
       args: ["-c", script, JSON.stringify(shapes)],
       stdout: "piped",
       stderr: "piped",
     }).outputSync();
-    if (!result.success) return null;
-    return JSON.parse(new TextDecoder().decode(result.stdout));
-  } catch {
+    if (!result.success) {
+      const err = new TextDecoder().decode(result.stderr).trim().split("\n").slice(-3).join(" | ");
+      console.log(`cuda_bench: PyTorch comparison did not run: ${err}`);
+      return null;
+    }
+    const parsed = JSON.parse(new TextDecoder().decode(result.stdout));
+    console.log(`cuda_bench: PyTorch ${parsed.torch}`);
+    return parsed.workloads;
+  } catch (err) {
+    console.log(`cuda_bench: PyTorch comparison did not run: ${(err as Error).message}`);
     return null;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 }
+
+const ms = (t: number) => (t >= 1 ? `${t.toFixed(2)} ms` : `${(t * 1e3).toFixed(1)} µs`);
 
 const why = gpuUnavailable();
 if (why !== null) {
@@ -344,9 +455,18 @@ if (why !== null) {
       cudaSynchronize();
       b.end();
     });
+    if (w.batch <= FUSED_BWD_MAX_BATCH) {
+      Deno.bench(`${train}: sparse, gradient kernels separate`, { group: train }, (b) => {
+        const s = stateOf(w);
+        b.start();
+        trainStepSplit(s);
+        cudaSynchronize();
+        b.end();
+      });
+    }
   }
 
-  // The headline through the whole TS stack: SparseLinear + autograd + Adam, batch 1.
+  // The headline through the whole TS stack: SparseLinear + autograd (+ Adam), batch 1.
   const headline = WORKLOADS[0];
   let layer: SparseLinear | undefined;
   let optimizer: Adam | undefined;
@@ -361,47 +481,85 @@ if (why !== null) {
     return { layer: layer!, optimizer: optimizer! };
   };
   const x1 = randn([1, headline.inFeatures], { seed: 3, device: "cuda", requiresGrad: true });
+  const layerForward = () => setUpLayer().layer.forward(x1);
+  const layerForwardBackward = () => {
+    const { layer, optimizer } = setUpLayer();
+    optimizer.zeroGrad();
+    sum(layer.forward(x1)).backward();
+  };
+  const layerTrainStep = () => {
+    layerForwardBackward();
+    setUpLayer().optimizer.step();
+  };
   const group =
     `headline via SparseLinear (seed GPU: ${HEADLINE.seedFwd} / ${HEADLINE.seedTrain} µs; ` +
     `target ≤ ${HEADLINE.targetFwd} / ≤ ${HEADLINE.targetTrain} µs)`;
   Deno.bench("SparseLinear forward, batch 1", { group, baseline: true }, (b) => {
-    const { layer } = setUpLayer();
+    setUpLayer();
     b.start();
-    layer.forward(x1);
+    layerForward();
+    cudaSynchronize();
+    b.end();
+  });
+  Deno.bench("SparseLinear forward + backward, batch 1", { group }, (b) => {
+    setUpLayer();
+    b.start();
+    layerForwardBackward();
     cudaSynchronize();
     b.end();
   });
   Deno.bench("SparseLinear train step (forward, backward, Adam), batch 1", { group }, (b) => {
-    const { layer, optimizer } = setUpLayer();
+    setUpLayer();
     b.start();
-    optimizer.zeroGrad();
-    sum(layer.forward(x1)).backward();
-    optimizer.step();
+    layerTrainStep();
     cudaSynchronize();
     b.end();
   });
 
-  // Side by side with torch.sparse (cuSPARSE), measured now, where PyTorch is available.
-  const at99 = WORKLOADS.filter((w) => w.sparsity >= 0.99);
-  const torch = torchTimings(at99);
-  if (torch === null) {
-    console.log("cuda_bench: PyTorch with CUDA is not available: no torch.sparse comparison");
-  } else {
-    console.log(
-      "workload | ours SpMM ms | torch SpMM ms | speed-up | ours SDDMM ms | torch SDDMM ms | speed-up",
-    );
-    for (const w of at99) {
-      const s = stateOf(w);
-      const ours = { spmm: medianMs(() => forward(s)), sddmm: medianMs(() => weightGrad(s)) };
-      const t = torch[w.name];
-      if (t === undefined) continue;
-      console.log(
-        `${w.name} | ${ours.spmm.toFixed(3)} | ${t.spmm.toFixed(3)} | ${
-          (t.spmm / ours.spmm).toFixed(2)
-        }x | ${ours.sddmm.toFixed(3)} | ${t.sddmm.toFixed(3)} | ${
-          (t.sddmm / ours.sddmm).toFixed(2)
-        }x`,
-      );
+  // After the benches: latency (sync after every call) and pipelined time per call for the
+  // headline, and the side-by-side with torch.sparse (cuSPARSE) on the same patterns.
+  globalThis.addEventListener("unload", () => {
+    const hs = stateOf(headline);
+    console.log(`\nheadline ${headline.name}: latency (sync each call) / pipelined per call`);
+    const rows: [string, () => void][] = [
+      ["kernels: forward", () => forward(hs)],
+      ["kernels: train step", () => trainStep(hs)],
+      ["kernels: train step, gradient kernels separate", () => trainStepSplit(hs)],
+      ["SparseLinear forward", layerForward],
+      ["SparseLinear forward + backward", layerForwardBackward],
+      ["SparseLinear train step with Adam", layerTrainStep],
+    ];
+    for (const [label, fn] of rows) {
+      const run = label.includes("separate") ? (f: () => number) => withoutFusedBackward(f) : (
+        f: () => number,
+      ) => f();
+      const latency = run(() => medianMs(fn));
+      const pipelined = run(() => pipelinedMs(fn));
+      console.log(`  ${label}: ${ms(latency)} / ${ms(pipelined)}`);
     }
-  }
+    const at99 = WORKLOADS.filter((w) => w.sparsity >= 0.99).map(stateOf);
+    const torch = torchTimings(at99);
+    if (torch === null) return;
+    console.log(
+      "\nworkload | SpMM ours / torch (latency; pipelined) | SDDMM ours / torch (latency; pipelined)",
+    );
+    for (const s of at99) {
+      const t = torch[s.w.name];
+      if (t === undefined || t.error !== undefined || !t.spmm || !t.sddmm) {
+        console.log(`${s.w.name} | torch failed: ${t?.error ?? "no result"}`);
+        continue;
+      }
+      const ours = {
+        spmm: { latency: medianMs(() => forward(s)), pipelined: pipelinedMs(() => forward(s)) },
+        sddmm: {
+          latency: medianMs(() => weightGrad(s)),
+          pipelined: pipelinedMs(() => weightGrad(s)),
+        },
+      };
+      const cell = (o: { latency: number; pipelined: number }, th: typeof o) =>
+        `${ms(o.latency)} / ${ms(th.latency)} (${(th.latency / o.latency).toFixed(2)}x); ` +
+        `${ms(o.pipelined)} / ${ms(th.pipelined)} (${(th.pipelined / o.pipelined).toFixed(2)}x)`;
+      console.log(`${s.w.name} | ${cell(ours.spmm, t.spmm)} | ${cell(ours.sddmm, t.sddmm)}`);
+    }
+  });
 }

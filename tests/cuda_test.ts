@@ -845,6 +845,110 @@ function randomCsr(nRows: number, nCols: number, density: number, seed: number) 
   return { rowPtr, colIdx: Int32Array.from(cols) };
 }
 
+/** The CSC view of a CSR pattern, built by the CPU library. */
+function cscOf(nRows: number, nCols: number, rowPtr: Int32Array, colIdx: Int32Array) {
+  const colPtr = new Int32Array(nCols + 1);
+  const rowIdx = new Int32Array(colIdx.length), cscToCsr = new Int32Array(colIdx.length);
+  const st = native().sl_csr_to_csc(
+    nRows,
+    nCols,
+    BigInt(colIdx.length),
+    ptr(rowPtr),
+    ptr(colIdx),
+    ptr(colPtr),
+    ptr(rowIdx),
+    ptr(cscToCsr),
+  );
+  assert.equal(st, 0);
+  return { colPtr, rowIdx, cscToCsr };
+}
+
+/** sl_spmm_bwd on device d: [status, message, dx, dw]. */
+function spmmBwd(
+  d: Device,
+  batch: number,
+  nIn: number,
+  nOut: number,
+  csr: { rowPtr: Int32Array; colIdx: Int32Array },
+  csc: { colPtr: Int32Array; rowIdx: Int32Array; cscToCsr: Int32Array },
+  seed: number,
+): [number, string, Float32Array, Float32Array] {
+  const b = getBackend(d);
+  const nnz = csr.colIdx.length;
+  const g = new Generator(seed);
+  const dx = b.zeros("float32", batch * nIn), dw = b.zeros("float32", nnz);
+  const st = b.kernels.sl_spmm_bwd(
+    batch,
+    nIn,
+    nOut,
+    BigInt(nnz),
+    onDevice(d, csr.rowPtr).ptr(),
+    onDevice(d, csr.colIdx).ptr(),
+    onDevice(d, csc.colPtr).ptr(),
+    onDevice(d, csc.rowIdx).ptr(),
+    onDevice(d, csc.cscToCsr).ptr(),
+    onDevice(d, g.fillNormal(new Float32Array(nnz))).ptr(),
+    onDevice(d, g.fillNormal(new Float32Array(batch * nIn))).ptr(),
+    onDevice(d, g.fillNormal(new Float32Array(batch * nOut))).ptr(),
+    dx.ptr(),
+    dw.ptr(),
+  );
+  const message = st === 0 ? "" : readCString(b.kernels.sl_last_error());
+  return [st, message, dx.toHost() as Float32Array, dw.toHost() as Float32Array];
+}
+
+gpuTest("sl_spmm_bwd: the fused small-batch pass and the separate kernels match the CPU", () => {
+  const nIn = 260, nOut = 190;
+  const csr = randomCsr(nOut, nIn, 0.04, 60); // some empty rows and columns
+  const csc = cscOf(nOut, nIn, csr.rowPtr, csr.colIdx);
+  for (const fused of [true, false]) {
+    if (!fused) Deno.env.set("SL_CUDA_FUSED_BWD", "0");
+    try {
+      for (const batch of [1, 2, 3, 4, 7, 8, 9, 20]) {
+        const [, , dx0, dw0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 61);
+        const [st, msg, dx1, dw1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 61);
+        assert.equal(st, 0, msg);
+        assertClose(dx1, dx0, `fused ${fused}, batch ${batch}: dx`);
+        assertClose(dw1, dw0, `fused ${fused}, batch ${batch}: dw`);
+      }
+    } finally {
+      Deno.env.delete("SL_CUDA_FUSED_BWD");
+    }
+  }
+});
+
+gpuTest("sl_spmm_bwd: a bad CSC entry gives the CPU message (fused batches)", () => {
+  const nIn = 40, nOut = 30;
+  const csr = randomCsr(nOut, nIn, 0.2, 62);
+  const good = cscOf(nOut, nIn, csr.rowPtr, csr.colIdx);
+  const nnz = csr.colIdx.length;
+  const badRow = { ...good, rowIdx: good.rowIdx.slice() };
+  badRow.rowIdx[nnz - 5] = nOut;
+  const badPerm = { ...good, cscToCsr: good.cscToCsr.slice() };
+  badPerm.cscToCsr[7] = -2;
+  const badPtr = { ...good, colPtr: good.colPtr.slice() };
+  badPtr.colPtr[nIn] = nnz + 1;
+  setCudaSyncChecks(true);
+  try {
+    for (
+      const [what, csc] of [["row_idx", badRow], ["csc_to_csr", badPerm], [
+        "col_ptr",
+        badPtr,
+      ]] as const
+    ) {
+      for (const batch of [1, 3, 8]) {
+        const [s0, m0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 63);
+        const [s1, m1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 63);
+        assert.notEqual(s0, 0, `${what}: the CPU rejects it`);
+        assert.equal(s1, s0, `${what}, batch ${batch}: ${m1}`);
+        assert.equal(m1, m0, `${what}, batch ${batch}`);
+      }
+    }
+  } finally {
+    setCudaSyncChecks(false);
+  }
+});
+
 gpuTest("sl_dense_grad_topk: same positions and gradients, in chunks", () => {
   const nIn = 300, nOut = 200, batch = 17;
   const { rowPtr, colIdx } = randomCsr(nOut, nIn, 0.05, 51);

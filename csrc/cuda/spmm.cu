@@ -23,6 +23,8 @@
  * (see sparselinear.h, "device"); outputs are then unspecified but nothing is out of bounds.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "reduce.cuh"
 #include "sparse.cuh"
@@ -390,6 +392,72 @@ __global__ void sddmm_wide_kernel(sddmm_args g) {
   }
 }
 
+/* ------------------------------------------ both gradients, batch <= 8 (fused) ---- */
+
+/* What the fused backward reads: the CSC view (col_ptr over n_in columns, row_idx into n_out,
+ * perm = csc_to_csr into the CSR-ordered values and dw). */
+struct bwd_args {
+  int32_t n_in, n_out;
+  int64_t nnz;
+  const int32_t *col_ptr, *row_idx, *perm;
+  const float *vals;
+  const float *x;  /* feature-major [n_in, ld] (batch 1: x itself) */
+  const float *dy; /* feature-major [n_out, ld] (batch 1: dy itself) */
+  int32_t ld, batch;
+  float *dx; /* [batch, n_in] */
+  float *dw; /* [nnz], CSR order */
+  unsigned long long *slot;
+};
+
+/*
+ * A sub-warp of S lanes per input feature c; for each connection k of column c (output row
+ * r = row_idx[k], CSR position p = perm[k]) the gathered dy[:, r] serves both gradients:
+ * dx[:, c] += values[p] * dy[:, r] and dw[p] = <dy[:, r], x[:, c]>. One pass over the pattern
+ * instead of two (the CSC gather, then the CSR SDDMM), and no atomics: dx is a sub-warp sum,
+ * so results are the same on every run.
+ */
+template <int S, int BV>
+__global__ void fused_bwd_small_kernel(bwd_args g) {
+  const int lane = threadIdx.x % S;
+  const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / S;
+  if (c >= g.n_in) return; /* whole sub-warps leave together */
+  const unsigned mask = S == 32 ? 0xffffffffu : (((1u << S) - 1u) << (threadIdx.x & 31 & ~(S - 1)));
+  int64_t k0, k1;
+  sl_row_range(g.col_ptr, c, g.n_in, g.nnz, g.slot, &k0, &k1);
+  const fvec<BV> xv = load_vec<BV>(g.x + c * g.ld);
+  float acc[BV];
+#pragma unroll
+  for (int b = 0; b < BV; b++) acc[b] = 0.0f;
+#pragma unroll 2
+  for (int64_t k = k0 + lane; k < k1; k += S) {
+    const int32_t r = g.row_idx[k], p = g.perm[k];
+    const bool rok = (uint32_t)r < (uint32_t)g.n_out;
+    const bool pok = (uint64_t)(uint32_t)p < (uint64_t)g.nnz;
+    if (!rok) sl_flag(g.slot, 1, k, r);
+    if (!pok) sl_flag(g.slot, 3, k, p);
+    if (!(rok && pok)) continue;
+    const float v = g.vals[p];
+    const fvec<BV> gy = load_vec<BV>(g.dy + (int64_t)r * g.ld);
+    float s = 0.0f;
+#pragma unroll
+    for (int b = 0; b < BV; b++) {
+      acc[b] = fmaf(v, gy.v[b], acc[b]);
+      s = fmaf(gy.v[b], xv.v[b], s);
+    }
+    g.dw[p] = s;
+  }
+#pragma unroll
+  for (int b = 0; b < BV; b++) {
+#pragma unroll
+    for (int o = S / 2; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(mask, acc[b], o, S);
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int b = 0; b < BV; b++)
+      if (b < g.batch) g.dx[(int64_t)b * g.n_in + c] = acc[b];
+  }
+}
+
 /* ------------------------------------------------------------------ explanations ---- */
 
 sl_status explain_fwd(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
@@ -643,8 +711,15 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
   return sl_check_end(__func__);
 }
 
-/* Both gradients: the CSC gather for dx, then the CSR SDDMM for dw (no fused kernel on the
- * device yet; the two kernels queue back to back). */
+/* Whether sl_spmm_bwd takes the fused one-pass kernel at batch <= 8. SL_CUDA_FUSED_BWD=0 turns
+ * it off (the two kernels then run, as for batch > 8): a switch for benchmarking the two. */
+static bool fused_bwd_enabled() {
+  const char *v = getenv("SL_CUDA_FUSED_BWD");
+  return v == nullptr || strcmp(v, "0") != 0;
+}
+
+/* Both gradients. Batch 1 to 8: one fused pass over the CSC view (fused_bwd_small_kernel).
+ * Larger batches: the CSC gather for dx, then the CSR SDDMM for dw, queued back to back. */
 SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                              const int32_t *row_ptr, const int32_t *col_idx,
                              const int32_t *col_ptr, const int32_t *row_idx,
@@ -653,6 +728,55 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
                                    row_idx, csc_to_csr, values, x, dy, dx, dw));
+  if (batch >= 1 && batch <= 8 && n_in > 0 && fused_bwd_enabled()) {
+    SL_CUDA_READY();
+    bwd_args g;
+    g.n_in = n_in;
+    g.n_out = n_out;
+    g.nnz = nnz;
+    g.col_ptr = col_ptr;
+    g.row_idx = row_idx;
+    g.perm = csc_to_csr;
+    g.vals = values;
+    g.batch = batch;
+    g.dx = dx;
+    g.dw = dw;
+    sl_scratch xs, dys;
+    const int64_t ld = batch == 1 ? 1 : batch == 2 ? 2 : batch <= 4 ? 4 : 8;
+    if (batch == 1) {
+      g.x = x;
+      g.dy = dy;
+    } else {
+      SL_SCRATCH(xs, float, ld * n_in);
+      SL_SCRATCH(dys, float, ld * (n_out > 0 ? n_out : 1));
+      SL_TRY(to_feature_major(__func__, batch, n_in, ld, x, xs.as<float>()));
+      SL_TRY(to_feature_major(__func__, batch, n_out, ld, dy, dys.as<float>()));
+      g.x = xs.as<float>();
+      g.dy = dys.as<float>();
+    }
+    g.ld = (int32_t)ld;
+    SL_TRY(sl_check_begin(__func__, explain_bwd_input, n_in, nnz, n_out, 0, &g.slot));
+    /* Sub-warp size: about two connections per lane, between 2 and 32 lanes. */
+    const int s = pow2_at_least(nnz / n_in / 2, 2, 32);
+    const unsigned blocks = sl_blocks((int64_t)n_in * s, 256);
+#define SL_FB_CASE(S)                                                                      \
+  case S:                                                                                  \
+    if (ld == 1) fused_bwd_small_kernel<S, 1><<<blocks, 256>>>(g);                         \
+    else if (ld == 2) fused_bwd_small_kernel<S, 2><<<blocks, 256>>>(g);                    \
+    else if (ld == 4) fused_bwd_small_kernel<S, 4><<<blocks, 256>>>(g);                    \
+    else fused_bwd_small_kernel<S, 8><<<blocks, 256>>>(g);                                 \
+    break;
+    switch (s) {
+      SL_FB_CASE(2)
+      SL_FB_CASE(4)
+      SL_FB_CASE(8)
+      SL_FB_CASE(16)
+      SL_FB_CASE(32)
+    }
+#undef SL_FB_CASE
+    SL_LAUNCHED("fused_bwd_small_kernel");
+    return sl_check_end(__func__);
+  }
   sl_status st = sl_spmm_bwd_input(batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values,
                                    dy, dx);
   if (st == SL_OK) st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
