@@ -8,8 +8,7 @@
  * (SparseLinear + autograd + Adam); and, when Python with a CUDA build of PyTorch is on the
  * PATH, a side-by-side with torch.sparse (cuSPARSE) SpMM and SDDMM measured in the same run.
  *
- * The training step takes the library's path (sl_spmm_bwd: at batch <= 8 one fused pass over the
- * CSC view for both gradients), next to the two separate gradient kernels for comparison.
+ * The training step takes the library's path (sl_spmm_bwd for both sparse gradients).
  *
  * Each timed iteration ends with a device synchronisation, so the numbers are GPU time plus
  * launch and synchronisation latency. A table printed at the end also gives the pipelined time
@@ -106,25 +105,6 @@ function forward(s: DeviceState): void {
   );
 }
 
-function inputGrad(s: DeviceState): void {
-  const b = cudaBackend();
-  const { inFeatures, outFeatures, batch } = s.w;
-  b.check(
-    b.kernels.sl_spmm_bwd_input(
-      batch,
-      inFeatures,
-      outFeatures,
-      BigInt(s.nnz),
-      s.colPtr.ptr(),
-      s.rowIdx.ptr(),
-      s.cscToCsr.ptr(),
-      s.values.ptr(),
-      s.dy.ptr(),
-      s.dx.ptr(),
-    ),
-  );
-}
-
 function weightGrad(s: DeviceState): void {
   const b = cudaBackend();
   const { inFeatures, outFeatures, batch } = s.w;
@@ -178,17 +158,6 @@ function trainStep(s: DeviceState): void {
   backward(s);
   biasGrad(s);
 }
-
-/** The same step with the two gradient kernels called separately (no fused pass). */
-function trainStepSplit(s: DeviceState): void {
-  forward(s);
-  inputGrad(s);
-  weightGrad(s);
-  biasGrad(s);
-}
-
-/** Batches up to this size take sl_spmm_bwd's fused kernel (csrc/cuda/spmm.cu). */
-const FUSED_BWD_MAX_BATCH = 8;
 
 /** Dense equivalent on the GPU: y = x · Wᵀ (forward) and the two gradient GEMMs (train). */
 interface DenseDevice {
@@ -306,16 +275,6 @@ function pipelinedMs(fn: () => void, calls = 200): number {
   }
   rounds.sort((a, b) => a - b);
   return rounds[2];
-}
-
-/** Runs `fn` with sl_spmm_bwd's fused small-batch kernel switched off. */
-function withoutFusedBackward<T>(fn: () => T): T {
-  Deno.env.set("SL_CUDA_FUSED_BWD", "0");
-  try {
-    return fn();
-  } finally {
-    Deno.env.delete("SL_CUDA_FUSED_BWD");
-  }
 }
 
 interface TorchTiming {
@@ -455,15 +414,6 @@ if (why !== null) {
       cudaSynchronize();
       b.end();
     });
-    if (w.batch <= FUSED_BWD_MAX_BATCH) {
-      Deno.bench(`${train}: sparse, gradient kernels separate`, { group: train }, (b) => {
-        const s = stateOf(w);
-        b.start();
-        trainStepSplit(s);
-        cudaSynchronize();
-        b.end();
-      });
-    }
   }
 
   // The headline through the whole TS stack: SparseLinear + autograd (+ Adam), batch 1.
@@ -524,17 +474,13 @@ if (why !== null) {
     const rows: [string, () => void][] = [
       ["kernels: forward", () => forward(hs)],
       ["kernels: train step", () => trainStep(hs)],
-      ["kernels: train step, gradient kernels separate", () => trainStepSplit(hs)],
       ["SparseLinear forward", layerForward],
       ["SparseLinear forward + backward", layerForwardBackward],
       ["SparseLinear train step with Adam", layerTrainStep],
     ];
     for (const [label, fn] of rows) {
-      const run = label.includes("separate") ? (f: () => number) => withoutFusedBackward(f) : (
-        f: () => number,
-      ) => f();
-      const latency = run(() => medianMs(fn));
-      const pipelined = run(() => pipelinedMs(fn));
+      const latency = medianMs(fn);
+      const pipelined = pipelinedMs(fn);
       console.log(`  ${label}: ${ms(latency)} / ${ms(pipelined)}`);
     }
     const at99 = WORKLOADS.filter((w) => w.sparsity >= 0.99).map(stateOf);

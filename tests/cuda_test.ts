@@ -897,27 +897,55 @@ function spmmBwd(
   return [st, message, dx.toHost() as Float32Array, dw.toHost() as Float32Array];
 }
 
-gpuTest("sl_spmm_bwd: the fused small-batch pass and the separate kernels match the CPU", () => {
-  const nIn = 260, nOut = 190;
-  const csr = randomCsr(nOut, nIn, 0.04, 60); // some empty rows and columns
-  const csc = cscOf(nOut, nIn, csr.rowPtr, csr.colIdx);
-  for (const fused of [true, false]) {
-    if (!fused) Deno.env.set("SL_CUDA_FUSED_BWD", "0");
-    try {
-      for (const batch of [1, 2, 3, 4, 7, 8, 9, 20]) {
-        const [, , dx0, dw0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 61);
-        const [st, msg, dx1, dw1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 61);
-        assert.equal(st, 0, msg);
-        assertClose(dx1, dx0, `fused ${fused}, batch ${batch}: dx`);
-        assertClose(dw1, dw0, `fused ${fused}, batch ${batch}: dw`);
+gpuTest("sparse kernels at small batches match the CPU, on each backward path", () => {
+  // Batch 1 takes the CSR backward (dx in shared memory) up to 48k inputs and the CSC gather
+  // beyond, or with SL_CUDA_BATCH1_BWD=csc; 30000 x 40 has long rows (the 16-byte SpMV).
+  const shapes = [[260, 190, 0.04], [30000, 40, 0.01], [60000, 20, 0.005]] as const;
+  for (const [nIn, nOut, density] of shapes) {
+    const csr = randomCsr(nOut, nIn, density, 60); // some empty rows and columns
+    const csc = cscOf(nOut, nIn, csr.rowPtr, csr.colIdx);
+    const nnz = csr.colIdx.length;
+    const values = new Generator(64).fillNormal(new Float32Array(nnz));
+    for (const csrBackward of [true, false]) {
+      if (!csrBackward) Deno.env.set("SL_CUDA_BATCH1_BWD", "csc");
+      try {
+        for (const batch of [1, 2, 3, 8, 9, 20]) {
+          const what = `${nIn} inputs, batch-1 CSR backward ${csrBackward}, batch ${batch}`;
+          const [, , dx0, dw0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 61);
+          const [st, msg, dx1, dw1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 61);
+          assert.equal(st, 0, msg);
+          assertClose(dx1, dx0, `${what}: dx`);
+          assertClose(dw1, dw0, `${what}: dw`);
+          const x = new Generator(65).fillNormal(new Float32Array(batch * nIn));
+          const [y0, y1] = (["cpu", "cuda"] as const).map((d) => {
+            const b = getBackend(d);
+            const y = b.zeros("float32", batch * nOut);
+            b.check(
+              b.kernels.sl_spmm_fwd(
+                batch,
+                nIn,
+                nOut,
+                BigInt(nnz),
+                onDevice(d, csr.rowPtr).ptr(),
+                onDevice(d, csr.colIdx).ptr(),
+                onDevice(d, values).ptr(),
+                null,
+                onDevice(d, x).ptr(),
+                y.ptr(),
+              ),
+            );
+            return y.toHost();
+          });
+          assertClose(y1, y0, `${what}: y`);
+        }
+      } finally {
+        Deno.env.delete("SL_CUDA_BATCH1_BWD");
       }
-    } finally {
-      Deno.env.delete("SL_CUDA_FUSED_BWD");
     }
   }
 });
 
-gpuTest("sl_spmm_bwd: a bad CSC entry gives the CPU message (fused batches)", () => {
+gpuTest("sl_spmm_bwd: a bad entry of the view it reads gives the CPU's words", () => {
   const nIn = 40, nOut = 30;
   const csr = randomCsr(nOut, nIn, 0.2, 62);
   const good = cscOf(nOut, nIn, csr.rowPtr, csr.colIdx);
@@ -930,13 +958,10 @@ gpuTest("sl_spmm_bwd: a bad CSC entry gives the CPU message (fused batches)", ()
   badPtr.colPtr[nIn] = nnz + 1;
   setCudaSyncChecks(true);
   try {
-    for (
-      const [what, csc] of [["row_idx", badRow], ["csc_to_csr", badPerm], [
-        "col_ptr",
-        badPtr,
-      ]] as const
-    ) {
-      for (const batch of [1, 3, 8]) {
+    // Batches > 1 read the CSC view, as the CPU library does at every batch.
+    const cases = [["row_idx", badRow], ["csc_to_csr", badPerm], ["col_ptr", badPtr]] as const;
+    for (const [what, csc] of cases) {
+      for (const batch of [2, 8, 20]) {
         const [s0, m0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 63);
         const [s1, m1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 63);
         assert.notEqual(s0, 0, `${what}: the CPU rejects it`);
@@ -944,6 +969,12 @@ gpuTest("sl_spmm_bwd: a bad CSC entry gives the CPU message (fused batches)", ()
         assert.equal(m1, m0, `${what}, batch ${batch}`);
       }
     }
+    // Batch 1 reads the CSR view on the GPU: a bad column is named as sl_spmm_fwd names it.
+    const badCol = { rowPtr: csr.rowPtr, colIdx: csr.colIdx.slice() };
+    badCol.colIdx[3] = nIn + 7;
+    const [st, msg] = spmmBwd("cuda", 1, nIn, nOut, badCol, good, 63);
+    assert.equal(st, 3);
+    assert.equal(msg, `sl_spmm_bwd: col_idx[3] = ${nIn + 7} is outside [0, ${nIn})`);
   } finally {
     setCudaSyncChecks(false);
   }

@@ -206,40 +206,53 @@ __global__ void spmv_vec4_kernel(gather_args g) {
 /* -------------------------------------------------------- column split (batch > 8) ---- */
 
 template <int LANES>
-__global__ void gather_colsplit_kernel(gather_args g) {
-  const int lane = threadIdx.x % LANES;
-  const int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / LANES;
-  if (row >= g.n_rows) return;
+__global__ void __launch_bounds__(256) gather_colsplit_kernel(gather_args g) {
+  /* The block's outputs (ROWS rows x COLS batch columns) are staged in shared memory and
+   * written row-contiguous per batch column: a lane's own 4 results are 4 columns of y, each
+   * n_rows apart, which written directly would touch a 32-byte sector per float. */
+  constexpr int ROWS = 256 / LANES, COLS = LANES * 4;
+  __shared__ float tile[COLS][ROWS + 1];
+  const int lane = threadIdx.x % LANES, local_row = threadIdx.x / LANES;
+  const int64_t row0 = (int64_t)blockIdx.x * ROWS, row = row0 + local_row;
   const unsigned mask =
       LANES == 32 ? 0xffffffffu : (((1u << LANES) - 1u) << (threadIdx.x & 31 & ~(LANES - 1)));
-  const int64_t col = (int64_t)blockIdx.y * (LANES * 4) + lane * 4; /* first batch column */
+  const int64_t col0 = (int64_t)blockIdx.y * COLS;
+  const int64_t col = col0 + lane * 4; /* first batch column */
   const bool active = col < g.ld;
-  int64_t k0, k1;
-  sl_row_range(g.ptr, row, g.n_rows, g.nnz, g.slot, &k0, &k1);
-  const float bias = g.bias != nullptr ? g.bias[row] : 0.0f;
-  float4 acc = make_float4(bias, bias, bias, bias);
-  for (int64_t base = k0; base < k1; base += LANES) {
-    int32_t c = -1;
-    float v = 0.0f;
-    if (base + lane < k1) {
-      if (!load_entry(g, base + lane, &c, &v)) c = -1;
-    }
-    const int count = (int)(k1 - base < LANES ? k1 - base : LANES);
-    for (int j = 0; j < count; j++) {
-      const int32_t cj = __shfl_sync(mask, c, j, LANES);
-      const float vj = __shfl_sync(mask, v, j, LANES);
-      if (cj < 0 || !active) continue;
-      const float4 x = __ldg(reinterpret_cast<const float4 *>(g.in + (int64_t)cj * g.ld + col));
-      acc.x = fmaf(vj, x.x, acc.x);
-      acc.y = fmaf(vj, x.y, acc.y);
-      acc.z = fmaf(vj, x.z, acc.z);
-      acc.w = fmaf(vj, x.w, acc.w);
+  float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (row < g.n_rows) { /* the whole group shares the row */
+    int64_t k0, k1;
+    sl_row_range(g.ptr, row, g.n_rows, g.nnz, g.slot, &k0, &k1);
+    const float bias = g.bias != nullptr ? g.bias[row] : 0.0f;
+    acc = make_float4(bias, bias, bias, bias);
+    for (int64_t base = k0; base < k1; base += LANES) {
+      int32_t c = -1;
+      float v = 0.0f;
+      if (base + lane < k1) {
+        if (!load_entry(g, base + lane, &c, &v)) c = -1;
+      }
+      const int count = (int)(k1 - base < LANES ? k1 - base : LANES);
+      for (int j = 0; j < count; j++) {
+        const int32_t cj = __shfl_sync(mask, c, j, LANES);
+        const float vj = __shfl_sync(mask, v, j, LANES);
+        if (cj < 0 || !active) continue;
+        const float4 x = __ldg(reinterpret_cast<const float4 *>(g.in + (int64_t)cj * g.ld + col));
+        acc.x = fmaf(vj, x.x, acc.x);
+        acc.y = fmaf(vj, x.y, acc.y);
+        acc.z = fmaf(vj, x.z, acc.z);
+        acc.w = fmaf(vj, x.w, acc.w);
+      }
     }
   }
-  const float r[4] = {acc.x, acc.y, acc.z, acc.w};
-#pragma unroll
-  for (int t = 0; t < 4; t++)
-    if (col + t < g.batch) g.out[(col + t) * g.n_rows + row] = r[t];
+  tile[lane * 4 + 0][local_row] = acc.x;
+  tile[lane * 4 + 1][local_row] = acc.y;
+  tile[lane * 4 + 2][local_row] = acc.z;
+  tile[lane * 4 + 3][local_row] = acc.w;
+  __syncthreads();
+  for (int e = threadIdx.x; e < ROWS * COLS; e += blockDim.x) {
+    const int c = e / ROWS, r = e % ROWS;
+    if (row0 + r < g.n_rows && col0 + c < g.batch) g.out[(col0 + c) * g.n_rows + row0 + r] = tile[c][r];
+  }
 }
 
 int pow2_at_least(int64_t v, int lo, int hi) {
@@ -392,70 +405,105 @@ __global__ void sddmm_wide_kernel(sddmm_args g) {
   }
 }
 
-/* ------------------------------------------ both gradients, batch <= 8 (fused) ---- */
-
-/* What the fused backward reads: the CSC view (col_ptr over n_in columns, row_idx into n_out,
- * perm = csc_to_csr into the CSR-ordered values and dw). */
-struct bwd_args {
-  int32_t n_in, n_out;
-  int64_t nnz;
-  const int32_t *col_ptr, *row_idx, *perm;
-  const float *vals;
-  const float *x;  /* feature-major [n_in, ld] (batch 1: x itself) */
-  const float *dy; /* feature-major [n_out, ld] (batch 1: dy itself) */
-  int32_t ld, batch;
-  float *dx; /* [batch, n_in] */
-  float *dw; /* [nnz], CSR order */
-  unsigned long long *slot;
-};
+/* --------------------------------------------- both gradients at batch 1 (CSR) ---- */
 
 /*
- * A sub-warp of S lanes per input feature c; for each connection k of column c (output row
- * r = row_idx[k], CSR position p = perm[k]) the gathered dy[:, r] serves both gradients:
- * dx[:, c] += values[p] * dy[:, r] and dw[p] = <dy[:, r], x[:, c]>. One pass over the pattern
- * instead of two (the CSC gather, then the CSR SDDMM), and no atomics: dx is a sub-warp sum,
- * so results are the same on every run.
+ * Batch 1: both gradients in one pass over the CSR pattern, each (column, value) pair read once
+ * and in order. Persistent blocks (one per multiprocessor) keep a private dx in shared memory:
+ * dw[k] = dy[r] * x[c] is written in place, and values[k] * dy[r] is added to the block's dx[c]
+ * with a shared-memory atomic; each block then writes its dx to partial[block], and
+ * sum_partials_kernel adds the blocks in order. The CSC alternative gathers values through
+ * csc_to_csr, a random read per connection; measured on an H200 this pass is faster. The
+ * order of the shared-memory additions varies, so dx's last bits may differ between runs.
  */
-template <int S, int BV>
-__global__ void fused_bwd_small_kernel(bwd_args g) {
+template <int S>
+__global__ void __launch_bounds__(1024) bwd_csr1_kernel(int32_t n_rows, int32_t n_in, int64_t nnz,
+                                                        const int32_t *__restrict__ ptr,
+                                                        const int32_t *__restrict__ idx,
+                                                        const float *__restrict__ vals,
+                                                        const float *__restrict__ x,
+                                                        const float *__restrict__ dy,
+                                                        float *__restrict__ partial,
+                                                        float *__restrict__ dw,
+                                                        unsigned long long *slot) {
+  extern __shared__ float dx_part[];
+  for (int32_t i = threadIdx.x; i < n_in; i += blockDim.x) dx_part[i] = 0.0f;
+  __syncthreads();
   const int lane = threadIdx.x % S;
-  const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / S;
-  if (c >= g.n_in) return; /* whole sub-warps leave together */
-  const unsigned mask = S == 32 ? 0xffffffffu : (((1u << S) - 1u) << (threadIdx.x & 31 & ~(S - 1)));
-  int64_t k0, k1;
-  sl_row_range(g.col_ptr, c, g.n_in, g.nnz, g.slot, &k0, &k1);
-  const fvec<BV> xv = load_vec<BV>(g.x + c * g.ld);
-  float acc[BV];
-#pragma unroll
-  for (int b = 0; b < BV; b++) acc[b] = 0.0f;
-#pragma unroll 2
-  for (int64_t k = k0 + lane; k < k1; k += S) {
-    const int32_t r = g.row_idx[k], p = g.perm[k];
-    const bool rok = (uint32_t)r < (uint32_t)g.n_out;
-    const bool pok = (uint64_t)(uint32_t)p < (uint64_t)g.nnz;
-    if (!rok) sl_flag(g.slot, 1, k, r);
-    if (!pok) sl_flag(g.slot, 3, k, p);
-    if (!(rok && pok)) continue;
-    const float v = g.vals[p];
-    const fvec<BV> gy = load_vec<BV>(g.dy + (int64_t)r * g.ld);
-    float s = 0.0f;
-#pragma unroll
-    for (int b = 0; b < BV; b++) {
-      acc[b] = fmaf(v, gy.v[b], acc[b]);
-      s = fmaf(gy.v[b], xv.v[b], s);
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x / S;
+  for (int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / S; row < n_rows;
+       row += stride) {
+    int64_t k0, k1;
+    sl_row_range(ptr, row, n_rows, nnz, slot, &k0, &k1);
+    const float g = dy[row];
+#pragma unroll 4
+    for (int64_t k = k0 + lane; k < k1; k += S) {
+      const int32_t c = idx[k];
+      if ((uint32_t)c >= (uint32_t)n_in) {
+        sl_flag(slot, 1, k, c);
+        dw[k] = 0.0f;
+        continue;
+      }
+      dw[k] = g * __ldg(x + c);
+      atomicAdd(dx_part + c, vals[k] * g);
     }
-    g.dw[p] = s;
   }
-#pragma unroll
-  for (int b = 0; b < BV; b++) {
-#pragma unroll
-    for (int o = S / 2; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(mask, acc[b], o, S);
+  __syncthreads();
+  float *out = partial + (int64_t)blockIdx.x * n_in;
+  for (int32_t i = threadIdx.x; i < n_in; i += blockDim.x) out[i] = dx_part[i];
+}
+
+/* out[i] = sum over p of partial[p, i], p in order. */
+__global__ void sum_partials_kernel(int32_t parts, int32_t n, const float *__restrict__ partial,
+                                    float *__restrict__ out) {
+  SL_GRID_STRIDE(i, n) {
+    float s = 0.0f;
+    for (int32_t p = 0; p < parts; p++) s += partial[(int64_t)p * n + i];
+    out[i] = s;
   }
-  if (lane == 0) {
-#pragma unroll
-    for (int b = 0; b < BV; b++)
-      if (b < g.batch) g.dx[(int64_t)b * g.n_in + c] = acc[b];
+}
+
+/* Widest layer input (floats) whose dx fits in one block's shared memory (Hopper: 227 KB). */
+constexpr int32_t BWD1_MAX_IN = 48 * 1024;
+
+/* SL_CUDA_BATCH1_BWD=csc keeps batch 1 on the CSC gather + SDDMM (for benchmarking). */
+static bool batch1_csr_bwd() {
+  const char *v = getenv("SL_CUDA_BATCH1_BWD");
+  return v == nullptr || strcmp(v, "csc") != 0;
+}
+
+/* Multiprocessors of the current device (cached), and the shared memory a block may opt into. */
+static sl_status device_limits(const char *fn, int *sms, int *smem_optin) {
+  static int cached_sms[64], cached_smem[64];
+  int dev = 0;
+  SL_CUDA(cudaGetDevice(&dev));
+  if (dev >= 0 && dev < 64 && cached_sms[dev] > 0) {
+    *sms = cached_sms[dev];
+    *smem_optin = cached_smem[dev];
+    return SL_OK;
   }
+  SL_CUDA(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev));
+  SL_CUDA(cudaDeviceGetAttribute(smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (dev >= 0 && dev < 64) {
+    cached_sms[dev] = *sms;
+    cached_smem[dev] = *smem_optin;
+  }
+  return SL_OK;
+}
+
+/* Launches bwd_csr1_kernel<S> and the partial sums; opts the kernel into its shared memory. */
+template <int S>
+static sl_status launch_bwd_csr1(const char *fn, int blocks, size_t smem, int32_t n_out,
+                                 int32_t n_in, int64_t nnz, const int32_t *row_ptr,
+                                 const int32_t *col_idx, const float *values, const float *x,
+                                 const float *dy, float *partial, float *dw,
+                                 unsigned long long *slot) {
+  SL_CUDA(cudaFuncSetAttribute(bwd_csr1_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)smem));
+  bwd_csr1_kernel<S><<<blocks, 1024, smem>>>(n_out, n_in, nnz, row_ptr, col_idx, values, x, dy,
+                                             partial, dw, slot);
+  SL_LAUNCHED("bwd_csr1_kernel");
+  return SL_OK;
 }
 
 /* ------------------------------------------------------------------ explanations ---- */
@@ -711,15 +759,10 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
   return sl_check_end(__func__);
 }
 
-/* Whether sl_spmm_bwd takes the fused one-pass kernel at batch <= 8. SL_CUDA_FUSED_BWD=0 turns
- * it off (the two kernels then run, as for batch > 8): a switch for benchmarking the two. */
-static bool fused_bwd_enabled() {
-  const char *v = getenv("SL_CUDA_FUSED_BWD");
-  return v == nullptr || strcmp(v, "0") != 0;
-}
-
-/* Both gradients. Batch 1 to 8: one fused pass over the CSC view (fused_bwd_small_kernel).
- * Larger batches: the CSC gather for dx, then the CSR SDDMM for dw, queued back to back. */
+/* Both gradients. Batch 1 (when dx fits in shared memory): one pass over the CSR view,
+ * bwd_csr1_kernel. Otherwise the CSC gather for dx, then the CSR SDDMM for dw, queued back to
+ * back; a fused pass over the CSC view (dw written through csc_to_csr) and a CSR pass with
+ * global atomics for dx were measured slower on an H200 (bench/RESULTS.md). */
 SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                              const int32_t *row_ptr, const int32_t *col_idx,
                              const int32_t *col_ptr, const int32_t *row_idx,
@@ -728,62 +771,50 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
                                    row_idx, csc_to_csr, values, x, dy, dx, dw));
-  if (batch >= 1 && batch <= 8 && n_in > 0 && fused_bwd_enabled()) {
+  if (batch == 1 && n_in > 0 && n_in <= BWD1_MAX_IN && n_out > 0 && batch1_csr_bwd()) {
     SL_CUDA_READY();
-    bwd_args g;
-    g.n_in = n_in;
-    g.n_out = n_out;
-    g.nnz = nnz;
-    g.col_ptr = col_ptr;
-    g.row_idx = row_idx;
-    g.perm = csc_to_csr;
-    g.vals = values;
-    g.batch = batch;
-    g.dx = dx;
-    g.dw = dw;
-    sl_scratch xs, dys;
-    const int64_t ld = batch == 1 ? 1 : batch == 2 ? 2 : batch <= 4 ? 4 : 8;
-    if (batch == 1) {
-      g.x = x;
-      g.dy = dy;
-    } else {
-      SL_SCRATCH(xs, float, ld * n_in);
-      SL_SCRATCH(dys, float, ld * (n_out > 0 ? n_out : 1));
-      SL_TRY(to_feature_major(__func__, batch, n_in, ld, x, xs.as<float>()));
-      SL_TRY(to_feature_major(__func__, batch, n_out, ld, dy, dys.as<float>()));
-      g.x = xs.as<float>();
-      g.dy = dys.as<float>();
+    int sms = 0, smem_optin = 0;
+    SL_TRY(device_limits(__func__, &sms, &smem_optin));
+    const size_t smem = (size_t)n_in * sizeof(float);
+    if (smem <= (size_t)smem_optin) {
+      unsigned long long *slot = nullptr;
+      SL_TRY(sl_check_begin(__func__, explain_fwd, n_out, nnz, n_in, 0, &slot));
+      /* No more blocks than 64-row passes need: a small layer adds fewer partials. */
+      const int s = pow2_at_least(nnz / n_out / 2, 2, 32);
+      const int64_t passes = ((int64_t)n_out * s + 1023) / 1024;
+      const int blocks = (int)(passes < sms ? passes : sms);
+      sl_scratch partial;
+      SL_SCRATCH(partial, float, (int64_t)blocks * n_in);
+      float *part = partial.as<float>();
+      switch (s) {
+        case 2: SL_TRY(launch_bwd_csr1<2>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
+        case 4: SL_TRY(launch_bwd_csr1<4>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
+        case 8: SL_TRY(launch_bwd_csr1<8>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
+        case 16: SL_TRY(launch_bwd_csr1<16>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
+        default: SL_TRY(launch_bwd_csr1<32>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
+      }
+      sum_partials_kernel<<<sl_blocks(n_in, 256), 256>>>(blocks, n_in, part, dx);
+      SL_LAUNCHED("sum_partials_kernel");
+      return sl_check_end(__func__);
     }
-    g.ld = (int32_t)ld;
-    SL_TRY(sl_check_begin(__func__, explain_bwd_input, n_in, nnz, n_out, 0, &g.slot));
-    /* Sub-warp size: about two connections per lane, between 2 and 32 lanes. */
-    const int s = pow2_at_least(nnz / n_in / 2, 2, 32);
-    const unsigned blocks = sl_blocks((int64_t)n_in * s, 256);
-#define SL_FB_CASE(S)                                                                      \
-  case S:                                                                                  \
-    if (ld == 1) fused_bwd_small_kernel<S, 1><<<blocks, 256>>>(g);                         \
-    else if (ld == 2) fused_bwd_small_kernel<S, 2><<<blocks, 256>>>(g);                    \
-    else if (ld == 4) fused_bwd_small_kernel<S, 4><<<blocks, 256>>>(g);                    \
-    else fused_bwd_small_kernel<S, 8><<<blocks, 256>>>(g);                                 \
-    break;
-    switch (s) {
-      SL_FB_CASE(2)
-      SL_FB_CASE(4)
-      SL_FB_CASE(8)
-      SL_FB_CASE(16)
-      SL_FB_CASE(32)
-    }
-#undef SL_FB_CASE
-    SL_LAUNCHED("fused_bwd_small_kernel");
-    return sl_check_end(__func__);
   }
+  static const char *const inner_names[] = {"sl_spmm_bwd_input: ", "sl_sddmm: "};
   sl_status st = sl_spmm_bwd_input(batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values,
                                    dy, dx);
-  if (st == SL_OK) st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+  int inner = 0;
+  if (st == SL_OK) {
+    st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+    inner = 1;
+  }
   if (st != SL_OK) {
-    char inner[512]; /* the inner call's message, re-reported under this entry point */
-    snprintf(inner, sizeof inner, "%s", sl_last_error());
-    return sl_fail(st, __func__, "%s", inner);
+    /* The inner call's message, re-reported under this entry point (as the CPU library words
+     * it: no inner function name). */
+    const char *msg = sl_last_error();
+    const size_t skip = strlen(inner_names[inner]);
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s",
+             strncmp(msg, inner_names[inner], skip) == 0 ? msg + skip : msg);
+    return sl_fail(st, __func__, "%s", copy);
   }
   return SL_OK;
 }
@@ -794,6 +825,10 @@ SL_API sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, flo
   if (n_out == 0) return SL_OK;
   SL_CUDA_READY();
   if (batch == 0) return sl_fill_device(__func__, n_out, 0.0f, db);
+  if (batch == 1) { /* a sum of one row is that row */
+    SL_CUDA(cudaMemcpyAsync(db, dy, (size_t)n_out * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+    return SL_OK;
+  }
   sl_term_plain term{dy, batch, n_out};
   return sl_reduce_middle(__func__, 1, batch, n_out, 1.0f, term, db);
 }
