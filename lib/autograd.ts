@@ -7,7 +7,7 @@
  */
 import { allocationLog, type Storage } from "./backend/backend.ts";
 import { getBackend } from "./backend/mod.ts";
-import type { Tensor } from "./tensor.ts";
+import { gradSlot, type Tensor } from "./tensor.ts";
 
 /** The backward half of one recorded op. */
 export interface GradFn {
@@ -146,12 +146,21 @@ export function runBackward(
       const fn = tensor.gradFn;
       if (fn === null) {
         if (!tensor.requiresGrad) continue;
-        if (tensor.grad === null && owned.has(g.storage) && !pending(g.storage, [])) {
-          owned.delete(g.storage); // adopted: now the user's
-          tensor.grad = g;
+        const previous = gradSlot.peek(tensor);
+        if (previous === null && owned.has(g.storage) && !pending(g.storage, [])) {
+          owned.delete(g.storage); // adopted: now the tensor's
+          gradSlot.adopt(tensor, g);
         } else {
-          tensor.grad = accumulate(tensor.grad, g);
+          const sum = accumulate(previous, g);
           release(g);
+          if (owned.has(sum.storage)) {
+            owned.delete(sum.storage);
+            // The gradient it replaces is freed now if nothing outside the library saw it.
+            if (previous !== null) gradSlot.clear(tensor);
+            gradSlot.adopt(tensor, sum);
+          } else {
+            tensor.grad = sum;
+          }
         }
         continue;
       }

@@ -33,6 +33,11 @@ export function shapeString(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
+/** Gradients that backward() allocated and no code outside the library has read. */
+const privateGrads = new WeakSet<Tensor>();
+let peek: (t: Tensor) => Tensor | null;
+let assign: (t: Tensor, g: Tensor | null) => void;
+
 /** A float32 n-d array on a device, with autograd. */
 export class Tensor {
   /** Dimensions, outermost first. */
@@ -41,11 +46,27 @@ export class Tensor {
   readonly storage: Storage;
   /** Whether gradients flow to this tensor. */
   requiresGrad: boolean;
-  /** Accumulated gradient (leaf tensors only), or null. */
-  grad: Tensor | null = null;
+  #grad: Tensor | null = null;
   /** The op that produced this tensor, or null for a leaf. Internal to autograd. */
   gradFn: GradFn | null = null;
 
+  static {
+    peek = (t) => t.#grad;
+    assign = (t, g) => {
+      t.#grad = g;
+    };
+  }
+
+  /** Accumulated gradient (leaf tensors only), or null. */
+  get grad(): Tensor | null {
+    // Handed out: from now on only the garbage collector may free it.
+    if (this.#grad !== null) privateGrads.delete(this.#grad);
+    return this.#grad;
+  }
+
+  set grad(g: Tensor | null) {
+    this.#grad = g;
+  }
   /** Wraps storage; prefer the creators (`tensor`, `zeros`, ...). */
   constructor(storage: Storage, shape: readonly number[], requiresGrad = false) {
     const checked = checkShape(shape);
@@ -232,3 +253,34 @@ export class IndexTensor {
     this.shape = checked;
   }
 }
+
+/**
+ * Library-internal access to a leaf's gradient. Reading `tensor.grad` hands the gradient to
+ * user code; these do not, so that a gradient nobody outside the library has seen can be freed
+ * at once when it is cleared (device memory need not wait for the garbage collector).
+ */
+export const gradSlot = {
+  /** The gradient, without handing it out. */
+  peek(t: Tensor): Tensor | null {
+    return peek(t);
+  },
+  /** Installs a gradient that backward() allocated and holds no other reference to. */
+  adopt(t: Tensor, g: Tensor): void {
+    assign(t, g);
+    privateGrads.add(g);
+  },
+  /** Whether the current gradient is still private to the library. */
+  isPrivate(t: Tensor): boolean {
+    const g = peek(t);
+    return g !== null && privateGrads.has(g);
+  },
+  /** Clears the gradient, freeing its memory now when it never left the library. */
+  clear(t: Tensor): void {
+    const g = peek(t);
+    if (g !== null && privateGrads.has(g)) {
+      privateGrads.delete(g);
+      getBackend(g.device).recycle(g.storage);
+    }
+    assign(t, null);
+  },
+};

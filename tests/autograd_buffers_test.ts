@@ -15,6 +15,7 @@ import { add, mul } from "../lib/ops/elementwise.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { reshape } from "../lib/ops/shape.ts";
 import { fromFloat32, type Tensor } from "../lib/tensor.ts";
+import { SGD } from "../lib/optim/sgd.ts";
 
 function snapshot(t: Tensor): number[] {
   return Array.from(t.toArray());
@@ -99,4 +100,45 @@ Deno.test("results with recycling equal results with fresh buffers, step after s
     }
   };
   assert.deepEqual(run(true), run(false));
+});
+
+Deno.test("zeroGrad frees a gradient nothing outside the library has read, and only such", () => {
+  releasePooledMemory();
+  const layer = new SparseLinear(60, 50, { sparsity: 0.5, seed: 8 });
+  const opt = new SGD(layer.parameters(), { lr: 0.1 });
+  const step = (seed: number) => {
+    opt.zeroGrad();
+    sum(layer.forward(randn([3, 60], { seed }))).backward();
+    opt.step();
+  };
+  step(9);
+  const before = pooledMemoryBytes();
+  opt.zeroGrad(); // the optimizer read the gradients through the library: still private
+  const dwBytes = layer.weights.size * 4, dbBytes = layer.bias!.size * 4;
+  assert.equal(pooledMemoryBytes() - before, dwBytes + dbBytes, "both gradients recycled");
+  assert.equal(layer.weights.grad, null);
+
+  // A gradient the user has read stays theirs: later steps reuse nothing of it.
+  step(10);
+  const seen = layer.weights.grad!;
+  const seenValues = snapshot(seen);
+  const mid = pooledMemoryBytes();
+  opt.zeroGrad();
+  assert.equal(pooledMemoryBytes() - mid, dbBytes, "only the unread bias gradient recycled");
+  step(11);
+  step(12);
+  assert.deepEqual(snapshot(seen), seenValues, "the read gradient is unchanged");
+  releasePooledMemory();
+});
+
+Deno.test("accumulating into a private gradient frees the one it replaces", () => {
+  releasePooledMemory();
+  const w = randn([64, 32], { seed: 1, requiresGrad: true });
+  const a = randn([64, 32], { seed: 2 });
+  sum(mul(w, a)).backward();
+  const start = pooledMemoryBytes();
+  sum(mul(w, a)).backward(); // the first .grad was never read: it is recycled
+  assert.ok(pooledMemoryBytes() >= start + w.size * 4);
+  assert.deepEqual(snapshot(w.grad!), snapshot(a).map((v) => 2 * v));
+  releasePooledMemory();
 });

@@ -101,6 +101,10 @@ struct sl_scratch {
  */
 #define SL_CHECK_KINDS 4
 #define SL_CHECK_CLEAN (~0ull)
+/* Words per slot: the kinds, then the device address of the device's "dirty" word (mapped
+ * host memory set by sl_flag, so that a clean synchronisation reads no slot back; 0 when the
+ * device could not map host memory and the slots are always read back). */
+#define SL_CHECK_STRIDE (SL_CHECK_KINDS + 1)
 
 /* Decoded record of one kind. */
 struct sl_bad_entry {
@@ -143,6 +147,11 @@ __device__ __forceinline__ void sl_flag(unsigned long long *slot, int kind, int6
                                         int32_t value) {
   unsigned long long p = pos < 0xFFFFFFFELL ? (unsigned long long)pos : 0xFFFFFFFEull;
   atomicMin(slot + kind, (p << 32) | (unsigned long long)(uint32_t)value);
+  volatile unsigned int *dirty = (volatile unsigned int *)(uintptr_t)slot[SL_CHECK_KINDS];
+  if (dirty != nullptr) {
+    *dirty = 1u;
+    __threadfence_system();
+  }
 }
 
 /* ---------------------------------------------------------- launch helpers ---- */

@@ -25,9 +25,12 @@ sl_status sl_cuda_fail(const char *fn, const char *what, cudaError_t err) {
 static std::mutex g_lock;                 /* guards the tables below */
 static int g_pool_state[MAX_DEVICES];     /* 0 unknown, 1 memory pools, 2 plain cudaMalloc */
 static unsigned long long *g_slots[MAX_DEVICES]; /* check slots of each device */
-/* Pinned host mirror of g_slots (null when pinned memory was unavailable): the slots' copy is
- * queued behind the kernels, so one synchronisation waits for both. */
-static unsigned long long *g_host_slots[MAX_DEVICES];
+/* Each device's "dirty" word in mapped host memory (null when it could not be mapped): set by
+ * any kernel that records a bad entry, so a synchronisation reads the slots back only then. */
+static volatile unsigned int *g_dirty[MAX_DEVICES];
+/* Clean slots (every kind ~0, then the dirty word's device address), copied over the device
+ * slots to initialise and to clear them. */
+static unsigned long long *g_clean_slots[MAX_DEVICES];
 static thread_local int tl_ready_device = -1;    /* device initialised on this thread */
 
 static int pools_of(int device) {
@@ -69,21 +72,35 @@ sl_status sl_cuda_ready(const char *fn) {
       cudaGetLastError();
     }
     if (g_slots[dev] == nullptr) {
+      const size_t words = (size_t)256 * SL_CHECK_STRIDE;
+      unsigned long long *clean = (unsigned long long *)malloc(words * sizeof *clean);
+      if (clean == nullptr) return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate check slots");
+      void *dirty = nullptr, *dirty_dev = nullptr;
+      if (cudaHostAlloc(&dirty, sizeof(unsigned int), cudaHostAllocMapped) != cudaSuccess ||
+          cudaHostGetDevicePointer(&dirty_dev, dirty, 0) != cudaSuccess) {
+        cudaGetLastError(); /* no mapped memory: the slots are read back at every flush */
+        if (dirty != nullptr) cudaFreeHost(dirty);
+        dirty = dirty_dev = nullptr;
+      } else {
+        *(volatile unsigned int *)dirty = 0u;
+      }
+      for (size_t i = 0; i < words; i++)
+        clean[i] = i % SL_CHECK_STRIDE == SL_CHECK_KINDS ? (unsigned long long)(uintptr_t)dirty_dev
+                                                         : SL_CHECK_CLEAN;
       void *p = nullptr;
-      err = cudaMalloc(&p, 256 * SL_CHECK_KINDS * sizeof(unsigned long long));
-      if (err != cudaSuccess) return sl_cuda_fail(fn, "allocating the index-check slots", err);
-      err = cudaMemset(p, 0xFF, 256 * SL_CHECK_KINDS * sizeof(unsigned long long));
+      err = cudaMalloc(&p, words * sizeof(unsigned long long));
+      if (err == cudaSuccess) {
+        err = cudaMemcpy(p, clean, words * sizeof(unsigned long long), cudaMemcpyHostToDevice);
+        if (err != cudaSuccess) cudaFree(p);
+      }
       if (err != cudaSuccess) {
-        cudaFree(p);
+        free(clean);
+        if (dirty != nullptr) cudaFreeHost(dirty);
         return sl_cuda_fail(fn, "initialising the index-check slots", err);
       }
       g_slots[dev] = (unsigned long long *)p;
-      void *h = nullptr;
-      if (cudaHostAlloc(&h, 256 * SL_CHECK_KINDS * sizeof(unsigned long long),
-                        cudaHostAllocDefault) == cudaSuccess)
-        g_host_slots[dev] = (unsigned long long *)h;
-      else
-        cudaGetLastError(); /* the synchronous copy is used instead */
+      g_clean_slots[dev] = clean;
+      g_dirty[dev] = (volatile unsigned int *)dirty;
     }
   }
   tl_ready_device = dev;
@@ -135,35 +152,31 @@ static int sync_checks(void) {
 /* Reads and clears every pending record; caller holds g_lock. */
 static sl_status flush_locked(const char *reporter) {
   const int count = g_pending_count;
-  unsigned long long *dev_slots = count > 0 ? g_slots[g_pending_device] : nullptr;
-  unsigned long long *pinned = count > 0 ? g_host_slots[g_pending_device] : nullptr;
-  const size_t bytes = (size_t)count * SL_CHECK_KINDS * sizeof(unsigned long long);
-  /* The slots' copy queued behind the kernels: one round trip instead of two. */
-  if (pinned != nullptr &&
-      cudaMemcpyAsync(pinned, dev_slots, bytes, cudaMemcpyDeviceToHost, 0) != cudaSuccess) {
-    cudaGetLastError();
-    pinned = nullptr;
-  }
+  const int dev = g_pending_device;
   cudaError_t err = cudaDeviceSynchronize();
   g_pending_count = 0;
   if (err != cudaSuccess) return sl_cuda_fail(reporter, "a queued kernel", err);
   if (count == 0) return SL_OK;
-  unsigned long long stack_copy[RING * SL_CHECK_KINDS];
-  unsigned long long *host = pinned;
-  if (host == nullptr) {
-    host = stack_copy;
-    err = cudaMemcpy(host, dev_slots, bytes, cudaMemcpyDeviceToHost);
-    if (err != cudaSuccess) return sl_cuda_fail(reporter, "reading the index-check slots", err);
+  /* With a dirty word, a clean run (the usual case) costs no copy back. */
+  if (g_dirty[dev] != nullptr) {
+    if (*g_dirty[dev] == 0u) return SL_OK;
+    *g_dirty[dev] = 0u;
   }
+  unsigned long long *dev_slots = g_slots[dev];
+  const size_t bytes = (size_t)count * SL_CHECK_STRIDE * sizeof(unsigned long long);
+  unsigned long long host[RING * SL_CHECK_STRIDE];
+  err = cudaMemcpy(host, dev_slots, bytes, cudaMemcpyDeviceToHost);
+  if (err != cudaSuccess) return sl_cuda_fail(reporter, "reading the index-check slots", err);
   int first_dirty = -1;
-  for (int i = 0; i < count * SL_CHECK_KINDS && first_dirty < 0; i++)
-    if (host[i] != SL_CHECK_CLEAN) first_dirty = i / SL_CHECK_KINDS;
+  for (int i = 0; i < count && first_dirty < 0; i++)
+    for (int k = 0; k < SL_CHECK_KINDS; k++)
+      if (host[i * SL_CHECK_STRIDE + k] != SL_CHECK_CLEAN) first_dirty = i;
   if (first_dirty < 0) return SL_OK;
-  err = cudaMemset(dev_slots, 0xFF, bytes);
+  err = cudaMemcpy(dev_slots, g_clean_slots[dev], bytes, cudaMemcpyHostToDevice);
   if (err != cudaSuccess) return sl_cuda_fail(reporter, "clearing the index-check slots", err);
   sl_bad_entry kinds[SL_CHECK_KINDS];
   for (int k = 0; k < SL_CHECK_KINDS; k++)
-    kinds[k] = sl_decode(host[first_dirty * SL_CHECK_KINDS + k]);
+    kinds[k] = sl_decode(host[first_dirty * SL_CHECK_STRIDE + k]);
   const pending_check *p = &g_pending[first_dirty];
   sl_status st = p->explain(p->fn, kinds, p->params);
   if (st == SL_OK) return SL_OK;
@@ -202,7 +215,7 @@ sl_status sl_check_begin(const char *fn, sl_explain_fn explain, int64_t p0, int6
   p->params[1] = p1;
   p->params[2] = p2;
   p->params[3] = p3;
-  *slot = g_slots[dev] + (size_t)g_pending_count * SL_CHECK_KINDS;
+  *slot = g_slots[dev] + (size_t)g_pending_count * SL_CHECK_STRIDE;
   g_pending_count++;
   return SL_OK;
 }

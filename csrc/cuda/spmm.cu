@@ -158,49 +158,113 @@ __global__ void gather_nzsplit_kernel(gather_args g) {
   }
 }
 
-/* Batch 1, full warps, direct values: (column, value) pairs read with 16-byte loads. The
- * pattern arrays must be 16-byte aligned (checked by the caller). */
-__global__ void spmv_vec4_kernel(gather_args g) {
-  const int lane = threadIdx.x & 31;
-  const int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  if (row >= g.n_rows) return;
-  int64_t k0, k1;
-  sl_row_range(g.ptr, row, g.n_rows, g.nnz, g.slot, &k0, &k1);
-  float acc = 0.0f;
-  const int64_t head_end = (k0 + 3) & ~(int64_t)3;
-  const int64_t body_begin = head_end < k1 ? head_end : k1;
-  const int64_t body_end = body_begin + ((k1 - body_begin) & ~(int64_t)3);
-  /* Head (< 4 entries up to an aligned position) and tail (< 4 after the last quad). */
-  for (int64_t k = (lane < 4 ? k0 + lane : k1); k < body_begin && lane < 4; k += 4) {
-    int32_t c;
-    float v;
-    if (load_entry(g, k, &c, &v)) acc = fmaf(v, __ldg(g.in + c), acc);
+/* Multiprocessors of the current device (cached), and the shared memory a block may opt into. */
+static sl_status device_limits(const char *fn, int *sms, int *smem_optin) {
+  static int cached_sms[64], cached_smem[64];
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return sl_cuda_fail(fn, "cudaGetDevice", err);
+  if (dev >= 0 && dev < 64 && cached_sms[dev] > 0) {
+    *sms = cached_sms[dev];
+    *smem_optin = cached_smem[dev];
+    return SL_OK;
   }
-  {
-    const int64_t k = body_end + lane;
-    if (lane < 4 && k < k1) {
+  err = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (err != cudaSuccess) return sl_cuda_fail(fn, "cudaDeviceGetAttribute", err);
+  if (dev >= 0 && dev < 64) {
+    cached_sms[dev] = *sms;
+    cached_smem[dev] = *smem_optin;
+  }
+  return SL_OK;
+}
+
+/*
+ * Batch 1, full warps, direct values: (column, value) pairs read with 16-byte loads. The
+ * pattern arrays must be 16-byte aligned (checked by the caller). SMEM: persistent blocks
+ * (a grid-stride loop over rows) first copy the whole input vector into shared memory, so the
+ * random gathers hit shared memory rather than L1 (on an H100: 14.2 vs 16.4 us per call for
+ * 20000 x 20000 at 99 %, where the gathers account for ~7 us).
+ */
+template <bool SMEM>
+__global__ void __launch_bounds__(1024) spmv_vec4_kernel(gather_args g) {
+  extern __shared__ float4 staged[];
+  const float *in = g.in;
+  if (SMEM) {
+    const int32_t n4 = g.n_idx / 4;
+    const float4 *in4 = reinterpret_cast<const float4 *>(g.in);
+#pragma unroll 4
+    for (int32_t i = threadIdx.x; i < n4; i += blockDim.x) staged[i] = __ldg(in4 + i);
+    float *tail = reinterpret_cast<float *>(staged);
+    for (int32_t i = n4 * 4 + threadIdx.x; i < g.n_idx; i += blockDim.x) tail[i] = g.in[i];
+    __syncthreads();
+    in = reinterpret_cast<const float *>(staged);
+  }
+  const int lane = threadIdx.x & 31;
+  /* Without SMEM one pass: a stride of n_rows ends the loop (and cannot overflow). */
+  const int64_t stride = SMEM ? (int64_t)gridDim.x * blockDim.x / 32 : g.n_rows;
+  for (int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; row < g.n_rows;
+       row += stride) { /* the warp shares the row */
+    int64_t k0, k1;
+    sl_row_range(g.ptr, row, g.n_rows, g.nnz, g.slot, &k0, &k1);
+    float acc = 0.0f;
+    const int64_t head_end = (k0 + 3) & ~(int64_t)3;
+    const int64_t body_begin = head_end < k1 ? head_end : k1;
+    const int64_t body_end = body_begin + ((k1 - body_begin) & ~(int64_t)3);
+    /* Head (< 4 entries up to an aligned position) and tail (< 4 after the last quad). */
+    for (int64_t k = (lane < 4 ? k0 + lane : k1); k < body_begin && lane < 4; k += 4) {
       int32_t c;
       float v;
-      if (load_entry(g, k, &c, &v)) acc = fmaf(v, __ldg(g.in + c), acc);
+      if (load_entry(g, k, &c, &v)) acc = fmaf(v, SMEM ? in[c] : __ldg(in + c), acc);
     }
-  }
-  const int4 *idx4 = reinterpret_cast<const int4 *>(g.idx);
-  const float4 *val4 = reinterpret_cast<const float4 *>(g.vals);
-  for (int64_t q = body_begin / 4 + lane; q < body_end / 4; q += 32) {
-    const int4 c = __ldg(idx4 + q);
-    const float4 v = __ldg(val4 + q);
-    const int32_t cs[4] = {c.x, c.y, c.z, c.w};
-    const float vs[4] = {v.x, v.y, v.z, v.w};
+    {
+      const int64_t k = body_end + lane;
+      if (lane < 4 && k < k1) {
+        int32_t c;
+        float v;
+        if (load_entry(g, k, &c, &v)) acc = fmaf(v, SMEM ? in[c] : __ldg(in + c), acc);
+      }
+    }
+    const int4 *idx4 = reinterpret_cast<const int4 *>(g.idx);
+    const float4 *val4 = reinterpret_cast<const float4 *>(g.vals);
+    for (int64_t q = body_begin / 4 + lane; q < body_end / 4; q += 32) {
+      const int4 c = __ldg(idx4 + q);
+      const float4 v = __ldg(val4 + q);
+      const int32_t cs[4] = {c.x, c.y, c.z, c.w};
+      const float vs[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int t = 0; t < 4; t++) {
-      if ((uint32_t)cs[t] < (uint32_t)g.n_idx)
-        acc = fmaf(vs[t], __ldg(g.in + cs[t]), acc);
-      else
-        sl_flag(g.slot, 1, q * 4 + t, cs[t]);
+      for (int t = 0; t < 4; t++) {
+        if ((uint32_t)cs[t] < (uint32_t)g.n_idx)
+          acc = fmaf(vs[t], SMEM ? in[cs[t]] : __ldg(in + cs[t]), acc);
+        else
+          sl_flag(g.slot, 1, q * 4 + t, cs[t]);
+      }
     }
+    acc = sl_warp_sum(acc);
+    if (lane == 0) g.out[row] = acc + (g.bias != nullptr ? g.bias[row] : 0.0f);
   }
-  acc = sl_warp_sum(acc);
-  if (lane == 0) g.out[row] = acc + (g.bias != nullptr ? g.bias[row] : 0.0f);
+}
+
+/* Launches spmv_vec4_kernel, staging the input in shared memory when two blocks of 1024 fit
+ * on a multiprocessor. */
+static sl_status launch_spmv_vec4(const char *fn, const gather_args &g) {
+  int sms = 0, smem_optin = 0;
+  SL_TRY(device_limits(fn, &sms, &smem_optin));
+  const size_t bytes = (size_t)g.n_idx * sizeof(float);
+  if ((uintptr_t)g.in % 16 == 0 && 2 * bytes <= (size_t)smem_optin) {
+    cudaError_t err = cudaFuncSetAttribute(spmv_vec4_kernel<true>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (err != cudaSuccess) return sl_cuda_fail(fn, "cudaFuncSetAttribute", err);
+    const int64_t needed = ((int64_t)g.n_rows * 32 + 1023) / 1024;
+    const int blocks = (int)(needed < 2 * sms ? needed : 2 * sms);
+    spmv_vec4_kernel<true><<<blocks, 1024, bytes>>>(g);
+  } else {
+    spmv_vec4_kernel<false><<<sl_blocks((int64_t)g.n_rows * 32, 256), 256>>>(g);
+  }
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of spmv_vec4_kernel", err);
+  return SL_OK;
 }
 
 /* -------------------------------------------------------- column split (batch > 8) ---- */
@@ -283,10 +347,7 @@ sl_status gather_matmul(const char *fn, gather_args g, const float *in_rows) {
     g.ld = 1;
     const bool aligned = ((uintptr_t)g.idx % 16 == 0) && ((uintptr_t)g.vals % 16 == 0);
     if (g.perm == nullptr && aligned && avg >= 64) {
-      spmv_vec4_kernel<<<sl_blocks((int64_t)g.n_rows * 32, 256), 256>>>(g);
-      err = cudaGetLastError();
-      if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of spmv_vec4_kernel", err);
-      return SL_OK;
+      return launch_spmv_vec4(fn, g);
     }
   } else {
     const int64_t ld = g.batch <= 2 ? 2 : g.batch <= 4 ? 4 : (g.batch + 7) / 8 * 8;
@@ -472,25 +533,6 @@ static bool batch1_csr_bwd() {
   return v == nullptr || strcmp(v, "csc") != 0;
 }
 
-/* Multiprocessors of the current device (cached), and the shared memory a block may opt into. */
-static sl_status device_limits(const char *fn, int *sms, int *smem_optin) {
-  static int cached_sms[64], cached_smem[64];
-  int dev = 0;
-  SL_CUDA(cudaGetDevice(&dev));
-  if (dev >= 0 && dev < 64 && cached_sms[dev] > 0) {
-    *sms = cached_sms[dev];
-    *smem_optin = cached_smem[dev];
-    return SL_OK;
-  }
-  SL_CUDA(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev));
-  SL_CUDA(cudaDeviceGetAttribute(smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (dev >= 0 && dev < 64) {
-    cached_sms[dev] = *sms;
-    cached_smem[dev] = *smem_optin;
-  }
-  return SL_OK;
-}
-
 /* Launches bwd_csr1_kernel<S> and the partial sums; opts the kernel into its shared memory. */
 template <int S>
 static sl_status launch_bwd_csr1(const char *fn, int blocks, size_t smem, int32_t n_out,
@@ -498,11 +540,13 @@ static sl_status launch_bwd_csr1(const char *fn, int blocks, size_t smem, int32_
                                  const int32_t *col_idx, const float *values, const float *x,
                                  const float *dy, float *partial, float *dw,
                                  unsigned long long *slot) {
-  SL_CUDA(cudaFuncSetAttribute(bwd_csr1_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               (int)smem));
+  cudaError_t err = cudaFuncSetAttribute(
+      bwd_csr1_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (err != cudaSuccess) return sl_cuda_fail(fn, "cudaFuncSetAttribute", err);
   bwd_csr1_kernel<S><<<blocks, 1024, smem>>>(n_out, n_in, nnz, row_ptr, col_idx, values, x, dy,
                                              partial, dw, slot);
-  SL_LAUNCHED("bwd_csr1_kernel");
+  err = cudaGetLastError();
+  if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of bwd_csr1_kernel", err);
   return SL_OK;
 }
 

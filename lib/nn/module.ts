@@ -6,7 +6,7 @@
  */
 import type { Device } from "../backend/backend.ts";
 import { ShapeError } from "../errors.ts";
-import { type IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { gradSlot, type IndexTensor, shapeString, Tensor } from "../tensor.ts";
 
 /** One entry of a state dict: float parameters/buffers or integer index buffers. */
 export type StateValue = Tensor | IndexTensor;
@@ -112,7 +112,7 @@ export abstract class Module {
 
   /** Clears the gradient of every parameter. */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) gradSlot.clear(p);
   }
 
   /** Parameters and buffers by dotted name (the tensors themselves, not copies). */

@@ -26,7 +26,7 @@ import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts
 import { checkSparsity, randomConnectionCount, randomConnectivity } from "../sparsity/random.ts";
 import { smallWorldPattern } from "../sparsity/small_world.ts";
 import { checkConnectivity, type Connectivity, userConnectivity } from "../sparsity/user.ts";
-import { fromFloat32, IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { fromFloat32, gradSlot, IndexTensor, shapeString, Tensor } from "../tensor.ts";
 import { checkSparseLinearFits } from "./memory.ts";
 import { Module, type StateValue } from "./module.ts";
 import { sparseLinear } from "./sparse_ops.ts";
@@ -396,7 +396,7 @@ export class SparseLinear extends Module {
     if (next.nnz === weights.size) {
       const map = oldIndexOf ?? this.#pattern.matchInto(next);
       weights.storage.write(values);
-      weights.grad = null;
+      gradSlot.clear(weights);
       remapParameterState(weights, map);
     } else {
       // Optimizer state cannot follow a change of size: optimizers must be re-created.

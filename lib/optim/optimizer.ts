@@ -8,7 +8,7 @@
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
 import { Module } from "../nn/module.ts";
-import { shapeString, Tensor } from "../tensor.ts";
+import { gradSlot, shapeString, Tensor } from "../tensor.ts";
 import { registerParameterState, unregisterParameterState } from "./param_state.ts";
 
 /** What an optimizer accepts as parameters: a list of tensors or a module (its parameters). */
@@ -77,7 +77,7 @@ export abstract class Optimizer {
 
   /** Clears every parameter's gradient (sets it to null, as PyTorch's `set_to_none`). */
   zeroGrad(): void {
-    for (const p of this.params) p.grad = null;
+    for (const p of this.params) gradSlot.clear(p);
   }
 
   /** Applies one update to every parameter that has a gradient. */
@@ -89,7 +89,7 @@ export abstract class Optimizer {
    */
   protected gradOf(i: number): Tensor | null {
     const p = this.params[i];
-    const g = p.grad;
+    const g = gradSlot.peek(p);
     if (g === null) return null;
     if (g.size !== p.size) {
       throw new ShapeError(
