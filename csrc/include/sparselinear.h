@@ -130,8 +130,13 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
  * The pattern comes in both views (CSR row_ptr/col_idx and the CSC view sl_csr_to_csc built
  * from it; csc_to_csr must be that permutation). The CPU library makes one pass over the CSC
  * view, each gathered row of dy serving both gradients of its connection (about 15 % less time
- * than the two calls at batch 64); the CUDA library runs sl_spmm_bwd_input and sl_sddmm. x: [batch, n_in], dy: [batch, n_out], dx: [batch, n_in] and
- * dw: [nnz] (overwritten; untouched when an index is out of range).
+ * than the two calls at batch 64). The CUDA library runs sl_spmm_bwd_input and sl_sddmm, except
+ * at batch 1 when dx fits in a block's shared memory (n_in up to 48k floats): then one pass
+ * over the CSR view, each block summing its part of dx in shared memory (the order of those
+ * additions varies, so dx's last bits may differ between runs; SL_CUDA_BATCH1_BWD=csc keeps the
+ * deterministic CSC path). Which view is read, and so which one's bad entries are reported,
+ * therefore depends on the library and the batch. x: [batch, n_in], dy: [batch, n_out],
+ * dx: [batch, n_in] and dw: [nnz] (overwritten; untouched when an index is out of range).
  */
 SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                              const int32_t *row_ptr, const int32_t *col_idx,
