@@ -57,7 +57,11 @@ export class Tensor {
     };
   }
 
-  /** Accumulated gradient (leaf tensors only), or null. */
+  /**
+   * Accumulated gradient (leaf tensors only), or null. A gradient that `backward()` allocated
+   * is freed by `zeroGrad()` as long as nothing has read it here; once read it is yours, and
+   * the garbage collector (or your `dispose()`) frees it.
+   */
   get grad(): Tensor | null {
     // Handed out: from now on only the garbage collector may free it.
     if (this.#grad !== null) privateGrads.delete(this.#grad);
