@@ -68,6 +68,7 @@ export {
   cudaDeviceInfo,
   cudaMemoryStats,
   cudaSynchronize,
+  reclaimDeviceMemory,
   setCudaDevice,
   setCudaSyncChecks,
 } from "./lib/backend/cuda.ts";

@@ -20,6 +20,7 @@ import {
   cudaBackend,
   cudaMemoryStats,
   cudaSynchronize,
+  reclaimDeviceMemory,
   setCudaSyncChecks,
 } from "../lib/backend/cuda.ts";
 import { getBackend } from "../lib/backend/mod.ts";
@@ -458,6 +459,20 @@ const badCalls: BadCall[] = [
   ["fill negative n", (k) => k.sl_fill(-1n, 0, ptr(f32))],
   ["axpy null x", (k) => k.sl_axpy(4n, 1, null, ptr(f32))],
 ];
+
+Deno.test("reclaimDeviceMemory lets the finalizers of unreachable objects run", async () => {
+  // What frees an undisposed CUDA tensor is a FinalizationRegistry callback; in a synchronous
+  // loop it never runs. After reclaimDeviceMemory({ collect: true }) it has (any device).
+  let finalized = 0;
+  const registry = new FinalizationRegistry(() => finalized++);
+  (() => {
+    for (let i = 0; i < 50; i++) registry.register({ step: i }, i);
+  })();
+  assert.equal(finalized, 0);
+  const freed = await reclaimDeviceMemory({ collect: true });
+  assert.equal(finalized, 50);
+  assert.ok(freed >= 0);
+});
 
 Deno.test("cuda: argument checks give the CPU library's status and message", {
   ignore: cudaLib === null,

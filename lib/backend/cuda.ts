@@ -282,3 +282,30 @@ export function setCudaDevice(index: number): void {
 export function cudaMemoryStats(): { buffers: number; bytes: number } {
   return { ...live };
 }
+
+/**
+ * Lets the device memory of unreachable tensors go back now, and returns the bytes it freed.
+ *
+ * A tensor that is never `dispose()`d is freed by a FinalizationRegistry callback once the
+ * garbage collector has found it unreachable. Two things delay that in a training loop: V8
+ * collects on JavaScript heap growth and sees none of the device memory, and the callbacks only
+ * run when the event loop gets a turn, which a synchronous loop never gives it. This yields one
+ * event-loop turn; with `collect: true` it first makes a minor collection likely by allocating
+ * short-lived garbage (a few MB of small objects, a few ms: for when the memory is needed).
+ * `fit()` calls it on its own; call it in your own loops (`await reclaimDeviceMemory()`) every
+ * few hundred MB of device allocations, or `dispose()` what you no longer need.
+ */
+export async function reclaimDeviceMemory(options: { collect?: boolean } = {}): Promise<number> {
+  const before = live.bytes;
+  if (options.collect) {
+    // Short-lived objects fill the young generation, whose collection finds the dead tensors
+    // (a tensor that lived through one step dies young).
+    let junk: number[][] = [];
+    for (let i = 0; i < 1 << 19; i++) {
+      junk.push([i, i]); // escapes into junk, so the compiler cannot elide it
+      if (junk.length === 4096) junk = [];
+    }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  return Math.max(0, before - live.bytes);
+}

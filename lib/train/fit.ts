@@ -6,9 +6,14 @@
  * and `onEpochEnd()` on every module that has one (K-Winners boost decay).
  *
  * Memory stays flat over steps: only running sums are kept per epoch (no per-step history), and
- * each step's graph is dropped once its backward has run.
+ * each step's graph is dropped once its backward has run. On the GPU, whenever the device
+ * memory held has grown by a quarter of the device (4 GiB at most) since the last look, the loop
+ * gives the event loop a turn so that the tensors the garbage collector found unreachable are
+ * freed (see `reclaimDeviceMemory`); a synchronous loop would otherwise hold every step's
+ * activations until the end of the epoch.
  * @module
  */
+import { cudaDeviceInfo, cudaMemoryStats, reclaimDeviceMemory } from "../backend/cuda.ts";
 import { NonFiniteLossError } from "../errors.ts";
 import type { Module } from "../nn/module.ts";
 import { DynamicSparsity, stepDynamicSparsity } from "../sparsity/rigl.ts";
@@ -23,6 +28,15 @@ export interface StepOptimizer {
   step(): void;
   /** Clears the gradients. */
   zeroGrad(): void;
+}
+
+/** Growth of the CUDA memory held after which `fit` lets unreachable tensors be freed: a
+ * quarter of the device's memory, at most DEVICE_RECLAIM_BYTES. */
+const DEVICE_RECLAIM_BYTES = 4 * 2 ** 30;
+
+function deviceReclaimBytes(model: Module): number {
+  const onCuda = model.parameters().some((p) => p.device === "cuda");
+  return onCuda ? Math.min(DEVICE_RECLAIM_BYTES, cudaDeviceInfo().totalBytes / 4) : Infinity;
 }
 
 /** What one epoch did. */
@@ -170,6 +184,8 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
 
   const history: EpochStats[] = [];
   let step = 0;
+  const reclaimBytes = deviceReclaimBytes(model);
+  let deviceBaseline = cudaMemoryStats().bytes;
   let peakRss = Deno.memoryUsage().rss;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     model.train();
@@ -202,6 +218,14 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
       options.afterBackward?.(step);
       optimizer.step();
       optimizer.zeroGrad();
+      if (cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
+        await reclaimDeviceMemory();
+        // Still above after a turn: no collection has run since; make one likely.
+        if (cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
+          await reclaimDeviceMemory({ collect: true });
+        }
+        deviceBaseline = cudaMemoryStats().bytes;
+      }
       if (bar !== null) {
         const acc = metrics.accuracy;
         bar.update(
