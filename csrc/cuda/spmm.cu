@@ -10,15 +10,21 @@
  *    over the row's nonzeros, each gathering the input feature's batch vector (1, 2, 4 or 8
  *    floats, one vector load from a feature-major copy of the input), and the sub-warp reduces
  *    with shuffles. For batch 1 with long rows the (column, value) stream itself is read with
- *    16-byte vector loads (the row's unaligned head and tail scalar), as Sputnik does.
+ *    16-byte vector loads (the row's unaligned head and tail scalar), as Sputnik does, and
+ *    when two copies of the input vector fit in a multiprocessor's shared memory, persistent
+ *    blocks stage it there first and gather from it.
  *
  *  - batch > 8, "column split" (Sputnik's 1-D tiling): a group of LANES lanes owns one output
  *    row and LANES * 4 batch columns; the group loads LANES (column, value) pairs at once,
  *    broadcasts them with shuffles, and each lane gathers a float4 of the feature-major input
- *    row for each nonzero (coalesced across the group).
+ *    row for each nonzero (coalesced across the group); the block's outputs go out through
+ *    shared memory, row-contiguous per batch column.
+ *
+ * Both gradients at batch 1 (sl_spmm_bwd) take one pass over the CSR view instead
+ * (bwd_csr1_kernel: dx summed per block in shared memory).
  *
  * The feature-major copy (features x ld, ld = batch padded to the vector width, zero padding)
- * is made with a tiled shared-memory transpose. Outputs are written straight into [batch, out].
+ * is made with a tiled shared-memory transpose. Outputs are written into [batch, out].
  * Indices are checked in the loops: a bad entry is skipped and recorded in the call's check slot
  * (see sparselinear.h, "device"); outputs are then unspecified but nothing is out of bounds.
  */
