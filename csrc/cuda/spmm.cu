@@ -829,20 +829,20 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
     if (smem <= (size_t)smem_optin) {
       unsigned long long *slot = nullptr;
       SL_TRY(sl_check_begin(__func__, explain_fwd, n_out, nnz, n_in, 0, &slot));
-      /* No more blocks than 64-row passes need: a small layer adds fewer partials. */
+      /* No more blocks than one pass over the rows needs: a small layer adds fewer partials. */
       const int s = pow2_at_least(nnz / n_out / 2, 2, 32);
       const int64_t passes = ((int64_t)n_out * s + 1023) / 1024;
       const int blocks = (int)(passes < sms ? passes : sms);
       sl_scratch partial;
       SL_SCRATCH(partial, float, (int64_t)blocks * n_in);
       float *part = partial.as<float>();
-      switch (s) {
-        case 2: SL_TRY(launch_bwd_csr1<2>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
-        case 4: SL_TRY(launch_bwd_csr1<4>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
-        case 8: SL_TRY(launch_bwd_csr1<8>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
-        case 16: SL_TRY(launch_bwd_csr1<16>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
-        default: SL_TRY(launch_bwd_csr1<32>(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy, part, dw, slot)); break;
-      }
+      const auto launch = s == 2    ? launch_bwd_csr1<2>
+                          : s == 4  ? launch_bwd_csr1<4>
+                          : s == 8  ? launch_bwd_csr1<8>
+                          : s == 16 ? launch_bwd_csr1<16>
+                                    : launch_bwd_csr1<32>;
+      SL_TRY(launch(__func__, blocks, smem, n_out, n_in, nnz, row_ptr, col_idx, values, x, dy,
+                    part, dw, slot));
       sum_partials_kernel<<<sl_blocks(n_in, 256), 256>>>(blocks, n_in, part, dx);
       SL_LAUNCHED("sum_partials_kernel");
       return sl_check_end(__func__);
