@@ -273,11 +273,6 @@ export const gradSlot = {
     assign(t, g);
     privateGrads.add(g);
   },
-  /** Whether the current gradient is still private to the library. */
-  isPrivate(t: Tensor): boolean {
-    const g = peek(t);
-    return g !== null && privateGrads.has(g);
-  },
   /** Clears the gradient, freeing its memory now when it never left the library. */
   clear(t: Tensor): void {
     const g = peek(t);
