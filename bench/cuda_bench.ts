@@ -25,6 +25,7 @@ import { randn } from "../lib/creation.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { Adam } from "../lib/optim/adam.ts";
 import { sum } from "../lib/ops/reduce.ts";
+import { medianMs } from "./compare.ts";
 import { sparseState, type Workload, WORKLOADS } from "./workloads.ts";
 
 /** The seed's GPU numbers and this issue's H100 targets for the headline workload, in µs. */
@@ -247,18 +248,15 @@ function denseTrain(d: DenseDevice): void {
 }
 
 /** Median wall time of `fn` (ms), each run followed by a device synchronisation. */
-function medianMs(fn: () => void, runs = 50): number {
-  for (let i = 0; i < 5; i++) fn();
-  cudaSynchronize();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    fn();
-    cudaSynchronize();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+function syncedMedianMs(fn: () => void, runs = 50): number {
+  return medianMs(
+    () => {
+      fn();
+      cudaSynchronize();
+    },
+    runs,
+    5,
+  );
 }
 
 /** Pipelined time per call (ms): `calls` calls queued back to back, one synchronisation; the
@@ -479,7 +477,7 @@ if (why !== null) {
       ["SparseLinear train step with Adam", layerTrainStep],
     ];
     for (const [label, fn] of rows) {
-      const latency = medianMs(fn);
+      const latency = syncedMedianMs(fn);
       const pipelined = pipelinedMs(fn);
       console.log(`  ${label}: ${ms(latency)} / ${ms(pipelined)}`);
     }
@@ -496,9 +494,12 @@ if (why !== null) {
         continue;
       }
       const ours = {
-        spmm: { latency: medianMs(() => forward(s)), pipelined: pipelinedMs(() => forward(s)) },
+        spmm: {
+          latency: syncedMedianMs(() => forward(s)),
+          pipelined: pipelinedMs(() => forward(s)),
+        },
         sddmm: {
-          latency: medianMs(() => weightGrad(s)),
+          latency: syncedMedianMs(() => weightGrad(s)),
           pipelined: pipelinedMs(() => weightGrad(s)),
         },
       };
