@@ -218,7 +218,7 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
       options.afterBackward?.(step);
       optimizer.step();
       optimizer.zeroGrad();
-      if (cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
+      if (reclaimBytes !== Infinity && cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
         await reclaimDeviceMemory();
         // Still above after a turn: no collection has run since; make one likely.
         if (cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
