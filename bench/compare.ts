@@ -11,7 +11,7 @@
  * medians, and other processes on the same cores inflate them.
  * @module
  */
-import { parseArgs } from "node:util";
+import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
 import { getNumThreads } from "../ffi/library.ts";
 import {
   denseForward,
@@ -135,24 +135,35 @@ function breakEven(runs: number): number | null {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      runs: { type: "string", default: "15" },
-      workload: { type: "string", default: "" },
-      "no-break-even": { type: "boolean", default: false },
-    },
-  });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) {
-    throw new RangeError(`--runs must be a positive integer, got ${values.runs}`);
+  const usage = `Usage: deno task compare [--runs N] [--workload TEXT] [--no-break-even]
+
+The issue-5 table: each workload's sparse forward and training step against the dense GEMM
+measured in the same run, GFLOP/s and % of the 128 GFLOP/s ceiling; then the break-even
+sparsity of a 4096 x 4096 layer at batch 64. Run it on an otherwise idle machine.
+  --runs N          timed runs per measurement, the median is printed (default 15)
+  --workload TEXT   only the workloads whose name contains TEXT (e.g. 50000, b1, 784)
+  --no-break-even   skip the break-even sweep
+  -h, --help        this text`;
+  const values = cliArgs({
+    runs: { type: "string" },
+    workload: { type: "string" },
+    "no-break-even": { type: "boolean" },
+  }, usage);
+  const runs = intFlag(values, "runs", 15, 1, usage);
+  const only = String(values.workload ?? "");
+  const workloads = WORKLOADS.filter((w) => w.name.includes(only));
+  if (workloads.length === 0) {
+    cliFail(
+      `--workload "${only}" matches none of: ${WORKLOADS.map((w) => w.name).join(", ")}`,
+      usage,
+    );
   }
   console.log(
     `sparselinear kernels, ${getNumThreads()} threads, ${navigator.hardwareConcurrency} ` +
       `logical CPUs, medians of ${runs} runs (ms)\n`,
   );
   const rows: Row[] = [];
-  for (const workload of WORKLOADS.filter((w) => w.name.includes(values.workload))) {
+  for (const workload of workloads) {
     const dense = workload.reference.denseFwd === null ? null : denseState(workload, false);
     rows.push(measureWorkload(workload, runs, dense));
   }

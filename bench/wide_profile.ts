@@ -11,7 +11,7 @@
  * share of the step.
  * @module
  */
-import { parseArgs } from "node:util";
+import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
 import { getNumThreads, native, setNumThreads } from "../ffi/library.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
@@ -19,19 +19,27 @@ import { Generator } from "../lib/random.ts";
 import { fromFloat32 } from "../lib/tensor.ts";
 import { WideMnistNet } from "../examples/models.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    steps: { type: "string", default: "20" },
-    width: { type: "string", default: "50000" },
-    batch: { type: "string", default: "64" },
-    threads: { type: "string" },
-  },
-});
-const steps = Number(values.steps);
-const width = Number(values.width);
-const batch = Number(values.batch);
-if (values.threads !== undefined) setNumThreads(Number(values.threads));
+const USAGE =
+  `Usage: deno run -A bench/wide_profile.ts [--steps N] [--width N] [--batch N] [--threads N]
+
+Times every native call of wide-MNIST training steps (random images) and prints, per kernel
+and layer shape, calls and ms per step and share of the step.
+  --steps N     timed steps after one warm-up step (default 20)
+  --width N     hidden width, a multiple of 10 (default 50000)
+  --batch N     batch size (default 64)
+  --threads N   native threads (default: SL_NUM_THREADS or all cores)
+  -h, --help    this text`;
+const values = cliArgs({
+  steps: { type: "string" },
+  width: { type: "string" },
+  batch: { type: "string" },
+  threads: { type: "string" },
+}, USAGE);
+const steps = intFlag(values, "steps", 20, 1, USAGE);
+const width = intFlag(values, "width", 50000, 10, USAGE);
+const batch = intFlag(values, "batch", 64, 1, USAGE);
+if (width % 10 !== 0) cliFail(`--width must be a multiple of 10, got ${width}`, USAGE);
+if (values.threads !== undefined) setNumThreads(intFlag(values, "threads", 0, 1, USAGE));
 
 /** Kernels whose first arguments are (batch, n_in, n_out): keyed by their layer shape. */
 const SPARSE = new Set([

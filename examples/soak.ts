@@ -21,7 +21,7 @@
  * ArrayBuffer memory, freed only by a collection).
  * @module
  */
-import { parseArgs } from "node:util";
+import { cliArgs, cliFail, intFlag } from "./cli.ts";
 import { join } from "node:path";
 import { setNumThreads } from "../ffi/library.ts";
 import { batches } from "../lib/data/batches.ts";
@@ -69,33 +69,47 @@ export function linearFit(xs: number[], ys: number[]): { slope: number; intercep
 
 const MIB = 1024 * 1024;
 
-function positive(value: string | undefined, name: string, fallback: number): number {
+const USAGE = `Usage: deno run --allow-all examples/soak.ts [options]
+
+Trains the sparse MNIST model with RigL every --delta-t steps and a checkpoint every
+--checkpoint-every steps; fails (exit 1) when resident memory grows by more than
+--max-growth-mib after the warm-up.
+  --steps N              training steps (default 20000)
+  --delta-t N            steps between topology updates (default 50)
+  --sample-every N       steps between memory samples (default 500)
+  --checkpoint-every N   steps between safetensors checkpoints (default 2000)
+  --warmup F             fraction of the run before the fit starts (default 0.2)
+  --max-growth-mib X     allowed growth over the measured span (default 32)
+  --threads N            native threads (default: SL_NUM_THREADS or all cores)
+  --seed N               seed (default 0)
+  --growth rigl|set      growth criterion (default rigl)
+  --malloc-tuning        keep the library's malloc tuning on (off by default, see the source)
+  --device cpu|cuda      device (default cpu)
+  -h, --help             this text`;
+
+function positive(value: string | boolean | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new RangeError(`--${name} must be a positive number, got "${value}"`);
+  if (typeof value !== "string" || !Number.isFinite(n) || n <= 0) {
+    cliFail(`--${name} must be a positive number, got "${value}"`, USAGE);
   }
   return n;
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    options: {
-      steps: { type: "string" },
-      "delta-t": { type: "string" },
-      "sample-every": { type: "string" },
-      "checkpoint-every": { type: "string" },
-      warmup: { type: "string" },
-      "max-growth-mib": { type: "string" },
-      threads: { type: "string" },
-      seed: { type: "string" },
-      growth: { type: "string" },
-      "malloc-tuning": { type: "boolean" },
-      device: { type: "string" },
-    },
-  });
+  const values = cliArgs({
+    steps: { type: "string" },
+    "delta-t": { type: "string" },
+    "sample-every": { type: "string" },
+    "checkpoint-every": { type: "string" },
+    warmup: { type: "string" },
+    "max-growth-mib": { type: "string" },
+    threads: { type: "string" },
+    seed: { type: "string" },
+    growth: { type: "string" },
+    "malloc-tuning": { type: "boolean" },
+    device: { type: "string" },
+  }, USAGE);
   // Before anything loads the native library (it reads the variable once, at load).
   if (!values["malloc-tuning"] && Deno.env.get("SL_NO_MALLOC_TUNING") === undefined) {
     Deno.env.set("SL_NO_MALLOC_TUNING", "1");
@@ -109,14 +123,14 @@ async function main(): Promise<number> {
   );
   const warmup = positive(values.warmup, "warmup", 0.2);
   const maxGrowthMib = positive(values["max-growth-mib"], "max-growth-mib", 32);
-  const seed = values.seed === undefined ? 0 : Number(values.seed);
+  const seed = intFlag(values, "seed", 0, 0, USAGE);
   const growth = values.growth ?? "rigl";
   if (growth !== "rigl" && growth !== "set") {
-    throw new RangeError(`--growth must be "rigl" or "set", got "${growth}"`);
+    cliFail(`--growth must be "rigl" or "set", got "${growth}"`, USAGE);
   }
   const device = values.device ?? "cpu";
   if (device !== "cpu" && device !== "cuda") {
-    throw new RangeError(`--device must be "cpu" or "cuda", got "${device}"`);
+    cliFail(`--device must be "cpu" or "cuda", got "${device}"`, USAGE);
   }
   if (values.threads !== undefined) setNumThreads(positive(values.threads, "threads", 1));
 

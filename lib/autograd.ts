@@ -150,6 +150,8 @@ export function runBackward(
         if (previous === null && owned.has(g.storage) && !pending(g.storage, [])) {
           owned.delete(g.storage); // adopted: now the tensor's
           gradSlot.adopt(tensor, g);
+        } else if (gradSlot.addInPlace(tensor, g)) {
+          release(g);
         } else {
           const sum = accumulate(previous, g);
           release(g);

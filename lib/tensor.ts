@@ -204,15 +204,16 @@ export class Tensor {
 /** A tensor of `like`'s shape and device filled with `value`. */
 function fullLike(like: Tensor, value: number): Tensor {
   const backend = getBackend(like.device);
-  const storage = backend.zeros("float32", like.size);
-  if (value !== 0) backend.check(backend.kernels.sl_fill(BigInt(like.size), value, storage.ptr()));
+  if (value === 0) return new Tensor(backend.zeros("float32", like.size), like.shape);
+  const storage = backend.empty("float32", like.size);
+  backend.check(backend.kernels.sl_fill(BigInt(like.size), value, storage.ptr()));
   return new Tensor(storage, like.shape);
 }
 
 /** `into + add` as a new tensor (or a copy of `add` when `into` is null). */
 function accumulateGrad(into: Tensor | null, add: Tensor): Tensor {
   const backend = getBackend(add.device);
-  const storage = backend.zeros("float32", add.size);
+  const storage = backend.empty("float32", add.size); // sl_copy writes it whole
   const k = backend.kernels;
   backend.check(k.sl_copy(BigInt(add.size), add.storage.ptr(), storage.ptr()));
   if (into !== null) {
@@ -272,6 +273,24 @@ export const gradSlot = {
   adopt(t: Tensor, g: Tensor): void {
     assign(t, g);
     privateGrads.add(g);
+  },
+  /**
+   * Adds `g` into the gradient in place when that gradient never left the library (no new
+   * buffer, as PyTorch accumulates); false, changing nothing, when it did or does not match.
+   */
+  addInPlace(t: Tensor, g: Tensor): boolean {
+    const current = peek(t);
+    if (
+      current === null || !privateGrads.has(current) || current.device !== g.device ||
+      current.size !== g.size || current.storage === g.storage
+    ) {
+      return false;
+    }
+    const backend = getBackend(g.device);
+    backend.check(
+      backend.kernels.sl_axpy(BigInt(g.size), 1, g.storage.ptr(), current.storage.ptr()),
+    );
+    return true;
   },
   /** Clears the gradient, freeing its memory now when it never left the library. */
   clear(t: Tensor): void {

@@ -14,7 +14,7 @@ import { relu } from "../lib/ops/activation.ts";
 import { add, mul } from "../lib/ops/elementwise.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { reshape } from "../lib/ops/shape.ts";
-import { fromFloat32, type Tensor } from "../lib/tensor.ts";
+import { fromFloat32, gradSlot, type Tensor } from "../lib/tensor.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 
 function snapshot(t: Tensor): number[] {
@@ -131,14 +131,31 @@ Deno.test("zeroGrad frees a gradient nothing outside the library has read, and o
   releasePooledMemory();
 });
 
-Deno.test("accumulating into a private gradient frees the one it replaces", () => {
+Deno.test("accumulating into a private gradient keeps no second buffer", () => {
   releasePooledMemory();
   const w = randn([64, 32], { seed: 1, requiresGrad: true });
   const a = randn([64, 32], { seed: 2 });
   sum(mul(w, a)).backward();
   const start = pooledMemoryBytes();
-  sum(mul(w, a)).backward(); // the first .grad was never read: it is recycled
+  sum(mul(w, a)).backward(); // the first .grad was never read: the new one is added into it
   assert.ok(pooledMemoryBytes() >= start + w.size * 4);
   assert.deepEqual(snapshot(w.grad!), snapshot(a).map((v) => 2 * v));
   releasePooledMemory();
+});
+
+Deno.test("a gradient nobody read accumulates in place; one the user read is never written", () => {
+  const w = randn([6, 5], { seed: 1, requiresGrad: true });
+  const a = randn([6, 5], { seed: 2 });
+  sum(mul(w, a)).backward();
+  const held = gradSlot.peek(w);
+  sum(mul(w, a)).backward();
+  assert.equal(gradSlot.peek(w), held, "the same tensor, added into");
+  const seen = w.grad!; // now the user's
+  const seenValues = snapshot(seen);
+  assert.deepEqual(seenValues, snapshot(a).map((v) => 2 * v));
+  sum(mul(w, a)).backward();
+  assert.deepEqual(snapshot(seen), seenValues, "a gradient the user holds is not modified");
+  assert.notEqual(w.grad, seen);
+  // (a + a) + a in float32, as the three accumulations round.
+  assert.deepEqual(snapshot(w.grad!), snapshot(a).map((v) => Math.fround(2 * v + v)));
 });

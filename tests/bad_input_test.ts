@@ -396,6 +396,35 @@ row("training script flags out of range", () => {
   for (const [args, pattern] of cases) rejects(() => parseTrainArgs(args), UsageError, pattern);
 });
 
+row("bench and soak script flags: --help, unknown and bad values", async () => {
+  const scripts: [string, string[]][] = [
+    ["bench/compare.ts", ["--runs", "0"]],
+    ["bench/wide_profile.ts", ["--width", "55"]],
+    ["examples/soak.ts", ["--seed", "x"]],
+  ];
+  const run = async (script: string, args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", join(import.meta.dirname!, "..", script), ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder();
+    return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  };
+  for (const [script, badValue] of scripts) {
+    const help = await run(script, ["--help"]);
+    assert.equal(help.code, 0, `${script} --help: ${help.stderr}`);
+    assert.match(help.stdout, /^Usage: /, script);
+    for (const args of [["--bogus"], badValue]) {
+      const bad = await run(script, args);
+      assert.equal(bad.code, 2, `${script} ${args.join(" ")}`);
+      assert.match(bad.stderr, /^error: /, `${script} ${args.join(" ")}`);
+      assert.match(bad.stderr, /\nUsage: /, script);
+      assert.doesNotMatch(bad.stderr, /Uncaught|\n\s+at /, `${script}: a stack trace`);
+    }
+  }
+});
+
 // ------------------------------------------------------------- devices and graphs ----
 
 row("tensors on an unknown or unavailable device", () => {

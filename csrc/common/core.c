@@ -31,7 +31,7 @@ const char *sl_last_error(void) { return last_error; }
 
 int32_t sl_abi_version(void) { return SL_ABI_VERSION; }
 
-static int32_t default_threads(void) {
+static int32_t read_default_threads(void) {
   const char *env = getenv("SL_NUM_THREADS");
   if (env != NULL) {
     long v = strtol(env, NULL, 10);
@@ -42,6 +42,21 @@ static int32_t default_threads(void) {
 #else
   return 1;
 #endif
+}
+
+/*
+ * The default, read once: omp_get_num_procs() is a sched_getaffinity system call (~0.4 us), and
+ * every kernel asks for its thread count, so asking each time was a third of a small layer's
+ * forward call. Racing first calls compute the same value.
+ */
+static int32_t default_threads(void) {
+  static int32_t cached = 0;
+  int32_t n = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (n == 0) {
+    n = read_default_threads();
+    __atomic_store_n(&cached, n, __ATOMIC_RELAXED);
+  }
+  return n;
 }
 
 int32_t sl_threads(void) {

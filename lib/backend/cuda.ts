@@ -44,6 +44,15 @@ const live = { buffers: 0, bytes: 0 };
 
 let loaded: CudaLibrary | undefined;
 
+/**
+ * Where sl_device_alloc writes the new address: one array for every allocation, its pointer
+ * taken once (a fresh array and pointer cost ~1.5 us, on every op's output).
+ */
+const allocatedAddress: { slot: BigUint64Array; pointer: Deno.PointerValue | undefined } = {
+  slot: new BigUint64Array(1),
+  pointer: undefined,
+};
+
 /** Device memory of one tensor (float32 values or int32 indices). */
 export class DeviceStorage implements Storage {
   /** Always "cuda". */
@@ -56,6 +65,8 @@ export class DeviceStorage implements Storage {
   readonly host: undefined = undefined;
   #lib: CudaLibrary;
   #address: bigint;
+  /** The address as a pointer object, made once: ops ask for it several times per call. */
+  #pointer: Deno.PointerValue;
   #disposed = false;
 
   /** Allocates `length` uninitialised elements (prefer `cudaBackend().zeros` / `fromHost`). */
@@ -66,9 +77,12 @@ export class DeviceStorage implements Storage {
     this.#lib = lib;
     this.dtype = dtype;
     this.length = length;
-    const out = new BigUint64Array(1);
-    cudaCheck(lib.device.sl_device_alloc(BigInt(length * ELEMENT_BYTES), ptr(out)));
-    this.#address = out[0];
+    allocatedAddress.pointer ??= ptr(allocatedAddress.slot);
+    cudaCheck(
+      lib.device.sl_device_alloc(BigInt(length * ELEMENT_BYTES), allocatedAddress.pointer),
+    );
+    this.#address = allocatedAddress.slot[0];
+    this.#pointer = this.#address === 0n ? null : Deno.UnsafePointer.create(this.#address);
     if (this.#address !== 0n) {
       registry.register(this, { lib, address: this.#address, bytes: length * ELEMENT_BYTES }, this);
       live.buffers++;
@@ -81,7 +95,7 @@ export class DeviceStorage implements Storage {
     if (this.#disposed) {
       throw new Error("This CUDA storage was disposed: the tensor cannot be used any more");
     }
-    return this.#address === 0n ? null : Deno.UnsafePointer.create(this.#address);
+    return this.#pointer;
   }
 
   /** A host copy of the contents (waits for the queued kernels that write them). */
@@ -132,6 +146,7 @@ export class DeviceStorage implements Storage {
     live.bytes -= this.length * ELEMENT_BYTES;
     const address = this.#address;
     this.#address = 0n;
+    this.#pointer = null;
     cudaCheck(this.#lib.device.sl_device_free(Deno.UnsafePointer.create(address)));
   }
 }

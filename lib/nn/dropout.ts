@@ -54,10 +54,10 @@ export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Ten
   const backend = getBackend(x.device);
   const k = backend.kernels;
   const n = BigInt(x.size);
-  const y = backend.zeros("float32", x.size);
+  const y = backend.empty("float32", x.size);
   backend.check(k.sl_dropout_fwd(n, p, seed, x.storage.ptr(), y.ptr()));
   return record(new Tensor(y, x.shape), "dropout", [x], (grad) => {
-    const dx = backend.zeros("float32", x.size);
+    const dx = backend.empty("float32", x.size);
     backend.check(k.sl_dropout_bwd(n, p, seed, grad.storage.ptr(), dx.ptr()));
     return [new Tensor(dx, x.shape)];
   });

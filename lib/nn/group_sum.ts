@@ -8,7 +8,7 @@
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
-import { hostPtr, int64 } from "../ops/_util.ts";
+import { int64Arg } from "../ops/_util.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -52,18 +52,16 @@ export function groupSum(x: Tensor, size: number): Tensor {
   }
   return record(new Tensor(y, outShape), "groupSum", [x], (grad) => {
     // dx[r, g, c] = dy[r, c] for every group g.
-    const dx = backend.zeros("float32", x.size);
+    const dx = backend.empty("float32", x.size); // written whole when x.size > 0
     if (x.size > 0) {
-      const shape = int64([rows, groups, size]);
-      const strides = int64([size, 0, 1]);
       backend.check(
         k.sl_strided_copy(
           3,
-          hostPtr(shape),
+          int64Arg(0, [rows, groups, size]),
           1,
           grad.storage.ptr(),
           BigInt(grad.size),
-          hostPtr(strides),
+          int64Arg(1, [size, 0, 1]),
           dx.ptr(),
         ),
       );

@@ -106,8 +106,8 @@ export function layerNorm(
   if (!needsGrad) return out;
   return record(out, "layerNorm", [x, weight, bias], (grad) => {
     const dx = x.requiresGrad ? backend.empty("float32", x.size) : null;
-    const dweight = weight?.requiresGrad ? backend.zeros("float32", n) : null;
-    const dbias = bias?.requiresGrad ? backend.zeros("float32", n) : null;
+    const dweight = weight?.requiresGrad ? backend.empty("float32", n) : null;
+    const dbias = bias?.requiresGrad ? backend.empty("float32", n) : null;
     backend.check(
       k.sl_layer_norm_bwd(
         BigInt(rows),

@@ -109,8 +109,8 @@ export function crossEntropy(
   const k = backend.kernels;
   // Copy the labels: the caller may reuse its array before backward runs.
   const labelStorage: Storage = backend.fromHost(labelData.slice());
-  const loss = backend.zeros("float32", code === 0 ? batch : 1);
-  const lse = backend.zeros("float32", batch);
+  const loss = backend.empty("float32", code === 0 ? batch : 1);
+  const lse = backend.empty("float32", batch);
   backend.check(
     k.sl_cross_entropy_fwd(
       batch,
@@ -124,7 +124,7 @@ export function crossEntropy(
   );
   const out = new Tensor(loss, code === 0 ? [batch] : []);
   return record(out, "crossEntropy", [logits], (grad) => {
-    const dlogits = backend.zeros("float32", logits.size);
+    const dlogits = backend.empty("float32", logits.size);
     backend.check(
       k.sl_cross_entropy_bwd(
         batch,
@@ -170,14 +170,14 @@ export function mseLoss(pred: Tensor, target: Tensor, options: LossOptions = {})
   const n = pred.size;
   const backend = getBackend(pred.device);
   const k = backend.kernels;
-  const loss = backend.zeros("float32", code === 0 ? n : 1);
+  const loss = backend.empty("float32", code === 0 ? n : 1);
   backend.check(
     k.sl_mse_fwd(BigInt(n), pred.storage.ptr(), target.storage.ptr(), code, loss.ptr()),
   );
   const out = new Tensor(loss, code === 0 ? pred.shape : []);
   return record(out, "mseLoss", [pred, target], (grad) => {
-    const dpred = pred.requiresGrad ? backend.zeros("float32", n) : null;
-    const dtarget = target.requiresGrad ? backend.zeros("float32", n) : null;
+    const dpred = pred.requiresGrad ? backend.empty("float32", n) : null;
+    const dtarget = target.requiresGrad ? backend.empty("float32", n) : null;
     backend.check(
       k.sl_mse_bwd(
         BigInt(n),

@@ -7,7 +7,7 @@
  */
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
-import { hostPtr, int64, normalizeAxis } from "../ops/_util.ts";
+import { int64Arg, normalizeAxis } from "../ops/_util.ts";
 import { numel, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -41,26 +41,24 @@ export function repeatInterleave(x: Tensor, repeats: number, dim: number): Tenso
   const outShape = x.shape.map((s, i) => (i === d ? s * repeats : s));
   const backend = getBackend(x.device);
   const k = backend.kernels;
-  const y = backend.zeros("float32", numel(outShape));
+  const y = backend.empty("float32", numel(outShape));
   // Output viewed as [outer, len, repeats, inner] reads x[o, i, ·, j] (stride 0 over repeats).
-  const shape4 = int64([outer, len, repeats, inner]);
-  const strides4 = int64([len * inner, inner, 0, 1]);
   if (y.length > 0) {
     backend.check(
       k.sl_strided_copy(
         4,
-        hostPtr(shape4),
+        int64Arg(0, [outer, len, repeats, inner]),
         1,
         x.storage.ptr(),
         BigInt(x.size),
-        hostPtr(strides4),
+        int64Arg(1, [len * inner, inner, 0, 1]),
         y.ptr(),
       ),
     );
   }
   return record(new Tensor(y, outShape), "repeatInterleave", [x], (grad) => {
     // dx[o, i, j] = sum over the repeats r of dy[o, i, r, j].
-    const dx = backend.zeros("float32", x.size);
+    const dx = backend.empty("float32", x.size);
     if (x.size > 0) {
       backend.check(
         k.sl_sum_axis(

@@ -47,7 +47,7 @@ export function scaleShift(x: Tensor, scale: Tensor | null, shift: Tensor | null
   const rows = n === 0 ? 0 : x.size / n;
   const backend = getBackend(x.device);
   const k = backend.kernels;
-  const y = backend.zeros("float32", x.size);
+  const y = backend.empty("float32", x.size);
   backend.check(
     k.sl_scale_shift_fwd(
       BigInt(rows),
@@ -59,9 +59,9 @@ export function scaleShift(x: Tensor, scale: Tensor | null, shift: Tensor | null
     ),
   );
   return record(new Tensor(y, x.shape), "scaleShift", [x, scale, shift], (grad) => {
-    const dx = x.requiresGrad ? backend.zeros("float32", x.size) : null;
-    const dscale = scale?.requiresGrad ? backend.zeros("float32", n) : null;
-    const dshift = shift?.requiresGrad ? backend.zeros("float32", n) : null;
+    const dx = x.requiresGrad ? backend.empty("float32", x.size) : null;
+    const dscale = scale?.requiresGrad ? backend.empty("float32", n) : null;
+    const dshift = shift?.requiresGrad ? backend.empty("float32", n) : null;
     backend.check(
       k.sl_scale_shift_bwd(
         BigInt(rows),

@@ -6,7 +6,7 @@
 import { record } from "../autograd.ts";
 import { ShapeError } from "../errors.ts";
 import { shapeString, type Tensor } from "../tensor.ts";
-import { allocate, backendOf, checkInt32, checkTensor, normalizeAxis } from "./_util.ts";
+import { allocateEmpty, backendOf, checkInt32, checkTensor, normalizeAxis } from "./_util.ts";
 import { unaryOp } from "./elementwise.ts";
 
 /**
@@ -58,10 +58,10 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const rows = cols === 0 ? 0 : x.size / cols;
   const backend = backendOf(x);
   const k = backend.kernels;
-  const y = allocate(backend, x.shape);
+  const y = allocateEmpty(backend, x.shape);
   backend.check(k.sl_log_softmax_fwd(BigInt(rows), cols, x.storage.ptr(), y.storage.ptr()));
   return record(y, "logSoftmax", [x], (grad) => {
-    const dx = allocate(backend, x.shape);
+    const dx = allocateEmpty(backend, x.shape);
     backend.check(
       k.sl_log_softmax_bwd(
         BigInt(rows),

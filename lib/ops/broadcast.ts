@@ -7,7 +7,7 @@
 import { MAX_DIMS } from "../../ffi/symbols/dense.ts";
 import { ShapeError } from "../errors.ts";
 import { shapeString, Tensor } from "../tensor.ts";
-import { allocate, backendOf, hostPtr, int64 } from "./_util.ts";
+import { allocateEmpty, backendOf, int64Arg } from "./_util.ts";
 
 /**
  * The shape `a` and `b` broadcast to: aligned at the right, each pair of sizes must be equal
@@ -91,12 +91,11 @@ export function sumToShape(grad: Tensor, shape: readonly number[], alpha = 1): T
   }
   checkMaxDims(outShape, "sumToShape");
   const backend = backendOf(grad);
-  const out = allocate(backend, shape);
-  const dims = int64(outShape);
+  const out = allocateEmpty(backend, shape);
   backend.check(
     backend.kernels.sl_sum_dims(
       outShape.length,
-      hostPtr(dims),
+      int64Arg(0, outShape),
       mask,
       alpha,
       grad.storage.ptr(),

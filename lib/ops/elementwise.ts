@@ -9,15 +9,7 @@ import { BinaryOp, UnaryOp } from "../../ffi/symbols/dense.ts";
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend/backend.ts";
 import { Tensor } from "../tensor.ts";
-import {
-  allocate,
-  allocateEmpty,
-  backendOf,
-  checkTensor,
-  hostPtr,
-  int64,
-  sameDevice,
-} from "./_util.ts";
+import { allocateEmpty, backendOf, checkTensor, int64Arg, sameDevice } from "./_util.ts";
 import { broadcastShapes, broadcastStrides, checkMaxDims, sumToShape } from "./broadcast.ts";
 
 /** A tensor, or a number applied to every element. */
@@ -75,9 +67,8 @@ function layout(a: Tensor, b: Tensor, op: string) {
   checkMaxDims(shape, op);
   return {
     shape,
-    dims: int64(shape),
-    aStrides: int64(broadcastStrides(a.shape, shape)),
-    bStrides: int64(broadcastStrides(b.shape, shape)),
+    aStrides: broadcastStrides(a.shape, shape),
+    bStrides: broadcastStrides(b.shape, shape),
   };
 }
 
@@ -90,19 +81,19 @@ function binaryGradients(
   grad: Tensor,
   l: ReturnType<typeof layout>,
 ): [Tensor | null, Tensor | null] {
-  const da = a.requiresGrad ? allocate(backend, l.shape) : null;
-  const db = b.requiresGrad ? allocate(backend, l.shape) : null;
+  const da = a.requiresGrad ? allocateEmpty(backend, l.shape) : null;
+  const db = b.requiresGrad ? allocateEmpty(backend, l.shape) : null;
   backend.check(
     backend.kernels.sl_binary_bwd(
       BinaryOp[op],
       l.shape.length,
-      hostPtr(l.dims),
+      int64Arg(0, l.shape),
       a.storage.ptr(),
       BigInt(a.size),
-      hostPtr(l.aStrides),
+      int64Arg(1, l.aStrides),
       b.storage.ptr(),
       BigInt(b.size),
-      hostPtr(l.bStrides),
+      int64Arg(2, l.bStrides),
       grad.storage.ptr(),
       da === null ? null : da.storage.ptr(),
       db === null ? null : db.storage.ptr(),
@@ -115,18 +106,18 @@ function binaryTensors(op: BinaryName, a: Tensor, b: Tensor): Tensor {
   sameDevice(op, ["a", "b"], [a, b]);
   const backend = backendOf(a);
   const l = layout(a, b, op);
-  const out = allocate(backend, l.shape);
+  const out = allocateEmpty(backend, l.shape);
   backend.check(
     backend.kernels.sl_binary(
       BinaryOp[op],
       l.shape.length,
-      hostPtr(l.dims),
+      int64Arg(0, l.shape),
       a.storage.ptr(),
       BigInt(a.size),
-      hostPtr(l.aStrides),
+      int64Arg(1, l.aStrides),
       b.storage.ptr(),
       BigInt(b.size),
-      hostPtr(l.bStrides),
+      int64Arg(2, l.bStrides),
       out.storage.ptr(),
     ),
   );

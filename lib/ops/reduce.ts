@@ -6,7 +6,7 @@
  */
 import { record } from "../autograd.ts";
 import { numel, type Tensor } from "../tensor.ts";
-import { allocate, backendOf, checkTensor, hostPtr, int64, normalizeAxis } from "./_util.ts";
+import { allocateEmpty, backendOf, checkTensor, int64Arg, normalizeAxis } from "./_util.ts";
 
 /** Options of `sum` and `mean`. */
 export interface ReduceOptions {
@@ -42,7 +42,7 @@ function reduce(
       : x.shape.filter((_, i) => i !== ax);
   }
   const alpha = isMean ? 1 / len : 1;
-  const y = allocate(backend, outShape);
+  const y = allocateEmpty(backend, outShape);
   if (axis === undefined || axis === null) {
     backend.check(k.sl_sum_all(BigInt(len), alpha, x.storage.ptr(), y.storage.ptr()));
   } else {
@@ -59,17 +59,15 @@ function reduce(
   }
   return record(y, name, [x], (grad) => {
     // dx[o, j, i] = alpha * dy[o, i]: read dy with stride 0 along the reduced axis.
-    const dx = allocate(backend, x.shape);
-    const shape = int64([outer, len, inner]);
-    const strides = int64([inner, 0, 1]);
+    const dx = allocateEmpty(backend, x.shape);
     backend.check(
       k.sl_strided_copy(
         3,
-        hostPtr(shape),
+        int64Arg(0, [outer, len, inner]),
         alpha,
         grad.storage.ptr(),
         BigInt(grad.size),
-        hostPtr(strides),
+        int64Arg(1, [inner, 0, 1]),
         dx.storage.ptr(),
       ),
     );

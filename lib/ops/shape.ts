@@ -7,7 +7,7 @@
 import { record } from "../autograd.ts";
 import { ShapeError } from "../errors.ts";
 import { checkShape, numel, shapeString, Tensor } from "../tensor.ts";
-import { allocate, backendOf, checkTensor, hostPtr, int64, normalizeAxis } from "./_util.ts";
+import { allocateEmpty, backendOf, checkTensor, int64Arg, normalizeAxis } from "./_util.ts";
 import { broadcastStrides, checkMaxDims, contiguousStrides, sumToShape } from "./broadcast.ts";
 
 /** `x`'s memory under another shape of the same size, recorded for autograd. */
@@ -102,16 +102,15 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
 /** y = x read with `strides` over `shape` (contiguous result), one sl_strided_copy call. */
 function gather(x: Tensor, shape: readonly number[], strides: readonly number[]): Tensor {
   const backend = backendOf(x);
-  const out = allocate(backend, shape);
-  const dims = int64(shape), st = int64(strides);
+  const out = allocateEmpty(backend, shape);
   backend.check(
     backend.kernels.sl_strided_copy(
       shape.length,
-      hostPtr(dims),
+      int64Arg(0, shape),
       1,
       x.storage.ptr(),
       BigInt(x.size),
-      hostPtr(st),
+      int64Arg(1, strides),
       out.storage.ptr(),
     ),
   );
