@@ -78,6 +78,7 @@ export class DeviceStorage implements Storage {
     this.dtype = dtype;
     this.length = length;
     allocatedAddress.pointer ??= ptr(allocatedAddress.slot);
+    allocatedAddress.slot[0] = 0n;
     cudaCheck(
       lib.device.sl_device_alloc(BigInt(length * ELEMENT_BYTES), allocatedAddress.pointer),
     );
