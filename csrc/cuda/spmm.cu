@@ -187,6 +187,23 @@ static sl_status device_limits(const char *fn, int *sms, int *smem_optin) {
 }
 
 /*
+ * Lets `kernel` launch with `bytes` of dynamic shared memory on the current device, calling
+ * cudaFuncSetAttribute only when that is more than it was already allowed there: the call costs
+ * host time, and the batch-1 kernels that need it run once per training step. `allowed` is the
+ * call site's own per-device record (one per kernel instantiation).
+ */
+template <typename Kernel>
+static cudaError_t allow_dynamic_smem(Kernel kernel, int allowed[64], size_t bytes) {
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  if (dev >= 0 && dev < 64 && allowed[dev] >= (int)bytes) return cudaSuccess;
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+  if (err == cudaSuccess && dev >= 0 && dev < 64) allowed[dev] = (int)bytes;
+  return err;
+}
+
+/*
  * Batch 1, full warps, direct values: (column, value) pairs read with 16-byte loads. The
  * pattern arrays must be 16-byte aligned (checked by the caller). SMEM: persistent blocks
  * (a grid-stride loop over rows) first copy the whole input vector into shared memory, so the
@@ -259,8 +276,8 @@ static sl_status launch_spmv_vec4(const char *fn, const gather_args &g) {
   SL_TRY(device_limits(fn, &sms, &smem_optin));
   const size_t bytes = (size_t)g.n_idx * sizeof(float);
   if ((uintptr_t)g.in % 16 == 0 && 2 * bytes <= (size_t)smem_optin) {
-    cudaError_t err = cudaFuncSetAttribute(spmv_vec4_kernel<true>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    static int allowed[64];
+    cudaError_t err = allow_dynamic_smem(spmv_vec4_kernel<true>, allowed, bytes);
     if (err != cudaSuccess) return sl_cuda_fail(fn, "cudaFuncSetAttribute", err);
     const int64_t needed = ((int64_t)g.n_rows * 32 + 1023) / 1024;
     const int blocks = (int)(needed < 2 * sms ? needed : 2 * sms);
@@ -546,8 +563,8 @@ static sl_status launch_bwd_csr1(const char *fn, int blocks, size_t smem, int32_
                                  const int32_t *col_idx, const float *values, const float *x,
                                  const float *dy, float *partial, float *dw,
                                  unsigned long long *slot) {
-  cudaError_t err = cudaFuncSetAttribute(
-      bwd_csr1_kernel<S>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  static int allowed[64]; /* one per instantiation of this template */
+  cudaError_t err = allow_dynamic_smem(bwd_csr1_kernel<S>, allowed, smem);
   if (err != cudaSuccess) return sl_cuda_fail(fn, "cudaFuncSetAttribute", err);
   bwd_csr1_kernel<S><<<blocks, 1024, smem>>>(n_out, n_in, nnz, row_ptr, col_idx, values, x, dy,
                                              partial, dw, slot);
