@@ -14,31 +14,7 @@ import {
 } from "../lib/sparsity/random.ts";
 import { checkConnectivity, type Connectivity, userConnectivity } from "../lib/sparsity/user.ts";
 import { IndexTensor } from "../lib/tensor.ts";
-
-/** Asserts that `fn` throws an instance of `cls` whose message matches `pattern`. */
-function assertThrows(
-  fn: () => unknown,
-  cls: abstract new (...args: never[]) => Error,
-  pattern?: RegExp,
-): void {
-  let thrown: unknown = undefined;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) {
-    assert.fail(`expected ${cls.name}${pattern ? ` matching ${pattern}` : ""}`);
-  }
-  if (!(thrown instanceof cls)) {
-    assert.fail(
-      `expected ${cls.name}, got ${(thrown as Error)?.name}: ${(thrown as Error)?.message}`,
-    );
-  }
-  if (pattern !== undefined && !pattern.test(thrown.message)) {
-    assert.fail(`${cls.name} message ${JSON.stringify(thrown.message)} does not match ${pattern}`);
-  }
-}
+import { assertThrows } from "./_nn_reference.ts";
 
 /** Checks CSR invariants and the CSC view against the CSR arrays. */
 function checkPattern(p: SparsePattern): void {

@@ -10,31 +10,7 @@ import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { registerParameterState } from "../lib/optim/param_state.ts";
 import { Generator } from "../lib/random.ts";
 import { fromFloat32, IndexTensor, type Tensor } from "../lib/tensor.ts";
-
-/** Asserts that `fn` throws an instance of `cls` whose message matches `pattern`. */
-function assertThrows(
-  fn: () => unknown,
-  cls: abstract new (...args: never[]) => Error,
-  pattern?: RegExp,
-): void {
-  let thrown: unknown = undefined;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) {
-    assert.fail(`expected ${cls.name}${pattern ? ` matching ${pattern}` : ""}`);
-  }
-  if (!(thrown instanceof cls)) {
-    assert.fail(
-      `expected ${cls.name}, got ${(thrown as Error)?.name}: ${(thrown as Error)?.message}`,
-    );
-  }
-  if (pattern !== undefined && !pattern.test(thrown.message)) {
-    assert.fail(`${cls.name} message ${JSON.stringify(thrown.message)} does not match ${pattern}`);
-  }
-}
+import { assertThrows } from "./_nn_reference.ts";
 
 /** Dense W (float64) from a layer's public indices and weights. */
 function denseFromIndices(layer: SparseLinear): Float64Array {
