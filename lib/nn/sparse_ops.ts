@@ -102,79 +102,63 @@ export function sparseLinear(
     const fromCsc = backend.inputGradientFromCsc(batch);
     const sx = needX ? backend.empty("float32", batch * nIn) : null;
     const sw = needW ? backend.empty("float32", nnz) : null;
+    const [rowPtr, colIdx] = [pattern.rowPtr.ptr(), pattern.colIdx.ptr()];
+    const [w, xp, dyp] = [weights.storage.ptr(), x.storage.ptr(), dy.storage.ptr()];
+    const csc = () => {
+      const view = pattern.cscView();
+      return { colPtr: view.colPtr.ptr(), rowIdx: view.rowIdx.ptr(), toCsr: view.cscToCsr.ptr() };
+    };
     if (sx !== null && sw !== null && fromCsc) {
       // Both gradients in one call: one gather of each dY row per connection serves both.
-      const csc = pattern.cscView();
+      const c = csc();
       backend.check(
         k.sl_spmm_bwd(
           batch,
           nIn,
           nOut,
           nnzBig,
-          pattern.rowPtr.ptr(),
-          pattern.colIdx.ptr(),
-          csc.colPtr.ptr(),
-          csc.rowIdx.ptr(),
-          csc.cscToCsr.ptr(),
-          weights.storage.ptr(),
-          x.storage.ptr(),
-          dy.storage.ptr(),
+          rowPtr,
+          colIdx,
+          c.colPtr,
+          c.rowIdx,
+          c.toCsr,
+          w,
+          xp,
+          dyp,
           sx.ptr(),
           sw.ptr(),
         ),
       );
     } else {
       if (sx !== null && fromCsc) {
-        const csc = pattern.cscView();
+        const c = csc();
         backend.check(
           k.sl_spmm_bwd_input(
             batch,
             nIn,
             nOut,
             nnzBig,
-            csc.colPtr.ptr(),
-            csc.rowIdx.ptr(),
-            csc.cscToCsr.ptr(),
-            weights.storage.ptr(),
-            dy.storage.ptr(),
+            c.colPtr,
+            c.rowIdx,
+            c.toCsr,
+            w,
+            dyp,
             sx.ptr(),
           ),
         );
       } else if (sx !== null) {
         backend.check(
-          k.sl_spmm_bwd_input_csr(
-            batch,
-            nIn,
-            nOut,
-            nnzBig,
-            pattern.rowPtr.ptr(),
-            pattern.colIdx.ptr(),
-            weights.storage.ptr(),
-            dy.storage.ptr(),
-            sx.ptr(),
-          ),
+          k.sl_spmm_bwd_input_csr(batch, nIn, nOut, nnzBig, rowPtr, colIdx, w, dyp, sx.ptr()),
         );
       }
       if (sw !== null) {
-        backend.check(
-          k.sl_sddmm(
-            batch,
-            nIn,
-            nOut,
-            nnzBig,
-            pattern.rowPtr.ptr(),
-            pattern.colIdx.ptr(),
-            x.storage.ptr(),
-            dy.storage.ptr(),
-            sw.ptr(),
-          ),
-        );
+        backend.check(k.sl_sddmm(batch, nIn, nOut, nnzBig, rowPtr, colIdx, xp, dyp, sw.ptr()));
       }
     }
     let db: Tensor | null = null;
     if (needB) {
       const s = backend.empty("float32", nOut); // sl_bias_grad writes every column sum
-      backend.check(k.sl_bias_grad(batch, nOut, dy.storage.ptr(), s.ptr()));
+      backend.check(k.sl_bias_grad(batch, nOut, dyp, s.ptr()));
       db = new Tensor(s, [nOut]);
     }
     return [
