@@ -224,6 +224,31 @@ static void to_feature_major_omp(const float *src, int64_t n, int64_t b0, int bt
 }
 
 /*
+ * The start of every tile of a batched kernel, called inside its parallel region: the
+ * feature-major tile of `src` (rows of length n) and, on the first tile only, the index check of
+ * every chunk (check_chunk: it also gathers the values into pattern order when valsT is given),
+ * the smallest bad entry merged into the shared *first_bad. Ends on a barrier, so the tile and
+ * *first_bad are complete for every thread.
+ */
+static void tile_and_check(const float *src, int64_t n, int64_t b0, int bt, int w, float *srcT,
+                           int64_t nnz, const int32_t *idx, uint32_t bound, const int32_t *perm,
+                           uint32_t n_vals, const float *vals, float *valsT, int64_t *first_bad) {
+  to_feature_major_omp(src, n, b0, bt, w, srcT);
+  if (b0 == 0) {
+    const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
+    int64_t mine = NO_BAD;
+#pragma omp for schedule(static) nowait
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+      const int64_t b = check_chunk(ch, nnz, idx, bound, perm, n_vals, vals, valsT);
+      if (b >= 0 && b < mine) mine = b;
+    }
+#pragma omp critical(sl_first_bad)
+    if (mine < *first_bad) *first_bad = mine;
+  }
+#pragma omp barrier
+}
+
+/*
  * Writes buf[ii][j] (ii < rows, j < bt; rows of buf are TILE_MAX floats) to
  * dst[(b0 + j) * ld + o0 + ii]: eight output rows at a time become eight contiguous floats in
  * each batch row.
@@ -370,26 +395,16 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
       choose_parts(threads, nnz * first_w + ((int64_t)n_idx + n_rows) * first_w,
                    SERIAL_WORK_BATCHED);
   partition_rows(ptr, n_rows, first_w / 8, parts, bounds);
-  const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
   int64_t first_bad = NO_BAD;
   for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
     const int bt = (int)min64(TILE_MAX, batch - b0);
     const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
     {
-      to_feature_major_omp(in, n_idx, b0, bt, w, inT);
-      if (b0 == 0) {
-        /* With valsT: the values in pattern order, once, in a prefetched pass instead of a
-         * random read inside the FMA loop (where its misses stall the row gathers behind). */
-#pragma omp for schedule(static) reduction(min : first_bad)
-        for (int64_t ch = 0; ch < n_chunks; ch++) {
-          const int64_t b = check_chunk(ch, nnz, idx, (uint32_t)n_idx, perm, (uint32_t)n_vals,
-                                        vals, valsT);
-          if (b >= 0 && b < first_bad) first_bad = b;
-        }
-      } else {
-#pragma omp barrier
-      }
+      /* With valsT: the values in pattern order, once, in a prefetched pass instead of a
+       * random read inside the FMA loop (where its misses stall the row gathers behind). */
+      tile_and_check(in, n_idx, b0, bt, w, inT, nnz, idx, (uint32_t)n_idx, perm,
+                     (uint32_t)n_vals, vals, valsT, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
@@ -1014,23 +1029,13 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w,
                                  SERIAL_WORK_BATCHED);
     partition_rows(row_ptr, n_out, first_w / 8, parts, bounds);
-    const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
     for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
       const int bt = (int)min64(TILE_MAX, batch - b0);
       const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
       {
-        to_feature_major_omp(x, n_in, b0, bt, w, xT);
-        if (b0 == 0) {
-#pragma omp for schedule(static) reduction(min : first_bad)
-          for (int64_t ch = 0; ch < n_chunks; ch++) {
-            const int64_t b =
-                check_chunk(ch, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL, NULL);
-            if (b >= 0 && b < first_bad) first_bad = b;
-          }
-        } else {
-#pragma omp barrier
-        }
+        tile_and_check(x, n_in, b0, bt, w, xT, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL, NULL,
+                       &first_bad);
         if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
           for (int p = 0; p < parts; p++)
@@ -1183,26 +1188,16 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w,
                                  SERIAL_WORK_BATCHED);
   partition_rows(col_ptr, n_in, first_w / 8, parts, bounds);
-  const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
   int64_t first_bad = NO_BAD;
   for (int64_t b0 = 0; b0 < batch && first_bad == NO_BAD; b0 += TILE_MAX) {
     const int bt = (int)min64(TILE_MAX, batch - b0);
     const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
     {
-      to_feature_major_omp(dy, n_out, b0, bt, w, dyT);
-      if (b0 == 0) {
-        /* Validate a chunk, then gather its values into CSC order while it is in cache (a
-         * bad chunk gathers nothing; the call then fails before anything is written). */
-#pragma omp for schedule(static) reduction(min : first_bad)
-        for (int64_t ch = 0; ch < n_chunks; ch++) {
-          const int64_t b = check_chunk(ch, nnz, row_idx, (uint32_t)n_out, csc_to_csr,
-                                        (uint32_t)nnz, values, valsT);
-          if (b >= 0 && b < first_bad) first_bad = b;
-        }
-      } else {
-#pragma omp barrier
-      }
+      /* The values gathered into CSC order while each validated chunk is in cache (a bad
+       * chunk gathers nothing; the call then fails before anything is written). */
+      tile_and_check(dy, n_out, b0, bt, w, dyT, nnz, row_idx, (uint32_t)n_out, csc_to_csr,
+                     (uint32_t)nnz, values, valsT, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)

@@ -198,9 +198,8 @@ export interface ActivationEstimate {
    * W = `kernelTileColumns(B)`: the forward and the SDDMM transpose x into a feature-major
    * panel, `4·W·in`; the backward (when the input needs a gradient: both gradients in one pass
    * over the CSC view) transposes dY, `4·W·out`, and holds the values and the weight gradient in
-   * CSC order, `8·nnz`. At
-   * batch 1, with T threads: `4·out` (forward) and per-thread copies of dx, `4·T·in` (the CSR
-   * input gradient).
+   * CSC order, `8·nnz`. At batch 1, with T threads: `4·out` (forward) and per-thread copies of
+   * dx, `4·T·in` (the CSR input gradient).
    */
   kernelScratch: number;
   /** Sum of the above. */
