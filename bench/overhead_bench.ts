@@ -9,7 +9,7 @@
  * Run: `deno bench --allow-ffi --allow-env --allow-read bench/overhead_bench.ts`.
  * @module
  */
-import { native } from "../ffi/library.ts";
+import { check, native, ptr } from "../ffi/library.ts";
 import { randn } from "../lib/creation.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { sum } from "../lib/ops/reduce.ts";
@@ -32,30 +32,28 @@ const buffers = {
   db: new Float32Array(N),
   s: new Float32Array(1),
 };
-const ptrOf = (a: Float32Array | Int32Array) =>
-  Deno.UnsafePointer.of(a as Float32Array<ArrayBuffer>);
 const q = {
   rowPtr: p.rowPtr.ptr(),
   colIdx: p.colIdx.ptr(),
   w: layer.weights.storage.ptr(),
   b: layer.bias!.storage.ptr(),
   x: x.storage.ptr(),
-  y: ptrOf(buffers.y),
-  dy: ptrOf(buffers.dy),
-  dx: ptrOf(buffers.dx),
-  dw: ptrOf(buffers.dw),
-  db: ptrOf(buffers.db),
-  s: ptrOf(buffers.s),
+  y: ptr(buffers.y),
+  dy: ptr(buffers.dy),
+  dx: ptr(buffers.dx),
+  dw: ptr(buffers.dw),
+  db: ptr(buffers.db),
+  s: ptr(buffers.s),
 };
 const kernelsForward = () => {
-  k.sl_spmm_fwd(1, N, N, nnz, q.rowPtr, q.colIdx, q.w, q.b, q.x, q.y);
-  k.sl_sum_all(BigInt(N), 1, q.y, q.s);
+  check(k.sl_spmm_fwd(1, N, N, nnz, q.rowPtr, q.colIdx, q.w, q.b, q.x, q.y));
+  check(k.sl_sum_all(BigInt(N), 1, q.y, q.s));
 };
 const kernelsBackward = () => {
-  k.sl_fill(BigInt(N), 1, q.dy);
-  k.sl_spmm_bwd_input_csr(1, N, N, nnz, q.rowPtr, q.colIdx, q.w, q.dy, q.dx);
-  k.sl_sddmm(1, N, N, nnz, q.rowPtr, q.colIdx, q.x, q.dy, q.dw);
-  k.sl_bias_grad(1, N, q.dy, q.db);
+  check(k.sl_fill(BigInt(N), 1, q.dy));
+  check(k.sl_spmm_bwd_input_csr(1, N, N, nnz, q.rowPtr, q.colIdx, q.w, q.dy, q.dx));
+  check(k.sl_sddmm(1, N, N, nnz, q.rowPtr, q.colIdx, q.x, q.dy, q.dw));
+  check(k.sl_bias_grad(1, N, q.dy, q.db));
 };
 
 const forwardGroup = "16 x 16 SparseLinear, batch 1: forward (+ sum)";
