@@ -47,6 +47,7 @@ import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
 import { ReLU } from "../lib/nn/activations.ts";
 import { Flatten } from "../lib/nn/flatten.ts";
 import { groupSum } from "../lib/nn/group_sum.ts";
+import { releaseConsumed } from "../lib/nn/intermediates.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { Module } from "../lib/nn/module.ts";
@@ -195,10 +196,27 @@ export class WideMnistNet extends Module {
         `WideMnistNet takes 28×28 images ([B, 784]), got input of shape ${shapeString(x.shape)}`,
       );
     }
-    let h = repeatInterleave(flat, this.repeat, 1);
-    h = scaleShift(h, this.getParameter("input_scaling"), this.getParameter("input_shifting"));
-    for (let i = 0; i < 4; i++) h = relu(this.#norms[i].forward(this.#sparse[i].forward(h)));
-    return groupSum(this.#sparse[4].forward(h), CLASSES);
+    // Each activation is freed for reuse once the next step consumed it: only this method
+    // sees them, and the library's ops and modules keep no reference.
+    let h = flat;
+    const then = (step: (t: Tensor) => Tensor): void => {
+      const next = step(h);
+      releaseConsumed(h, next, x);
+      h = next;
+    };
+    then((t) => repeatInterleave(t, this.repeat, 1));
+    then((t) =>
+      scaleShift(t, this.getParameter("input_scaling"), this.getParameter("input_shifting"))
+    );
+    for (let i = 0; i < 4; i++) {
+      then((t) => this.#sparse[i].forward(t));
+      then((t) => this.#norms[i].forward(t));
+      then(relu);
+    }
+    then((t) => this.#sparse[4].forward(t));
+    const logits = groupSum(h, CLASSES);
+    releaseConsumed(h, logits, x);
+    return logits;
   }
 
   /** Description. */

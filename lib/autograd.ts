@@ -5,7 +5,7 @@
  * live side by side in its file). `backward()` walks the graph in reverse topological order.
  * @module
  */
-import { allocationLog, type Storage } from "./backend/backend.ts";
+import { allocationLog, type Device, type Storage } from "./backend/backend.ts";
 import { getBackend } from "./backend/mod.ts";
 import { gradSlot, type Tensor } from "./tensor.ts";
 
@@ -64,6 +64,38 @@ export function record(
   output.requiresGrad = true;
   output.gradFn = { name, inputs: tracked, backward, released: false };
   return output;
+}
+
+/**
+ * Recorded tensors that nothing outside the graph can reach (a composite module's consumed
+ * intermediates, see lib/nn/intermediates.ts): a backward pass that frees the graph gives
+ * their memory back for reuse.
+ */
+const graphOwned = new WeakSet<Tensor>();
+
+/**
+ * Marks `t` (a recorded op's output) as reachable only through the graph: once a backward
+ * pass has freed the graph, its memory is given back to its backend (and `t` becomes
+ * unusable). Only code that holds every reference to `t` may call this.
+ */
+export function markGraphOwned(t: Tensor): void {
+  if (t.gradFn !== null) graphOwned.add(t);
+}
+
+/**
+ * Gives back the memory of the graph-owned tensors of a freed graph, each storage once and
+ * none that a tensor outside that set shares (a view the caller holds, the root).
+ */
+function releaseGraphOwned(order: readonly Tensor[]): void {
+  const owned = new Map<Storage, Device>();
+  const shared = new Set<Storage>();
+  for (const t of order) {
+    if (graphOwned.has(t)) owned.set(t.storage, t.device);
+    else shared.add(t.storage);
+  }
+  for (const [storage, device] of owned) {
+    if (!shared.has(storage)) getBackend(device).recycle(storage);
+  }
 }
 
 /** Tensors reachable from `root` through recorded ops, inputs before the ops that use them. */
@@ -187,6 +219,8 @@ export function runBackward(
         };
       }
     }
+    // Every closure that saved an activation is gone now.
+    if (!options.retainGraph) releaseGraphOwned(order);
   } finally {
     allocationLog.active = outer;
   }

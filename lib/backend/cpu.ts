@@ -54,8 +54,8 @@ function takePooled(length: number): Pooled | undefined {
 export class HostStorage implements Storage {
   /** Always "cpu". */
   readonly device = "cpu" as const;
-  /** The live array. */
-  readonly host: HostArray;
+  // The live array; null once given back to the pool (see `recycle`).
+  #host: HostArray | null;
   // The pointer of `host` and the length it was taken at. Deno.UnsafePointer.of costs
   // 0.3-0.8 us, and an op passes 3-10 pointers; the address of an array's data is fixed for
   // its life (V8 never moves a backing store Deno has handed out), and a detached buffer shows
@@ -65,11 +65,30 @@ export class HostStorage implements Storage {
 
   /** Wraps an existing array without copying (`pointer`: its data pointer, when known). */
   constructor(array: HostArray, pointer: Deno.PointerValue = null) {
-    this.host = array;
+    this.#host = array;
     if (pointer !== null) {
       this.#pointer = pointer;
       this.#pointerLength = array.length;
     }
+  }
+  /**
+   * The live array. Throws once the storage was given back for reuse: the memory may by then
+   * hold another tensor, so a stale reader gets an error instead of someone else's numbers.
+   */
+  get host(): HostArray {
+    if (this.#host === null) {
+      throw new Error(
+        "This tensor's memory was given back for reuse (an intermediate activation or gradient " +
+          "the library freed once it was consumed) and can no longer be read or written",
+      );
+    }
+    return this.#host;
+  }
+  /** Hands the array over to the pool: this storage is unusable afterwards. */
+  takeArray(): HostArray {
+    const array = this.host;
+    this.#host = null;
+    return array;
   }
   /** Element type, from the array type. */
   get dtype(): DType {
@@ -131,12 +150,14 @@ class CpuBackend implements Backend {
       : logged(new HostStorage(reused.array, reused.pointer));
   }
   recycle(storage: Storage): void {
-    const array = storage.host;
+    if (!(storage instanceof HostStorage)) return;
+    const pointer = storage.ptr();
+    const array = storage.takeArray();
     if (!(array instanceof Float32Array) || array.length === 0) return;
     // Only whole arrays: a subarray view shares its buffer with something else.
     if (array.byteOffset !== 0 || array.byteLength !== array.buffer.byteLength) return;
     if (pooledBytes + array.byteLength > POOL_LIMIT_BYTES) return;
-    const entry = { array, pointer: storage.ptr() };
+    const entry = { array, pointer };
     const list = pool.get(array.length);
     if (list === undefined) pool.set(array.length, [entry]);
     else list.push(entry);

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Tensor } from "../tensor.ts";
+import { keepsNoReferences, releaseConsumed } from "./intermediates.ts";
 import { Module } from "./module.ts";
 
 /**
@@ -60,10 +61,22 @@ export class Sequential extends Module {
     return this.#layers[Symbol.iterator]();
   }
 
-  /** Feeds `x` through every module in order. */
+  /**
+   * Feeds `x` through every module in order. An activation passed between two of the
+   * library's modules is freed for reuse once consumed (see lib/nn/intermediates.ts): it is
+   * not visible outside the chain, and those modules keep no reference to it.
+   */
   forward(x: Tensor): Tensor {
     let out = x;
-    for (const m of this.#layers) out = m.forward(out);
+    let previous: Module | null = null;
+    for (const m of this.#layers) {
+      const next = m.forward(out);
+      if (previous !== null && keepsNoReferences(previous) && keepsNoReferences(m)) {
+        releaseConsumed(out, next, x);
+      }
+      out = next;
+      previous = m;
+    }
     return out;
   }
 

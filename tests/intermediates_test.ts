@@ -1,0 +1,177 @@
+/**
+ * Early release of composite modules' intermediate activations (lib/nn/intermediates.ts):
+ * `Sequential` and the wide MNIST model give back the activations passed between the
+ * library's modules (after backward, or at once without a graph), training results stay
+ * bit-identical to plain allocation, and nothing the user can reach is ever released.
+ */
+import assert from "node:assert/strict";
+import { cpuBackend, pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
+import { noGrad } from "../lib/autograd.ts";
+import { randn } from "../lib/creation.ts";
+import { ReLU } from "../lib/nn/activations.ts";
+import { Flatten } from "../lib/nn/flatten.ts";
+import { keepsNoReferences, releaseConsumed } from "../lib/nn/intermediates.ts";
+import { LayerNorm } from "../lib/nn/layer_norm.ts";
+import { crossEntropy } from "../lib/nn/losses.ts";
+import { Module } from "../lib/nn/module.ts";
+import { Sequential } from "../lib/nn/sequential.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { relu } from "../lib/ops/activation.ts";
+import { SGD } from "../lib/optim/sgd.ts";
+import type { Tensor } from "../lib/tensor.ts";
+import { WideMnistNet } from "../examples/models.ts";
+
+function chain(seed: number): Sequential {
+  return new Sequential(
+    new SparseLinear(12, 20, { sparsity: 0.5, seed }),
+    new LayerNorm(20),
+    new ReLU(),
+    new SparseLinear(20, 6, { sparsity: 0.5, seed: seed + 1 }),
+  );
+}
+
+const LABELS = Int32Array.from([0, 1, 2, 3, 4, 5, 0, 1]);
+
+/** Losses and final weights of `steps` SGD steps, with early release on or off. */
+function train(release: boolean, steps: number): { losses: number[]; weights: number[][] } {
+  releasePooledMemory();
+  const original = cpuBackend.recycle;
+  // Off: every recycle (also the engine's gradients) becomes a no-op, i.e. plain allocation.
+  if (!release) cpuBackend.recycle = () => {};
+  try {
+    const model = chain(1);
+    const opt = new SGD(model, { lr: 0.1, momentum: 0.9 });
+    const losses: number[] = [];
+    for (let s = 0; s < steps; s++) {
+      const loss = crossEntropy(model.forward(randn([8, 12], { seed: 10 + s })), LABELS);
+      losses.push(loss.item());
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+    }
+    return { losses, weights: model.parameters().map((p) => Array.from(p.toArray())) };
+  } finally {
+    cpuBackend.recycle = original;
+    releasePooledMemory();
+  }
+}
+
+Deno.test("Sequential: training with released intermediates is bit-identical to plain allocation", () => {
+  const plain = train(false, 4);
+  const released = train(true, 4);
+  assert.deepEqual(released.losses, plain.losses);
+  assert.deepEqual(released.weights, plain.weights);
+});
+
+Deno.test("Sequential: intermediates are given back after backward, not before", () => {
+  releasePooledMemory();
+  const model = chain(3);
+  const loss = crossEntropy(model.forward(randn([8, 12], { seed: 1 })), LABELS);
+  const before = pooledMemoryBytes();
+  loss.backward();
+  // Three activations of 8 x 20 floats between the four modules, plus consumed gradients.
+  assert.ok(
+    pooledMemoryBytes() >= before + 3 * 8 * 20 * 4,
+    `pooled ${before} -> ${pooledMemoryBytes()} bytes`,
+  );
+  releasePooledMemory();
+});
+
+Deno.test("Sequential: retainGraph keeps the intermediates for a second backward", () => {
+  const model = chain(5);
+  const x = randn([8, 12], { seed: 2 });
+  const loss = crossEntropy(model.forward(x), LABELS);
+  loss.backward(undefined, { retainGraph: true });
+  const first = Array.from(model.parameters()[0].grad!.toArray());
+  loss.backward();
+  const second = Array.from(model.parameters()[0].grad!.toArray());
+  second.forEach((v, i) => assert.ok(Math.abs(v - 2 * first[i]) <= 1e-6 * (1 + Math.abs(v))));
+});
+
+Deno.test("Sequential without a graph (noGrad) releases at once and returns the same output", () => {
+  const model = chain(7);
+  const x = randn([8, 12], { seed: 3 });
+  const expected = Array.from(model.forward(x).toArray());
+  releasePooledMemory();
+  const out = noGrad(() => model.forward(x));
+  assert.deepEqual(Array.from(out.toArray()), expected);
+  // Three intermediates of 8 x 20: the first was already reused by the third, two are left.
+  assert.ok(pooledMemoryBytes() >= 2 * 8 * 20 * 4, "the intermediates were pooled");
+  assert.deepEqual(Array.from(x.toArray()), Array.from(randn([8, 12], { seed: 3 }).toArray()));
+  releasePooledMemory();
+});
+
+/** A user module that keeps its input (for plotting, say): Sequential must not free it. */
+class Keeper extends Module {
+  kept: Tensor | null = null;
+  forward(x: Tensor): Tensor {
+    this.kept = x;
+    return relu(x);
+  }
+}
+
+Deno.test("Sequential never releases what a user module or the caller can still reach", () => {
+  const keeper = new Keeper();
+  const model = new Sequential(
+    new SparseLinear(12, 20, { sparsity: 0.5, seed: 1 }),
+    keeper,
+    new SparseLinear(20, 6, { sparsity: 0.5, seed: 2 }),
+    new Flatten(), // its output is a view of its input: that input is not released either
+  );
+  assert.equal(keepsNoReferences(keeper), false);
+  const x = randn([8, 12], { seed: 4, requiresGrad: true });
+  const out = model.forward(x);
+  const kept = keeper.kept!;
+  const keptSeen = Array.from(kept.toArray());
+  const outSeen = Array.from(out.toArray());
+  crossEntropy(out, LABELS).backward();
+  // A second step reuses whatever was pooled; what the user holds must not change.
+  crossEntropy(model.forward(randn([8, 12], { seed: 5 })), LABELS).backward();
+  assert.deepEqual(Array.from(kept.toArray()), keptSeen);
+  assert.deepEqual(Array.from(out.toArray()), outSeen);
+  assert.deepEqual(Array.from(x.toArray()), Array.from(randn([8, 12], { seed: 4 }).toArray()));
+});
+
+Deno.test("a subclass of a library module is not trusted to keep no references", () => {
+  class MyLinear extends SparseLinear {}
+  assert.equal(keepsNoReferences(new SparseLinear(4, 4, { seed: 0 })), true);
+  assert.equal(keepsNoReferences(new MyLinear(4, 4, { seed: 0 })), false);
+});
+
+Deno.test("a released tensor throws when read instead of showing reused memory", () => {
+  const x = randn([4, 4], { seed: 6 });
+  const h = noGrad(() => relu(x));
+  const next = noGrad(() => relu(h));
+  releaseConsumed(h, next, x);
+  assert.throws(() => h.toArray(), /given back for reuse/);
+  assert.throws(() => relu(h), /given back for reuse/);
+  assert.equal(next.toArray().length, 16);
+  releasePooledMemory();
+});
+
+Deno.test("WideMnistNet: released activations leave training bit-identical", () => {
+  const run = (release: boolean): number[] => {
+    releasePooledMemory();
+    const original = cpuBackend.recycle;
+    if (!release) cpuBackend.recycle = () => {};
+    try {
+      const model = new WideMnistNet({ seed: 0, width: 200, repeat: 2, sparsity: 0.9 });
+      const opt = new SGD(model, { lr: 0.01, momentum: 0.9, nesterov: true });
+      const losses: number[] = [];
+      for (let s = 0; s < 3; s++) {
+        const images = randn([6, 784], { seed: 20 + s });
+        const loss = crossEntropy(model.forward(images), Int32Array.from([1, 2, 3, 4, 5, 6]));
+        losses.push(loss.item());
+        loss.backward();
+        opt.step();
+        opt.zeroGrad();
+      }
+      const evalOut = noGrad(() => model.forward(randn([6, 784], { seed: 30 })));
+      return [...losses, ...evalOut.toArray()];
+    } finally {
+      cpuBackend.recycle = original;
+      releasePooledMemory();
+    }
+  };
+  assert.deepEqual(run(true), run(false));
+});
