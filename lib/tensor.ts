@@ -163,9 +163,19 @@ export class Tensor {
 
   /**
    * Backpropagates from this tensor. Without `grad` the tensor must hold one element (a loss)
-   * and its gradient is 1.
+   * and its gradient is 1. Options may come alone: `loss.backward({ retainGraph: true })`.
    */
-  backward(grad?: Tensor, options: BackwardOptions = {}): void {
+  backward(grad?: Tensor | BackwardOptions, options: BackwardOptions = {}): void {
+    if (grad !== undefined && !(grad instanceof Tensor)) {
+      if (grad === null || typeof grad !== "object" || Array.isArray(grad)) {
+        throw new TypeError(
+          `backward() takes a gradient Tensor and/or options ({ retainGraph }), got ${
+            grad === null ? "null" : Array.isArray(grad) ? "an array" : typeof grad
+          }`,
+        );
+      }
+      return this.backward(undefined, grad);
+    }
     if (!this.requiresGrad) {
       throw new Error(
         "backward() called on a tensor that does not require grad: no input of the computation " +

@@ -81,7 +81,7 @@ Deno.test("Sequential: retainGraph keeps the intermediates for a second backward
   const model = chain(5);
   const x = randn([8, 12], { seed: 2 });
   const loss = crossEntropy(model.forward(x), LABELS);
-  loss.backward(undefined, { retainGraph: true });
+  loss.backward({ retainGraph: true });
   const first = Array.from(model.parameters()[0].grad!.toArray());
   loss.backward();
   const second = Array.from(model.parameters()[0].grad!.toArray());

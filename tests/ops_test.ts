@@ -458,6 +458,14 @@ Deno.test("backward twice through the same graph is an error unless retainGraph"
   kept.backward(undefined, { retainGraph: true });
   kept.backward();
   assertAllClose(x.grad!.data, x.data.map((v) => 2 * Math.exp(v)), { rtol: 1e-5 });
+  // The options alone, as the "second time" error suggests them.
+  const again = exp(x).sum();
+  x.grad = null;
+  again.backward({ retainGraph: true });
+  again.backward();
+  assertAllClose(x.grad!.data, x.data.map((v) => 2 * Math.exp(v)), { rtol: 1e-5 });
+  throws(() => again.backward(3 as never), TypeError, /gradient Tensor and\/or options/);
+  throws(() => again.backward(null as never), TypeError, /got null/);
 });
 
 // ------------------------------------------------------------- Tensor methods
