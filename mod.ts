@@ -88,6 +88,7 @@ export {
   type DropoutOptions,
 } from "./lib/nn/dropout.ts";
 export { Sequential } from "./lib/nn/sequential.ts";
+export { keepsNoReferences, releaseConsumed } from "./lib/nn/intermediates.ts";
 export { ScaleShift, scaleShift, type ScaleShiftOptions } from "./lib/nn/scale_shift.ts";
 export {
   RepeatInterleave,

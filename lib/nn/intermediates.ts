@@ -59,7 +59,29 @@ export function keepsNoReferences(module: Module): boolean {
  * Gives back the memory of `intermediate` (made inside a composite and consumed by the step
  * that produced `next`) once nothing can need it; does nothing when it shares its memory with
  * `next` or `input` (a view). Only the code that holds every reference to `intermediate` may
- * call this: its producer and consumer must keep none (see `keepsNoReferences`).
+ * call this: its producer and consumer must keep none (see `keepsNoReferences`). Reading it
+ * after its release throws.
+ * @example
+ * ```ts
+ * import { LayerNorm, Module, randn, relu, releaseConsumed, SparseLinear, type Tensor } from "@sparselinear/sparselinear";
+ * class Block extends Module {
+ *   readonly fc = new SparseLinear(784, 512, { seed: 0 });
+ *   readonly norm = new LayerNorm(512);
+ *   constructor() {
+ *     super();
+ *     this.registerModule("fc", this.fc);
+ *     this.registerModule("norm", this.norm);
+ *   }
+ *   forward(x: Tensor): Tensor {
+ *     const h = this.fc.forward(x); // only this method sees h
+ *     const out = relu(this.norm.forward(h));
+ *     releaseConsumed(h, out, x); // freed after backward (at once without a graph)
+ *     return out;
+ *   }
+ * }
+ * const block = new Block();
+ * console.log(block.parameters().length, block.forward(randn([2, 784], { seed: 1 })).shape); // 4 [2, 512]
+ * ```
  */
 export function releaseConsumed(intermediate: Tensor, next: Tensor, input: Tensor): void {
   const storage = intermediate.storage;
