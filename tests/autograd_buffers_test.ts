@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
-import { cpuBackend } from "../lib/backend/cpu.ts";
 import { randn } from "../lib/creation.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
@@ -16,6 +15,7 @@ import { sum } from "../lib/ops/reduce.ts";
 import { reshape } from "../lib/ops/shape.ts";
 import { fromFloat32, gradSlot, type Tensor } from "../lib/tensor.ts";
 import { SGD } from "../lib/optim/sgd.ts";
+import { withRecycling } from "./_recycling.ts";
 
 function snapshot(t: Tensor): number[] {
   return Array.from(t.toArray());
@@ -75,11 +75,8 @@ Deno.test("a gradient passed on as a view, or to two inputs, is not recycled ear
 });
 
 Deno.test("results with recycling equal results with fresh buffers, step after step", () => {
-  const run = (recycle: boolean): number[] => {
-    releasePooledMemory();
-    const original = cpuBackend.recycle;
-    if (!recycle) cpuBackend.recycle = () => {};
-    try {
+  const run = (recycle: boolean): number[] =>
+    withRecycling(recycle, () => {
       const layer = new SparseLinear(64, 48, { sparsity: 0.8, seed: 11 });
       const norm = new LayerNorm(48);
       const out: number[] = [];
@@ -94,11 +91,7 @@ Deno.test("results with recycling equal results with fresh buffers, step after s
         if (layer.bias) layer.bias.grad = null;
       }
       return out;
-    } finally {
-      cpuBackend.recycle = original;
-      releasePooledMemory();
-    }
-  };
+    });
   assert.deepEqual(run(true), run(false));
 });
 

@@ -5,7 +5,7 @@
  * bit-identical to plain allocation, and nothing the user can reach is ever released.
  */
 import assert from "node:assert/strict";
-import { cpuBackend, pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
+import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
 import { noGrad } from "../lib/autograd.ts";
 import { randn } from "../lib/creation.ts";
 import { ReLU } from "../lib/nn/activations.ts";
@@ -20,6 +20,7 @@ import { relu } from "../lib/ops/activation.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import type { Tensor } from "../lib/tensor.ts";
 import { WideMnistNet } from "../examples/models.ts";
+import { withRecycling } from "./_recycling.ts";
 
 function chain(seed: number): Sequential {
   return new Sequential(
@@ -34,11 +35,7 @@ const LABELS = Int32Array.from([0, 1, 2, 3, 4, 5, 0, 1]);
 
 /** Losses and final weights of `steps` SGD steps, with early release on or off. */
 function train(release: boolean, steps: number): { losses: number[]; weights: number[][] } {
-  releasePooledMemory();
-  const original = cpuBackend.recycle;
-  // Off: every recycle (also the engine's gradients) becomes a no-op, i.e. plain allocation.
-  if (!release) cpuBackend.recycle = () => {};
-  try {
+  return withRecycling(release, () => {
     const model = chain(1);
     const opt = new SGD(model, { lr: 0.1, momentum: 0.9 });
     const losses: number[] = [];
@@ -50,10 +47,7 @@ function train(release: boolean, steps: number): { losses: number[]; weights: nu
       opt.zeroGrad();
     }
     return { losses, weights: model.parameters().map((p) => Array.from(p.toArray())) };
-  } finally {
-    cpuBackend.recycle = original;
-    releasePooledMemory();
-  }
+  });
 }
 
 Deno.test("Sequential: training with released intermediates is bit-identical to plain allocation", () => {
@@ -150,11 +144,8 @@ Deno.test("a released tensor throws when read instead of showing reused memory",
 });
 
 Deno.test("WideMnistNet: released activations leave training bit-identical", () => {
-  const run = (release: boolean): number[] => {
-    releasePooledMemory();
-    const original = cpuBackend.recycle;
-    if (!release) cpuBackend.recycle = () => {};
-    try {
+  const run = (release: boolean): number[] =>
+    withRecycling(release, () => {
       const model = new WideMnistNet({ seed: 0, width: 200, repeat: 2, sparsity: 0.9 });
       const opt = new SGD(model, { lr: 0.01, momentum: 0.9, nesterov: true });
       const losses: number[] = [];
@@ -168,10 +159,6 @@ Deno.test("WideMnistNet: released activations leave training bit-identical", () 
       }
       const evalOut = noGrad(() => model.forward(randn([6, 784], { seed: 30 })));
       return [...losses, ...evalOut.toArray()];
-    } finally {
-      cpuBackend.recycle = original;
-      releasePooledMemory();
-    }
-  };
+    });
   assert.deepEqual(run(true), run(false));
 });
