@@ -60,7 +60,13 @@ export { broadcastShapes } from "./lib/ops/broadcast.ts";
 export { Generator } from "./lib/random.ts";
 export type { Device } from "./lib/backend/backend.ts";
 // CPU memory the autograd engine recycles between steps (see lib/backend/cpu.ts)
-export { POOL_LIMIT_BYTES, pooledMemoryBytes, releasePooledMemory } from "./lib/backend/cpu.ts";
+export {
+  POOL_LIMIT_BYTES,
+  pooledMemoryBytes,
+  pooledMemoryLimit,
+  releasePooledMemory,
+  setPooledMemoryLimit,
+} from "./lib/backend/cpu.ts";
 // CUDA device control (the backend itself is selected with device: "cuda" / .to("cuda"))
 export {
   cudaAvailable,

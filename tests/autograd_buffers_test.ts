@@ -5,7 +5,14 @@
  * those of plain allocation.
  */
 import assert from "node:assert/strict";
-import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
+import {
+  cpuBackend,
+  POOL_LIMIT_BYTES,
+  pooledMemoryBytes,
+  pooledMemoryLimit,
+  releasePooledMemory,
+  setPooledMemoryLimit,
+} from "../lib/backend/cpu.ts";
 import { randn } from "../lib/creation.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
@@ -151,4 +158,32 @@ Deno.test("a gradient nobody read accumulates in place; one the user read is nev
   assert.notEqual(w.grad, seen);
   // (a + a) + a in float32, as the three accumulations round.
   assert.deepEqual(snapshot(w.grad!), snapshot(a).map((v) => Math.fround(2 * v + v)));
+});
+
+Deno.test("the pool keeps at most its limit, newer lengths displacing older ones", () => {
+  const saved = pooledMemoryLimit();
+  // The default: a quarter of the machine's memory (this test runs with systemMemoryInfo).
+  assert.equal(saved, Math.max(POOL_LIMIT_BYTES, Math.floor(Deno.systemMemoryInfo().total / 4)));
+  releasePooledMemory();
+  try {
+    setPooledMemoryLimit(3 * 4000);
+    const [a, b] = [cpuBackend.empty("float32", 1000), cpuBackend.empty("float32", 1000)];
+    const c = cpuBackend.empty("float32", 2000);
+    const cArray = c.host;
+    cpuBackend.recycle(a);
+    cpuBackend.recycle(b);
+    assert.equal(pooledMemoryBytes(), 8000);
+    cpuBackend.recycle(c); // 8000 + 8000 > 12000: the older length gives way
+    assert.equal(pooledMemoryBytes(), 8000);
+    assert.equal(cpuBackend.empty("float32", 2000).host, cArray, "the newer array is reused");
+    assert.throws(() => a.host, /given back for reuse/);
+    cpuBackend.recycle(cpuBackend.empty("float32", 500));
+    setPooledMemoryLimit(0);
+    assert.equal(pooledMemoryBytes(), 0);
+    assert.throws(() => setPooledMemoryLimit(-1), RangeError);
+    assert.throws(() => setPooledMemoryLimit(1.5), /whole number of bytes/);
+  } finally {
+    setPooledMemoryLimit(saved);
+    releasePooledMemory();
+  }
 });

@@ -13,11 +13,12 @@ import {
 } from "./backend.ts";
 
 /**
- * Float32 arrays given back by `recycle` (gradients the autograd engine consumed), by length,
- * for the next `empty`/`zeros` of that length: a training step then reuses last step's
- * buffers instead of touching fresh pages (a 50000-wide layer at batch 64 allocates 12.8 MB
- * per activation; fresh pages cost ~30,000 page faults per step of the wide MNIST model). At
- * most `POOL_LIMIT_BYTES` are held; `releasePooledMemory()` drops them all.
+ * Float32 arrays given back by `recycle` (gradients the autograd engine consumed, activations a
+ * composite module released), by length, for the next `empty`/`zeros` of that length: a training
+ * step then reuses last step's buffers instead of touching fresh pages (a 50000-wide layer at
+ * batch 64 allocates 12.8 MB per activation; fresh pages cost ~7 ms per such array here). At
+ * most `pooledMemoryLimit()` bytes are held, the oldest lengths giving way to newer ones;
+ * `releasePooledMemory()` drops them all.
  */
 const pool = new Map<number, Pooled[]>();
 /** A recycled array and its data pointer (kept: taking it again costs ~0.5 us). */
@@ -26,8 +27,52 @@ interface Pooled {
   pointer: Deno.PointerValue;
 }
 let pooledBytes = 0;
-/** Bytes of recycled arrays the CPU backend keeps for reuse, at most. */
+/**
+ * The pool's limit when the machine's memory size is not readable (without
+ * `--allow-sys=systemMemoryInfo`), and its least default.
+ */
 export const POOL_LIMIT_BYTES = 512 * 1024 * 1024;
+
+/** A quarter of the machine's memory when the process may read its size (never prompts). */
+function defaultPoolLimit(): number {
+  try {
+    const sys = Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" });
+    if (sys.state !== "granted") return POOL_LIMIT_BYTES;
+    return Math.max(POOL_LIMIT_BYTES, Math.floor(Deno.systemMemoryInfo().total / 4));
+  } catch {
+    return POOL_LIMIT_BYTES;
+  }
+}
+let poolLimit = defaultPoolLimit();
+
+/**
+ * Bytes of recycled arrays the CPU backend keeps for reuse, at most: a quarter of the machine's
+ * memory when readable, else `POOL_LIMIT_BYTES`. A step's working set must fit for it to run
+ * without fresh pages (the wide MNIST model at batch 256: ~1.3 GB; at 512 MiB its step took
+ * 762 ms with ~65,000 page faults, at 2 GiB 597 ms).
+ */
+export function pooledMemoryLimit(): number {
+  return poolLimit;
+}
+
+/** Sets `pooledMemoryLimit()` (bytes, ≥ 0), dropping the oldest pooled arrays above it. */
+export function setPooledMemoryLimit(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new RangeError(`setPooledMemoryLimit() needs a whole number of bytes ≥ 0, got ${bytes}`);
+  }
+  poolLimit = bytes;
+  evictFor(0, -1);
+}
+
+/** Drops whole lengths, oldest first and never `keep`, until `bytes` more fit under the limit. */
+function evictFor(bytes: number, keep: number): void {
+  for (const [length, list] of pool) {
+    if (pooledBytes + bytes <= poolLimit) return;
+    if (length === keep) continue;
+    for (const entry of list) pooledBytes -= entry.array.byteLength;
+    pool.delete(length);
+  }
+}
 
 /** Bytes currently held for reuse by the CPU backend (see `releasePooledMemory`). */
 export function pooledMemoryBytes(): number {
@@ -156,7 +201,8 @@ class CpuBackend implements Backend {
     if (!(array instanceof Float32Array) || array.length === 0) return;
     // Only whole arrays: a subarray view shares its buffer with something else.
     if (array.byteOffset !== 0 || array.byteLength !== array.buffer.byteLength) return;
-    if (pooledBytes + array.byteLength > POOL_LIMIT_BYTES) return;
+    if (pooledBytes + array.byteLength > poolLimit) evictFor(array.byteLength, array.length);
+    if (pooledBytes + array.byteLength > poolLimit) return;
     const entry = { array, pointer };
     const list = pool.get(array.length);
     if (list === undefined) pool.set(array.length, [entry]);

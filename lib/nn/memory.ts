@@ -25,8 +25,9 @@
  * activations during a training step: the output `4·B·out`, its gradient `4·B·out`, the input
  * gradient `4·B·in` (when the input needs one) and the CPU kernels' feature-major scratch
  * (see `sparseLinearActivations`). The CPU backend keeps the gradient buffers a backward pass
- * consumed for the next step to reuse, up to `POOL_LIMIT_BYTES` (512 MiB; about the gradients
- * of one step, ~230 MB for the wide MNIST model), until `releasePooledMemory()`; the native
+ * consumed (and the activations composite modules release) for the next step to reuse, up to
+ * `pooledMemoryLimit()` (a quarter of the machine's memory when readable, else 512 MiB; about
+ * one step's working set, ~230 MB for the wide MNIST model), until `releasePooledMemory()`; the native
  * kernels keep their scratch blocks of 1 MiB and more, up to 256 MiB.
  *
  * `checkSparseLinearFits` is called by the SparseLinear constructor before anything is
