@@ -201,7 +201,7 @@ class CpuBackend implements Backend {
     if (!(array instanceof Float32Array) || array.length === 0) return;
     // Only whole arrays: a subarray view shares its buffer with something else.
     if (array.byteOffset !== 0 || array.byteLength !== array.buffer.byteLength) return;
-    if (pooledBytes + array.byteLength > poolLimit) evictFor(array.byteLength, array.length);
+    evictFor(array.byteLength, array.length);
     if (pooledBytes + array.byteLength > poolLimit) return;
     const entry = { array, pointer };
     const list = pool.get(array.length);
