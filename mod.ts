@@ -70,11 +70,15 @@ export {
 // CUDA device control (the backend itself is selected with device: "cuda" / .to("cuda"))
 export {
   cudaAvailable,
+  cudaCacheLimit,
   type CudaDeviceInfo,
   cudaDeviceInfo,
+  type CudaMemoryStats,
   cudaMemoryStats,
   cudaSynchronize,
   reclaimDeviceMemory,
+  releaseCudaCache,
+  setCudaCacheLimit,
   setCudaDevice,
   setCudaSyncChecks,
 } from "./lib/backend/cuda.ts";

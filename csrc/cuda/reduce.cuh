@@ -101,8 +101,11 @@ sl_status sl_reduce_middle(const char *fn, int64_t outer, int64_t len, int64_t i
   if (inner == 1 && len >= 256) {
     /* Long rows: a block per row, or several per row (partials summed in order) when there
      * are too few rows to fill the device. */
+    /* Up to 64K elements a row is one block of 1024 threads (a single launch, no scratch:
+     * the launches and the scratch allocation cost more host time than the GPU saves). */
     int64_t per_row = 1;
-    if (outer < 256 && len >= 16384) {
+    const int threads = outer < 256 && len >= 4096 ? 1024 : 256;
+    if (outer < 256 && len >= 65536) {
       per_row = len / 8192;
       const int64_t cap = 2048 / (outer > 0 ? outer : 1);
       if (per_row > cap) per_row = cap;
@@ -111,7 +114,7 @@ sl_status sl_reduce_middle(const char *fn, int64_t outer, int64_t len, int64_t i
     cudaError_t err;
     if (per_row == 1) {
       const unsigned blocks = (unsigned)(outer < (1 << 20) ? outer : (1 << 20));
-      sl_row_sum_kernel<Term><<<blocks, 256>>>(outer, len, alpha, term, y);
+      sl_row_sum_kernel<Term><<<blocks, threads>>>(outer, len, alpha, term, y);
       err = cudaGetLastError();
       if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of sl_row_sum_kernel", err);
       return SL_OK;
