@@ -855,110 +855,6 @@ function onDevice(d: Device, a: Float32Array | Int32Array): Storage {
   return getBackend(d).fromHost(a.slice());
 }
 
-/** A CSR pattern of rows with the given lengths over nIn columns (sorted, distinct), its CSC
- * view, and values, for calling the sparse kernels directly. */
-function patternOf(nIn: number, rowLengths: number[], seed: number) {
-  const g = new Generator(seed);
-  const rowPtr = new Int32Array(rowLengths.length + 1);
-  rowLengths.forEach((n, r) => (rowPtr[r + 1] = rowPtr[r] + n));
-  const nnz = rowPtr[rowLengths.length];
-  const colIdx = new Int32Array(nnz);
-  rowLengths.forEach((n, r) => {
-    const all = Array.from({ length: nIn }, (_, i) => i);
-    for (let i = 0; i < n; i++) {
-      const j = i + g.int(nIn - i);
-      [all[i], all[j]] = [all[j], all[i]];
-    }
-    colIdx.set(all.slice(0, n).sort((a, b) => a - b), rowPtr[r]);
-  });
-  const colPtr = new Int32Array(nIn + 1), rowIdx = new Int32Array(nnz);
-  const cscToCsr = new Int32Array(nnz);
-  for (const c of colIdx) colPtr[c + 1]++;
-  for (let c = 0; c < nIn; c++) colPtr[c + 1] += colPtr[c];
-  const next = colPtr.slice(0, nIn);
-  rowLengths.forEach((_, r) => {
-    for (let k = rowPtr[r]; k < rowPtr[r + 1]; k++) {
-      const j = next[colIdx[k]]++;
-      rowIdx[j] = r;
-      cscToCsr[j] = k;
-    }
-  });
-  const values = g.fillNormal(new Float32Array(nnz));
-  return { nnz, rowPtr, colIdx, colPtr, rowIdx, cscToCsr, values };
-}
-
-gpuTest("sl_spmm_bwd at batch 1, long unaligned rows (16-byte loads): the CPU's gradients", () => {
-  // Rows of 64+ entries take the vectorised pass; odd lengths give every row start a different
-  // alignment, so each row has a scalar head and tail around its 16-byte body.
-  const nIn = 300, lengths = [64, 65, 66, 67, 131, 200, 97];
-  const p = patternOf(nIn, lengths, 61);
-  const g = new Generator(62);
-  const x = g.fillNormal(new Float32Array(nIn)), dy = g.fillNormal(new Float32Array(7));
-  const run = (d: Device) => {
-    const b = getBackend(d);
-    const dx = b.zeros("float32", nIn), dw = b.zeros("float32", p.nnz);
-    b.check(
-      b.kernels.sl_spmm_bwd(
-        1,
-        nIn,
-        lengths.length,
-        BigInt(p.nnz),
-        onDevice(d, p.rowPtr).ptr(),
-        onDevice(d, p.colIdx).ptr(),
-        onDevice(d, p.colPtr).ptr(),
-        onDevice(d, p.rowIdx).ptr(),
-        onDevice(d, p.cscToCsr).ptr(),
-        onDevice(d, p.values).ptr(),
-        onDevice(d, x).ptr(),
-        onDevice(d, dy).ptr(),
-        dx.ptr(),
-        dw.ptr(),
-      ),
-    );
-    return { dx: dx.toHost(), dw: dw.toHost() };
-  };
-  const cpu = run("cpu"), cuda = run("cuda");
-  assertClose(cuda.dx, cpu.dx, "dx");
-  assertClose(cuda.dw, cpu.dw, "dw");
-});
-
-gpuTest("sl_spmm_bwd at batch 1: a bad column in a row's head, body or tail is reported", () => {
-  const nIn = 200, lengths = [131, 131];
-  const p = patternOf(nIn, lengths, 63);
-  // Row 1 spans [131, 262): entry 131 is its scalar head, 200 in its 16-byte body, 261 its tail.
-  for (const bad of [131, 200, 261]) {
-    const colIdx = p.colIdx.slice();
-    colIdx[bad] = 999;
-    const b = getBackend("cuda");
-    setCudaSyncChecks(true);
-    try {
-      const status = b.kernels.sl_spmm_bwd(
-        1,
-        nIn,
-        2,
-        BigInt(p.nnz),
-        onDevice("cuda", p.rowPtr).ptr(),
-        onDevice("cuda", colIdx).ptr(),
-        onDevice("cuda", p.colPtr).ptr(),
-        onDevice("cuda", p.rowIdx).ptr(),
-        onDevice("cuda", p.cscToCsr).ptr(),
-        onDevice("cuda", p.values).ptr(),
-        b.zeros("float32", nIn).ptr(),
-        b.zeros("float32", 2).ptr(),
-        b.zeros("float32", nIn).ptr(),
-        b.zeros("float32", p.nnz).ptr(),
-      );
-      assert.equal(status, 3, `bad column at ${bad}`);
-      assert.match(
-        readCString(b.kernels.sl_last_error()),
-        new RegExp(`^sl_spmm_bwd: .*col_idx\\[${bad}\\] = 999 is outside \\[0, ${nIn}\\)`),
-      );
-    } finally {
-      setCudaSyncChecks(false);
-    }
-  }
-});
-
 gpuTest("sl_topk: same indices as the CPU for every flag, with ties", () => {
   const g = new Generator(50);
   const scores = g.fillNormal(new Float32Array(100003));
@@ -1051,6 +947,59 @@ function spmmBwd(
   const message = st === 0 ? "" : readCString(b.kernels.sl_last_error());
   return [st, message, dx.toHost() as Float32Array, dw.toHost() as Float32Array];
 }
+
+/** A CSR pattern whose rows have the given lengths, over nIn columns (sorted, distinct). */
+function csrWithRowLengths(nIn: number, rowLengths: number[], seed: number) {
+  const g = new Generator(seed);
+  const rowPtr = new Int32Array(rowLengths.length + 1);
+  const cols: number[] = [];
+  rowLengths.forEach((n, r) => {
+    const all = Array.from({ length: nIn }, (_, i) => i);
+    for (let i = 0; i < n; i++) {
+      const j = i + g.int(nIn - i);
+      [all[i], all[j]] = [all[j], all[i]];
+    }
+    cols.push(...all.slice(0, n).sort((p, q) => p - q));
+    rowPtr[r + 1] = cols.length;
+  });
+  return { rowPtr, colIdx: Int32Array.from(cols) };
+}
+
+gpuTest("sl_spmm_bwd at batch 1, long unaligned rows (16-byte loads): the CPU's gradients", () => {
+  // Rows of 64+ entries take the vectorised pass; odd lengths give every row start a different
+  // alignment, so each row has a scalar head and tail around its 16-byte body.
+  const nIn = 300, lengths = [64, 65, 66, 67, 131, 200, 97];
+  const csr = csrWithRowLengths(nIn, lengths, 61);
+  const csc = cscOf(lengths.length, nIn, csr.rowPtr, csr.colIdx);
+  const [s0, m0, dx0, dw0] = spmmBwd("cpu", 1, nIn, lengths.length, csr, csc, 62);
+  const [s1, m1, dx1, dw1] = spmmBwd("cuda", 1, nIn, lengths.length, csr, csc, 62);
+  assert.equal(s0, 0, m0);
+  assert.equal(s1, 0, m1);
+  assertClose(dx1, dx0, "dx");
+  assertClose(dw1, dw0, "dw");
+});
+
+gpuTest("sl_spmm_bwd at batch 1: a bad column in a row's head, body or tail is reported", () => {
+  const nIn = 200, lengths = [131, 131];
+  const csr = csrWithRowLengths(nIn, lengths, 63);
+  const csc = cscOf(lengths.length, nIn, csr.rowPtr, csr.colIdx);
+  // Row 1 spans [131, 262): entry 131 is its scalar head, 200 in its 16-byte body, 261 its tail.
+  for (const bad of [131, 200, 261]) {
+    const colIdx = csr.colIdx.slice();
+    colIdx[bad] = 999;
+    setCudaSyncChecks(true);
+    try {
+      const [status, message] = spmmBwd("cuda", 1, nIn, 2, { rowPtr: csr.rowPtr, colIdx }, csc, 64);
+      assert.equal(status, 3, `bad column at ${bad}`);
+      assert.match(
+        message,
+        new RegExp(`^sl_spmm_bwd: .*col_idx\\[${bad}\\] = 999 is outside \\[0, ${nIn}\\)`),
+      );
+    } finally {
+      setCudaSyncChecks(false);
+    }
+  }
+});
 
 gpuTest("sparse kernels at small batches match the CPU, on each backward path", () => {
   // Batch 1 takes the CSR backward (dx in shared memory) up to 48k inputs and the CSC gather
