@@ -55,7 +55,6 @@ import { repeatInterleave } from "../lib/nn/repeat_interleave.ts";
 import { scaleShift } from "../lib/nn/scale_shift.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear, type SparseLinearOptions } from "../lib/nn/sparse_linear.ts";
-import { relu } from "../lib/ops/activation.ts";
 import { Generator } from "../lib/random.ts";
 import { shapeString, type Tensor } from "../lib/tensor.ts";
 
@@ -182,7 +181,9 @@ export class WideMnistNet extends Module {
     this.registerParameter("input_scaling", full([inputs], 1));
     this.registerParameter("input_shifting", full([inputs], 0));
     for (let i = 1; i <= 4; i++) {
-      const norm = new LayerNorm(this.width);
+      // relu(LayerNorm(·)) fused into the normalisation's calls: one pass less over the
+      // 12.8 MB activations forward and backward (same numbers, bit for bit).
+      const norm = new LayerNorm(this.width, { activation: "relu" });
       this.registerModule(`ln${i}`, norm);
       this.#norms.push(norm);
     }
@@ -211,7 +212,6 @@ export class WideMnistNet extends Module {
     for (let i = 0; i < 4; i++) {
       then((t) => this.#sparse[i].forward(t));
       then((t) => this.#norms[i].forward(t));
-      then(relu);
     }
     then((t) => this.#sparse[4].forward(t));
     const logits = groupSum(h, CLASSES);

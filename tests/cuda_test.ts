@@ -251,12 +251,29 @@ const badCalls: BadCall[] = [
   ["log_softmax negative cols", (k) => k.sl_log_softmax_fwd(2n, -1, ptr(f32), ptr(f32))],
   [
     "layer_norm n 0",
-    (k) => k.sl_layer_norm_fwd(2n, 0, 1e-5, ptr(f32), null, null, ptr(f32), null, null),
+    (k) => k.sl_layer_norm_fwd(2n, 0, 1e-5, ptr(f32), null, null, 0, ptr(f32), null, null),
+  ],
+  [
+    "layer_norm relu 2",
+    (k) => k.sl_layer_norm_fwd(2n, 3, 1e-5, ptr(f32), null, null, 2, ptr(f32), null, null),
   ],
   [
     "layer_norm_bwd null mean",
     (k) =>
-      k.sl_layer_norm_bwd(2n, 3, ptr(f32), null, ptr(f32), null, ptr(f32), ptr(f32), null, null),
+      k.sl_layer_norm_bwd(
+        2n,
+        3,
+        ptr(f32),
+        null,
+        ptr(f32),
+        null,
+        null,
+        0,
+        ptr(f32),
+        ptr(f32),
+        null,
+        null,
+      ),
   ],
   [
     "cross_entropy bad reduction",
@@ -660,6 +677,22 @@ compareOp("linear", (d) => {
 compareOp("layerNorm over a long last dimension", (d) => {
   const x = leaf([6, 2000], 26, d, -3, 3), w = leaf([2000], 27, d), b = leaf([2000], 28, d);
   return { out: layerNorm(x, [2000], w, b), leaves: [x, w, b] };
+});
+compareOp("layerNorm with a fused ReLU", (d) => {
+  const x = leaf([6, 2000], 26, d, -3, 3), w = leaf([2000], 27, d), b = leaf([2000], 28, d);
+  return { out: layerNorm(x, [2000], w, b, 1e-5, "relu"), leaves: [x, w, b] };
+});
+gpuTest("layerNorm with a fused ReLU is relu(layerNorm) on the GPU too, bit for bit", () => {
+  const [fused, plain] = [true, false].map((fuse) => {
+    const x = leaf([5, 3000], 33, "cuda", -3, 3), w = leaf([3000], 34, "cuda");
+    const b = leaf([3000], 35, "cuda");
+    const out = fuse ? layerNorm(x, 3000, w, b, 1e-5, "relu") : relu(layerNorm(x, 3000, w, b));
+    out.backward(randn([5, 3000], { seed: 36, device: "cuda" }));
+    return [out, x.grad!, w.grad!, b.grad!].map((t) => t.toArray());
+  });
+  ["output", "dx", "dweight", "dbias"].forEach((what, i) => {
+    assert.deepEqual(fused[i], plain[i], what);
+  });
 });
 compareOp("layerNorm over two dimensions, many rows, no affine", (d) => {
   const x = leaf([700, 4, 6], 29, d);

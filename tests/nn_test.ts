@@ -15,6 +15,7 @@ import { GroupSum, groupSum } from "../lib/nn/group_sum.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
+import { relu } from "../lib/ops/activation.ts";
 import { fromFloat32, shapeString } from "../lib/tensor.ts";
 import { assertClose, assertThrows, randomArray } from "./_nn_reference.ts";
 import { gradcheck } from "./_gradcheck.ts";
@@ -60,6 +61,52 @@ Deno.test("layerNorm matches a float64 reference and finite differences", () => 
   }
 });
 
+Deno.test("layerNorm with a fused ReLU is relu(layerNorm), bit for bit, forward and backward", () => {
+  for (
+    const [rows, n, affine] of [[3, 7, "both"], [4, 30000, "both"], [2, 50, "weight"], [
+      5,
+      9,
+      "none",
+    ]] as const
+  ) {
+    const xs = randomArray(rows * n, n, -2, 3);
+    const make = () => {
+      const x = fromFloat32(xs.slice(), [rows, n], true);
+      const g = affine === "none" ? null : fromFloat32(randomArray(n, n + 1, -1, 1.5), [n], true);
+      const b = affine === "both" ? fromFloat32(randomArray(n, n + 2, -0.5, 0.5), [n], true) : null;
+      return [x, g, b] as const;
+    };
+    const w = fromFloat32(randomArray(rows * n, n + 3, -1, 1), [rows, n]);
+    const [x1, g1, b1] = make();
+    const fused = layerNorm(x1, n, g1, b1, 1e-5, "relu");
+    fused.backward(w);
+    const [x2, g2, b2] = make();
+    const plain = relu(layerNorm(x2, n, g2, b2));
+    plain.backward(w);
+    const what = `${rows}x${n} affine ${affine}`;
+    assert.ok(fused.data.some((v) => v === 0) && fused.data.some((v) => v > 0), what);
+    assert.deepEqual(fused.data, plain.data, `output ${what}`);
+    assert.deepEqual(x1.grad!.data, x2.grad!.data, `dx ${what}`);
+    if (g1) assert.deepEqual(g1.grad!.data, g2!.grad!.data, `dweight ${what}`);
+    if (b1) assert.deepEqual(b1.grad!.data, b2!.grad!.data, `dbias ${what}`);
+  }
+  // Against finite differences of a float64 relu(LayerNorm) (inputs away from the kink).
+  const x = fromFloat32(randomArray(24, 7, -2, 3), [4, 6], true);
+  const g = fromFloat32(randomArray(6, 8, 0.5, 1.5), [6], true);
+  const b = fromFloat32(randomArray(6, 9, -0.5, 0.5), [6], true);
+  gradcheck((xx, gg, bb) => layerNorm(xx, 6, gg, bb, 1e-5, "relu"), [x, g, b], {
+    reference: ([xx, gg, bb]) => layerNormRef(xx, 6, gg, bb).map((v) => Math.max(v, 0)),
+    name: "layerNorm + relu [4, 6]",
+  });
+  const ln = new LayerNorm(6, { activation: "relu" });
+  assert.equal(
+    ln.toString(),
+    "LayerNorm([6], eps=0.00001, elementwiseAffine=true, activation=relu)",
+  );
+  assert.deepEqual(Object.keys(ln.stateDict()), ["weight", "bias"]);
+  assert.ok(ln.forward(x).data.every((v) => v >= 0));
+});
+
 Deno.test("LayerNorm module: PyTorch names, no-affine mode, eval without saved statistics", () => {
   const ln = new LayerNorm(6);
   assert.deepEqual(Object.keys(ln.stateDict()), ["weight", "bias"]);
@@ -97,6 +144,16 @@ Deno.test("layerNorm rejects bad shapes and options", () => {
   assertThrows(() => new LayerNorm(0), RangeError, /normalizedShape must hold positive integers/);
   assertThrows(() => new LayerNorm(4, { eps: -1 }), RangeError, /eps must be a finite number/);
   assertThrows(() => new LayerNorm(10).forward(zeros([3, 4])), ShapeError, /normalized shape/);
+  assertThrows(
+    () => layerNorm(zeros([2, 4]), 4, null, null, 1e-5, "gelu" as "relu"),
+    TypeError,
+    /layerNorm\(\) activation must be "none" or "relu", got "gelu"/,
+  );
+  assertThrows(
+    () => new LayerNorm(4, { activation: "tanh" as "relu" }),
+    TypeError,
+    /LayerNorm activation must be "none" or "relu", got "tanh"/,
+  );
 });
 
 // -------------------------------------------------------------------------------- Linear ----

@@ -242,10 +242,11 @@ sl_status sl_validate_adam_step(const char *fn, int64_t n, float lr, float beta1
 /* ---------------------------------------------------------------------- nn ---- */
 
 sl_status sl_validate_layer_norm_fwd(const char *fn, int64_t rows, int32_t n, float eps,
-                                     const float *x, const float *y) {
+                                     const float *x, int32_t relu, const float *y) {
   V_NONNEG(rows);
   V_ARG(n >= 1, "n must be >= 1, got %d", n);
   V_ARG(isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got %g", (double)eps);
+  V_ARG(relu == 0 || relu == 1, "relu must be 0 or 1, got %d", relu);
   V_ROWS_TIMES_N(rows, n);
   if (rows == 0) return SL_OK;
   V_PTR(x);
@@ -254,9 +255,11 @@ sl_status sl_validate_layer_norm_fwd(const char *fn, int64_t rows, int32_t n, fl
 }
 
 sl_status sl_validate_layer_norm_bwd(const char *fn, int64_t rows, int32_t n, const float *x,
-                                     const float *mean, const float *rstd, const float *dy) {
+                                     const float *mean, const float *rstd, int32_t relu,
+                                     const float *dy) {
   V_NONNEG(rows);
   V_ARG(n >= 1, "n must be >= 1, got %d", n);
+  V_ARG(relu == 0 || relu == 1, "relu must be 0 or 1, got %d", relu);
   V_ROWS_TIMES_N(rows, n);
   /* rows == 0: only dgamma / dbeta (zeros) are written. */
   if (rows == 0) return SL_OK;

@@ -72,9 +72,10 @@ sl_status sl_validate_adam_step(const char *fn, int64_t n, float lr, float beta1
 
 /* ---- nn ---- */
 sl_status sl_validate_layer_norm_fwd(const char *fn, int64_t rows, int32_t n, float eps,
-                                     const float *x, const float *y);
+                                     const float *x, int32_t relu, const float *y);
 sl_status sl_validate_layer_norm_bwd(const char *fn, int64_t rows, int32_t n, const float *x,
-                                     const float *mean, const float *rstd, const float *dy);
+                                     const float *mean, const float *rstd, int32_t relu,
+                                     const float *dy);
 sl_status sl_validate_cross_entropy_fwd(const char *fn, int32_t batch, int32_t n_classes,
                                         const float *logits, const int32_t *labels,
                                         int32_t reduction, const float *loss);

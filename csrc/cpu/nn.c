@@ -1,12 +1,13 @@
 /*
- * nn.c — the per-layer kernels of the training stack: LayerNorm, fused log-softmax +
- * cross-entropy, mean squared error, dropout and a per-feature scale/shift.
+ * nn.c — the per-layer kernels of the training stack: LayerNorm (optionally with a fused ReLU),
+ * fused log-softmax + cross-entropy, mean squared error, dropout and a per-feature scale/shift.
  *
  * Every kernel is one call over a whole batch. Reductions accumulate in double so that wide
  * rows (50 000 features) keep float32 accuracy, and column reductions (gamma/beta gradients)
  * are split by column blocks so that results do not depend on the thread count.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -67,17 +68,84 @@ static void column_sums(int64_t rows, int32_t n, const float *a, const float *b,
 
 /* ------------------------------------------------------------------ LayerNorm ---- */
 
+/*
+ * Which affine parameters a LayerNorm call has, as a compile-time constant of the inlined row
+ * functions below (so each variant is one vectorised loop): bit 0 gamma, bit 1 beta.
+ */
+#define LN_GAMMA 1
+#define LN_BETA 2
+
+static int ln_affine_kind(const float *gamma, const float *beta) {
+  return (gamma != NULL ? LN_GAMMA : 0) | (beta != NULL ? LN_BETA : 0);
+}
+
+/* Calls FN(AF, RELU, args...) with AF and RELU as constants (AF in 0..3, RELU in 0..1). */
+#define LN_DISPATCH(af, relu, FN, ...)                        \
+  switch ((af) * 2 + (relu)) {                                \
+    case 0: FN(0, 0, __VA_ARGS__); break;                     \
+    case 1: FN(0, 1, __VA_ARGS__); break;                     \
+    case 2: FN(1, 0, __VA_ARGS__); break;                     \
+    case 3: FN(1, 1, __VA_ARGS__); break;                     \
+    case 4: FN(2, 0, __VA_ARGS__); break;                     \
+    case 5: FN(2, 1, __VA_ARGS__); break;                     \
+    case 6: FN(3, 0, __VA_ARGS__); break;                     \
+    default: FN(3, 1, __VA_ARGS__); break;                    \
+  }
+
+/*
+ * LayerNorm's output before the activation, xhat * gamma + beta (each part only when AF has
+ * it). The forward and the backward of a fused LayerNorm + ReLU both compute it here, so the
+ * backward's ReLU mask is exactly the forward's.
+ */
+static inline __attribute__((always_inline)) float ln_out(const int AF, float xhat,
+                                                         const float *gamma, const float *beta,
+                                                         int32_t j) {
+  float v = (AF & LN_GAMMA) ? xhat * gamma[j] : xhat;
+  return (AF & LN_BETA) ? v + beta[j] : v;
+}
+
+/*
+ * dy where the fused ReLU let the output through, else +0 (dy itself without a ReLU). A bit
+ * mask rather than a select: GCC does not if-convert a float select that feeds a double sum,
+ * and the loop would stay scalar.
+ */
+static inline __attribute__((always_inline)) float ln_passed(const int AF, const int RELU,
+                                                            float dy, float xhat,
+                                                            const float *gamma,
+                                                            const float *beta, int32_t j) {
+  if (!RELU) return dy;
+  uint32_t bits;
+  memcpy(&bits, &dy, sizeof bits);
+  bits &= -(uint32_t)(ln_out(AF, xhat, gamma, beta, j) > 0.0f);
+  float kept;
+  memcpy(&kept, &bits, sizeof kept);
+  return kept;
+}
+
+/* One row forward: y = act(xhat * gamma + beta), xhat = (x - mean) * rstd. */
+static inline __attribute__((always_inline)) void ln_fwd_row(const int AF, const int RELU,
+                                                            const float *xr, float *yr,
+                                                            int32_t n, float mu, float rs,
+                                                            const float *gamma,
+                                                            const float *beta) {
+#pragma omp simd
+  for (int32_t j = 0; j < n; j++) {
+    float v = ln_out(AF, (xr[j] - mu) * rs, gamma, beta, j);
+    yr[j] = RELU && !(v > 0.0f) ? 0.0f : v;
+  }
+}
+
 sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
-                            const float *gamma, const float *beta, float *y, float *mean,
-                            float *rstd) {
+                            const float *gamma, const float *beta, int32_t relu, float *y,
+                            float *mean, float *rstd) {
   SL_ENTER();
-  SL_VALIDATE(sl_validate_layer_norm_fwd(__func__, rows, n, eps, x, y));
+  SL_VALIDATE(sl_validate_layer_norm_fwd(__func__, rows, n, eps, x, relu, y));
   if (rows == 0) return SL_OK;
+  const int af = ln_affine_kind(gamma, beta);
   int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * n;
-    float *yr = y + r * n;
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (int32_t j = 0; j < n; j++) s += xr[j];
@@ -91,71 +159,103 @@ sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
     /* Biased variance, as PyTorch's LayerNorm. */
     float rs = (float)(1.0 / sqrt(ss / n + (double)eps));
     float muf = (float)mu;
-    if (gamma != NULL && beta != NULL) {
-#pragma omp simd
-      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs * gamma[j] + beta[j];
-    } else if (gamma != NULL) {
-#pragma omp simd
-      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs * gamma[j];
-    } else if (beta != NULL) {
-#pragma omp simd
-      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs + beta[j];
-    } else {
-#pragma omp simd
-      for (int32_t j = 0; j < n; j++) yr[j] = (xr[j] - muf) * rs;
-    }
+    LN_DISPATCH(af, relu, ln_fwd_row, xr, y + r * n, n, muf, rs, gamma, beta);
     if (mean != NULL) mean[r] = muf;
     if (rstd != NULL) rstd[r] = rs;
   }
   return SL_OK;
 }
 
+/*
+ * One row backward: with g = dy * gamma (dy zeroed where a fused ReLU cut the output),
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+ */
+static inline __attribute__((always_inline)) void ln_bwd_row(const int AF, const int RELU,
+                                                            const float *xr, const float *dyr,
+                                                            float *dxr, int32_t n, float mu,
+                                                            float rs, const float *gamma,
+                                                            const float *beta) {
+  double sg = 0.0, sgx = 0.0;
+#pragma omp simd reduction(+ : sg, sgx)
+  for (int32_t j = 0; j < n; j++) {
+    float xh = (xr[j] - mu) * rs;
+    float d = ln_passed(AF, RELU, dyr[j], xh, gamma, beta, j);
+    float g = (AF & LN_GAMMA) ? d * gamma[j] : d;
+    sg += g;
+    sgx += (double)g * xh;
+  }
+  float mg = (float)(sg / n), mgx = (float)(sgx / n);
+#pragma omp simd
+  for (int32_t j = 0; j < n; j++) {
+    float xh = (xr[j] - mu) * rs;
+    float d = ln_passed(AF, RELU, dyr[j], xh, gamma, beta, j);
+    float g = (AF & LN_GAMMA) ? d * gamma[j] : d;
+    dxr[j] = rs * (g - mg - xh * mgx);
+  }
+}
+
+/*
+ * The parameter gradients through a fused ReLU: dgamma[c] = sum_r dy' * xhat and dbeta[c] =
+ * sum_r dy' (each when non-null), dy' = dy masked as in ln_passed. Split by column blocks, as
+ * column_sums, so the result does not depend on the thread count.
+ */
+static inline __attribute__((always_inline)) void ln_param_grads_masked(
+    const int AF, const int RELU, int64_t rows, int32_t n, const float *dy, const float *x,
+    const float *mean, const float *rstd, const float *gamma, const float *beta, float *dgamma,
+    float *dbeta) {
+  int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
+  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && blocks > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
+    int32_t c1 = c0 + SL_NN_COL_BLOCK < n ? c0 + SL_NN_COL_BLOCK : n;
+    double accw[SL_NN_COL_BLOCK], accp[SL_NN_COL_BLOCK];
+    for (int32_t c = c0; c < c1; c++) accw[c - c0] = accp[c - c0] = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+      const float *dyr = dy + r * n, *xr = x + r * n;
+      float mu = mean[r], rs = rstd[r];
+#pragma omp simd
+      for (int32_t c = c0; c < c1; c++) {
+        float xh = (xr[c] - mu) * rs;
+        float d = ln_passed(AF, RELU, dyr[c], xh, gamma, beta, c);
+        accp[c - c0] += d;
+        accw[c - c0] += (double)d * xh;
+      }
+    }
+    for (int32_t c = c0; c < c1; c++) {
+      if (dgamma != NULL) dgamma[c] = (float)accw[c - c0];
+      if (dbeta != NULL) dbeta[c] = (float)accp[c - c0];
+    }
+  }
+}
+
 sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
-                            const float *rstd, const float *gamma, const float *dy, float *dx,
-                            float *dgamma, float *dbeta) {
+                            const float *rstd, const float *gamma, const float *beta,
+                            int32_t relu, const float *dy, float *dx, float *dgamma,
+                            float *dbeta) {
   SL_ENTER();
-  SL_VALIDATE(sl_validate_layer_norm_bwd(__func__, rows, n, x, mean, rstd, dy));
+  SL_VALIDATE(sl_validate_layer_norm_bwd(__func__, rows, n, x, mean, rstd, relu, dy));
   if (rows == 0) {
     /* Gradients of gamma and beta over an empty batch are zero. */
     if (dgamma != NULL) memset(dgamma, 0, (size_t)n * sizeof(float));
     if (dbeta != NULL) memset(dbeta, 0, (size_t)n * sizeof(float));
     return SL_OK;
   }
+  const int af = ln_affine_kind(gamma, beta);
   if (dx != NULL) {
     int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && rows > 1;
 #pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-      const float *xr = x + r * n, *dyr = dy + r * n;
-      float *dxr = dx + r * n;
-      float mu = mean[r], rs = rstd[r];
-      /* g = dy * gamma; dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). */
-      double sg = 0.0, sgx = 0.0;
-      if (gamma != NULL) {
-#pragma omp simd reduction(+ : sg, sgx)
-        for (int32_t j = 0; j < n; j++) {
-          float g = dyr[j] * gamma[j];
-          sg += g;
-          sgx += (double)g * ((xr[j] - mu) * rs);
-        }
-      } else {
-#pragma omp simd reduction(+ : sg, sgx)
-        for (int32_t j = 0; j < n; j++) {
-          sg += dyr[j];
-          sgx += (double)dyr[j] * ((xr[j] - mu) * rs);
-        }
-      }
-      float mg = (float)(sg / n), mgx = (float)(sgx / n);
-      if (gamma != NULL) {
-#pragma omp simd
-        for (int32_t j = 0; j < n; j++)
-          dxr[j] = rs * (dyr[j] * gamma[j] - mg - (xr[j] - mu) * rs * mgx);
-      } else {
-#pragma omp simd
-        for (int32_t j = 0; j < n; j++) dxr[j] = rs * (dyr[j] - mg - (xr[j] - mu) * rs * mgx);
-      }
-    }
+    for (int64_t r = 0; r < rows; r++)
+      LN_DISPATCH(af, relu, ln_bwd_row, x + r * n, dy + r * n, dx + r * n, n, mean[r], rstd[r],
+                  gamma, beta);
   }
-  if (dgamma != NULL || dbeta != NULL) column_sums(rows, n, dy, x, mean, rstd, dgamma, dbeta);
+  if (dgamma == NULL && dbeta == NULL) return SL_OK;
+  if (relu) {
+    LN_DISPATCH(af, 1, ln_param_grads_masked, rows, n, dy, x, mean, rstd, gamma, beta, dgamma,
+                dbeta);
+  } else {
+    column_sums(rows, n, dy, x, mean, rstd, dgamma, dbeta);
+  }
   return SL_OK;
 }
 

@@ -23,11 +23,39 @@ unsigned row_blocks(int64_t rows) {
 
 /* ------------------------------------------------------------------ LayerNorm ---- */
 
+/*
+ * LayerNorm's affine part, gamma and beta each optional (null: 1 and 0). The forward and the
+ * backward of a fused LayerNorm + ReLU both compute the output through it, so the backward's
+ * ReLU mask is exactly the forward's.
+ */
+__device__ __forceinline__ float sl_ln_apply(const float *gamma, const float *beta, float xhat,
+                                             int64_t j) {
+  const float v = gamma != nullptr ? xhat * gamma[j] : xhat;
+  return beta != nullptr ? v + beta[j] : v;
+}
+
+/*
+ * term(0, r, c) for LayerNorm's parameter gradients: dy[r, c] (dbeta), times xhat[r, c] when
+ * `weighted` (dgamma); with relu, zero where the forward's output was cut.
+ */
+struct sl_term_ln_masked {
+  const float *dy, *x, *mean, *rstd, *gamma, *beta;
+  int32_t relu;
+  bool weighted;
+  int64_t n;
+  __device__ double operator()(int64_t, int64_t r, int64_t c) const {
+    const float xh = (x[r * n + c] - mean[r]) * rstd[r];
+    if (relu && !(sl_ln_apply(gamma, beta, xh, c) > 0.0f)) return 0.0;
+    return weighted ? (double)dy[r * n + c] * xh : (double)dy[r * n + c];
+  }
+};
+
 __global__ void layer_norm_fwd_kernel(int64_t rows, int32_t n, float eps,
                                       const float *__restrict__ x,
                                       const float *__restrict__ gamma,
-                                      const float *__restrict__ beta, float *__restrict__ y,
-                                      float *__restrict__ mean, float *__restrict__ rstd) {
+                                      const float *__restrict__ beta, int32_t relu,
+                                      float *__restrict__ y, float *__restrict__ mean,
+                                      float *__restrict__ rstd) {
   __shared__ double shared[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + r * n;
@@ -45,10 +73,8 @@ __global__ void layer_norm_fwd_kernel(int64_t rows, int32_t n, float eps,
     const float rs = (float)(1.0 / sqrt(ss / n + (double)eps)); /* biased variance */
     const float muf = (float)mu;
     for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
-      float v = (xr[j] - muf) * rs;
-      if (gamma != nullptr) v *= gamma[j];
-      if (beta != nullptr) v += beta[j];
-      yr[j] = v;
+      const float v = sl_ln_apply(gamma, beta, (xr[j] - muf) * rs, j);
+      yr[j] = relu && !(v > 0.0f) ? 0.0f : v;
     }
     if (threadIdx.x == 0) {
       if (mean != nullptr) mean[r] = muf;
@@ -57,11 +83,15 @@ __global__ void layer_norm_fwd_kernel(int64_t rows, int32_t n, float eps,
   }
 }
 
-/* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
+/*
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma, with dy zeroed where a
+ * fused ReLU cut the forward's output (recomputed through the same sl_ln_apply).
+ */
 __global__ void layer_norm_bwd_dx_kernel(int64_t rows, int32_t n, const float *__restrict__ x,
                                          const float *__restrict__ mean,
                                          const float *__restrict__ rstd,
                                          const float *__restrict__ gamma,
+                                         const float *__restrict__ beta, int32_t relu,
                                          const float *__restrict__ dy, float *__restrict__ dx) {
   __shared__ double shared[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -70,16 +100,20 @@ __global__ void layer_norm_bwd_dx_kernel(int64_t rows, int32_t n, const float *_
     const float mu = mean[r], rs = rstd[r];
     double sg = 0.0, sgx = 0.0;
     for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const float g = gamma != nullptr ? dyr[j] * gamma[j] : dyr[j];
+      const float xh = (xr[j] - mu) * rs;
+      const float d = relu && !(sl_ln_apply(gamma, beta, xh, j) > 0.0f) ? 0.0f : dyr[j];
+      const float g = gamma != nullptr ? d * gamma[j] : d;
       sg += g;
-      sgx += (double)g * ((xr[j] - mu) * rs);
+      sgx += (double)g * xh;
     }
     sg = sl_block_sum(sg, shared);
     sgx = sl_block_sum(sgx, shared);
     const float mg = (float)(sg / n), mgx = (float)(sgx / n);
     for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const float g = gamma != nullptr ? dyr[j] * gamma[j] : dyr[j];
-      dxr[j] = rs * (g - mg - (xr[j] - mu) * rs * mgx);
+      const float xh = (xr[j] - mu) * rs;
+      const float d = relu && !(sl_ln_apply(gamma, beta, xh, j) > 0.0f) ? 0.0f : dyr[j];
+      const float g = gamma != nullptr ? d * gamma[j] : d;
+      dxr[j] = rs * (g - mg - xh * mgx);
     }
   }
 }
@@ -256,23 +290,24 @@ __global__ void scale_dx_kernel(int64_t total, int32_t n, const float *dy, const
 extern "C" {
 
 SL_API sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
-                                   const float *gamma, const float *beta, float *y, float *mean,
-                                   float *rstd) {
+                                   const float *gamma, const float *beta, int32_t relu, float *y,
+                                   float *mean, float *rstd) {
   SL_ENTER();
-  SL_VALIDATE(sl_validate_layer_norm_fwd(__func__, rows, n, eps, x, y));
+  SL_VALIDATE(sl_validate_layer_norm_fwd(__func__, rows, n, eps, x, relu, y));
   if (rows == 0) return SL_OK;
   SL_CUDA_READY();
-  layer_norm_fwd_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, eps, x, gamma, beta, y,
-                                                              mean, rstd);
+  layer_norm_fwd_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, eps, x, gamma, beta, relu,
+                                                              y, mean, rstd);
   SL_LAUNCHED("layer_norm_fwd_kernel");
   return SL_OK;
 }
 
 SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
-                                   const float *rstd, const float *gamma, const float *dy,
-                                   float *dx, float *dgamma, float *dbeta) {
+                                   const float *rstd, const float *gamma, const float *beta,
+                                   int32_t relu, const float *dy, float *dx, float *dgamma,
+                                   float *dbeta) {
   SL_ENTER();
-  SL_VALIDATE(sl_validate_layer_norm_bwd(__func__, rows, n, x, mean, rstd, dy));
+  SL_VALIDATE(sl_validate_layer_norm_bwd(__func__, rows, n, x, mean, rstd, relu, dy));
   if (rows == 0) {
     if (dgamma == nullptr && dbeta == nullptr) return SL_OK;
     SL_CUDA_READY();
@@ -284,15 +319,15 @@ SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, cons
   SL_CUDA_READY();
   if (dx != nullptr) {
     layer_norm_bwd_dx_kernel<<<row_blocks(rows), row_threads(n)>>>(rows, n, x, mean, rstd, gamma,
-                                                                   dy, dx);
+                                                                   beta, relu, dy, dx);
     SL_LAUNCHED("layer_norm_bwd_dx_kernel");
   }
   if (dgamma != nullptr) {
-    sl_term_normalized term{dy, x, mean, rstd, n};
+    sl_term_ln_masked term{dy, x, mean, rstd, gamma, beta, relu, true, n};
     SL_TRY(sl_reduce_middle(__func__, 1, rows, n, 1.0f, term, dgamma));
   }
   if (dbeta != nullptr) {
-    sl_term_plain term{dy, rows, n};
+    sl_term_ln_masked term{dy, x, mean, rstd, gamma, beta, relu, false, n};
     SL_TRY(sl_reduce_middle(__func__, 1, rows, n, 1.0f, term, dbeta));
   }
   return SL_OK;

@@ -28,15 +28,6 @@ struct sl_term_product {
   }
 };
 
-/* term(0, r, c) = dy[r, c] * (x[r, c] - mean[r]) * rstd[r]: LayerNorm's dgamma. */
-struct sl_term_normalized {
-  const float *dy, *x, *mean, *rstd;
-  int64_t n;
-  __device__ double operator()(int64_t, int64_t r, int64_t c) const {
-    return (double)dy[r * n + c] * ((x[r * n + c] - mean[r]) * rstd[r]);
-  }
-};
-
 /* Partial sums over j in [chunk * c, chunk * (c + 1)) for every (o, i), i fastest. */
 template <class Term>
 __global__ void sl_column_partial_kernel(int64_t outer, int64_t len, int64_t inner,

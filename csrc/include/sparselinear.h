@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 1
+#define SL_ABI_VERSION 2
 
 typedef int32_t sl_status;
 enum {
@@ -295,20 +295,24 @@ enum { SL_REDUCTION_NONE = 0, SL_REDUCTION_MEAN = 1, SL_REDUCTION_SUM = 2 };
 
 /*
  * LayerNorm over the last dimension of x [rows, n] (biased variance, as PyTorch):
- * y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps).
- * gamma, beta: [n] or null (no affine part). mean, rstd: [rows], written when non-null (the
- * backward pass needs them).
+ * y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), then max(y, 0) when
+ * relu is 1 (fused LayerNorm + ReLU; 0: no activation; anything else: SL_E_INVALID_ARGUMENT).
+ * gamma, beta: [n] or null (1 and 0). mean, rstd: [rows], written when non-null (the backward
+ * pass needs them).
  */
 SL_API sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
-                                   const float *gamma, const float *beta, float *y, float *mean,
-                                   float *rstd);
+                                   const float *gamma, const float *beta, int32_t relu, float *y,
+                                   float *mean, float *rstd);
 /*
- * LayerNorm backward from the forward's x, mean and rstd. Each of dx [rows, n], dgamma [n] and
- * dbeta [n] is written (overwritten) when non-null; gamma null means no affine part.
+ * LayerNorm backward from the forward's x, mean and rstd, and its gamma, beta and relu (with
+ * relu, dy is taken as zero wherever the forward's output was cut to 0: the mask is recomputed
+ * bit-for-bit, not stored). Each of dx [rows, n], dgamma [n] and dbeta [n] is written
+ * (overwritten) when non-null.
  */
 SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
-                                   const float *rstd, const float *gamma, const float *dy,
-                                   float *dx, float *dgamma, float *dbeta);
+                                   const float *rstd, const float *gamma, const float *beta,
+                                   int32_t relu, const float *dy, float *dx, float *dgamma,
+                                   float *dbeta);
 
 /*
  * Fused log-softmax + negative log-likelihood from logits [batch, n_classes] and labels

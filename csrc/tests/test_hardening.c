@@ -160,12 +160,12 @@ static void test_sweep(void) {
   EXPECT_REJECTED(sl_log_softmax_bwd, sl_log_softmax_bwd(1, 1, f, NULL, f));
 
   /* nn */
-  EXPECT_REJECTED(sl_layer_norm_fwd, sl_layer_norm_fwd(INT64_MAX, 4, 1e-5f, f, NULL, NULL, f,
+  EXPECT_REJECTED(sl_layer_norm_fwd, sl_layer_norm_fwd(INT64_MAX, 4, 1e-5f, f, NULL, NULL, 0,
+                                                       f, NULL, NULL));
+  EXPECT_REJECTED(sl_layer_norm_fwd, sl_layer_norm_fwd(1, 0, 1e-5f, f, NULL, NULL, 0, f,
                                                        NULL, NULL));
-  EXPECT_REJECTED(sl_layer_norm_fwd, sl_layer_norm_fwd(1, 0, 1e-5f, f, NULL, NULL, f, NULL,
-                                                       NULL));
-  EXPECT_REJECTED(sl_layer_norm_bwd, sl_layer_norm_bwd(1, 1, f, NULL, f, NULL, f, f, NULL,
-                                                       NULL));
+  EXPECT_REJECTED(sl_layer_norm_bwd, sl_layer_norm_bwd(1, 1, f, NULL, f, NULL, NULL, 0, f, f,
+                                                       NULL, NULL));
   int32_t bad_label[1] = {5};
   EXPECT_STATUS(sl_cross_entropy_fwd(1, 4, f, bad_label, SL_REDUCTION_MEAN, f, NULL),
                 SL_E_INDEX_OUT_OF_RANGE);

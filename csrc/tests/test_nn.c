@@ -31,20 +31,11 @@ static double max_rel_err(const float *got, const double *want, int64_t n) {
   return worst;
 }
 
-static void test_layer_norm(int64_t rows, int32_t n, int affine) {
-  int64_t total = rows * n;
-  float *x = malloc(sizeof(float) * (total + 1)), *y = malloc(sizeof(float) * (total + 1));
-  float *dy = malloc(sizeof(float) * (total + 1)), *dx = malloc(sizeof(float) * (total + 1));
-  float *gamma = malloc(sizeof(float) * n), *beta = malloc(sizeof(float) * n);
-  float *mean = malloc(sizeof(float) * (rows + 1)), *rstd = malloc(sizeof(float) * (rows + 1));
-  float *dgamma = malloc(sizeof(float) * n), *dbeta = malloc(sizeof(float) * n);
-  double *ry = malloc(sizeof(double) * (total + 1)), *rdx = malloc(sizeof(double) * (total + 1));
-  double *rdg = calloc(n, sizeof(double)), *rdb = calloc(n, sizeof(double));
-  fill(x, total, -3, 5);
-  fill(dy, total, -1, 1);
-  fill(gamma, n, 0.5, 1.5);
-  fill(beta, n, -0.5, 0.5);
-  const float eps = 1e-5f;
+/* Double reference of LayerNorm: the output ry and, for the gradient dy, rdx, rdg and rdb. */
+static void layer_norm_reference(int64_t rows, int32_t n, int affine, const float *x,
+                                 const float *dy, const float *gamma, const float *beta,
+                                 float eps, double *ry, double *rdx, double *rdg, double *rdb) {
+  for (int32_t j = 0; j < n; j++) rdg[j] = rdb[j] = 0;
   for (int64_t r = 0; r < rows; r++) {
     double mu = 0, var = 0;
     for (int32_t j = 0; j < n; j++) mu += x[r * n + j];
@@ -69,14 +60,68 @@ static void test_layer_norm(int64_t rows, int32_t n, int affine) {
       rdx[r * n + j] = rs * (dy[r * n + j] * ga - sg / n - xh * sgx / n);
     }
   }
-  sl_status st = sl_layer_norm_fwd(rows, n, eps, x, affine ? gamma : NULL, affine ? beta : NULL,
-                                   y, mean, rstd);
+}
+
+/* LayerNorm against a double reference; with relu, the fused LayerNorm + ReLU, whose backward
+ * must also equal, bit for bit, the plain backward of dy masked by the forward's output. */
+static void test_layer_norm(int64_t rows, int32_t n, int affine, int relu) {
+  int64_t total = rows * n;
+  float *x = malloc(sizeof(float) * (total + 1)), *y = malloc(sizeof(float) * (total + 1));
+  float *dy = malloc(sizeof(float) * (total + 1)), *dx = malloc(sizeof(float) * (total + 1));
+  float *gamma = malloc(sizeof(float) * n), *beta = malloc(sizeof(float) * n);
+  float *mean = malloc(sizeof(float) * (rows + 1)), *rstd = malloc(sizeof(float) * (rows + 1));
+  float *dgamma = malloc(sizeof(float) * n), *dbeta = malloc(sizeof(float) * n);
+  double *ry = malloc(sizeof(double) * (total + 1)), *rdx = malloc(sizeof(double) * (total + 1));
+  double *rdg = calloc(n, sizeof(double)), *rdb = calloc(n, sizeof(double));
+  fill(x, total, -3, 5);
+  fill(dy, total, -1, 1);
+  fill(gamma, n, 0.5, 1.5);
+  fill(beta, n, -0.5, 0.5);
+  const float eps = 1e-5f;
+  layer_norm_reference(rows, n, affine, x, dy, gamma, beta, eps, ry, rdx, rdg, rdb);
+  const float *g_or_null = affine ? gamma : NULL, *b_or_null = affine ? beta : NULL;
+  sl_status st = sl_layer_norm_fwd(rows, n, eps, x, g_or_null, b_or_null, relu, y, mean, rstd);
   EXPECT(st == SL_OK, "layer_norm_fwd: %s", sl_last_error());
-  EXPECT(max_rel_err(y, ry, total) < 1e-4, "layer_norm_fwd rows=%lld n=%d: err %g",
-         (long long)rows, n, max_rel_err(y, ry, total));
-  st = sl_layer_norm_bwd(rows, n, x, mean, rstd, affine ? gamma : NULL, dy, dx,
-                         affine ? dgamma : NULL, affine ? dbeta : NULL);
-  EXPECT(st == SL_OK, "layer_norm_bwd: %s", sl_last_error());
+  if (relu) {
+    /* The reference of the ReLU's output and of the gradient that passes it: where the
+     * forward's (float) output is positive. */
+    for (int64_t i = 0; i < total; i++) ry[i] = ry[i] > 0 ? ry[i] : 0;
+    float *y_plain = malloc(sizeof(float) * total), *dy_masked = malloc(sizeof(float) * total);
+    float *dx_plain = malloc(sizeof(float) * total);
+    float *dg_plain = malloc(sizeof(float) * n), *db_plain = malloc(sizeof(float) * n);
+    sl_layer_norm_fwd(rows, n, eps, x, g_or_null, b_or_null, 0, y_plain, NULL, NULL);
+    int same_y = 1;
+    for (int64_t i = 0; i < total; i++) {
+      same_y &= y[i] == (y_plain[i] > 0 ? y_plain[i] : 0.0f);
+      dy_masked[i] = y_plain[i] > 0 ? dy[i] : 0.0f;
+    }
+    EXPECT(same_y, "fused relu forward == relu(plain forward), rows=%lld n=%d", (long long)rows,
+           n);
+    sl_layer_norm_bwd(rows, n, x, mean, rstd, g_or_null, b_or_null, 0, dy_masked, dx_plain,
+                      dg_plain, db_plain);
+    st = sl_layer_norm_bwd(rows, n, x, mean, rstd, g_or_null, b_or_null, 1, dy, dx, dgamma,
+                           dbeta);
+    EXPECT(st == SL_OK, "layer_norm_bwd relu: %s", sl_last_error());
+    EXPECT(memcmp(dx, dx_plain, sizeof(float) * total) == 0 &&
+               memcmp(dgamma, dg_plain, sizeof(float) * n) == 0 &&
+               memcmp(dbeta, db_plain, sizeof(float) * n) == 0,
+           "fused relu backward == plain backward of the masked dy, rows=%lld n=%d",
+           (long long)rows, n);
+    /* Only dbeta asked for: it comes from the masked pass too. */
+    sl_layer_norm_bwd(rows, n, x, mean, rstd, g_or_null, b_or_null, 1, dy, NULL, NULL, dg_plain);
+    EXPECT(memcmp(dbeta, dg_plain, sizeof(float) * n) == 0, "relu dbeta alone");
+    /* The reference gradients are those of the masked dy. */
+    double *ry_masked = malloc(sizeof(double) * total);
+    layer_norm_reference(rows, n, affine, x, dy_masked, gamma, beta, eps, ry_masked, rdx, rdg,
+                         rdb);
+    free(ry_masked), free(y_plain), free(dy_masked), free(dx_plain), free(dg_plain), free(db_plain);
+  } else {
+    st = sl_layer_norm_bwd(rows, n, x, mean, rstd, g_or_null, b_or_null, 0, dy, dx,
+                           affine ? dgamma : NULL, affine ? dbeta : NULL);
+    EXPECT(st == SL_OK, "layer_norm_bwd: %s", sl_last_error());
+  }
+  EXPECT(max_rel_err(y, ry, total) < 1e-4, "layer_norm_fwd rows=%lld n=%d relu=%d: err %g",
+         (long long)rows, n, relu, max_rel_err(y, ry, total));
   /* dx sums to ~0 per row, so compare with an absolute tolerance scaled by rstd. */
   double worst = 0;
   for (int64_t i = 0; i < total; i++) {
@@ -96,19 +141,27 @@ static void test_layer_norm(int64_t rows, int32_t n, int affine) {
 
 static void test_layer_norm_errors(void) {
   float x[4] = {1, 2, 3, 4}, y[4];
-  EXPECT(sl_layer_norm_fwd(1, 0, 1e-5f, x, NULL, NULL, y, NULL, NULL) == SL_E_INVALID_ARGUMENT,
+  EXPECT(sl_layer_norm_fwd(1, 0, 1e-5f, x, NULL, NULL, 0, y, NULL, NULL) == SL_E_INVALID_ARGUMENT,
          "n = 0 must fail");
   EXPECT(strstr(sl_last_error(), "sl_layer_norm_fwd") != NULL, "message names the function: %s",
          sl_last_error());
-  EXPECT(sl_layer_norm_fwd(1, 4, -1.0f, x, NULL, NULL, y, NULL, NULL) == SL_E_INVALID_ARGUMENT,
+  EXPECT(sl_layer_norm_fwd(1, 4, -1.0f, x, NULL, NULL, 0, y, NULL, NULL) == SL_E_INVALID_ARGUMENT,
          "negative eps must fail");
-  EXPECT(sl_layer_norm_fwd(1, 4, 1e-5f, NULL, NULL, NULL, y, NULL, NULL) == SL_E_NULL_POINTER,
+  EXPECT(sl_layer_norm_fwd(1, 4, 1e-5f, NULL, NULL, NULL, 0, y, NULL, NULL) == SL_E_NULL_POINTER,
          "null x must fail");
-  EXPECT(sl_layer_norm_bwd(1, 4, x, NULL, NULL, NULL, x, y, NULL, NULL) == SL_E_NULL_POINTER,
+  EXPECT(sl_layer_norm_bwd(1, 4, x, NULL, NULL, NULL, NULL, 0, x, y, NULL, NULL) ==
+             SL_E_NULL_POINTER,
          "null mean must fail");
+  EXPECT(sl_layer_norm_fwd(1, 4, 1e-5f, x, NULL, NULL, 2, y, NULL, NULL) == SL_E_INVALID_ARGUMENT,
+         "relu 2 must fail");
+  EXPECT(strstr(sl_last_error(), "relu must be 0 or 1, got 2") != NULL, "message: %s",
+         sl_last_error());
+  EXPECT(sl_layer_norm_bwd(1, 4, x, x, x, NULL, NULL, -1, x, y, NULL, NULL) ==
+             SL_E_INVALID_ARGUMENT,
+         "relu -1 must fail");
   /* A constant row normalises to 0 (no NaN thanks to eps). */
   float c[3] = {2, 2, 2}, out[3];
-  EXPECT(sl_layer_norm_fwd(1, 3, 1e-5f, c, NULL, NULL, out, NULL, NULL) == SL_OK, "constant row");
+  EXPECT(sl_layer_norm_fwd(1, 3, 1e-5f, c, NULL, NULL, 0, out, NULL, NULL) == SL_OK, "constant row");
   EXPECT(out[0] == 0 && out[1] == 0 && out[2] == 0, "constant row normalises to 0");
 }
 
@@ -284,11 +337,13 @@ static void test_scale_shift(int64_t rows, int32_t n) {
 }
 
 int main(void) {
-  test_layer_norm(1, 1, 1);
-  test_layer_norm(3, 7, 1);
-  test_layer_norm(64, 2000, 1);
-  test_layer_norm(5, 1500, 0);
-  test_layer_norm(4, 50000, 1);
+  for (int relu = 0; relu <= 1; relu++) {
+    test_layer_norm(1, 1, 1, relu);
+    test_layer_norm(3, 7, 1, relu);
+    test_layer_norm(64, 2000, 1, relu);
+    test_layer_norm(5, 1500, 0, relu);
+    test_layer_norm(4, 50000, 1, relu);
+  }
   test_layer_norm_errors();
   test_cross_entropy(1, 1);
   test_cross_entropy(64, 10);

@@ -1,7 +1,7 @@
 /** Layer kernels: LayerNorm, cross-entropy, MSE, dropout, per-feature scale/shift. */
 export const nnSymbols = {
   // sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
-  //   const float *gamma, const float *beta, float *y, float *mean, float *rstd)
+  //   const float *gamma, const float *beta, int32_t relu, float *y, float *mean, float *rstd)
   sl_layer_norm_fwd: {
     parameters: [
       "i64",
@@ -10,6 +10,7 @@ export const nnSymbols = {
       "pointer",
       "pointer",
       "pointer",
+      "i32",
       "pointer",
       "pointer",
       "pointer",
@@ -17,8 +18,8 @@ export const nnSymbols = {
     result: "i32",
   },
   // sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
-  //   const float *rstd, const float *gamma, const float *dy, float *dx, float *dgamma,
-  //   float *dbeta)
+  //   const float *rstd, const float *gamma, const float *beta, int32_t relu, const float *dy,
+  //   float *dx, float *dgamma, float *dbeta)
   sl_layer_norm_bwd: {
     parameters: [
       "i64",
@@ -27,6 +28,8 @@ export const nnSymbols = {
       "pointer",
       "pointer",
       "pointer",
+      "pointer",
+      "i32",
       "pointer",
       "pointer",
       "pointer",

@@ -1,6 +1,8 @@
 /**
  * Layer normalisation over the trailing dimensions (`layerNorm` op and `LayerNorm` module),
- * as PyTorch's `nn.LayerNorm`: one native call forward, one backward.
+ * as PyTorch's `nn.LayerNorm`: one native call forward, one backward. With
+ * `activation: "relu"` the ReLU that usually follows runs inside the same calls (no separate
+ * pass over the activations forward or backward, no extra buffer kept for the backward).
  * @module
  */
 import { isGradEnabled, record } from "../autograd.ts";
@@ -11,6 +13,15 @@ import { full } from "../creation.ts";
 import { Module } from "./module.ts";
 
 const MAX_INT32 = 2147483647;
+
+/** What a `LayerNorm` applies to its output: nothing, or a fused ReLU. */
+export type LayerNormActivation = "none" | "relu";
+
+function activationOf(value: unknown, where: string): LayerNormActivation {
+  if (value === undefined || value === "none") return "none";
+  if (value === "relu") return "relu";
+  throw new TypeError(`${where} activation must be "none" or "relu", got ${JSON.stringify(value)}`);
+}
 
 function normalizedShapeOf(value: number | readonly number[]): number[] {
   const shape = typeof value === "number" ? [value] : value;
@@ -40,7 +51,8 @@ function normalizedShapeOf(value: number | readonly number[]): number[] {
 /**
  * Normalises `x` over its trailing dimensions `normalizedShape` to zero mean and unit
  * (biased) variance, then applies `weight` and `bias` (each of shape `normalizedShape`, or
- * null): `(x - mean) / sqrt(var + eps) * weight + bias`.
+ * null): `(x - mean) / sqrt(var + eps) * weight + bias`. `activation: "relu"` returns
+ * `relu(layerNorm(...))`, bit for bit, forward and backward, in the same native calls.
  * @example
  * ```ts
  * import { layerNorm, tensor } from "@sparselinear/sparselinear";
@@ -54,9 +66,11 @@ export function layerNorm(
   weight: Tensor | null,
   bias: Tensor | null,
   eps = 1e-5,
+  activation: LayerNormActivation = "none",
 ): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError("layerNorm() input must be a Tensor");
   const shape = normalizedShapeOf(normalizedShape);
+  const relu = activationOf(activation, "layerNorm()") === "relu" ? 1 : 0;
   if (!Number.isFinite(eps) || eps < 0) {
     throw new RangeError(`layerNorm() eps must be a finite number >= 0, got ${eps}`);
   }
@@ -97,6 +111,7 @@ export function layerNorm(
       x.storage.ptr(),
       weight?.storage.ptr() ?? null,
       bias?.storage.ptr() ?? null,
+      relu,
       y.ptr(),
       mean?.ptr() ?? null,
       rstd?.ptr() ?? null,
@@ -104,7 +119,7 @@ export function layerNorm(
   );
   const out = new Tensor(y, x.shape);
   if (!needsGrad) return out;
-  return record(out, "layerNorm", [x, weight, bias], (grad) => {
+  return record(out, relu ? "layerNormReLU" : "layerNorm", [x, weight, bias], (grad) => {
     const dx = x.requiresGrad ? backend.empty("float32", x.size) : null;
     const dweight = weight?.requiresGrad ? backend.empty("float32", n) : null;
     const dbias = bias?.requiresGrad ? backend.empty("float32", n) : null;
@@ -116,6 +131,8 @@ export function layerNorm(
         mean!.ptr(),
         rstd!.ptr(),
         weight?.storage.ptr() ?? null,
+        bias?.storage.ptr() ?? null,
+        relu,
         grad.storage.ptr(),
         dx?.ptr() ?? null,
         dweight?.ptr() ?? null,
@@ -138,6 +155,11 @@ export interface LayerNormOptions {
   elementwiseAffine?: boolean;
   /** With `elementwiseAffine`, also learn the `bias` (default true). */
   bias?: boolean;
+  /**
+   * `"relu"`: return `relu(layerNorm(x))`, fused into the normalisation's native calls (one
+   * pass less over the activations forward and backward); default `"none"`.
+   */
+  activation?: LayerNormActivation;
 }
 
 /**
@@ -158,6 +180,8 @@ export class LayerNorm extends Module {
   readonly eps: number;
   /** Whether `weight` and `bias` are learnt. */
   readonly elementwiseAffine: boolean;
+  /** What is applied to the output: `"none"` or a fused `"relu"`. */
+  readonly activation: LayerNormActivation;
 
   /** Creates the layer for inputs whose trailing dimensions are `normalizedShape`. */
   constructor(normalizedShape: number | readonly number[], options: LayerNormOptions = {}) {
@@ -168,6 +192,7 @@ export class LayerNorm extends Module {
       throw new RangeError(`LayerNorm eps must be a finite number >= 0, got ${this.eps}`);
     }
     this.elementwiseAffine = options.elementwiseAffine ?? true;
+    this.activation = activationOf(options.activation, "LayerNorm");
     if (this.elementwiseAffine) {
       this.registerParameter("weight", full(this.normalizedShape, 1));
       this.registerParameter(
@@ -189,12 +214,13 @@ export class LayerNorm extends Module {
 
   /** Normalises `x` over its trailing `normalizedShape` dimensions. */
   forward(x: Tensor): Tensor {
-    return layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+    return layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps, this.activation);
   }
 
   /** Description, as PyTorch's repr. */
   override toString(): string {
+    const act = this.activation === "none" ? "" : `, activation=${this.activation}`;
     return `LayerNorm(${shapeString(this.normalizedShape)}, eps=${this.eps}, ` +
-      `elementwiseAffine=${this.elementwiseAffine})`;
+      `elementwiseAffine=${this.elementwiseAffine}${act})`;
   }
 }
