@@ -46,7 +46,6 @@ import { ShapeError } from "../lib/errors.ts";
 import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
 import { ReLU } from "../lib/nn/activations.ts";
 import { Flatten } from "../lib/nn/flatten.ts";
-import { groupSum } from "../lib/nn/group_sum.ts";
 import { releaseConsumed } from "../lib/nn/intermediates.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { Linear } from "../lib/nn/linear.ts";
@@ -213,8 +212,9 @@ export class WideMnistNet extends Module {
       then((t) => this.#sparse[i].forward(t));
       then((t) => this.#norms[i].forward(t));
     }
-    then((t) => this.#sparse[4].forward(t));
-    const logits = groupSum(h, CLASSES);
+    // The last layer's 50 000 outputs only feed the per-class sums: computed through its
+    // collapsed 10 × 50 000 weights (forwardGroupSum), not its 64 × 50 000 outputs.
+    const logits = this.#sparse[4].forwardGroupSum(h, CLASSES);
     releaseConsumed(h, logits, x);
     return logits;
   }

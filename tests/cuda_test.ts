@@ -661,6 +661,11 @@ sparseCase("N-D input", 50, 40, 0.8, [2, 3, 50]);
 sparseCase("input without gradient", 100, 60, 0.9, [12, 100], { inputGrad: false });
 sparseCase("very sparse (empty rows and columns)", 500, 400, 0.999, [7, 500]);
 sparseCase("dense-ish", 64, 48, 0.1, [10, 64]);
+compareOp("SparseLinear.forwardGroupSum through the collapsed weights", (d) => {
+  const layer = new SparseLinear(200, 4000, { sparsity: 0.9, seed: 5 }).to(d);
+  const x = leaf([32, 200], 37, d);
+  return { out: layer.forwardGroupSum(x, 10), leaves: [x, layer.weights, layer.bias!] };
+});
 compareOp("SparseLinear with user connectivity and empty rows", (d) => {
   const rows = new Int32Array([0, 0, 3, 3, 3, 5]), cols = new Int32Array([1, 4, 0, 2, 4, 3]);
   const layer = new SparseLinear(5, 6, { connectivity: [rows, cols], seed: 3 }).to(d);

@@ -6,11 +6,14 @@ import assert from "node:assert/strict";
 import { noGrad } from "../lib/autograd.ts";
 import { randn } from "../lib/creation.ts";
 import { ShapeError } from "../lib/errors.ts";
+import { groupSum } from "../lib/nn/group_sum.ts";
+import { collapsedGroupSumPays, sparseLinearGroupSum } from "../lib/nn/sparse_group_sum.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { registerParameterState } from "../lib/optim/param_state.ts";
 import { Generator } from "../lib/random.ts";
 import { fromFloat32, IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { assertThrows } from "./_nn_reference.ts";
+import { assertAllClose, gradcheck } from "./_gradcheck.ts";
 
 /** Dense W (float64) from a layer's public indices and weights. */
 function denseFromIndices(layer: SparseLinear): Float64Array {
@@ -557,4 +560,41 @@ Deno.test("SparseLinear is a Module: parameters, names, train/eval", () => {
   assert.match(layer.toString(), /SparseLinear\(in=4, out=3, nnz=6, sparsity=0.5, bias=true\)/);
   const noBias = new SparseLinear(4, 3, { seed: 1, bias: false });
   assert.deepEqual(Object.keys(noBias.stateDict()).sort(), ["indices", "weights"]);
+});
+
+Deno.test("SparseLinear.forwardGroupSum equals groupSum(forward), values and gradients", () => {
+  // 200 -> 4000 at 90 %: 80,000 connections, G is 10 x 200: the collapsed path is taken.
+  for (const [batch, bias] of [[32, true], [17, false], [3, true]] as const) {
+    const runs = [true, false].map((fused) => {
+      const layer = new SparseLinear(200, 4000, { sparsity: 0.9, bias, seed: 5 });
+      const x = randn([batch, 200], { seed: 6, requiresGrad: true });
+      const y = fused ? layer.forwardGroupSum(x, 10) : groupSum(layer.forward(x), 10);
+      y.backward(randn([batch, 10], { seed: 7 }));
+      return [y, x.grad!, layer.weights.grad!, ...(bias ? [layer.bias!.grad!] : [])].map((t) =>
+        t.data
+      );
+    });
+    assert.ok(
+      collapsedGroupSumPays(new SparseLinear(200, 4000, { sparsity: 0.9 }).pattern, 10, batch) ===
+        batch >= 16,
+    );
+    runs[0].forEach((got, i) =>
+      assertAllClose(got, runs[1][i], { atol: 1e-4, rtol: 1e-4, what: `batch ${batch} #${i}` })
+    );
+  }
+  // Finite differences through the collapsed path (x, weights and bias).
+  const small = new SparseLinear(8, 40, { sparsity: 0.5, seed: 8 });
+  assert.ok(collapsedGroupSumPays(small.pattern, 4, 16));
+  const x = randn([16, 8], { seed: 9, requiresGrad: true });
+  gradcheck(
+    (xx, w, b) => sparseLinearGroupSum(xx, w, b, small.pattern, 4),
+    [x, small.weights, small.bias!],
+    { name: "sparseLinearGroupSum" },
+  );
+  assertThrows(
+    () => small.forwardGroupSum(x, 3),
+    RangeError,
+    /size must be an integer >= 1 dividing outFeatures \(40\), got 3/,
+  );
+  assertThrows(() => small.forwardGroupSum(randn([16, 7]), 4), ShapeError, /expected \(N, \*, 8\)/);
 });

@@ -29,6 +29,8 @@ import { checkConnectivity, type Connectivity, userConnectivity } from "../spars
 import { fromFloat32, gradSlot, IndexTensor, shapeString, Tensor } from "../tensor.ts";
 import { checkSparseLinearFits } from "./memory.ts";
 import { Module, type StateValue } from "./module.ts";
+import { groupSum } from "./group_sum.ts";
+import { collapsedGroupSumPays, sparseLinearGroupSum } from "./sparse_group_sum.ts";
 import { sparseLinear } from "./sparse_ops.ts";
 import {
   DynamicSparsity,
@@ -299,6 +301,38 @@ export class SparseLinear extends Module {
     }
     const y = sparseLinear(x, this.weights, this.bias, this.#pattern);
     return this.dynamicSparsity === null ? y : this.dynamicSparsity.observe(x, y);
+  }
+
+  /**
+   * `groupSum(this.forward(x), size)`: the outputs summed in interleaved groups, output c the
+   * sum of outputs c, c + size, c + 2·size, … (the seed's wide model: 50 000 outputs → 10
+   * classes). Where it pays (batch ≥ 16 and `size · inFeatures` ≤ nnz / 2) it is computed
+   * through the layer's collapsed weights (see `sparseLinearGroupSum`): same result up to
+   * float rounding, a fraction of the work. Layers with dynamic sparsity (RigL needs every
+   * output's gradient) and small batches take the plain path. Returns `(N, *, size)`.
+   * @example
+   * ```ts
+   * import { randn, SparseLinear } from "@sparselinear/sparselinear";
+   * const layer = new SparseLinear(500, 5000, { sparsity: 0.99, seed: 0 });
+   * console.log(layer.forwardGroupSum(randn([64, 500], { seed: 1 }), 10).shape); // [64, 10]
+   * ```
+   */
+  forwardGroupSum(x: Tensor, size: number): Tensor {
+    if (!Number.isInteger(size) || size < 1 || this.outFeatures % size !== 0) {
+      throw new RangeError(
+        `SparseLinear.forwardGroupSum() size must be an integer >= 1 dividing outFeatures ` +
+          `(${this.outFeatures}), got ${String(size)}`,
+      );
+    }
+    const batch = x instanceof Tensor && x.ndim > 0 ? x.size / x.shape[x.ndim - 1] : 0;
+    if (
+      this.dynamicSparsity !== null || !(x instanceof Tensor) || x.device !== this.device ||
+      x.ndim === 0 || x.shape[x.ndim - 1] !== this.inFeatures || x.size === 0 ||
+      !collapsedGroupSumPays(this.#pattern, size, batch)
+    ) {
+      return groupSum(this.forward(x), size); // (forward reports a bad input)
+    }
+    return sparseLinearGroupSum(x, this.weights, this.bias, this.#pattern, size);
   }
 
   /**

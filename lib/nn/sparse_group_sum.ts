@@ -1,0 +1,116 @@
+/**
+ * `sparseLinearGroupSum`: a sparse layer whose outputs are summed in interleaved groups
+ * (`groupSum(sparseLinear(x, W, b), size)`, the seed's wide model's last two steps), computed
+ * through the layer's collapsed weights instead of its `out` outputs.
+ *
+ * The group sum is a linear map P (`size × out`, P[c, o] = 1 where o mod size = c), so
+ * `P · (W x + b) = (P W) x + P b`, and `G = P W` is a dense `size × in` matrix: row c sums
+ * the rows of W in group c. With `size · in` well below nnz (the wide model: 10 · 50 000 =
+ * 0.5 M against 2.5 M connections), one pass over the connections to form G, a small dense
+ * product, and one pass to bring G's gradient back to the connections cost far less than the
+ * sparse forward and backward over `batch × out` activations:
+ *   forward:  G = P W, the layer's input-gradient kernel applied to P (`sl_spmm_bwd_input`
+ *             with dY = P, through the CSC view), then y = x Gᵀ + P b (dense, `linear`)
+ *   backward: dG, dx, d(P b) from `linear`; dW[k] = dG[o mod size, col k] for connection
+ *             k = (o, col) (`sl_sddmm` with dY = P); db = Pᵀ d(P b) (`groupSum`'s backward).
+ * The result equals the unfused computation up to float rounding (sums in another order).
+ * @module
+ */
+import { isGradEnabled, record } from "../autograd.ts";
+import { getBackend } from "../backend/mod.ts";
+import type { Device, Storage } from "../backend/backend.ts";
+import type { SparsePattern } from "../sparsity/pattern.ts";
+import { Tensor } from "../tensor.ts";
+import { groupSum } from "./group_sum.ts";
+import { linear } from "./linear.ts";
+
+/** One-hot group matrices P (`size × out`), by device, size and width: built once each. */
+const groupMatrices = new Map<string, Storage>();
+
+function groupMatrix(device: Device, size: number, nOut: number): Storage {
+  const key = `${device}:${size}:${nOut}`;
+  let p = groupMatrices.get(key);
+  if (p === undefined) {
+    const host = new Float32Array(size * nOut);
+    for (let o = 0; o < nOut; o++) host[(o % size) * nOut + o] = 1;
+    p = getBackend(device).fromHost(host);
+    groupMatrices.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * `G = P W` (`[size, nIn]`), row c the sum of the rows o of W with o mod size = c; its
+ * gradient flows back to `weights` (dW[k] = dG[o mod size, col k]).
+ */
+function collapsedWeights(weights: Tensor, pattern: SparsePattern, size: number): Tensor {
+  const { nRows: nOut, nCols: nIn, nnz } = pattern;
+  const backend = getBackend(weights.device);
+  const k = backend.kernels;
+  const p = groupMatrix(weights.device, size, nOut);
+  const view = pattern.cscView();
+  const g = backend.empty("float32", size * nIn);
+  backend.check(
+    k.sl_spmm_bwd_input(
+      size,
+      nIn,
+      nOut,
+      BigInt(nnz),
+      view.colPtr.ptr(),
+      view.rowIdx.ptr(),
+      view.cscToCsr.ptr(),
+      weights.storage.ptr(),
+      p.ptr(),
+      g.ptr(),
+    ),
+  );
+  const out = new Tensor(g, [size, nIn]);
+  if (!isGradEnabled() || !weights.requiresGrad) return out;
+  return record(out, "collapsedWeights", [weights], (dg) => {
+    const dw = backend.empty("float32", nnz);
+    backend.check(
+      k.sl_sddmm(
+        size,
+        nIn,
+        nOut,
+        BigInt(nnz),
+        pattern.rowPtr.ptr(),
+        pattern.colIdx.ptr(),
+        dg.storage.ptr(),
+        p.ptr(),
+        dw.ptr(),
+      ),
+    );
+    return [new Tensor(dw, weights.shape)];
+  });
+}
+
+/**
+ * Whether the collapsed form is cheaper than the sparse layer followed by the group sum:
+ * forming G and bringing its gradient back cost about two passes over the connections at
+ * 16 batch columns, the dense product `batch × in × size` multiply-adds per pass; the sparse
+ * form costs `batch × nnz` per pass. Wins from batch ~16 when `size · in` ≤ nnz / 2.
+ */
+export function collapsedGroupSumPays(
+  pattern: SparsePattern,
+  size: number,
+  batch: number,
+): boolean {
+  return batch >= 16 && size * pattern.nCols * 2 <= pattern.nnz;
+}
+
+/**
+ * `groupSum(sparseLinear(x, weights, bias, pattern), size)` through the collapsed weights
+ * (see the module doc); `x` `(*, in)` → `(*, size)`. The caller has checked shapes and
+ * devices (as `SparseLinear.forwardGroupSum` does) and that `size` divides the outputs.
+ */
+export function sparseLinearGroupSum(
+  x: Tensor,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+  size: number,
+): Tensor {
+  const g = collapsedWeights(weights, pattern, size);
+  return linear(x, g, bias === null ? null : groupSum(bias, size));
+}
