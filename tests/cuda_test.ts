@@ -33,6 +33,7 @@ import { kWinners } from "../lib/nn/activation_sparsity.ts";
 import { dropout } from "../lib/nn/dropout.ts";
 import { groupSum } from "../lib/nn/group_sum.ts";
 import { LayerNorm, layerNorm } from "../lib/nn/layer_norm.ts";
+import { sparseLinearGroupSum } from "../lib/nn/sparse_group_sum.ts";
 import { Linear, linear } from "../lib/nn/linear.ts";
 import { crossEntropy, mseLoss, type Reduction } from "../lib/nn/losses.ts";
 import { repeatInterleave } from "../lib/nn/repeat_interleave.ts";
@@ -661,10 +662,16 @@ sparseCase("N-D input", 50, 40, 0.8, [2, 3, 50]);
 sparseCase("input without gradient", 100, 60, 0.9, [12, 100], { inputGrad: false });
 sparseCase("very sparse (empty rows and columns)", 500, 400, 0.999, [7, 500]);
 sparseCase("dense-ish", 64, 48, 0.1, [10, 64]);
-compareOp("SparseLinear.forwardGroupSum through the collapsed weights", (d) => {
+compareOp("SparseLinear.forwardGroupSum (collapsed on the CPU, plain on CUDA)", (d) => {
   const layer = new SparseLinear(200, 4000, { sparsity: 0.9, seed: 5 }).to(d);
   const x = leaf([32, 200], 37, d);
   return { out: layer.forwardGroupSum(x, 10), leaves: [x, layer.weights, layer.bias!] };
+});
+compareOp("sparseLinearGroupSum (collapsed weights) on both devices", (d) => {
+  const layer = new SparseLinear(200, 4000, { sparsity: 0.9, seed: 5 }).to(d);
+  const x = leaf([32, 200], 37, d);
+  const out = sparseLinearGroupSum(x, layer.weights, layer.bias, layer.pattern, 10);
+  return { out, leaves: [x, layer.weights, layer.bias!] };
 });
 compareOp("SparseLinear with user connectivity and empty rows", (d) => {
   const rows = new Int32Array([0, 0, 3, 3, 3, 5]), cols = new Int32Array([1, 4, 0, 2, 4, 3]);
