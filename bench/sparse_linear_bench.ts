@@ -1,8 +1,10 @@
 /**
  * SparseLinear speed: forward and forward+backward of a 20000 × 20000 layer at 99 % sparsity
  * (4 M connections), batch 1 and 64, each group with the dense equivalent (GEMM on the same
- * shapes, through the library's `sl_gemm`) as the baseline; plus building a 1,000,000 ×
- * 1,000,000 layer at 99.999 % (10 M connections).
+ * shapes, through the library's `sl_gemm`) as the baseline; the wide MNIST model's last layer
+ * (50000 × 50000 at 99.9 %, outputs summed into 10 classes) through `forwardGroupSum` against
+ * `groupSum(layer.forward(x))`; plus building a 1,000,000 × 1,000,000 layer at 99.999 % (10 M
+ * connections).
  *
  * Run: `deno task bench` (or `deno bench --allow-ffi --allow-env --allow-read
  * bench/sparse_linear_bench.ts`). The dense baselines allocate 1.6 GB per 20000 × 20000 matrix
@@ -10,6 +12,7 @@
  */
 import { check, native, ptr } from "../ffi/library.ts";
 import { randn } from "../lib/creation.ts";
+import { groupSum } from "../lib/nn/group_sum.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import type { Tensor } from "../lib/tensor.ts";
 
@@ -113,6 +116,33 @@ for (const batch of [1, 64]) {
     group: `forward+backward, batch ${batch}`,
     ...iterations,
     fn: () => sparseForwardBackward(batch),
+  });
+}
+
+// The wide model's readout: 50 000 outputs summed per class, forward + backward, batch 64.
+const readout = new SparseLinear(50_000, 50_000, { sparsity: 0.999, seed: 4 });
+const readoutX = randn([64, 50_000], { seed: 5, requiresGrad: true });
+const readoutGrad = randn([64, 10], { seed: 6 });
+for (
+  const [name, collapsed] of [["groupSum(layer.forward(x), 10)", false], [
+    "layer.forwardGroupSum(x, 10)",
+    true,
+  ]] as const
+) {
+  Deno.bench({
+    name: `${name}, 50000×50000 at 99.9%, batch 64, forward+backward`,
+    group: "sparse layer + group sum",
+    baseline: !collapsed,
+    n: 10,
+    warmup: 2,
+    fn: () => {
+      readout.zeroGrad();
+      readoutX.grad = null;
+      const y = collapsed
+        ? readout.forwardGroupSum(readoutX, 10)
+        : groupSum(readout.forward(readoutX), 10);
+      y.backward(readoutGrad);
+    },
   });
 }
 
