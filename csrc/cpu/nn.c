@@ -22,50 +22,6 @@
 /* Columns per block of a column reduction (stack accumulators, vectorised over the block). */
 #define SL_NN_COL_BLOCK 512
 
-/*
- * Column sums of a [rows, n] (row-major), in one pass over a:
- *   weighted[c] = sum_r a[r, c] * b[r, c]   (when weighted is non-null; b must be non-null),
- *   plain[c]    = sum_r a[r, c]             (when plain is non-null).
- * When b_mean/b_rstd are given, b[r, c] stands for (b[r, c] - b_mean[r]) * b_rstd[r] (the
- * normalised input of LayerNorm, recomputed instead of stored). Split by column blocks, so the
- * result does not depend on the thread count.
- */
-static void column_sums(int64_t rows, int32_t n, const float *a, const float *b,
-                        const float *b_mean, const float *b_rstd, float *weighted,
-                        float *plain) {
-  int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
-  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && blocks > 1;
-#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
-  for (int64_t blk = 0; blk < blocks; blk++) {
-    int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
-    int32_t c1 = c0 + SL_NN_COL_BLOCK < n ? c0 + SL_NN_COL_BLOCK : n;
-    int32_t w = c1 - c0;
-    double accw[SL_NN_COL_BLOCK], accp[SL_NN_COL_BLOCK];
-    for (int32_t j = 0; j < w; j++) accw[j] = accp[j] = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
-      const float *ar = a + r * n + c0;
-      if (plain != NULL) {
-#pragma omp simd
-        for (int32_t j = 0; j < w; j++) accp[j] += ar[j];
-      }
-      if (weighted == NULL) continue;
-      const float *br = b + r * n + c0;
-      if (b_mean == NULL) {
-#pragma omp simd
-        for (int32_t j = 0; j < w; j++) accw[j] += (double)ar[j] * br[j];
-      } else {
-        float mu = b_mean[r], rs = b_rstd[r];
-#pragma omp simd
-        for (int32_t j = 0; j < w; j++) accw[j] += (double)ar[j] * ((br[j] - mu) * rs);
-      }
-    }
-    if (weighted != NULL)
-      for (int32_t j = 0; j < w; j++) weighted[c0 + j] = (float)accw[j];
-    if (plain != NULL)
-      for (int32_t j = 0; j < w; j++) plain[c0 + j] = (float)accp[j];
-  }
-}
-
 /* ------------------------------------------------------------------ LayerNorm ---- */
 
 /*
@@ -120,6 +76,71 @@ static inline __attribute__((always_inline)) float ln_passed(const int AF, const
   float kept;
   memcpy(&kept, &bits, sizeof kept);
   return kept;
+}
+
+/*
+ * Column sums of a [rows, n] (row-major), in one pass over a:
+ *   weighted[c] = sum_r a[r, c] * b[r, c]   (when weighted is non-null; b must be non-null),
+ *   plain[c]    = sum_r a[r, c]             (when plain is non-null).
+ * When b_mean/b_rstd are given, b[r, c] stands for (b[r, c] - b_mean[r]) * b_rstd[r] (the
+ * normalised input of LayerNorm, recomputed instead of stored). MASKED (LayerNorm's parameter
+ * gradients through a fused ReLU, b_mean/b_rstd given): a[r, c] counts only where the output
+ * was let through (ln_passed, with the affine kind AF and gamma/beta). Split by column blocks,
+ * so the result does not depend on the thread count.
+ */
+static inline __attribute__((always_inline)) void column_sums_impl(
+    const int AF, const int MASKED, int64_t rows, int32_t n, const float *a, const float *b,
+    const float *b_mean, const float *b_rstd, const float *gamma, const float *beta,
+    float *weighted, float *plain) {
+  int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
+  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && blocks > 1;
+#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
+    int32_t c1 = c0 + SL_NN_COL_BLOCK < n ? c0 + SL_NN_COL_BLOCK : n;
+    int32_t w = c1 - c0;
+    double accw[SL_NN_COL_BLOCK], accp[SL_NN_COL_BLOCK];
+    for (int32_t j = 0; j < w; j++) accw[j] = accp[j] = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+      const float *ar = a + r * n + c0;
+      if (MASKED) {
+        const float *br = b + r * n + c0;
+        float mu = b_mean[r], rs = b_rstd[r];
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) {
+          float xh = (br[j] - mu) * rs;
+          float d = ln_passed(AF, 1, ar[j], xh, gamma, beta, c0 + j);
+          accp[j] += d;
+          accw[j] += (double)d * xh;
+        }
+        continue;
+      }
+      if (plain != NULL) {
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) accp[j] += ar[j];
+      }
+      if (weighted == NULL) continue;
+      const float *br = b + r * n + c0;
+      if (b_mean == NULL) {
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) accw[j] += (double)ar[j] * br[j];
+      } else {
+        float mu = b_mean[r], rs = b_rstd[r];
+#pragma omp simd
+        for (int32_t j = 0; j < w; j++) accw[j] += (double)ar[j] * ((br[j] - mu) * rs);
+      }
+    }
+    if (weighted != NULL)
+      for (int32_t j = 0; j < w; j++) weighted[c0 + j] = (float)accw[j];
+    if (plain != NULL)
+      for (int32_t j = 0; j < w; j++) plain[c0 + j] = (float)accp[j];
+  }
+}
+
+static void column_sums(int64_t rows, int32_t n, const float *a, const float *b,
+                        const float *b_mean, const float *b_rstd, float *weighted,
+                        float *plain) {
+  column_sums_impl(0, 0, rows, n, a, b, b_mean, b_rstd, NULL, NULL, weighted, plain);
 }
 
 /* One row forward: y = act(xhat * gamma + beta), xhat = (x - mean) * rstd. */
@@ -194,41 +215,6 @@ static inline __attribute__((always_inline)) void ln_bwd_row(const int AF, const
   }
 }
 
-/*
- * The parameter gradients through a fused ReLU: dgamma[c] = sum_r dy' * xhat and dbeta[c] =
- * sum_r dy' (each when non-null), dy' = dy masked as in ln_passed. Split by column blocks, as
- * column_sums, so the result does not depend on the thread count.
- */
-static inline __attribute__((always_inline)) void ln_param_grads_masked(
-    const int AF, const int RELU, int64_t rows, int32_t n, const float *dy, const float *x,
-    const float *mean, const float *rstd, const float *gamma, const float *beta, float *dgamma,
-    float *dbeta) {
-  int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
-  int parallel = sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN && blocks > 1;
-#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static)
-  for (int64_t blk = 0; blk < blocks; blk++) {
-    int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
-    int32_t c1 = c0 + SL_NN_COL_BLOCK < n ? c0 + SL_NN_COL_BLOCK : n;
-    double accw[SL_NN_COL_BLOCK], accp[SL_NN_COL_BLOCK];
-    for (int32_t c = c0; c < c1; c++) accw[c - c0] = accp[c - c0] = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
-      const float *dyr = dy + r * n, *xr = x + r * n;
-      float mu = mean[r], rs = rstd[r];
-#pragma omp simd
-      for (int32_t c = c0; c < c1; c++) {
-        float xh = (xr[c] - mu) * rs;
-        float d = ln_passed(AF, RELU, dyr[c], xh, gamma, beta, c);
-        accp[c - c0] += d;
-        accw[c - c0] += (double)d * xh;
-      }
-    }
-    for (int32_t c = c0; c < c1; c++) {
-      if (dgamma != NULL) dgamma[c] = (float)accw[c - c0];
-      if (dbeta != NULL) dbeta[c] = (float)accp[c - c0];
-    }
-  }
-}
-
 sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
                             const float *rstd, const float *gamma, const float *beta,
                             int32_t relu, const float *dy, float *dx, float *dgamma,
@@ -251,8 +237,7 @@ sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float
   }
   if (dgamma == NULL && dbeta == NULL) return SL_OK;
   if (relu) {
-    LN_DISPATCH(af, 1, ln_param_grads_masked, rows, n, dy, x, mean, rstd, gamma, beta, dgamma,
-                dbeta);
+    LN_DISPATCH(af, 1, column_sums_impl, rows, n, dy, x, mean, rstd, gamma, beta, dgamma, dbeta);
   } else {
     column_sums(rows, n, dy, x, mean, rstd, dgamma, dbeta);
   }
