@@ -88,7 +88,12 @@ export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 // Modules
 export { type LoadStateOptions, Module, type StateDict, type StateValue } from "./lib/nn/module.ts";
 export { Linear, linear, type LinearOptions } from "./lib/nn/linear.ts";
-export { LayerNorm, layerNorm, type LayerNormOptions } from "./lib/nn/layer_norm.ts";
+export {
+  LayerNorm,
+  layerNorm,
+  type LayerNormActivation,
+  type LayerNormOptions,
+} from "./lib/nn/layer_norm.ts";
 export { ReLU, Sigmoid, Tanh } from "./lib/nn/activations.ts";
 export { Flatten, flatten, type FlattenOptions } from "./lib/nn/flatten.ts";
 export {
