@@ -44,9 +44,11 @@ struct sl_term_ln_masked {
   bool weighted;
   int64_t n;
   __device__ double operator()(int64_t, int64_t r, int64_t c) const {
+    const float d = dy[r * n + c];
+    if (!relu && !weighted) return (double)d; /* dbeta without a ReLU reads dy alone */
     const float xh = (x[r * n + c] - mean[r]) * rstd[r];
     if (relu && !(sl_ln_apply(gamma, beta, xh, c) > 0.0f)) return 0.0;
-    return weighted ? (double)dy[r * n + c] * xh : (double)dy[r * n + c];
+    return weighted ? (double)d * xh : (double)d;
   }
 };
 
