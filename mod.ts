@@ -117,7 +117,7 @@ export {
   type SparseLinearOptions,
   type SparseWeightView,
 } from "./lib/nn/sparse_linear.ts";
-export { sparseLinear } from "./lib/nn/sparse_ops.ts";
+export { sparseLinear, sparseLinearFeatureMajor } from "./lib/nn/sparse_ops.ts";
 export {
   type ActivationEstimate,
   type AvailableMemory,

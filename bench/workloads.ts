@@ -221,11 +221,16 @@ export function sparseState(workload: Workload, seed = 1): SparseState {
   };
 }
 
-/** y = x · Wᵀ + b. */
-export function sparseForward(s: SparseState): void {
+/**
+ * y = x · Wᵀ + b; with `featureMajor`, yᵀ = W xᵀ + b (`sl_spmm_fwd_fm`: x and y hold [in, batch]
+ * and [out, batch], the layout of scipy's `W @ X`; the same work without the kernels'
+ * transposes).
+ */
+export function sparseForward(s: SparseState, featureMajor = false): void {
   const { inFeatures, outFeatures, batch } = s.workload;
+  const name = featureMajor ? "sl_spmm_fwd_fm" : "sl_spmm_fwd";
   check(
-    native().sl_spmm_fwd(
+    native()[name](
       batch,
       inFeatures,
       outFeatures,
@@ -237,7 +242,7 @@ export function sparseForward(s: SparseState): void {
       ptr(s.x),
       ptr(s.y),
     ),
-    "sl_spmm_fwd",
+    name,
   );
 }
 
@@ -303,11 +308,15 @@ export function sparseWeightGrad(s: SparseState): void {
   check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
 }
 
-/** dx = dy · W and dW in one pass over the CSC view (`sl_spmm_bwd`), and db. */
-export function sparseBackwardFused(s: SparseState): void {
+/**
+ * dx = dy · W and dW in one pass over the CSC view (`sl_spmm_bwd`), and db; with
+ * `featureMajor`, `sl_spmm_bwd_fm` on [features, batch] arrays and db as row sums.
+ */
+export function sparseBackwardFused(s: SparseState, featureMajor = false): void {
   const { inFeatures, outFeatures, batch } = s.workload;
+  const name = featureMajor ? "sl_spmm_bwd_fm" : "sl_spmm_bwd";
   check(
-    native().sl_spmm_bwd(
+    native()[name](
       batch,
       inFeatures,
       outFeatures,
@@ -323,9 +332,16 @@ export function sparseBackwardFused(s: SparseState): void {
       ptr(s.dx),
       ptr(s.dw),
     ),
-    "sl_spmm_bwd",
+    name,
   );
-  check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
+  if (featureMajor) {
+    check(
+      native().sl_sum_axis(BigInt(outFeatures), BigInt(batch), 1n, 1, ptr(s.dy), ptr(s.db)),
+      "sl_sum_axis",
+    );
+  } else {
+    check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
+  }
 }
 
 /**
@@ -341,6 +357,17 @@ export function sparseTrainStep(s: SparseState): void {
     sparseInputGradCsr(s);
     sparseWeightGrad(s);
   }
+}
+
+/**
+ * The same step on feature-major activations, as `SparseLinear.forwardFeatureMajor` does it:
+ * `sl_spmm_fwd_fm`, `sl_spmm_bwd_fm` (both gradients) and the bias gradient; at batch 1, where
+ * the layouts are the same, `sparseTrainStep`.
+ */
+export function sparseTrainStepFeatureMajor(s: SparseState): void {
+  if (s.workload.batch === 1) return sparseTrainStep(s); // one layout at batch 1
+  sparseForward(s, true);
+  sparseBackwardFused(s, true);
 }
 
 /** The dense equivalent: W as a full [out, in] matrix, multiplied with `sl_gemm`. */

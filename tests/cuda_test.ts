@@ -667,6 +667,16 @@ compareOp("SparseLinear.forwardGroupSum (collapsed on the CPU, plain on CUDA)", 
   const x = leaf([32, 200], 37, d);
   return { out: layer.forwardGroupSum(x, 10), leaves: [x, layer.weights, layer.bias!] };
 });
+compareOp("SparseLinear.forwardFeatureMajor (batch 70: two tiles)", (d) => {
+  const layer = new SparseLinear(300, 200, { sparsity: 0.9, seed: 5 }).to(d);
+  const xT = leaf([300, 70], 38, d);
+  return { out: layer.forwardFeatureMajor(xT), leaves: [xT, layer.weights, layer.bias!] };
+});
+compareOp("SparseLinear.forwardFeatureMajor (batch 1)", (d) => {
+  const layer = new SparseLinear(300, 200, { sparsity: 0.9, seed: 5 }).to(d);
+  const xT = leaf([300, 1], 39, d);
+  return { out: layer.forwardFeatureMajor(xT), leaves: [xT, layer.weights, layer.bias!] };
+});
 compareOp("sparseLinearGroupSum (collapsed weights) on both devices", (d) => {
   const layer = new SparseLinear(200, 4000, { sparsity: 0.9, seed: 5 }).to(d);
   const x = leaf([32, 200], 37, d);

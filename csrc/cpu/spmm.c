@@ -224,16 +224,38 @@ static void to_feature_major_omp(const float *src, int64_t n, int64_t b0, int bt
 }
 
 /*
+ * The tile of an operand that is already feature-major (n rows of ld floats, one per feature):
+ * dst[i][j] = src[i * ld + b0 + j] for j < bt, 0 for bt <= j < w. A copy, not a transpose. Even
+ * an operand that is already one aligned tile is copied: the scratch is on 2 MiB pages, and
+ * gathering rows from a 12.8 MB panel on 4 KiB pages (where JS arrays live) was slower than the
+ * copy (50000^2 at batch 64: 10.3-11.7 ms forward in place vs 9.7-11.0 with the copy).
+ */
+static void copy_feature_major_omp(const float *src, int64_t n, int64_t ld, int64_t b0, int bt,
+                                   int w, float *dst) {
+#pragma omp for schedule(static) nowait
+  for (int64_t i = 0; i < n; i++) {
+    float *d = dst + i * w;
+    memcpy(d, src + i * ld + b0, (size_t)bt * sizeof(float));
+    for (int j = bt; j < w; j++) d[j] = 0.0f;
+  }
+}
+
+/*
  * The start of every tile of a batched kernel, called inside its parallel region: the
- * feature-major tile of `src` (rows of length n) and, on the first tile only, the index check of
+ * feature-major tile of `src` (batch-major rows of length n when fm_ld is 0, else already
+ * feature-major with rows of fm_ld floats) and, on the first tile only, the index check of
  * every chunk (check_chunk: it also gathers the values into pattern order when valsT is given),
  * the smallest bad entry merged into the shared *first_bad. Ends on a barrier, so the tile and
  * *first_bad are complete for every thread.
  */
-static void tile_and_check(const float *src, int64_t n, int64_t b0, int bt, int w, float *srcT,
-                           int64_t nnz, const int32_t *idx, uint32_t bound, const int32_t *perm,
-                           uint32_t n_vals, const float *vals, float *valsT, int64_t *first_bad) {
-  to_feature_major_omp(src, n, b0, bt, w, srcT);
+static void tile_and_check(const float *src, int64_t n, int64_t fm_ld, int64_t b0, int bt, int w,
+                           float *srcT, int64_t nnz, const int32_t *idx, uint32_t bound,
+                           const int32_t *perm, uint32_t n_vals, const float *vals, float *valsT,
+                           int64_t *first_bad) {
+  if (fm_ld == 0)
+    to_feature_major_omp(src, n, b0, bt, w, srcT);
+  else
+    copy_feature_major_omp(src, n, fm_ld, b0, bt, w, srcT);
   if (b0 == 0) {
     const int64_t n_chunks = (nnz + VALIDATE_CHUNK - 1) / VALIDATE_CHUNK;
     int64_t mine = NO_BAD;
@@ -290,6 +312,31 @@ static inline void load_rows_batch_major(float buf[8][TILE_MAX], int rows, int64
     for (int ii = 0; ii < rows; ii++) buf[ii][j] = j < bt ? src[(b0 + j) * ld + o0 + ii] : 0.0f;
 }
 
+/* store_rows_batch_major, or with fm for a feature-major dst (rows of ld floats, one per
+ * feature): dst[(o0 + ii) * ld + b0 + j] = buf[ii][j]. */
+static inline void store_rows(float buf[8][TILE_MAX], int rows, int64_t o0, float *dst,
+                              int64_t ld, int64_t b0, int bt, int fm) {
+  if (!fm) {
+    store_rows_batch_major(buf, rows, o0, dst, ld, b0, bt);
+    return;
+  }
+  for (int ii = 0; ii < rows; ii++)
+    memcpy(dst + (o0 + ii) * ld + b0, buf[ii], (size_t)bt * sizeof(float));
+}
+
+/* The transpose of store_rows: buf[ii][j] from src, 0 for bt <= j < w. */
+static inline void load_rows(float buf[8][TILE_MAX], int rows, int64_t o0, const float *src,
+                             int64_t ld, int64_t b0, int bt, int w, int fm) {
+  if (!fm) {
+    load_rows_batch_major(buf, rows, o0, src, ld, b0, bt, w);
+    return;
+  }
+  for (int ii = 0; ii < rows; ii++) {
+    memcpy(buf[ii], src + (o0 + ii) * ld + b0, (size_t)bt * sizeof(float));
+    for (int j = bt; j < w; j++) buf[ii][j] = 0.0f;
+  }
+}
+
 /* ------------------------------------------------------------- the gather-FMA kernel ---- */
 
 /* acc += val * in[idx[k]][:], prefetching the row of entry kp (rows are gathered at random). */
@@ -308,7 +355,8 @@ static inline __attribute__((always_inline)) void gather_fma_entry(
 
 /*
  * For rows r in [r0, r1) of a compressed pattern (ptr, idx; indices already validated):
- * out[(b0 + j) * ld + r] = init(r) + sum over k in row r of val(k) * in[idx[k]][j], j < bt,
+ * out[(b0 + j) * ld + r] (fm: out[r * ld + b0 + j]) = init(r) + sum over k in row r of
+ * val(k) * in[idx[k]][j], j < bt,
  * where val(k) = vals[k] (perm null) or vals[perm[k]] and rows of `in` are w = 8 * NV floats.
  * NV is a compile-time constant at every call site, so the accumulators live in registers.
  * Narrow tiles (NV <= 4) alternate two accumulator sets so that consecutive FMAs do not wait on
@@ -317,7 +365,7 @@ static inline __attribute__((always_inline)) void gather_fma_entry(
 static inline __attribute__((always_inline)) void gather_fma_rows(
     const int NV, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
     const int32_t *perm, const float *vals, const float *bias, const float *in, float *out,
-    int64_t ld, int64_t b0, int bt) {
+    int64_t ld, int64_t b0, int bt, int fm) {
   const int64_t k_last = (int64_t)ptr[r1] - 1; /* prefetch targets stay inside this range */
   float buf[8][TILE_MAX] __attribute__((aligned(32)));
   int64_t g0 = r0;
@@ -345,7 +393,7 @@ static inline __attribute__((always_inline)) void gather_fma_rows(
     v8f *o = (v8f *)buf[r - g0];
     for (int j = 0; j < NV; j++) o[j] = NV <= 4 ? acc[j] + acc2[j] : acc[j];
     if (r - g0 == 7 || r + 1 == r1) {
-      store_rows_batch_major(buf, (int)(r - g0 + 1), g0, out, ld, b0, bt);
+      store_rows(buf, (int)(r - g0 + 1), g0, out, ld, b0, bt, fm);
       g0 = r + 1;
     }
   }
@@ -354,10 +402,10 @@ static inline __attribute__((always_inline)) void gather_fma_rows(
 static void gather_fma_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *ptr,
                                 const int32_t *idx, const int32_t *perm, const float *vals,
                                 const float *bias, const float *in, float *out, int64_t ld,
-                                int64_t b0, int bt) {
+                                int64_t b0, int bt, int fm) {
 #define SL_CASE(N)                                                                        \
   case N:                                                                                 \
-    gather_fma_rows(N, r0, r1, ptr, idx, perm, vals, bias, in, out, ld, b0, bt);          \
+    gather_fma_rows(N, r0, r1, ptr, idx, perm, vals, bias, in, out, ld, b0, bt, fm);      \
     break;
   switch (nv) {
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
@@ -370,15 +418,17 @@ static void gather_fma_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *p
  * rows, idx into n_idx): init(r) + sum_k val(k) * in[:, idx[k]]. Shared by the forward (CSR,
  * values direct, bias) and the input gradient (CSC; vals already in CSC order, or through perm
  * when the values are small enough to stay in cache). Validates idx (and perm) first and
- * writes nothing when one is out of range: *bad is then its position, else -1.
+ * writes nothing when one is out of range: *bad is then its position, else -1. With fm, `in`
+ * and `out` are feature-major instead (in[n_idx, batch], out[n_rows, batch]).
  */
 static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_rows,
                                      const int32_t *ptr, const int32_t *idx, const int32_t *perm,
                                      const float *vals, int64_t n_vals, const float *bias,
-                                     const float *in, float *out, int64_t *bad) {
+                                     const float *in, float *out, int fm, int64_t *bad) {
   const int threads = sl_threads();
   const int64_t nnz = ptr[n_rows];
   const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
+  const int64_t fm_ld = fm ? batch : 0;
   float *inT = sl_scratch_get(sl_mul_size(first_w * (int64_t)sizeof(float), n_idx));
   if (inT == NULL) return SL_E_OUT_OF_MEMORY;
   /* Values read through perm that do not stay in cache are gathered into pattern order. */
@@ -403,14 +453,14 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
     {
       /* With valsT: the values in pattern order, once, in a prefetched pass instead of a
        * random read inside the FMA loop (where its misses stall the row gathers behind). */
-      tile_and_check(in, n_idx, b0, bt, w, inT, nnz, idx, (uint32_t)n_idx, perm,
+      tile_and_check(in, n_idx, fm_ld, b0, bt, w, inT, nnz, idx, (uint32_t)n_idx, perm,
                      (uint32_t)n_vals, vals, valsT, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
           gather_fma_dispatch(w / 8, bounds[p], bounds[p + 1], ptr, idx,
                               valsT != NULL ? NULL : perm, valsT != NULL ? valsT : vals, bias,
-                              inT, out, n_rows, b0, bt);
+                              inT, out, fm ? batch : n_rows, b0, bt, fm);
       }
     }
   }
@@ -574,13 +624,14 @@ static int64_t sddmm_rows_b1(int64_t r0, int64_t r1, const int32_t *ptr, const i
 
 /* ------------------------------------------------------------------------ forward ---- */
 
-sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
-                      const int32_t *row_ptr, const int32_t *col_idx, const float *values,
-                      const float *bias, const float *x, float *y) {
-  SL_ENTER();
-  SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x,
-                                   y));
-  sl_status st = sl_check_offsets(__func__, "row_ptr", row_ptr, n_out, nnz);
+/* sl_spmm_fwd (fm 0) and sl_spmm_fwd_fm (fm 1): at batch 1 both layouts are the same. */
+static sl_status spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                          int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                          const float *values, const float *bias, const float *x, float *y,
+                          int fm) {
+  SL_VALIDATE(
+      sl_validate_spmm_fwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x, y));
+  sl_status st = sl_check_offsets(fn, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_out == 0) return SL_OK;
   int64_t bad = -1;
@@ -588,7 +639,7 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     bad = 0; /* every index is out of range, and x may be null */
   } else if (batch == 1) {
     float *tmp = sl_scratch_get((int64_t)n_out * (int64_t)sizeof(float));
-    if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
+    if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate scratch");
     const int threads = sl_threads();
     int64_t bounds[MAX_PARTS + 1];
     const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
@@ -606,14 +657,28 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     sl_scratch_put(tmp);
   } else {
     st = tiled_gather_matmul(batch, n_in, n_out, row_ptr, col_idx, NULL, values, nnz, bias, x, y,
-                             &bad);
+                             fm, &bad);
     if (st != SL_OK)
-      return sl_fail(st, __func__, "cannot allocate feature-major scratch for batch %d", batch);
+      return sl_fail(st, fn, "cannot allocate feature-major scratch for batch %d", batch);
   }
   if (bad >= 0)
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[%lld] = %d is outside [0, %d)",
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %d)",
                    (long long)bad, col_idx[bad], n_in);
   return SL_OK;
+}
+
+sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                      const int32_t *row_ptr, const int32_t *col_idx, const float *values,
+                      const float *bias, const float *x, float *y) {
+  SL_ENTER();
+  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, x, y, 0);
+}
+
+sl_status sl_spmm_fwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                         const int32_t *row_ptr, const int32_t *col_idx, const float *values,
+                         const float *bias, const float *xT, float *yT) {
+  SL_ENTER();
+  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xT, yT, 1);
 }
 
 /* ------------------------------------------------------------------ input gradient ---- */
@@ -651,7 +716,7 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
     sl_scratch_put(tmp);
   } else {
     st = tiled_gather_matmul(batch, n_out, n_in, col_ptr, row_idx, csc_to_csr, values, nnz, NULL,
-                             dy, dx, &bad);
+                             dy, dx, 0, &bad);
     if (st != SL_OK)
       return sl_fail(st, __func__, "cannot allocate feature-major scratch for batch %d", batch);
   }
@@ -1034,7 +1099,7 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
       const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
       {
-        tile_and_check(x, n_in, b0, bt, w, xT, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL, NULL,
+        tile_and_check(x, n_in, 0, b0, bt, w, xT, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL, NULL,
                        &first_bad);
         if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
@@ -1065,15 +1130,15 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
  */
 static inline __attribute__((always_inline)) void fused_bwd_cols(
     const int NV, int64_t c0, int64_t c1, const int32_t *ptr, const int32_t *idx,
-    const float *valsT, const float *dyT, const float *x, int64_t n_in, int64_t b0, int bt,
-    float *dx, float *dwT, int accumulate) {
+    const float *valsT, const float *dyT, const float *x, int64_t ld, int64_t b0, int bt,
+    float *dx, float *dwT, int accumulate, int fm) {
   const int64_t w = 8 * NV;
   const int64_t k_last = (int64_t)ptr[c1] - 1;
   float xbuf[8][TILE_MAX] __attribute__((aligned(32)));
   float obuf[8][TILE_MAX] __attribute__((aligned(32)));
   for (int64_t g0 = c0; g0 < c1; g0 += 8) {
     const int cols = (int)min64(8, c1 - g0);
-    load_rows_batch_major(xbuf, cols, g0, x, n_in, b0, bt, (int)w);
+    load_rows(xbuf, cols, g0, x, ld, b0, bt, (int)w, fm);
     for (int ii = 0; ii < cols; ii++) {
       const int64_t c = g0 + ii;
       v8f xc[8], acc[8];
@@ -1119,17 +1184,17 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
       }
       for (int j = 0; j < NV; j++) ((v8f *)obuf[ii])[j] = acc[j];
     }
-    store_rows_batch_major(obuf, cols, g0, dx, n_in, b0, bt);
+    store_rows(obuf, cols, g0, dx, ld, b0, bt, fm);
   }
 }
 
 static void fused_bwd_dispatch(int nv, int64_t c0, int64_t c1, const int32_t *ptr,
                                const int32_t *idx, const float *valsT, const float *dyT,
-                               const float *x, int64_t n_in, int64_t b0, int bt, float *dx,
-                               float *dwT, int accumulate) {
+                               const float *x, int64_t ld, int64_t b0, int bt, float *dx,
+                               float *dwT, int accumulate, int fm) {
 #define SL_CASE(N)                                                                         \
   case N:                                                                                  \
-    fused_bwd_cols(N, c0, c1, ptr, idx, valsT, dyT, x, n_in, b0, bt, dx, dwT, accumulate);     \
+    fused_bwd_cols(N, c0, c1, ptr, idx, valsT, dyT, x, ld, b0, bt, dx, dwT, accumulate, fm); \
     break;
   switch (nv) {
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
@@ -1147,14 +1212,15 @@ static sl_status bad_csc_entry(const char *fn, int64_t k, const int32_t *row_idx
                  (long long)k, csc_to_csr[k], (long long)nnz);
 }
 
-sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
-                      const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
-                      const int32_t *row_idx, const int32_t *csc_to_csr, const float *values,
-                      const float *x, const float *dy, float *dx, float *dw) {
-  SL_ENTER();
-  SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
+/* sl_spmm_bwd (fm 0) and sl_spmm_bwd_fm (fm 1: x, dy and dx feature-major). */
+static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                          int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                          const int32_t *col_ptr, const int32_t *row_idx,
+                          const int32_t *csc_to_csr, const float *values, const float *x,
+                          const float *dy, float *dx, float *dw, int fm) {
+  SL_VALIDATE(sl_validate_spmm_bwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
                                    row_idx, csc_to_csr, values, x, dy, dx, dw));
-  sl_status st = sl_check_offsets(__func__, "col_ptr", col_ptr, n_in, nnz);
+  sl_status st = sl_check_offsets(fn, "col_ptr", col_ptr, n_in, nnz);
   if (st != SL_OK) return st;
   /* (n_in == 0 forces nnz == 0 through col_ptr.) Empty sums are zeros. */
   if (nnz == 0) {
@@ -1162,7 +1228,7 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     return SL_OK;
   }
   if (n_out == 0) /* every row index is out of range, and dy may be null */
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "row_idx[0] = %d is outside [0, 0)",
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "row_idx[0] = %d is outside [0, 0)",
                    row_idx[0]);
   if (batch == 0) {
     /* dw is an empty sum: still validate the indices so the contract does not depend on batch. */
@@ -1171,7 +1237,7 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
       memset(dw, 0, (size_t)nnz * sizeof(float));
       return SL_OK;
     }
-    return bad_csc_entry(__func__, b, row_idx, csc_to_csr, n_out, nnz);
+    return bad_csc_entry(fn, b, row_idx, csc_to_csr, n_out, nnz);
   }
   const int threads = sl_threads();
   const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
@@ -1181,7 +1247,7 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   float *dyT =
       panel_bytes < 0 ? NULL : sl_scratch_get(panel_bytes + 2 * nnz * (int64_t)sizeof(float));
   if (dyT == NULL)
-    return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch for batch %d", batch);
+    return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate scratch for batch %d", batch);
   float *valsT = dyT + first_w * n_out;
   float *dwT = valsT + nnz;
   int64_t bounds[MAX_PARTS + 1];
@@ -1196,13 +1262,13 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
     {
       /* The values gathered into CSC order while each validated chunk is in cache (a bad
        * chunk gathers nothing; the call then fails before anything is written). */
-      tile_and_check(dy, n_out, b0, bt, w, dyT, nnz, row_idx, (uint32_t)n_out, csc_to_csr,
-                     (uint32_t)nnz, values, valsT, &first_bad);
+      tile_and_check(dy, n_out, fm ? batch : 0, b0, bt, w, dyT, nnz, row_idx, (uint32_t)n_out,
+                     csc_to_csr, (uint32_t)nnz, values, valsT, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
           fused_bwd_dispatch(w / 8, bounds[p], bounds[p + 1], col_ptr, row_idx, valsT, dyT, x,
-                             n_in, b0, bt, dx, dwT, b0 > 0);
+                             fm ? batch : n_in, b0, bt, dx, dwT, b0 > 0, fm);
       }
       if (first_bad == NO_BAD && b0 + TILE_MAX >= batch) {
 #pragma omp for schedule(static)
@@ -1215,7 +1281,25 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   }
   sl_scratch_put(dyT);
   return first_bad == NO_BAD ? SL_OK
-                             : bad_csc_entry(__func__, first_bad, row_idx, csc_to_csr, n_out, nnz);
+                             : bad_csc_entry(fn, first_bad, row_idx, csc_to_csr, n_out, nnz);
+}
+
+sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                      const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
+                      const int32_t *row_idx, const int32_t *csc_to_csr, const float *values,
+                      const float *x, const float *dy, float *dx, float *dw) {
+  SL_ENTER();
+  return spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx,
+                  csc_to_csr, values, x, dy, dx, dw, 0);
+}
+
+sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                         const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
+                         const int32_t *row_idx, const int32_t *csc_to_csr, const float *values,
+                         const float *xT, const float *dyT, float *dxT, float *dw) {
+  SL_ENTER();
+  return spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx,
+                  csc_to_csr, values, xT, dyT, dxT, dw, 1);
 }
 
 /* ---------------------------------------------------------------------- bias gradient ---- */

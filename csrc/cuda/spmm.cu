@@ -743,6 +743,31 @@ sl_status explain_bwd_csr(const char *fn, const sl_bad_entry *kinds, const int64
   return SL_OK;
 }
 
+/*
+ * A failed inner entry point's message re-reported under the outer one, fn (as the CPU library
+ * words it: no inner function name). `inner` is the inner name with its ": " separator.
+ */
+sl_status reported_as(const char *fn, sl_status st, const char *inner) {
+  const char *msg = sl_last_error();
+  const size_t skip = strlen(inner);
+  char copy[512];
+  snprintf(copy, sizeof copy, "%s", strncmp(msg, inner, skip) == 0 ? msg + skip : msg);
+  return sl_fail(st, fn, "%s", copy);
+}
+
+/* Largest n for the fm entry points' transposes: to_feature_major's grid has one row of blocks
+ * per 32 of the feature-major side. */
+constexpr int64_t FM_MAX_FEATURES = 65535LL * 32;
+
+sl_status check_fm_features(const char *fn, int32_t n_in, int32_t n_out) {
+  if (n_in > FM_MAX_FEATURES || n_out > FM_MAX_FEATURES)
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn,
+                   "n_in %d and n_out %d must be at most %lld for the feature-major form on "
+                   "CUDA (use the batch-major sl_spmm_fwd / sl_spmm_bwd)",
+                   n_in, n_out, (long long)FM_MAX_FEATURES);
+  return SL_OK;
+}
+
 } /* namespace */
 
 /* ------------------------------------------------------------------ entry points ---- */
@@ -967,25 +992,69 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
       return sl_check_end(__func__);
     }
   }
-  static const char *const inner_names[] = {"sl_spmm_bwd_input: ", "sl_sddmm: "};
   sl_status st = sl_spmm_bwd_input(batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values,
                                    dy, dx);
-  int inner = 0;
-  if (st == SL_OK) {
-    st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
-    inner = 1;
-  }
-  if (st != SL_OK) {
-    /* The inner call's message, re-reported under this entry point (as the CPU library words
-     * it: no inner function name). */
-    const char *msg = sl_last_error();
-    const size_t skip = strlen(inner_names[inner]);
-    char copy[512];
-    snprintf(copy, sizeof copy, "%s",
-             strncmp(msg, inner_names[inner], skip) == 0 ? msg + skip : msg);
-    return sl_fail(st, __func__, "%s", copy);
-  }
+  if (st != SL_OK) return reported_as(__func__, st, "sl_spmm_bwd_input: ");
+  st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+  if (st != SL_OK) return reported_as(__func__, st, "sl_sddmm: ");
   return SL_OK;
+}
+
+/*
+ * The feature-major forms: the batch-major calls between transposes into and out of scratch
+ * (the kernels transpose to their own layout anyway; not the fast path on the GPU). At batch 1
+ * both layouts are the same array.
+ */
+SL_API sl_status sl_spmm_fwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                const int32_t *row_ptr, const int32_t *col_idx,
+                                const float *values, const float *bias, const float *xT,
+                                float *yT) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values,
+                                   xT, yT));
+  sl_status st;
+  if (batch <= 1 || n_out == 0) {
+    st = sl_spmm_fwd(batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xT, yT);
+    return st == SL_OK ? SL_OK : reported_as(__func__, st, "sl_spmm_fwd: ");
+  }
+  SL_TRY(check_fm_features(__func__, n_in, n_out));
+  SL_CUDA_READY();
+  sl_scratch xs, ys;
+  SL_SCRATCH(xs, float, (int64_t)batch * (n_in > 0 ? n_in : 1));
+  SL_SCRATCH(ys, float, (int64_t)batch * n_out);
+  SL_TRY(to_feature_major(__func__, n_in, batch, n_in, xT, xs.as<float>()));
+  st = sl_spmm_fwd(batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xs.as<float>(),
+                   ys.as<float>());
+  if (st != SL_OK) return reported_as(__func__, st, "sl_spmm_fwd: ");
+  return to_feature_major(__func__, batch, n_out, batch, ys.as<float>(), yT);
+}
+
+SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                const int32_t *row_ptr, const int32_t *col_idx,
+                                const int32_t *col_ptr, const int32_t *row_idx,
+                                const int32_t *csc_to_csr, const float *values,
+                                const float *xT, const float *dyT, float *dxT, float *dw) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
+                                   row_idx, csc_to_csr, values, xT, dyT, dxT, dw));
+  sl_status st;
+  if (batch <= 1 || n_in == 0 || n_out == 0) {
+    st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
+                     values, xT, dyT, dxT, dw);
+    return st == SL_OK ? SL_OK : reported_as(__func__, st, "sl_spmm_bwd: ");
+  }
+  SL_TRY(check_fm_features(__func__, n_in, n_out));
+  SL_CUDA_READY();
+  sl_scratch xs, dys, dxs;
+  SL_SCRATCH(xs, float, (int64_t)batch * n_in);
+  SL_SCRATCH(dys, float, (int64_t)batch * n_out);
+  SL_SCRATCH(dxs, float, (int64_t)batch * n_in);
+  SL_TRY(to_feature_major(__func__, n_in, batch, n_in, xT, xs.as<float>()));
+  SL_TRY(to_feature_major(__func__, n_out, batch, n_out, dyT, dys.as<float>()));
+  st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
+                   values, xs.as<float>(), dys.as<float>(), dxs.as<float>(), dw);
+  if (st != SL_OK) return reported_as(__func__, st, "sl_spmm_bwd: ");
+  return to_feature_major(__func__, batch, n_in, batch, dxs.as<float>(), dxT);
 }
 
 SL_API sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db) {

@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 2
+#define SL_ABI_VERSION 3
 
 typedef int32_t sl_status;
 enum {
@@ -143,6 +143,27 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
                              const int32_t *col_ptr, const int32_t *row_idx,
                              const int32_t *csc_to_csr, const float *values, const float *x,
                              const float *dy, float *dx, float *dw);
+
+/*
+ * Feature-major forms of sl_spmm_fwd and sl_spmm_bwd, for activations stored one row per
+ * feature (the layout of W x in scipy or BLAS, and the one the CPU kernels compute in):
+ *   yT[o, b] = sum_k values[k] * xT[col_idx[k], b] + bias[o]               xT: [n_in, batch]
+ *   dxT[i, b], dw as sl_spmm_bwd with x = xT^T, dy = dyT^T, dx = dxT^T      yT, dyT: [n_out, batch]
+ * Same arguments, checks and results (bit for bit) as the batch-major calls on the transposed
+ * arrays. The CPU kernels compute in this layout: xT and dyT are copied into their tiles
+ * (2 MiB-page scratch, at most 64 batch columns) instead of transposed, and yT / dxT are
+ * written without transposes. The CUDA library transposes around its batch-major kernels. At
+ * batch 1 both layouts are the same array.
+ */
+SL_API sl_status sl_spmm_fwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                const int32_t *row_ptr, const int32_t *col_idx,
+                                const float *values, const float *bias, const float *xT,
+                                float *yT);
+SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                const int32_t *row_ptr, const int32_t *col_idx,
+                                const int32_t *col_ptr, const int32_t *row_idx,
+                                const int32_t *csc_to_csr, const float *values,
+                                const float *xT, const float *dyT, float *dxT, float *dw);
 
 /*
  * Weight gradient (SDDMM over the pattern): dw[k] = sum_b dy[b, o] * x[b, col_idx[k]],

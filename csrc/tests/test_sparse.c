@@ -609,11 +609,104 @@ static void test_kernels(void) {
   EXPECT(dx2[0] == 0.0f && dx2[3] == 0.0f, "spmm_bwd with nnz 0 must give dx = 0");
 }
 
+/* ------------------------------------------------------------ feature-major forms ---- */
+
+/* t[c * rows + r] = a[r * cols + c]. */
+static float *transposed(const float *a, int64_t rows, int64_t cols) {
+  float *t = malloc((size_t)(rows * cols + 1) * sizeof(float));
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
+  return t;
+}
+
+/* sl_spmm_fwd_fm / sl_spmm_bwd_fm give the transposes of sl_spmm_fwd / sl_spmm_bwd, bit for bit
+ * (the same kernels, another layout at the boundary), and reject a bad index writing nothing. */
+static void test_feature_major_case(int32_t batch, int32_t n_in, int32_t n_out, double density) {
+  csr_t m = random_csr(n_out, n_in, density);
+  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
+  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  int32_t *to_csr = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
+                SL_OK, NULL);
+  const int64_t nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out;
+  const size_t fx = (size_t)(nx + 1) * sizeof(float), fy = (size_t)(ny + 1) * sizeof(float);
+  float *x = malloc(fx), *dy = malloc(fy);
+  float *bias = malloc(((size_t)n_out + 1) * sizeof(float));
+  fill_random(x, nx);
+  fill_random(dy, ny);
+  fill_random(bias, n_out);
+  float *xT = transposed(x, batch, n_in), *dyT = transposed(dy, batch, n_out);
+  float *y = malloc(fy), *yT = malloc(fy), *dx = malloc(fx), *dxT = malloc(fx);
+  float *dw = malloc((size_t)(m.nnz + 1) * sizeof(float));
+  float *dw2 = malloc((size_t)(m.nnz + 1) * sizeof(float));
+  EXPECT_STATUS(sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias, x, y),
+                SL_OK, NULL);
+  EXPECT_STATUS(sl_spmm_fwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias, xT,
+                               yT),
+                SL_OK, NULL);
+  EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                            to_csr, m.values, x, dy, dx, dw),
+                SL_OK, NULL);
+  EXPECT_STATUS(sl_spmm_bwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                               to_csr, m.values, xT, dyT, dxT, dw2),
+                SL_OK, NULL);
+  float *yy = transposed(yT, n_out, batch), *dxx = transposed(dxT, n_in, batch);
+  EXPECT(memcmp(yy, y, (size_t)ny * sizeof(float)) == 0,
+         "spmm_fwd_fm is not the transpose of spmm_fwd (batch %d, %d -> %d)", batch, n_in, n_out);
+  EXPECT(memcmp(dxx, dx, (size_t)nx * sizeof(float)) == 0,
+         "spmm_bwd_fm dx is not the transpose of spmm_bwd's (batch %d, %d -> %d)", batch, n_in,
+         n_out);
+  EXPECT(memcmp(dw2, dw, (size_t)m.nnz * sizeof(float)) == 0,
+         "spmm_bwd_fm dw differs from spmm_bwd's (batch %d, %d -> %d)", batch, n_in, n_out);
+  if (m.nnz > 0) {
+    /* A bad column / row index: the error names it and nothing is written. */
+    const int64_t k = m.nnz / 2;
+    const int32_t saved_col = m.col_idx[k], saved_row = row_idx[k];
+    m.col_idx[k] = n_in;
+    for (int64_t i = 0; i < ny; i++) yT[i] = -3.0f;
+    EXPECT_STATUS(sl_spmm_fwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias,
+                                 xT, yT),
+                  SL_E_INDEX_OUT_OF_RANGE, "is outside [0,");
+    int untouched = 1;
+    for (int64_t i = 0; i < ny; i++) untouched &= yT[i] == -3.0f;
+    EXPECT(untouched, "spmm_fwd_fm wrote its output despite a bad index");
+    m.col_idx[k] = saved_col;
+    row_idx[k] = -1;
+    for (int64_t i = 0; i < nx; i++) dxT[i] = -3.0f;
+    EXPECT_STATUS(sl_spmm_bwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                                 to_csr, m.values, xT, dyT, dxT, dw2),
+                  SL_E_INDEX_OUT_OF_RANGE, "row_idx[");
+    untouched = 1;
+    for (int64_t i = 0; i < nx; i++) untouched &= dxT[i] == -3.0f;
+    EXPECT(untouched, "spmm_bwd_fm wrote dx despite a bad index");
+    row_idx[k] = saved_row;
+  }
+  float *bufs[] = {x, dy, bias, xT, dyT, y, yT, dx, dxT, dw, dw2, yy, dxx};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  free(col_ptr);
+  free(row_idx);
+  free(to_csr);
+  free_csr(&m);
+}
+
+static void test_feature_major(void) {
+  const int32_t batches[] = {1, 2, 7, 8, 13, 64, 65, 130};
+  for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+    test_feature_major_case(batches[i], 37, 29, 0.3);
+    test_feature_major_case(batches[i], 300, 257, 0.02);
+  }
+  /* Null outputs are refused like the batch-major forms'. */
+  int32_t rp[2] = {0, 1}, ci[1] = {0};
+  float v[1] = {1.0f}, xs[2] = {1.0f, 2.0f};
+  EXPECT_STATUS(sl_spmm_fwd_fm(2, 1, 1, 1, rp, ci, v, NULL, xs, NULL), SL_E_NULL_POINTER, "y");
+}
+
 int main(void) {
   test_coo_to_csr();
   test_csr_validate();
   test_csr_to_csc();
   test_kernels();
+  test_feature_major();
   if (failures) {
     fprintf(stderr, "test_sparse: %d of %d checks failed\n", failures, checks);
     return 1;

@@ -1,3 +1,41 @@
+/** sl_spmm_fwd and sl_spmm_fwd_fm (one signature, two layouts). */
+const spmmFwd = {
+  parameters: [
+    "i32",
+    "i32",
+    "i32",
+    "i64",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+  ],
+  result: "i32",
+} as const;
+
+/** sl_spmm_bwd and sl_spmm_bwd_fm. */
+const spmmBwd = {
+  parameters: [
+    "i32",
+    "i32",
+    "i32",
+    "i64",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+  ],
+  result: "i32",
+} as const;
+
 /** Sparse format conversions and sparse kernels (see csrc/include/sparselinear.h). */
 export const sparseSymbols = {
   // sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32_t *rows,
@@ -32,21 +70,9 @@ export const sparseSymbols = {
   // sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *row_ptr, const int32_t *col_idx, const float *values, const float *bias,
   //   const float *x, float *y)
-  sl_spmm_fwd: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i64",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-    ],
-    result: "i32",
-  },
+  sl_spmm_fwd: spmmFwd,
+  // sl_spmm_fwd_fm: the same arguments, x and y feature-major (xT, yT)
+  sl_spmm_fwd_fm: spmmFwd,
   // sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *col_ptr, const int32_t *row_idx, const int32_t *csc_to_csr,
   //   const float *values, const float *dy, float *dx)
@@ -76,25 +102,9 @@ export const sparseSymbols = {
   //   const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
   //   const int32_t *row_idx, const int32_t *csc_to_csr, const float *values, const float *x,
   //   const float *dy, float *dx, float *dw)
-  sl_spmm_bwd: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i64",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-    ],
-    result: "i32",
-  },
+  sl_spmm_bwd: spmmBwd,
+  // sl_spmm_bwd_fm: the same arguments, x, dy and dx feature-major (xT, dyT, dxT)
+  sl_spmm_bwd_fm: spmmBwd,
   // sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *row_ptr, const int32_t *col_idx, const float *x, const float *dy, float *dw)
   sl_sddmm: {

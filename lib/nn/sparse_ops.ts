@@ -11,6 +11,10 @@
  *                                                  (skipped when x needs no gradient)
  *   dW       = sl_sddmm(x, dY) over the pattern   (one dot product per connection)
  *   db       = sl_bias_grad(dY)                   (column sums)
+ * And the same op on feature-major activations (`sparseLinearFeatureMajor`: `yᵀ = W xᵀ + b`,
+ * xᵀ of shape `[in, batch]`), the layout the CPU kernels compute in, so they skip their
+ * transposes: sl_spmm_fwd_fm, sl_spmm_bwd_fm (both gradients, one pass over the CSC view) and
+ * sl_sum_axis for db (row sums).
  * @module
  */
 import { record } from "../autograd.ts";
@@ -18,6 +22,7 @@ import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
 import type { SparsePattern } from "../sparsity/pattern.ts";
 import { MAX_INT32 } from "../sparsity/pattern.ts";
+import { reshape } from "../ops/shape.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 
 /**
@@ -51,29 +56,8 @@ export function sparseLinear(
         "every leading dimension must be at least 1",
     );
   }
-  if (batch > MAX_INT32) {
-    throw new RangeError(
-      `sparseLinear() batch (product of the leading dimensions) is ${batch}, above the int32 ` +
-        `kernel limit ${MAX_INT32}`,
-    );
-  }
-  if (weights.size !== nnz) {
-    throw new ShapeError(`weights hold ${weights.size} values, but the pattern has ${nnz}`);
-  }
-  if (bias !== null && bias.size !== nOut) {
-    throw new ShapeError(`bias has ${bias.size} values, expected ${nOut}`);
-  }
+  checkOperands("sparseLinear()", x, batch, weights, bias, pattern);
   const device = x.device;
-  for (const [name, t] of [["weights", weights], ["bias", bias]] as const) {
-    if (t !== null && t.device !== device) {
-      throw new TypeError(`sparseLinear() input is on ${device} but ${name} is on ${t.device}`);
-    }
-  }
-  if (pattern.device !== device) {
-    throw new TypeError(
-      `sparseLinear() input is on ${device} but the pattern is on ${pattern.device}`,
-    );
-  }
 
   const backend = getBackend(device);
   const k = backend.kernels;
@@ -167,4 +151,132 @@ export function sparseLinear(
       db,
     ];
   });
+}
+
+/**
+ * `sparseLinear` on feature-major activations: `yᵀ = W xᵀ + b` for `xT` of shape
+ * `[in, batch]` (one row per input feature, one column per sample) or `[in]`, returning
+ * `[out, batch]` (or `[out]`). The same output, bit for bit, as `sparseLinear` on the
+ * transposes, and the same gradients up to float rounding (the CPU's dx and dW bit for bit at
+ * batch > 1; db is summed in double here); on the CPU without the kernels' transposes. Both
+ * gradients of the backward come from one native call, even when only one of them is needed
+ * (the other is computed into scratch). One sample (`[in]` or `[in, 1]`) is the same array in
+ * both layouts and goes through `sparseLinear`.
+ */
+export function sparseLinearFeatureMajor(
+  xT: Tensor,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+): Tensor {
+  const { nRows: nOut, nCols: nIn, nnz } = pattern;
+  if (!(xT instanceof Tensor)) {
+    throw new TypeError(`sparseLinearFeatureMajor() input must be a Tensor, got ${typeof xT}`);
+  }
+  if ((xT.ndim !== 1 && xT.ndim !== 2) || xT.shape[0] !== nIn || xT.size === 0) {
+    throw new ShapeError(
+      `sparseLinearFeatureMajor() input has shape ${shapeString(xT.shape)}; expected ` +
+        `[${nIn}, batch] (one row per input feature, batch >= 1) or [${nIn}]`,
+    );
+  }
+  const batch = xT.size / nIn;
+  if (batch === 1) {
+    // One sample: both layouts are the same array, and the batch-major op picks the batch-1
+    // kernels (the CSR scatter for dx: values stream instead of being gathered into CSC order).
+    const y = sparseLinear(xT.ndim === 1 ? xT : reshape(xT, [nIn]), weights, bias, pattern);
+    return xT.ndim === 1 ? y : reshape(y, [nOut, 1]);
+  }
+  checkOperands("sparseLinearFeatureMajor()", xT, batch, weights, bias, pattern);
+  const backend = getBackend(xT.device);
+  const k = backend.kernels;
+  const nnzBig = BigInt(nnz);
+  const y = backend.empty("float32", nOut * batch);
+  backend.check(
+    k.sl_spmm_fwd_fm(
+      batch,
+      nIn,
+      nOut,
+      nnzBig,
+      pattern.rowPtr.ptr(),
+      pattern.colIdx.ptr(),
+      weights.storage.ptr(),
+      bias === null ? null : bias.storage.ptr(),
+      xT.storage.ptr(),
+      y.ptr(),
+    ),
+  );
+  const out = new Tensor(y, xT.ndim === 1 ? [nOut] : [nOut, batch]);
+  const needX = xT.requiresGrad;
+  const needW = weights.requiresGrad;
+  const needB = bias !== null && bias.requiresGrad;
+  return record(out, "sparseLinearFeatureMajor", [xT, weights, bias], (dyT) => {
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    if (needX || needW) {
+      const sx = backend.empty("float32", nIn * batch);
+      const sw = backend.empty("float32", nnz);
+      const view = pattern.cscView();
+      backend.check(
+        k.sl_spmm_bwd_fm(
+          batch,
+          nIn,
+          nOut,
+          nnzBig,
+          pattern.rowPtr.ptr(),
+          pattern.colIdx.ptr(),
+          view.colPtr.ptr(),
+          view.rowIdx.ptr(),
+          view.cscToCsr.ptr(),
+          weights.storage.ptr(),
+          xT.storage.ptr(),
+          dyT.storage.ptr(),
+          sx.ptr(),
+          sw.ptr(),
+        ),
+      );
+      if (needX) dx = new Tensor(sx, xT.shape);
+      else sx.dispose();
+      if (needW) dw = new Tensor(sw, weights.shape);
+      else sw.dispose();
+    }
+    let db: Tensor | null = null;
+    if (needB) {
+      const s = backend.empty("float32", nOut); // row sums of dyᵀ
+      backend.check(k.sl_sum_axis(BigInt(nOut), BigInt(batch), 1n, 1, dyT.storage.ptr(), s.ptr()));
+      db = new Tensor(s, [nOut]);
+    }
+    return [dx, dw, db];
+  });
+}
+
+/** The checks both forms share: batch within the kernels' int32, weights, bias, devices. */
+function checkOperands(
+  fn: string,
+  x: Tensor,
+  batch: number,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+): void {
+  if (batch > MAX_INT32) {
+    throw new RangeError(
+      `${fn} batch (the product of the input's dimensions other than the features) is ${batch}, ` +
+        `above the int32 kernel limit ${MAX_INT32}`,
+    );
+  }
+  if (weights.size !== pattern.nnz) {
+    throw new ShapeError(`weights hold ${weights.size} values, but the pattern has ${pattern.nnz}`);
+  }
+  if (bias !== null && bias.size !== pattern.nRows) {
+    throw new ShapeError(`bias has ${bias.size} values, expected ${pattern.nRows}`);
+  }
+  const device = x.device;
+  for (const [name, t] of [["weights", weights], ["bias", bias]] as const) {
+    if (t !== null && t.device !== device) {
+      throw new TypeError(`${fn} input is on ${device} but ${name} is on ${t.device}`);
+    }
+  }
+  if (pattern.device !== device) {
+    throw new TypeError(`${fn} input is on ${device} but the pattern is on ${pattern.device}`);
+  }
 }
