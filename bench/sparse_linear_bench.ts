@@ -146,6 +146,33 @@ for (
   });
 }
 
+// The same layer on feature-major activations ([features, batch]): the kernels skip their
+// transposes at the boundary.
+const readoutXT = randn([50_000, 64], { seed: 7, requiresGrad: true });
+const readoutDy = randn([64, 50_000], { seed: 8 });
+const readoutDyT = randn([50_000, 64], { seed: 8 });
+for (const featureMajor of [false, true]) {
+  Deno.bench({
+    name: featureMajor
+      ? "layer.forwardFeatureMajor(xT), xT [50000, 64]"
+      : "layer.forward(x), x [64, 50000]",
+    group: "layout, 50000×50000 at 99.9%, batch 64, forward+backward",
+    baseline: !featureMajor,
+    n: 10,
+    warmup: 2,
+    fn: () => {
+      readout.zeroGrad();
+      if (featureMajor) {
+        readoutXT.grad = null;
+        readout.forwardFeatureMajor(readoutXT).backward(readoutDyT);
+      } else {
+        readoutX.grad = null;
+        readout.forward(readoutX).backward(readoutDy);
+      }
+    },
+  });
+}
+
 Deno.bench({
   name: "build SparseLinear 1,000,000 × 1,000,000 at 99.999% (10 M random connections)",
   group: "construction",
