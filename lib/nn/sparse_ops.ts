@@ -18,6 +18,7 @@
  * @module
  */
 import { record } from "../autograd.ts";
+import type { Storage } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
 import type { SparsePattern } from "../sparsity/pattern.ts";
@@ -62,21 +63,7 @@ export function sparseLinear(
   const backend = getBackend(device);
   const k = backend.kernels;
   const nnzBig = BigInt(nnz);
-  const y = backend.empty("float32", batch * nOut);
-  backend.check(
-    k.sl_spmm_fwd(
-      batch,
-      nIn,
-      nOut,
-      nnzBig,
-      pattern.rowPtr.ptr(),
-      pattern.colIdx.ptr(),
-      weights.storage.ptr(),
-      bias === null ? null : bias.storage.ptr(),
-      x.storage.ptr(),
-      y.ptr(),
-    ),
-  );
+  const y = spmmForward("sl_spmm_fwd", x, batch, weights, bias, pattern);
   const out = new Tensor(y, [...x.shape.slice(0, -1), nOut]);
 
   const needX = x.requiresGrad;
@@ -190,21 +177,7 @@ export function sparseLinearFeatureMajor(
   const backend = getBackend(xT.device);
   const k = backend.kernels;
   const nnzBig = BigInt(nnz);
-  const y = backend.empty("float32", nOut * batch);
-  backend.check(
-    k.sl_spmm_fwd_fm(
-      batch,
-      nIn,
-      nOut,
-      nnzBig,
-      pattern.rowPtr.ptr(),
-      pattern.colIdx.ptr(),
-      weights.storage.ptr(),
-      bias === null ? null : bias.storage.ptr(),
-      xT.storage.ptr(),
-      y.ptr(),
-    ),
-  );
+  const y = spmmForward("sl_spmm_fwd_fm", xT, batch, weights, bias, pattern);
   const out = new Tensor(y, xT.ndim === 1 ? [nOut] : [nOut, batch]);
   const needX = xT.requiresGrad;
   const needW = weights.requiresGrad;
@@ -247,6 +220,34 @@ export function sparseLinearFeatureMajor(
     }
     return [dx, dw, db];
   });
+}
+
+/** The forward's output storage from `kernel` (either layout: the arguments are the same). */
+function spmmForward(
+  kernel: "sl_spmm_fwd" | "sl_spmm_fwd_fm",
+  x: Tensor,
+  batch: number,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+): Storage {
+  const backend = getBackend(x.device);
+  const y = backend.empty("float32", batch * pattern.nRows);
+  backend.check(
+    backend.kernels[kernel](
+      batch,
+      pattern.nCols,
+      pattern.nRows,
+      BigInt(pattern.nnz),
+      pattern.rowPtr.ptr(),
+      pattern.colIdx.ptr(),
+      weights.storage.ptr(),
+      bias === null ? null : bias.storage.ptr(),
+      x.storage.ptr(),
+      y.ptr(),
+    ),
+  );
+  return y;
 }
 
 /** The checks both forms share: batch within the kernels' int32, weights, bias, devices. */
