@@ -1,12 +1,21 @@
 /*
  * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input, sl_sddmm,
- * sl_spmm_bwd, sl_bias_grad) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
+ * sl_spmm_bwd, sl_bias_grad, and the feature-major sl_spmm_fwd_fm / sl_spmm_bwd_fm against the
+ * batch-major calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
  * thread counts and corruptions. A valid call must match a naive double reference; a call with
  * a bad index, offset or size must fail naming the function, and the forward and input
  * gradient must leave their output untouched. Every buffer is exactly sized, so
  * AddressSanitizer reports any access outside it.
  */
 #include "fuzz_common.h"
+
+/* t[c * rows + r] = a[r * cols + c], exactly sized. */
+static float *transposed(const float *a, int64_t rows, int64_t cols) {
+  float *t = FZ_NEW(float, rows * cols);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
+  return t;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
@@ -111,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   float *y = FZ_NEW(float, ny);
   fz_poison(y, ny);
   sl_status st = sl_spmm_fwd(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, x, y);
+  const sl_status st_fwd = st;
   const int fwd_bad = corrupt == 5 || (corrupt == 1 && batch > 0 && n_out > 0) ||
                       (corrupt == 4 && st != SL_OK);
   if (corrupt == 0 || (corrupt >= 2 && corrupt <= 3)) {
@@ -184,6 +194,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (st != SL_OK) {
     FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd wrote dx on failure");
     FZ_CHECK(fz_is_poison(dw, nnz), "sl_spmm_bwd wrote dw on failure");
+  }
+
+  /* ---- the feature-major forms: the batch-major calls' status, and on success their results
+   * transposed, bit for bit (the same kernels, another layout at the boundary); on failure
+   * nothing written. */
+  {
+    float *xT = transposed(x, batch, n_in), *dyT = transposed(dy, batch, n_out);
+    float *yT = FZ_NEW(float, ny), *dxT = FZ_NEW(float, nx), *dwT = FZ_NEW(float, nnz);
+    fz_poison(yT, ny);
+    fz_poison(dxT, nx);
+    fz_poison(dwT, nnz);
+    sl_status sf = sl_spmm_fwd_fm(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xT, yT);
+    FZ_CHECK(sf == st_fwd, "sl_spmm_fwd_fm: status %d, sl_spmm_fwd %d", sf, st_fwd);
+    if (sf == SL_OK && st_fwd == SL_OK) {
+      float *yy = transposed(yT, n_out, batch);
+      FZ_CHECK(memcmp(yy, y, (size_t)ny * sizeof(float)) == 0, "sl_spmm_fwd_fm != sl_spmm_fwd");
+      free(yy);
+    } else {
+      FZ_CHECK(fz_is_poison(yT, ny), "sl_spmm_fwd_fm wrote yT on failure");
+    }
+    sl_status sb = sl_spmm_bwd_fm(sbatch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx,
+                                  csc_to_csr, values, xT, dyT, dxT, dwT);
+    FZ_CHECK(sb == st, "sl_spmm_bwd_fm: status %d, sl_spmm_bwd %d", sb, st);
+    if (sb == SL_OK && st == SL_OK) {
+      float *dxx = transposed(dxT, n_in, batch);
+      FZ_CHECK(memcmp(dxx, dx, (size_t)nx * sizeof(float)) == 0, "sl_spmm_bwd_fm dx differs");
+      FZ_CHECK(memcmp(dwT, dw, (size_t)nnz * sizeof(float)) == 0, "sl_spmm_bwd_fm dw differs");
+      free(dxx);
+    } else {
+      FZ_CHECK(fz_is_poison(dxT, nx), "sl_spmm_bwd_fm wrote dx on failure");
+      FZ_CHECK(fz_is_poison(dwT, nnz), "sl_spmm_bwd_fm wrote dw on failure");
+    }
+    free(xT);
+    free(dyT);
+    free(yT);
+    free(dxT);
+    free(dwT);
   }
 
   /* ---- bias gradient */
