@@ -1099,8 +1099,8 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
       const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
       {
-        tile_and_check(x, n_in, 0, b0, bt, w, xT, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL, NULL,
-                       &first_bad);
+        tile_and_check(x, n_in, 0, b0, bt, w, xT, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL,
+                       NULL, &first_bad);
         if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
           for (int p = 0; p < parts; p++)
