@@ -1,7 +1,7 @@
 /*
  * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input, sl_sddmm,
- * sl_spmm_bwd, sl_bias_grad, and the feature-major sl_spmm_fwd_fm / sl_spmm_bwd_fm against the
- * batch-major calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
+ * sl_spmm_bwd, sl_bias_grad, sl_group_collapse and its backward, and the feature-major
+ * sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
  * thread counts and corruptions. A valid call must match a naive double reference; a call with
  * a bad index, offset or size must fail naming the function, and the forward and input
  * gradient must leave their output untouched. Every buffer is exactly sized, so
@@ -231,6 +231,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(yT);
     free(dxT);
     free(dwT);
+  }
+
+  /* ---- the group collapse (G = P W) and its backward: G against the double sum in row order,
+   * dw against the gather. They read the CSR view only; a column corruption is an index error
+   * (the first bad entry in pattern order is an out-of-range one), and a changed offset may
+   * still be a valid pattern: then only a failure's message is checked. */
+  {
+    const int32_t size = fz_chance(&in, 200) ? (int32_t)fz_range(&in, 1, 12)
+                                             : (int32_t)fz_range(&in, 1, 700);
+    const int64_t ng = (int64_t)size * n_in;
+    float *g = FZ_NEW(float, ng), *dg = FZ_NEW(float, ng), *dwg = FZ_NEW(float, nnz);
+    for (int64_t i = 0; i < ng; i++) dg[i] = fz_small_float(&in);
+    sl_status sc = sl_group_collapse(n_in, n_out, nnz, row_ptr, col_idx, values, size, g);
+    if (sc != SL_OK) FZ_CHECK_MESSAGE("sl_group_collapse");
+    sl_status sg = sl_group_collapse_bwd(n_in, n_out, nnz, row_ptr, col_idx, dg, size, dwg);
+    if (sg != SL_OK) FZ_CHECK_MESSAGE("sl_group_collapse_bwd");
+    if (corrupt == 1) {
+      FZ_CHECK(sc == SL_E_INDEX_OUT_OF_RANGE, "sl_group_collapse: status %d", sc);
+      FZ_CHECK(sg == SL_E_INDEX_OUT_OF_RANGE, "sl_group_collapse_bwd: status %d", sg);
+    } else if (corrupt != 4) {
+      FZ_CHECK(sc == SL_OK, "sl_group_collapse: status %d", sc);
+      FZ_CHECK(sg == SL_OK, "sl_group_collapse_bwd: status %d", sg);
+    }
+    if (corrupt != 1 && corrupt != 4) {
+      double *want = FZ_NEW(double, ng), *scale = FZ_NEW(double, ng);
+      for (int64_t i = 0; i < ng; i++) want[i] = scale[i] = 0.0;
+      for (int32_t o = 0; o < n_out; o++)
+        for (int32_t k = row_ptr[o]; k < row_ptr[o + 1]; k++) {
+          const int64_t at = (int64_t)(o % size) * n_in + col_idx[k];
+          want[at] += values[k];
+          scale[at] += fabs(values[k]);
+          FZ_CHECK(dwg[k] == dg[at], "group dw[%d] = %g, expected %g", k, dwg[k], dg[at]);
+        }
+      for (int64_t i = 0; i < ng; i++)
+        FZ_CHECK(fz_close(g[i], want[i], scale[i]), "G[%lld] = %g, expected %g", (long long)i,
+                 g[i], want[i]);
+      free(want);
+      free(scale);
+    }
+    free(g);
+    free(dg);
+    free(dwg);
   }
 
   /* ---- bias gradient */

@@ -213,6 +213,14 @@ const badCalls: BadCall[] = [
     "sddmm negative n_in",
     (k) => k.sl_sddmm(1, -3, 4, 0n, ptr(i32), null, ptr(f32), ptr(f32), null),
   ],
+  [
+    "group_collapse size 0",
+    (k) => k.sl_group_collapse(4, 4, 0n, ptr(i32), null, null, 0, ptr(f32)),
+  ],
+  [
+    "group_collapse_bwd null dw",
+    (k) => k.sl_group_collapse_bwd(4, 4, 2n, ptr(i32), ptr(i32), ptr(f32), 2, null),
+  ],
   ["bias_grad null db", (k) => k.sl_bias_grad(2, 3, ptr(f32), null)],
   ["gemm bad trans", (k) => k.sl_gemm(2, 0, 2, 2, 2, 1, ptr(f32), 2, ptr(f32), 2, 0, ptr(f32), 2)],
   ["gemm small lda", (k) => k.sl_gemm(0, 0, 2, 3, 4, 1, ptr(f32), 2, ptr(f32), 3, 0, ptr(f32), 3)],
@@ -1137,6 +1145,85 @@ gpuTest("sl_spmm_bwd: a bad entry of the view it reads gives the CPU's words", (
     const [st, msg] = spmmBwd("cuda", 1, nIn, nOut, badCol, good, 63);
     assert.equal(st, 3);
     assert.equal(msg, `sl_spmm_bwd: col_idx[3] = ${nIn + 7} is outside [0, ${nIn})`);
+  } finally {
+    setCudaSyncChecks(false);
+  }
+});
+
+/** sl_group_collapse and its backward on device d: [status, message, g, dw]. */
+function groupCollapse(
+  d: Device,
+  nIn: number,
+  nOut: number,
+  csr: { rowPtr: Int32Array; colIdx: Int32Array },
+  size: number,
+  seed: number,
+): [number, string, Float32Array, Float32Array] {
+  const b = getBackend(d);
+  const nnz = csr.colIdx.length;
+  const g = new Generator(seed);
+  const rowPtr = onDevice(d, csr.rowPtr), colIdx = onDevice(d, csr.colIdx);
+  const values = onDevice(d, g.fillNormal(new Float32Array(nnz)));
+  const dg = onDevice(d, g.fillNormal(new Float32Array(size * nIn)));
+  const out = b.zeros("float32", size * nIn), dw = b.zeros("float32", nnz);
+  const k = b.kernels;
+  let st = k.sl_group_collapse(
+    nIn,
+    nOut,
+    BigInt(nnz),
+    rowPtr.ptr(),
+    colIdx.ptr(),
+    values.ptr(),
+    size,
+    out.ptr(),
+  );
+  let msg = st === 0 ? "" : readCString(k.sl_last_error());
+  if (st === 0) {
+    st = k.sl_group_collapse_bwd(
+      nIn,
+      nOut,
+      BigInt(nnz),
+      rowPtr.ptr(),
+      colIdx.ptr(),
+      dg.ptr(),
+      size,
+      dw.ptr(),
+    );
+    msg = st === 0 ? "" : readCString(k.sl_last_error());
+  }
+  return [st, msg, out.toHost() as Float32Array, dw.toHost() as Float32Array];
+}
+
+gpuTest("sl_group_collapse and its backward: the CPU's results and words for bad entries", () => {
+  const nIn = 300, nOut = 250;
+  const csr = randomCsr(nOut, nIn, 0.05, 64);
+  for (const size of [1, 10, 7, 400]) {
+    const [s0, , g0, dw0] = groupCollapse("cpu", nIn, nOut, csr, size, 65);
+    const [s1, , g1, dw1] = groupCollapse("cuda", nIn, nOut, csr, size, 65);
+    assert.equal(s0, 0);
+    assert.equal(s1, 0);
+    assertClose(g1, g0, `G, size ${size}`, 1e-5);
+    assert.deepEqual(dw1, dw0, `dw, size ${size}`);
+  }
+  const badCol = { rowPtr: csr.rowPtr, colIdx: csr.colIdx.slice() };
+  badCol.colIdx[9] = nIn + 2;
+  const unsorted = { rowPtr: csr.rowPtr, colIdx: csr.colIdx.slice() };
+  const row = csr.rowPtr.findIndex((p, r) => r < nOut && csr.rowPtr[r + 1] - p >= 2);
+  const a = csr.rowPtr[row];
+  [unsorted.colIdx[a], unsorted.colIdx[a + 1]] = [unsorted.colIdx[a + 1], unsorted.colIdx[a]];
+  const badPtr = { rowPtr: csr.rowPtr.slice(), colIdx: csr.colIdx };
+  badPtr.rowPtr[nOut] = csr.colIdx.length + 1;
+  setCudaSyncChecks(true);
+  try {
+    for (
+      const [what, pattern] of [["col", badCol], ["order", unsorted], ["ptr", badPtr]] as const
+    ) {
+      const [s0, m0] = groupCollapse("cpu", nIn, nOut, pattern, 10, 66);
+      const [s1, m1] = groupCollapse("cuda", nIn, nOut, pattern, 10, 66);
+      assert.notEqual(s0, 0, `${what}: the CPU rejects it`);
+      assert.equal(s1, s0, `${what}: ${m1}`);
+      assert.equal(m1, m0, what);
+    }
   } finally {
     setCudaSyncChecks(false);
   }

@@ -180,6 +180,36 @@ sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t
   return SL_OK;
 }
 
+/* The part the two group-collapse calls share: sizes, size >= 1 and the pattern's pointers. */
+static sl_status group_collapse_sizes(const char *fn, int32_t n_in, int32_t n_out, int64_t nnz,
+                                      const int32_t *row_ptr, const int32_t *col_idx,
+                                      int32_t size) {
+  SL_VALIDATE(sparse_sizes(fn, 0, n_in, n_out, nnz));
+  V_ARG(size >= 1, "size must be >= 1 (outputs per group), got %d", size);
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  return SL_OK;
+}
+
+sl_status sl_validate_group_collapse(const char *fn, int32_t n_in, int32_t n_out, int64_t nnz,
+                                     const int32_t *row_ptr, const int32_t *col_idx,
+                                     const float *values, int32_t size, const float *g) {
+  SL_VALIDATE(group_collapse_sizes(fn, n_in, n_out, nnz, row_ptr, col_idx, size));
+  V_PTR_IF(values, nnz);
+  V_PTR_IF(g, sl_mul_size(size, n_in));
+  return SL_OK;
+}
+
+sl_status sl_validate_group_collapse_bwd(const char *fn, int32_t n_in, int32_t n_out,
+                                         int64_t nnz, const int32_t *row_ptr,
+                                         const int32_t *col_idx, const float *dg, int32_t size,
+                                         const float *dw) {
+  SL_VALIDATE(group_collapse_sizes(fn, n_in, n_out, nnz, row_ptr, col_idx, size));
+  V_PTR_IF(dg, sl_mul_size(size, n_in));
+  V_PTR_IF(dw, nnz);
+  return SL_OK;
+}
+
 sl_status sl_validate_bias_grad(const char *fn, int32_t batch, int32_t n_out, const float *dy,
                                 const float *db) {
   V_NONNEG(batch);

@@ -56,6 +56,13 @@ sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int3
 sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                             int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                             const float *x, const float *dy, const float *dw);
+sl_status sl_validate_group_collapse(const char *fn, int32_t n_in, int32_t n_out, int64_t nnz,
+                                    const int32_t *row_ptr, const int32_t *col_idx,
+                                    const float *values, int32_t size, const float *g);
+sl_status sl_validate_group_collapse_bwd(const char *fn, int32_t n_in, int32_t n_out,
+                                        int64_t nnz, const int32_t *row_ptr,
+                                        const int32_t *col_idx, const float *dg, int32_t size,
+                                        const float *dw);
 sl_status sl_validate_bias_grad(const char *fn, int32_t batch, int32_t n_out, const float *dy,
                                 const float *db);
 

@@ -40,4 +40,57 @@ static inline sl_status sl_check_offsets(const char *fn, const char *name, const
   return SL_OK;
 }
 
+/* First position in [k0, k1) whose column is >= c (columns sorted within the row).
+ * For any row the result never decreases as c grows, sorted or not (the searches for a smaller
+ * and a larger c take the same steps until they part, the smaller going left). */
+static inline int64_t lower_bound_col(const int32_t *idx, int64_t k0, int64_t k1, int32_t c) {
+  while (k0 < k1) {
+    int64_t mid = k0 + (k1 - k0) / 2;
+    if (idx[mid] < c)
+      k0 = mid + 1;
+    else
+      k1 = mid;
+  }
+  return k0;
+}
+
+/* First k of rows [r0, r1) whose column is out of range or smaller than the previous column
+ * of its row; *unsorted tells which. -1 when none. */
+static inline int64_t first_bad_sorted(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
+                                uint32_t bound, int *unsorted) {
+  uint32_t bad = 0;
+  const int64_t k0 = ptr[r0], k1 = ptr[r1];
+#pragma omp simd reduction(| : bad)
+  for (int64_t k = k0; k < k1; k++) bad |= (uint32_t)idx[k] >= bound;
+  for (int64_t r = r0; r < r1 && !bad; r++) {
+#pragma omp simd reduction(| : bad)
+    for (int64_t k = ptr[r] + 1; k < ptr[r + 1]; k++) bad |= idx[k] < idx[k - 1];
+  }
+  if (!bad) return -1;
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
+      if ((uint32_t)idx[k] >= bound) {
+        *unsorted = 0;
+        return k;
+      }
+      if (k > ptr[r] && idx[k] < idx[k - 1]) {
+        *unsorted = 1;
+        return k;
+      }
+    }
+  return -1;
+}
+
+/* The error for entry k that first_bad_sorted found (unsorted as it set it). */
+static inline sl_status sl_bad_sorted_column(const char *fn, int64_t k, int unsorted,
+                                             const int32_t *idx, int32_t bound) {
+  if (unsorted)
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn,
+                   "col_idx[%lld] = %d is less than col_idx[%lld] = %d (columns must be sorted "
+                   "within a row)",
+                   (long long)k, idx[k], (long long)(k - 1), idx[k - 1]);
+  return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %d)",
+                 (long long)k, idx[k], bound);
+}
+
 #endif /* SL_SPARSE_INTERNAL_H */

@@ -731,18 +731,6 @@ sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, int64_t 
   return SL_OK;
 }
 
-/* First position in [k0, k1) whose column is >= c (columns sorted within the row). */
-static inline int64_t lower_bound_col(const int32_t *idx, int64_t k0, int64_t k1, int32_t c) {
-  while (k0 < k1) {
-    int64_t mid = k0 + (k1 - k0) / 2;
-    if (idx[mid] < c)
-      k0 = mid + 1;
-    else
-      k1 = mid;
-  }
-  return k0;
-}
-
 /*
  * outT[idx[k]][:] += vals[k] * dyT[r][:] for every row r and its entries k in
  * [bounds[r * stride], bounds[r * stride + 1]) (this thread's slice of the row). Rows of outT
@@ -788,33 +776,6 @@ static void scatter_fma_dispatch(int nv, int64_t n_rows, const int32_t *bounds, 
     SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
   }
 #undef SL_CASE
-}
-
-/* First k of rows [r0, r1) whose column is out of range or smaller than the previous column
- * of its row; *unsorted tells which. -1 when none. */
-static int64_t first_bad_sorted(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-                                uint32_t bound, int *unsorted) {
-  uint32_t bad = 0;
-  const int64_t k0 = ptr[r0], k1 = ptr[r1];
-#pragma omp simd reduction(| : bad)
-  for (int64_t k = k0; k < k1; k++) bad |= (uint32_t)idx[k] >= bound;
-  for (int64_t r = r0; r < r1 && !bad; r++) {
-#pragma omp simd reduction(| : bad)
-    for (int64_t k = ptr[r] + 1; k < ptr[r + 1]; k++) bad |= idx[k] < idx[k - 1];
-  }
-  if (!bad) return -1;
-  for (int64_t r = r0; r < r1; r++)
-    for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
-      if ((uint32_t)idx[k] >= bound) {
-        *unsorted = 0;
-        return k;
-      }
-      if (k > ptr[r] && idx[k] < idx[k - 1]) {
-        *unsorted = 1;
-        return k;
-      }
-    }
-  return -1;
 }
 
 sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
@@ -955,16 +916,7 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
     sl_scratch_put(outT);
     if (first_bad != NO_BAD) first_bad_sorted(0, n_out, row_ptr, col_idx, (uint32_t)n_in, &unsorted);
   }
-  if (first_bad != NO_BAD) {
-    if (unsorted)
-      return sl_fail(SL_E_INVALID_ARGUMENT, __func__,
-                     "col_idx[%lld] = %d is less than col_idx[%lld] = %d (columns must be sorted "
-                     "within a row)",
-                     (long long)first_bad, col_idx[first_bad], (long long)(first_bad - 1),
-                     col_idx[first_bad - 1]);
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[%lld] = %d is outside [0, %d)",
-                   (long long)first_bad, col_idx[first_bad], n_in);
-  }
+  if (first_bad != NO_BAD) return sl_bad_sorted_column(__func__, first_bad, unsorted, col_idx, n_in);
   return SL_OK;
 }
 

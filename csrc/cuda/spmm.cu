@@ -725,24 +725,6 @@ __global__ void scatter_csr_kernel(int32_t n_rows, int32_t n_in, int64_t nnz, in
 }
 
 /* params: n_out, nnz, n_in, col_idx (device address, read for the order message) */
-sl_status explain_bwd_csr(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
-  SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
-  const bool range_bad = kinds[1].bad, order_bad = kinds[3].bad;
-  if (range_bad && (!order_bad || kinds[1].position <= kinds[3].position))
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %lld)",
-                   (long long)kinds[1].position, kinds[1].value, (long long)p[2]);
-  if (order_bad) {
-    const long long k = (long long)kinds[3].position;
-    int32_t prev = 0;
-    SL_TRY(sl_read_value(fn, (const int32_t *)(intptr_t)p[3] + (k - 1), &prev));
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn,
-                   "col_idx[%lld] = %d is less than col_idx[%lld] = %d (columns must be sorted "
-                   "within a row)",
-                   k, kinds[3].value, k - 1, prev);
-  }
-  return SL_OK;
-}
-
 /*
  * A failed inner entry point's message re-reported under the outer one, fn (as the CPU library
  * words it: no inner function name). `inner` is the inner name with its ": " separator.
@@ -769,6 +751,25 @@ sl_status check_fm_features(const char *fn, int32_t n_in, int32_t n_out) {
 }
 
 } /* namespace */
+
+sl_status sl_explain_sorted_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
+  SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
+  const bool range_bad = kinds[1].bad, order_bad = kinds[3].bad;
+  if (range_bad && (!order_bad || kinds[1].position <= kinds[3].position))
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %lld)",
+                   (long long)kinds[1].position, kinds[1].value, (long long)p[2]);
+  if (order_bad) {
+    const long long k = (long long)kinds[3].position;
+    int32_t prev = 0;
+    SL_TRY(sl_read_value(fn, (const int32_t *)(intptr_t)p[3] + (k - 1), &prev));
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn,
+                   "col_idx[%lld] = %d is less than col_idx[%lld] = %d (columns must be sorted "
+                   "within a row)",
+                   k, kinds[3].value, k - 1, prev);
+  }
+  return SL_OK;
+}
+
 
 /* ------------------------------------------------------------------ entry points ---- */
 
@@ -840,7 +841,7 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[0] = %d is outside [0, 0)", first);
   }
   unsigned long long *slot = nullptr;
-  SL_TRY(sl_check_begin(__func__, explain_bwd_csr, n_out, nnz, n_in, (int64_t)(intptr_t)col_idx,
+  SL_TRY(sl_check_begin(__func__, sl_explain_sorted_columns, n_out, nnz, n_in, (int64_t)(intptr_t)col_idx,
                         &slot));
   SL_CUDA(cudaMemsetAsync(dx, 0, (size_t)batch * (size_t)n_in * sizeof(float), 0));
   if (n_out == 0) {

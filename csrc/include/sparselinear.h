@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 3
+#define SL_ABI_VERSION 4
 
 typedef int32_t sl_status;
 enum {
@@ -176,6 +176,27 @@ SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
 SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                           const int32_t *row_ptr, const int32_t *col_idx, const float *x,
                           const float *dy, float *dw);
+
+/*
+ * A layer whose outputs are summed in interleaved groups (output o feeds group o mod size, as
+ * groupSum does) is, summed, the dense map G = P W with P the size x n_out one-hot group matrix:
+ *   g[c, i] = sum of values[k] over the entries k of rows o with o mod size == c and
+ *             col_idx[k] == i, added in row order                    g: [size, n_in] (overwritten)
+ * and its gradient brought back to the connections:
+ *   dw[k] = dg[o mod size, col_idx[k]] for k in row o                dg: [size, n_in], dw: [nnz]
+ * One pass over the pattern each; size >= 1. sl_group_collapse needs each row's columns sorted
+ * (non-decreasing; else SL_E_INVALID_ARGUMENT): the CPU splits G by columns between threads.
+ * Exception to the no-partial-write rule, as sl_sddmm: columns are checked inside the loop, so on
+ * an error about them g / dw hold unspecified values (never anything out of bounds). The CUDA
+ * library adds into g with float atomics, so the order of each sum, and its last bits, vary from
+ * run to run there (the CPU adds in row order, whatever the thread count).
+ */
+SL_API sl_status sl_group_collapse(int32_t n_in, int32_t n_out, int64_t nnz,
+                                   const int32_t *row_ptr, const int32_t *col_idx,
+                                   const float *values, int32_t size, float *g);
+SL_API sl_status sl_group_collapse_bwd(int32_t n_in, int32_t n_out, int64_t nnz,
+                                       const int32_t *row_ptr, const int32_t *col_idx,
+                                       const float *dg, int32_t size, float *dw);
 
 /* Bias gradient: db[o] = sum_b dy[b, o]. dy: [batch, n_out], db: [n_out] (overwritten). */
 SL_API sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db);

@@ -128,6 +128,12 @@ static void test_sweep(void) {
   EXPECT_REJECTED(sl_sddmm, sl_sddmm(1, 1, 1, 1, i32, i32, f, f, NULL));
   EXPECT_REJECTED(sl_sddmm, sl_sddmm(1, 1, 1, (int64_t)1 << 40, i32, i32, f, f, f));
   EXPECT_REJECTED(sl_bias_grad, sl_bias_grad(1, 1, NULL, f));
+  EXPECT_REJECTED(sl_group_collapse, sl_group_collapse(1, 1, 1, i32, NULL, f, 1, f));
+  EXPECT_REJECTED(sl_group_collapse, sl_group_collapse(1, 1, 0, i32, NULL, NULL, 0, f));
+  EXPECT_REJECTED(sl_group_collapse, sl_group_collapse(-1, 1, 0, i32, NULL, NULL, 1, f));
+  EXPECT_REJECTED(sl_group_collapse_bwd, sl_group_collapse_bwd(1, 1, 1, i32, i32, f, 1, NULL));
+  EXPECT_REJECTED(sl_group_collapse_bwd,
+                  sl_group_collapse_bwd(1, 1, (int64_t)1 << 40, i32, i32, f, 1, f));
 
   /* vectors */
   EXPECT_REJECTED(sl_fill, sl_fill(INT64_MAX, 0.0f, NULL));

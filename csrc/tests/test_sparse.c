@@ -701,12 +701,111 @@ static void test_feature_major(void) {
   EXPECT_STATUS(sl_spmm_fwd_fm(2, 1, 1, 1, rp, ci, v, NULL, xs, NULL), SL_E_NULL_POINTER, "y");
 }
 
+/* --------------------------------------------------------------- group collapse ---- */
+
+/* sl_group_collapse against the sum in row order (bit for bit: the CPU adds in that order at any
+ * thread count), sl_group_collapse_bwd against the gather. */
+static void test_group_collapse_case(int32_t n_in, int32_t n_out, double density, int32_t size) {
+  csr_t m = random_csr(n_out, n_in, density);
+  const int64_t ng = (int64_t)size * n_in;
+  float *want = calloc((size_t)ng + 1, sizeof(float)), *g = malloc(((size_t)ng + 1) * sizeof(float));
+  for (int32_t o = 0; o < n_out; o++)
+    for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++)
+      want[(int64_t)(o % size) * n_in + m.col_idx[k]] += m.values[k];
+  const int32_t threads[] = {1, 2, 3};
+  for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+    sl_set_num_threads(threads[t]);
+    for (int64_t i = 0; i < ng; i++) g[i] = -9.0f;
+    EXPECT_STATUS(sl_group_collapse(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, size, g),
+                  SL_OK, NULL);
+    EXPECT(memcmp(g, want, (size_t)ng * sizeof(float)) == 0,
+           "group_collapse differs from the row-order sum (%d -> %d, size %d, %d threads)", n_in,
+           n_out, size, threads[t]);
+  }
+  sl_set_num_threads(0);
+  float *dg = malloc(((size_t)ng + 1) * sizeof(float)), *dw = malloc(((size_t)m.nnz + 1) * sizeof(float));
+  fill_random(dg, ng);
+  EXPECT_STATUS(sl_group_collapse_bwd(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, dg, size, dw), SL_OK,
+                NULL);
+  int same = 1;
+  for (int32_t o = 0; o < n_out; o++)
+    for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++)
+      same &= dw[k] == dg[(int64_t)(o % size) * n_in + m.col_idx[k]];
+  EXPECT(same, "group_collapse_bwd is not dg at (o mod size, col) (%d -> %d, size %d)", n_in, n_out,
+         size);
+  if (m.nnz > 1) {
+    /* A column out of range, then a row whose columns go down: named, at any thread count. */
+    const int64_t k = m.nnz / 2;
+    const int32_t saved = m.col_idx[k];
+    char msg[160];
+    m.col_idx[k] = n_in + 3;
+    snprintf(msg, sizeof msg, "col_idx[%lld] = %d is outside [0, %d)", (long long)k, n_in + 3, n_in);
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+      sl_set_num_threads(threads[t]);
+      EXPECT_STATUS(sl_group_collapse(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, size, g),
+                    SL_E_INDEX_OUT_OF_RANGE, msg);
+      EXPECT_STATUS(sl_group_collapse_bwd(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, dg, size, dw),
+                    SL_E_INDEX_OUT_OF_RANGE, msg);
+    }
+    m.col_idx[k] = saved;
+    int32_t r = 0; /* a row with two entries: swap them */
+    while (r < n_out && m.row_ptr[r + 1] - m.row_ptr[r] < 2) r++;
+    if (r < n_out) {
+      const int64_t a = m.row_ptr[r];
+      int32_t tmp = m.col_idx[a];
+      m.col_idx[a] = m.col_idx[a + 1];
+      m.col_idx[a + 1] = tmp;
+      snprintf(msg, sizeof msg, "col_idx[%lld] = %d is less than col_idx[%lld] = %d", (long long)(a + 1),
+               tmp, (long long)a, m.col_idx[a]);
+      for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        sl_set_num_threads(threads[t]);
+        EXPECT_STATUS(sl_group_collapse(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, size, g),
+                      SL_E_INVALID_ARGUMENT, msg);
+      }
+      /* The backward does not depend on the order: it still answers. */
+      EXPECT_STATUS(sl_group_collapse_bwd(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, dg, size, dw),
+                    SL_OK, NULL);
+      m.col_idx[a + 1] = m.col_idx[a];
+      m.col_idx[a] = tmp;
+    }
+    sl_set_num_threads(0);
+  }
+  free(want);
+  free(g);
+  free(dg);
+  free(dw);
+  free_csr(&m);
+}
+
+static void test_group_collapse(void) {
+  test_group_collapse_case(37, 29, 0.3, 1);
+  test_group_collapse_case(37, 30, 0.3, 10);
+  test_group_collapse_case(5, 3, 0.9, 7);  /* more groups than outputs: the rest stay 0 */
+  test_group_collapse_case(0, 4, 0.5, 2);  /* no inputs, no entries */
+  test_group_collapse_case(700, 900, 0.3, 10); /* above the serial threshold: threads split G */
+  int32_t rp[3] = {0, 1, 2}, ci[2] = {0, 1}, bad_rp[3] = {0, 2, 1};
+  float v[2] = {1.0f, 2.0f}, g[4];
+  EXPECT_STATUS(sl_group_collapse(2, 2, 2, rp, ci, v, 0, g), SL_E_INVALID_ARGUMENT,
+                "size must be >= 1 (outputs per group), got 0");
+  EXPECT_STATUS(sl_group_collapse_bwd(2, 2, 2, rp, ci, v, -1, g), SL_E_INVALID_ARGUMENT,
+                "size must be >= 1");
+  EXPECT_STATUS(sl_group_collapse(2, 2, 2, rp, ci, v, 2, NULL), SL_E_NULL_POINTER, "g must not be null");
+  EXPECT_STATUS(sl_group_collapse_bwd(2, 2, 2, rp, ci, NULL, 2, g), SL_E_NULL_POINTER,
+                "dg must not be null");
+  EXPECT_STATUS(sl_group_collapse(2, 2, 2, bad_rp, ci, v, 2, g), SL_E_INVALID_ARGUMENT,
+                "row_ptr[2] = 1 is less than row_ptr[1] = 2");
+  EXPECT_STATUS(sl_group_collapse_bwd(2, 2, 3, rp, ci, v, 2, g), SL_E_INVALID_ARGUMENT,
+                "row_ptr[2] = 2, must equal nnz = 3");
+  EXPECT_STATUS(sl_group_collapse(2, 2, -1, rp, ci, v, 2, g), SL_E_INVALID_ARGUMENT, "nnz");
+}
+
 int main(void) {
   test_coo_to_csr();
   test_csr_validate();
   test_csr_to_csc();
   test_kernels();
   test_feature_major();
+  test_group_collapse();
   if (failures) {
     fprintf(stderr, "test_sparse: %d of %d checks failed\n", failures, checks);
     return 1;

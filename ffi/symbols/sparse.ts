@@ -111,6 +111,18 @@ export const sparseSymbols = {
     parameters: ["i32", "i32", "i32", "i64", "pointer", "pointer", "pointer", "pointer", "pointer"],
     result: "i32",
   },
+  // sl_status sl_group_collapse(int32_t n_in, int32_t n_out, int64_t nnz, const int32_t *row_ptr,
+  //   const int32_t *col_idx, const float *values, int32_t size, float *g)
+  sl_group_collapse: {
+    parameters: ["i32", "i32", "i64", "pointer", "pointer", "pointer", "i32", "pointer"],
+    result: "i32",
+  },
+  // sl_status sl_group_collapse_bwd(int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx, const float *dg, int32_t size, float *dw)
+  sl_group_collapse_bwd: {
+    parameters: ["i32", "i32", "i64", "pointer", "pointer", "pointer", "i32", "pointer"],
+    result: "i32",
+  },
   // sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db)
   sl_bias_grad: { parameters: ["i32", "i32", "pointer", "pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -9,35 +9,19 @@
  * 0.5 M against 2.5 M connections), one pass over the connections to form G, a small dense
  * product, and one pass to bring G's gradient back to the connections cost far less than the
  * sparse forward and backward over `batch × out` activations:
- *   forward:  G = P W, the layer's input-gradient kernel applied to P (`sl_spmm_bwd_input`
- *             with dY = P, through the CSC view), then y = x Gᵀ + P b (dense, `linear`)
+ *   forward:  G = P W (`sl_group_collapse`: each value added into row o mod size of G), then
+ *             y = x Gᵀ + P b (dense, `linear`)
  *   backward: dG, dx, d(P b) from `linear`; dW[k] = dG[o mod size, col k] for connection
- *             k = (o, col) (`sl_sddmm` with dY = P); db = Pᵀ d(P b) (`groupSum`'s backward).
+ *             k = (o, col) (`sl_group_collapse_bwd`); db = Pᵀ d(P b) (`groupSum`'s backward).
  * The result equals the unfused computation up to float rounding (sums in another order).
  * @module
  */
 import { isGradEnabled, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
-import type { Device, Storage } from "../backend/backend.ts";
 import type { SparsePattern } from "../sparsity/pattern.ts";
 import { Tensor } from "../tensor.ts";
 import { groupSum } from "./group_sum.ts";
 import { linear } from "./linear.ts";
-
-/** One-hot group matrices P (`size × out`), by device, size and width: built once each. */
-const groupMatrices = new Map<string, Storage>();
-
-function groupMatrix(device: Device, size: number, nOut: number): Storage {
-  const key = `${device}:${size}:${nOut}`;
-  let p = groupMatrices.get(key);
-  if (p === undefined) {
-    const host = new Float32Array(size * nOut);
-    for (let o = 0; o < nOut; o++) host[(o % size) * nOut + o] = 1;
-    p = getBackend(device).fromHost(host);
-    groupMatrices.set(key, p);
-  }
-  return p;
-}
 
 /**
  * `G = P W` (`[size, nIn]`), row c the sum of the rows o of W with o mod size = c; its
@@ -47,20 +31,16 @@ function collapsedWeights(weights: Tensor, pattern: SparsePattern, size: number)
   const { nRows: nOut, nCols: nIn, nnz } = pattern;
   const backend = getBackend(weights.device);
   const k = backend.kernels;
-  const p = groupMatrix(weights.device, size, nOut);
-  const view = pattern.cscView();
   const g = backend.empty("float32", size * nIn);
   backend.check(
-    k.sl_spmm_bwd_input(
-      size,
+    k.sl_group_collapse(
       nIn,
       nOut,
       BigInt(nnz),
-      view.colPtr.ptr(),
-      view.rowIdx.ptr(),
-      view.cscToCsr.ptr(),
+      pattern.rowPtr.ptr(),
+      pattern.colIdx.ptr(),
       weights.storage.ptr(),
-      p.ptr(),
+      size,
       g.ptr(),
     ),
   );
@@ -69,15 +49,14 @@ function collapsedWeights(weights: Tensor, pattern: SparsePattern, size: number)
   return record(out, "collapsedWeights", [weights], (dg) => {
     const dw = backend.empty("float32", nnz);
     backend.check(
-      k.sl_sddmm(
-        size,
+      k.sl_group_collapse_bwd(
         nIn,
         nOut,
         BigInt(nnz),
         pattern.rowPtr.ptr(),
         pattern.colIdx.ptr(),
         dg.storage.ptr(),
-        p.ptr(),
+        size,
         dw.ptr(),
       ),
     );
