@@ -66,20 +66,21 @@ function collapsedWeights(weights: Tensor, pattern: SparsePattern, size: number)
 
 /**
  * Whether the collapsed form is cheaper than the sparse layer followed by the group sum, on
- * the CPU: forming G and bringing its gradient back cost about two passes over the
- * connections at 16 batch columns, the dense product `batch × in × size` multiply-adds per
- * pass; the sparse form costs `batch × nnz` per pass. Wins from batch ~16 when `size · in` ≤
- * nnz / 2 (50000² at 99.9 %, batch 64, size 10: 22.7 vs 47.4 ms forward + backward). On CUDA
- * the plain form stays: its sparse kernels take 0.55 ms there, while the library's own GEMM,
- * with no split over the reduction, computes x Gᵀ (64 × 10 outputs, 50 000 terms each) on a
- * few blocks in 3.8 ms (H200).
+ * the CPU: forming G and bringing its gradient back are two scalar passes over the
+ * connections, the dense products `batch × in × size` multiply-adds each; the sparse form
+ * costs `batch × nnz` per pass over 8-wide vectors. Measured at 50000² and 99.9 %, size 10,
+ * forward + backward (medians of 12, 2 vCPUs): batch 1 7.3 (plain) vs 10.4 ms (collapsed),
+ * batch 2 24.7 vs 8.1, batch 4 13.5 vs 6.9, batch 16 21.2 vs 10.8 (`deno bench` at batch 64:
+ * 45.7 vs 18.1 ms on average). So from batch 2 when `size · in` ≤ nnz / 2. On CUDA the plain form stays: its sparse kernels take
+ * 0.55 ms there, while the library's own GEMM, with no split over the reduction, computes
+ * x Gᵀ (64 × 10 outputs, 50 000 terms each) on a few blocks in 3.8 ms (H200).
  */
 export function collapsedGroupSumPays(
   pattern: SparsePattern,
   size: number,
   batch: number,
 ): boolean {
-  return pattern.device === "cpu" && batch >= 16 && size * pattern.nCols * 2 <= pattern.nnz;
+  return pattern.device === "cpu" && batch >= 2 && size * pattern.nCols * 2 <= pattern.nnz;
 }
 
 /**
