@@ -10,15 +10,6 @@
 
 namespace {
 
-/* Offsets first, then a column outside [0, n_in) (kind 1). p: n_out, nnz, n_in. */
-sl_status explain_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
-  SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
-  if (kinds[1].bad)
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %lld)",
-                   (long long)kinds[1].position, kinds[1].value, (long long)p[2]);
-  return SL_OK;
-}
-
 __global__ void collapse_kernel(int32_t n_in, int32_t n_out, int64_t nnz,
                                 const int32_t *__restrict__ row_ptr,
                                 const int32_t *__restrict__ col_idx,
@@ -108,7 +99,7 @@ SL_API sl_status sl_group_collapse_bwd(int32_t n_in, int32_t n_out, int64_t nnz,
   SL_VALIDATE(sl_validate_group_collapse_bwd(__func__, n_in, n_out, nnz, row_ptr, col_idx, dg,
                                              size, dw));
   SL_CUDA_READY();
-  return launch_rows(__func__, explain_columns, n_in, n_out, nnz, row_ptr, col_idx,
+  return launch_rows(__func__, sl_explain_columns, n_in, n_out, nnz, row_ptr, col_idx,
                      [&](unsigned blocks, unsigned long long *slot) {
                        collapse_bwd_kernel<<<blocks, 256>>>(n_in, n_out, nnz, row_ptr, col_idx,
                                                             dg, size, dw, slot);

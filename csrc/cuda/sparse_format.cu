@@ -119,15 +119,6 @@ sl_status explain_pattern_topk(const char *fn, const sl_bad_entry *kinds, const 
   return explain_pattern(fn, kinds, p, 1);
 }
 
-/* Offsets and column range only (sl_csr_to_csc's checks). */
-sl_status explain_csc_input(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
-  SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
-  if (kinds[1].bad)
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %lld)",
-                   (long long)kinds[1].position, kinds[1].value, (long long)p[2]);
-  return SL_OK;
-}
-
 /* ------------------------------------------------------------------ COO -> CSR ---- */
 
 __global__ void coo_check_kernel(int64_t nnz, int32_t n_rows, int32_t n_cols,
@@ -324,7 +315,8 @@ SL_API sl_status sl_csr_to_csc(int32_t n_rows, int32_t n_cols, int64_t nnz,
   SL_VALIDATE(sl_validate_csr_to_csc(__func__, n_rows, n_cols, nnz, row_ptr, col_idx, col_ptr,
                                      row_idx, csc_to_csr));
   SL_CUDA_READY();
-  SL_TRY(sl_validate_now(__func__, explain_csc_input, n_rows, nnz, n_cols, 0,
+  /* Offsets and column range only (sl_csr_to_csc's checks). */
+  SL_TRY(sl_validate_now(__func__, sl_explain_columns, n_rows, nnz, n_cols, 0,
                          [&](unsigned long long *slot) {
                            return launch_pattern_check(__func__, n_rows, n_cols, nnz, row_ptr,
                                                        col_idx, 0, slot);

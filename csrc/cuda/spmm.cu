@@ -673,15 +673,6 @@ static sl_status launch_bwd_csr1(const char *fn, int blocks, size_t smem, int32_
 
 /* ------------------------------------------------------------------ explanations ---- */
 
-sl_status explain_fwd(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
-  /* p: n_out, nnz, n_in */
-  SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
-  if (kinds[1].bad)
-    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %lld)",
-                   (long long)kinds[1].position, kinds[1].value, (long long)p[2]);
-  return SL_OK;
-}
-
 sl_status explain_bwd_input(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
   /* p: n_in, nnz, n_out */
   SL_TRY(sl_explain_offsets(fn, "col_ptr", kinds, p[0], p[1]));
@@ -752,6 +743,14 @@ sl_status check_fm_features(const char *fn, int32_t n_in, int32_t n_out) {
 
 } /* namespace */
 
+sl_status sl_explain_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
+  SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
+  if (kinds[1].bad)
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %lld)",
+                   (long long)kinds[1].position, kinds[1].value, (long long)p[2]);
+  return SL_OK;
+}
+
 sl_status sl_explain_sorted_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
   SL_TRY(sl_explain_offsets(fn, "row_ptr", kinds, p[0], p[1]));
   const bool range_bad = kinds[1].bad, order_bad = kinds[3].bad;
@@ -795,7 +794,7 @@ SL_API sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
   g.bias = bias;
   g.batch = batch;
   g.out = y;
-  SL_TRY(sl_check_begin(__func__, explain_fwd, n_out, nnz, n_in, 0, &g.slot));
+  SL_TRY(sl_check_begin(__func__, sl_explain_columns, n_out, nnz, n_in, 0, &g.slot));
   SL_TRY(gather_matmul(__func__, g, x));
   return sl_check_end(__func__);
 }
@@ -884,7 +883,7 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
   g.ptr = row_ptr;
   g.idx = col_idx;
   g.dw = dw;
-  SL_TRY(sl_check_begin(__func__, explain_fwd, n_out, nnz, n_in, 0, &g.slot));
+  SL_TRY(sl_check_begin(__func__, sl_explain_columns, n_out, nnz, n_in, 0, &g.slot));
   if (n_out == 0) {
     gather_args e;
     e.ptr = row_ptr;
@@ -969,7 +968,7 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
     const size_t smem = (size_t)n_in * sizeof(float);
     if (smem <= (size_t)smem_optin) {
       unsigned long long *slot = nullptr;
-      SL_TRY(sl_check_begin(__func__, explain_fwd, n_out, nnz, n_in, 0, &slot));
+      SL_TRY(sl_check_begin(__func__, sl_explain_columns, n_out, nnz, n_in, 0, &slot));
       /* No more blocks than one pass over the rows needs: a small layer adds fewer partials. */
       const int s = pow2_at_least(nnz / n_out / 2, 2, 32);
       const int64_t passes = ((int64_t)n_out * s + 1023) / 1024;
