@@ -339,10 +339,10 @@ export class SparseLinear extends Module {
   /**
    * `groupSum(this.forward(x), size)`: the outputs summed in interleaved groups, output c the
    * sum of outputs c, c + size, c + 2·size, … (the seed's wide model: 50 000 outputs → 10
-   * classes). Where it pays (on the CPU, batch ≥ 16 and `size · inFeatures` ≤ nnz / 2) it is
+   * classes). Where it pays (on the CPU, batch ≥ 2 and `size · inFeatures` ≤ nnz / 2) it is
    * computed through the layer's collapsed weights (lib/nn/sparse_group_sum.ts): same result
    * up to float rounding, a fraction of the work. Layers with dynamic sparsity (RigL needs
-   * every output's gradient), small batches and CUDA take the plain path. Returns
+   * every output's gradient), batch 1 and CUDA take the plain path. Returns
    * `(N, *, size)`.
    * @example
    * ```ts
