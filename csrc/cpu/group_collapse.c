@@ -18,8 +18,6 @@
 #include "sparse_internal.h"
 #include "validate.h"
 
-#define NO_BAD INT64_MAX /* "no bad index" in min-reductions */
-
 /* Below this many connections one thread does the pass (~50 us; see spmm.c). */
 #define GROUP_SERIAL_BELOW (1 << 17)
 

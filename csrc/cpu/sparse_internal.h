@@ -9,6 +9,8 @@
 
 #include "internal.h"
 
+#define NO_BAD INT64_MAX /* "no bad index" in min-reductions over entry positions */
+
 /* A pointer that may be null only when the array it points to is empty. */
 #define SL_CHECK_PTR_IF(p, count)                                                \
   do {                                                                           \

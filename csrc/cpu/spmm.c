@@ -49,7 +49,6 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 
 #define TILE_MAX 64 /* batch columns per feature-major tile */
 #define ALIGN 64
-#define NO_BAD INT64_MAX /* "no bad index" in min-reductions */
 #define MAX_PARTS 512
 #ifndef SL_PREFETCH
 #define SL_PREFETCH 16 /* entries ahead to prefetch gathered rows */

@@ -36,6 +36,12 @@ const spmmBwd = {
   result: "i32",
 } as const;
 
+/** sl_group_collapse and sl_group_collapse_bwd (one signature). */
+const groupCollapse = {
+  parameters: ["i32", "i32", "i64", "pointer", "pointer", "pointer", "i32", "pointer"],
+  result: "i32",
+} as const;
+
 /** Sparse format conversions and sparse kernels (see csrc/include/sparselinear.h). */
 export const sparseSymbols = {
   // sl_status sl_coo_to_csr(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32_t *rows,
@@ -113,16 +119,9 @@ export const sparseSymbols = {
   },
   // sl_status sl_group_collapse(int32_t n_in, int32_t n_out, int64_t nnz, const int32_t *row_ptr,
   //   const int32_t *col_idx, const float *values, int32_t size, float *g)
-  sl_group_collapse: {
-    parameters: ["i32", "i32", "i64", "pointer", "pointer", "pointer", "i32", "pointer"],
-    result: "i32",
-  },
-  // sl_status sl_group_collapse_bwd(int32_t n_in, int32_t n_out, int64_t nnz,
-  //   const int32_t *row_ptr, const int32_t *col_idx, const float *dg, int32_t size, float *dw)
-  sl_group_collapse_bwd: {
-    parameters: ["i32", "i32", "i64", "pointer", "pointer", "pointer", "i32", "pointer"],
-    result: "i32",
-  },
+  sl_group_collapse: groupCollapse,
+  // sl_group_collapse_bwd: the same arguments with dg [size, n_in] in and dw [nnz] out
+  sl_group_collapse_bwd: groupCollapse,
   // sl_status sl_bias_grad(int32_t batch, int32_t n_out, const float *dy, float *db)
   sl_bias_grad: { parameters: ["i32", "i32", "pointer", "pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
