@@ -1,11 +1,11 @@
 /*
  * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input, sl_sddmm,
  * sl_spmm_bwd, sl_bias_grad, sl_group_collapse and its backward, and the feature-major
- * sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles),
- * thread counts and corruptions. A valid call must match a naive double reference; a call with
- * a bad index, offset or size must fail naming the function, and the forward and input
- * gradient must leave their output untouched. Every buffer is exactly sized, so
- * AddressSanitizer reports any access outside it.
+ * sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major calls) on random patterns, sizes
+ * (batch 0, 1, a partial tile, several 64-wide tiles), thread counts and corruptions. A valid
+ * call must match a naive double reference; a call with a bad index, offset or size must fail
+ * naming the function, and the forward and input gradient must leave their output untouched.
+ * Every buffer is exactly sized, so AddressSanitizer reports any access outside it.
  */
 #include "fuzz_common.h"
 

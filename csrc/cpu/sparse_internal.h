@@ -58,8 +58,8 @@ static inline int64_t lower_bound_col(const int32_t *idx, int64_t k0, int64_t k1
 
 /* First k of rows [r0, r1) whose column is out of range or smaller than the previous column
  * of its row; *unsorted tells which. -1 when none. */
-static inline int64_t first_bad_sorted(int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-                                uint32_t bound, int *unsorted) {
+static inline int64_t first_bad_sorted(int64_t r0, int64_t r1, const int32_t *ptr,
+                                       const int32_t *idx, uint32_t bound, int *unsorted) {
   uint32_t bad = 0;
   const int64_t k0 = ptr[r0], k1 = ptr[r1];
 #pragma omp simd reduction(| : bad)

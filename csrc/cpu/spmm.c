@@ -915,7 +915,8 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
     sl_scratch_put(outT);
     if (first_bad != NO_BAD) first_bad_sorted(0, n_out, row_ptr, col_idx, (uint32_t)n_in, &unsorted);
   }
-  if (first_bad != NO_BAD) return sl_bad_sorted_column(__func__, first_bad, unsorted, col_idx, n_in);
+  if (first_bad != NO_BAD)
+    return sl_bad_sorted_column(__func__, first_bad, unsorted, col_idx, n_in);
   return SL_OK;
 }
 

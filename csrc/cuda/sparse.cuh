@@ -63,9 +63,9 @@ sl_status sl_check_pattern_device(const char *fn, int style, int32_t n_rows, int
 sl_status sl_explain_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p);
 
 /*
- * The same for a pattern whose columns must also be sorted within rows: offsets (kinds 0 and 2), then the first of a column outside [0, n_in) (kind 1) and a
- * column less than its predecessor (kind 3). p: n_out, nnz, n_in, col_idx (the device pointer,
- * to read the predecessor for the message).
+ * The same for a pattern whose columns must also be sorted within rows: offsets, then the first
+ * of a column outside [0, n_in) (kind 1) and a column less than its predecessor (kind 3).
+ * p: n_out, nnz, n_in, col_idx (the device pointer, to read the predecessor for the message).
  */
 sl_status sl_explain_sorted_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p);
 

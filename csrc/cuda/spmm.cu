@@ -840,8 +840,8 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[0] = %d is outside [0, 0)", first);
   }
   unsigned long long *slot = nullptr;
-  SL_TRY(sl_check_begin(__func__, sl_explain_sorted_columns, n_out, nnz, n_in, (int64_t)(intptr_t)col_idx,
-                        &slot));
+  SL_TRY(sl_check_begin(__func__, sl_explain_sorted_columns, n_out, nnz, n_in,
+                        (int64_t)(intptr_t)col_idx, &slot));
   SL_CUDA(cudaMemsetAsync(dx, 0, (size_t)batch * (size_t)n_in * sizeof(float), 0));
   if (n_out == 0) {
     gather_args e;

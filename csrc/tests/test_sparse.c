@@ -708,7 +708,8 @@ static void test_feature_major(void) {
 static void test_group_collapse_case(int32_t n_in, int32_t n_out, double density, int32_t size) {
   csr_t m = random_csr(n_out, n_in, density);
   const int64_t ng = (int64_t)size * n_in;
-  float *want = calloc((size_t)ng + 1, sizeof(float)), *g = malloc(((size_t)ng + 1) * sizeof(float));
+  float *want = calloc((size_t)ng + 1, sizeof(float));
+  float *g = malloc(((size_t)ng + 1) * sizeof(float));
   for (int32_t o = 0; o < n_out; o++)
     for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++)
       want[(int64_t)(o % size) * n_in + m.col_idx[k]] += m.values[k];
@@ -723,10 +724,11 @@ static void test_group_collapse_case(int32_t n_in, int32_t n_out, double density
            n_out, size, threads[t]);
   }
   sl_set_num_threads(0);
-  float *dg = malloc(((size_t)ng + 1) * sizeof(float)), *dw = malloc(((size_t)m.nnz + 1) * sizeof(float));
+  float *dg = malloc(((size_t)ng + 1) * sizeof(float));
+  float *dw = malloc(((size_t)m.nnz + 1) * sizeof(float));
   fill_random(dg, ng);
-  EXPECT_STATUS(sl_group_collapse_bwd(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, dg, size, dw), SL_OK,
-                NULL);
+  EXPECT_STATUS(sl_group_collapse_bwd(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, dg, size, dw),
+                SL_OK, NULL);
   int same = 1;
   for (int32_t o = 0; o < n_out; o++)
     for (int64_t k = m.row_ptr[o]; k < m.row_ptr[o + 1]; k++)
@@ -739,7 +741,8 @@ static void test_group_collapse_case(int32_t n_in, int32_t n_out, double density
     const int32_t saved = m.col_idx[k];
     char msg[160];
     m.col_idx[k] = n_in + 3;
-    snprintf(msg, sizeof msg, "col_idx[%lld] = %d is outside [0, %d)", (long long)k, n_in + 3, n_in);
+    snprintf(msg, sizeof msg, "col_idx[%lld] = %d is outside [0, %d)", (long long)k, n_in + 3,
+             n_in);
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
       sl_set_num_threads(threads[t]);
       EXPECT_STATUS(sl_group_collapse(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, size, g),
@@ -755,12 +758,13 @@ static void test_group_collapse_case(int32_t n_in, int32_t n_out, double density
       int32_t tmp = m.col_idx[a];
       m.col_idx[a] = m.col_idx[a + 1];
       m.col_idx[a + 1] = tmp;
-      snprintf(msg, sizeof msg, "col_idx[%lld] = %d is less than col_idx[%lld] = %d", (long long)(a + 1),
-               tmp, (long long)a, m.col_idx[a]);
+      snprintf(msg, sizeof msg, "col_idx[%lld] = %d is less than col_idx[%lld] = %d",
+               (long long)(a + 1), tmp, (long long)a, m.col_idx[a]);
       for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
         sl_set_num_threads(threads[t]);
-        EXPECT_STATUS(sl_group_collapse(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, size, g),
-                      SL_E_INVALID_ARGUMENT, msg);
+        EXPECT_STATUS(
+            sl_group_collapse(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, size, g),
+            SL_E_INVALID_ARGUMENT, msg);
       }
       /* The backward does not depend on the order: it still answers. */
       EXPECT_STATUS(sl_group_collapse_bwd(n_in, n_out, m.nnz, m.row_ptr, m.col_idx, dg, size, dw),
@@ -789,7 +793,8 @@ static void test_group_collapse(void) {
                 "size must be >= 1 (outputs per group), got 0");
   EXPECT_STATUS(sl_group_collapse_bwd(2, 2, 2, rp, ci, v, -1, g), SL_E_INVALID_ARGUMENT,
                 "size must be >= 1");
-  EXPECT_STATUS(sl_group_collapse(2, 2, 2, rp, ci, v, 2, NULL), SL_E_NULL_POINTER, "g must not be null");
+  EXPECT_STATUS(sl_group_collapse(2, 2, 2, rp, ci, v, 2, NULL), SL_E_NULL_POINTER,
+                "g must not be null");
   EXPECT_STATUS(sl_group_collapse_bwd(2, 2, 2, rp, ci, NULL, 2, g), SL_E_NULL_POINTER,
                 "dg must not be null");
   EXPECT_STATUS(sl_group_collapse(2, 2, 2, bad_rp, ci, v, 2, g), SL_E_INVALID_ARGUMENT,
