@@ -2,11 +2,11 @@
 // every dtype, each malformed-file error, atomic writes, and model checkpoints (names and
 // dtypes as PyTorch's state_dict, I64 indices) with the model untouched on any error.
 //
-// Python's `safetensors`/`torch` are not installed here (and PyPI is out of reach), so interop
-// is checked against (a) the byte sequences that the reference Rust implementation's own tests
-// assert for `serialize` (huggingface/safetensors, safetensors/src/tensor.rs) and (b) a file
-// assembled byte by byte from the format description, laid out as `save_file(model.state_dict())`
-// writes it for the PyTorch SparseLinear.
+// Interop is checked here against (a) the byte sequences that the reference Rust implementation's
+// own tests assert for `serialize` (huggingface/safetensors, safetensors/src/tensor.rs) and (b) a
+// file assembled byte by byte from the format description, laid out as
+// `save_file(model.state_dict())` writes it for the PyTorch SparseLinear; files that PyTorch and
+// the safetensors package themselves wrote are loaded in tests/torch_reference_test.ts.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
