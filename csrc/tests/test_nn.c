@@ -343,6 +343,7 @@ int main(void) {
     test_layer_norm(64, 2000, 1, relu);
     test_layer_norm(5, 1500, 0, relu);
     test_layer_norm(4, 50000, 1, relu);
+    test_layer_norm(7, 20011, 1, relu); /* row chunks and column blocks with remainders */
   }
   test_layer_norm_errors();
   test_cross_entropy(1, 1);
