@@ -79,6 +79,14 @@ export function sparseLinear(
       const view = pattern.cscView();
       return { colPtr: view.colPtr.ptr(), rowIdx: view.rowIdx.ptr(), toCsr: view.cscToCsr.ptr() };
     };
+    // The bias gradient first: dY was just written by the op after this one, and the sums
+    // leave it in cache for the gradient kernels, which read all of it again.
+    let db: Tensor | null = null;
+    if (needB) {
+      const s = backend.empty("float32", nOut); // sl_bias_grad writes every column sum
+      backend.check(k.sl_bias_grad(batch, nOut, dyp, s.ptr()));
+      db = new Tensor(s, [nOut]);
+    }
     if (sx !== null && sw !== null && fromCsc) {
       // Both gradients in one call: one gather of each dY row per connection serves both.
       const c = csc();
@@ -125,12 +133,6 @@ export function sparseLinear(
       if (sw !== null) {
         backend.check(k.sl_sddmm(batch, nIn, nOut, nnzBig, rowPtr, colIdx, xp, dyp, sw.ptr()));
       }
-    }
-    let db: Tensor | null = null;
-    if (needB) {
-      const s = backend.empty("float32", nOut); // sl_bias_grad writes every column sum
-      backend.check(k.sl_bias_grad(batch, nOut, dyp, s.ptr()));
-      db = new Tensor(s, [nOut]);
     }
     return [
       sx === null ? null : new Tensor(sx, x.shape),
