@@ -16,4 +16,16 @@ sl_status sl_gemm_portable(int32_t trans_a, int32_t trans_b, int32_t m, int32_t 
                            float alpha, const float *a, int32_t lda, const float *b,
                            int32_t ldb, float beta, float *c, int32_t ldc);
 
+/*
+ * The skinny-shape kernels sl_gemm runs before CBLAS (see dense.c): whether a shape takes the
+ * long-dot-product kernel (A B^T with n <= 16 and a long k) or the short-inner-dimension one
+ * (op(A) B with a small k), and the call itself, which returns 0 without doing anything when
+ * neither fits (or its scratch cannot be allocated), 1 when it computed C.
+ */
+int sl_gemm_skinny_dot_fits(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k);
+int sl_gemm_skinny_k_fits(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k);
+int sl_gemm_skinny(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                   float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
+                   float beta, float *c, int32_t ldc);
+
 #endif /* SL_DENSE_INTERNAL_H */

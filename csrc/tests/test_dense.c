@@ -82,6 +82,45 @@ static void check_gemm_case(const char *name, gemm_fn gemm, int ta, int tb, int 
   free(c0);
 }
 
+/* sl_gemm_skinny, which must take the shape (the skinny kernels run before CBLAS in sl_gemm). */
+static sl_status skinny_only(int32_t ta, int32_t tb, int32_t m, int32_t n, int32_t k, float alpha,
+                             const float *a, int32_t lda, const float *b, int32_t ldb, float beta,
+                             float *c, int32_t ldc) {
+  int taken = sl_gemm_skinny(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  EXPECT(taken, "sl_gemm_skinny did not take ta=%d tb=%d %dx%dx%d", ta, tb, m, n, k);
+  return taken ? SL_OK : SL_E_INVALID_ARGUMENT;
+}
+
+/* Both skinny kernels against the double reference: tails of every loop, strides, alpha/beta. */
+static void test_gemm_skinny(void) {
+  /* Long dot products (A B^T, n <= 16): k past two chunks, with a tail of the 8-wide loop. */
+  static const int dot[][3] = {{5, 10, 4096 + 37}, {3, 16, 8192}, {2, 1, 4100}, {64, 3, 4097}};
+  /* Short inner dimension (op(A) B, m <= 16, k <= 64): n with a tail of the 64-column block. */
+  static const int short_k[][3] = {{10, 300, 64}, {16, 1000, 7}, {1, 257, 1}, {3, 2100, 33}};
+  for (int s = 0; s < 4; s++) {
+    EXPECT(sl_gemm_skinny_dot_fits(0, 1, dot[s][0], dot[s][1], dot[s][2]), "dot shape %d", s);
+    check_gemm_case("skinny dot", skinny_only, 0, 1, dot[s][0], dot[s][1], dot[s][2], 1.0f, 0.0f,
+                    0);
+    check_gemm_case("skinny dot", skinny_only, 0, 1, dot[s][0], dot[s][1], dot[s][2], -0.5f, 1.5f,
+                    3);
+    for (int ta = 0; ta < 2; ta++) {
+      EXPECT(sl_gemm_skinny_k_fits(ta, 0, short_k[s][0], short_k[s][1], short_k[s][2]),
+             "short-k shape %d", s);
+      check_gemm_case("skinny k", skinny_only, ta, 0, short_k[s][0], short_k[s][1],
+                      short_k[s][2], 1.0f, 0.0f, 0);
+      check_gemm_case("skinny k", skinny_only, ta, 0, short_k[s][0], short_k[s][1],
+                      short_k[s][2], 0.5f, 2.0f, 5);
+    }
+  }
+  /* Shapes they leave to CBLAS / the portable kernel. */
+  EXPECT(!sl_gemm_skinny_dot_fits(0, 1, 5, 17, 8192), "n = 17 is not a dot shape");
+  EXPECT(!sl_gemm_skinny_dot_fits(0, 0, 5, 10, 8192), "A B is not a dot shape");
+  EXPECT(!sl_gemm_skinny_dot_fits(0, 1, 5, 10, 4095), "a short k is not a dot shape");
+  EXPECT(!sl_gemm_skinny_k_fits(0, 0, 17, 1000, 64), "m = 17 is not a short-k shape");
+  EXPECT(!sl_gemm_skinny_k_fits(0, 1, 10, 1000, 64), "B^T is not a short-k shape");
+  EXPECT(!sl_gemm_skinny_k_fits(0, 0, 10, 255, 64), "a narrow C is not a short-k shape");
+}
+
 static void test_gemm(void) {
   static const int sizes[][3] = {{1, 1, 1},  {3, 5, 7},    {37, 53, 29}, {1, 300, 64},
                                  {65, 1, 17}, {70, 270, 300}, {4, 16, 513}, {5, 17, 0},
@@ -519,6 +558,7 @@ static void test_log_softmax(void) {
 
 int main(void) {
   test_gemm();
+  test_gemm_skinny();
   test_gemm_batched();
   test_binary();
   test_unary();
