@@ -81,6 +81,38 @@ function expectGradients(prefix: string, model: Module, input: Tensor): void {
   }
 }
 
+/** Logits, cross-entropy and every gradient of `model` on `input`, against PyTorch's `prefix`. */
+function expectForwardBackward(prefix: string, model: Module, input: Tensor): void {
+  const logits = model.forward(input);
+  const loss = crossEntropy(logits, labels(`${prefix}.labels`));
+  loss.backward();
+  expectTorch(`${prefix} logits`, logits.data, `${prefix}.@.logits`);
+  expectTorch(`${prefix} loss`, loss.data, `${prefix}.@.loss`);
+  expectGradients(prefix, model, input);
+}
+
+/** Three steps of `opt` on one batch, then the losses and parameters against PyTorch's `key`. */
+function expectThreeSteps(
+  prefix: string,
+  name: string,
+  model: Module,
+  opt: Optimizer,
+  input: () => Tensor,
+): void {
+  const losses: number[] = [];
+  for (let step = 0; step < 3; step++) {
+    opt.zeroGrad();
+    const loss = crossEntropy(model.forward(input()), labels(`${prefix}.labels`));
+    loss.backward();
+    opt.step();
+    losses.push(loss.data[0]);
+  }
+  expectTorch(`${name} losses`, losses, `${prefix}.@.${name}.losses`);
+  for (const [param, p] of model.namedParameters()) {
+    expectTorch(`${name}: ${param} after 3 steps`, p.data, `${prefix}.@.${name}.param.${param}`);
+  }
+}
+
 /** The PyTorch package's two-layer model, loaded from the file `safetensors.torch.save_file` wrote. */
 async function seqModel(file = "seq.safetensors"): Promise<Sequential> {
   const model = new Sequential(
@@ -112,13 +144,7 @@ Deno.test("a PyTorch SparseLinear checkpoint loads and gives PyTorch's logits, l
   // The second layer's connections were drawn with repeats and coalesced, as the seed's `user`
   // connectivity: 187 of 200 draws remain, so the checkpoint sets nnz as well as the pattern.
   assert.deepEqual(layers.map((l) => l.nnz), [1280, 187]);
-  const x = seqInput();
-  const logits = model.forward(x);
-  const loss = crossEntropy(logits, labels("seq.labels"));
-  loss.backward();
-  expectTorch("logits", logits.data, "seq.@.logits");
-  expectTorch("loss", loss.data, "seq.@.loss");
-  expectGradients("seq", model, x);
+  expectForwardBackward("seq", model, seqInput());
 });
 
 Deno.test("three optimizer steps match torch.optim: SGD (momentum, Nesterov, dampening, weight decay), Adam, AMSGrad, AdamW", async () => {
@@ -135,19 +161,7 @@ Deno.test("three optimizer steps match torch.optim: SGD (momentum, Nesterov, dam
   };
   for (const [name, make] of Object.entries(optimizers)) {
     const model = await seqModel();
-    const opt = make(model);
-    const losses: number[] = [];
-    for (let step = 0; step < 3; step++) {
-      opt.zeroGrad();
-      const loss = crossEntropy(model.forward(seqInput()), labels("seq.labels"));
-      loss.backward();
-      opt.step();
-      losses.push(loss.data[0]);
-    }
-    expectTorch(`${name} losses`, losses, `seq.@.${name}.losses`);
-    for (const [param, p] of model.namedParameters()) {
-      expectTorch(`${name}: ${param} after 3 steps`, p.data, `seq.@.${name}.param.${param}`);
-    }
+    expectThreeSteps("seq", name, model, make(model), seqInput);
   }
 });
 
@@ -190,27 +204,10 @@ Deno.test("the notebook's wide model (repeat, scale/shift, 4 x relu(LayerNorm), 
   const net = await build();
   const sc5 = net.stateDict()["sc5.weights"].shape[0];
   assert.ok(sc5 >= 2 * 10 * 40, `sc5 has ${sc5} connections: too few for the collapsed path`);
-  const input = x();
-  const logits = net.forward(input);
-  const loss = crossEntropy(logits, labels("wide.labels"));
-  loss.backward();
-  expectTorch("wide logits", logits.data, "wide.@.logits");
-  expectTorch("wide loss", loss.data, "wide.@.loss");
-  expectGradients("wide", net, input);
+  expectForwardBackward("wide", net, x());
   const trained = await build();
   const opt = new SGD(trained.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true });
-  const losses: number[] = [];
-  for (let step = 0; step < 3; step++) {
-    opt.zeroGrad();
-    const l = crossEntropy(trained.forward(x()), labels("wide.labels"));
-    l.backward();
-    opt.step();
-    losses.push(l.data[0]);
-  }
-  expectTorch("wide losses", losses, "wide.@.sgd_nesterov.losses");
-  for (const [name, p] of trained.namedParameters()) {
-    expectTorch(`wide ${name} after 3 steps`, p.data, `wide.@.sgd_nesterov.param.${name}`);
-  }
+  expectThreeSteps("wide", "sgd_nesterov", trained, opt, x);
 });
 
 Deno.test("nn.Linear checkpoints: (out, in) weights and the notebook's dense model", async () => {
@@ -222,13 +219,11 @@ Deno.test("nn.Linear checkpoints: (out, in) weights and the notebook's dense mod
     new Linear(50, 10),
   );
   await loadStateDict(model, fixture("dense.safetensors"));
-  const x = tensor(floats("dense.x"), [8, 1, 8, 8], { requiresGrad: true });
-  const logits = model.forward(x);
-  const loss = crossEntropy(logits, labels("dense.labels"));
-  loss.backward();
-  expectTorch("dense logits", logits.data, "dense.@.logits");
-  expectTorch("dense loss", loss.data, "dense.@.loss");
-  expectGradients("dense", model, x);
+  expectForwardBackward(
+    "dense",
+    model,
+    tensor(floats("dense.x"), [8, 1, 8, 8], { requiresGrad: true }),
+  );
 });
 
 Deno.test("LayerNorm over two dimensions, cross-entropy and MSE with both reductions, as PyTorch", () => {
