@@ -17,6 +17,7 @@
 
 #include "dense_internal.h"
 #include "internal.h"
+#include "scratch.h"
 #include "validate.h"
 
 /* C = beta * C over an [m, n] block (beta == 0 writes zeros without reading C). */
@@ -232,7 +233,7 @@ static int gemm_skinny_dot(int32_t m, int32_t n, int32_t k, float alpha, const f
                            int32_t lda, const float *b, int32_t ldb, float beta, float *c,
                            int32_t ldc) {
   const int64_t chunks = ((int64_t)k + DOT_CHUNK - 1) / DOT_CHUNK;
-  float *part = malloc((size_t)(chunks * m * n) * sizeof(float));
+  float *part = sl_scratch_get(chunks * m * n * (int64_t)sizeof(float));
   if (part == NULL) return 0;
   const int threads = sl_threads();
 #pragma omp parallel num_threads(threads)
@@ -254,7 +255,7 @@ static int gemm_skinny_dot(int32_t m, int32_t n, int32_t k, float alpha, const f
       *ce = beta == 0.0f ? alpha * sum : alpha * sum + beta * *ce;
     }
   }
-  free(part);
+  sl_scratch_put(part);
   return 1;
 }
 

@@ -79,8 +79,8 @@ export function sparseLinear(
       const view = pattern.cscView();
       return { colPtr: view.colPtr.ptr(), rowIdx: view.rowIdx.ptr(), toCsr: view.cscToCsr.ptr() };
     };
-    // The bias gradient first: dY was just written by the op after this one, and the sums
-    // leave it in cache for the gradient kernels, which read all of it again.
+    // The bias gradient first: dY was just written by the op after this one, so part of it is
+    // still in cache, and the gradient kernels below read all of it again anyway.
     let db: Tensor | null = null;
     if (needB) {
       const s = backend.empty("float32", nOut); // sl_bias_grad writes every column sum
