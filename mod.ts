@@ -86,7 +86,13 @@ export { LibraryError, NativeError, NonFiniteLossError, ShapeError } from "./lib
 export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 
 // Modules
-export { type LoadStateOptions, Module, type StateDict, type StateValue } from "./lib/nn/module.ts";
+export {
+  type LoadStateOptions,
+  Module,
+  type StateDict,
+  type StateDictOptions,
+  type StateValue,
+} from "./lib/nn/module.ts";
 export { Linear, linear, type LinearOptions } from "./lib/nn/linear.ts";
 export {
   LayerNorm,

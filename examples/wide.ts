@@ -38,6 +38,7 @@ import {
 } from "../lib/nn/memory.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SparseLinear, type SparseLinearOptions } from "../lib/nn/sparse_linear.ts";
+import { expectedConnectionCount } from "../lib/sparsity/random.ts";
 import { matmul } from "../lib/ops/matmul.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { reshape } from "../lib/ops/shape.ts";
@@ -265,7 +266,7 @@ async function main(args: string[]): Promise<void> {
   if (values.threads !== undefined) setNumThreads(positiveInt(values.threads, 1, "threads"));
 
   const gen = new Generator(seed);
-  const nnz = Math.round((1 - sparsity) * width * width);
+  const nnz = expectedConnectionCount(width, width, sparsity);
   const shape: SparseLinearShape = { inFeatures: width, outFeatures: width, nnz };
   const optimizer: OptimizerKind = "sgd-momentum";
   const layerBytes = sparseLinearMemory(shape).total;
@@ -451,7 +452,7 @@ async function riglStage(
   o: { riglWidth: number; riglSparsity: number; batch: number; alpha: number; maxSize: number },
 ): Promise<void> {
   const n = o.riglWidth;
-  const nnz = Math.round((1 - o.riglSparsity) * n * n);
+  const nnz = expectedConnectionCount(n, n, o.riglSparsity);
   const shape: SparseLinearShape = { inFeatures: n, outFeatures: n, nnz };
   const k = Math.floor(o.alpha * nnz);
   const chunkRows = Math.min(n, Math.floor(o.maxSize / n));

@@ -121,7 +121,11 @@ Deno.test("random connectivity works at 1,000,000 × 1,000,000 in O(nnz) memory"
 });
 
 Deno.test("randomConnectionCount rounds (1 - s)·in·out and rejects what cannot be built", () => {
-  assert.equal(randomConnectionCount(3, 3, 0.5), 5);
+  // Ties round to even, as the seed's Python round(): 4.5 -> 4, 10.5 -> 10, 5.5 -> 6, 0.5 -> 0.
+  assert.equal(randomConnectionCount(3, 3, 0.5), 4);
+  assert.equal(randomConnectionCount(3, 7, 0.5), 10);
+  assert.equal(randomConnectionCount(11, 1, 0.5), 6);
+  assertThrows(() => randomConnectionCount(2, 2, 0.875), RangeError, /= 0 connections/);
   assert.equal(randomConnectionCount(784, 1000, 0.99), 7840);
   assert.equal(randomConnectionCount(1_000_000, 1_000_000, 0.99999), 10_000_000);
   assert.equal(randomConnectionCount(10, 10, 0), 100);

@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { ActivationSparsity, kWinners } from "../lib/nn/activation_sparsity.ts";
 import { tensor } from "../lib/creation.ts";
 import { ShapeError } from "../lib/errors.ts";
+import { loadSafetensors } from "../lib/io/safetensors.ts";
+import { loadStateDict, saveStateDict } from "../lib/io/state_dict.ts";
+import { Sequential } from "../lib/nn/sequential.ts";
+import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { fromFloat32, Tensor } from "../lib/tensor.ts";
 import { assertClose, assertThrows, dot, numericGrad, randomArray } from "./_nn_reference.ts";
 
@@ -27,7 +31,7 @@ function reference(
   for (let r = 0; r < rows; r++) {
     const key = (j: number) => {
       const v = x[r * features + j] * factor[j];
-      return Number.isNaN(v) ? -Infinity : v;
+      return Number.isNaN(v) ? Infinity : v === Infinity ? Number.MAX_VALUE : v;
     };
     const order = Array.from({ length: features }, (_, j) => j).sort((a, b) =>
       key(b) - key(a) || a - b
@@ -72,9 +76,12 @@ Deno.test("kWinners: exactly k winners per row, raw values kept, boosted selecti
   assert.notDeepEqual(Array.from(plain.data), Array.from(y.data));
 });
 
-Deno.test("kWinners: ties go to the lower index, NaN never beats a number", () => {
-  const y = kWinners(tensor([[1, 3, 3, 3, NaN, 2], [0, 0, 0, 0, 0, 0]]), 2);
+Deno.test("kWinners: ties go to the lower index, NaN ranks first (as torch.topk)", () => {
+  const y = kWinners(tensor([[1, 3, 3, 3, 2, 2], [0, 0, 0, 0, 0, 0]]), 2);
   assert.deepEqual(Array.from(y.data), [0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  // NaN above +inf above every number: the NaN wins and propagates, as in nupic.torch.
+  const nan = kWinners(tensor([[1, Infinity, 3, NaN, 2], [NaN, 0, NaN, 5, Infinity]]), 2);
+  assert.deepEqual(Array.from(nan.data), [0, Infinity, 0, NaN, 0, NaN, 0, NaN, 0, 0]);
   const all = kWinners(tensor([[1, -2, 3]]), 3);
   assert.deepEqual(Array.from(all.data), [1, -2, 3]);
 });
@@ -192,6 +199,48 @@ Deno.test("ActivationSparsity: boost strength decays per epoch and round-trips t
     /boostStrength" must be one finite value >= 0/,
   );
   assert.equal(layer.boostStrength, 0.5);
+});
+
+Deno.test("ActivationSparsity: its state is optional, as the seed's PyTorch module has none", async () => {
+  // The seed's model 784-2000-K-Winners-10: its PyTorch state dict has no K-Winners keys.
+  const model = new Sequential(
+    new SparseLinear(12, 8, { seed: 1 }),
+    new ActivationSparsity({ actSparsity: 0.5 }),
+    new SparseLinear(8, 3, { seed: 2 }),
+  );
+  model.forward(fromFloat32(randomArray(4 * 12, 50), [4, 12]));
+  const kw = model.namedModules().find(([, m]) =>
+    m instanceof ActivationSparsity
+  )![1] as ActivationSparsity;
+  const trained = kw.dutyCycle!.data.slice();
+  const seedKeys = ["0.weights", "0.indices", "0.bias", "2.weights", "2.indices", "2.bias"];
+  assert.deepEqual(Object.keys(model.stateDict({ optional: false })).sort(), seedKeys.sort());
+  assert.deepEqual(
+    Object.keys(model.stateDict()).sort(),
+    [...seedKeys, "1.boostStrength", "1.dutyCycle"].sort(),
+  );
+
+  // Strict loading of a seed-shaped state dict keeps the duty cycle as it is...
+  const seedState = model.stateDict({ optional: false });
+  model.loadStateDict(seedState);
+  assert.deepEqual(kw.dutyCycle!.data, trained);
+  // ...while a missing required key is still an error.
+  const { ["2.bias"]: _bias, ...noBias } = seedState;
+  assertThrows(() => model.loadStateDict(noBias), Error, /missing key "2\.bias"/);
+
+  // A file saved without optional state has only the seed's keys and loads back strictly; a
+  // scalar boost strength (shape [], as PyTorch saves a 0-d buffer) is accepted.
+  const dir = await Deno.makeTempDir();
+  try {
+    await saveStateDict(model, `${dir}/m.safetensors`, { optional: false });
+    const file = await loadSafetensors(`${dir}/m.safetensors`);
+    assert.deepEqual(Object.keys(file.tensors).sort(), seedKeys.sort());
+    await loadStateDict(model, `${dir}/m.safetensors`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  kw.loadStateDict({ boostStrength: fromFloat32(new Float32Array([0.25]), []) });
+  assert.equal(kw.boostStrength, 0.25);
 });
 
 Deno.test("ActivationSparsity: bad arguments name the argument and the range", () => {

@@ -9,6 +9,7 @@
  * result does not depend on the thread count. Expected O(n) per row; a depth limit falls back to
  * heapsort so the worst case stays O(n log n).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,17 @@
 #define SL_KW_DEPTH_EXTRA 8
 #endif
 
-/* Strict total order: a ranks before b. NaN keys were mapped to -inf, so == is safe. */
+/* Strict total order: a ranks before b. Keys are never NaN (see kw_key), so == is safe. */
 static inline int kw_better(const double *key, int32_t a, int32_t b) {
   return key[a] > key[b] || (key[a] == key[b] && a < b);
+}
+
+/* The ranking key of a boosted value: NaN above +inf above every number, as torch.topk ranks
+ * them (so a NaN unit wins and the NaN propagates, as in nupic.torch). Finite boosted values stay
+ * below DBL_MAX (a float times exp(boost · something <= 1)). */
+static inline double kw_key(double v) {
+  if (isnan(v)) return INFINITY;
+  return v == INFINITY ? DBL_MAX : v;
 }
 
 static inline void kw_swap(int32_t *idx, int32_t i, int32_t j) {
@@ -161,7 +170,7 @@ sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost_streng
       for (int32_t j = 0; j < n; j++) {
         double v = (double)xr[j];
         if (factor != NULL) v *= factor[j];
-        key[j] = isnan(v) ? -INFINITY : v;
+        key[j] = kw_key(v);
         idx[j] = j;
       }
       kw_select(idx, n, k, key);

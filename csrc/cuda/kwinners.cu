@@ -4,7 +4,7 @@
  * lower index; duty-cycle update; the backward passes the winners' gradient).
  *
  * One block per row runs an exact radix select on 64-bit keys that order like the boosted
- * values (computed in double, NaN as -inf, -0 as +0): eight 8-bit passes over the row find the
+ * values (computed in double, NaN above +inf as torch.topk ranks it, -0 as +0): eight 8-bit passes over the row find the
  * k-th largest key T and how many keys exceed it; a final pass in index order (block-wide
  * scans) takes every key > T and the first keys == T, so the winner list comes out ascending.
  * Win counts are integers (atomic adds are exact), so the duty cycle is deterministic.
@@ -21,8 +21,8 @@ namespace {
 constexpr int THREADS = 256;
 
 __device__ __forceinline__ uint64_t order_key(double v) {
-  if (isnan(v)) v = -INFINITY;
-  if (v == 0.0) v = 0.0; /* -0 and +0 tie */
+  if (isnan(v)) return ~0ull; /* above +inf's key 0xFFF0... */
+  if (v == 0.0) v = 0.0;      /* -0 and +0 tie */
   const uint64_t u = (uint64_t)__double_as_longlong(v);
   return (u >> 63) ? ~u : (u | 0x8000000000000000ull);
 }

@@ -3,6 +3,7 @@
  * each row by boosted value, ties to the lower index), on random data, heavy ties, NaN, k = n,
  * several thread counts, and bad arguments.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static double uniform(void) {
   return (double)(rng_state >> 11) / 9007199254740992.0;
 }
 
-/* Reference ranking: boosted value descending (NaN as -inf), index ascending. */
+/* Reference ranking: boosted value descending (NaN above +inf, as torch.topk), index ascending. */
 static const double *ref_key;
 static int ref_cmp(const void *pa, const void *pb) {
   int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
@@ -43,7 +44,7 @@ static void naive_fwd(int64_t rows, int32_t n, int32_t k, float boost, float alp
     for (int32_t j = 0; j < n; j++) {
       double f = boost > 0 ? exp((double)boost * ((double)k / n - (double)dc[j])) : 1.0;
       double v = (double)x[r * n + j] * f;
-      key[j] = isnan(v) ? -INFINITY : v;
+      key[j] = isnan(v) ? INFINITY : (v == INFINITY ? DBL_MAX : v);
       idx[j] = j;
     }
     ref_key = key;

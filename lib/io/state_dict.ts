@@ -24,6 +24,12 @@ export interface SaveStateOptions {
   metadata?: Record<string, string>;
   /** Dtype for integer tensors: "I64" (default, as PyTorch) or "I32" (half the size). */
   indexDType?: "I64" | "I32";
+  /**
+   * Save optional state (default true; see `Module.stateDict`): `false` leaves out what the
+   * seed's PyTorch modules do not have (K-Winners' `dutyCycle`, `boostStrength`), so PyTorch
+   * loads the file with `strict=True`; training resumed from it starts those afresh.
+   */
+  optional?: boolean;
 }
 
 /**
@@ -109,7 +115,7 @@ export async function saveStateDict(
   path: string,
   options: SaveStateOptions = {},
 ): Promise<void> {
-  const state = isModule(module) ? module.stateDict() : module;
+  const state = isModule(module) ? module.stateDict({ optional: options.optional }) : module;
   const metadata = { format: "pt", ...options.metadata };
   await saveSafetensors(path, stateDictToSafetensors(state, options), metadata);
 }

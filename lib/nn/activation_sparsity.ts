@@ -6,8 +6,9 @@
  * k units with the largest *boosted* value `x·exp(β·(k/F − dutyCycle))` win; the output keeps
  * the *raw* value of the winners and zeros elsewhere, and the gradient flows through the winners
  * only. The duty cycle is each unit's recent win frequency in [0, 1], so units that rarely win
- * are boosted and frequent winners are damped. Ties go to the lower unit index; NaN never wins
- * against a number. One native call forward (selection, output, winner list and duty-cycle
+ * are boosted and frequent winners are damped. Ties go to the lower unit index; NaN ranks
+ * above every number (as torch.topk), so a NaN input wins and propagates as in nupic.torch, and
+ * `fit()` stops at the non-finite loss. One native call forward (selection, output, winner list and duty-cycle
  * update together), one backward.
  * @module
  */
@@ -234,9 +235,12 @@ export class ActivationSparsity extends Module {
       true,
     );
     this.#boostStrength = Math.fround(beta);
-    this.registerBuffer("boostStrength", full([1], beta));
+    // Both buffers are optional state: the seed's PyTorch module keeps no state in its state
+    // dict, so its checkpoints load without them (and `stateDict({ optional: false })` leaves
+    // them out for PyTorch).
+    this.registerBuffer("boostStrength", full([1], beta), { optional: true });
     // F unknown yet: a [0] placeholder keeps the state-dict keys fixed (see prepareOwnState).
-    this.registerBuffer("dutyCycle", zeros([0]));
+    this.registerBuffer("dutyCycle", zeros([0]), { optional: true });
     if (options.features !== undefined) {
       const f = options.features;
       if (!Number.isInteger(f) || f < 1 || f > INT32_MAX) {
@@ -291,7 +295,7 @@ export class ActivationSparsity extends Module {
 
   #initFeatures(features: number, device: Tensor["device"]): void {
     this.#features = features;
-    this.registerBuffer("dutyCycle", zeros([features], { device }));
+    this.registerBuffer("dutyCycle", zeros([features], { device }), { optional: true });
   }
 
   /**
@@ -387,6 +391,7 @@ export class ActivationSparsity extends Module {
           }`,
         );
       }
+      rest.boostStrength = full([1], v); // a scalar (shape [], as PyTorch saves one) loads too
     }
     const applyRest = super.prepareOwnState(rest, prefix);
     return () => {

@@ -39,6 +39,7 @@
  * @module
  */
 import { MAX_INT32 } from "../sparsity/pattern.ts";
+import { expectedConnectionCount } from "../sparsity/random.ts";
 import { IndexTensor } from "../tensor.ts";
 
 /**
@@ -522,7 +523,7 @@ export function checkSparseLinearFits(
     nnz = connectionCount(options.connectivity);
     kind = "user";
   } else {
-    nnz = Math.round((1 - (options.sparsity ?? 0.9)) * inFeatures * outFeatures);
+    nnz = expectedConnectionCount(inFeatures, outFeatures, options.sparsity ?? 0.9);
     kind = options.smallWorld ? "small-world" : "random";
   }
   // Hard limits come first (the layer's own checks name them): a request past int32 indices

@@ -16,8 +16,21 @@ export type StateDict = Record<string, StateValue>;
 
 /** Options of `Module.loadStateDict`. */
 export interface LoadStateOptions {
-  /** Require the keys to match exactly (default true). */
+  /**
+   * Require the keys to match exactly (default true). Optional state (see `registerBuffer`) may
+   * be missing even then: the module keeps its current value.
+   */
   strict?: boolean;
+}
+
+/** Options of `Module.stateDict`. */
+export interface StateDictOptions {
+  /**
+   * Include optional state (default true): buffers such as K-Winners' duty cycle that resume
+   * training exactly but that the seed's PyTorch modules do not have. `false` gives a state dict
+   * that PyTorch's `load_state_dict(strict=True)` accepts for the seed's model.
+   */
+  optional?: boolean;
 }
 
 /** Base class of layers and models. */
@@ -26,6 +39,7 @@ export abstract class Module {
   training = true;
   #parameters = new Map<string, Tensor | null>();
   #buffers = new Map<string, StateValue>();
+  #optionalBuffers = new Set<string>();
   #children = new Map<string, Module>();
 
   /** Computes the module's output. */
@@ -37,9 +51,19 @@ export abstract class Module {
     this.#parameters.set(name, value);
   }
 
-  /** Registers (or replaces) a buffer: state that is saved but not trained. */
-  protected registerBuffer(name: string, value: StateValue): void {
+  /**
+   * Registers (or replaces) a buffer: state that is saved but not trained. An `optional` buffer
+   * is saved too, but a state dict without it still loads (strict or not), leaving it as it is:
+   * state that PyTorch's counterpart of the module does not have.
+   */
+  protected registerBuffer(
+    name: string,
+    value: StateValue,
+    options: { optional?: boolean } = {},
+  ): void {
     this.#buffers.set(name, value);
+    if (options.optional) this.#optionalBuffers.add(name);
+    else this.#optionalBuffers.delete(name);
   }
 
   /** Registers a child module under `name`. */
@@ -116,11 +140,24 @@ export abstract class Module {
   }
 
   /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
-  stateDict(): StateDict {
+  stateDict(options: StateDictOptions = {}): StateDict {
     const out: StateDict = {};
     for (const [name, p] of this.namedParameters()) out[name] = p;
     for (const [name, b] of this.namedBuffers()) out[name] = b;
+    if (options.optional === false) {
+      for (const key of this.#optionalKeys()) delete out[key];
+    }
     return out;
+  }
+
+  /** Dotted names of the optional buffers of this module and its descendants. */
+  #optionalKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const [path, m] of this.namedModules()) {
+      const prefix = path === "" ? "" : `${path}.`;
+      for (const name of m.#optionalBuffers) keys.add(prefix + name);
+    }
+    return keys;
   }
 
   /** This module's own state keys (parameters then buffers), without prefix. */
@@ -158,6 +195,7 @@ export abstract class Module {
       throw new TypeError("loadStateDict() needs an object mapping names to tensors");
     }
     const modules = this.namedModules();
+    const optional = this.#optionalKeys();
     const expected = new Set<string>();
     const applies: (() => void)[] = [];
     const problems: string[] = [];
@@ -167,7 +205,9 @@ export abstract class Module {
       for (const key of module.ownStateKeys()) {
         expected.add(prefix + key);
         if (prefix + key in state) own[key] = state[prefix + key];
-        else if (strict) problems.push(`missing key "${prefix + key}"`);
+        else if (strict && !optional.has(prefix + key)) {
+          problems.push(`missing key "${prefix + key}"`);
+        }
       }
       try {
         applies.push(module.prepareOwnState(own, prefix));

@@ -28,8 +28,24 @@ export function checkSparsity(sparsity: unknown, name = "sparsity"): number {
 }
 
 /**
+ * `round((1 - sparsity) · in · out)` computed as the seed's Python does: the product taken left
+ * to right and ties rounded to even (Python's `round(10.5)` is 10), so a layer has the seed's
+ * connection count for every shape. No range checks: see `randomConnectionCount`.
+ */
+export function expectedConnectionCount(
+  inFeatures: number,
+  outFeatures: number,
+  sparsity: number,
+): number {
+  const v = (1 - sparsity) * inFeatures * outFeatures;
+  const r = Math.round(v); // ties go up here
+  return r - v === 0.5 && r % 2 === 1 ? r - 1 : r;
+}
+
+/**
  * The number of connections random connectivity gives an `inFeatures × outFeatures` layer:
- * `round((1 - sparsity) · in · out)`. Throws when it is 0 or does not fit int32.
+ * `round((1 - sparsity) · in · out)` (ties to even, as the seed's Python). Throws when it is 0
+ * or does not fit int32.
  */
 export function randomConnectionCount(
   inFeatures: number,
@@ -37,10 +53,7 @@ export function randomConnectionCount(
   sparsity: number,
 ): number {
   checkSparsity(sparsity);
-  const total = inFeatures * outFeatures;
-  // (1 - s) is exact enough: the product's relative error ~1e-16 cannot move a rounding
-  // boundary for nnz < 2^31 except on exact ties, which are reproducible anyway.
-  const nnz = Math.round((1 - sparsity) * total);
+  const nnz = expectedConnectionCount(inFeatures, outFeatures, sparsity);
   if (nnz < 1) {
     throw new RangeError(
       `sparsity ${sparsity} leaves round((1 - ${sparsity}) · ${inFeatures} · ${outFeatures}) = 0 ` +
