@@ -551,6 +551,25 @@ Deno.test("gradient accumulation: micro-batches give the same update as one conc
   assert.deepEqual(connectionKeys(split), connectionKeys(whole));
 });
 
+Deno.test("two backward passes through one retained graph grow on the sum of their gradients", () => {
+  const gen = new Generator(23);
+  const nIn = 9, nOut = 7, batch = 3;
+  const x = integerArray(gen, batch * nIn, -3, 3);
+  const dy1 = integerArray(gen, batch * nOut, -2, 2), dy2 = integerArray(gen, batch * nOut, -2, 2);
+  const opts = { sparsity: 0.6, seed: 4, dynamic: true, deltaT: 1, tEnd: 3, alpha: 0.6 } as const;
+  const twice = new SparseLinear(nIn, nOut, opts), once = new SparseLinear(nIn, nOut, opts);
+  const y = twice.forward(fromFloat32(x.slice(), [batch, nIn]));
+  y.backward(fromFloat32(dy1, [batch, nOut]), { retainGraph: true });
+  y.backward(fromFloat32(dy2, [batch, nOut]));
+  const sum = dy1.map((v, i) => v + dy2[i]);
+  forwardBackward(once, x, sum, batch);
+  const before = { keys: connectionKeys(once), values: once.weights.toArray() };
+  twice.dynamicSparsity!.step();
+  const report = once.dynamicSparsity!.step()!;
+  checkRiglUpdate(once, report, before, x, sum, batch);
+  assert.deepEqual(connectionKeys(twice), connectionKeys(once));
+});
+
 Deno.test("a RigL update without this step's backward is rejected and changes nothing", () => {
   const layer = new SparseLinear(8, 6, {
     sparsity: 0.5,
@@ -578,6 +597,23 @@ Deno.test("a RigL update without this step's backward is rejected and changes no
   throwsWith(() => stepDynamicSparsity(model), Error, /Layer "1": RigL update/);
   const first = model.namedModules().find(([name]) => name === "0")![1] as SparseLinear;
   assert.equal(first.dynamicSparsity!.stepCount, 0);
+});
+
+Deno.test("stepDynamicSparsity is all or none when a later layer's update fails (NaN gradient)", () => {
+  const opts = { dynamic: true, deltaT: 1, tEnd: 5, alpha: 0.5 } as const;
+  const a = new SparseLinear(4, 4, { ...opts, sparsity: 0, seed: 1, bias: false });
+  const b = new SparseLinear(4, 3, { ...opts, sparsity: 0.5, seed: 2 });
+  a.weights.storage.write(new Float32Array(16).fill(1));
+  const model = new Sequential(a, b);
+  // a's outputs overflow to inf, so b's dense gradient dyᵀx holds 0 · inf = NaN.
+  const y = model.forward(fromFloat32(new Float32Array(4).fill(3e38), [1, 4]));
+  y.backward(fromFloat32(new Float32Array([0, 1, 0]), [1, 3]));
+  const keys = connectionKeys(a), grad = a.weights.grad!.toArray();
+  throwsWith(() => stepDynamicSparsity(model), Error, /Layer "1": .*NaN/);
+  assert.equal(a.dynamicSparsity!.stepCount, 0);
+  assert.equal(b.dynamicSparsity!.stepCount, 0);
+  assert.deepEqual(connectionKeys(a), keys);
+  assert.deepEqual(a.weights.grad!.toArray(), grad);
 });
 
 Deno.test("stepDynamicSparsity steps every dynamic layer of a model; α = 0 or t > tEnd change nothing", () => {

@@ -281,6 +281,18 @@ export function pruneAndGrow(
   k: number,
   source: GrowthSource,
 ): UpdateReport {
+  return planPruneAndGrow(layer, k, source)();
+}
+
+/**
+ * `pruneAndGrow` in two halves: computes and validates the update (throws, changing nothing)
+ * and returns the function that swaps it in, so that several layers can be updated all or none.
+ */
+function planPruneAndGrow(
+  layer: DynamicSparseLayer,
+  k: number,
+  source: GrowthSource,
+): () => UpdateReport {
   const pattern = layer.pattern;
   const nnz = pattern.nnz;
   if (!Number.isInteger(k) || k < 0 || k > nnz) {
@@ -321,14 +333,16 @@ export function pruneAndGrow(
   let regrown = 0;
   for (const old of next.oldIndex) if (old >= 0 && wasDropped[old]) regrown++;
 
-  layer.replacePattern(nextPattern, next.values!, next.oldIndex);
-  return {
-    step: 0,
-    dropFraction: NaN,
-    k,
-    dropped,
-    grown: { rows: grown.rows, cols: grown.cols },
-    regrown,
+  return () => {
+    layer.replacePattern(nextPattern, next.values!, next.oldIndex);
+    return {
+      step: 0,
+      dropFraction: NaN,
+      k,
+      dropped,
+      grown: { rows: grown.rows, cols: grown.cols },
+      regrown,
+    };
   };
 }
 
@@ -424,7 +438,10 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     this.#recorded.push(entry);
     const tapped = new Tensor(y.storage, y.shape);
     return record(tapped, "dynamicSparsityRecord", [y], (dy) => {
-      entry.dy = dy.toArray();
+      // Several backward passes through one retained graph add up, as the weight gradient does.
+      const g = dy.toArray();
+      if (entry.dy === null) entry.dy = g;
+      else for (let i = 0; i < g.length; i++) entry.dy[i] += g[i];
       return [dy];
     });
   }
@@ -448,11 +465,22 @@ export class DynamicSparsity implements DynamicSparsitySettings {
    * backward since the previous `step()`); without it this throws and nothing changes.
    */
   step(): UpdateReport | null {
+    return this.planStep()();
+  }
+
+  /**
+   * `step()` in two halves: everything that can fail (the checks, the drop and grow sets) runs
+   * now and changes nothing; the returned function applies the step (`stepDynamicSparsity`
+   * plans every layer before applying any).
+   */
+  planStep(): () => UpdateReport | null {
     const t = this.#t + 1;
     if (!isUpdateStep(t, this.deltaT, this.tEnd)) {
-      this.#t = t;
-      this.#recorded = [];
-      return null;
+      return () => {
+        this.#t = t;
+        this.#recorded = [];
+        return null;
+      };
     }
     const problem = this.stepProblem();
     if (problem !== null) throw new Error(problem);
@@ -465,10 +493,13 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     } else {
       source = { kind: "set", seed: (this.#seed << 32n) | BigInt(t >>> 0) };
     }
-    const report = pruneAndGrow(this.#layer, k, source);
-    this.#t = t;
-    this.#recorded = [];
-    return { ...report, step: t, dropFraction: f };
+    const apply = planPruneAndGrow(this.#layer, k, source);
+    return () => {
+      const report = apply();
+      this.#t = t;
+      this.#recorded = [];
+      return { ...report, step: t, dropFraction: f };
+    };
   }
 }
 
@@ -517,14 +548,18 @@ export function stepDynamicSparsity(model: ModuleTree): Map<string, UpdateReport
     const schedule = (module as MaybeDynamic).dynamicSparsity;
     if (schedule instanceof DynamicSparsity) schedules.push([name, schedule]);
   }
-  // Check every layer first, so that a rejected call advances none of them.
-  for (const [name, schedule] of schedules) {
-    const problem = schedule.stepProblem();
-    if (problem !== null) throw new Error(`Layer "${name}": ${problem}`);
-  }
+  // Plan every layer's step first (checks, drop and grow sets), so that a rejected call, e.g. a
+  // NaN in one layer's dense gradient, advances none of them.
+  const plans: [string, () => UpdateReport | null][] = schedules.map(([name, schedule]) => {
+    try {
+      return [name, schedule.planStep()];
+    } catch (err) {
+      throw new Error(`Layer "${name}": ${(err as Error).message}`, { cause: err });
+    }
+  });
   const reports = new Map<string, UpdateReport>();
-  for (const [name, schedule] of schedules) {
-    const report = schedule.step();
+  for (const [name, apply] of plans) {
+    const report = apply();
     if (report !== null) reports.set(name, report);
   }
   return reports;
