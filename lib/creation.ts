@@ -102,7 +102,24 @@ export function tensor(
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
   const checked = checkShape(shape);
-  return place(new Float32Array(numel(checked)).fill(value), checked, options);
+  if (typeof value !== "number") {
+    throw new TypeError(`full() value must be a number, got ${typeof value}`);
+  }
+  return place(hostArray(checked).fill(value), checked, options);
+}
+
+/** The host array of a new tensor; an allocation V8 refuses is an error naming the shape. */
+function hostArray(shape: readonly number[]): Float32Array {
+  const n = numel(shape);
+  try {
+    return new Float32Array(n);
+  } catch (err) {
+    throw new RangeError(
+      `Cannot allocate a float32 tensor of shape ${shapeString(shape)} (${n} elements, ` +
+        `${(n * 4 / 2 ** 30).toFixed(1)} GiB): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }
 
 /** A tensor of zeros. */
@@ -127,13 +144,13 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
  */
 export function rand(shape: readonly number[], options: RandomOptions = {}): Tensor {
   const checked = checkShape(shape);
-  const host = generatorFrom(options.seed).fillUniform(new Float32Array(numel(checked)), 0, 1);
+  const host = generatorFrom(options.seed).fillUniform(hostArray(checked), 0, 1);
   return place(host, checked, options);
 }
 
 /** Standard normal samples. */
 export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
   const checked = checkShape(shape);
-  const host = generatorFrom(options.seed).fillNormal(new Float32Array(numel(checked)));
+  const host = generatorFrom(options.seed).fillNormal(hostArray(checked));
   return place(host, checked, options);
 }

@@ -78,10 +78,17 @@ export class Generator {
     return r * Math.cos(2 * Math.PI * v);
   }
 
-  /** Fills `out` with uniform samples in [low, high). */
+  /**
+   * Fills `out` with uniform samples in [low, high). A sample that float32 rounds up to `high`
+   * (a double within half an ulp of it) becomes the float just below, so `high` is never
+   * returned (as torch.rand).
+   */
   fillUniform(out: Float32Array, low: number, high: number): Float32Array {
     const span = high - low;
-    for (let i = 0; i < out.length; i++) out[i] = low + span * this.uniform();
+    for (let i = 0; i < out.length; i++) {
+      out[i] = low + span * this.uniform();
+      if (out[i] >= high && high > low) out[i] = floatBelow(high);
+    }
     return out;
   }
 
@@ -111,4 +118,14 @@ function rotl(x: number, k: number): number {
 export function generatorFrom(seedOrGenerator?: number | Generator): Generator {
   if (seedOrGenerator instanceof Generator) return seedOrGenerator;
   return new Generator(seedOrGenerator ?? Math.floor(Math.random() * 2 ** 32));
+}
+
+/** The largest float32 below `v` (a finite float32). */
+function floatBelow(v: number): number {
+  const bits = new Float32Array([v]);
+  const u = new Uint32Array(bits.buffer);
+  if (v > 0) u[0]--;
+  else if (v < 0) u[0]++;
+  else u[0] = 0x80000001; // below ±0: the negative denormal closest to 0
+  return bits[0];
 }

@@ -21,6 +21,13 @@ export function numel(shape: readonly number[]): number {
 export function checkShape(shape: readonly number[], what = "shape"): readonly number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${what} must be an array of integers`);
   for (const d of shape) {
+    if (typeof d !== "number") {
+      throw new TypeError(
+        `${what} must hold numbers, got ${typeof d} ${JSON.stringify(String(d))} in [${
+          shape.join(", ")
+        }]`,
+      );
+    }
     if (!Number.isInteger(d) || d < 0) {
       throw new ShapeError(`${what} must hold non-negative integers, got [${shape.join(", ")}]`);
     }
@@ -193,7 +200,9 @@ export class Tensor {
         );
       }
       seed = fullLike(this, 1);
-    } else if (seed.size !== this.size) {
+    } else if (seed.shape.join() !== this.shape.join()) {
+      // The same shape, as PyTorch ("Mismatch in shape"): an equal element count is not enough,
+      // the ops' backwards read the gradient with this tensor's strides.
       throw new ShapeError(
         `Gradient shape ${shapeString(seed.shape)} does not match tensor shape ${
           shapeString(this.shape)

@@ -69,6 +69,13 @@ Deno.test("crossEntropy is stable for large logits and keeps its labels", () => 
   assertClose([loss.item()], [Math.log1p(Math.exp(-1000)) + 1000], "loss");
   loss.backward();
   assertClose(logits.grad!.data, [0, 0, 1, -1], "grad", { atol: 1e-6 });
+
+  // Logits far from 0 (float32 spacing 1 at 1e7): the softmax of the gradient is still exact,
+  // as PyTorch's exp((z - max) - log(sum)), not exp(z - lse) with lse rounded to 1e7's ulp.
+  const far = tensor([[1e7, 1e7], [1e4, 1e4 + 1]], undefined, { requiresGrad: true });
+  crossEntropy(far, new Int32Array([0, 0]), { reduction: "sum" }).backward();
+  const p = 1 / (1 + Math.E); // softmax([0, 1])[0]
+  assertClose(far.grad!.data, [-0.5, 0.5, p - 1, 1 - p], "grad far from 0", { atol: 2e-7 });
 });
 
 Deno.test("crossEntropy rejects bad labels and shapes with clear errors", () => {

@@ -11,6 +11,7 @@ import {
   div,
   exp,
   expand,
+  full,
   log,
   logSoftmax,
   matmul,
@@ -199,6 +200,11 @@ Deno.test("logSoftmax: forward and gradients over the last axis", () => {
   }
   const big = tensor([[1000, 0, -1000]]);
   assertAllClose(logSoftmax(big, 1).data, [0, -1000, -2000], { rtol: 1e-6 });
+  // (x - max) - log(sum), as PyTorch: max + log(sum) first would round to 1e7's ulp (1.0).
+  const far = tensor([[1e7, 1e7], [1e4, 1e4]], undefined, { requiresGrad: true });
+  assertAllClose(logSoftmax(far).data, new Array(4).fill(-Math.LN2), { rtol: 1e-6 });
+  logSoftmax(far).backward(tensor([[1, 0], [1, 0]]));
+  assertAllClose(far.grad!.data, [0.5, -0.5, 0.5, -0.5], { atol: 1e-6 });
   throws(() => logSoftmax(zeros([2, 3]), 0), RangeError, /only the last axis/);
   throws(() => logSoftmax(zeros([2, 3]), 2), RangeError, /outside \[-2, 1\]/);
   throws(() => logSoftmax(tensor(1)), ShapeError, /at least 1 dimension/);
@@ -466,6 +472,40 @@ Deno.test("backward twice through the same graph is an error unless retainGraph"
   assertAllClose(x.grad!.data, x.data.map((v) => 2 * Math.exp(v)), { rtol: 1e-5 });
   throws(() => again.backward(3 as never), TypeError, /gradient Tensor and\/or options/);
   throws(() => again.backward(null as never), TypeError, /got null/);
+});
+
+Deno.test("backward(grad) needs the tensor's own shape, not just its element count", () => {
+  const a = input([3, 1]);
+  const y = add(a, input([3, 4]));
+  throws(
+    () => y.backward(zeros([12])),
+    ShapeError,
+    /Gradient shape \[12\] does not match tensor shape \[3, 4\]/,
+  );
+  throws(() => y.backward(zeros([4, 3])), ShapeError, /does not match/);
+  assert.equal(a.grad, null, "a rejected call accumulates nothing");
+  y.backward(tensor(new Array(12).fill(1), [3, 4]));
+  assert.deepEqual(Array.from(a.grad!.data), [4, 4, 4]);
+});
+
+Deno.test("creators: wrong kinds of value are TypeErrors, impossible sizes name the shape", () => {
+  throws(() => zeros(["2"] as never), TypeError, /shape must hold numbers, got string "2"/);
+  throws(() => full([2], "x" as never), TypeError, /full\(\) value must be a number/);
+  throws(
+    () => zeros([2 ** 20, 2 ** 20]),
+    RangeError,
+    /Cannot allocate .* shape \[1048576, 1048576\]/,
+  );
+  throws(() => unsqueeze(zeros([2, 3]), 3), RangeError, /outside \[-3, 2\] for a tensor of 2 dim/);
+});
+
+Deno.test("rand is in [0, 1): a draw that float32 rounds up to 1 is the float below", () => {
+  // Seed 0's draw 4,433,008 (0-based) is a double within half an ulp of 1 (~3 in 10^8 draws are).
+  const r = rand([5_000_000], { seed: 0 }).data;
+  let max = 0;
+  for (const v of r) max = v > max ? v : max;
+  assert.ok(max < 1, `max ${max}`);
+  assert.equal(r[4_433_008], 1 - 2 ** -24);
 });
 
 // ------------------------------------------------------------- Tensor methods

@@ -289,9 +289,11 @@ sl_status sl_log_softmax_fwd(int64_t rows, int32_t cols, const float *x, float *
     for (int32_t j = 1; j < cols; j++) max = xr[j] > max ? xr[j] : max;
     double sum = 0.0;
     for (int32_t j = 0; j < cols; j++) sum += expf(xr[j] - max);
-    const float shift = max + (float)log(sum);
+    /* (x - max) - log(sum), as PyTorch: max + log(sum) first would round to max's precision
+     * (at logits ~1e4 and up, every output off by its ulp). */
+    const float lse = (float)log(sum);
 #pragma omp simd
-    for (int32_t j = 0; j < cols; j++) yr[j] = xr[j] - shift;
+    for (int32_t j = 0; j < cols; j++) yr[j] = (xr[j] - max) - lse;
   }
   return SL_OK;
 }

@@ -375,8 +375,21 @@ sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *lo
     float *dr = dlogits + (int64_t)b * n_classes;
     float g = scale * dloss[(int64_t)b * dloss_stride];
     float l = lse[b];
+    if (isfinite(l)) {
+      /* softmax as exp((z - max) - log(sum)), the sum taken again: lse in float is rounded to
+       * the max's precision, which at logits ~1e4 and up moves every probability. */
+      float mx = zr[0];
+      for (int32_t c = 1; c < n_classes; c++) mx = zr[c] > mx ? zr[c] : mx;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (int32_t c = 0; c < n_classes; c++) s += exp((double)(zr[c] - mx));
+      const float ls = (float)log(s);
 #pragma omp simd
-    for (int32_t c = 0; c < n_classes; c++) dr[c] = g * expf(zr[c] - l);
+      for (int32_t c = 0; c < n_classes; c++) dr[c] = g * expf((zr[c] - mx) - ls);
+    } else {
+      /* A row holding +inf or NaN: exp(z - lse) gives PyTorch's NaN/0 pattern. */
+      for (int32_t c = 0; c < n_classes; c++) dr[c] = g * expf(zr[c] - l);
+    }
     dr[labels[b]] -= g;
   }
   return SL_OK;

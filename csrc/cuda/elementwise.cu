@@ -163,8 +163,8 @@ __global__ void log_softmax_fwd_kernel(int64_t rows, int32_t cols, const float *
     double s = 0.0;
     for (int32_t j = threadIdx.x; j < cols; j += blockDim.x) s += (double)expf(xr[j] - mx);
     s = sl_block_sum(s, dshared);
-    const float shift = mx + (float)log(s);
-    for (int32_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] = xr[j] - shift;
+    const float lse = (float)log(s); /* (x - max) - lse, as the CPU library */
+    for (int32_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] = (xr[j] - mx) - lse;
   }
 }
 

@@ -183,6 +183,8 @@ __global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
                                          const float *__restrict__ dloss, int32_t dloss_stride,
                                          float scale, float *__restrict__ dlogits,
                                          unsigned long long *slot) {
+  __shared__ double dshared[32];
+  __shared__ float fshared[32];
   for (int32_t b = blockIdx.x; b < batch; b += gridDim.x) {
     const float *zr = logits + (int64_t)b * n_classes;
     float *dr = dlogits + (int64_t)b * n_classes;
@@ -191,8 +193,23 @@ __global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
     const int32_t label = labels[b];
     const bool ok = label >= 0 && label < n_classes;
     if (!ok && threadIdx.x == 0) sl_flag(slot, 1, b, label);
+    /* As the CPU library: softmax = exp((z - max) - log(sum)) with the sum taken again (lse in
+     * float is rounded to the max's precision); rows with +inf or NaN use exp(z - lse). */
+    float mx = -INFINITY;
+    for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) mx = fmaxf(mx, zr[c]);
+    mx = sl_warp_max(mx);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) fshared[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    mx = -INFINITY;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) mx = fmaxf(mx, fshared[w]);
+    double s = 0.0;
+    for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) s += exp((double)(zr[c] - mx));
+    s = sl_block_sum(s, dshared);
+    const bool finite = isfinite(l);
+    const float ls = (float)log(s);
     for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) {
-      const float v = g * expf(zr[c] - l);
+      const float v = g * (finite ? expf((zr[c] - mx) - ls) : expf(zr[c] - l));
       dr[c] = (ok && c == label) ? v - g : v;
     }
   }

@@ -89,11 +89,17 @@ export function int64Arg(slot: number, values: readonly number[]): Deno.PointerV
  * Normalises a possibly negative axis of a tensor with `ndim` dimensions, with a RangeError
  * naming the op and the allowed range.
  */
-export function normalizeAxis(axis: number, ndim: number, what: string): number {
+export function normalizeAxis(
+  axis: number,
+  ndim: number,
+  what: string,
+  tensorDims: number = ndim,
+): number {
   if (!Number.isInteger(axis)) throw new TypeError(`${what} must be an integer, got ${axis}`);
   if (axis < -ndim || axis >= ndim) {
     throw new RangeError(
-      `${what} ${axis} is outside [${-ndim}, ${ndim - 1}] for a tensor of ${ndim} dimensions`,
+      `${what} ${axis} is outside [${-ndim}, ${ndim - 1}] for a tensor of ${tensorDims} ` +
+        "dimensions",
     );
   }
   return axis < 0 ? axis + ndim : axis;

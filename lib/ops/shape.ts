@@ -83,7 +83,7 @@ export function flattenDims(x: Tensor, startDim = 0, endDim = -1): Tensor {
 /** `x` with a new dimension of size 1 at `dim` (in [-ndim - 1, ndim]). A view. */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   checkTensor(x, "unsqueeze() x");
-  const d = normalizeAxis(dim, x.ndim + 1, "unsqueeze() dim");
+  const d = normalizeAxis(dim, x.ndim + 1, "unsqueeze() dim", x.ndim);
   return viewAs(x, [...x.shape.slice(0, d), 1, ...x.shape.slice(d)], "unsqueeze");
 }
 
