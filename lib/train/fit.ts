@@ -139,7 +139,8 @@ function checkEpochs(epochs: unknown): number {
  *
  * Stops with a `NonFiniteLossError` naming the step (counted from 1 over the whole run), the
  * epoch and the batch at the first loss that is NaN or infinite — before that step's backward
- * and update, so the parameters are those that produced it. Errors of the model or the loss
+ * and update, so the parameters are those that produced it — or at a non-finite test loss, after
+ * printing that epoch's line and before its `onEpochEnd` (which would save a diverged model). Errors of the model or the loss
  * (wrong input width, labels out of range) propagate unchanged.
  * @example
  * ```ts
@@ -263,6 +264,15 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
     };
     history.push(stats);
     log?.(formatEpoch(stats, epochs));
+    if (result !== null && !Number.isFinite(result.loss)) {
+      // The last update made the model's outputs non-finite: stop before onEpochEnd, so that no
+      // checkpoint of a diverged model is written.
+      throw new NonFiniteLossError(
+        `Test loss is ${result.loss} after epoch ${epoch} (step ${step}): the update of a step ` +
+          "whose own loss was finite diverged; training stopped before this epoch's onEpochEnd " +
+          "(nothing saved). Lower the learning rate, or look for NaN/Inf in the test inputs",
+      );
+    }
     await options.onEpochEnd?.(stats, history);
   }
   return { history, steps: step, peakRssBytes: peakRss };

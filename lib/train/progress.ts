@@ -11,6 +11,11 @@ export interface ProgressSink {
   write(text: string): void;
   /** Whether the sink is an interactive terminal (bar redrawn in place). */
   isTerminal: boolean;
+  /**
+   * The terminal's width in columns, when known: a redrawn line is cut to fit, since a line
+   * that wraps leaves its first rows behind at every redraw.
+   */
+  columns?: () => number | undefined;
 }
 
 /** Options of `ProgressBar`. */
@@ -36,6 +41,13 @@ export function stdoutSink(): ProgressSink {
       Deno.stdout.writeSync(encoder.encode(text));
     },
     isTerminal: Deno.stdout.isTerminal(),
+    columns: () => {
+      try {
+        return Deno.consoleSize().columns;
+      } catch {
+        return undefined; // not a console after all
+      }
+    },
   };
 }
 
@@ -107,8 +119,14 @@ export class ProgressBar {
         ? this.#barWidth
         : Math.round((this.#barWidth * done) / this.#total);
       const bar = "█".repeat(filled) + "·".repeat(this.#barWidth - filled);
-      // \r + erase line: redraw in place without leftovers from a longer previous line.
-      this.#sink.write(`\r\x1b[2K${this.#label} ${bar} ${count}  ${timing}${tail}`);
+      // \r + erase line: redraw in place without leftovers from a longer previous line; cut
+      // to one column less than the terminal so that the line never wraps.
+      const line = `${this.#label} ${bar} ${count}  ${timing}${tail}`;
+      const columns = this.#sink.columns?.();
+      const fits = columns !== undefined && columns > 1 && line.length > columns - 1
+        ? line.slice(0, columns - 2) + "…"
+        : line;
+      this.#sink.write(`\r\x1b[2K${fits}`);
       this.#drawn = true;
     } else {
       this.#sink.write(`${this.#label} ${count}  ${timing}${tail}\n`);
