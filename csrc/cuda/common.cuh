@@ -193,10 +193,21 @@ __device__ T sl_block_sum(T v, T *shared) {
   return shared[0];
 }
 
-/* Max over a block (as sl_block_sum). */
+/* Max over a warp (fmaxf: NaN lanes are ignored unless all are NaN). */
 __device__ __forceinline__ float sl_warp_max(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/* Max over a block (as sl_block_sum): every thread gets it. `shared` holds 32 floats. */
+__device__ __forceinline__ float sl_block_max(float v, float *shared) {
+  v = sl_warp_max(v);
+  __syncthreads(); /* shared may still be read by a previous call */
+  if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = -INFINITY;
+  for (int w = 0; w < (int)(blockDim.x >> 5); w++) v = fmaxf(v, shared[w]);
   return v;
 }
 

@@ -153,12 +153,7 @@ __global__ void log_softmax_fwd_kernel(int64_t rows, int32_t cols, const float *
     float *yr = y + r * cols;
     float mx = -INFINITY;
     for (int32_t j = threadIdx.x; j < cols; j += blockDim.x) mx = fmaxf(mx, xr[j]);
-    mx = sl_warp_max(mx);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) fshared[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) mx = fmaxf(mx, fshared[w]);
+    mx = sl_block_max(mx, fshared);
     if (xr[0] != xr[0]) mx = xr[0]; /* a leading NaN propagates, as in the CPU library */
     double s = 0.0;
     for (int32_t j = threadIdx.x; j < cols; j += blockDim.x) s += (double)expf(xr[j] - mx);

@@ -135,12 +135,7 @@ __global__ void cross_entropy_fwd_kernel(int32_t batch, int32_t n_classes,
     const float *zr = logits + (int64_t)b * n_classes;
     float mx = -INFINITY;
     for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) mx = fmaxf(mx, zr[c]);
-    mx = sl_warp_max(mx);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) fshared[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) mx = fmaxf(mx, fshared[w]);
+    mx = sl_block_max(mx, fshared);
     if (zr[0] != zr[0]) mx = zr[0]; /* NaN first: as the CPU library's running max */
     const bool finite = isfinite(mx);
     double s = 0.0;
@@ -197,12 +192,7 @@ __global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
      * float is rounded to the max's precision); rows with +inf or NaN use exp(z - lse). */
     float mx = -INFINITY;
     for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) mx = fmaxf(mx, zr[c]);
-    mx = sl_warp_max(mx);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) fshared[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) mx = fmaxf(mx, fshared[w]);
+    mx = sl_block_max(mx, fshared);
     double s = 0.0;
     for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) s += exp((double)(zr[c] - mx));
     s = sl_block_sum(s, dshared);
