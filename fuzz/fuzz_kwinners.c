@@ -4,6 +4,8 @@
  * reference that ranks by the same boosted key (descending, lower index first). The backward
  * gets winners that are sometimes corrupt: it must reject them and write nothing.
  */
+#include <float.h>
+
 #include "fuzz_common.h"
 
 static const double *rank_key;
@@ -68,7 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         double v = (double)x[r * n + j];
         if (boost > 0.0f)
           v *= exp((double)boost * ((double)k / (double)n - (double)duty_before[j]));
-        key[j] = isnan(v) ? -INFINITY : v;
+        /* NaN above +inf above every number, as torch.topk ranks them (and the library). */
+        key[j] = isnan(v) ? INFINITY : (v == INFINITY ? DBL_MAX : v);
         order[j] = j;
       }
       rank_key = key;
