@@ -85,9 +85,10 @@ export class Generator {
    */
   fillUniform(out: Float32Array, low: number, high: number): Float32Array {
     const span = high - low;
+    const top = Math.fround(high) < high ? Math.fround(high) : floatBelow(high);
     for (let i = 0; i < out.length; i++) {
       out[i] = low + span * this.uniform();
-      if (out[i] >= high && high > low) out[i] = floatBelow(high);
+      if (out[i] >= high && high > low) out[i] = top;
     }
     return out;
   }
@@ -120,7 +121,7 @@ export function generatorFrom(seedOrGenerator?: number | Generator): Generator {
   return new Generator(seedOrGenerator ?? Math.floor(Math.random() * 2 ** 32));
 }
 
-/** The largest float32 below `v` (a finite float32). */
+/** The largest float32 below `v`, a finite float32. */
 function floatBelow(v: number): number {
   const bits = new Float32Array([v]);
   const u = new Uint32Array(bits.buffer);

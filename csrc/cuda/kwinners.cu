@@ -4,8 +4,8 @@
  * lower index; duty-cycle update; the backward passes the winners' gradient).
  *
  * One block per row runs an exact radix select on 64-bit keys that order like the boosted
- * values (computed in double, NaN above +inf as torch.topk ranks it, -0 as +0): eight 8-bit passes over the row find the
- * k-th largest key T and how many keys exceed it; a final pass in index order (block-wide
+ * values (computed in double, NaN above +inf as torch.topk ranks it, -0 as +0): eight 8-bit
+ * passes over the row find the k-th largest key T and how many keys exceed it; a final pass in index order (block-wide
  * scans) takes every key > T and the first keys == T, so the winner list comes out ascending.
  * Win counts are integers (atomic adds are exact), so the duty cycle is deterministic.
  */

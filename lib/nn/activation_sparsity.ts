@@ -8,8 +8,8 @@
  * only. The duty cycle is each unit's recent win frequency in [0, 1], so units that rarely win
  * are boosted and frequent winners are damped. Ties go to the lower unit index; NaN ranks
  * above every number (as torch.topk), so a NaN input wins and propagates as in nupic.torch, and
- * `fit()` stops at the non-finite loss. One native call forward (selection, output, winner list and duty-cycle
- * update together), one backward.
+ * `fit()` stops at the non-finite loss. One native call forward (selection, output, winner
+ * list and duty-cycle update together), one backward.
  * @module
  */
 import { isGradEnabled, record } from "../autograd.ts";

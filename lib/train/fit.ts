@@ -140,8 +140,8 @@ function checkEpochs(epochs: unknown): number {
  * Stops with a `NonFiniteLossError` naming the step (counted from 1 over the whole run), the
  * epoch and the batch at the first loss that is NaN or infinite — before that step's backward
  * and update, so the parameters are those that produced it — or at a non-finite test loss, after
- * printing that epoch's line and before its `onEpochEnd` (which would save a diverged model). Errors of the model or the loss
- * (wrong input width, labels out of range) propagate unchanged.
+ * printing that epoch's line and before its `onEpochEnd` (which would save a diverged model).
+ * Errors of the model or the loss (wrong input width, labels out of range) propagate unchanged.
  * @example
  * ```ts
  * import { batches, crossEntropy, fit, Linear, SGD, tensor } from "@sparselinear/sparselinear";
