@@ -10,6 +10,33 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 /** Parsed flag values: strings, booleans, or undefined when absent (without a default). */
 export type CliValues = Record<string, string | boolean | undefined>;
 
+/**
+ * `args` with every value-taking flag that is followed by a negative number joined to it
+ * (`--epochs -1` → `--epochs=-1`): node:util's parseArgs reads the number as a missing value
+ * ("argument is ambiguous"), and the script's own range check, which says what is allowed,
+ * would never see it.
+ */
+export function joinNegativeValues(
+  args: readonly string[],
+  options: ParseArgsOptionsConfig,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") && !args[i].includes("=") ? args[i].slice(2) : null;
+    const next = args[i + 1];
+    if (
+      name !== null && Object.hasOwn(options, name) && options[name].type === "string" &&
+      next !== undefined && /^-(\d|\.\d|Infinity$)/.test(next)
+    ) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
 /** Prints `message` and `usage` to stderr and exits with status 2. */
 export function cliFail(message: string, usage: string): never {
   console.error(`error: ${message}\n\n${usage}`);
@@ -24,7 +51,7 @@ export function cliArgs(options: ParseArgsOptionsConfig, usage: string): CliValu
   let values: CliValues;
   try {
     ({ values } = parseArgs({
-      args: Deno.args,
+      args: joinNegativeValues(Deno.args, options),
       strict: true,
       options: { ...options, help: { type: "boolean", short: "h" } },
     }) as { values: CliValues });

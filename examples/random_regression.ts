@@ -22,7 +22,8 @@
  * Both losses fall towards zero here too; the exact values depend on the draw (`--seed`).
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { joinNegativeValues } from "./cli.ts";
 import { randn } from "../lib/creation.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { mseLoss } from "../lib/nn/losses.ts";
@@ -34,7 +35,7 @@ import { Generator } from "../lib/random.ts";
 
 /** The losses printed at one reporting step. */
 export interface RegressionReport {
-  /** Step number (1-based: 100, 200, ...). */
+  /** Step number (1-based: 100, 200, ..., and the last step). */
   step: number;
   /** Summed squared error of the dense model. */
   dense: number;
@@ -46,7 +47,7 @@ export interface RegressionReport {
 export interface RegressionOptions {
   /** Training steps (default 500). */
   steps?: number;
-  /** Report every this many steps (default 100). */
+  /** Report every this many steps, and after the last (default 100). */
   every?: number;
   /** Seed of data and initial weights (default 0). */
   seed?: number;
@@ -84,7 +85,7 @@ export function runRegression(options: RegressionOptions = {}): RegressionReport
   for (let t = 1; t <= steps; t++) {
     const lossDense = mseLoss(dense.forward(x), y, { reduction: "sum" });
     const lossSparse = mseLoss(sparse.forward(x), y, { reduction: "sum" });
-    if (t % every === 0) {
+    if (t % every === 0 || t === steps) {
       const r = { step: t, dense: lossDense.item(), sparse: lossSparse.item() };
       reports.push(r);
       report(r);
@@ -99,34 +100,39 @@ export function runRegression(options: RegressionOptions = {}): RegressionReport
   return reports;
 }
 
+/** The command-line flags. */
+const OPTIONS = {
+  seed: { type: "string" },
+  steps: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} satisfies ParseArgsOptionsConfig;
+
 if (import.meta.main) {
   try {
     const { values } = parseArgs({
-      args: Deno.args,
+      args: joinNegativeValues(Deno.args, OPTIONS),
       strict: true,
-      options: {
-        seed: { type: "string" },
-        steps: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: OPTIONS,
     });
     if (values.help) {
       console.log(
         "Usage: deno task regression [--seed N] [--steps N]\n\n" +
           "The notebook's random-data regression: a dense and a sparse two-layer network\n" +
-          "(200-1000-10) fit 64 random examples; both summed MSE losses every 100 steps.\n" +
+          "(200-1000-10) fit 64 random examples; both summed MSE losses every 100 steps and at the end.\n" +
           "  --seed N    seed of data and weights (default 0)\n" +
           "  --steps N   training steps (default 500)",
       );
       Deno.exit(0);
     }
-    const seed = Number(values.seed ?? 0);
-    const steps = Number(values.steps ?? 500);
-    for (const [flag, v] of [["--seed", seed], ["--steps", steps]] as const) {
-      if (!Number.isSafeInteger(v) || v < 0) {
-        throw new RangeError(`${flag} must be a non-negative integer, got ${v}`);
+    const integer = (raw: string | undefined, flag: string, fallback: number, min: number) => {
+      const v = raw === undefined ? fallback : Number(raw);
+      if (raw?.trim() === "" || !Number.isSafeInteger(v) || v < min) {
+        throw new RangeError(`${flag} must be an integer ≥ ${min}, got "${raw}"`);
       }
-    }
+      return v;
+    };
+    const seed = integer(values.seed, "--seed", 0, 0);
+    const steps = integer(values.steps, "--steps", 500, 1);
     runRegression({ seed, steps });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);

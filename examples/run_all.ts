@@ -10,7 +10,8 @@
  * ```
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { joinNegativeValues } from "./cli.ts";
 import { fileURLToPath } from "node:url";
 import { MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
 import type { MetricsFile } from "./train_mnist.ts";
@@ -121,21 +122,24 @@ async function runModel(
   return { model, metrics, error };
 }
 
+/** The command-line flags. */
+const OPTIONS = {
+  epochs: { type: "string", default: "20" },
+  models: { type: "string", default: MODEL_NAMES.join(",") },
+  out: { type: "string", default: "bench/MNIST_RESULTS.md" },
+  "limit-train": { type: "string" },
+  threads: { type: "string" },
+  seed: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} satisfies ParseArgsOptionsConfig;
+
 if (import.meta.main) {
   let values;
   try {
     ({ values } = parseArgs({
-      args: Deno.args,
+      args: joinNegativeValues(Deno.args, OPTIONS),
       strict: true,
-      options: {
-        epochs: { type: "string", default: "20" },
-        models: { type: "string", default: MODEL_NAMES.join(",") },
-        out: { type: "string", default: "bench/MNIST_RESULTS.md" },
-        "limit-train": { type: "string" },
-        threads: { type: "string" },
-        seed: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: OPTIONS,
     }));
   } catch (err) {
     console.error(`error: ${(err as Error).message}\n\n${USAGE}`);

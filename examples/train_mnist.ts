@@ -20,13 +20,15 @@
  * Run `deno task train --help` for the flags.
  * @module
  */
-import { parseArgs } from "node:util";
-import { dirname, join } from "node:path";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { joinNegativeValues } from "./cli.ts";
+import { dirname, join, resolve } from "node:path";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import type { Device } from "../lib/backend/backend.ts";
 import { getBackend } from "../lib/backend/mod.ts";
 import { batches } from "../lib/data/batches.ts";
 import { loadMnistFromPackage } from "../lib/data/mnist_package.ts";
+import { writeFileAtomic } from "../lib/io/atomic_write.ts";
 import { saveStateDict } from "../lib/io/state_dict.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import type { Module } from "../lib/nn/module.ts";
@@ -178,28 +180,31 @@ function positiveInteger(value: string | undefined, flag: string, fallback: numb
   return n;
 }
 
+/** The flags of `deno task train`. */
+const TRAIN_OPTIONS = {
+  model: { type: "string" },
+  epochs: { type: "string" },
+  "batch-size": { type: "string" },
+  lr: { type: "string" },
+  seed: { type: "string" },
+  device: { type: "string" },
+  threads: { type: "string" },
+  "limit-train": { type: "string" },
+  save: { type: "string" },
+  plot: { type: "string" },
+  metrics: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} satisfies ParseArgsOptionsConfig;
+
 /** Parses the command line (strict: an unknown flag or a bad value is a `UsageError`). */
 export function parseTrainArgs(args: string[]): TrainArgs {
   let values;
   try {
     ({ values } = parseArgs({
-      args,
+      args: joinNegativeValues(args, TRAIN_OPTIONS),
       strict: true,
       allowPositionals: false,
-      options: {
-        model: { type: "string" },
-        epochs: { type: "string" },
-        "batch-size": { type: "string" },
-        lr: { type: "string" },
-        seed: { type: "string" },
-        device: { type: "string" },
-        threads: { type: "string" },
-        "limit-train": { type: "string" },
-        save: { type: "string" },
-        plot: { type: "string" },
-        metrics: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: TRAIN_OPTIONS,
     }));
   } catch (err) {
     // node:util's messages name the flag ("Unknown option '--epoch'"); add a suggestion.
@@ -252,6 +257,7 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   for (const flag of ["save", "plot", "metrics"] as const) {
     if (values[flag] === "") throw new UsageError(`--${flag} needs a path`);
   }
+  checkDistinctOutputs(values.save, values.metrics, values.plot);
   return {
     help,
     model,
@@ -268,19 +274,48 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   };
 }
 
+/** The files `--plot DIR` writes. */
+const PLOT_FILES = ["loss.svg", "accuracy.svg", "connectivity.png", "connectivity.svg"];
+
+/** Each output its own file: `--save` and `--metrics` at one path would overwrite each other. */
+function checkDistinctOutputs(
+  save: string | undefined,
+  metrics: string | undefined,
+  plot: string | undefined,
+): void {
+  const outputs: [string, string][] = [];
+  if (save !== undefined) outputs.push(["--save", resolve(save)]);
+  if (metrics !== undefined) outputs.push(["--metrics", resolve(metrics)]);
+  if (plot !== undefined) {
+    for (const f of PLOT_FILES) outputs.push([`--plot (its ${f})`, resolve(plot, f)]);
+  }
+  for (let i = 0; i < outputs.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (outputs[i][1] === outputs[j][1]) {
+        throw new UsageError(
+          `${outputs[j][0]} and ${outputs[i][0]} name the same file ${outputs[i][1]}; ` +
+            `give each output its own path`,
+        );
+      }
+    }
+  }
+}
+
 /**
  * Checks that a file can be created at `path` (its directory exists and is writable, and the
  * path is not a directory) by creating and removing a probe file next to it; throws a clear
  * error otherwise. Nothing is left behind.
  */
 export async function checkWritableFile(path: string, flag: string): Promise<void> {
+  const cannot = (reason: string, cause: unknown) =>
+    new Error(`Cannot write ${flag} ${path}: ${reason}`, { cause });
+  let info: Deno.FileInfo | null = null;
   try {
-    if ((await Deno.stat(path)).isDirectory) {
-      throw new Error(`${flag} ${path} is a directory; give a file path`);
-    }
+    info = await Deno.stat(path);
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (!(err instanceof Deno.errors.NotFound)) throw cannot(osReason(err), err);
   }
+  if (info?.isDirectory) throw new Error(`${flag} ${path} is a directory; give a file path`);
   const dir = dirname(path);
   const probe = join(dir, `.${crypto.randomUUID()}.probe`);
   try {
@@ -288,18 +323,37 @@ export async function checkWritableFile(path: string, flag: string): Promise<voi
     file.close();
     await Deno.remove(probe);
   } catch (err) {
-    const reason = err instanceof Deno.errors.NotFound
-      ? `directory "${dir}" does not exist`
-      : (err as Error).message;
-    throw new Error(`Cannot write ${flag} ${path}: ${reason}`, { cause: err });
+    throw cannot(await whyNoFileIn(dir, err), err);
   }
+}
+
+/** The OS's reason without the file name Deno appends ("Permission denied (os error 13)"). */
+function osReason(err: unknown): string {
+  return (err as Error).message.replace(/: (open|stat|mkdir) '.*'$/, "");
+}
+
+/** Why no file could be created in `dir` (`err`: what creating one threw). */
+async function whyNoFileIn(dir: string, err: unknown): Promise<string> {
+  if (err instanceof Deno.errors.NotCapable) return (err as Error).message; // Deno's flags
+  let info: Deno.FileInfo | null = null;
+  try {
+    info = await Deno.stat(dir);
+  } catch { /* missing, or not reachable: said below */ }
+  if (info === null) return `directory "${dir}" does not exist`;
+  if (!info.isDirectory) return `"${dir}" is not a directory`;
+  return `files cannot be created in "${dir}" (${osReason(err)})`;
+}
+
+/** Text written atomically: a crash mid-write never leaves a truncated plot or metrics file. */
+function writeTextAtomic(path: string, text: string): Promise<void> {
+  return writeFileAtomic(path, [new TextEncoder().encode(text)]);
 }
 
 async function preparePlotDir(dir: string): Promise<void> {
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (err) {
-    throw new Error(`Cannot create --plot directory ${dir}: ${(err as Error).message}`, {
+    throw new Error(`Cannot create --plot directory ${dir}: ${osReason(err)}`, {
       cause: err,
     });
   }
@@ -312,7 +366,7 @@ async function writePlots(
   history: readonly EpochStats[],
 ): Promise<void> {
   const pick = (f: (s: EpochStats) => number | null) => history.map((s) => f(s) ?? NaN);
-  await Deno.writeTextFile(
+  await writeTextAtomic(
     join(dir, "loss.svg"),
     lineChart({
       title: `${title}: loss`,
@@ -323,7 +377,7 @@ async function writePlots(
       ],
     }),
   );
-  await Deno.writeTextFile(
+  await writeTextAtomic(
     join(dir, "accuracy.svg"),
     lineChart({
       title: `${title}: accuracy`,
@@ -344,11 +398,10 @@ async function writeConnectivity(dir: string, model: Module, title: string): Pro
   const cols = layer.pattern.hostColIdx;
   // The picture's subtitle already gives the shape and the connection count.
   const label = `${title}, layer ${name}`;
-  await Deno.writeFile(
-    join(dir, "connectivity.png"),
+  await writeFileAtomic(join(dir, "connectivity.png"), [
     connectivityPng(rows, cols, layer.outFeatures, layer.inFeatures),
-  );
-  await Deno.writeTextFile(
+  ]);
+  await writeTextAtomic(
     join(dir, "connectivity.svg"),
     connectivitySvg(rows, cols, layer.outFeatures, layer.inFeatures, { title: label }),
   );
@@ -488,7 +541,7 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
           peakRssBytes: Math.max(...history.map((e) => e.rssBytes)),
           history: [...history],
         };
-        await Deno.writeTextFile(a.metrics, JSON.stringify(metrics, null, 1) + "\n");
+        await writeTextAtomic(a.metrics, JSON.stringify(metrics, null, 1) + "\n");
       }
       if (a.plot !== null) {
         await writePlots(a.plot, title, history);

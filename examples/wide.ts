@@ -20,7 +20,8 @@
  * Run `deno task wide --help` for the flags.
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { joinNegativeValues } from "./cli.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { noGrad } from "../lib/autograd.ts";
 import {
@@ -219,25 +220,28 @@ function fraction(value: string | undefined, fallback: number, name: string): nu
   return x;
 }
 
+/** The command-line flags. */
+const OPTIONS = {
+  width: { type: "string" },
+  sparsity: { type: "string" },
+  batch: { type: "string" },
+  steps: { type: "string" },
+  "input-density": { type: "string" },
+  alpha: { type: "string" },
+  "rigl-width": { type: "string" },
+  "rigl-sparsity": { type: "string" },
+  "max-size": { type: "string" },
+  skip: { type: "string" },
+  threads: { type: "string" },
+  seed: { type: "string" },
+  markdown: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} satisfies ParseArgsOptionsConfig;
+
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
-    args,
-    options: {
-      width: { type: "string" },
-      sparsity: { type: "string" },
-      batch: { type: "string" },
-      steps: { type: "string" },
-      "input-density": { type: "string" },
-      alpha: { type: "string" },
-      "rigl-width": { type: "string" },
-      "rigl-sparsity": { type: "string" },
-      "max-size": { type: "string" },
-      skip: { type: "string" },
-      threads: { type: "string" },
-      seed: { type: "string" },
-      markdown: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+    args: joinNegativeValues(args, OPTIONS),
+    options: OPTIONS,
   });
   if (values.help) {
     console.log(HELP);

@@ -344,6 +344,13 @@ Deno.test("train flags: defaults, per-model learning rates, clear errors", () =>
     [["--limit-train", "70000"], /--limit-train must be at most 60000/],
     [["--limit-train", "10"], /--batch-size 64 is larger than the 10 training images/],
     [["stray"], /Unexpected argument 'stray'/],
+    // A negative number is the flag's value, checked as such (not "argument is ambiguous").
+    [["--epochs", "-1"], /--epochs must be a positive integer, got "-1"/],
+    [["--save", "a.st", "--metrics", "./a.st"], /--save and --metrics name the same file/],
+    [
+      ["--plot", "out", "--metrics", "out/loss.svg"],
+      /--metrics and --plot \(its loss.svg\) name the same file/,
+    ],
   ];
   for (const [args, message] of bad) assertThrows(() => parseTrainArgs(args), UsageError, message);
 });
@@ -357,6 +364,14 @@ Deno.test("train: an unwritable --save path fails before training and leaves no 
       /Cannot write --save .*model\.safetensors: directory ".*missing" does not exist/,
     );
     await assertRejects(main(["--save", dir], quietMain), Error, /--save .* is a directory/);
+    const file = join(dir, "file");
+    await Deno.writeTextFile(file, "");
+    await assertRejects(
+      main(["--metrics", join(file, "m.json")], quietMain),
+      Error,
+      /Cannot write --metrics .*m\.json: Not a directory \(os error 20\)$/,
+    );
+    await Deno.remove(file);
     // Without a usable GPU, --device cuda is a clear error before anything else happens.
     let cudaUsable = true;
     try {
@@ -420,6 +435,8 @@ Deno.test("train: one epoch on 2000 MNIST images learns, saves a loadable checkp
 Deno.test("random regression: both models fit the notebook's random data", () => {
   const reports = runRegression({ steps: 200, report: () => {} });
   assert.deepEqual(reports.map((r) => r.step), [100, 200]);
+  // The last step is always reported, so a short run prints something.
+  assert.deepEqual(runRegression({ steps: 30, report: () => {} }).map((r) => r.step), [30]);
   const [first, second] = reports;
   assert.ok(first.dense > 1 && first.sparse > 1, JSON.stringify(reports));
   // The notebook: 4.417 → 0.075 (dense), 5.111 → 0.031 (sparse) from step 100 to 200.

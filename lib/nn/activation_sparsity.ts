@@ -401,9 +401,10 @@ export class ActivationSparsity extends Module {
     };
   }
 
-  /** Description, as PyTorch's repr. */
+  /** Description, as PyTorch's repr; features and k appear once the first input set them. */
   override toString(): string {
-    return `ActivationSparsity(features=${this.#features ?? "?"}, k=${this.k ?? "?"}, ` +
+    const size = this.#features === null ? "" : `features=${this.#features}, k=${this.k}, `;
+    return `ActivationSparsity(${size}` +
       `actSparsity=${this.actSparsity}, alpha=${this.alpha}, boostStrength=${this.#boostStrength}, ` +
       `kInferenceFactor=${this.kInferenceFactor}, boostStrengthFactor=${this.boostStrengthFactor})`;
   }
