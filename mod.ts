@@ -89,6 +89,7 @@ export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 export {
   type LoadStateOptions,
   Module,
+  type NamedOptions,
   type StateDict,
   type StateDictOptions,
   type StateValue,

@@ -134,6 +134,7 @@ export function native(): NativeLibrary {
         "Build it with `deno task build`, or set SPARSELINEAR_LIB to the path of libsparselinear.so.",
     );
   }
+  checkThreadsVariable();
   loaded = openChecked(path, symbols).symbols;
   return loaded;
 }
@@ -158,7 +159,38 @@ export function ptr(array: ArrayBufferView | null): Deno.PointerValue {
 /** Sets the number of threads native kernels use; `n <= 0` restores the default. */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n)) throw new TypeError(`Thread count must be an integer, got ${n}`);
-  check(native().sl_set_num_threads(n));
+  if (n > MAX_THREADS) {
+    throw new RangeError(
+      `Thread count must be at most ${MAX_THREADS} (or <= 0 for the default), got ${n}`,
+    );
+  }
+  check(native().sl_set_num_threads(Math.max(n, 0)));
+}
+
+/** The most threads the native library accepts (sl_set_num_threads, SL_NUM_THREADS). */
+const MAX_THREADS = 4096;
+
+/**
+ * Checks SL_NUM_THREADS, which the native library reads on its own: a value it cannot use
+ * would be ignored there (all cores), so it is an error here instead. Unreadable without env
+ * permission, it is then not checked.
+ */
+function checkThreadsVariable(): void {
+  let value: string | undefined;
+  try {
+    const state = Deno.permissions.querySync({ name: "env", variable: "SL_NUM_THREADS" }).state;
+    value = state === "granted" ? Deno.env.get("SL_NUM_THREADS") : undefined;
+  } catch {
+    return;
+  }
+  if (value === undefined || value.trim() === "") return; // empty: unset, as in the C library
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= MAX_THREADS)) {
+    throw new RangeError(
+      `SL_NUM_THREADS must be an integer from 1 to ${MAX_THREADS}, got "${value}" ` +
+        "(unset it to use every core)",
+    );
+  }
 }
 
 /** The number of threads native kernels use (SL_NUM_THREADS or all cores by default). */

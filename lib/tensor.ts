@@ -75,7 +75,24 @@ export class Tensor {
     return this.#grad;
   }
 
+  /** Sets the gradient; as PyTorch, it must be a tensor of this shape on this device, or null. */
   set grad(g: Tensor | null) {
+    if (g !== null) {
+      if (!(g instanceof Tensor)) {
+        throw new TypeError(`grad must be a Tensor or null, got ${typeof g}`);
+      }
+      if (g.shape.join() !== this.shape.join()) {
+        throw new ShapeError(
+          `Cannot assign a gradient of shape ${shapeString(g.shape)} to a tensor of shape ` +
+            `${shapeString(this.shape)}`,
+        );
+      }
+      if (g.device !== this.device) {
+        throw new TypeError(
+          `Cannot assign a gradient on ${g.device} to a tensor on ${this.device}`,
+        );
+      }
+    }
     this.#grad = g;
   }
   /** Wraps storage; prefer the creators (`tensor`, `zeros`, ...). */

@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { EXPECTED_ABI_VERSION } from "../ffi/library.ts";
+import { EXPECTED_ABI_VERSION, getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { noGrad } from "../lib/autograd.ts";
 import { full, tensor, zeros } from "../lib/creation.ts";
 import { decodeIdx, encodeIdx } from "../lib/data/idx.ts";
@@ -336,7 +336,12 @@ row("optimizer options out of range", () => {
   const params = smallLayer().parameters();
   rejects(() => new SGD(params, { lr: -1 }), RangeError, /lr: -1/, /\[0, inf\)/);
   rejects(() => new SGD(params, { lr: NaN }), RangeError, /lr/);
-  rejects(() => new SGD(params, { lr: 0.1, momentum: -1 }), RangeError, /momentum: -1/, /\[0, 1\)/);
+  rejects(
+    () => new SGD(params, { lr: 0.1, momentum: -1 }),
+    RangeError,
+    /momentum: -1/,
+    /\[0, inf\)/,
+  );
   rejects(
     () => new SGD(params, { lr: 0.1, nesterov: true }),
     RangeError,
@@ -730,6 +735,37 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "bad input: SL_NUM_THREADS that is not a thread count; setNumThreads out of range",
+  ignore: !canRun,
+  fn: async () => {
+    const load = async (value: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--quiet", LOAD_AND_REPORT],
+        env: { SL_NUM_THREADS: value, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    };
+    // The C library would ignore these (a partial number is a guess): an error names them.
+    for (const value of ["3abc", "1e3", "0", "-1", "5000"]) {
+      assert.match(
+        await load(value),
+        new RegExp(
+          `ERROR RangeError: SL_NUM_THREADS must be an integer from 1 to 4096, ` +
+            `got "${value}"`,
+        ),
+      );
+    }
+    assert.match(await load(" 1 "), /LOADED/);
+    assert.match(await load(""), /LOADED/); // empty is unset
+    const before = getNumThreads();
+    rejects(() => setNumThreads(2 ** 31), RangeError, /at most 4096 \(or <= 0 for the default\)/);
+    assert.equal(getNumThreads(), before);
   },
 });
 

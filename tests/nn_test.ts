@@ -276,6 +276,13 @@ Deno.test("dropout: inverted scaling, seeded masks, gradient through the same ma
   assert.equal(dropout(x, p, { training: false }), x);
   assert.equal(dropout(x, 0), x);
   assert.ok(dropout(x, 1, { seed: 1 }).data.every((v) => v === 0));
+  // A dropped NaN or inf is NaN (PyTorch multiplies by the 0/1 mask), a kept one is scaled.
+  const odd = tensor([NaN, Infinity, -Infinity, NaN, Infinity, -Infinity], [6]);
+  assert.ok(dropout(odd, 1, { seed: 1 }).data.every((v) => Number.isNaN(v)));
+  const half = dropout(odd, 0.5, { seed: 3 }).data;
+  for (let i = 0; i < 6; i++) {
+    assert.ok(Number.isNaN(half[i]) || half[i] === odd.data[i], `element ${i}: ${half[i]}`);
+  }
   assertThrows(() => dropout(x, 1.5), RangeError, /p must be a probability in \[0, 1\], got 1.5/);
 });
 
@@ -435,6 +442,33 @@ Deno.test("Sequential names children by position, as PyTorch, and trains end to 
   model.eval();
   assert.deepEqual(model.forward(x).data, model.forward(x).data);
   assert.match(String(model), /\(3\): ReLU\(\)/);
+});
+
+Deno.test("a module used twice: its parameters once, its state under every name (PyTorch)", () => {
+  const shared = new SparseLinear(6, 6, { sparsity: 0.5, seed: 1 });
+  const model = new Sequential(shared, new ReLU(), shared);
+  assert.deepEqual(model.namedParameters().map(([name]) => name), ["0.weights", "0.bias"]);
+  assert.deepEqual(
+    model.namedParameters("", { removeDuplicate: false }).map(([name]) => name),
+    ["0.weights", "0.bias", "2.weights", "2.bias"],
+  );
+  assert.deepEqual(model.namedModules().map(([name]) => name), ["", "0", "1"]);
+  assert.deepEqual(Object.keys(model.stateDict()).sort(), [
+    "0.bias",
+    "0.indices",
+    "0.weights",
+    "2.bias",
+    "2.indices",
+    "2.weights",
+  ]);
+  model.loadStateDict(model.stateDict()); // strict: every name is expected
+  const opt = new SGD(model, { lr: 0.1 });
+  assert.equal(opt.params.length, 2);
+  const x = randn([4, 6], { seed: 2 });
+  const before = Float32Array.from(shared.weights.data);
+  mseLoss(model.forward(x), zeros([4, 6])).backward();
+  opt.step();
+  assert.notDeepEqual(shared.weights.data, before);
 });
 
 Deno.test("nn ops reject non-tensors with a TypeError", () => {

@@ -262,6 +262,15 @@ Deno.test("optimizer stateDict round-trips and loadStateDict validates first", (
     /unexpected key "state.7.exp_avg"/,
   );
   assert.deepEqual(fresh.stateDict(), {});
+  // Loading replaces the whole state, as PyTorch: an empty state dict means step 1 next.
+  first.loadStateDict(fresh.stateDict());
+  assert.deepEqual(first.stateDict(), {});
+  const w3 = fromFloat32(p0.slice(), [n], true);
+  const restart = new Adam([w3], { lr: 0.05, amsgrad: true });
+  run(restart, w3, 0, 1);
+  w2.storage.write(p0);
+  run(first, w2, 0, 1);
+  assert.deepEqual(Array.from(w2.data), Array.from(w3.data));
 });
 
 Deno.test("optimizer options are validated with errors naming the option", () => {
@@ -269,12 +278,14 @@ Deno.test("optimizer options are validated with errors naming the option", () =>
   assertThrows(() => new SGD(p, { lr: -1 }), RangeError, /Invalid lr: -1/);
   assertThrows(() => new SGD(p, { lr: NaN }), RangeError, /Invalid lr: NaN/);
   assertThrows(
-    () => new SGD(p, { lr: 0.1, momentum: 1 }),
+    () => new SGD(p, { lr: 0.1, momentum: -0.1 }),
     RangeError,
-    /Invalid momentum: 1;.*\[0, 1\)/,
+    /Invalid momentum: -0.1;.*\[0, inf\)/,
   );
-  assertThrows(() => new SGD(p, { lr: 0.1, momentum: -0.1 }), RangeError, /Invalid momentum/);
-  assertThrows(() => new SGD(p, { lr: 0.1, dampening: 2 }), RangeError, /Invalid dampening/);
+  assertThrows(() => new SGD(p, { lr: 0.1, momentum: Infinity }), RangeError, /Invalid momentum/);
+  assertThrows(() => new SGD(p, { lr: 0.1, dampening: NaN }), RangeError, /Invalid dampening/);
+  // torch.optim.SGD accepts these (momentum only needs to be >= 0; dampening is not checked).
+  new SGD(p, { lr: 0.1, momentum: 1, dampening: 2 });
   assertThrows(() => new SGD(p, { lr: 0.1, weightDecay: -1 }), RangeError, /Invalid weightDecay/);
   assertThrows(() => new SGD(p, { lr: 0.1, nesterov: true }), RangeError, /Invalid nesterov/);
   assertThrows(
@@ -291,8 +302,16 @@ Deno.test("optimizer options are validated with errors naming the option", () =>
   assertThrows(() => new SGD([1 as any], { lr: 0.1 }), TypeError, /parameter 0 must be a Tensor/);
   const opt = new SGD(p, { lr: 0.1 });
   assertThrows(() => (opt.lr = -0.5), RangeError, /Invalid lr: -0.5/);
-  p[0].grad = zeros([3]);
-  assertThrows(() => opt.step(), ShapeError, /shape \[2\] but its gradient has shape \[3\]/);
+  // A gradient must have its tensor's shape (PyTorch: "assigned grad has data of a different
+  // size"); an equal element count in another shape is refused too.
+  assertThrows(
+    () => (p[0].grad = zeros([3])),
+    ShapeError,
+    /Cannot assign a gradient of shape \[3\] to a tensor of shape \[2\]/,
+  );
+  assertThrows(() => (p[0].grad = zeros([2, 1])), ShapeError, /shape \[2, 1\]/);
+  assert.equal(p[0].grad, null);
+  opt.step(); // no gradient: skipped
 });
 
 Deno.test("cosine and step schedules set the optimizer's lr", () => {

@@ -1,4 +1,6 @@
 /* core.c — last-error slot, ABI version and thread count. */
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +33,17 @@ const char *sl_last_error(void) { return last_error; }
 
 int32_t sl_abi_version(void) { return SL_ABI_VERSION; }
 
+/* SL_NUM_THREADS when it is a whole decimal number in [1, 4096] (blanks around it allowed);
+ * anything else ("3abc", "1e3", "0") is ignored, as a partial number would be a guess. */
 static int32_t read_default_threads(void) {
   const char *env = getenv("SL_NUM_THREADS");
   if (env != NULL) {
-    long v = strtol(env, NULL, 10);
-    if (v > 0 && v <= 4096) return (int32_t)v;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(env, &end, 10);
+    while (end != NULL && isspace((unsigned char)*end)) end++;
+    if (errno == 0 && end != env && end != NULL && *end == '\0' && v > 0 && v <= 4096)
+      return (int32_t)v;
   }
 #ifdef _OPENMP
   return (int32_t)omp_get_num_procs();

@@ -461,7 +461,8 @@ static sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed
   float keep_scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 65536) schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    out[i] = (uint64_t)dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
+    /* Dropped elements are multiplied by 0, as PyTorch does: NaN and inf give NaN, not 0. */
+    out[i] = in[i] * ((uint64_t)dropout_bits(seed, i) >= threshold ? keep_scale : 0.0f);
   }
   return SL_OK;
 }

@@ -254,7 +254,8 @@ __device__ __forceinline__ uint32_t dropout_bits(uint64_t seed, int64_t i) {
 __global__ void dropout_kernel(int64_t n, uint64_t threshold, float keep_scale, uint64_t seed,
                                const float *in, float *out) {
   SL_GRID_STRIDE(i, n) {
-    out[i] = (uint64_t)dropout_bits(seed, i) >= threshold ? in[i] * keep_scale : 0.0f;
+    /* Dropped elements are multiplied by 0, as PyTorch does: NaN and inf give NaN, not 0. */
+    out[i] = in[i] * ((uint64_t)dropout_bits(seed, i) >= threshold ? keep_scale : 0.0f);
   }
 }
 

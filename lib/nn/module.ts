@@ -33,6 +33,22 @@ export interface StateDictOptions {
   optional?: boolean;
 }
 
+/** Options of `Module.namedParameters`, `namedBuffers` and `namedModules`. */
+export interface NamedOptions {
+  /** List an object reached along several paths once, under its first name (default true). */
+  removeDuplicate?: boolean;
+}
+
+/** The entries whose object was not seen earlier in `entries`. */
+function firstOfEach<T>(entries: [string, T][]): [string, T][] {
+  const seen = new Set<T>();
+  return entries.filter(([, value]) => {
+    if (seen.has(value)) return false;
+    seen.add(value);
+    return true;
+  });
+}
+
 /** Base class of layers and models. */
 export abstract class Module {
   /** Training mode (true) or evaluation mode (false); see `train()` / `eval()`. */
@@ -89,38 +105,54 @@ export abstract class Module {
     return [...this.#children];
   }
 
-  /** Every parameter of this module and its descendants, with dotted names. */
-  namedParameters(prefix = ""): [string, Tensor][] {
+  /**
+   * Every parameter of this module and its descendants, with dotted names. A tensor reached
+   * twice (a module used at two places of the model) comes once, under its first name, as
+   * PyTorch's `named_parameters()`; `{ removeDuplicate: false }` lists every name.
+   */
+  namedParameters(prefix = "", options: NamedOptions = {}): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [name, p] of this.#parameters) if (p !== null) out.push([prefix + name, p]);
-    for (const [name, child] of this.#children) {
-      out.push(...child.namedParameters(`${prefix}${name}.`));
+    for (const [path, m] of this.#tree(prefix)) {
+      for (const [name, p] of m.#parameters) if (p !== null) out.push([path + name, p]);
     }
-    return out;
+    return options.removeDuplicate === false ? out : firstOfEach(out);
   }
 
-  /** Every parameter of this module and its descendants. */
+  /** Every parameter of this module and its descendants, each once. */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, p]) => p);
   }
 
-  /** Every buffer of this module and its descendants, with dotted names. */
-  namedBuffers(prefix = ""): [string, StateValue][] {
+  /** Every buffer of this module and its descendants, with dotted names (each once by default). */
+  namedBuffers(prefix = "", options: NamedOptions = {}): [string, StateValue][] {
     const out: [string, StateValue][] = [];
-    for (const [name, b] of this.#buffers) out.push([prefix + name, b]);
-    for (const [name, child] of this.#children) {
-      out.push(...child.namedBuffers(`${prefix}${name}.`));
+    for (const [path, m] of this.#tree(prefix)) {
+      for (const [name, b] of m.ownNamedBuffers()) out.push([path + name, b]);
     }
-    return out;
+    return options.removeDuplicate === false ? out : firstOfEach(out);
   }
 
-  /** Every module in the tree, this one first, with dotted names. */
-  namedModules(prefix = ""): [string, Module][] {
-    const out: [string, Module][] = [[prefix.replace(/\.$/, ""), this]];
-    for (const [name, child] of this.#children) {
-      out.push(...child.namedModules(`${prefix}${name}.`));
-    }
-    return out;
+  /** This module's own buffers, without prefix (layers with computed buffers add them). */
+  protected ownNamedBuffers(): [string, StateValue][] {
+    return [...this.#buffers];
+  }
+
+  /**
+   * Every module in the tree, this one first, with dotted names; a module used at two places
+   * comes once, under its first name (as PyTorch), unless `{ removeDuplicate: false }`.
+   */
+  namedModules(prefix = "", options: NamedOptions = {}): [string, Module][] {
+    const out = [...this.#tree(prefix)].map(([path, m]): [string, Module] => [
+      path.replace(/\.$/, ""),
+      m,
+    ]);
+    return options.removeDuplicate === false ? out : firstOfEach(out);
+  }
+
+  /** (prefix for own names, module) of this module and every descendant, at every path. */
+  *#tree(prefix: string): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, child] of this.#children) yield* child.#tree(`${prefix}${name}.`);
   }
 
   /** Sets training mode on this module and its descendants. */
@@ -142,8 +174,10 @@ export abstract class Module {
   /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
   stateDict(options: StateDictOptions = {}): StateDict {
     const out: StateDict = {};
-    for (const [name, p] of this.namedParameters()) out[name] = p;
-    for (const [name, b] of this.namedBuffers()) out[name] = b;
+    // Every name, as PyTorch: a shared module's state is saved under each of its paths.
+    const all = { removeDuplicate: false };
+    for (const [name, p] of this.namedParameters("", all)) out[name] = p;
+    for (const [name, b] of this.namedBuffers("", all)) out[name] = b;
     if (options.optional === false) {
       for (const key of this.#optionalKeys()) delete out[key];
     }
@@ -153,8 +187,7 @@ export abstract class Module {
   /** Dotted names of the optional buffers of this module and its descendants. */
   #optionalKeys(): Set<string> {
     const keys = new Set<string>();
-    for (const [path, m] of this.namedModules()) {
-      const prefix = path === "" ? "" : `${path}.`;
+    for (const [prefix, m] of this.#tree("")) {
       for (const name of m.#optionalBuffers) keys.add(prefix + name);
     }
     return keys;
@@ -194,7 +227,7 @@ export abstract class Module {
     if (state === null || typeof state !== "object") {
       throw new TypeError("loadStateDict() needs an object mapping names to tensors");
     }
-    const modules = this.namedModules();
+    const modules = this.namedModules("", { removeDuplicate: false }); // every path has keys
     const optional = this.#optionalKeys();
     const expected = new Set<string>();
     const applies: (() => void)[] = [];

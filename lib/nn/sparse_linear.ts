@@ -476,8 +476,8 @@ export class SparseLinear extends Module {
   }
 
   /** Adds `indices` (materialised on demand, not a registered buffer) to the buffers. */
-  override namedBuffers(prefix = ""): [string, StateValue][] {
-    return [[prefix + "indices", this.indices], ...super.namedBuffers(prefix)];
+  protected override ownNamedBuffers(): [string, StateValue][] {
+    return [["indices", this.indices], ...super.ownNamedBuffers()];
   }
 
   /** Own state keys: `weights`, `bias` (when present) and `indices`. */

@@ -91,7 +91,7 @@ export abstract class Optimizer {
     const p = this.params[i];
     const g = gradSlot.peek(p);
     if (g === null) return null;
-    if (g.size !== p.size) {
+    if (g.shape.join() !== p.shape.join()) {
       throw new ShapeError(
         `Parameter ${i} has shape ${shapeString(p.shape)} but its gradient has shape ` +
           `${shapeString(g.shape)}`,
@@ -113,11 +113,8 @@ export abstract class Optimizer {
     if (t !== undefined && (t.size !== p.size || t.device !== p.device)) {
       // The parameter was resized or moved (a state dict with another nnz was loaded, or the
       // model moved device): its old state no longer lines up with its elements.
-      unregisterParameterState(p, t);
+      this.#resetState(i);
       t = undefined;
-      this.steps[i] = 0;
-      for (const other of this.#state[i].values()) unregisterParameterState(p, other);
-      this.#state[i].clear();
     }
     if (t !== undefined) return { tensor: t, created: false };
     const storage = getBackend(p.device).zeros("float32", p.size);
@@ -125,6 +122,13 @@ export abstract class Optimizer {
     this.#state[i].set(name, t);
     registerParameterState(p, t);
     return { tensor: t, created: true };
+  }
+
+  /** Forgets parameter i's state tensors and update count (the next step is its first). */
+  #resetState(i: number): void {
+    for (const t of this.#state[i].values()) unregisterParameterState(this.params[i], t);
+    this.#state[i].clear();
+    this.steps[i] = 0;
   }
 
   /**
@@ -151,8 +155,10 @@ export abstract class Optimizer {
   protected abstract stateNames(): readonly string[];
 
   /**
-   * Loads state written by `stateDict()`. Every key and size is checked first; on a problem an
-   * error lists it and the optimizer is left unchanged.
+   * Loads state written by `stateDict()`, replacing the current state as PyTorch's
+   * `load_state_dict`: a parameter without entries starts afresh (no momentum, step 0). Every
+   * key and size is checked first; on a problem an error lists it and the optimizer is left
+   * unchanged.
    */
   loadStateDict(state: OptimizerState): void {
     if (state === null || typeof state !== "object") {
@@ -195,6 +201,7 @@ export abstract class Optimizer {
         `Optimizer loadStateDict() failed, the optimizer is unchanged: ${problems.join("; ")}`,
       );
     }
+    this.params.forEach((_, i) => this.#resetState(i));
     for (const [i, s] of newSteps) this.steps[i] = s;
     for (const { i, name, values } of pending) this.stateOf(i, name).tensor.storage.write(values);
   }

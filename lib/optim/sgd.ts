@@ -10,9 +10,9 @@ import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
 export interface SGDOptions {
   /** Learning rate (required, >= 0). */
   lr: number;
-  /** Momentum factor in [0, 1) (default 0: plain SGD). */
+  /** Momentum factor, >= 0 (default 0: plain SGD; below 1 to converge). */
   momentum?: number;
-  /** Dampening of the momentum in [0, 1] (default 0). */
+  /** Dampening of the momentum (default 0; 0 to 1 in practice, any finite value as torch). */
   dampening?: number;
   /** Nesterov momentum (default false; needs momentum > 0 and dampening 0). */
   nesterov?: boolean;
@@ -50,12 +50,9 @@ export class SGD extends Optimizer {
       throw new TypeError("SGD needs an options object with at least { lr }");
     }
     super(params, options.lr);
-    this.momentum = checkOption(options.momentum ?? 0, "momentum", {
-      min: 0,
-      max: 1,
-      maxExclusive: true,
-    });
-    this.dampening = checkOption(options.dampening ?? 0, "dampening", { min: 0, max: 1 });
+    // The ranges torch.optim.SGD accepts: momentum >= 0, any (finite) dampening.
+    this.momentum = checkOption(options.momentum ?? 0, "momentum", { min: 0 });
+    this.dampening = checkOption(options.dampening ?? 0, "dampening");
     this.weightDecay = checkOption(options.weightDecay ?? 0, "weightDecay", { min: 0 });
     const nesterov = options.nesterov ?? false;
     if (typeof nesterov !== "boolean") {

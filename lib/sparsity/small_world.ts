@@ -200,6 +200,14 @@ function solveLambda(
   return { lambda, expected };
 }
 
+/** The error for a connection count past int32 indices. */
+function tooManyConnections(sparsity: number, connections: number): RangeError {
+  return new RangeError(
+    `sparsity ${sparsity} asks for about ${Math.round(connections)} connections, more than the ` +
+      "2^31 - 1 that int32 indices can address; raise the sparsity",
+  );
+}
+
 /**
  * Builds a small-world pattern in CSR form (rows = outputs, columns = inputs, ascending).
  *
@@ -220,15 +228,14 @@ export function smallWorldPattern(
   const nOut = checkFeatures(outFeatures, "outFeatures");
   const s = checkSparsity(sparsity);
   const target = Math.round((1 - s) * nIn * nOut);
+  // Before the O(in + out) distance classes: a count int32 cannot index fails at once.
+  if (target > MAX_INT32) throw tooManyConnections(s, target);
 
   const classes = distanceClasses(nIn, nOut);
   const logD1 = classes.distance.map((d) => Math.log1p(d));
   const { lambda, expected } = solveLambda(nIn, nOut, s, target, logD1, classes.pairs);
   if (expected + 8 * Math.sqrt(expected) + 64 > MAX_INT32) {
-    throw new RangeError(
-      `sparsity ${s} asks for about ${Math.round(expected)} connections, more than the 2^31 - 1 ` +
-        "that int32 indices can address; raise the sparsity",
-    );
+    throw tooManyConnections(s, expected);
   }
 
   const rng = generatorFrom(options.seed);
