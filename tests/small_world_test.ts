@@ -208,10 +208,12 @@ Deno.test("small-world: SparseLinear({ smallWorld: true }) uses the pattern", ()
 Deno.test("small-world: a connection count past int32 is refused before any O(width) work", () => {
   // 1e8 × 1e8 at 99 %: 1e14 connections. The distance classes alone would take ~4.8 GB (the
   // process was killed for memory before the count was checked).
-  for (const make of [
-    () => smallWorldPattern(1e8, 1e8, 0.99),
-    () => new SparseLinear(1e8, 1e8, { sparsity: 0.99, smallWorld: true }),
-  ]) {
+  for (
+    const make of [
+      () => smallWorldPattern(1e8, 1e8, 0.99),
+      () => new SparseLinear(1e8, 1e8, { sparsity: 0.99, smallWorld: true }),
+    ]
+  ) {
     assertThrows(make, RangeError, /about 100000000000000 connections, more than the 2\^31 - 1/);
   }
 });
