@@ -95,7 +95,7 @@ static void fuzz_strided(fz_in *in) {
         case 0: wa = g; wb = g; break;
         case 1: wa = g; wb = -g; break;
         case 2: wa = g * y; wb = g * x; break;
-        default: wa = g / y; wb = -g * x / (y * y); break;
+        default: wa = g / y; wb = -g * ((x / y) / y); break;
       }
       FZ_CHECK(same(da[q], wa) && same(db[q], wb), "da/db[%lld]", (long long)q);
     }
@@ -187,7 +187,8 @@ static void fuzz_rows(fz_in *in) {
     st = sl_unary_bwd(op, n, alpha, beta, x, y, dy, dx);
     FZ_CHECK(st == SL_OK, "sl_unary_bwd: status %d", st);
     for (int64_t i = 0; i < n; i++)
-      if (op == SL_UNARY_RELU) FZ_CHECK(same(dx[i], x[i] > 0.0f ? dy[i] : 0.0f), "relu bwd");
+      if (op == SL_UNARY_RELU)
+        FZ_CHECK(same(dx[i], x[i] > 0.0f || isnan(x[i]) ? dy[i] : 0.0f), "relu bwd");
   }
   /* Sum over the middle axis of [outer, len, inner] views of x. */
   if (n > 0) {

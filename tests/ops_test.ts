@@ -541,3 +541,42 @@ Deno.test("relu propagates NaN (non-finite values are not hidden before the loss
   assert.ok(Number.isNaN(y[0]));
   assert.deepEqual(Array.from(y.subarray(1)), [0, 2]);
 });
+
+Deno.test("IEEE edge cases as PyTorch: pow's special exponents, signed zeros, NaN gradients", () => {
+  const same = (got: ArrayLike<number>, want: number[], what: string) =>
+    want.forEach((w, i) => assert.ok(Object.is(got[i], w), `${what}[${i}]: ${got[i]} vs ${w}`));
+  const x = tensor([-Infinity, -0, 0, 4, -4, 2]);
+  // ATen: 0.5 → sqrt, -0.5 → 1/sqrt, 2 → x·x, 3 → x·x·x, -1 → 1/x, -2 → 1/(x·x).
+  same(pow(x, 0.5).data, [NaN, -0, 0, 2, NaN, Math.fround(Math.SQRT2)], "pow 0.5");
+  same(pow(x, -0.5).data, [NaN, -Infinity, Infinity, 0.5, NaN, Math.fround(Math.SQRT1_2)], "-0.5");
+  same(pow(x, 3).data, [-Infinity, -0, 0, 64, -64, 8], "pow 3");
+  same(pow(x, -1).data, [-0, -Infinity, Infinity, 0.25, -0.25, 0.5], "pow -1");
+  same(pow(x, -2).data, [0, Infinity, Infinity, 0.0625, 0.0625, 0.25], "pow -2");
+  // A product keeps the sign of zero (it was computed as alpha·x + 0).
+  same(mul(tensor([-0, -1, 1]), 2).data, [-0, -2, 2], "mul by 2");
+  same(mul(tensor([-1, 1]), 0).data, [-0, 0], "mul by 0");
+  same(mulScalar(tensor([-0]), 1).data, [-0], "mulScalar 1");
+  // relu passes the gradient of a NaN input on (threshold_backward: result <= 0 ? 0 : grad).
+  const r = tensor([NaN, -1, 0, 2], [4], { requiresGrad: true });
+  relu(r).backward(tensor([1, 1, 1, 1]));
+  same(r.grad!.data, [1, 0, 0, 1], "relu grad");
+  // div's gradient for b is -g·(a/b)/b: b·b overflows or underflows float32 at these sizes.
+  const a = tensor([1e-24, 1e20], [2], { requiresGrad: true });
+  const b = tensor([1e-24, 1e20], [2], { requiresGrad: true });
+  div(a, b).backward(tensor([1, 1]));
+  assertAllClose(b.grad!.data, [-1e24, -1e-20], { rtol: 1e-6, what: "div grad b" });
+});
+
+Deno.test("empty batches in matmul and 0-d dimensions, as PyTorch", () => {
+  assert.deepEqual(matmul(zeros([0, 2, 3]), zeros([0, 3, 4])).shape, [0, 2, 4]);
+  assert.deepEqual(matmul(zeros([2, 3]), zeros([0, 3, 4])).shape, [0, 2, 4]);
+  assert.deepEqual(matmul(zeros([3]), zeros([0, 3, 4])).shape, [0, 4]);
+  const s = tensor(3);
+  assert.deepEqual(transpose(s, 0, 0).shape, []);
+  assert.equal(transpose(s, -1, -1).item(), 3);
+  assert.throws(
+    () => transpose(s, 1, 0),
+    /dim0 1 is outside \[-1, 0\] for a tensor of 0 dimensions/,
+  );
+  assert.throws(() => sum(s, 1), /axis 1 is outside \[-1, 0\] for a tensor of 0 dimensions/);
+});

@@ -97,7 +97,7 @@ static void binary_bwd_row(int64_t n, int64_t off_a, int64_t off_b, int64_t off_
       }
       break;
     }
-    default: { /* DIV: d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 */
+    default: { /* DIV: d(a/b)/da = 1/b, d(a/b)/db = -(a/b)/b (as PyTorch; b*b would overflow) */
       const float *a = c->a + off_a, *b = c->b + off_b;
       if (da != NULL) {
 #pragma omp simd
@@ -107,7 +107,7 @@ static void binary_bwd_row(int64_t n, int64_t off_a, int64_t off_b, int64_t off_
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
           const float bi = b[i * sb];
-          db[i] = -dy[i] * a[i * sa] / (bi * bi);
+          db[i] = -dy[i] * ((a[i * sa] / bi) / bi);
         }
       }
       break;
@@ -228,10 +228,32 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
     case SL_UNARY_TANH: UNARY_LOOP(tanhf(v)) break;
     case SL_UNARY_ABS: UNARY_LOOP(fabsf(v)) break;
     case SL_UNARY_SQRT: UNARY_LOOP(sqrtf(v)) break;
-    case SL_UNARY_AFFINE: UNARY_LOOP(alpha * v + beta) break;
+    case SL_UNARY_AFFINE:
+      if (beta == 0.0f) { /* a product alone keeps the sign of zero (-0 * 2 = -0) */
+        UNARY_LOOP(alpha * v)
+      } else {
+        UNARY_LOOP(alpha * v + beta)
+      }
+      break;
     case SL_UNARY_RECIPROCAL: UNARY_LOOP(alpha / v) break;
     case SL_UNARY_SQUARE: UNARY_LOOP(v * v) break;
-    default: UNARY_LOOP(powf(v, alpha)) break;
+    default: /* POW: PyTorch's special exponents, for the same values (signs of zero, inf) */
+      if (alpha == 2.0f) {
+        UNARY_LOOP(v * v)
+      } else if (alpha == 3.0f) {
+        UNARY_LOOP(v * v * v)
+      } else if (alpha == 0.5f) {
+        UNARY_LOOP(sqrtf(v))
+      } else if (alpha == -0.5f) {
+        UNARY_LOOP(1.0f / sqrtf(v))
+      } else if (alpha == -1.0f) {
+        UNARY_LOOP(1.0f / v)
+      } else if (alpha == -2.0f) {
+        UNARY_LOOP(1.0f / (v * v))
+      } else {
+        UNARY_LOOP(powf(v, alpha))
+      }
+      break;
   }
   return SL_OK;
 }
@@ -255,13 +277,13 @@ sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const flo
     case SL_UNARY_NEG: UNARY_BWD_LOOP(-g) break;
     case SL_UNARY_EXP: UNARY_BWD_LOOP(g * out) break;
     case SL_UNARY_LOG: UNARY_BWD_LOOP(g / v) break;
-    case SL_UNARY_RELU: UNARY_BWD_LOOP(v > 0.0f ? g : 0.0f) break;
+    case SL_UNARY_RELU: UNARY_BWD_LOOP(v > 0.0f || v != v ? g : 0.0f) /* NaN passes, as PyTorch */ break;
     case SL_UNARY_SIGMOID: UNARY_BWD_LOOP(g * out * (1.0f - out)) break;
     case SL_UNARY_TANH: UNARY_BWD_LOOP(g * (1.0f - out * out)) break;
     case SL_UNARY_ABS: UNARY_BWD_LOOP(v > 0.0f ? g : (v < 0.0f ? -g : 0.0f)) break;
     case SL_UNARY_SQRT: UNARY_BWD_LOOP(0.5f * g / out) break;
     case SL_UNARY_AFFINE: UNARY_BWD_LOOP(alpha * g) break;
-    case SL_UNARY_RECIPROCAL: UNARY_BWD_LOOP(-alpha * g / (v * v)) break;
+    case SL_UNARY_RECIPROCAL: UNARY_BWD_LOOP(-g * ((alpha / v) / v)) /* v*v would overflow */ break;
     case SL_UNARY_SQUARE: UNARY_BWD_LOOP(2.0f * v * g) break;
     default:
       if (alpha == 0.0f) {

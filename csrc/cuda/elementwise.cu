@@ -71,7 +71,7 @@ __global__ void binary_bwd_kernel(int op, sl_layout l, int64_t n, const float *_
       if (db != nullptr) db[i] = g * x;
     } else { /* d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 */
       if (da != nullptr) da[i] = g / y;
-      if (db != nullptr) db[i] = -g * x / (y * y);
+      if (db != nullptr) db[i] = -g * ((x / y) / y); /* as PyTorch; y*y would overflow */
     }
   }
 }
@@ -96,6 +96,17 @@ __device__ __forceinline__ float sigmoid_dev(float x) {
   return e / (1.0f + e);
 }
 
+/* v^alpha with PyTorch's special exponents, for the same values (signs of zero, inf). */
+__device__ __forceinline__ float pow_special(float v, float alpha) {
+  if (alpha == 2.0f) return v * v;
+  if (alpha == 3.0f) return v * v * v;
+  if (alpha == 0.5f) return sqrtf(v);
+  if (alpha == -0.5f) return 1.0f / sqrtf(v);
+  if (alpha == -1.0f) return 1.0f / v;
+  if (alpha == -2.0f) return 1.0f / (v * v);
+  return powf(v, alpha);
+}
+
 __device__ __forceinline__ float unary_apply(int op, float v, float alpha, float beta) {
   switch (op) {
     case SL_UNARY_NEG: return -v;
@@ -106,10 +117,10 @@ __device__ __forceinline__ float unary_apply(int op, float v, float alpha, float
     case SL_UNARY_TANH: return tanhf(v);
     case SL_UNARY_ABS: return fabsf(v);
     case SL_UNARY_SQRT: return sqrtf(v);
-    case SL_UNARY_AFFINE: return alpha * v + beta;
+    case SL_UNARY_AFFINE: return beta == 0.0f ? alpha * v : alpha * v + beta; /* -0 * 2 = -0 */
     case SL_UNARY_RECIPROCAL: return alpha / v;
     case SL_UNARY_SQUARE: return v * v;
-    default: return powf(v, alpha);
+    default: return pow_special(v, alpha);
   }
 }
 
@@ -118,13 +129,13 @@ __device__ __forceinline__ float unary_grad(int op, float v, float out, float g,
     case SL_UNARY_NEG: return -g;
     case SL_UNARY_EXP: return g * out;
     case SL_UNARY_LOG: return g / v;
-    case SL_UNARY_RELU: return v > 0.0f ? g : 0.0f;
+    case SL_UNARY_RELU: return v > 0.0f || v != v ? g : 0.0f; /* NaN passes (PyTorch) */
     case SL_UNARY_SIGMOID: return g * out * (1.0f - out);
     case SL_UNARY_TANH: return g * (1.0f - out * out);
     case SL_UNARY_ABS: return v > 0.0f ? g : (v < 0.0f ? -g : 0.0f);
     case SL_UNARY_SQRT: return 0.5f * g / out;
     case SL_UNARY_AFFINE: return alpha * g;
-    case SL_UNARY_RECIPROCAL: return -alpha * g / (v * v);
+    case SL_UNARY_RECIPROCAL: return -g * ((alpha / v) / v); /* v*v would overflow */
     case SL_UNARY_SQUARE: return 2.0f * v * g;
     default: return alpha == 0.0f ? 0.0f : g * alpha * powf(v, alpha - 1.0f);
   }

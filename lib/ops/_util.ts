@@ -99,7 +99,7 @@ export function normalizeAxis(
   if (axis < -ndim || axis >= ndim) {
     throw new RangeError(
       `${what} ${axis} is outside [${-ndim}, ${ndim - 1}] for a tensor of ${tensorDims} ` +
-        "dimensions",
+        `dimension${tensorDims === 1 ? "" : "s"}`,
     );
   }
   return axis < 0 ? axis + ndim : axis;

@@ -93,6 +93,7 @@ function gemm(
   strideC: number,
 ): void {
   const kernels = backend.kernels;
+  if (batch === 0) return; // no matrices: an empty result (its storage has no pointer)
   if (batch === 1) {
     backend.check(
       kernels.sl_gemm(

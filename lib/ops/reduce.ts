@@ -31,7 +31,7 @@ function reduce(
     outShape = keepDim ? x.shape.map(() => 1) : [];
   } else {
     // A 0-d tensor has one axis to reduce over (0 or -1), as in PyTorch.
-    const ax = normalizeAxis(axis, Math.max(x.ndim, 1), `${name}() axis`);
+    const ax = normalizeAxis(axis, Math.max(x.ndim, 1), `${name}() axis`, x.ndim);
     outer = numel(x.shape.slice(0, ax));
     len = x.ndim === 0 ? 1 : x.shape[ax];
     inner = numel(x.shape.slice(ax + 1));

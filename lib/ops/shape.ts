@@ -94,7 +94,7 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 export function squeeze(x: Tensor, dim?: number): Tensor {
   checkTensor(x, "squeeze() x");
   if (dim === undefined) return viewAs(x, x.shape.filter((d) => d !== 1), "squeeze");
-  const d = normalizeAxis(dim, Math.max(x.ndim, 1), "squeeze() dim");
+  const d = normalizeAxis(dim, Math.max(x.ndim, 1), "squeeze() dim", x.ndim);
   if (x.ndim === 0 || x.shape[d] !== 1) return viewAs(x, x.shape, "squeeze");
   return viewAs(x, x.shape.filter((_, i) => i !== d), "squeeze");
 }
@@ -162,8 +162,11 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
  */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
   checkTensor(x, "transpose() x");
-  const a = normalizeAxis(dim0, x.ndim, "transpose() dim0");
-  const b = normalizeAxis(dim1, x.ndim, "transpose() dim1");
+  // As PyTorch, a 0-d tensor takes dimension 0 (or -1): swapping it with itself.
+  const rank = Math.max(x.ndim, 1);
+  const a = normalizeAxis(dim0, rank, "transpose() dim0", x.ndim);
+  const b = normalizeAxis(dim1, rank, "transpose() dim1", x.ndim);
+  if (x.ndim === 0) return permute(x, []);
   const perm = x.shape.map((_, i) => (i === a ? b : i === b ? a : i));
   return permute(x, perm);
 }
