@@ -8,6 +8,7 @@ import { HostStorage } from "./backend/cpu.ts";
 import { ShapeError } from "./errors.ts";
 import { type Generator, generatorFrom } from "./random.ts";
 import { checkShape, numel, shapeString, Tensor } from "./tensor.ts";
+import { booleanOption } from "./options.ts";
 
 /** Options shared by the creators. */
 export interface CreateOptions {
@@ -29,7 +30,7 @@ export type NestedNumbers = number | NestedNumbers[];
 function place(host: Float32Array, shape: readonly number[], options: CreateOptions): Tensor {
   const device = checkDevice(options.device ?? "cpu");
   const storage = device === "cpu" ? new HostStorage(host) : getBackend(device).fromHost(host);
-  return new Tensor(storage, shape, options.requiresGrad ?? false);
+  return new Tensor(storage, shape, booleanOption(options.requiresGrad, "requiresGrad", false));
 }
 
 function flatten(data: NestedNumbers): { values: number[]; shape: number[] } {

@@ -286,6 +286,11 @@ export class IndexTensor {
   readonly data: Int32Array;
   /** Wraps `data` (no copy) with `shape`. */
   constructor(data: Int32Array, shape: readonly number[]) {
+    if (!(data instanceof Int32Array)) {
+      // Native code reads 4-byte integers: another array kind would be misread or overrun.
+      const kind = data === null ? "null" : (data as object)?.constructor?.name ?? typeof data;
+      throw new TypeError(`IndexTensor data must be an Int32Array, got ${kind}`);
+    }
     const checked = checkShape(shape);
     if (numel(checked) !== data.length) {
       throw new ShapeError(`Shape ${shapeString(checked)} does not match ${data.length} elements`);

@@ -30,13 +30,19 @@ import {
 } from "../lib/io/safetensors.ts";
 import { loadStateDict, safetensorsToStateDict, saveStateDict } from "../lib/io/state_dict.ts";
 import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
-import { Dropout } from "../lib/nn/dropout.ts";
+import { Dropout, dropout } from "../lib/nn/dropout.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { Adam } from "../lib/optim/adam.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
+import { csrDropGrow, denseGradTopk, sampleAbsent } from "../lib/sparsity/topk.ts";
+import { SparsePattern } from "../lib/sparsity/pattern.ts";
+import { erkSparsities } from "../lib/sparsity/erk.ts";
+import { Linear } from "../lib/nn/linear.ts";
+import { countCorrect } from "../lib/train/metrics.ts";
+import { stepSchedule } from "../lib/optim/schedule.ts";
 import { fit } from "../lib/train/fit.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { reshape } from "../lib/ops/shape.ts";
@@ -767,6 +773,125 @@ Deno.test({
     rejects(() => setNumThreads(2 ** 31), RangeError, /at most 4096 \(or <= 0 for the default\)/);
     assert.equal(getNumThreads(), before);
   },
+});
+
+row("sparsity helpers: wrong typed-array kinds and short row pointers (native reads)", () => {
+  // Each of these crashed (a short rowPtr, a Uint8Array x) or misread the array's bytes.
+  const csr = {
+    nRows: 2,
+    nCols: 3,
+    rowPtr: new Int32Array([0, 1, 2]),
+    colIdx: new Int32Array([0, 1]),
+  };
+  const x = new Float32Array([1, 1, 1]), dy = new Float32Array([3, 3]);
+  assert.deepEqual(Array.from(denseGradTopk(csr, x, dy, 1, 1, 3).grad), [3]);
+  rejects(
+    () => denseGradTopk(csr, new Float64Array(3) as never, dy, 1, 1, 3),
+    TypeError,
+    /denseGradTopk\(\) x must be a Float32Array, got Float64Array/,
+  );
+  rejects(
+    () => denseGradTopk(csr, new Uint8Array(3) as never, dy, 1, 1, 3),
+    TypeError,
+    /got Uint8Array/,
+  );
+  const short = { ...csr, rowPtr: new Int32Array([0, 1]) };
+  rejects(
+    () => denseGradTopk(short, x, dy, 1, 1, 3),
+    RangeError,
+    /rowPtr must hold nRows \+ 1 = 3/,
+  );
+  rejects(() => sampleAbsent(short, 1, 0), RangeError, /sampleAbsent\(\) pattern.rowPtr/);
+  rejects(() => sampleAbsent(csr, 1, 1.5), RangeError, /seed must be an integer in \[0, 2\^64\)/);
+  const none = { rows: new Int32Array(0), cols: new Int32Array(0) };
+  rejects(() => csrDropGrow(short, null, new Int32Array(0), none), RangeError, /rowPtr/);
+  rejects(
+    () => csrDropGrow(csr, new Float64Array(2) as never, new Int32Array(0), none),
+    TypeError,
+    /csrDropGrow\(\) values must be a Float32Array/,
+  );
+  rejects(
+    () => SparsePattern.fromCoo(3, 3, new Float64Array([0, 1]) as never, new Int32Array([0, 1])),
+    TypeError,
+    /rows must be an Int32Array, got Float64Array/,
+  );
+  rejects(() => new IndexTensor(new Uint8Array(4) as never, [4]), TypeError, /Int32Array/);
+});
+
+row("an optimizer whose parameter a state dict replaced (another nnz) says so", () => {
+  const layer = smallLayer();
+  const opt = new SGD(layer, { lr: 0.5 });
+  const bigger = smallLayer({ sparsity: 0.25 });
+  layer.loadStateDict(bigger.stateDict());
+  sum(layer.forward(zeros([1, 6]))).backward();
+  // It used to update the old weights tensor, which nothing reads: training silently stopped.
+  rejects(() => opt.step(), Error, /Parameter 0 \(shape \[12\]\) is no longer its module's/);
+  new SGD(layer, { lr: 0.5 }).step();
+});
+
+row("fit options are checked before the first step", async () => {
+  const layer = smallLayer();
+  const train = batches(new Float32Array(12), new Int32Array([0, 1]), { batchSize: 2 });
+  const base = { optimizer: new SGD(layer, { lr: 0.5 }), loss: crossEntropy, train, epochs: 1 };
+  const before = layerState(layer);
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ log: "x" }, /fit\(\) log must be a function or null/],
+    [{ onEpochEnd: 5 }, /fit\(\) onEpochEnd must be a function/],
+    [{ test: 5 }, /fit\(\) test must be an iterable of batches/],
+    [{ train: {} }, /fit\(\) train must be an iterable of batches with a length/],
+    [{ progress: "yes" }, /fit\(\) progress must be a boolean or a ProgressOptions/],
+  ];
+  for (const [options, pattern] of bad) {
+    await rejectsAsync(
+      () => fit(layer, { ...base, progress: false, ...options } as never),
+      TypeError,
+      pattern,
+    );
+  }
+  assert.deepEqual(layerState(layer), before, "a rejected fit trained the layer");
+});
+
+row("boolean options given as strings or numbers", () => {
+  const x = zeros([2, 3]);
+  rejects(
+    () => dropout(x, 0.5, { training: "false" as never }),
+    TypeError,
+    /training must be true or false, got "false"/,
+  );
+  rejects(() => new Linear(3, 2, { bias: "false" as never }), TypeError, /Linear bias/);
+  rejects(
+    () => new LayerNorm(3, { elementwiseAffine: 0 as never }),
+    TypeError,
+    /elementwiseAffine.*got 0/,
+  );
+  rejects(() => sum(x, 0, { keepDim: "false" as never }), TypeError, /sum\(\) keepDim/);
+  rejects(() => tensor([1], [1], { requiresGrad: "no" as never }), TypeError, /requiresGrad/);
+  rejects(() => erkSparsities([[4, 4]], 0.5, { erk: "false" as never }), TypeError, /erk/);
+});
+
+row("accuracy labels and K-Winners duty cycles out of range; a rejected schedule step", () => {
+  const logits = zeros([2, 3]);
+  rejects(
+    () => countCorrect(logits, new Int32Array([0, 3])),
+    RangeError,
+    /label 3 at index 1 is outside \[0, 3\)/,
+  );
+  rejects(() => countCorrect(logits, new Float32Array(2) as never), TypeError, /Int32Array/);
+  const kw = new ActivationSparsity();
+  kw.forward(zeros([2, 4]));
+  const state = kw.stateDict();
+  const before = Array.from((state.dutyCycle as Tensor).toArray());
+  rejects(
+    () => kw.loadStateDict({ ...state, dutyCycle: tensor([0, NaN, 0, 0]) }),
+    Error,
+    /"dutyCycle"\[1\] = NaN is not a duty cycle: each must be in \[0, 1\]/,
+  );
+  assert.deepEqual(Array.from(kw.dutyCycle!.toArray()), before);
+  const opt = new SGD([zeros([1], { requiresGrad: true })], { lr: 1 });
+  const schedule = stepSchedule(opt, { stepSize: 1, gamma: 1e300 });
+  schedule.step();
+  assert.throws(() => schedule.step(), RangeError);
+  assert.equal(schedule.count, 1, "a rejected step is not counted");
 });
 
 row("no FFI callbacks: native code (and its OpenMP regions) never calls into JS", () => {

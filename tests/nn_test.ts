@@ -12,6 +12,7 @@ import { ScaleShift, scaleShift } from "../lib/nn/scale_shift.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { RepeatInterleave, repeatInterleave } from "../lib/nn/repeat_interleave.ts";
 import { GroupSum, groupSum } from "../lib/nn/group_sum.ts";
+import { sum } from "../lib/ops/reduce.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
@@ -477,4 +478,15 @@ Deno.test("nn ops reject non-tensors with a TypeError", () => {
   assertThrows(() => dropout(bad, 0.5), TypeError, /dropout\(\) input must be a Tensor/);
   assertThrows(() => flatten(bad), TypeError, /flatten\(\) input must be a Tensor/);
   assertThrows(() => linear(bad, tensor([[1, 2]])), TypeError, /linear\(\) input/);
+});
+
+Deno.test("Linear with 0 inputs: the output is the bias for every row (PyTorch)", () => {
+  const layer = new Linear(0, 3, { seed: 1 });
+  const x = zeros([2, 0], { requiresGrad: true });
+  const y = layer.forward(x);
+  assert.deepEqual(y.shape, [2, 3]);
+  assert.deepEqual(Array.from(y.data), [0, 0, 0, 0, 0, 0]); // bound 1/sqrt(0) → 0, as torch
+  sum(y).backward();
+  assert.deepEqual(Array.from(layer.bias!.grad!.data), [2, 2, 2]);
+  assert.deepEqual(x.grad!.shape, [2, 0]);
 });

@@ -68,7 +68,7 @@ export function kWinners(x: Tensor, k: number, options: KWinnersOptions = {}): T
     );
   }
   const rate = options.dutyCycleRate ?? 0;
-  if (!(rate >= 0 && rate <= 1)) {
+  if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) {
     throw new RangeError(`kWinners() dutyCycleRate must be in [0, 1], got ${rate}`);
   }
   const dutyCycle = options.dutyCycle ?? null;
@@ -373,6 +373,13 @@ export class ActivationSparsity extends Module {
       if (f > 0) {
         this.#kFor(f);
         const values = dc.toArray() as Float32Array;
+        const bad = values.findIndex((v) => !(v >= 0 && v <= 1));
+        if (bad >= 0) {
+          throw new RangeError(
+            `${name}[${bad}] = ${values[bad]} is not a duty cycle: each must be in [0, 1] ` +
+              "(a frequency of winning)",
+          );
+        }
         applyDutyCycle = () => {
           if (this.#features === null) {
             this.#initFeatures(f, (this.getBuffer("dutyCycle") as Tensor).device);

@@ -13,6 +13,7 @@ import { getBackend } from "../backend/mod.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
+import { booleanOption } from "../options.ts";
 
 function checkProbability(p: unknown, what: string): number {
   if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
@@ -47,7 +48,7 @@ export interface DropoutOptions {
 export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError("dropout() input must be a Tensor");
   checkProbability(p, "dropout() p");
-  if (options.training === false || p === 0) return x;
+  if (!booleanOption(options.training, "dropout() training", true) || p === 0) return x;
   const seed = typeof options.seed === "bigint"
     ? BigInt.asUintN(64, options.seed)
     : nextSeed(generatorFrom(options.seed));

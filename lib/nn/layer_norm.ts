@@ -11,6 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { full } from "../creation.ts";
 import { Module } from "./module.ts";
+import { booleanOption } from "../options.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -191,13 +192,17 @@ export class LayerNorm extends Module {
     if (!Number.isFinite(this.eps) || this.eps < 0) {
       throw new RangeError(`LayerNorm eps must be a finite number >= 0, got ${this.eps}`);
     }
-    this.elementwiseAffine = options.elementwiseAffine ?? true;
+    this.elementwiseAffine = booleanOption(
+      options.elementwiseAffine,
+      "LayerNorm elementwiseAffine",
+      true,
+    );
     this.activation = activationOf(options.activation, "LayerNorm");
     if (this.elementwiseAffine) {
       this.registerParameter("weight", full(this.normalizedShape, 1));
       this.registerParameter(
         "bias",
-        (options.bias ?? true) ? full(this.normalizedShape, 0) : null,
+        booleanOption(options.bias, "LayerNorm bias", true) ? full(this.normalizedShape, 0) : null,
       );
     }
   }

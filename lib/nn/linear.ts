@@ -11,6 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
+import { booleanOption } from "../options.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -52,7 +53,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
       throw new TypeError(`linear() input is on ${x.device} but ${name} is on ${t.device}`);
     }
   }
-  const rows = nIn === 0 ? x.size === 0 ? 0 : numelLeading(x) : x.size / nIn;
+  const rows = nIn === 0 ? numelLeading(x) : x.size / nIn; // x holds no values when nIn is 0
   if (rows > MAX_INT32) {
     throw new RangeError(
       `linear() batch (product of the leading dimensions) is ${rows}, above the int32 limit`,
@@ -200,7 +201,7 @@ export class Linear extends Module {
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
     const w = generator.fillUniform(new Float32Array(outFeatures * inFeatures), -bound, bound);
     this.registerParameter("weight", new Tensor(new HostStorage(w), [outFeatures, inFeatures]));
-    const b = (options.bias ?? true)
+    const b = booleanOption(options.bias, "Linear bias", true)
       ? generator.fillUniform(new Float32Array(outFeatures), -bound, bound)
       : null;
     this.registerParameter(

@@ -6,6 +6,7 @@
  */
 import type { Device } from "../backend/backend.ts";
 import { ShapeError } from "../errors.ts";
+import { markParameterReplaced } from "../optim/param_state.ts";
 import { gradSlot, type IndexTensor, shapeString, Tensor } from "../tensor.ts";
 
 /** One entry of a state dict: float parameters/buffers or integer index buffers. */
@@ -64,6 +65,8 @@ export abstract class Module {
   /** Registers (or replaces) a parameter; null registers an absent optional one (no bias). */
   protected registerParameter(name: string, value: Tensor | null): void {
     if (value !== null) value.requiresGrad = true;
+    const old = this.#parameters.get(name);
+    if (old && old !== value) markParameterReplaced(old);
     this.#parameters.set(name, value);
   }
 
@@ -266,6 +269,7 @@ export abstract class Module {
         if (p !== null && p.device !== device) {
           const moved = p.to(device);
           moved.requiresGrad = p.requiresGrad;
+          markParameterReplaced(p);
           m.#parameters.set(name, moved);
         }
       }

@@ -7,6 +7,7 @@
 import { record } from "../autograd.ts";
 import { numel, type Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkTensor, int64Arg, normalizeAxis } from "./_util.ts";
+import { booleanOption } from "../options.ts";
 
 /** Options of `sum` and `mean`. */
 export interface ReduceOptions {
@@ -22,7 +23,7 @@ function reduce(
   isMean: boolean,
 ): Tensor {
   checkTensor(x, `${name}() x`);
-  const keepDim = options.keepDim ?? false;
+  const keepDim = booleanOption(options.keepDim, `${name}() keepDim`, false);
   const backend = backendOf(x);
   const k = backend.kernels;
   let outer: number, len: number, inner: number, outShape: number[];

@@ -9,7 +9,11 @@ import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
 import { Module } from "../nn/module.ts";
 import { gradSlot, shapeString, Tensor } from "../tensor.ts";
-import { registerParameterState, unregisterParameterState } from "./param_state.ts";
+import {
+  isReplacedParameter,
+  registerParameterState,
+  unregisterParameterState,
+} from "./param_state.ts";
 
 /** What an optimizer accepts as parameters: a list of tensors or a module (its parameters). */
 export type ParamsInput = Iterable<Tensor> | Module;
@@ -89,6 +93,13 @@ export abstract class Optimizer {
    */
   protected gradOf(i: number): Tensor | null {
     const p = this.params[i];
+    if (isReplacedParameter(p)) {
+      throw new Error(
+        `Parameter ${i} (shape ${shapeString(p.shape)}) is no longer its module's: the module ` +
+          "took a new tensor (model.to(device), or a state dict or pattern with another " +
+          "connection count). Create the optimizer again after such a change",
+      );
+    }
     const g = gradSlot.peek(p);
     if (g === null) return null;
     if (g.shape.join() !== p.shape.join()) {

@@ -45,3 +45,19 @@ export function remapParameterState(param: Tensor, oldIndexOf: Int32Array | Inde
       );}
   }
 }
+
+const replaced = new WeakSet<Tensor>();
+
+/**
+ * Records that a module no longer holds `param` (it took a new tensor: `model.to(device)`, or a
+ * state dict or pattern with another connection count). An optimizer still holding it would
+ * update a tensor nothing reads; `isReplacedParameter` lets it say so instead.
+ */
+export function markParameterReplaced(param: Tensor): void {
+  replaced.add(param);
+}
+
+/** Whether a module replaced `param` by another tensor (see `markParameterReplaced`). */
+export function isReplacedParameter(param: Tensor): boolean {
+  return replaced.has(param);
+}

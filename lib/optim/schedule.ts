@@ -25,8 +25,8 @@ function makeSchedule(optimizer: HasLearningRate, lrAt: (t: number) => number): 
   let count = 0;
   return {
     step(): number {
+      optimizer.lr = lrAt(count + 1); // checked first: a rejected rate leaves the count as it was
       count++;
-      optimizer.lr = lrAt(count);
       return optimizer.lr;
     },
     get count(): number {

@@ -9,6 +9,7 @@
  * the largest `p_l` turns dense in one round.
  * @module
  */
+import { booleanOption } from "../options.ts";
 
 /**
  * A layer's weight shape in PyTorch order: `[out, in]` for a linear layer, `[out, in, ...kernel]`
@@ -81,7 +82,7 @@ export function erkSparsities(
   if (typeof density !== "number" || !(density > 0 && density <= 1)) {
     throw new RangeError(`density must be in (0, 1], got ${density}`);
   }
-  const erk = options.erk ?? true;
+  const erk = booleanOption(options.erk, "erkSparsities() erk", true);
   const powerScale = options.powerScale ?? 1;
   if (!(Number.isFinite(powerScale) && powerScale > 0)) {
     throw new RangeError(`powerScale must be a positive finite number, got ${powerScale}`);

@@ -14,6 +14,7 @@
  * path (the public `indices`, prune-and-grow).
  * @module
  */
+import { int32Array } from "./host_arrays.ts";
 import { check, native, ptr } from "../../ffi/library.ts";
 import type { Device, Storage } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
@@ -152,6 +153,8 @@ export class SparsePattern {
     rowPtr: Int32Array,
     colIdx: Int32Array,
   ): SparsePattern {
+    int32Array(rowPtr, "rowPtr");
+    int32Array(colIdx, "colIdx");
     checkDims(nRows, nCols, colIdx.length);
     if (rowPtr.length !== nRows + 1) {
       throw new RangeError(
@@ -182,6 +185,8 @@ export class SparsePattern {
     rows: Int32Array,
     cols: Int32Array,
   ): { pattern: SparsePattern; perm: Int32Array } {
+    int32Array(rows, "rows");
+    int32Array(cols, "cols");
     if (rows.length !== cols.length) {
       throw new RangeError(
         `rows and cols must have equal lengths, got ${rows.length} and ${cols.length}`,

@@ -8,6 +8,7 @@
  * lower row-major position for matrix positions), and results come in ascending order.
  * @module
  */
+import { checkHostCsr, float32Array, int32Array } from "./host_arrays.ts";
 import { check, native, ptr } from "../../ffi/library.ts";
 import { MAX_INT32 } from "./pattern.ts";
 
@@ -96,6 +97,9 @@ export function denseGradTopk(
   k: number,
   maxSize: number,
 ): GradTopk {
+  checkHostCsr(pattern, "denseGradTopk() pattern");
+  float32Array(x, "denseGradTopk() x");
+  float32Array(dy, "denseGradTopk() dy");
   const { nRows, nCols } = pattern;
   checkCount(k, "k", absentCount(pattern), "the number of positions outside the pattern");
   if (!Number.isInteger(batch) || batch < 0 || batch > MAX_INT32) {
@@ -140,8 +144,15 @@ export function denseGradTopk(
  * scratch, so it works at any width.
  */
 export function sampleAbsent(pattern: HostCsr, k: number, seed: number | bigint): Positions {
+  checkHostCsr(pattern, "sampleAbsent() pattern");
   checkCount(k, "k", absentCount(pattern), "the number of positions outside the pattern");
-  const seed64 = BigInt.asUintN(64, BigInt(seed));
+  const isSeed = typeof seed === "bigint"
+    ? seed >= 0n && seed < 1n << 64n
+    : Number.isSafeInteger(seed) && seed >= 0;
+  if (!isSeed) {
+    throw new RangeError(`sampleAbsent() seed must be an integer in [0, 2^64), got ${seed}`);
+  }
+  const seed64 = BigInt(seed);
   const rows = new Int32Array(k), cols = new Int32Array(k);
   check(
     native().sl_sample_absent(
@@ -183,6 +194,14 @@ export function csrDropGrow(
   grow: Positions,
   regrownKeepPast = true,
 ): DropGrowResult {
+  checkHostCsr(pattern, "csrDropGrow() pattern");
+  if (values !== null) float32Array(values, "csrDropGrow() values");
+  int32Array(drop, "csrDropGrow() drop");
+  if (grow === null || typeof grow !== "object") {
+    throw new TypeError("csrDropGrow() grow must be { rows, cols } (Int32Arrays)");
+  }
+  int32Array(grow.rows, "csrDropGrow() grow.rows");
+  int32Array(grow.cols, "csrDropGrow() grow.cols");
   const nnz = pattern.colIdx.length;
   if (grow.rows.length !== grow.cols.length) {
     throw new RangeError(

@@ -127,6 +127,20 @@ export function formatEpoch(stats: EpochStats, epochs: number): string {
   return `${head}  ${train}${test}${time}  RSS ${formatBytes(stats.rssBytes)}`;
 }
 
+/** Checks that `source` is what fit() iterates: batches (with a `length` for the progress). */
+function checkBatchSource(source: unknown, name: string, needsLength: boolean): void {
+  const iterable = source !== null && typeof source === "object" &&
+    typeof (source as Iterable<unknown>)[Symbol.iterator] === "function";
+  const length = iterable ? (source as { length?: unknown }).length : undefined;
+  if (!iterable || (needsLength && !(Number.isInteger(length) && (length as number) >= 0))) {
+    throw new TypeError(
+      `fit() ${name} must be an iterable of batches${
+        needsLength ? " with a length" : ""
+      } (e.g. batches(x, y, ...))`,
+    );
+  }
+}
+
 function checkEpochs(epochs: unknown): number {
   if (typeof epochs !== "number" || !Number.isSafeInteger(epochs) || epochs < 1) {
     throw new RangeError(`epochs must be a positive integer, got ${String(epochs)}`);
@@ -170,6 +184,22 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
     throw new TypeError("fit() optimizer must have step() and zeroGrad() (e.g. an SGD)");
   }
   if (typeof loss !== "function") throw new TypeError("fit() loss must be a function");
+  // Everything is checked before the first step: a bad option found after an epoch would leave
+  // the model trained and the run lost.
+  checkBatchSource(train, "train", true);
+  if (test !== undefined) checkBatchSource(test, "test", false);
+  for (const name of ["log", "onEpochEnd", "afterBackward"] as const) {
+    const value = options[name];
+    if (value !== undefined && value !== null && typeof value !== "function") {
+      throw new TypeError(`fit() ${name} must be a function${name === "log" ? " or null" : ""}`);
+    }
+  }
+  if (
+    options.progress !== undefined && typeof options.progress !== "boolean" &&
+    (options.progress === null || typeof options.progress !== "object")
+  ) {
+    throw new TypeError("fit() progress must be a boolean or a ProgressOptions object");
+  }
   const log = options.log === undefined ? console.log : options.log;
   const progressOptions = options.progress === undefined || options.progress === true
     ? {}

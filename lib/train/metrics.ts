@@ -19,8 +19,17 @@ export function countCorrect(logits: Tensor, labels: Int32Array): number {
     );
   }
   const [batch, classes] = logits.shape;
+  if (!(labels instanceof Int32Array)) {
+    throw new TypeError("Accuracy needs labels as an Int32Array of class indices");
+  }
   if (labels.length !== batch) {
     throw new ShapeError(`Accuracy got ${labels.length} labels for a batch of ${batch} logits`);
+  }
+  const bad = labels.findIndex((label) => label < 0 || label >= classes);
+  if (bad >= 0) {
+    throw new RangeError(
+      `Accuracy: label ${labels[bad]} at index ${bad} is outside [0, ${classes}) (the classes)`,
+    );
   }
   const values = (logits.storage.host as Float32Array | undefined) ?? logits.toArray();
   let correct = 0;

@@ -1,0 +1,52 @@
+/**
+ * Kind checks for the typed arrays that the exported sparsity helpers hand to native code. The
+ * kernels read raw 4-byte elements, so a Float64Array or a Uint8Array of the right length would
+ * be misread (wrong answers) or read past its end (a crash): each is a TypeError here instead.
+ * @module
+ */
+import type { HostCsr } from "./topk.ts";
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return (value as object).constructor?.name ?? "object";
+  return typeof value;
+}
+
+/** `value` if it is a Float32Array, else a TypeError naming `what`. */
+export function float32Array(value: unknown, what: string): Float32Array {
+  if (!(value instanceof Float32Array)) {
+    throw new TypeError(`${what} must be a Float32Array, got ${kindOf(value)}`);
+  }
+  return value;
+}
+
+/** `value` if it is an Int32Array, else a TypeError naming `what`. */
+export function int32Array(value: unknown, what: string): Int32Array {
+  if (!(value instanceof Int32Array)) {
+    throw new TypeError(`${what} must be an Int32Array, got ${kindOf(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a host CSR pattern's array kinds, sizes and `rowPtr` length (nRows + 1), which native
+ * code trusts; the contents (monotone offsets, columns in range) are validated natively.
+ */
+export function checkHostCsr(csr: HostCsr, what: string): void {
+  if (csr === null || typeof csr !== "object") {
+    throw new TypeError(`${what} must be { nRows, nCols, rowPtr, colIdx }, got ${kindOf(csr)}`);
+  }
+  for (const dim of ["nRows", "nCols"] as const) {
+    const n = csr[dim];
+    if (!Number.isInteger(n) || n < 0 || n > 2147483647) {
+      throw new RangeError(`${what}.${dim} must be an integer in [0, 2^31), got ${String(n)}`);
+    }
+  }
+  int32Array(csr.rowPtr, `${what}.rowPtr`);
+  int32Array(csr.colIdx, `${what}.colIdx`);
+  if (csr.rowPtr.length !== csr.nRows + 1) {
+    throw new RangeError(
+      `${what}.rowPtr must hold nRows + 1 = ${csr.nRows + 1} entries, got ${csr.rowPtr.length}`,
+    );
+  }
+}
