@@ -6,7 +6,7 @@
  */
 import { MAX_DIMS } from "../../ffi/symbols/dense.ts";
 import { ShapeError } from "../errors.ts";
-import { shapeString, Tensor } from "../tensor.ts";
+import { checkShape, shapeString, Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, int64Arg } from "./_util.ts";
 
 /**
@@ -23,6 +23,8 @@ export function broadcastShapes(
   b: readonly number[],
   op = "broadcast",
 ): number[] {
+  checkShape(a, `${op}() shape`);
+  checkShape(b, `${op}() shape`);
   const ndim = Math.max(a.length, b.length);
   const out = new Array<number>(ndim);
   for (let i = 0; i < ndim; i++) {

@@ -53,6 +53,11 @@ export function randomConnectionCount(
   sparsity: number,
 ): number {
   checkSparsity(sparsity);
+  for (const [name, n] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new RangeError(`${name} must be a positive integer, got ${n}`);
+    }
+  }
   const nnz = expectedConnectionCount(inFeatures, outFeatures, sparsity);
   if (nnz < 1) {
     throw new RangeError(
