@@ -39,6 +39,8 @@ import { SGD } from "../lib/optim/sgd.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { csrDropGrow, denseGradTopk, sampleAbsent } from "../lib/sparsity/topk.ts";
 import { SparsePattern } from "../lib/sparsity/pattern.ts";
+import { randomConnectionCount } from "../lib/sparsity/random.ts";
+import { broadcastShapes } from "../lib/ops/broadcast.ts";
 import { erkSparsities } from "../lib/sparsity/erk.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { countCorrect } from "../lib/train/metrics.ts";
@@ -816,6 +818,13 @@ row("sparsity helpers: wrong typed-array kinds and short row pointers (native re
     /rows must be an Int32Array, got Float64Array/,
   );
   rejects(() => new IndexTensor(new Uint8Array(4) as never, [4]), TypeError, /Int32Array/);
+  rejects(() => randomConnectionCount(NaN, 4, 0.5), RangeError, /inFeatures must be a positive/);
+  rejects(() => randomConnectionCount(4, 2.5, 0.5), RangeError, /outFeatures .* got 2.5/);
+  rejects(
+    () => broadcastShapes([-1, 3], [1, 3]),
+    ShapeError,
+    /non-negative integers, got \[-1, 3\]/,
+  );
 });
 
 row("an optimizer whose parameter a state dict replaced (another nnz) says so", () => {
