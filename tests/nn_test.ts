@@ -369,7 +369,6 @@ Deno.test("groupSum matches view(B, -1, size).sum(1) and finite differences", ()
   const x = fromFloat32(xs.slice(), [rows, m], true);
   assert.deepEqual(new GroupSum(size).forward(x).shape, [rows, size]);
   gradcheck((v) => groupSum(v, size), [x], { reference: ([v]) => ref(v), name: "groupSum" });
-  assert.deepEqual(groupSum(zeros([2, 0]), 3).shape, [2, 3]);
   assertThrows(() => groupSum(zeros([2, 10]), 3), ShapeError, /multiple of the group size 3/);
   assertThrows(() => new GroupSum(0), RangeError, /size must be an integer >= 1/);
 });
@@ -489,4 +488,24 @@ Deno.test("Linear with 0 inputs: the output is the bias for every row (PyTorch)"
   sum(y).backward();
   assert.deepEqual(Array.from(layer.bias!.grad!.data), [2, 2, 2]);
   assert.deepEqual(x.grad!.shape, [2, 0]);
+});
+
+Deno.test("PyTorch edges: nested Sequential repr, Flatten of a 0-d tensor, groupSum of nothing", () => {
+  const nested = new Sequential(new Sequential(new Linear(2, 2, { seed: 1 }), new ReLU()));
+  assert.equal(
+    String(nested),
+    "Sequential(\n  (0): Sequential(\n    (0): Linear(inFeatures=2, outFeatures=2, bias=true)\n" +
+      "    (1): ReLU()\n  )\n)",
+  );
+  assertThrows(
+    () => new Flatten().forward(tensor(2)),
+    RangeError,
+    /startDim 1 is outside \[-1, 0\]/,
+  );
+  assert.deepEqual(new Flatten({ startDim: 0 }).forward(tensor(2)).shape, [1]);
+  assertThrows(
+    () => groupSum(zeros([2, 0]), 3),
+    ShapeError,
+    /positive multiple of the group size 3/,
+  );
 });

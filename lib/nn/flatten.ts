@@ -26,7 +26,7 @@ function checkDim(dim: number, ndim: number, what: string): number {
  */
 export function flatten(x: Tensor, startDim = 1, endDim = -1): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError("flatten() input must be a Tensor");
-  if (x.ndim === 0) return reshapeView(x, [1]);
+  // As PyTorch, a 0-d tensor takes dims as if it had one (0 or -1), checked before it becomes [1].
   const start = checkDim(startDim, x.ndim, "startDim");
   const end = checkDim(endDim, x.ndim, "endDim");
   if (start > end) {
@@ -36,6 +36,7 @@ export function flatten(x: Tensor, startDim = 1, endDim = -1): Tensor {
       }`,
     );
   }
+  if (x.ndim === 0) return reshapeView(x, [1]);
   const merged = x.shape.slice(start, end + 1).reduce((a, b) => a * b, 1);
   return reshapeView(x, [...x.shape.slice(0, start), merged, ...x.shape.slice(end + 1)]);
 }

@@ -33,10 +33,10 @@ export function groupSum(x: Tensor, size: number): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError("groupSum() input must be a Tensor");
   checkSize(size, "groupSum() size");
   const m = x.ndim === 0 ? 0 : x.shape[x.ndim - 1];
-  if (x.ndim === 0 || m % size !== 0) {
+  if (x.ndim === 0 || m === 0 || m % size !== 0) {
     throw new ShapeError(
       `groupSum() input has shape ${shapeString(x.shape)}, but its last dimension must be a ` +
-        `multiple of the group size ${size}`,
+        `positive multiple of the group size ${size}`,
     );
   }
   const groups = m / size;

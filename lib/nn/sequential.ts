@@ -82,7 +82,8 @@ export class Sequential extends Module {
 
   /** Description, one module per line, as PyTorch's repr. */
   override toString(): string {
-    const lines = this.#layers.map((m, i) => `  (${i}): ${String(m)}`);
+    // A child's own lines are indented under its entry, as PyTorch's _addindent.
+    const lines = this.#layers.map((m, i) => `  (${i}): ${String(m).replaceAll("\n", "\n  ")}`);
     return `Sequential(\n${lines.join("\n")}\n)`;
   }
 }

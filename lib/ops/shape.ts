@@ -66,9 +66,11 @@ export function view(x: Tensor, shape: readonly number[]): Tensor {
  */
 export function flattenDims(x: Tensor, startDim = 0, endDim = -1): Tensor {
   checkTensor(x, "flatten() x");
+  // As PyTorch, a 0-d tensor takes dims as if it had one (0 or -1), checked before it becomes [1].
+  const rank = Math.max(x.ndim, 1);
+  const start = normalizeAxis(startDim, rank, "flatten() startDim", x.ndim);
+  const end = normalizeAxis(endDim, rank, "flatten() endDim", x.ndim);
   if (x.ndim === 0) return viewAs(x, [1], "flatten");
-  const start = normalizeAxis(startDim, x.ndim, "flatten() startDim");
-  const end = normalizeAxis(endDim, x.ndim, "flatten() endDim");
   if (start > end) {
     throw new RangeError(
       `flatten() startDim ${startDim} comes after endDim ${endDim} for shape ${

@@ -72,7 +72,9 @@ export function evaluate<Y>(
       for (const batch of data) {
         const out = model.forward(batch.x);
         const value = loss(out, batch.y).item();
-        const correct = batch.y instanceof Int32Array ? countCorrect(out, batch.y) : null;
+        const correct = batch.y instanceof Int32Array && out.ndim === 2
+          ? countCorrect(out, batch.y)
+          : null;
         metrics.add(value, batch.size, correct);
         options.onBatch?.(metrics.steps);
       }

@@ -242,7 +242,9 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
         );
       }
       // Counted before backward: the output is the one the loss saw.
-      const correct = batch.y instanceof Int32Array ? countCorrect(output, batch.y) : null;
+      const correct = batch.y instanceof Int32Array && output.ndim === 2
+        ? countCorrect(output, batch.y)
+        : null;
       metrics.add(value, batch.size, correct);
       lossTensor.backward();
       if (isDynamic) stepDynamicSparsity(model);

@@ -117,7 +117,7 @@ export class ProgressBar {
     if (this.#sink.isTerminal) {
       const filled = this.#total === 0
         ? this.#barWidth
-        : Math.round((this.#barWidth * done) / this.#total);
+        : Math.min(this.#barWidth, Math.max(0, Math.round((this.#barWidth * done) / this.#total)));
       const bar = "█".repeat(filled) + "·".repeat(this.#barWidth - filled);
       // \r + erase line: redraw in place without leftovers from a longer previous line; cut
       // to one column less than the terminal so that the line never wraps.
