@@ -43,3 +43,14 @@ export class NonFiniteLossError extends Error {
     this.name = "NonFiniteLossError";
   }
 }
+
+/**
+ * A value's kind for error messages: `Float64Array`, `null`, `the string "3"`, `number NaN`, so
+ * that "must be an Int32Array, got …" says what was passed instead.
+ */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return (value as object).constructor?.name ?? "object";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  return `${typeof value} ${String(value)}`;
+}

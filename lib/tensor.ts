@@ -8,7 +8,7 @@ import { type BackwardOptions, type GradFn, noGrad, runBackward } from "./autogr
 import type { Device, Storage } from "./backend/backend.ts";
 import { getBackend } from "./backend/mod.ts";
 import { HostStorage } from "./backend/cpu.ts";
-import { ShapeError } from "./errors.ts";
+import { describeValue, ShapeError } from "./errors.ts";
 
 /** Number of elements of a shape. */
 export function numel(shape: readonly number[]): number {
@@ -288,8 +288,7 @@ export class IndexTensor {
   constructor(data: Int32Array, shape: readonly number[]) {
     if (!(data instanceof Int32Array)) {
       // Native code reads 4-byte integers: another array kind would be misread or overrun.
-      const kind = data === null ? "null" : (data as object)?.constructor?.name ?? typeof data;
-      throw new TypeError(`IndexTensor data must be an Int32Array, got ${kind}`);
+      throw new TypeError(`IndexTensor data must be an Int32Array, got ${describeValue(data)}`);
     }
     const checked = checkShape(shape);
     if (numel(checked) !== data.length) {

@@ -6,7 +6,7 @@
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import type { Storage } from "../backend/backend.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { IndexTensor, shapeString, Tensor } from "../tensor.ts";
 
 /** How per-sample losses are combined: their mean (default), their sum, or kept (`"none"`). */
@@ -31,15 +31,9 @@ function reductionCode(reduction: unknown, fn: string): number {
 
 function checkTensor(value: unknown, what: string): Tensor {
   if (!(value instanceof Tensor)) {
-    throw new TypeError(`${what} must be a Tensor, got ${describe(value)}`);
+    throw new TypeError(`${what} must be a Tensor, got ${describeValue(value)}`);
   }
   return value;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") return (value as object).constructor?.name ?? "object";
-  return typeof value;
 }
 
 /**
@@ -77,7 +71,7 @@ export function crossEntropy(
     labelData = labels;
   } else {
     throw new TypeError(
-      `crossEntropy() labels must be an Int32Array or an IndexTensor, got ${describe(labels)}`,
+      `crossEntropy() labels must be an Int32Array or an IndexTensor, got ${describeValue(labels)}`,
     );
   }
   if (logits.ndim !== 2) {

@@ -4,18 +4,13 @@
  * be misread (wrong answers) or read past its end (a crash): each is a TypeError here instead.
  * @module
  */
+import { describeValue } from "../errors.ts";
 import type { HostCsr } from "./topk.ts";
-
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") return (value as object).constructor?.name ?? "object";
-  return typeof value;
-}
 
 /** `value` if it is a Float32Array, else a TypeError naming `what`. */
 export function float32Array(value: unknown, what: string): Float32Array {
   if (!(value instanceof Float32Array)) {
-    throw new TypeError(`${what} must be a Float32Array, got ${kindOf(value)}`);
+    throw new TypeError(`${what} must be a Float32Array, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -23,7 +18,7 @@ export function float32Array(value: unknown, what: string): Float32Array {
 /** `value` if it is an Int32Array, else a TypeError naming `what`. */
 export function int32Array(value: unknown, what: string): Int32Array {
   if (!(value instanceof Int32Array)) {
-    throw new TypeError(`${what} must be an Int32Array, got ${kindOf(value)}`);
+    throw new TypeError(`${what} must be an Int32Array, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -34,7 +29,9 @@ export function int32Array(value: unknown, what: string): Int32Array {
  */
 export function checkHostCsr(csr: HostCsr, what: string): void {
   if (csr === null || typeof csr !== "object") {
-    throw new TypeError(`${what} must be { nRows, nCols, rowPtr, colIdx }, got ${kindOf(csr)}`);
+    throw new TypeError(
+      `${what} must be { nRows, nCols, rowPtr, colIdx }, got ${describeValue(csr)}`,
+    );
   }
   for (const dim of ["nRows", "nCols"] as const) {
     const n = csr[dim];

@@ -8,7 +8,7 @@
  * non-integer or repeats an earlier connection), its value, and what is allowed.
  * @module
  */
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { IndexTensor } from "../tensor.ts";
 import { checkInt32Size, cooToCsr, SparsePattern } from "./pattern.ts";
 
@@ -151,7 +151,7 @@ function toRowsAndCols(
   } else {
     throw new TypeError(
       `${name} must be an IndexTensor of shape [2, nnz], [outputs, inputs] arrays, or a flat ` +
-        `Int32Array / BigInt64Array of length 2 · nnz; got ${describe(connectivity)}`,
+        `Int32Array / BigInt64Array of length 2 · nnz; got ${describeValue(connectivity)}`,
     );
   }
   const nnz = rowsIn.length;
@@ -185,7 +185,7 @@ function checkEntry(
     return Number(value);
   }
   if (typeof value !== "number") {
-    throw new TypeError(`${where} must be an integer, got ${describe(value)}`);
+    throw new TypeError(`${where} must be an integer, got ${describeValue(value)}`);
   }
   if (!Number.isInteger(value)) {
     throw new RangeError(
@@ -200,11 +200,4 @@ function checkEntry(
 
 function isArrayLike(v: unknown): v is ArrayLike<number> {
   return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
-  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
-  return `${typeof v} ${String(v)}`;
 }
