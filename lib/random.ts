@@ -12,9 +12,15 @@ export class Generator {
   #s3 = 0;
   #spareNormal: number | null = null;
 
-  /** Creates a generator; the same seed always gives the same sequence. */
+  /**
+   * Creates a generator; the same seed always gives the same sequence. Seeds are exact integers
+   * (|seed| < 2^53): a fraction or a larger number would be silently rounded onto another seed.
+   */
   constructor(seed: number = Date.now()) {
     if (!Number.isFinite(seed)) throw new TypeError(`Seed must be a finite number, got ${seed}`);
+    if (!Number.isSafeInteger(seed)) {
+      throw new RangeError(`Seed must be an integer with |seed| < 2^53, got ${seed}`);
+    }
     let x = Math.trunc(seed) >>> 0;
     const hi = Math.floor(Math.trunc(seed) / 4294967296) >>> 0;
     const next = () => {

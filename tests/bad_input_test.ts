@@ -40,6 +40,7 @@ import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { csrDropGrow, denseGradTopk, sampleAbsent } from "../lib/sparsity/topk.ts";
 import { SparsePattern } from "../lib/sparsity/pattern.ts";
 import { randomConnectionCount } from "../lib/sparsity/random.ts";
+import { Generator } from "../lib/random.ts";
 import { broadcastShapes } from "../lib/ops/broadcast.ts";
 import { erkSparsities } from "../lib/sparsity/erk.ts";
 import { Linear } from "../lib/nn/linear.ts";
@@ -825,6 +826,16 @@ row("sparsity helpers: wrong typed-array kinds and short row pointers (native re
     ShapeError,
     /non-negative integers, got \[-1, 3\]/,
   );
+});
+
+row("seeds that are not exact integers (they were rounded onto another seed)", () => {
+  rejects(
+    () => new Generator(1.5),
+    RangeError,
+    /Seed must be an integer with \|seed\| < 2\^53, got 1.5/,
+  );
+  rejects(() => smallLayer({ seed: 2 ** 64 }), RangeError, /got 18446744073709552000/);
+  assert.equal(new Generator(-3).nextUint32(), new Generator(-3).nextUint32());
 });
 
 row("an optimizer whose parameter a state dict replaced (another nnz) says so", () => {
