@@ -105,7 +105,8 @@ export function safetensorsToStateDict(
  * leaves no partial file. The metadata records `format: "pt"`, as PyTorch/transformers write.
  * @example
  * ```ts ignore
- * import { loadStateDict, saveStateDict } from "@sparselinear/sparselinear";
+ * import { loadStateDict, saveStateDict, SparseLinear } from "@sparselinear/sparselinear";
+ * const model = new SparseLinear(784, 10, { seed: 0 });
  * await saveStateDict(model, "model.safetensors");
  * await loadStateDict(model, "model.safetensors"); // validates names, shapes, dtypes first
  * ```

@@ -368,7 +368,7 @@ interface RecordedBatch {
  *   const report = layer.dynamicSparsity!.step(); // an update at steps 2 and 4
  *   opt.step();
  *   opt.zeroGrad();
- *   if (report) console.log(report.step, report.k, layer.nnz); // nnz unchanged
+ *   if (report) console.log(report.step, report.k, layer.nnz); // 2 1 20, then 4 1 20 (nnz kept)
  * }
  * ```
  */

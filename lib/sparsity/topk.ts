@@ -35,7 +35,7 @@ function checkCount(k: number, what: string, max: number, maxWhat: string): void
  * @example
  * ```ts
  * import { topk } from "@sparselinear/sparselinear";
- * topk(new Float32Array([0.5, -3, 2, 0.1]), 2, { abs: true }); // Int32Array [1, 2]
+ * console.log(topk(new Float32Array([0.5, -3, 2, 0.1]), 2, { abs: true })); // Int32Array [1, 2]
  * ```
  */
 export function topk(scores: Float32Array, k: number, options: TopkOptions = {}): Int32Array {
