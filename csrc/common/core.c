@@ -41,8 +41,8 @@ static int32_t read_default_threads(void) {
     char *end = NULL;
     errno = 0;
     long v = strtol(env, &end, 10);
-    while (end != NULL && isspace((unsigned char)*end)) end++;
-    if (errno == 0 && end != env && end != NULL && *end == '\0' && v > 0 && v <= 4096)
+    while (isspace((unsigned char)*end)) end++;
+    if (errno == 0 && end != env && *end == '\0' && v > 0 && v <= 4096)
       return (int32_t)v;
   }
 #ifdef _OPENMP

@@ -25,6 +25,15 @@ export function broadcastShapes(
 ): number[] {
   checkShape(a, `${op}() shape`);
   checkShape(b, `${op}() shape`);
+  return broadcastValidShapes(a, b, op);
+}
+
+/** `broadcastShapes` for shapes already known to be valid (tensors' own): no checks per op. */
+export function broadcastValidShapes(
+  a: readonly number[],
+  b: readonly number[],
+  op: string,
+): number[] {
   const ndim = Math.max(a.length, b.length);
   const out = new Array<number>(ndim);
   for (let i = 0; i < ndim; i++) {

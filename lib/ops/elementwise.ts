@@ -10,7 +10,7 @@ import { record } from "../autograd.ts";
 import type { Backend } from "../backend/backend.ts";
 import { Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkTensor, int64Arg, sameDevice } from "./_util.ts";
-import { broadcastShapes, broadcastStrides, checkMaxDims, sumToShape } from "./broadcast.ts";
+import { broadcastStrides, broadcastValidShapes, checkMaxDims, sumToShape } from "./broadcast.ts";
 
 /** A tensor, or a number applied to every element. */
 export type Operand = Tensor | number;
@@ -63,7 +63,7 @@ function checkScalar(value: unknown, what: string): number {
 
 /** The two operands' broadcast strides, as host arrays for sl_binary / sl_binary_bwd. */
 function layout(a: Tensor, b: Tensor, op: string) {
-  const shape = broadcastShapes(a.shape, b.shape, op);
+  const shape = broadcastValidShapes(a.shape, b.shape, op);
   checkMaxDims(shape, op);
   return {
     shape,

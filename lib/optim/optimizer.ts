@@ -120,13 +120,9 @@ export abstract class Optimizer {
    */
   protected stateOf(i: number, name: string): { tensor: Tensor; created: boolean } {
     const p = this.params[i];
+    // A parameter keeps its size and device (a module that needs others takes a new tensor,
+    // which gradOf refuses), so a state tensor, once made, always lines up with it.
     let t = this.#state[i].get(name);
-    if (t !== undefined && (t.size !== p.size || t.device !== p.device)) {
-      // The parameter was resized or moved (a state dict with another nnz was loaded, or the
-      // model moved device): its old state no longer lines up with its elements.
-      this.#resetState(i);
-      t = undefined;
-    }
     if (t !== undefined) return { tensor: t, created: false };
     const storage = getBackend(p.device).zeros("float32", p.size);
     t = new Tensor(storage, p.shape);

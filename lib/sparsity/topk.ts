@@ -39,9 +39,7 @@ function checkCount(k: number, what: string, max: number, maxWhat: string): void
  * ```
  */
 export function topk(scores: Float32Array, k: number, options: TopkOptions = {}): Int32Array {
-  if (!(scores instanceof Float32Array)) {
-    throw new TypeError("topk() scores must be a Float32Array");
-  }
+  float32Array(scores, "topk() scores");
   checkCount(k, "k", scores.length, "the number of scores");
   if (scores.length > MAX_INT32) {
     throw new RangeError(`topk() takes at most ${MAX_INT32} scores, got ${scores.length}`);
