@@ -196,9 +196,20 @@ Deno.test("ActivationSparsity: boost strength decays per epoch and round-trips t
     () =>
       layer.loadStateDict({ ...state, boostStrength: fromFloat32(new Float32Array([-1]), [1]) }),
     Error,
-    /boostStrength" must be one finite value >= 0/,
+    /boostStrength" must be finite and >= 0, got -1/,
+  );
+  assertThrows(
+    () => layer.loadStateDict({ ...state, boostStrength: tensor([3, 4]) }),
+    Error,
+    /boostStrength" must hold one value, got shape \[2\]/,
   );
   assert.equal(layer.boostStrength, 0.5);
+
+  // β decays in double precision, as nupic's cached boost strength: 2 · 0.8 is 1.6.
+  const decaying = new ActivationSparsity({ beta: 2, boostStrengthFactor: 0.8 });
+  decaying.onEpochEnd();
+  assert.equal(decaying.boostStrength, 1.6);
+  assert.match(String(decaying), /boostStrength=1\.6,/);
 });
 
 Deno.test("ActivationSparsity: its state is optional, as the seed's PyTorch module has none", async () => {
@@ -283,8 +294,35 @@ Deno.test("ActivationSparsity: bad arguments name the argument and the range", (
   const layer = new ActivationSparsity({ actSparsity: 0.65 });
   assertThrows(() => layer.forward(tensor([[1, 2]])), RangeError, /= 0 winners for F = 2/);
   assert.equal(layer.features, null); // rejected input: no state change
-  // Float noise does not lose a winner: (1 - 0.9) · 10 = 0.9999999999999998.
+  // Float noise does not lose a winner: (1 - 0.9) · 10 = 0.9999999999999998; a real fraction
+  // of a winner is not forgiven at large F: floor(0.999 · 1100001) = 1098900.
   assert.equal(new ActivationSparsity({ actSparsity: 0.9, features: 10 }).k, 1);
+  assert.equal(new ActivationSparsity({ actSparsity: 0.001, features: 1100001 }).k, 1098900);
+  assert.equal(
+    new ActivationSparsity({ actSparsity: 1e-6, features: 1e6, kInferenceFactor: 1.000001 })
+      .kInference,
+    999999,
+  );
+  // A β that float32 cannot hold is refused up front (it was accepted and broke every forward).
+  assertThrows(
+    () => new ActivationSparsity({ beta: 1e39 }),
+    RangeError,
+    /beta must be a finite number >= 0, got 1e\+39 \(beyond float32's largest/,
+  );
+  assertThrows(
+    () => kWinners(tensor([[1, 2]]), 1, { dutyCycle: tensor([0, 0]), boostStrength: 1e39 }),
+    RangeError,
+    /boostStrength must be a finite number >= 0, got 1e\+39 \(beyond float32/,
+  );
+  // Wrong kinds are TypeErrors naming the kind (a RangeError quoting "0.5" misled).
+  for (const key of ["actSparsity", "alpha", "beta", "kInferenceFactor", "features"]) {
+    assertThrows(
+      () => new ActivationSparsity({ [key]: "0.5" }),
+      TypeError,
+      new RegExp(`${key} must be a number.*, got the string "0\\.5"`),
+    );
+  }
+  assertThrows(() => kWinners(tensor([[1, 2]]), "1" as never), TypeError, /k must be a number/);
   layer.forward(tensor([[1, 2, 3, 4, 5, 6]]));
   assertThrows(() => layer.forward(tensor([[1, 2, 3]])), ShapeError, /has 6 units/);
   assertThrows(() => layer.forward(tensor(1)), ShapeError, /at least one dimension/);

@@ -15,6 +15,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
+import { numberOption } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { full, zeros } from "../creation.ts";
 import { Module, type StateValue } from "./module.ts";
@@ -58,17 +59,16 @@ export function kWinners(x: Tensor, k: number, options: KWinnersOptions = {}): T
       }`,
     );
   }
+  numberOption(k, "kWinners() k");
   if (!Number.isInteger(k) || k < 1 || k > features) {
     throw new RangeError(`kWinners() k must be an integer in [1, ${features}], got ${k}`);
   }
-  const boostStrength = options.boostStrength ?? 0;
-  if (!(Number.isFinite(boostStrength) && boostStrength >= 0)) {
-    throw new RangeError(
-      `kWinners() boostStrength must be a finite number >= 0, got ${boostStrength}`,
-    );
-  }
-  const rate = options.dutyCycleRate ?? 0;
-  if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) {
+  const boostStrength = checkBoostStrength(
+    numberOption(options.boostStrength, "kWinners() boostStrength", 0),
+    "kWinners() boostStrength",
+  );
+  const rate = numberOption(options.dutyCycleRate, "kWinners() dutyCycleRate", 0);
+  if (!(rate >= 0 && rate <= 1)) {
     throw new RangeError(`kWinners() dutyCycleRate must be in [0, 1], got ${rate}`);
   }
   const dutyCycle = options.dutyCycle ?? null;
@@ -155,18 +155,36 @@ export interface ActivationSparsityOptions {
 }
 
 function checkUnitInterval(value: unknown, name: string, closedTop: boolean): number {
-  const ok = typeof value === "number" && value >= 0 && (closedTop ? value <= 1 : value < 1);
-  if (!ok) {
-    throw new RangeError(
-      `ActivationSparsity ${name} must be in [0, 1${closedTop ? "]" : ")"}, got ${String(value)}`,
-    );
+  const range = closedTop ? "[0, 1]" : "[0, 1)";
+  const v = numberOption(value, `ActivationSparsity ${name}`, undefined, range);
+  if (!(v >= 0 && (closedTop ? v <= 1 : v < 1))) {
+    throw new RangeError(`ActivationSparsity ${name} must be in ${range}, got ${v}`);
   }
-  return value as number;
+  return v;
 }
 
-/** floor(v), forgiving float noise such as (1 − 0.9)·10 = 0.9999999999999998. */
+/**
+ * A boost strength the kernels can use: finite and >= 0 also once rounded to float32 (1e39
+ * is a finite double but an infinite float32).
+ */
+function checkBoostStrength(value: number, name: string): number {
+  if (!(Number.isFinite(Math.fround(value)) && value >= 0)) {
+    throw new RangeError(
+      `${name} must be a finite number >= 0, got ${value}${
+        Number.isFinite(value) ? " (beyond float32's largest, 3.4e38)" : ""
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * floor(v), forgiving the float noise of the products that compute k, such as
+ * (1 − 0.9)·10 = 0.9999999999999998: a few units in the last place of v, not a fraction of
+ * a unit (1098900.999 floors to 1098900).
+ */
 function floorTolerant(v: number): number {
-  return Math.floor(v + 1e-9 * Math.max(1, Math.abs(v)));
+  return Math.floor(v + 8 * Number.EPSILON * Math.max(1, Math.abs(v)));
 }
 
 /**
@@ -217,13 +235,13 @@ export class ActivationSparsity extends Module {
     }
     this.actSparsity = checkUnitInterval(options.actSparsity ?? 0.65, "actSparsity", false);
     this.alpha = checkUnitInterval(options.alpha ?? 0.1, "alpha", true);
-    const beta = options.beta ?? 1.5;
-    if (!(typeof beta === "number" && Number.isFinite(beta) && beta >= 0)) {
-      throw new RangeError(`ActivationSparsity beta must be a finite number >= 0, got ${beta}`);
-    }
+    const beta = checkBoostStrength(
+      numberOption(options.beta, "ActivationSparsity beta", 1.5),
+      "ActivationSparsity beta",
+    );
     this.beta = beta;
-    const factor = options.kInferenceFactor ?? 1;
-    if (!(typeof factor === "number" && Number.isFinite(factor) && factor > 0)) {
+    const factor = numberOption(options.kInferenceFactor, "ActivationSparsity kInferenceFactor", 1);
+    if (!(Number.isFinite(factor) && factor > 0)) {
       throw new RangeError(
         `ActivationSparsity kInferenceFactor must be a finite number > 0, got ${factor}`,
       );
@@ -234,7 +252,7 @@ export class ActivationSparsity extends Module {
       "boostStrengthFactor",
       true,
     );
-    this.#boostStrength = Math.fround(beta);
+    this.#boostStrength = beta;
     // Both buffers are optional state: the seed's PyTorch module keeps no state in its state
     // dict, so its checkpoints load without them (and `stateDict({ optional: false })` leaves
     // them out for PyTorch).
@@ -242,7 +260,7 @@ export class ActivationSparsity extends Module {
     // F unknown yet: a [0] placeholder keeps the state-dict keys fixed (see prepareOwnState).
     this.registerBuffer("dutyCycle", zeros([0]), { optional: true });
     if (options.features !== undefined) {
-      const f = options.features;
+      const f = numberOption(options.features, "ActivationSparsity features");
       if (!Number.isInteger(f) || f < 1 || f > INT32_MAX) {
         throw new RangeError(
           `ActivationSparsity features must be an integer in [1, 2^31 - 1], got ${f}`,
@@ -342,8 +360,10 @@ export class ActivationSparsity extends Module {
     this.#setBoostStrength(this.#boostStrength * this.boostStrengthFactor);
   }
 
+  // Kept as a double, as nupic's cached boost strength (2 · 0.8 is 1.6, not float32's
+  // 1.600000023841858); the buffer holds its float32 rounding.
   #setBoostStrength(value: number): void {
-    this.#boostStrength = Math.fround(value);
+    this.#boostStrength = value;
     const buffer = this.getBuffer("boostStrength") as Tensor;
     buffer.storage.write(new Float32Array([value]));
   }
@@ -390,13 +410,17 @@ export class ActivationSparsity extends Module {
     }
     const bs = rest.boostStrength;
     if (bs !== undefined) {
-      const v = bs instanceof Tensor && bs.size === 1 ? bs.toArray()[0] : NaN;
-      if (!(Number.isFinite(v) && v >= 0)) {
-        throw new RangeError(
-          `"${prefix}boostStrength" must be one finite value >= 0, got ${
-            bs instanceof Tensor ? `shape ${shapeString(bs.shape)} value ${v}` : "an index tensor"
-          }`,
+      if (!(bs instanceof Tensor)) {
+        throw new TypeError(`"${prefix}boostStrength" must be a float tensor, got an index tensor`);
+      }
+      if (bs.size !== 1) {
+        throw new ShapeError(
+          `"${prefix}boostStrength" must hold one value, got shape ${shapeString(bs.shape)}`,
         );
+      }
+      const v = bs.toArray()[0];
+      if (!(Number.isFinite(v) && v >= 0)) {
+        throw new RangeError(`"${prefix}boostStrength" must be finite and >= 0, got ${v}`);
       }
       rest.boostStrength = full([1], v); // a scalar (shape [], as PyTorch saves one) loads too
     }

@@ -10,6 +10,7 @@
  * to approximate sparsity above 1e8 entries; this never does.
  * @module
  */
+import { numberOption } from "../options.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, SparsePattern } from "./pattern.ts";
 
@@ -18,13 +19,11 @@ export const MAX_RANDOM_POSITIONS: number = Number.MAX_SAFE_INTEGER;
 
 /** Checks a sparsity value: a number in [0, 1). RangeError naming `name` otherwise. */
 export function checkSparsity(sparsity: unknown, name = "sparsity"): number {
-  if (typeof sparsity !== "number") {
-    throw new TypeError(`${name} must be a number in [0, 1), got ${typeof sparsity}`);
+  const s = numberOption(sparsity, name, undefined, "[0, 1)");
+  if (!(s >= 0 && s < 1)) {
+    throw new RangeError(`${name} must be in [0, 1), got ${s}`);
   }
-  if (!(sparsity >= 0 && sparsity < 1)) {
-    throw new RangeError(`${name} must be in [0, 1), got ${sparsity}`);
-  }
-  return sparsity;
+  return s;
 }
 
 /**

@@ -55,6 +55,7 @@
  */
 import { record } from "../autograd.ts";
 import { isGradEnabled } from "../autograd.ts";
+import { numberOption } from "../options.ts";
 import { SparsePattern } from "./pattern.ts";
 import { Tensor } from "../tensor.ts";
 import {
@@ -121,13 +122,6 @@ export const RIGL_PAPER_SETTINGS: Readonly<
 
 const DYNAMIC_KEYS = ["deltaT", "tEnd", "alpha", "maxSize", "growth"] as const;
 
-function checkNumber(value: unknown, name: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  }
-  return value;
-}
-
 /**
  * Validates the dynamic options of a layer with `inFeatures` inputs; returns the settings, or
  * null for a static layer. Throws TypeError for a wrong kind and RangeError for a value out
@@ -152,19 +146,19 @@ export function resolveDynamicOptions(
     }
     return null;
   }
-  const deltaT = checkNumber(options.deltaT ?? DYNAMIC_DEFAULTS.deltaT, "deltaT");
+  const deltaT = numberOption(options.deltaT ?? DYNAMIC_DEFAULTS.deltaT, "deltaT");
   if (!Number.isSafeInteger(deltaT) || deltaT <= 0) {
     throw new RangeError(
       `deltaT must be a positive integer (training steps between two updates), got ${deltaT}`,
     );
   }
-  const tEnd = checkNumber(options.tEnd ?? DYNAMIC_DEFAULTS.tEnd, "tEnd");
+  const tEnd = numberOption(options.tEnd ?? DYNAMIC_DEFAULTS.tEnd, "tEnd");
   if (!Number.isSafeInteger(tEnd) || tEnd < 0) {
     throw new RangeError(
       `tEnd must be a non-negative integer (the last step that may update), got ${tEnd}`,
     );
   }
-  const alpha = checkNumber(options.alpha ?? DYNAMIC_DEFAULTS.alpha, "alpha");
+  const alpha = numberOption(options.alpha ?? DYNAMIC_DEFAULTS.alpha, "alpha");
   if (!(alpha >= 0 && alpha <= 1)) {
     throw new RangeError(`alpha must be in [0, 1] (the initial drop fraction), got ${alpha}`);
   }
@@ -175,7 +169,7 @@ export function resolveDynamicOptions(
   if (growth !== "rigl" && growth !== "set") {
     throw new RangeError(`growth must be "rigl" or "set", got "${growth}"`);
   }
-  const maxSize = checkNumber(options.maxSize ?? DYNAMIC_DEFAULTS.maxSize, "maxSize");
+  const maxSize = numberOption(options.maxSize ?? DYNAMIC_DEFAULTS.maxSize, "maxSize");
   if (!Number.isSafeInteger(maxSize) || maxSize <= 0) {
     throw new RangeError(`maxSize must be a positive integer, got ${maxSize}`);
   }
