@@ -35,3 +35,24 @@ export function numberOption(
   }
   return value;
 }
+
+/**
+ * A TypeError for a key of `options` that is not one of `known`: JavaScript would otherwise
+ * ignore a misspelt option and quietly use the default (the seed's `small_world: true` built
+ * random connectivity). Suggests the camelCase name when the key is its snake_case or differs
+ * only in case (`Tend` → `tEnd`). Also a TypeError when `options` is not an object.
+ */
+export function checkOptionKeys(options: unknown, known: readonly string[], owner: string): void {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(`${owner} options must be an object, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const camel = key.replace(/_+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+    const guess = known.find((k) => k.toLowerCase() === camel.toLowerCase());
+    throw new TypeError(
+      `${owner} has no option "${key}"${guess ? ` (did you mean "${guess}"?)` : ""}; ` +
+        `its options are ${known.join(", ")}`,
+    );
+  }
+}

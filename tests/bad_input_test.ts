@@ -34,7 +34,7 @@ import { Dropout, dropout } from "../lib/nn/dropout.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
-import { Adam } from "../lib/optim/adam.ts";
+import { Adam, AdamW } from "../lib/optim/adam.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { csrDropGrow, denseGradTopk, sampleAbsent } from "../lib/sparsity/topk.ts";
@@ -928,4 +928,40 @@ row("no FFI callbacks: native code (and its OpenMP regions) never calls into JS"
       assert.notEqual(type, "function", `${name} takes or returns a function pointer`);
     }
   }
+});
+
+Deno.test("options with unknown names are TypeErrors naming the camelCase option", async () => {
+  // The seed's snake_case names were silently ignored: small_world built random connectivity.
+  const cases: [() => unknown, RegExp][] = [
+    [
+      () => new SparseLinear(8, 8, { small_world: true } as never),
+      /SparseLinear has no option "small_world" \(did you mean "smallWorld"\?\); its options are bias, sparsity, connectivity, smallWorld, seed, dynamic, deltaT/,
+    ],
+    [
+      () => new SparseLinear(8, 8, { dynamic: true, Tend: 10 } as never),
+      /no option "Tend" \(did you mean "tEnd"\?\)/,
+    ],
+    [() => new SparseLinear(8, 8, { max_size: 5 } as never), /did you mean "maxSize"/],
+    [() => new SparseLinear(8, 8, { sparsty: 0.5 } as never), /no option "sparsty"; its options/],
+    [
+      () => new ActivationSparsity({ act_sparsity: 0.5 } as never),
+      /ActivationSparsity has no option "act_sparsity" \(did you mean "actSparsity"\?\)/,
+    ],
+    [() => new Linear(2, 2, { bais: false } as never), /Linear has no option "bais"/],
+    [
+      () => new LayerNorm(4, { elementwise_affine: false } as never),
+      /did you mean "elementwiseAffine"/,
+    ],
+    [
+      () => new SGD([], { lr: 0.1, weight_decay: 1e-4 } as never),
+      /SGD has no option "weight_decay" \(did you mean "weightDecay"\?\)/,
+    ],
+    [() => new AdamW([], { beta: [0.9, 0.99] } as never), /AdamW has no option "beta"/],
+    [() => new Adam([], null as never), /Adam options must be an object, got null/],
+  ];
+  for (const [make, message] of cases) rejects(make, TypeError, message);
+  await assert.rejects(fit(new Linear(2, 2), { epoch: 1 } as never), {
+    name: "TypeError",
+    message: /fit\(\) has no option "epoch"; its options are optimizer, loss, train/,
+  });
 });

@@ -453,6 +453,8 @@ Deno.test("a module used twice: its parameters once, its state under every name 
     ["0.weights", "0.bias", "2.weights", "2.bias"],
   );
   assert.deepEqual(model.namedModules().map(([name]) => name), ["", "0", "1"]);
+  // Its computed buffer (indices, a fresh copy per call) is listed once too.
+  assert.deepEqual(model.namedBuffers().map(([name]) => name), ["0.indices"]);
   assert.deepEqual(Object.keys(model.stateDict()).sort(), [
     "0.bias",
     "0.indices",

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { noGrad } from "../lib/autograd.ts";
-import { randn } from "../lib/creation.ts";
+import { randn, tensor } from "../lib/creation.ts";
 import { ShapeError } from "../lib/errors.ts";
 import { groupSum } from "../lib/nn/group_sum.ts";
 import { collapsedGroupSumPays, sparseLinearGroupSum } from "../lib/nn/sparse_group_sum.ts";
@@ -422,6 +422,23 @@ Deno.test("SparseLinear state dict: seed names, round trip, other nnz, any order
   assertClose(d.forward(x).data, ya, 1e-6, "shuffled forward");
 });
 
+Deno.test("SparseLinear state dict follows the pattern, not a written-into indices", () => {
+  const layer = new SparseLinear(3, 2, { connectivity: [[0, 1], [0, 2]] });
+  const x = tensor([[1, 10, 100]]);
+  const y = Array.from(layer.forward(x).data);
+  // indices is read-only: a write into it changes neither the forward nor the checkpoint (it
+  // was saved, so the reloaded model computed with connection (1, 1) instead of (1, 2)).
+  layer.indices.data[3] = 1;
+  const state = layer.stateDict();
+  assert.deepEqual(Array.from((state.indices as IndexTensor).data), [0, 1, 0, 2]);
+  const reloaded = new SparseLinear(3, 2, { connectivity: [[0, 1], [0, 1]] });
+  reloaded.loadStateDict(state);
+  assert.deepEqual(Array.from(reloaded.forward(x).data), y);
+  // Editing one state dict does not change the next.
+  (state.indices as IndexTensor).data[2] = 1;
+  assert.deepEqual(Array.from((layer.stateDict().indices as IndexTensor).data), [0, 1, 0, 2]);
+});
+
 Deno.test("SparseLinear.loadStateDict rejects bad state and leaves the model untouched", () => {
   const layer = new SparseLinear(6, 4, { sparsity: 0.5, seed: 1 });
   const nnz = layer.nnz;
@@ -560,7 +577,14 @@ Deno.test("SparseLinear is a Module: parameters, names, train/eval", () => {
   assert.deepEqual(layer.parameters(), [layer.weights, layer.bias]);
   assert.ok(layer.weights.requiresGrad && layer.bias!.requiresGrad);
   assert.equal(layer.eval().training, false);
-  assert.match(layer.toString(), /SparseLinear\(in=4, out=3, nnz=6, sparsity=0.5, bias=true\)/);
+  assert.equal(
+    layer.toString(),
+    "SparseLinear(inFeatures=4, outFeatures=3, bias=true, sparsity=0.5, nnz=6)",
+  );
+  assert.match(
+    String(new SparseLinear(4, 3, { seed: 1, sparsity: 0.5, dynamic: true, growth: "set" })),
+    /bias=true, sparsity=0\.5, nnz=6, dynamic=set\)$/,
+  );
   const noBias = new SparseLinear(4, 3, { seed: 1, bias: false });
   assert.deepEqual(Object.keys(noBias.stateDict()).sort(), ["indices", "weights"]);
 });

@@ -15,7 +15,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
-import { numberOption } from "../options.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { full, zeros } from "../creation.ts";
 import { Module, type StateValue } from "./module.ts";
@@ -233,6 +233,11 @@ export class ActivationSparsity extends Module {
     if (options === null || typeof options !== "object") {
       throw new TypeError("ActivationSparsity options must be an object");
     }
+    checkOptionKeys(
+      options,
+      ["actSparsity", "alpha", "beta", "kInferenceFactor", "boostStrengthFactor", "features"],
+      "ActivationSparsity",
+    );
     this.actSparsity = checkUnitInterval(options.actSparsity ?? 0.65, "actSparsity", false);
     this.alpha = checkUnitInterval(options.alpha ?? 0.1, "alpha", true);
     const beta = checkBoostStrength(

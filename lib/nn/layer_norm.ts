@@ -11,7 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { full } from "../creation.ts";
 import { Module } from "./module.ts";
-import { booleanOption } from "../options.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -187,6 +187,7 @@ export class LayerNorm extends Module {
   /** Creates the layer for inputs whose trailing dimensions are `normalizedShape`. */
   constructor(normalizedShape: number | readonly number[], options: LayerNormOptions = {}) {
     super();
+    checkOptionKeys(options, ["eps", "elementwiseAffine", "bias", "activation"], "LayerNorm");
     this.normalizedShape = Object.freeze(normalizedShapeOf(normalizedShape));
     this.eps = options.eps ?? 1e-5;
     if (!Number.isFinite(this.eps) || this.eps < 0) {

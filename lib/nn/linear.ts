@@ -11,7 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { booleanOption } from "../options.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -184,6 +184,7 @@ export class Linear extends Module {
   /** Creates the layer with PyTorch's default initialisation. */
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
+    checkOptionKeys(options, ["bias", "seed"], "Linear");
     for (const [name, v] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
       if (!Number.isInteger(v) || v < 0 || v > MAX_INT32) {
         throw new RangeError(`Linear ${name} must be an integer in [0, 2^31), got ${v}`);

@@ -115,7 +115,7 @@ export abstract class Module {
    */
   namedParameters(prefix = "", options: NamedOptions = {}): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [path, m] of this.#tree(prefix)) {
+    for (const [path, m] of this.#visit(prefix, options)) {
       for (const [name, p] of m.#parameters) if (p !== null) out.push([path + name, p]);
     }
     return options.removeDuplicate === false ? out : firstOfEach(out);
@@ -129,7 +129,7 @@ export abstract class Module {
   /** Every buffer of this module and its descendants, with dotted names (each once by default). */
   namedBuffers(prefix = "", options: NamedOptions = {}): [string, StateValue][] {
     const out: [string, StateValue][] = [];
-    for (const [path, m] of this.#tree(prefix)) {
+    for (const [path, m] of this.#visit(prefix, options)) {
       for (const [name, b] of m.ownNamedBuffers()) out.push([path + name, b]);
     }
     return options.removeDuplicate === false ? out : firstOfEach(out);
@@ -150,6 +150,16 @@ export abstract class Module {
       m,
     ]);
     return options.removeDuplicate === false ? out : firstOfEach(out);
+  }
+
+  /**
+   * The modules whose members `namedParameters`/`namedBuffers` list: each once (its first
+   * path) by default, as PyTorch's `named_modules(remove_duplicate=True)` feeding them, so a
+   * computed buffer (a fresh object per call) of a module used twice is listed once too.
+   */
+  #visit(prefix: string, options: NamedOptions): Iterable<[string, Module]> {
+    const all = [...this.#tree(prefix)];
+    return options.removeDuplicate === false ? all : firstOfEach(all);
   }
 
   /** (prefix for own names, module) of this module and every descendant, at every path. */

@@ -20,6 +20,7 @@
 import type { Device } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
+import { checkOptionKeys } from "../options.ts";
 import { remapParameterState } from "../optim/param_state.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts";
@@ -34,6 +35,7 @@ import { collapsedGroupSumPays, sparseLinearGroupSum } from "./sparse_group_sum.
 import { sparseLinear, sparseLinearFeatureMajor } from "./sparse_ops.ts";
 import { transpose } from "../ops/shape.ts";
 import {
+  DYNAMIC_OPTIONS,
   DynamicSparsity,
   type DynamicSparsityOptions,
   resolveDynamicOptions,
@@ -75,6 +77,15 @@ export interface SparseLinearOptions extends DynamicSparsityOptions {
    */
   seed?: number | Generator;
 }
+
+const SPARSE_LINEAR_OPTIONS = [
+  "bias",
+  "sparsity",
+  "connectivity",
+  "smallWorld",
+  "seed",
+  ...DYNAMIC_OPTIONS,
+] as const;
 
 /** A read-only look at a SparseLinear's weight: the COO connections and their values. */
 export interface SparseWeightView {
@@ -143,6 +154,7 @@ export class SparseLinear extends Module {
     if (options === null || typeof options !== "object") {
       throw new TypeError(`SparseLinear options must be an object, got ${options}`);
     }
+    checkOptionKeys(options, SPARSE_LINEAR_OPTIONS, "SparseLinear");
     const hasBias = options.bias ?? true;
     if (typeof hasBias !== "boolean") {
       throw new TypeError(`bias must be a boolean, got ${typeof hasBias}`);
@@ -210,18 +222,21 @@ export class SparseLinear extends Module {
   /**
    * The connections, shape [2, nnz]: row 0 the output index, row 1 the input index, in CSR
    * order so that `weights[k]` belongs to (`indices[0][k]`, `indices[1][k]`). Built on first
-   * read and kept until the topology changes. Read-only: change connectivity with
-   * `setPattern` or `loadStateDict`.
+   * read and kept until the topology changes. Read-only: writing into it changes neither the
+   * layer nor its state dict (both follow the pattern); change connectivity with `setPattern`
+   * or `loadStateDict`.
    */
   get indices(): IndexTensor {
-    if (this.#indices === null) {
-      const p = this.#pattern;
-      const data = new Int32Array(2 * p.nnz);
-      data.set(p.cooRows(), 0);
-      data.set(p.hostColIdx, p.nnz);
-      this.#indices = new IndexTensor(data, [2, p.nnz]);
-    }
+    this.#indices ??= this.#indicesFromPattern();
     return this.#indices;
+  }
+
+  #indicesFromPattern(): IndexTensor {
+    const p = this.#pattern;
+    const data = new Int32Array(2 * p.nnz);
+    data.set(p.cooRows(), 0);
+    data.set(p.hostColIdx, p.nnz);
+    return new IndexTensor(data, [2, p.nnz]);
   }
 
   /** The current pattern (CSR, CSC view on demand), for kernels and topology updates. Immutable. */
@@ -475,9 +490,13 @@ export class SparseLinear extends Module {
     this.#indices = null;
   }
 
-  /** Adds `indices` (materialised on demand, not a registered buffer) to the buffers. */
+  /**
+   * Adds `indices` to the buffers: a fresh copy from the pattern, so a state dict always
+   * describes the connections the layer computes with (not a cached `indices` someone wrote
+   * into), and editing one state dict does not change the next.
+   */
   protected override ownNamedBuffers(): [string, StateValue][] {
-    return [["indices", this.indices], ...super.ownNamedBuffers()];
+    return [["indices", this.#indicesFromPattern()], ...super.ownNamedBuffers()];
   }
 
   /** Own state keys: `weights`, `bias` (when present) and `indices`. */
@@ -569,10 +588,18 @@ export class SparseLinear extends Module {
     return this.memoryBreakdown().total;
   }
 
-  /** E.g. `SparseLinear(in=784, out=100, nnz=7840, sparsity=0.9, bias=true)`. */
+  /**
+   * E.g. `SparseLinear(inFeatures=784, outFeatures=100, bias=true, sparsity=0.9, nnz=7840)`
+   * (the seed's repr with this library's names, as `Linear`'s), plus `dynamic=rigl` or
+   * `dynamic=set` for a prune-and-grow layer.
+   */
   override toString(): string {
-    return `SparseLinear(in=${this.inFeatures}, out=${this.outFeatures}, nnz=${this.nnz}, ` +
-      `sparsity=${+this.sparsity.toPrecision(6)}, bias=${this.bias !== null})`;
+    const dynamic = this.dynamicSparsity === null
+      ? ""
+      : `, dynamic=${this.dynamicSparsity.growth}`;
+    return `SparseLinear(inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}, ` +
+      `bias=${this.bias !== null}, sparsity=${+this.sparsity.toPrecision(6)}, nnz=${this.nnz}` +
+      `${dynamic})`;
   }
 }
 

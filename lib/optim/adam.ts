@@ -6,6 +6,7 @@
  */
 import { getBackend } from "../backend/mod.ts";
 import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
+import { checkOptionKeys } from "../options.ts";
 
 /** Options of `Adam` and `AdamW`. */
 export interface AdamOptions {
@@ -48,6 +49,7 @@ export class Adam extends Optimizer {
 
   /** Creates the optimizer over `params` (tensors or a module's parameters). */
   constructor(params: ParamsInput, options: AdamOptions = {}) {
+    checkOptionKeys(options, ["lr", "betas", "eps", "weightDecay", "amsgrad"], new.target.name);
     super(params, options.lr ?? 1e-3);
     const betas = options.betas ?? [0.9, 0.999];
     if (!Array.isArray(betas) || betas.length !== 2) {

@@ -5,6 +5,7 @@
  */
 import { getBackend } from "../backend/mod.ts";
 import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
+import { checkOptionKeys } from "../options.ts";
 
 /** Options of `SGD`. */
 export interface SGDOptions {
@@ -49,6 +50,7 @@ export class SGD extends Optimizer {
     if (options === null || typeof options !== "object") {
       throw new TypeError("SGD needs an options object with at least { lr }");
     }
+    checkOptionKeys(options, ["lr", "momentum", "dampening", "nesterov", "weightDecay"], "SGD");
     super(params, options.lr);
     // The ranges torch.optim.SGD accepts: momentum >= 0, any (finite) dampening.
     this.momentum = checkOption(options.momentum ?? 0, "momentum", { min: 0 });

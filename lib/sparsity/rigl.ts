@@ -122,6 +122,9 @@ export const RIGL_PAPER_SETTINGS: Readonly<
 
 const DYNAMIC_KEYS = ["deltaT", "tEnd", "alpha", "maxSize", "growth"] as const;
 
+/** The option names of dynamic sparsity (for checks of unknown option names). */
+export const DYNAMIC_OPTIONS: readonly string[] = ["dynamic", ...DYNAMIC_KEYS];
+
 /**
  * Validates the dynamic options of a layer with `inFeatures` inputs; returns the settings, or
  * null for a static layer. Throws TypeError for a wrong kind and RangeError for a value out

@@ -15,6 +15,7 @@
  */
 import { cudaDeviceInfo, cudaMemoryStats, reclaimDeviceMemory } from "../backend/cuda.ts";
 import { NonFiniteLossError } from "../errors.ts";
+import { checkOptionKeys } from "../options.ts";
 import type { Module } from "../nn/module.ts";
 import { DynamicSparsity, stepDynamicSparsity } from "../sparsity/rigl.ts";
 import { type BatchSource, evaluate, type LossFunction } from "./evaluate.ts";
@@ -148,6 +149,18 @@ function checkEpochs(epochs: unknown): number {
   return epochs;
 }
 
+const FIT_OPTIONS = [
+  "optimizer",
+  "loss",
+  "train",
+  "test",
+  "epochs",
+  "progress",
+  "log",
+  "onEpochEnd",
+  "afterBackward",
+] as const;
+
 /**
  * Trains `model` for `options.epochs` epochs and evaluates it on `options.test` after each.
  *
@@ -178,6 +191,7 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
   if (options === null || typeof options !== "object") {
     throw new TypeError("fit() needs an options object { optimizer, loss, train, epochs }");
   }
+  checkOptionKeys(options, FIT_OPTIONS, "fit()");
   const epochs = checkEpochs(options.epochs);
   const { optimizer, loss, train, test } = options;
   if (typeof optimizer?.step !== "function" || typeof optimizer?.zeroGrad !== "function") {
