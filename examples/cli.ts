@@ -65,6 +65,15 @@ export function cliArgs(options: ParseArgsOptionsConfig, usage: string): CliValu
   return values;
 }
 
+/**
+ * `raw` read as a decimal number ("64", "0.1", "-1", "1e-3"), NaN for anything else: `Number`
+ * would also take "0x10", "0b11" and "0o100" (16, 3, 64) and " 5 ", none of which a user
+ * typing a flag from `--help` means.
+ */
+export function decimalNumber(raw: string): number {
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : NaN;
+}
+
 /** The flag's value as an integer ≥ `min` (`fallback` when absent), else `cliFail`. */
 export function intFlag(
   values: CliValues,
@@ -75,8 +84,8 @@ export function intFlag(
 ): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (typeof raw !== "string" || raw.trim() === "" || !Number.isSafeInteger(n) || n < min) {
+  const n = typeof raw === "string" ? decimalNumber(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
     cliFail(`--${name} must be an integer ≥ ${min}, got "${raw}"`, usage);
   }
   return n;

@@ -11,10 +11,10 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { joinNegativeValues } from "./cli.ts";
+import { decimalNumber, joinNegativeValues } from "./cli.ts";
 import { fileURLToPath } from "node:url";
 import { MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
-import type { MetricsFile } from "./train_mnist.ts";
+import { checkWritableFile, type MetricsFile, parseTrainArgs } from "./train_mnist.ts";
 
 const USAGE = `Usage: deno task results [--epochs N] [--models a,b,...] [--out PATH]
                          [--limit-train N] [--threads N] [--seed N]
@@ -151,18 +151,29 @@ if (import.meta.main) {
   }
   const models = values.models.split(",").map((m) => m.trim()).filter((m) => m !== "");
   const unknown = models.filter((m) => !(MODEL_NAMES as readonly string[]).includes(m));
-  if (unknown.length > 0 || models.length === 0) {
-    console.error(`error: unknown model(s) ${unknown.join(", ")}\n\n${USAGE}`);
+  const fail = (message: string): never => {
+    console.error(`error: ${message}\n\n${USAGE}`);
     Deno.exit(2);
+  };
+  if (models.length === 0) fail(`--models names no model; choose from ${MODEL_NAMES.join(", ")}`);
+  if (unknown.length > 0) {
+    fail(`unknown model(s) ${unknown.join(", ")}; choose from ${MODEL_NAMES.join(", ")}`);
   }
-  const epochs = Number(values.epochs);
+  const epochs = decimalNumber(values.epochs);
   if (!Number.isSafeInteger(epochs) || epochs < 1) {
-    console.error(`error: --epochs must be a positive integer, got "${values.epochs}"`);
-    Deno.exit(2);
+    fail(`--epochs must be a positive integer, got "${values.epochs}"`);
   }
   const trainArgs = ["--epochs", String(epochs)];
   for (const flag of ["limit-train", "threads", "seed"] as const) {
     if (values[flag] !== undefined) trainArgs.push(`--${flag}`, values[flag]!);
+  }
+  // Every flag passed on is checked here, as each run will: a bad --seed would otherwise fail
+  // every model in turn and overwrite the results table with "failed" rows.
+  try {
+    for (const model of models) parseTrainArgs([...trainArgs, "--model", model]);
+    await checkWritableFile(values.out, "--out");
+  } catch (err) {
+    fail((err as Error).message);
   }
   const startedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   const dir = await Deno.makeTempDir({ prefix: "sparselinear-results-" });

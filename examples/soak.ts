@@ -21,7 +21,7 @@
  * ArrayBuffer memory, freed only by a collection).
  * @module
  */
-import { cliArgs, cliFail, intFlag } from "./cli.ts";
+import { cliArgs, cliFail, decimalNumber, intFlag } from "./cli.ts";
 import { join } from "node:path";
 import { setNumThreads } from "../ffi/library.ts";
 import { batches } from "../lib/data/batches.ts";
@@ -89,8 +89,8 @@ Trains the sparse MNIST model with RigL every --delta-t steps and a checkpoint e
 
 function positive(value: string | boolean | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (typeof value !== "string" || !Number.isFinite(n) || n <= 0) {
+  const n = typeof value === "string" ? decimalNumber(value) : NaN;
+  if (!Number.isFinite(n) || n <= 0) {
     cliFail(`--${name} must be a positive number, got "${value}"`, USAGE);
   }
   return n;

@@ -21,9 +21,9 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { joinNegativeValues } from "./cli.ts";
+import { decimalNumber, joinNegativeValues } from "./cli.ts";
 import { dirname, join, resolve } from "node:path";
-import { getNumThreads, setNumThreads } from "../ffi/library.ts";
+import { getNumThreads, MAX_THREADS, setNumThreads } from "../ffi/library.ts";
 import type { Device } from "../lib/backend/backend.ts";
 import { getBackend } from "../lib/backend/mod.ts";
 import { batches } from "../lib/data/batches.ts";
@@ -72,7 +72,7 @@ ${models}
                       momentum is 0.9 for every model
   --seed N            seed of connectivity, initial weights and shuffling (default 0)
   --device cpu|cuda   where to train (default cpu; cuda needs the CUDA backend)
-  --threads N         native kernel threads (default: SL_NUM_THREADS or every core)
+  --threads N         native kernel threads, 1 to ${MAX_THREADS} (default: SL_NUM_THREADS or every core)
   --limit-train N     train on the first N training images only (quick runs)
   --save PATH         write the trained model to PATH as safetensors after every epoch
                       (atomically: always a complete file; checked writable before training)
@@ -173,9 +173,17 @@ export interface TrainArgs {
 
 function positiveInteger(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isSafeInteger(n) || n < 1) {
+  const n = decimalNumber(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
     throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
+  }
+  return n;
+}
+
+function threadCount(value: string): number {
+  const n = positiveInteger(value, "--threads", 0);
+  if (n > MAX_THREADS) {
+    throw new UsageError(`--threads must be at most ${MAX_THREADS}, got ${n}`);
   }
   return n;
 }
@@ -221,15 +229,15 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   const model = modelName as ModelName;
   let lr = MODELS[model].lr;
   if (values.lr !== undefined) {
-    lr = Number(values.lr);
-    if (values.lr.trim() === "" || !Number.isFinite(lr) || lr <= 0) {
+    lr = decimalNumber(values.lr);
+    if (!Number.isFinite(lr) || lr <= 0) {
       throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
     }
   }
   let seed = 0;
   if (values.seed !== undefined) {
-    seed = Number(values.seed);
-    if (values.seed.trim() === "" || !Number.isSafeInteger(seed) || seed < 0) {
+    seed = decimalNumber(values.seed);
+    if (!Number.isSafeInteger(seed) || seed < 0) {
       throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
     }
   }
@@ -266,7 +274,7 @@ export function parseTrainArgs(args: string[]): TrainArgs {
     lr,
     seed,
     device,
-    threads: values.threads === undefined ? null : positiveInteger(values.threads, "--threads", 0),
+    threads: values.threads === undefined ? null : threadCount(values.threads),
     limitTrain,
     save: values.save ?? null,
     plot: values.plot ?? null,
@@ -350,6 +358,10 @@ function writeTextAtomic(path: string, text: string): Promise<void> {
 }
 
 async function preparePlotDir(dir: string): Promise<void> {
+  const info = await Deno.stat(dir).catch(() => null);
+  if (info !== null && !info.isDirectory) {
+    throw new Error(`--plot ${dir} is a file; give a directory for the plots`);
+  }
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (err) {
@@ -465,9 +477,10 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
     try {
       getBackend(a.device);
     } catch (err) {
+      // The backend's message already says 'Device "cuda" is not available: why'.
       const reason = (err as Error).message.replace(/\.+$/, "");
       throw new Error(
-        `--device ${a.device} is not available: ${reason} (--device cpu is the default)`,
+        `--device ${a.device}: ${reason} (--device cpu is the default)`,
         { cause: err },
       );
     }

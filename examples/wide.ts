@@ -21,7 +21,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { joinNegativeValues } from "./cli.ts";
+import { decimalNumber, joinNegativeValues } from "./cli.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { noGrad } from "../lib/autograd.ts";
 import {
@@ -207,7 +207,7 @@ function randomLabels(gen: Generator, batch: number): Int32Array {
 }
 
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
-  const n = value === undefined ? fallback : Number(value);
+  const n = value === undefined ? fallback : decimalNumber(value);
   if (!Number.isSafeInteger(n) || n < 1) {
     throw new RangeError(`--${name} must be a positive integer, got ${value}`);
   }
@@ -215,7 +215,7 @@ function positiveInt(value: string | undefined, fallback: number, name: string):
 }
 
 function fraction(value: string | undefined, fallback: number, name: string): number {
-  const x = value === undefined ? fallback : Number(value);
+  const x = value === undefined ? fallback : decimalNumber(value);
   if (!(x >= 0 && x <= 1)) throw new RangeError(`--${name} must be in [0, 1], got ${value}`);
   return x;
 }

@@ -168,7 +168,7 @@ export function setNumThreads(n: number): void {
 }
 
 /** The most threads the native library accepts (sl_set_num_threads, SL_NUM_THREADS). */
-const MAX_THREADS = 4096;
+export const MAX_THREADS = 4096;
 
 /**
  * Checks SL_NUM_THREADS, which the native library reads on its own: a value it cannot use

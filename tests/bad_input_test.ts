@@ -411,11 +411,13 @@ row("training script flags out of range", () => {
   for (const [args, pattern] of cases) rejects(() => parseTrainArgs(args), UsageError, pattern);
 });
 
-row("bench and soak script flags: --help, unknown and bad values", async () => {
+row("bench, soak and results script flags: --help, unknown and bad values", async () => {
   const scripts: [string, string[]][] = [
     ["bench/compare.ts", ["--runs", "0"]],
     ["bench/wide_profile.ts", ["--width", "55"]],
     ["examples/soak.ts", ["--seed", "x"]],
+    // Checked before any model trains (each run failed, and the table was overwritten).
+    ["examples/run_all.ts", ["--seed", "-1"]],
   ];
   const run = async (script: string, args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {

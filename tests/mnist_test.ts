@@ -139,6 +139,16 @@ Deno.test("malformed files are errors naming the file", async () => {
   await withFixture({ trainLabels: images(3, () => 1) }, async (dir) => {
     await assert.rejects(() => loadMnist({ dir }), /does not hold MNIST labels/);
   });
+  // A header of the wrong kind is named as such before its size is checked (a labels file
+  // whose magic number says 4 dimensions was "truncated" by 1.3e28 bytes).
+  const fourDims = labels(new Array(20).fill(1));
+  fourDims[3] = 4;
+  await withFixture({ trainLabels: fourDims }, async (dir) => {
+    await assert.rejects(
+      () => loadMnist({ dir }),
+      /train-labels-idx1-ubyte" does not hold MNIST labels: expected uint8 of shape \[N\], got uint8 of shape \[20, 16843009, /,
+    );
+  });
 });
 
 Deno.test("loadMnist rejects bad options", async () => {

@@ -358,7 +358,13 @@ Deno.test("train flags: defaults, per-model learning rates, clear errors", () =>
       ["--plot", "out", "--metrics", "out/loss.svg"],
       /--metrics and --plot \(its loss.svg\) name the same file/,
     ],
+    // Decimal only: Number() would read these as 16, 3 and 64.
+    [["--epochs", "0x10"], /--epochs must be a positive integer, got "0x10"/],
+    [["--lr", "0b11"], /--lr must be a positive number, got "0b11"/],
+    [["--batch-size", "0o100"], /--batch-size must be a positive integer, got "0o100"/],
+    [["--threads", "100000"], /--threads must be at most 4096, got 100000/],
   ];
+  assert.equal(parseTrainArgs(["--lr", "1e-3", "--epochs", "+3"]).lr, 1e-3);
   for (const [args, message] of bad) assertThrows(() => parseTrainArgs(args), UsageError, message);
 });
 
@@ -378,6 +384,11 @@ Deno.test("train: an unwritable --save path fails before training and leaves no 
       Error,
       /Cannot write --metrics .*m\.json: Not a directory \(os error 20\)$/,
     );
+    await assertRejects(
+      main(["--plot", file], quietMain),
+      Error,
+      /--plot .*file is a file; give a directory for the plots/,
+    );
     await Deno.remove(file);
     // Without a usable GPU, --device cuda is a clear error before anything else happens.
     let cudaUsable = true;
@@ -390,7 +401,7 @@ Deno.test("train: an unwritable --save path fails before training and leaves no 
       await assertRejects(
         main(["--device", "cuda"], quietMain),
         Error,
-        /--device cuda is not available: .*\(--device cpu is the default\)/,
+        /^--device cuda: Device "cuda" is not available: .*\(--device cpu is the default\)$/,
       );
     }
     assert.deepEqual([...Deno.readDirSync(dir)], []);

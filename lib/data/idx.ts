@@ -61,8 +61,14 @@ function hex(bytes: Uint8Array): string {
 /**
  * Parses IDX bytes (gzip-compressed or not). Throws `FormatError` naming `source` for a wrong
  * magic number, an unsupported type, a truncated file or extra bytes after the data.
+ * `checkHeader`, when given, sees the header's type and shape before the data size is checked
+ * (so that a file of the wrong kind is reported as such, not as "truncated").
  */
-export function decodeIdx(bytes: Uint8Array, source = "IDX data"): IdxData {
+export function decodeIdx(
+  bytes: Uint8Array,
+  source = "IDX data",
+  checkHeader?: (dtype: IdxDType, shape: readonly number[]) => void,
+): IdxData {
   if (!(bytes instanceof Uint8Array)) throw new TypeError("Bytes must be a Uint8Array");
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
@@ -108,6 +114,7 @@ export function decodeIdx(bytes: Uint8Array, source = "IDX data"): IdxData {
     shape.push(d);
     count *= d;
   }
+  checkHeader?.(type.dtype, shape);
   const expected = count * type.size;
   const available = bytes.length - dataStart;
   if (available < expected) {

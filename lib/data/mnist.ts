@@ -85,16 +85,23 @@ async function readDataFile(
   );
 }
 
-function checkIdx(idx: IdxData, path: string, what: string, dims: (number | null)[]): void {
-  const ok = idx.dtype === "uint8" && idx.shape.length === dims.length &&
-    dims.every((d, i) => d === null || idx.shape[i] === d);
-  if (!ok) {
-    const want = dims.map((d) => d ?? "N").join(", ");
-    throw new FormatError(
-      `"${path}" does not hold MNIST ${what}: expected uint8 of shape [${want}], got ${idx.dtype} ` +
-        `of shape [${idx.shape.join(", ")}]`,
-    );
-  }
+/** Decodes an MNIST IDX file, checking its header's type and shape first. */
+function decodeMnistIdx(
+  file: { bytes: Uint8Array; path: string },
+  what: string,
+  dims: (number | null)[],
+): IdxData {
+  return decodeIdx(file.bytes, `"${file.path}"`, (dtype, shape) => {
+    const ok = dtype === "uint8" && shape.length === dims.length &&
+      dims.every((d, i) => d === null || shape[i] === d);
+    if (!ok) {
+      const want = dims.map((d) => d ?? "N").join(", ");
+      throw new FormatError(
+        `"${file.path}" does not hold MNIST ${what}: expected uint8 of shape [${want}], got ` +
+          `${dtype} of shape [${shape.join(", ")}]`,
+      );
+    }
+  });
 }
 
 async function loadSplit(
@@ -105,11 +112,9 @@ async function loadSplit(
   std: number,
 ): Promise<MnistSplit> {
   const imageFile = await readDataFile(dir, files.images);
-  const images = decodeIdx(imageFile.bytes, `"${imageFile.path}"`);
-  checkIdx(images, imageFile.path, "images", [null, 28, 28]);
+  const images = decodeMnistIdx(imageFile, "images", [null, 28, 28]);
   const labelFile = await readDataFile(dir, files.labels);
-  const labels = decodeIdx(labelFile.bytes, `"${labelFile.path}"`);
-  checkIdx(labels, labelFile.path, "labels", [null]);
+  const labels = decodeMnistIdx(labelFile, "labels", [null]);
   const count = images.shape[0];
   if (labels.shape[0] !== count) {
     throw new FormatError(

@@ -594,9 +594,7 @@ export class SparseLinear extends Module {
    * `dynamic=set` for a prune-and-grow layer.
    */
   override toString(): string {
-    const dynamic = this.dynamicSparsity === null
-      ? ""
-      : `, dynamic=${this.dynamicSparsity.growth}`;
+    const dynamic = this.dynamicSparsity === null ? "" : `, dynamic=${this.dynamicSparsity.growth}`;
     return `SparseLinear(inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}, ` +
       `bias=${this.bias !== null}, sparsity=${+this.sparsity.toPrecision(6)}, nnz=${this.nnz}` +
       `${dynamic})`;
