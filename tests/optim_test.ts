@@ -273,6 +273,36 @@ Deno.test("optimizer stateDict round-trips and loadStateDict validates first", (
   assert.deepEqual(Array.from(w2.data), Array.from(w3.data));
 });
 
+Deno.test("a resumed SparseLinear and its optimizer load in either order (PyTorch)", () => {
+  // The model's loadStateDict leaves optimizer state alone, as torch's load_state_dict: it
+  // used to move the state along with the connections, scrambling an optimizer state dict
+  // loaded first (already laid out for the checkpoint's pattern).
+  const a = new SparseLinear(6, 4, { sparsity: 0.5, seed: 1 });
+  const optA = new Adam(a, { lr: 0.1 });
+  for (let step = 0; step < 2; step++) {
+    optA.zeroGrad();
+    mseLoss(a.forward(randn([3, 6], { seed: step })), zeros([3, 4])).backward();
+    optA.step();
+  }
+  const model = a.stateDict();
+  const optimizer = optA.stateDict();
+  for (const optimizerFirst of [false, true]) {
+    const b = new SparseLinear(6, 4, { sparsity: 0.5, seed: 2 }); // another pattern, same nnz
+    const optB = new Adam(b, { lr: 0.1 });
+    if (optimizerFirst) optB.loadStateDict(optimizer);
+    b.loadStateDict(model);
+    if (!optimizerFirst) optB.loadStateDict(optimizer);
+    const state = optB.stateDict();
+    for (const key of ["state.0.exp_avg", "state.0.exp_avg_sq"]) {
+      assert.deepEqual(
+        (state[key] as Tensor).toArray(),
+        (optimizer[key] as Tensor).toArray(),
+        `${key}, optimizer loaded ${optimizerFirst ? "first" : "second"}`,
+      );
+    }
+  }
+});
+
 Deno.test("optimizer options are validated with errors naming the option", () => {
   const p = [zeros([2], { requiresGrad: true })];
   assertThrows(() => new SGD(p, { lr: -1 }), RangeError, /Invalid lr: -1/);

@@ -662,3 +662,34 @@ Deno.test("pruneAndGrow rejects a bad k and leaves the layer unchanged", () => {
   );
   assert.deepEqual(connectionKeys(layer), keys);
 });
+
+Deno.test("a SET run resumes from a checkpoint on a layer built with another seed", () => {
+  const opts = { dynamic: true, growth: "set", deltaT: 2, tEnd: 8, alpha: 0.5 } as const;
+  const gen = new Generator(3);
+  const batches = Array.from({ length: 6 }, () => integerArray(gen, 4 * 10, -3, 3));
+  const grads = Array.from({ length: 6 }, () => integerArray(gen, 4 * 8, -3, 3));
+  const train = (layer: SparseLinear, from: number, to: number) => {
+    for (let t = from; t < to; t++) {
+      forwardBackward(layer, batches[t], grads[t], 4);
+      layer.dynamicSparsity!.step();
+      layer.weights.grad = null;
+      if (layer.bias !== null) layer.bias.grad = null;
+    }
+  };
+  const whole = new SparseLinear(10, 8, { ...opts, seed: 1 });
+  train(whole, 0, 6);
+  const first = new SparseLinear(10, 8, { ...opts, seed: 1 });
+  train(first, 0, 3);
+  // Another seed, as a layer built without one: the SET seed is not in the state dict.
+  const resumed = new SparseLinear(10, 8, { ...opts, seed: 2 });
+  resumed.loadStateDict(first.stateDict());
+  resumed.dynamicSparsity!.stepCount = first.dynamicSparsity!.stepCount;
+  resumed.dynamicSparsity!.seed = first.dynamicSparsity!.seed;
+  train(resumed, 3, 6);
+  assert.deepEqual(connectionKeys(resumed), connectionKeys(whole));
+  throwsWith(
+    () => (resumed.dynamicSparsity!.seed = 2 ** 32),
+    RangeError,
+    /seed must be an integer in \[0, 2\^32\)/,
+  );
+});

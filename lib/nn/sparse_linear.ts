@@ -427,7 +427,7 @@ export class SparseLinear extends Module {
       csrOld = new Int32Array(nnz);
       for (let p = 0; p < nnz; p++) csrOld[p] = oldIndexOf[perm[p]];
     }
-    this.#applyPattern(pattern, csrValues, csrOld);
+    this.#applyPattern(pattern, csrValues, true, csrOld);
   }
 
   /**
@@ -451,7 +451,7 @@ export class SparseLinear extends Module {
       );
     }
     if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, pattern.nnz);
-    this.#applyPattern(pattern, values.slice(), oldIndexOf?.slice());
+    this.#applyPattern(pattern, values.slice(), true, oldIndexOf?.slice());
   }
 
   #checkOldIndexOf(oldIndexOf: Int32Array, nnz: number): void {
@@ -471,16 +471,26 @@ export class SparseLinear extends Module {
     }
   }
 
-  /** Swaps in a validated pattern with CSR-ordered values; nothing can fail after the checks. */
-  #applyPattern(next: SparsePattern, values: Float32Array, oldIndexOf?: Int32Array): void {
+  /**
+   * Swaps in a validated pattern with CSR-ordered values; nothing can fail after the checks.
+   * `remapState`: move optimizer state along with the connections (a topology change during
+   * training), or leave it as it is (a state-dict load, as PyTorch's `load_state_dict`, which
+   * never touches optimizer state: an optimizer state dict loaded before or after it is
+   * already laid out for the loaded pattern).
+   */
+  #applyPattern(
+    next: SparsePattern,
+    values: Float32Array,
+    remapState: boolean,
+    oldIndexOf?: Int32Array,
+  ): void {
     const device = this.device;
     const moved = next.to(device);
     const weights = this.weights;
     if (next.nnz === weights.size) {
-      const map = oldIndexOf ?? this.#pattern.matchInto(next);
+      if (remapState) remapParameterState(weights, oldIndexOf ?? this.#pattern.matchInto(next));
       weights.storage.write(values);
       gradSlot.clear(weights);
-      remapParameterState(weights, map);
     } else {
       // Optimizer state cannot follow a change of size: optimizers must be re-created.
       const storage = getBackend(device).fromHost(values);
@@ -537,7 +547,7 @@ export class SparseLinear extends Module {
       const src = floatValues(w, names.w, pattern.nnz, `one per connection of "${names.i}"`);
       const values = new Float32Array(pattern.nnz);
       for (let p = 0; p < pattern.nnz; p++) values[p] = src[perm[p]];
-      applies.push(() => this.#applyPattern(pattern, values));
+      applies.push(() => this.#applyPattern(pattern, values, false));
     } else if (w !== undefined) {
       const values = floatValues(w, names.w, this.nnz, "the current number of connections");
       applies.push(() => {

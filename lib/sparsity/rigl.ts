@@ -49,8 +49,11 @@
  * - SET: no gradient; O(nnz + out + k log k). 10⁶ × 10⁶ at 99.999 % (10 M connections,
  *   k = 1 M): 0.85 s, peak RSS 0.61 GB.
  *
- * The step counter is not part of the layer's state dict: when resuming training, set
- * `layer.dynamicSparsity.stepCount` to the number of iterations already done.
+ * The step counter and SET's random seed are not part of the layer's state dict (the seed's
+ * PyTorch checkpoints have neither): when resuming training, set
+ * `layer.dynamicSparsity.stepCount` to the number of iterations already done and, for SET,
+ * `layer.dynamicSparsity.seed` to the value the interrupted run's layer had (it is drawn from
+ * the layer's `seed` option, so a layer built with the same seed has it already).
  * @module
  */
 import { record } from "../autograd.ts";
@@ -381,7 +384,7 @@ export class DynamicSparsity implements DynamicSparsitySettings {
   /** How connections are grown. */
   readonly growth: Growth;
   readonly #layer: DynamicSparseLayer;
-  readonly #seed: bigint;
+  #seed: bigint;
   #t = 0;
   #recorded: RecordedBatch[] = [];
 
@@ -394,6 +397,22 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     this.maxSize = settings.maxSize;
     this.growth = settings.growth;
     this.#seed = BigInt.asUintN(32, BigInt(Math.trunc(seed)));
+  }
+
+  /**
+   * The seed of SET's random growth, an integer in [0, 2^32): the update at step t samples
+   * from (seed, t) alone. Record it to resume a SET run built without a `seed` option.
+   */
+  get seed(): number {
+    return Number(this.#seed);
+  }
+
+  /** Sets SET's seed (see the getter), e.g. when resuming training from a checkpoint. */
+  set seed(value: number) {
+    if (!Number.isInteger(value) || value < 0 || value >= 2 ** 32) {
+      throw new RangeError(`seed must be an integer in [0, 2^32), got ${value}`);
+    }
+    this.#seed = BigInt(value);
   }
 
   /** Steps taken so far (the t of the last `step()` call; 0 before the first). */
