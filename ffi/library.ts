@@ -6,6 +6,7 @@
  * was searched and says to run `deno task build`.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { LibraryError, NativeError } from "../lib/errors.ts";
 import { type Symbols, symbols } from "./symbols.ts";
 
@@ -34,7 +35,8 @@ export function candidatePaths(base: string, envVar: string): string[] {
   if (fromEnv) return [fromEnv];
   const here = new URL(import.meta.url);
   if (here.protocol === "file:") {
-    paths.push(new URL(`../build/${libraryFileName(base)}`, here).pathname);
+    // A file path, not the URL's percent-encoded pathname ("dir%20with%20space", "caf%C3%A9").
+    paths.push(fileURLToPath(new URL(`../build/${libraryFileName(base)}`, here)));
   }
   return paths;
 }

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { numberOption } from "./options.ts";
+
 /** Seeded pseudo-random number generator (xoshiro128**, seeded through splitmix32). */
 export class Generator {
   #s0 = 0;
@@ -17,6 +19,7 @@ export class Generator {
    * (|seed| < 2^53): a fraction or a larger number would be silently rounded onto another seed.
    */
   constructor(seed: number = Date.now()) {
+    numberOption(seed, "Seed");
     if (!Number.isFinite(seed)) throw new TypeError(`Seed must be a finite number, got ${seed}`);
     if (!Number.isSafeInteger(seed)) {
       throw new RangeError(`Seed must be an integer with |seed| < 2^53, got ${seed}`);

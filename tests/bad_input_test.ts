@@ -15,7 +15,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { EXPECTED_ABI_VERSION, getNumThreads, setNumThreads } from "../ffi/library.ts";
+import { pathToFileURL } from "node:url";
+import {
+  EXPECTED_ABI_VERSION,
+  getNumThreads,
+  libraryFileName,
+  setNumThreads,
+} from "../ffi/library.ts";
 import { noGrad } from "../lib/autograd.ts";
 import { full, tensor, zeros } from "../lib/creation.ts";
 import { decodeIdx, encodeIdx } from "../lib/data/idx.ts";
@@ -672,6 +678,40 @@ Deno.test({
       assert.match(output, /deno task build/);
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "bad input: a checkout whose path has a space or a non-ASCII letter finds its build/",
+  ignore: !canRun,
+  fn: async () => {
+    // The loader looked for "dir%20with%20space/build/…": a URL's pathname, not a file path.
+    const root = new URL("../", import.meta.url);
+    const built = new URL(`build/${libraryFileName("sparselinear")}`, root);
+    if (!(await Deno.stat(built).then(() => true, () => false))) return;
+    const tmp = await Deno.makeTempDir();
+    const dir = join(tmp, "my checkout é");
+    try {
+      for (const rel of ["ffi/symbols", "lib", "build"]) {
+        await Deno.mkdir(join(dir, rel), { recursive: true });
+      }
+      for await (const e of Deno.readDir(new URL("ffi/symbols/", root))) {
+        await Deno.copyFile(
+          new URL(`ffi/symbols/${e.name}`, root),
+          join(dir, "ffi/symbols", e.name),
+        );
+      }
+      for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts"]) {
+        await Deno.copyFile(new URL(f, root), join(dir, f));
+      }
+      await Deno.copyFile(built, join(dir, "build", libraryFileName("sparselinear")));
+      const module = pathToFileURL(join(dir, "ffi/library.ts")).href;
+      // An empty SPARSELINEAR_LIB counts as unset: the copy's own build/ is the candidate.
+      const { output } = await runWithLibrary("", LOAD_AND_REPORT.replace(libraryModule, module));
+      assert.equal(output.trim(), "LOADED");
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
     }
   },
 });

@@ -195,6 +195,18 @@ Deno.test("SparseLinear skips the input gradient when the input needs none, and 
   assert.equal(y.gradFn, null);
 });
 
+Deno.test("SparseLinear's bias gradient over a large batch is the sum within rounding", () => {
+  // A float running sum drifted: 0.1 summed over 2^20 rows came out 105891.8, 1 % high.
+  const rows = 2 ** 20;
+  const layer = new SparseLinear(1, 2, { sparsity: 0, seed: 1 });
+  const x = fromFloat32(new Float32Array(rows).fill(1), [rows, 1]);
+  layer.forward(x).backward(fromFloat32(new Float32Array(2 * rows).fill(0.1), [rows, 2]));
+  const exact = rows * Math.fround(0.1);
+  for (const g of layer.bias!.grad!.toArray()) {
+    assert.ok(Math.abs(g - exact) <= 1e-6 * exact, `${g}`);
+  }
+});
+
 Deno.test("SparseLinear makes exactly round((1 - s)·in·out) distinct connections", () => {
   // The counts of the seed's Python round((1.0 - s) * in * out): ties to even (4.5 -> 4).
   const cases = [[3, 3, 0.5, 4], [10, 10, 0.995, 1], [100, 37, 0.9, 370], [1, 50, 0.3, 35]];
