@@ -7,7 +7,7 @@
 import { type BackwardOptions, type GradFn, noGrad, runBackward } from "./autograd.ts";
 import type { Device, Storage } from "./backend/backend.ts";
 import { getBackend } from "./backend/mod.ts";
-import { HostStorage } from "./backend/cpu.ts";
+import { elementCount, HostStorage } from "./backend/cpu.ts";
 import { describeValue, ShapeError } from "./errors.ts";
 
 /** Number of elements of a shape. */
@@ -291,6 +291,12 @@ export class IndexTensor {
       throw new TypeError(`IndexTensor data must be an Int32Array, got ${describeValue(data)}`);
     }
     const checked = checkShape(shape);
+    if (elementCount(data) !== data.length) {
+      throw new TypeError(
+        `IndexTensor data's length (${data.length}) is not its element count ` +
+          `(${elementCount(data)})`,
+      );
+    }
     if (numel(checked) !== data.length) {
       throw new ShapeError(`Shape ${shapeString(checked)} does not match ${data.length} elements`);
     }

@@ -42,8 +42,9 @@ import { crossEntropy } from "../lib/nn/losses.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { Adam, AdamW } from "../lib/optim/adam.ts";
 import { SGD } from "../lib/optim/sgd.ts";
-import { IndexTensor, type Tensor } from "../lib/tensor.ts";
-import { csrDropGrow, denseGradTopk, sampleAbsent } from "../lib/sparsity/topk.ts";
+import { fromFloat32, IndexTensor, type Tensor } from "../lib/tensor.ts";
+import { matmul } from "../lib/ops/matmul.ts";
+import { csrDropGrow, denseGradTopk, sampleAbsent, topk } from "../lib/sparsity/topk.ts";
 import { SparsePattern } from "../lib/sparsity/pattern.ts";
 import { randomConnectionCount } from "../lib/sparsity/random.ts";
 import { Generator } from "../lib/random.ts";
@@ -481,6 +482,36 @@ row("backward twice through a freed graph", () => {
   const grad = Array.from(layer.weights.grad!.toArray());
   rejects(() => loss.backward(), Error, /second time/, /retainGraph: true/);
   assert.deepEqual(Array.from(layer.weights.grad!.toArray()), grad, "the failed backward wrote");
+});
+
+row("a tensor's array detached, resized or lying about its length (native reads)", () => {
+  // tensor() shares the caller's array: a buffer resized or transferred afterwards made the
+  // kernels read the shape's element count from a shorter array (a segfault in matmul) or
+  // compute on the new length (sum of a grown [2, 2] gave 36).
+  const resizable = new ArrayBuffer(16, { maxByteLength: 64 });
+  const grown = new Float32Array(resizable); // length-tracking
+  grown.set([1, 2, 3, 4]);
+  const t = fromFloat32(grown, [2, 2]);
+  resizable.resize(36);
+  rejects(() => sum(t), Error, /array now has 9 elements, not the 4 it was made with/);
+  resizable.resize(16);
+  assert.equal(sum(t).item(), 10); // the same elements again: usable
+  const moved = new Float32Array([1, 2, 3, 4]);
+  const u = fromFloat32(moved, [4]);
+  moved.buffer.transfer();
+  rejects(() => matmul(u, u), Error, /now has 0 elements.*detached \(transferred\) or resized/);
+  // A subclass whose length is not its element count.
+  class Lying extends Float32Array {
+    override get length(): number {
+      return 1 << 30;
+    }
+  }
+  rejects(() => fromFloat32(new Lying(16), [16]), TypeError, /Lying whose length/);
+  rejects(
+    () => topk(new Lying(16), 2),
+    TypeError,
+    /length \(1073741824\) is not its element count/,
+  );
 });
 
 // ------------------------------------------------------------------- state dicts ----

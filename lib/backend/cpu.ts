@@ -95,6 +95,20 @@ function takePooled(length: number): Pooled | undefined {
   return entry;
 }
 
+/** The built-in `length` getter of typed arrays, which a subclass cannot override. */
+const typedArrayLength = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  "length",
+)!.get! as (this: ArrayBufferView) => number;
+
+/**
+ * The number of elements a typed array really has (0 once its buffer is detached or shrunk
+ * out from under it), whatever a subclass' `length` claims: native code reads that many.
+ */
+export function elementCount(array: ArrayBufferView): number {
+  return typedArrayLength.call(array);
+}
+
 /** CPU memory: a typed array owned by JS (freed by the garbage collector). */
 export class HostStorage implements Storage {
   /** Always "cpu". */
@@ -106,28 +120,45 @@ export class HostStorage implements Storage {
   // its life (V8 never moves a backing store Deno has handed out), and a detached buffer shows
   // as a changed (zero) length, which takes the pointer anew.
   #pointer: Deno.PointerValue = null;
-  #pointerLength = 0;
+  // The element count, fixed when the storage was made: the tensor's size. A wrapped user
+  // array can later be detached (`buffer.transfer()`) or resized (a resizable ArrayBuffer);
+  // `host` then throws rather than let kernels read fewer (or more) elements than that.
+  readonly #length: number;
 
   /** Wraps an existing array without copying (`pointer`: its data pointer, when known). */
   constructor(array: HostArray, pointer: Deno.PointerValue = null) {
     this.#host = array;
-    if (pointer !== null) {
-      this.#pointer = pointer;
-      this.#pointerLength = array.length;
+    this.#length = elementCount(array);
+    if (array.length !== this.#length) {
+      throw new TypeError(
+        `A ${array.constructor.name} whose length (${array.length}) is not its element count ` +
+          `(${this.#length}) cannot hold a tensor`,
+      );
     }
+    this.#pointer = pointer;
   }
   /**
    * The live array. Throws once the storage was given back for reuse: the memory may by then
-   * hold another tensor, so a stale reader gets an error instead of someone else's numbers.
+   * hold another tensor, so a stale reader gets an error instead of someone else's numbers;
+   * and when the array no longer has the tensor's element count.
    */
   get host(): HostArray {
-    if (this.#host === null) {
+    const host = this.#host;
+    if (host === null) {
       throw new Error(
         "This tensor's memory was given back for reuse (an intermediate activation or gradient " +
           "the library freed once it was consumed) and can no longer be read or written",
       );
     }
-    return this.#host;
+    const now = elementCount(host);
+    if (now !== this.#length) {
+      throw new Error(
+        `This tensor's array now has ${now} elements, not the ${this.#length} it was made with: ` +
+          "its buffer was detached (transferred) or resized after the tensor wrapped it. A " +
+          "tensor shares the array it is made from: pass a copy (array.slice()) to keep using both",
+      );
+    }
+    return host;
   }
   /** Hands the array over to the pool: this storage is unusable afterwards. */
   takeArray(): HostArray {
@@ -141,15 +172,13 @@ export class HostStorage implements Storage {
   }
   /** Number of elements. */
   get length(): number {
-    return this.host.length;
+    void this.host; // throws for a released, detached or resized array
+    return this.#length;
   }
-  /** Pointer to the array's data. */
+  /** Pointer to the array's data (taken once: V8 never moves a backing store Deno was given). */
   ptr(): Deno.PointerValue {
-    const length = this.host.length;
-    if (length !== this.#pointerLength || length === 0) {
-      this.#pointer = ptr(this.host);
-      this.#pointerLength = length;
-    }
+    const host = this.host;
+    if (this.#pointer === null) this.#pointer = ptr(host);
     return this.#pointer;
   }
   /** A copy of the array. */

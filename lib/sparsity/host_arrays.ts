@@ -4,6 +4,7 @@
  * be misread (wrong answers) or read past its end (a crash): each is a TypeError here instead.
  * @module
  */
+import { elementCount } from "../backend/cpu.ts";
 import { describeValue } from "../errors.ts";
 import type { HostCsr } from "./topk.ts";
 
@@ -12,13 +13,24 @@ export function float32Array(value: unknown, what: string): Float32Array {
   if (!(value instanceof Float32Array)) {
     throw new TypeError(`${what} must be a Float32Array, got ${describeValue(value)}`);
   }
-  return value;
+  return checkLength(value, what);
 }
 
 /** `value` if it is an Int32Array, else a TypeError naming `what`. */
 export function int32Array(value: unknown, what: string): Int32Array {
   if (!(value instanceof Int32Array)) {
     throw new TypeError(`${what} must be an Int32Array, got ${describeValue(value)}`);
+  }
+  return checkLength(value, what);
+}
+
+/** Native code reads `length` elements: a subclass' `length` must be the real count. */
+function checkLength<T extends Float32Array | Int32Array>(value: T, what: string): T {
+  const count = elementCount(value);
+  if (value.length !== count) {
+    throw new TypeError(
+      `${what}'s length (${value.length}) is not its element count (${count})`,
+    );
   }
   return value;
 }
