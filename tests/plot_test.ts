@@ -78,6 +78,18 @@ Deno.test("encodePng writes a valid PNG whose pixels decode back", () => {
   );
 });
 
+Deno.test("connectivityDensity checks its bin counts", () => {
+  // NaN, {} or null bins gave an empty density, 1.5 gave 3 cells.
+  const one = new Int32Array([0]);
+  for (const binsX of [NaN, 0, 1.5, null, "2"]) {
+    assert.throws(
+      () => connectivityDensity(one, one, 4, 4, { binsX, binsY: 2 } as never),
+      /connectivityDensity\(\) binsX must be a positive integer/,
+    );
+  }
+  assert.throws(() => connectivityDensity(one, one, 4, 4, null as never), TypeError);
+});
+
 Deno.test("connectivityDensity bins connections exactly", () => {
   // 4 × 6 layer in 2 × 3 bins: each bin is 2 rows × 2 columns = 4 possible connections.
   const rows = new Int32Array([0, 1, 1, 3, 2, 3]);

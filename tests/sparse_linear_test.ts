@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { noGrad } from "../lib/autograd.ts";
+import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
 import { randn, tensor } from "../lib/creation.ts";
 import { ShapeError } from "../lib/errors.ts";
 import { groupSum } from "../lib/nn/group_sum.ts";
@@ -275,6 +276,16 @@ Deno.test("SparseLinear with user connectivity keeps weights[k] on (indices[0][k
   assert.equal(view.nnz, 4);
   assert.equal(view.values, layer.weights);
   assert.deepEqual(view.indices.data, layer.indices.data);
+});
+
+Deno.test("memoryBytes() does not hand the gradients out (zeroGrad still recycles them)", () => {
+  const layer = new SparseLinear(1000, 1000, { sparsity: 0.9, seed: 0 });
+  layer.forward(randn([4, 1000], { seed: 1 })).backward(randn([4, 1000], { seed: 2 }));
+  layer.memoryBytes();
+  releasePooledMemory();
+  const before = pooledMemoryBytes();
+  layer.zeroGrad();
+  assert.equal(pooledMemoryBytes() - before, 4 * (layer.nnz + 1000));
 });
 
 Deno.test("SparseLinear reports its memory: 8 bytes per connection + O(out), 16 with the CSC view", () => {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   availableMemory,
+  cgroupRoom,
   checkMemoryFits,
   checkSparseLinearFits,
   CONNECTION_BYTES,
@@ -21,6 +22,8 @@ import {
   sparseLinearMemory,
 } from "../lib/nn/memory.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { Linear } from "../lib/nn/linear.ts";
+import { zeros } from "../lib/creation.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
 import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
@@ -305,4 +308,83 @@ Deno.test("100k × 100k at 99.99 %: forward/backward match float64, memoryBytes 
     { ...layer.memoryBreakdown(), optimizerState: 0 },
     sparseLinearMemory(shape, { indices: true, cscView: true }),
   );
+});
+
+Deno.test("the memory check sees the tightest cgroup limit on this process's own path", () => {
+  const fs = (files: Record<string, string>) => (path: string) => files[path] ?? null;
+  const GiB = 2 ** 30;
+  // cgroup v2, a job limit on an ancestor (the process's own group has none): it counts.
+  const v2 = {
+    "/proc/self/cgroup": "0::/jobs/job42/step0\n",
+    "/sys/fs/cgroup/memory.max": "max\n",
+    "/sys/fs/cgroup/memory.current": `${20 * GiB}\n`,
+    "/sys/fs/cgroup/jobs/job42/memory.max": `${4 * GiB}\n`,
+    "/sys/fs/cgroup/jobs/job42/memory.current": `${1 * GiB}\n`,
+    "/sys/fs/cgroup/jobs/job42/memory.stat": "anon 1\ninactive_file 536870912\n",
+    "/sys/fs/cgroup/jobs/job42/step0/memory.max": "max\n",
+    "/sys/fs/cgroup/jobs/job42/step0/memory.current": `${1 * GiB}\n`,
+  };
+  assert.equal(cgroupRoom(fs(v2)), 3.5 * GiB);
+  // Without /proc/self (Deno needs --allow-all for it): only the mount root is seen.
+  const { "/proc/self/cgroup": _, ...rootOnly } = v2;
+  assert.equal(cgroupRoom(fs(rootOnly)), null);
+  // cgroup v1 (a hybrid host also lists "0::/"), the limit on the process's own group.
+  const v1 = {
+    "/proc/self/cgroup": "4:memory:/process_api/abc\n3:cpuset:/\n0::/\n",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+    "/sys/fs/cgroup/memory/memory.usage_in_bytes": `${5 * GiB}\n`,
+    "/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": `${400 * 2 ** 20}\n`,
+    "/sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes": `${100 * 2 ** 20}\n`,
+  };
+  assert.equal(cgroupRoom(fs(v1)), 300 * 2 ** 20);
+  assert.equal(cgroupRoom(fs({})), null);
+});
+
+Deno.test("large allocations after construction are refused before they happen", () => {
+  // A machine with 100 MiB available (Deno.systemMemoryInfo is what availableMemory reads).
+  const real = Deno.systemMemoryInfo;
+  const available = 100 * 2 ** 20;
+  Object.defineProperty(Deno, "systemMemoryInfo", {
+    value: () => ({ ...real(), available }),
+    configurable: true,
+    writable: true,
+  });
+  try {
+    const refused = (fn: () => unknown, message: RegExp) =>
+      assert.throws(fn, (e: Error) => e instanceof RangeError && message.test(e.message));
+    refused(
+      () => zeros([8192, 8192]),
+      /float32 tensor of shape \[8192, 8192\] needs about 256 MiB, but only 100 MiB/,
+    );
+    refused(() => new Linear(8192, 8192), /Linear\(8192, 8192\) needs about 256 MiB/);
+    // A layer that fits (~48 MiB), whose first batched backward needs its CSC view (~48 MiB
+    // more, checked alone) and whose SET update needs ~34 bytes per connection.
+    const layer = new SparseLinear(20000, 20000, {
+      sparsity: 0.985,
+      seed: 1,
+      dynamic: true,
+      growth: "set",
+      deltaT: 1,
+    });
+    refused(
+      () => layer.dynamicSparsity!.step(),
+      /The SET update at step 1 \(k = \d+\) needs about \d+ MiB .*only 100 MiB is available/,
+    );
+    assert.equal(layer.dynamicSparsity!.stepCount, 0); // refused: nothing changed
+    // Built with the check off (e.g. relying on swap), its CSC view is still checked.
+    setMemoryCheck(false);
+    const big = new SparseLinear(12000, 12000, { sparsity: 0.9, seed: 1 });
+    setMemoryCheck(true);
+    refused(
+      () => big.pattern.cscView(),
+      /The CSC view of a 12000 × 12000 pattern with 14400000 connections needs about 110 MiB/,
+    );
+  } finally {
+    setMemoryCheck(true);
+    Object.defineProperty(Deno, "systemMemoryInfo", {
+      value: real,
+      configurable: true,
+      writable: true,
+    });
+  }
 });

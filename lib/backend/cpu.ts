@@ -3,6 +3,7 @@
  * @module
  */
 import { check, native, ptr } from "../../ffi/library.ts";
+import { checkMemoryFits } from "../memory_check.ts";
 import {
   allocationLog,
   type Backend,
@@ -213,6 +214,15 @@ class CpuBackend implements Backend {
       reused.array.fill(0);
       return logged(new HostStorage(reused.array, reused.pointer));
     }
+    // A fresh allocation the machine cannot hold is a RangeError, not an out-of-memory kill
+    // (gradients, activations, optimizer state of a layer that fit when it was built).
+    checkMemoryFits(
+      4 * length,
+      `A new ${dtype} buffer of ${length} elements`,
+      "",
+      undefined,
+      "Use a smaller batch or layer",
+    );
     return logged(
       new HostStorage(dtype === "int32" ? new Int32Array(length) : new Float32Array(length)),
     );

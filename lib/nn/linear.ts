@@ -12,6 +12,7 @@ import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 import { booleanOption, checkOptionKeys } from "../options.ts";
+import { checkMemoryFits } from "../memory_check.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -196,6 +197,13 @@ export class Linear extends Module {
           "use SparseLinear for layers this large",
       );
     }
+    checkMemoryFits(
+      4 * outFeatures * inFeatures,
+      `Linear(${inFeatures}, ${outFeatures})`,
+      `${outFeatures * inFeatures} float32 weights`,
+      undefined,
+      "Use a smaller layer (or a SparseLinear)",
+    );
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const generator = generatorFrom(options.seed);

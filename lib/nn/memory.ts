@@ -31,16 +31,17 @@
  * kernels keep their scratch blocks of 1 MiB and more, up to 256 MiB.
  *
  * `checkSparseLinearFits` is called by the SparseLinear constructor before anything is
- * allocated: when the layer's construction peak exceeds the memory available (the kernel's
- * MemAvailable, lowered by a cgroup limit when one is readable), it throws a RangeError naming
- * both numbers instead of letting the process be killed for running out of memory. Reading
- * MemAvailable needs `--allow-sys=systemMemoryInfo` (or `--allow-all`); without it the check
- * is skipped.
+ * allocated: when the layer's construction peak exceeds the memory available (see
+ * lib/memory_check.ts: MemAvailable, lowered by the cgroup limits that apply), it throws a
+ * RangeError naming both numbers instead of letting the process be killed for running out of
+ * memory. Later large allocations (gradients, optimizer state, the CSC view, prune-and-grow
+ * updates) are checked where they happen.
  * @module
  */
 import { MAX_INT32 } from "../sparsity/pattern.ts";
 import { expectedConnectionCount } from "../sparsity/random.ts";
 import { IndexTensor } from "../tensor.ts";
+import { type AvailableMemory, checkMemoryFits, formatBytes } from "../memory_check.ts";
 
 /**
  * Bytes per connection of a SparseLinear, by array (see the module documentation): the value
@@ -327,153 +328,15 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
   return perConnection * nnz + perK * k + width + growthBytes;
 }
 
-// ------------------------------------------------------------ available memory ----
-
-/** Memory the process may still allocate, and where the number comes from. */
-export interface AvailableMemory {
-  /** Bytes. */
-  bytes: number;
-  /** E.g. "MemAvailable in /proc/meminfo" or "the cgroup limit". */
-  source: string;
-}
-
-function canRead(path: string): boolean {
-  try {
-    return Deno.permissions.querySync({ name: "read", path }).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-function readText(path: string): string | null {
-  if (!canRead(path)) return null;
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return null;
-  }
-}
-
-function statField(text: string | null, field: string): number | null {
-  if (text === null) return null;
-  const m = text.match(new RegExp(`^${field}\\s+(\\d+)`, "m"));
-  return m === null ? null : Number(m[1]);
-}
-
-/** Room left under a cgroup limit (v2, else v1), counting reclaimable page cache as free. */
-function cgroupAvailable(): number | null {
-  const layouts = [
-    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat"],
-    [
-      "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-      "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-      "/sys/fs/cgroup/memory/memory.stat",
-    ],
-  ];
-  for (const [maxPath, currentPath, statPath] of layouts) {
-    const max = readText(maxPath)?.trim();
-    if (max === undefined) continue;
-    const limit = Number(max);
-    // "max" (v2) or a near-2^63 value (v1) means no limit.
-    if (!Number.isFinite(limit) || limit >= 2 ** 60) return null;
-    const current = Number(readText(currentPath)?.trim() ?? NaN);
-    if (!Number.isFinite(current)) return null;
-    const stat = readText(statPath);
-    const inactiveFile = statField(stat, "inactive_file") ??
-      statField(stat, "total_inactive_file") ??
-      0;
-    return Math.max(0, limit - current + inactiveFile);
-  }
-  return null;
-}
-
-function systemMemoryAvailable(): number | null {
-  try {
-    if (Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" }).state !== "granted") {
-      return null;
-    }
-    const available = Deno.systemMemoryInfo().available;
-    return available > 0 ? available : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * The memory this process can still allocate without swapping: the kernel's MemAvailable
- * (through `Deno.systemMemoryInfo()`, which needs `--allow-sys=systemMemoryInfo`, or
- * /proc/meminfo, which Deno only lets `--allow-all` read), or less when a readable cgroup limit
- * leaves less room. Null when neither can be read (no permission, or not Linux): callers then
- * skip their check.
- */
-export function availableMemory(): AvailableMemory | null {
-  let best: AvailableMemory | null = null;
-  const system = systemMemoryAvailable();
-  if (system !== null) {
-    best = { bytes: system, source: "MemAvailable, from Deno.systemMemoryInfo()" };
-  } else if (Deno.build.os === "linux") {
-    const kib = statField(readText("/proc/meminfo"), "MemAvailable:");
-    if (kib !== null) best = { bytes: kib * 1024, source: "MemAvailable in /proc/meminfo" };
-  }
-  if (best === null) return null;
-  const cgroup = Deno.build.os === "linux" ? cgroupAvailable() : null;
-  return cgroup !== null && cgroup < best.bytes
-    ? { bytes: cgroup, source: "room left under this process's cgroup memory limit" }
-    : best;
-}
-
-/** Bytes in binary units with three significant digits, e.g. "7.28 TiB", "160 MiB". */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = bytes;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${bytes} B` : `${+v.toPrecision(3)} ${units[u]}`;
-}
-
-let memoryCheckEnabled = true;
-
-/**
- * Turns the pre-allocation memory check of `checkMemoryFits` (and so of the SparseLinear
- * constructor) on or off, e.g. to rely on swap or overcommit on purpose. Returns the previous
- * setting.
- */
-export function setMemoryCheck(enabled: boolean): boolean {
-  if (typeof enabled !== "boolean") {
-    throw new TypeError(`setMemoryCheck() takes a boolean, got ${typeof enabled}`);
-  }
-  const previous = memoryCheckEnabled;
-  memoryCheckEnabled = enabled;
-  return previous;
-}
-
-/** Estimates below this are not checked (nothing to gain from reading /proc for them). */
-export const MEMORY_CHECK_THRESHOLD_BYTES: number = 64 * 2 ** 20;
-
-/**
- * Throws a RangeError when `bytes` exceed the memory available, before anything is allocated.
- * `what` names the request and `detail` how the estimate was made, for the message.
- * `available` defaults to `availableMemory()`; when it is null (unknown), or the check is off
- * (`setMemoryCheck(false)`), or `bytes` is below 64 MiB, nothing is checked.
- */
-export function checkMemoryFits(
-  bytes: number,
-  what: string,
-  detail = "",
-  available?: AvailableMemory | null,
-): void {
-  if (!memoryCheckEnabled || !(bytes >= MEMORY_CHECK_THRESHOLD_BYTES)) return;
-  const room = available === undefined ? availableMemory() : available;
-  if (room === null || bytes <= room.bytes) return;
-  throw new RangeError(
-    `${what} needs about ${formatBytes(bytes)}${detail ? ` (${detail})` : ""}, but only ` +
-      `${formatBytes(room.bytes)} is available (${room.source}); nothing was allocated. ` +
-      "Raise the sparsity or narrow the layer, or call setMemoryCheck(false) to try anyway",
-  );
-}
+export {
+  type AvailableMemory,
+  availableMemory,
+  cgroupRoom,
+  checkMemoryFits,
+  formatBytes,
+  MEMORY_CHECK_THRESHOLD_BYTES,
+  setMemoryCheck,
+} from "../memory_check.ts";
 
 /** The constructor options `checkSparseLinearFits` reads (a subset of SparseLinearOptions). */
 export interface SparseLinearSizeOptions {

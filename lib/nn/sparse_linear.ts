@@ -577,7 +577,10 @@ export class SparseLinear extends Module {
     const values = 4 * this.nnz;
     const pattern = this.#pattern.memoryBytes();
     const biasBytes = bias === null ? 0 : 4 * bias.size;
-    const gradients = 4 * ((this.weights.grad?.size ?? 0) + (bias?.grad?.size ?? 0));
+    // peek, not .grad: reading .grad hands a gradient out, and zeroGrad() then leaves it to
+    // the garbage collector instead of recycling it.
+    const gradSize = (t: Tensor | null) => t === null ? 0 : gradSlot.peek(t)?.size ?? 0;
+    const gradients = 4 * (gradSize(this.weights) + gradSize(bias));
     const indices = this.#indices === null ? 0 : 4 * this.#indices.data.length;
     return {
       values,

@@ -101,6 +101,15 @@ export function connectivityDensity(
   bins: { binsX: number; binsY: number },
 ): ConnectivityDensity {
   checkSizes(rows, cols, nOut, nIn);
+  if (bins === null || typeof bins !== "object") {
+    throw new TypeError("connectivityDensity() bins must be { binsX, binsY }");
+  }
+  for (const name of ["binsX", "binsY"] as const) {
+    const n = bins[name];
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new RangeError(`connectivityDensity() ${name} must be a positive integer, got ${n}`);
+    }
+  }
   const binsX = Math.min(bins.binsX, nIn);
   const binsY = Math.min(bins.binsY, nOut);
   const counts = new Float64Array(binsX * binsY);

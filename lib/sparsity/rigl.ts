@@ -59,6 +59,8 @@
 import { record } from "../autograd.ts";
 import { isGradEnabled } from "../autograd.ts";
 import { numberOption } from "../options.ts";
+import { checkMemoryFits } from "../memory_check.ts";
+import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
 import { SparsePattern } from "./pattern.ts";
 import { Tensor } from "../tensor.ts";
 import {
@@ -501,7 +503,21 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     const problem = this.stepProblem();
     if (problem !== null) throw new Error(problem);
     const f = dropFraction(t, this.alpha, this.tEnd);
-    const k = Math.floor(f * this.#layer.pattern.nnz);
+    const pattern = this.#layer.pattern;
+    const k = Math.floor(f * pattern.nnz);
+    if (pattern.device === "cpu") {
+      const recorded = this.#recorded.reduce((rows, r) => rows + r.batch, 0);
+      checkMemoryFits(
+        pruneAndGrowExtraBytes(
+          { inFeatures: pattern.nCols, outFeatures: pattern.nRows, nnz: pattern.nnz },
+          { k, growth: this.growth, maxSize: this.maxSize, batch: Math.max(1, recorded) },
+        ),
+        `The ${this.growth === "rigl" ? "RigL" : "SET"} update at step ${t} (k = ${k})`,
+        "pruneAndGrowExtraBytes: ~34 bytes per connection + the gradient chunk for RigL",
+        undefined,
+        this.growth === "rigl" ? "Lower maxSize or alpha" : "Lower alpha",
+      );
+    }
     let source: GrowthSource;
     if (this.growth === "rigl") {
       const batches = this.#recorded.filter((r) => r.dy !== null);
