@@ -681,6 +681,18 @@ const LOAD_AND_REPORT = `
   try { native(); console.log("LOADED"); }
   catch (e) { console.log("ERROR " + e.constructor.name + ": " + e.message); }`;
 
+/** Copies the library loader (ffi/ and the error classes it imports) into `dir`. */
+async function copyLoader(dir: string): Promise<void> {
+  for (const rel of ["ffi/symbols", "lib"]) await Deno.mkdir(join(dir, rel), { recursive: true });
+  const root = new URL("../", import.meta.url);
+  for await (const e of Deno.readDir(new URL("ffi/symbols/", root))) {
+    await Deno.copyFile(new URL(`ffi/symbols/${e.name}`, root), join(dir, "ffi/symbols", e.name));
+  }
+  for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts"]) {
+    await Deno.copyFile(new URL(f, root), join(dir, f));
+  }
+}
+
 Deno.test({
   name: "bad input: missing native library",
   ignore: !canRun,
@@ -688,19 +700,7 @@ Deno.test({
     // A copy of the loader outside the repository: no build/ directory to fall back on.
     const dir = await Deno.makeTempDir();
     try {
-      for (const rel of ["ffi", "ffi/symbols", "lib"]) {
-        await Deno.mkdir(join(dir, rel), { recursive: true });
-      }
-      const root = new URL("../", import.meta.url);
-      for await (const e of Deno.readDir(new URL("ffi/symbols/", root))) {
-        await Deno.copyFile(
-          new URL(`ffi/symbols/${e.name}`, root),
-          join(dir, "ffi/symbols", e.name),
-        );
-      }
-      for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts"]) {
-        await Deno.copyFile(new URL(f, root), join(dir, f));
-      }
+      await copyLoader(dir);
       const missing = join(dir, "no-such-lib.so");
       const code = LOAD_AND_REPORT.replace(libraryModule, `file://${join(dir, "ffi/library.ts")}`);
       const { output } = await runWithLibrary(missing, code);
@@ -724,18 +724,8 @@ Deno.test({
     const tmp = await Deno.makeTempDir();
     const dir = join(tmp, "my checkout é");
     try {
-      for (const rel of ["ffi/symbols", "lib", "build"]) {
-        await Deno.mkdir(join(dir, rel), { recursive: true });
-      }
-      for await (const e of Deno.readDir(new URL("ffi/symbols/", root))) {
-        await Deno.copyFile(
-          new URL(`ffi/symbols/${e.name}`, root),
-          join(dir, "ffi/symbols", e.name),
-        );
-      }
-      for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts"]) {
-        await Deno.copyFile(new URL(f, root), join(dir, f));
-      }
+      await copyLoader(dir);
+      await Deno.mkdir(join(dir, "build"));
       await Deno.copyFile(built, join(dir, "build", libraryFileName("sparselinear")));
       const module = pathToFileURL(join(dir, "ffi/library.ts")).href;
       // An empty SPARSELINEAR_LIB counts as unset: the copy's own build/ is the candidate.
