@@ -9,7 +9,7 @@ import { ShapeError } from "./errors.ts";
 import { type Generator, generatorFrom } from "./random.ts";
 import { checkShape, numel, shapeString, Tensor } from "./tensor.ts";
 import { booleanOption } from "./options.ts";
-import { checkMemoryFits } from "./memory_check.ts";
+import { checkAllocation } from "./memory_check.ts";
 
 /** Options shared by the creators. */
 export interface CreateOptions {
@@ -113,13 +113,7 @@ export function full(shape: readonly number[], value: number, options: CreateOpt
 /** The host array of a new tensor; an allocation V8 refuses is an error naming the shape. */
 function hostArray(shape: readonly number[]): Float32Array {
   const n = numel(shape);
-  checkMemoryFits(
-    4 * n,
-    `A float32 tensor of shape ${shapeString(shape)}`,
-    "",
-    undefined,
-    "Use a smaller shape",
-  );
+  checkAllocation(4 * n, `A float32 tensor of shape ${shapeString(shape)}`, "Use a smaller shape");
   try {
     return new Float32Array(n);
   } catch (err) {

@@ -176,3 +176,12 @@ export function checkMemoryFits(
       `${advice}, or call setMemoryCheck(false) to try anyway`,
   );
 }
+
+/**
+ * `checkMemoryFits` for the library's own allocations after a layer was built (buffers,
+ * dense tensors, the CSC view, prune-and-grow updates): against `availableMemory()`, with
+ * `advice` saying what to change.
+ */
+export function checkAllocation(bytes: number, what: string, advice: string, detail = ""): void {
+  checkMemoryFits(bytes, what, detail, undefined, advice);
+}

@@ -18,8 +18,9 @@ export function booleanOption(value: unknown, name: string, fallback: boolean): 
 
 /**
  * `value` when it is a number (NaN and infinities included: range checks follow), `fallback`
- * when undefined, else a TypeError naming `name` (and the allowed `range`, e.g. "[0, 1)"): `"0.5"` is a string, not a number, and the
- * caller's range message ("must be in [0, 1), got 0.5") would mislead.
+ * when undefined, else a TypeError naming `name` (and the allowed `range`, e.g. "[0, 1)"):
+ * `"0.5"` is a string, not a number, and the caller's range message ("must be in [0, 1), got
+ * 0.5") would mislead.
  */
 export function numberOption(
   value: unknown,

@@ -3,7 +3,7 @@
  * @module
  */
 import { check, native, ptr } from "../../ffi/library.ts";
-import { checkMemoryFits } from "../memory_check.ts";
+import { checkAllocation } from "../memory_check.ts";
 import {
   allocationLog,
   type Backend,
@@ -116,10 +116,9 @@ export class HostStorage implements Storage {
   readonly device = "cpu" as const;
   // The live array; null once given back to the pool (see `recycle`).
   #host: HostArray | null;
-  // The pointer of `host` and the length it was taken at. Deno.UnsafePointer.of costs
-  // 0.3-0.8 us, and an op passes 3-10 pointers; the address of an array's data is fixed for
-  // its life (V8 never moves a backing store Deno has handed out), and a detached buffer shows
-  // as a changed (zero) length, which takes the pointer anew.
+  // The pointer of `host`, taken once: Deno.UnsafePointer.of costs 0.3-0.8 us, and an op
+  // passes 3-10 pointers; the address of an array's data is fixed for its life (V8 never moves
+  // a backing store Deno has handed out; a detached or resized array fails `host` first).
   #pointer: Deno.PointerValue = null;
   // The element count, fixed when the storage was made: the tensor's size. A wrapped user
   // array can later be detached (`buffer.transfer()`) or resized (a resizable ArrayBuffer);
@@ -216,11 +215,9 @@ class CpuBackend implements Backend {
     }
     // A fresh allocation the machine cannot hold is a RangeError, not an out-of-memory kill
     // (gradients, activations, optimizer state of a layer that fit when it was built).
-    checkMemoryFits(
+    checkAllocation(
       4 * length,
       `A new ${dtype} buffer of ${length} elements`,
-      "",
-      undefined,
       "Use a smaller batch or layer",
     );
     return logged(

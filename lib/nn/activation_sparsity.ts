@@ -230,9 +230,6 @@ export class ActivationSparsity extends Module {
   /** Creates the layer; see `ActivationSparsityOptions` for the defaults. */
   constructor(options: ActivationSparsityOptions = {}) {
     super();
-    if (options === null || typeof options !== "object") {
-      throw new TypeError("ActivationSparsity options must be an object");
-    }
     checkOptionKeys(
       options,
       ["actSparsity", "alpha", "beta", "kInferenceFactor", "boostStrengthFactor", "features"],

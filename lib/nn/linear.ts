@@ -12,7 +12,7 @@ import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 import { booleanOption, checkOptionKeys } from "../options.ts";
-import { checkMemoryFits } from "../memory_check.ts";
+import { checkAllocation } from "../memory_check.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -197,12 +197,11 @@ export class Linear extends Module {
           "use SparseLinear for layers this large",
       );
     }
-    checkMemoryFits(
+    checkAllocation(
       4 * outFeatures * inFeatures,
       `Linear(${inFeatures}, ${outFeatures})`,
-      `${outFeatures * inFeatures} float32 weights`,
-      undefined,
       "Use a smaller layer (or a SparseLinear)",
+      `${outFeatures * inFeatures} float32 weights`,
     );
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;

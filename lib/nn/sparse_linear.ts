@@ -151,10 +151,7 @@ export class SparseLinear extends Module {
     super();
     checkFeatures(inFeatures, "inFeatures");
     checkFeatures(outFeatures, "outFeatures");
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(`SparseLinear options must be an object, got ${options}`);
-    }
-    checkOptionKeys(options, SPARSE_LINEAR_OPTIONS, "SparseLinear");
+    checkOptionKeys(options, SPARSE_LINEAR_OPTIONS, "SparseLinear"); // an object, known keys
     const hasBias = options.bias ?? true;
     if (typeof hasBias !== "boolean") {
       throw new TypeError(`bias must be a boolean, got ${typeof hasBias}`);

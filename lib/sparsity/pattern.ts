@@ -19,7 +19,7 @@ import { check, native, ptr } from "../../ffi/library.ts";
 import type { Device, Storage } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { HostStorage } from "../backend/cpu.ts";
-import { checkMemoryFits } from "../memory_check.ts";
+import { checkAllocation } from "../memory_check.ts";
 
 /** The largest feature count or connection count the int32 kernels take: 2^31 - 1. */
 export const MAX_INT32: number = 2147483647;
@@ -103,12 +103,11 @@ export class SparsePattern {
   cscView(): CscView {
     if (this.#csc !== null) return this.#csc;
     if (this.device === "cpu") {
-      checkMemoryFits(
+      checkAllocation(
         8 * this.nnz + 4 * (this.nCols + 1),
         `The CSC view of a ${this.nRows} × ${this.nCols} pattern with ${this.nnz} connections`,
-        "8 bytes per connection: row index and position, built for the first batched backward",
-        undefined,
         "Raise the sparsity or narrow the layer",
+        "8 bytes per connection: row index and position, built for the first batched backward",
       );
     }
     const backend = getBackend(this.device);

@@ -59,7 +59,7 @@
 import { record } from "../autograd.ts";
 import { isGradEnabled } from "../autograd.ts";
 import { numberOption } from "../options.ts";
-import { checkMemoryFits } from "../memory_check.ts";
+import { checkAllocation } from "../memory_check.ts";
 import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
 import { SparsePattern } from "./pattern.ts";
 import { Tensor } from "../tensor.ts";
@@ -507,15 +507,14 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     const k = Math.floor(f * pattern.nnz);
     if (pattern.device === "cpu") {
       const recorded = this.#recorded.reduce((rows, r) => rows + r.batch, 0);
-      checkMemoryFits(
+      checkAllocation(
         pruneAndGrowExtraBytes(
           { inFeatures: pattern.nCols, outFeatures: pattern.nRows, nnz: pattern.nnz },
           { k, growth: this.growth, maxSize: this.maxSize, batch: Math.max(1, recorded) },
         ),
         `The ${this.growth === "rigl" ? "RigL" : "SET"} update at step ${t} (k = ${k})`,
-        "pruneAndGrowExtraBytes: ~34 bytes per connection + the gradient chunk for RigL",
-        undefined,
         this.growth === "rigl" ? "Lower maxSize or alpha" : "Lower alpha",
+        "pruneAndGrowExtraBytes: ~34 bytes per connection + the gradient chunk for RigL",
       );
     }
     let source: GrowthSource;
