@@ -74,6 +74,12 @@ export function decimalNumber(raw: string): number {
   return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : NaN;
 }
 
+/** `raw` as a decimal integer ≥ `min` (and a safe integer), or null. */
+export function integerAtLeast(raw: string, min: number): number | null {
+  const n = decimalNumber(raw);
+  return Number.isSafeInteger(n) && n >= min ? n : null;
+}
+
 /** The flag's value as an integer ≥ `min` (`fallback` when absent), else `cliFail`. */
 export function intFlag(
   values: CliValues,
@@ -84,9 +90,7 @@ export function intFlag(
 ): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
-  const n = typeof raw === "string" ? decimalNumber(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) {
-    cliFail(`--${name} must be an integer ≥ ${min}, got "${raw}"`, usage);
-  }
+  const n = typeof raw === "string" ? integerAtLeast(raw, min) : null;
+  if (n === null) cliFail(`--${name} must be an integer ≥ ${min}, got "${raw}"`, usage);
   return n;
 }

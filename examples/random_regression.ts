@@ -23,7 +23,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { decimalNumber, joinNegativeValues } from "./cli.ts";
+import { integerAtLeast, joinNegativeValues } from "./cli.ts";
 import { randn } from "../lib/creation.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { mseLoss } from "../lib/nn/losses.ts";
@@ -125,10 +125,8 @@ if (import.meta.main) {
       Deno.exit(0);
     }
     const integer = (raw: string | undefined, flag: string, fallback: number, min: number) => {
-      const v = raw === undefined ? fallback : decimalNumber(raw);
-      if (!Number.isSafeInteger(v) || v < min) {
-        throw new RangeError(`${flag} must be an integer ≥ ${min}, got "${raw}"`);
-      }
+      const v = raw === undefined ? fallback : integerAtLeast(raw, min);
+      if (v === null) throw new RangeError(`${flag} must be an integer ≥ ${min}, got "${raw}"`);
       return v;
     };
     const seed = integer(values.seed, "--seed", 0, 0);

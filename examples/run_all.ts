@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { decimalNumber, joinNegativeValues } from "./cli.ts";
+import { integerAtLeast, joinNegativeValues } from "./cli.ts";
 import { fileURLToPath } from "node:url";
 import { MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
 import { checkWritableFile, type MetricsFile, parseTrainArgs } from "./train_mnist.ts";
@@ -159,10 +159,8 @@ if (import.meta.main) {
   if (unknown.length > 0) {
     fail(`unknown model(s) ${unknown.join(", ")}; choose from ${MODEL_NAMES.join(", ")}`);
   }
-  const epochs = decimalNumber(values.epochs);
-  if (!Number.isSafeInteger(epochs) || epochs < 1) {
+  const epochs = integerAtLeast(values.epochs, 1) ??
     fail(`--epochs must be a positive integer, got "${values.epochs}"`);
-  }
   const trainArgs = ["--epochs", String(epochs)];
   for (const flag of ["limit-train", "threads", "seed"] as const) {
     if (values[flag] !== undefined) trainArgs.push(`--${flag}`, values[flag]!);

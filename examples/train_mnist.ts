@@ -21,7 +21,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { decimalNumber, joinNegativeValues } from "./cli.ts";
+import { decimalNumber, integerAtLeast, joinNegativeValues } from "./cli.ts";
 import { dirname, join, resolve } from "node:path";
 import { getNumThreads, MAX_THREADS, setNumThreads } from "../ffi/library.ts";
 import type { Device } from "../lib/backend/backend.ts";
@@ -173,10 +173,8 @@ export interface TrainArgs {
 
 function positiveInteger(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
-  const n = decimalNumber(value);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
-  }
+  const n = integerAtLeast(value, 1);
+  if (n === null) throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
   return n;
 }
 
@@ -236,10 +234,11 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   }
   let seed = 0;
   if (values.seed !== undefined) {
-    seed = decimalNumber(values.seed);
-    if (!Number.isSafeInteger(seed) || seed < 0) {
+    const n = integerAtLeast(values.seed, 0);
+    if (n === null) {
       throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
     }
+    seed = n;
   }
   const device = values.device ?? "cpu";
   if (device !== "cpu" && device !== "cuda") {

@@ -21,7 +21,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { decimalNumber, joinNegativeValues } from "./cli.ts";
+import { decimalNumber, integerAtLeast, joinNegativeValues } from "./cli.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { noGrad } from "../lib/autograd.ts";
 import {
@@ -207,10 +207,8 @@ function randomLabels(gen: Generator, batch: number): Int32Array {
 }
 
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
-  const n = value === undefined ? fallback : decimalNumber(value);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new RangeError(`--${name} must be a positive integer, got ${value}`);
-  }
+  const n = value === undefined ? fallback : integerAtLeast(value, 1);
+  if (n === null) throw new RangeError(`--${name} must be a positive integer, got ${value}`);
   return n;
 }
 
