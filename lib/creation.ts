@@ -107,7 +107,10 @@ export function full(shape: readonly number[], value: number, options: CreateOpt
   if (typeof value !== "number") {
     throw new TypeError(`full() value must be a number, got ${typeof value}`);
   }
-  return place(hostArray(checked).fill(value), checked, options);
+  const host = hostArray(checked);
+  // A new array is already zeros: filling it anyway would touch every page of a huge one.
+  if (value !== 0) host.fill(value);
+  return place(host, checked, options);
 }
 
 /** The host array of a new tensor; an allocation V8 refuses is an error naming the shape. */
