@@ -24,7 +24,7 @@ export {
   tensor,
   zeros,
 } from "./lib/creation.ts";
-export { type BackwardOptions, isGradEnabled, noGrad } from "./lib/autograd.ts";
+export { type BackwardOptions, type GradFn, isGradEnabled, noGrad } from "./lib/autograd.ts";
 
 // Tensor ops with gradients (also installed as Tensor methods: x.add(y), x.matmul(w), ...)
 import "./lib/tensor_methods.ts";
@@ -58,7 +58,7 @@ export {
 } from "./lib/ops/shape.ts";
 export { broadcastShapes } from "./lib/ops/broadcast.ts";
 export { Generator } from "./lib/random.ts";
-export type { Device } from "./lib/backend/backend.ts";
+export type { Device, DType, HostArray, Storage } from "./lib/backend/backend.ts";
 // CPU memory the autograd engine recycles between steps (see lib/backend/cpu.ts)
 export {
   POOL_LIMIT_BYTES,
@@ -175,7 +175,12 @@ export {
   randomConnectivity,
   type RandomConnectivityOptions,
 } from "./lib/sparsity/random.ts";
-export { checkConnectivity, type Connectivity, userConnectivity } from "./lib/sparsity/user.ts";
+export {
+  checkConnectivity,
+  type CheckedConnections,
+  type Connectivity,
+  userConnectivity,
+} from "./lib/sparsity/user.ts";
 export {
   smallWorldConnectivity,
   smallWorldDistance,
@@ -197,6 +202,7 @@ export {
   type Growth,
   type GrowthSource,
   isUpdateStep,
+  type ModuleTree,
   pruneAndGrow,
   resolveDynamicOptions,
   RIGL_PAPER_SETTINGS,

@@ -563,8 +563,9 @@ interface MaybeDynamic {
   dynamicSparsity?: DynamicSparsity | null;
 }
 
-/** Modules that can be walked (a `Module`). */
-interface ModuleTree {
+/** Modules that can be walked (a `Module`, or anything listing its submodules by name). */
+export interface ModuleTree {
+  /** Every module of the tree with its dotted name (the root as ""). */
   namedModules(): [string, unknown][];
 }
 
