@@ -60,6 +60,19 @@ Deno.test("crossEntropy reduction none gives per-sample losses and gradients", (
   assertClose(logits.grad!.data, g, "per-sample grad", { rtol: 1e-3 });
 });
 
+Deno.test("reduction none over an empty batch is an empty loss, as PyTorch", () => {
+  const logits = fromFloat32(new Float32Array(0), [0, 3], true);
+  const ce = crossEntropy(logits, new Int32Array(0), { reduction: "none" });
+  assert.deepEqual(ce.shape, [0]);
+  ce.backward(fromFloat32(new Float32Array(0), [0]));
+  assert.deepEqual(logits.grad!.shape, [0, 3]);
+  const pred = fromFloat32(new Float32Array(0), [0, 4], true);
+  const mse = mseLoss(pred, fromFloat32(new Float32Array(0), [0, 4]), { reduction: "none" });
+  assert.deepEqual(mse.shape, [0, 4]);
+  mse.backward(fromFloat32(new Float32Array(0), [0, 4]));
+  assert.deepEqual(pred.grad!.shape, [0, 4]);
+});
+
 Deno.test("crossEntropy is stable for large logits and keeps its labels", () => {
   const labels = new Int32Array([0, 1]);
   const logits = tensor([[1000, 0], [0, -1000]], undefined, { requiresGrad: true });

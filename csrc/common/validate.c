@@ -307,7 +307,8 @@ sl_status sl_validate_cross_entropy_fwd(const char *fn, int32_t batch, int32_t n
   V_ARG(n_classes >= 1, "n_classes must be >= 1, got %d", n_classes);
   V_ARG(valid_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
         reduction);
-  V_PTR(loss);
+  /* An empty batch kept per sample ("none") has no loss to write: its buffer may be null. */
+  if (batch > 0 || reduction != SL_REDUCTION_NONE) V_PTR(loss);
   if (batch > 0) {
     V_PTR(logits);
     V_PTR(labels);
@@ -337,7 +338,7 @@ sl_status sl_validate_mse_fwd(const char *fn, int64_t n, const float *pred, cons
   V_NONNEG(n);
   V_ARG(valid_reduction(reduction), "reduction must be 0 (none), 1 (mean) or 2 (sum), got %d",
         reduction);
-  V_PTR(loss);
+  if (n > 0 || reduction != SL_REDUCTION_NONE) V_PTR(loss);
   if (n > 0) {
     V_PTR(pred);
     V_PTR(target);

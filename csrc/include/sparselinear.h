@@ -359,8 +359,8 @@ SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, cons
 /*
  * Fused log-softmax + negative log-likelihood from logits [batch, n_classes] and labels
  * [batch] (each in [0, n_classes), else SL_E_INDEX_OUT_OF_RANGE naming the first bad label,
- * nothing written). loss: [batch] for SL_REDUCTION_NONE, else [1] (mean over the batch: NaN
- * for batch 0, as PyTorch). lse: [batch] log-sum-exp of each row (for the backward) or null.
+ * nothing written). loss: [batch] for SL_REDUCTION_NONE (null allowed for batch 0), else [1]
+ * (mean over the batch: NaN for batch 0, as PyTorch). lse: [batch] log-sum-exp of each row (for the backward) or null.
  */
 SL_API sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *logits,
                                       const int32_t *labels, int32_t reduction, float *loss,
@@ -375,7 +375,8 @@ SL_API sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const fl
                                       const float *dloss, int32_t dloss_stride, float scale,
                                       float *dlogits);
 
-/* Squared error (pred - target)^2 over n elements; loss: [n] for none, else [1]. */
+/* Squared error (pred - target)^2 over n elements; loss: [n] for none (null allowed for n 0),
+ * else [1]. */
 SL_API sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target,
                             int32_t reduction, float *loss);
 /*
