@@ -88,6 +88,7 @@ export { getNumThreads, setNumThreads } from "./ffi/library.ts";
 // Modules
 export {
   type LoadStateOptions,
+  type LoadStateResult,
   Module,
   type NamedOptions,
   type StateDict,

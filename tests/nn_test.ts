@@ -10,12 +10,14 @@ import { Linear, linear } from "../lib/nn/linear.ts";
 import { mseLoss } from "../lib/nn/losses.ts";
 import { ScaleShift, scaleShift } from "../lib/nn/scale_shift.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
+import type { StateDict } from "../lib/nn/module.ts";
 import { RepeatInterleave, repeatInterleave } from "../lib/nn/repeat_interleave.ts";
 import { GroupSum, groupSum } from "../lib/nn/group_sum.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
+import { cosineSchedule, stepSchedule } from "../lib/optim/schedule.ts";
 import { relu } from "../lib/ops/activation.ts";
 import { fromFloat32, shapeString } from "../lib/tensor.ts";
 import { assertClose, assertThrows, randomArray } from "./_nn_reference.ts";
@@ -510,4 +512,85 @@ Deno.test("PyTorch edges: nested Sequential repr, Flatten of a 0-d tensor, group
     ShapeError,
     /positive multiple of the group size 3/,
   );
+});
+
+Deno.test("Module API as PyTorch: name prefixes, strict: false reports keys, boolean train()", () => {
+  const model = new Sequential(new Linear(2, 3, { seed: 1 }), new Sequential(new LayerNorm(3)));
+  assert.deepEqual(model.namedParameters("model").map(([n]) => n), [
+    "model.0.weight",
+    "model.0.bias",
+    "model.1.0.weight",
+    "model.1.0.bias",
+  ]);
+  assert.deepEqual(model.namedModules("model").map(([n]) => n), [
+    "model",
+    "model.0",
+    "model.1",
+    "model.1.0",
+  ]);
+  assert.deepEqual(new Linear(1, 1).namedBuffers("fc"), []);
+  assertThrows(() => model.namedParameters(3 as never), TypeError, /prefix must be a string/);
+
+  const state: StateDict = { ...model.stateDict(), extra: zeros([1]) };
+  delete state["1.0.bias"];
+  assert.deepEqual(model.loadStateDict(state, { strict: false }), {
+    missingKeys: ["1.0.bias"],
+    unexpectedKeys: ["extra"],
+  });
+  assert.deepEqual(model.loadStateDict(model.stateDict()), { missingKeys: [], unexpectedKeys: [] });
+  assertThrows(
+    () => model.loadStateDict(state),
+    Error,
+    /missing key "1.0.bias".*unexpected key "extra"/,
+  );
+
+  assertThrows(
+    () => model.train("no" as never),
+    TypeError,
+    /train\(\) mode must be true or false, got/,
+  );
+  assert.equal(model.training, true);
+  assert.equal(model.train(false).training, false);
+});
+
+Deno.test("misspelled or snake_case options are TypeErrors, not silently ignored", () => {
+  const x = zeros([2, 3]);
+  assertThrows(
+    () => new Flatten({ start_dim: 0 } as never),
+    TypeError,
+    /no option "start_dim" \(did you mean "startDim"\?\)/,
+  );
+  assertThrows(
+    () => new RepeatInterleave(2, { axis: 0 } as never),
+    TypeError,
+    /RepeatInterleave has no option "axis"/,
+  );
+  assertThrows(() => new ScaleShift(3, { shfit: false } as never), TypeError, /no option "shfit"/);
+  assertThrows(
+    () => new ScaleShift(3, { scale: "no" } as never),
+    TypeError,
+    /ScaleShift scale must be true or false/,
+  );
+  assertThrows(
+    () => crossEntropy(x, new Int32Array(2), { labelSmoothing: 0.1 } as never),
+    TypeError,
+    /crossEntropy\(\) has no option "labelSmoothing"/,
+  );
+  assertThrows(
+    () => mseLoss(x, x, { reduce: "sum" } as never),
+    TypeError,
+    /did you mean "reduction"|no option "reduce"/,
+  );
+  const opt = new SGD([zeros([1], { requiresGrad: true })], { lr: 0.1 });
+  assertThrows(
+    () => cosineSchedule(opt, { totalSteps: 4, eta_min: 0.05 } as never),
+    TypeError,
+    /no option "eta_min"/,
+  );
+  assertThrows(
+    () => stepSchedule(opt, { stepSize: 1, gama: 0.5 } as never),
+    TypeError,
+    /no option "gama"/,
+  );
+  assert.equal(new ScaleShift(3, { shift: false }).shift, null);
 });

@@ -4,6 +4,7 @@
  * @module
  */
 import { record } from "../autograd.ts";
+import { checkOptionKeys } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -72,6 +73,7 @@ export class Flatten extends Module {
   /** Creates the layer (defaults: every dimension but the first). */
   constructor(options: FlattenOptions = {}) {
     super();
+    checkOptionKeys(options, ["startDim", "endDim"], "Flatten");
     this.startDim = options.startDim ?? 1;
     this.endDim = options.endDim ?? -1;
     for (const [name, v] of [["startDim", this.startDim], ["endDim", this.endDim]] as const) {

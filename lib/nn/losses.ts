@@ -7,6 +7,7 @@ import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import type { Storage } from "../backend/backend.ts";
 import { describeValue, ShapeError } from "../errors.ts";
+import { checkOptionKeys } from "../options.ts";
 import { IndexTensor, shapeString, Tensor } from "../tensor.ts";
 
 /** How per-sample losses are combined: their mean (default), their sum, or kept (`"none"`). */
@@ -58,6 +59,7 @@ export function crossEntropy(
   options: LossOptions = {},
 ): Tensor {
   checkTensor(logits, "crossEntropy() logits");
+  checkOptionKeys(options, ["reduction"], "crossEntropy()");
   const code = reductionCode(options.reduction ?? "mean", "crossEntropy");
   let labelData: Int32Array;
   if (labels instanceof IndexTensor) {
@@ -151,6 +153,7 @@ export function crossEntropy(
 export function mseLoss(pred: Tensor, target: Tensor, options: LossOptions = {}): Tensor {
   checkTensor(pred, "mseLoss() pred");
   checkTensor(target, "mseLoss() target");
+  checkOptionKeys(options, ["reduction"], "mseLoss()");
   const code = reductionCode(options.reduction ?? "mean", "mseLoss");
   if (pred.shape.join() !== target.shape.join()) {
     throw new ShapeError(

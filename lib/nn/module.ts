@@ -5,7 +5,7 @@
  * @module
  */
 import type { Device } from "../backend/backend.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { markParameterReplaced } from "../optim/param_state.ts";
 import { gradSlot, type IndexTensor, shapeString, Tensor } from "../tensor.ts";
 
@@ -24,6 +24,18 @@ export interface LoadStateOptions {
   strict?: boolean;
 }
 
+/**
+ * What `Module.loadStateDict` did not match, as PyTorch's `load_state_dict` returns it: keys the
+ * model has but the state lacked (optional state excluded), and keys the state had but the
+ * model does not. Both are empty after a strict load (which throws instead).
+ */
+export interface LoadStateResult {
+  /** Names the model expected and the state dict did not have. */
+  missingKeys: string[];
+  /** Names in the state dict that no parameter or buffer of the model has. */
+  unexpectedKeys: string[];
+}
+
 /** Options of `Module.stateDict`. */
 export interface StateDictOptions {
   /**
@@ -38,6 +50,17 @@ export interface StateDictOptions {
 export interface NamedOptions {
   /** List an object reached along several paths once, under its first name (default true). */
   removeDuplicate?: boolean;
+}
+
+/**
+ * The prefix of the dotted names under a caller's `prefix`: "model" names "model.0.weight", as
+ * PyTorch's `named_parameters(prefix="model")`; "" names them from the root.
+ */
+function namePrefix(prefix: string): string {
+  if (typeof prefix !== "string") {
+    throw new TypeError(`the name prefix must be a string, got ${describeValue(prefix)}`);
+  }
+  return prefix === "" ? "" : `${prefix}.`;
 }
 
 /** The entries whose object was not seen earlier in `entries`. */
@@ -115,7 +138,7 @@ export abstract class Module {
    */
   namedParameters(prefix = "", options: NamedOptions = {}): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [path, m] of this.#visit(prefix, options)) {
+    for (const [path, m] of this.#visit(namePrefix(prefix), options)) {
       for (const [name, p] of m.#parameters) if (p !== null) out.push([path + name, p]);
     }
     return options.removeDuplicate === false ? out : firstOfEach(out);
@@ -129,7 +152,7 @@ export abstract class Module {
   /** Every buffer of this module and its descendants, with dotted names (each once by default). */
   namedBuffers(prefix = "", options: NamedOptions = {}): [string, StateValue][] {
     const out: [string, StateValue][] = [];
-    for (const [path, m] of this.#visit(prefix, options)) {
+    for (const [path, m] of this.#visit(namePrefix(prefix), options)) {
       for (const [name, b] of m.ownNamedBuffers()) out.push([path + name, b]);
     }
     return options.removeDuplicate === false ? out : firstOfEach(out);
@@ -145,7 +168,7 @@ export abstract class Module {
    * comes once, under its first name (as PyTorch), unless `{ removeDuplicate: false }`.
    */
   namedModules(prefix = "", options: NamedOptions = {}): [string, Module][] {
-    const out = [...this.#tree(prefix)].map(([path, m]): [string, Module] => [
+    const out = [...this.#tree(namePrefix(prefix))].map(([path, m]): [string, Module] => [
       path.replace(/\.$/, ""),
       m,
     ]);
@@ -170,6 +193,9 @@ export abstract class Module {
 
   /** Sets training mode on this module and its descendants. */
   train(mode = true): this {
+    if (typeof mode !== "boolean") {
+      throw new TypeError(`train() mode must be true or false, got ${describeValue(mode)}`);
+    }
     for (const [, m] of this.namedModules()) m.training = mode;
     return this;
   }
@@ -233,9 +259,10 @@ export abstract class Module {
 
   /**
    * Loads a state dict (as written by `stateDict()` or by PyTorch). Every key, shape and dtype is
-   * checked first; on any problem an error lists it and the model is left untouched.
+   * checked first; on any problem an error lists it and the model is left untouched. With
+   * `{ strict: false }` keys may be missing or unexpected: the result lists them.
    */
-  loadStateDict(state: StateDict, options: LoadStateOptions = {}): void {
+  loadStateDict(state: StateDict, options: LoadStateOptions = {}): LoadStateResult {
     const strict = options.strict ?? true;
     if (state === null || typeof state !== "object") {
       throw new TypeError("loadStateDict() needs an object mapping names to tensors");
@@ -245,15 +272,14 @@ export abstract class Module {
     const expected = new Set<string>();
     const applies: (() => void)[] = [];
     const problems: string[] = [];
+    const missingKeys: string[] = [];
     for (const [path, module] of modules) {
       const prefix = path === "" ? "" : `${path}.`;
       const own: Record<string, StateValue> = {};
       for (const key of module.ownStateKeys()) {
         expected.add(prefix + key);
         if (prefix + key in state) own[key] = state[prefix + key];
-        else if (strict && !optional.has(prefix + key)) {
-          problems.push(`missing key "${prefix + key}"`);
-        }
+        else if (!optional.has(prefix + key)) missingKeys.push(prefix + key);
       }
       try {
         applies.push(module.prepareOwnState(own, prefix));
@@ -261,15 +287,16 @@ export abstract class Module {
         problems.push((err as Error).message);
       }
     }
+    const unexpectedKeys = Object.keys(state).filter((key) => !expected.has(key));
     if (strict) {
-      for (const key of Object.keys(state)) {
-        if (!expected.has(key)) problems.push(`unexpected key "${key}"`);
-      }
+      problems.unshift(...missingKeys.map((key) => `missing key "${key}"`));
+      problems.push(...unexpectedKeys.map((key) => `unexpected key "${key}"`));
     }
     if (problems.length > 0) {
       throw new Error(`loadStateDict() failed, the model is unchanged: ${problems.join("; ")}`);
     }
     applies.forEach((apply) => apply());
+    return { missingKeys, unexpectedKeys };
   }
 
   /** Moves every parameter and buffer to `device` (in place) and returns this module. */

@@ -8,6 +8,7 @@
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { int64Arg, normalizeAxis } from "../ops/_util.ts";
+import { checkOptionKeys } from "../options.ts";
 import { numel, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -99,6 +100,7 @@ export class RepeatInterleave extends Module {
   constructor(repeats: number, options: RepeatInterleaveOptions = {}) {
     super();
     this.repeats = checkRepeats(repeats, "RepeatInterleave repeats");
+    checkOptionKeys(options, ["dim"], "RepeatInterleave");
     this.dim = options.dim ?? 1;
     if (!Number.isInteger(this.dim)) {
       throw new TypeError(`RepeatInterleave dim must be an integer, got ${this.dim}`);

@@ -8,6 +8,7 @@ import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { full } from "../creation.ts";
 import { ShapeError } from "../errors.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -111,8 +112,11 @@ export class ScaleShift extends Module {
       throw new RangeError(`ScaleShift features must be an integer in [1, 2^31), got ${features}`);
     }
     this.features = features;
-    this.registerParameter("scale", (options.scale ?? true) ? full([features], 1) : null);
-    this.registerParameter("shift", (options.shift ?? true) ? full([features], 0) : null);
+    checkOptionKeys(options, ["scale", "shift"], "ScaleShift");
+    const scale = booleanOption(options.scale, "ScaleShift scale", true);
+    const shift = booleanOption(options.shift, "ScaleShift shift", true);
+    this.registerParameter("scale", scale ? full([features], 1) : null);
+    this.registerParameter("shift", shift ? full([features], 0) : null);
   }
 
   /** The per-feature scale, or null. */

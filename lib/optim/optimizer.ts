@@ -142,6 +142,11 @@ export abstract class Optimizer {
    * The optimizer's state as flat named tensors: `state.<i>.<name>` for each state tensor of
    * parameter i and `state.<i>.step` (a one-element tensor) for its update count; the same
    * layout `loadStateDict` reads (and that a safetensors file can hold). Tensors are copies.
+   *
+   * Unlike PyTorch's `state_dict()` (whose `param_groups` hold the lr), the learning rate and
+   * the other settings are not part of it: they are the constructor's, or a schedule's. To
+   * resume a run whose lr changed, set `lr` after loading (or make the schedule again and
+   * advance it to the saved step).
    */
   stateDict(): OptimizerState {
     const out: OptimizerState = {};

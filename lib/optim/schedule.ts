@@ -1,8 +1,13 @@
 /**
  * Learning-rate schedules: small objects whose `step()` advances a counter (an epoch or a
  * training step, as the caller chooses) and sets `optimizer.lr`.
+ *
+ * Each step sets the lr from the formula of the step count and the lr the optimizer had when
+ * the schedule was made, so an lr set by hand in between is overwritten at the next `step()`
+ * (PyTorch's schedulers continue from it instead). Without such changes both agree.
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { checkOption } from "./optimizer.ts";
 
 /** Anything with a settable learning rate (every `Optimizer`). */
@@ -72,6 +77,7 @@ export function cosineSchedule(
   options: CosineScheduleOptions,
 ): LrSchedule {
   const baseLr = checkOptimizer(optimizer, "cosineSchedule");
+  checkOptionKeys(options, ["totalSteps", "minLr"], "cosineSchedule()");
   const total = options?.totalSteps;
   if (!Number.isInteger(total) || total < 1) {
     throw new RangeError(`Invalid totalSteps: ${String(total)}; it must be an integer >= 1`);
@@ -105,6 +111,7 @@ export interface StepScheduleOptions {
  */
 export function stepSchedule(optimizer: HasLearningRate, options: StepScheduleOptions): LrSchedule {
   const baseLr = checkOptimizer(optimizer, "stepSchedule");
+  checkOptionKeys(options, ["stepSize", "gamma"], "stepSchedule()");
   const size = options?.stepSize;
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(`Invalid stepSize: ${String(size)}; it must be an integer >= 1`);
