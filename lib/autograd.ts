@@ -6,6 +6,7 @@
  * @module
  */
 import { allocationLog, type Device, type Storage } from "./backend/backend.ts";
+import { describeValue } from "./errors.ts";
 import { getBackend } from "./backend/mod.ts";
 import { gradSlot, type Tensor } from "./tensor.ts";
 
@@ -29,7 +30,10 @@ export function isGradEnabled(): boolean {
 }
 
 /**
- * Runs `fn` without recording any graph (for evaluation and parameter updates).
+ * Runs `fn` without recording any graph (for evaluation and parameter updates). `fn` must be
+ * synchronous: recording comes back when `fn` returns, so code after an `await` inside it would
+ * record again. An async function is refused (TypeError, before it runs); wrap each
+ * synchronous part of async code in its own `noGrad`.
  * @example
  * ```ts
  * import { noGrad, tensor } from "@sparselinear/sparselinear";
@@ -39,6 +43,15 @@ export function isGradEnabled(): boolean {
  * ```
  */
 export function noGrad<T>(fn: () => T): T {
+  if (typeof fn !== "function") {
+    throw new TypeError(`noGrad() needs a function, got ${describeValue(fn)}`);
+  }
+  if (fn.constructor.name === "AsyncFunction" || fn.constructor.name === "AsyncGeneratorFunction") {
+    throw new TypeError(
+      "noGrad() needs a synchronous function: after an await the graph would be recorded " +
+        "again; call noGrad around each synchronous part instead",
+    );
+  }
   const previous = gradEnabled;
   gradEnabled = false;
   try {

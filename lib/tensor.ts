@@ -51,8 +51,7 @@ export class Tensor {
   readonly shape: readonly number[];
   /** The memory holding the elements. */
   readonly storage: Storage;
-  /** Whether gradients flow to this tensor. */
-  requiresGrad: boolean;
+  #requiresGrad = false;
   #grad: Tensor | null = null;
   /** The op that produced this tensor, or null for a leaf. Internal to autograd. */
   gradFn: GradFn | null = null;
@@ -62,6 +61,26 @@ export class Tensor {
     assign = (t, g) => {
       t.#grad = g;
     };
+  }
+
+  /**
+   * Whether gradients flow to this tensor. Only a leaf's may be switched off: a computed
+   * tensor's is fixed by its graph (as PyTorch; `detach()` gives a tensor cut from it).
+   */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad;
+  }
+  set requiresGrad(value: boolean) {
+    if (typeof value !== "boolean") {
+      throw new TypeError(`requiresGrad must be true or false, got ${describeValue(value)}`);
+    }
+    if (!value && this.gradFn !== null) {
+      throw new TypeError(
+        `requiresGrad can only be switched off on a leaf tensor; this one was computed by ` +
+          `${this.gradFn.name} (use detach() for a tensor cut from the graph)`,
+      );
+    }
+    this.#requiresGrad = value;
   }
 
   /**

@@ -208,7 +208,13 @@ Deno.test("logSoftmax: forward and gradients over the last axis", () => {
   assertAllClose(far.grad!.data, [0.5, -0.5, 0.5, -0.5], { atol: 1e-6 });
   throws(() => logSoftmax(zeros([2, 3]), 0), RangeError, /only the last axis/);
   throws(() => logSoftmax(zeros([2, 3]), 2), RangeError, /outside \[-2, 1\]/);
-  throws(() => logSoftmax(tensor(1)), ShapeError, /at least 1 dimension/);
+  // A 0-d tensor is a row of one (PyTorch views it as shape [1]): 0, gradient 0.
+  const scalar = tensor(3, undefined, { requiresGrad: true });
+  const ls = logSoftmax(scalar);
+  assert.deepEqual([ls.shape, ls.item()], [[], 0]);
+  ls.backward();
+  assert.equal(scalar.grad!.item(), 0);
+  throws(() => logSoftmax(tensor(1), 1), RangeError, /outside \[-1, 0\]/);
 });
 
 // ---------------------------------------------------------------------- matmul
@@ -594,4 +600,34 @@ Deno.test("empty batches in matmul and 0-d dimensions, as PyTorch", () => {
     /dim0 1 is outside \[-1, 0\] for a tensor of 0 dimensions/,
   );
   assert.throws(() => sum(s, 1), /axis 1 is outside \[-1, 0\] for a tensor of 0 dimensions/);
+});
+
+Deno.test("PyTorch edges: division by a tiny scalar, requiresGrad of computed tensors, async noGrad, broadcastShapes of three", async () => {
+  // 1/s overflows float32 for |s| below ~2.9e-38: the result must still be x / s (0 / s = 0).
+  const x = tensor([1e-10, 0, -3], [3], { requiresGrad: true });
+  const tiny = Math.fround(1e-40);
+  assert.deepEqual(Array.from(div(x, 1e-40).data), [Math.fround(1e-10 / tiny), 0, -Infinity]);
+  assert.deepEqual(
+    Array.from(div(x, 3e38).data),
+    Array.from(x.data, (v) => Math.fround(v / Math.fround(3e38))),
+  );
+  sum(div(x, 1e-40)).backward();
+  assert.deepEqual(Array.from(x.grad!.data), [Infinity, Infinity, Infinity]);
+
+  // Switching off requiresGrad of a computed tensor would silently cut the graph (PyTorch refuses).
+  const w = tensor([3], [1], { requiresGrad: true });
+  const y = mul(w, 2);
+  throws(() => (y.requiresGrad = false), TypeError, /only be switched off on a leaf.*detach/);
+  throws(() => (w.requiresGrad = "no" as never), TypeError, /requiresGrad must be true or false/);
+  w.requiresGrad = false;
+  assert.equal(mul(w, 2).requiresGrad, false);
+
+  // An async body would record again after its first await.
+  await Promise.resolve();
+  throws(() => noGrad((async () => 1) as never), TypeError, /synchronous function/);
+  throws(() => noGrad(1 as never), TypeError, /needs a function/);
+
+  assert.deepEqual(broadcastShapes([1, 2], [3, 1], [4, 1, 1]), [4, 3, 2]);
+  assert.deepEqual(broadcastShapes(), []);
+  throws(() => broadcastShapes([2, 3], "x" as never), TypeError, /shape 1 must be an array/);
 });

@@ -4,7 +4,6 @@
  * @module
  */
 import { record } from "../autograd.ts";
-import { ShapeError } from "../errors.ts";
 import { shapeString, type Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkInt32, checkTensor, normalizeAxis } from "./_util.ts";
 import { unaryOp } from "./elementwise.ts";
@@ -33,7 +32,8 @@ export function tanh(x: Tensor): Tensor {
 
 /**
  * `x - log(sum(exp(x)))` along the last axis (numerically stable). Only the last axis is
- * supported (`axis` -1 or `ndim - 1`); move another axis last with `transpose` first.
+ * supported (`axis` -1 or `ndim - 1`); move another axis last with `transpose` first. A 0-d
+ * tensor counts as one element along axis 0, as in PyTorch.
  * @example
  * ```ts
  * import { logSoftmax, tensor } from "@sparselinear/sparselinear";
@@ -43,18 +43,17 @@ export function tanh(x: Tensor): Tensor {
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   checkTensor(x, "logSoftmax() x");
-  if (x.ndim === 0) {
-    throw new ShapeError("logSoftmax() needs a tensor of at least 1 dimension, got shape []");
-  }
-  const ax = normalizeAxis(axis, x.ndim, "logSoftmax() axis");
-  if (ax !== x.ndim - 1) {
+  // A 0-d tensor is one row of one element (axis 0 or -1), as PyTorch: its result is 0.
+  const ndim = Math.max(x.ndim, 1);
+  const ax = normalizeAxis(axis, ndim, "logSoftmax() axis");
+  if (ax !== ndim - 1) {
     throw new RangeError(
       `logSoftmax() supports only the last axis (-1 or ${x.ndim - 1}), got ${axis} for shape ${
         shapeString(x.shape)
       }`,
     );
   }
-  const cols = checkInt32(x.shape[ax], "logSoftmax() row length");
+  const cols = checkInt32(x.ndim === 0 ? 1 : x.shape[ax], "logSoftmax() row length");
   const rows = cols === 0 ? 0 : x.size / cols;
   const backend = backendOf(x);
   const k = backend.kernels;

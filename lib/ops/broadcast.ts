@@ -10,22 +10,23 @@ import { checkShape, shapeString, Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, int64Arg } from "./_util.ts";
 
 /**
- * The shape `a` and `b` broadcast to: aligned at the right, each pair of sizes must be equal
- * or contain a 1. Throws a ShapeError naming both shapes otherwise.
+ * The shape the given shapes broadcast to, as PyTorch's `torch.broadcast_shapes`: aligned at
+ * the right, the sizes of each dimension must be equal or 1. Throws a ShapeError naming the
+ * shapes otherwise; no shapes give `[]`.
  * @example
  * ```ts
  * import { broadcastShapes } from "@sparselinear/sparselinear";
  * console.log(broadcastShapes([4, 1, 3], [2, 1])); // [4, 2, 3]
+ * console.log(broadcastShapes([1, 2], [3, 1], [4, 1, 1])); // [4, 3, 2]
  * ```
  */
-export function broadcastShapes(
-  a: readonly number[],
-  b: readonly number[],
-  op = "broadcast",
-): number[] {
-  checkShape(a, `${op}() shape`);
-  checkShape(b, `${op}() shape`);
-  return broadcastValidShapes(a, b, op);
+export function broadcastShapes(...shapes: readonly (readonly number[])[]): number[] {
+  let out: number[] = [];
+  shapes.forEach((shape, i) => {
+    checkShape(shape, `broadcastShapes() shape ${i}`);
+    out = broadcastValidShapes(out, shape, "broadcastShapes");
+  });
+  return out;
 }
 
 /** `broadcastShapes` for shapes already known to be valid (tensors' own): no checks per op. */

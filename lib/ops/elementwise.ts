@@ -8,6 +8,7 @@
 import { BinaryOp, UnaryOp } from "../../ffi/symbols/dense.ts";
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend/backend.ts";
+import { full } from "../creation.ts";
 import { Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkTensor, int64Arg, sameDevice } from "./_util.ts";
 import { broadcastStrides, broadcastValidShapes, checkMaxDims, sumToShape } from "./broadcast.ts";
@@ -136,6 +137,11 @@ function binaryTensors(op: BinaryName, a: Tensor, b: Tensor): Tensor {
   });
 }
 
+/** Whether `v` (a float32 value) is 0, ±infinity's reciprocal, or a normal float32. */
+function isNormalOrZero(v: number): boolean {
+  return v === 0 || (Number.isFinite(v) && Math.abs(v) >= 2 ** -126);
+}
+
 /** Dispatches a binary op whose operands may be numbers to sl_binary or to sl_unary. */
 function binary(op: BinaryName, a: Operand, b: Operand): Tensor {
   const aIsTensor = a instanceof Tensor, bIsTensor = b instanceof Tensor;
@@ -154,8 +160,15 @@ function binary(op: BinaryName, a: Operand, b: Operand): Tensor {
         return unaryOp(a, "affine", op, 1, -s);
       case "mul":
         return unaryOp(a, "affine", op, s, 0);
-      case "div":
-        return unaryOp(a, "affine", op, 1 / s, 0);
+      case "div": {
+        // x · (1/s) is within an ulp of x / s only while s and 1/s are normal float32s; past
+        // that (|s| below ~1.2e-38 or above ~8.5e37) divide by s itself.
+        const r = Math.fround(1 / s);
+        if (isNormalOrZero(Math.fround(s)) && isNormalOrZero(r)) {
+          return unaryOp(a, "affine", op, r, 0);
+        }
+        return binaryTensors(op, a, full([], s, { device: a.device }));
+      }
     }
   }
   const s = checkScalar(a, `${op}() a`);
