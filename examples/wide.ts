@@ -20,8 +20,8 @@
  * Run `deno task wide --help` for the flags.
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { decimalNumber, integerAtLeast, joinNegativeValues } from "./cli.ts";
+import type { ParseArgsOptionsConfig } from "node:util";
+import { cliArgs, cliFail, decimalNumber, integerAtLeast } from "./cli.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { noGrad } from "../lib/autograd.ts";
 import {
@@ -47,9 +47,9 @@ import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
 import { fromFloat32, type Tensor } from "../lib/tensor.ts";
 
-const HELP = `Train steps and prune-and-grow updates of a very wide SparseLinear, with memory.
+const HELP = `Usage: deno task wide [options]
 
-Usage: deno task wide [options]
+Train steps and prune-and-grow updates of a very wide SparseLinear, with memory.
 
 Options:
   --width N           inputs = outputs of the wide layer (default 1000000)
@@ -233,18 +233,27 @@ const OPTIONS = {
   threads: { type: "string" },
   seed: { type: "string" },
   markdown: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } satisfies ParseArgsOptionsConfig;
 
-async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: joinNegativeValues(args, OPTIONS),
-    options: OPTIONS,
-  });
-  if (values.help) {
-    console.log(HELP);
-    return;
+/** The run's settings from the command line; a bad flag is a usage error (exit 2). */
+function parseWideArgs(): WideSettings {
+  const values = cliArgs(OPTIONS, HELP) as WideFlags;
+  try {
+    return wideSettings(values);
+  } catch (err) {
+    return cliFail((err as Error).message, HELP);
   }
+}
+
+/** The flags as parsed: strings, and the one boolean. */
+type WideFlags = Partial<Record<Exclude<keyof typeof OPTIONS, "markdown">, string>> & {
+  markdown?: boolean;
+};
+
+type WideSettings = ReturnType<typeof wideSettings>;
+
+/** Checks and converts every flag (RangeError naming the flag and what it takes). */
+function wideSettings(values: WideFlags) {
   const width = positiveInt(values.width, 1_000_000, "width");
   if (width % 10 !== 0) throw new RangeError(`--width must be a multiple of 10, got ${width}`);
   const sparsity = fraction(values.sparsity, 0.99999, "sparsity");
@@ -258,14 +267,52 @@ async function main(args: string[]): Promise<void> {
   }
   const riglSparsity = fraction(values["rigl-sparsity"], 0.999, "rigl-sparsity");
   const maxSize = positiveInt(values["max-size"], 1e8, "max-size");
-  const seed = values.seed === undefined ? 0 : positiveInt(values.seed, 0, "seed");
+  const seed = values.seed === undefined ? 0 : integerAtLeast(values.seed, 0);
+  if (seed === null) throw new RangeError(`--seed must be an integer >= 0, got ${values.seed}`);
   const skip = new Set((values.skip ?? "").split(",").filter((s) => s !== ""));
   for (const s of skip) {
     if (!["wide", "small-world", "train", "set", "rigl"].includes(s)) {
       throw new RangeError(`--skip takes wide, small-world, train, set, rigl; got "${s}"`);
     }
   }
-  if (values.threads !== undefined) setNumThreads(positiveInt(values.threads, 1, "threads"));
+  const threads = values.threads === undefined
+    ? undefined
+    : positiveInt(values.threads, 1, "threads");
+  const markdown = values.markdown === true;
+  return {
+    width,
+    sparsity,
+    batch,
+    steps,
+    density,
+    alpha,
+    riglWidth,
+    riglSparsity,
+    maxSize,
+    seed,
+    skip,
+    threads,
+    markdown,
+  };
+}
+
+async function main(): Promise<void> {
+  const {
+    width,
+    sparsity,
+    batch,
+    steps,
+    density,
+    alpha,
+    riglWidth,
+    riglSparsity,
+    maxSize,
+    seed,
+    skip,
+    threads,
+    markdown,
+  } = parseWideArgs();
+  if (threads !== undefined) setNumThreads(threads);
 
   const gen = new Generator(seed);
   const nnz = expectedConnectionCount(width, width, sparsity);
@@ -326,7 +373,7 @@ async function main(args: string[]): Promise<void> {
   }
 
   console.log(`\nLoad average at the end: ${loadAverage()}`);
-  if (values.markdown) {
+  if (markdown) {
     console.log(
       "\n| stage | time (s) | estimate | measured peak Δ RSS | RSS after | notes |\n|---|---:|---:|---:|---:|---|",
     );
@@ -542,7 +589,7 @@ async function riglStage(
 
 if (import.meta.main) {
   try {
-    await main(Deno.args);
+    await main();
   } catch (e) {
     if (e instanceof RangeError || e instanceof TypeError) {
       console.error(`error: ${e.message}`);

@@ -425,6 +425,7 @@ row("bench, soak and results script flags: --help, unknown and bad values", asyn
     ["examples/soak.ts", ["--seed", "x"]],
     // Checked before any model trains (each run failed, and the table was overwritten).
     ["examples/run_all.ts", ["--seed", "-1"]],
+    ["examples/wide.ts", ["--seed", "-1"]],
   ];
   const run = async (script: string, args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
@@ -447,6 +448,16 @@ row("bench, soak and results script flags: --help, unknown and bad values", asyn
       assert.doesNotMatch(bad.stderr, /Uncaught|\n\s+at /, `${script}: a stack trace`);
     }
   }
+  // The default its --help names is accepted when given (seed 0 was refused as not positive).
+  const seed0 = await run("examples/wide.ts", [
+    "--seed",
+    "0",
+    "--skip",
+    "wide,rigl",
+    "--width",
+    "100",
+  ]);
+  assert.equal(seed0.code, 0, seed0.stderr);
 });
 
 // ------------------------------------------------------------- devices and graphs ----

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { encodeIdx } from "../lib/data/idx.ts";
-import { loadMnist, MNIST_MEAN, MNIST_STD } from "../lib/data/mnist.ts";
+import { loadMnist } from "../lib/data/mnist.ts";
 import { loadMnistFromPackage, mnistPackageDir } from "../lib/data/mnist_package.ts";
 import { FormatError } from "../lib/io/format_error.ts";
 
@@ -61,13 +61,15 @@ Deno.test("loadMnist reads, normalises and shapes a fixture directory", async ()
     assert.equal(train.images.length, 3 * 784);
     assert.deepEqual(Array.from(train.labels), [5, 0, 9]);
     assert.ok(train.labels instanceof Int32Array);
-    assert.equal(train.images[0], Math.fround((0 - MNIST_MEAN) / MNIST_STD));
-    assert.equal(train.images[1], Math.fround((1 - MNIST_MEAN) / MNIST_STD));
+    // torchvision's ToTensor() + Normalize((0.1307,), (0.3081,)) in float32, as numpy computes
+    // it: ((np.float32(p) / np.float32(255)) - np.float32(0.1307)) / np.float32(0.3081).
+    assert.equal(train.images[0], Math.fround(-0.42421296)); // pixel 0
+    assert.equal(train.images[1], Math.fround(2.8214867)); // pixel 255
     // Pixel 2 of image 1 is (1 * 50 + 2) = 52.
-    assert.equal(train.images[784 + 2], Math.fround((52 / 255 - 0.1307) / 0.3081));
+    assert.equal(train.images[784 + 2], Math.fround(0.23765521));
     assert.equal(test.count, 2);
     assert.deepEqual(Array.from(test.labels), [7, 2]);
-    assert.equal(test.images[784 + 3], Math.fround((4 / 255 - 0.1307) / 0.3081));
+    assert.equal(test.images[784 + 3], Math.fround(-0.37330002)); // pixel 4
 
     const raw = await loadMnist({ dir, flatten: false, normalize: false });
     assert.deepEqual(raw.train.shape, [3, 1, 28, 28]);

@@ -26,6 +26,7 @@ import { Linear } from "../lib/nn/linear.ts";
 import { zeros } from "../lib/creation.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
+import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
 
 const GiB = 2 ** 30;
@@ -127,6 +128,14 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     4 * 100,
   );
   assert.throws(() => sparseLinearActivations(30, 100, 1, { threads: 0 }), RangeError);
+  // By default the library's own thread count (SL_NUM_THREADS / setNumThreads), not the cores.
+  const previous = getNumThreads();
+  try {
+    setNumThreads(16);
+    assert.equal(sparseLinearActivations(100, 30, 1).kernelScratch, 4 * 16 * 100);
+  } finally {
+    setNumThreads(previous);
+  }
 });
 
 Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {

@@ -41,6 +41,7 @@
 import { MAX_INT32 } from "../sparsity/pattern.ts";
 import { expectedConnectionCount } from "../sparsity/random.ts";
 import { IndexTensor } from "../tensor.ts";
+import { getNumThreads } from "../../ffi/library.ts";
 import { type AvailableMemory, checkMemoryFits, formatBytes } from "../memory_check.ts";
 
 /**
@@ -218,8 +219,8 @@ export function kernelTileColumns(batch: number): number {
  * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows on the
  * CPU. `inputGrad` (default true) says whether the input needs a gradient (false for the data);
  * `nnz` (default 0) the layer's connections, for the backward's CSC-order scratch;
- * `threads` is the kernels' thread count (default `navigator.hardwareConcurrency`, the
- * library's default; see `getNumThreads`).
+ * `threads` is the kernels' thread count (default: the library's current one, `getNumThreads()`,
+ * which follows `SL_NUM_THREADS` and `setNumThreads`).
  */
 export function sparseLinearActivations(
   inFeatures: number,
@@ -230,7 +231,7 @@ export function sparseLinearActivations(
   checkCount(inFeatures, "inFeatures", 1);
   checkCount(outFeatures, "outFeatures", 1);
   checkCount(batch, "batch", 1);
-  const threads = options.threads ?? Math.max(1, navigator.hardwareConcurrency ?? 1);
+  const threads = options.threads ?? getNumThreads();
   checkCount(threads, "threads", 1);
   const nnz = options.nnz ?? 0;
   checkCount(nnz, "nnz", 0);

@@ -107,7 +107,7 @@ export interface SparseLinearMemory {
   values: number;
   /**
    * CSR (row pointers, column indices), plus the CSC view (column pointers, row indices,
-   * positions) once a CUDA backward has built it.
+   * positions) once a backward has built it (at batch > 1 on the CPU, at any batch on CUDA).
    */
   pattern: number;
   /** The bias values (0 without bias). */
@@ -123,9 +123,10 @@ export interface SparseLinearMemory {
 /**
  * A sparse linear layer: `y = x · Wᵀ + b` with only the connections of W stored.
  *
- * Forward is one native SpMM call; backward computes the input gradient from the CSR pattern
- * on the CPU, through the CSC view on CUDA (skipped when the input needs no gradient), the weight gradient as an SDDMM over the
- * connections and the bias gradient as column sums.
+ * Forward is one native SpMM call. Backward computes the input and weight gradients in one
+ * pass over the pattern's CSC view (on the CPU at batch > 1, and on CUDA), or at batch 1 on
+ * the CPU the input gradient from the CSR pattern and the weight gradient as an SDDMM over the
+ * connections; the bias gradient as column sums. A gradient nothing needs is not computed.
  *
  * @example
  * ```ts
