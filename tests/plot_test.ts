@@ -10,7 +10,7 @@ import {
   connectivitySvg,
 } from "../lib/plot/connectivity.ts";
 import { lineChart } from "../lib/plot/line_chart.ts";
-import { niceTicks } from "../lib/plot/svg.ts";
+import { escapeXml, niceTicks } from "../lib/plot/svg.ts";
 import { Generator } from "../lib/random.ts";
 
 /** Splits PNG bytes into chunks, checking the signature and every CRC. */
@@ -223,7 +223,10 @@ Deno.test("connectivityPng frames the heat map; connectivitySvg embeds it with a
   assertBalanced(svg);
 });
 
-/** Checks that every element opened is closed, in order (a cheap well-formedness test). */
+/**
+ * A cheap well-formedness test: every element opened is closed, in order; only characters that
+ * XML allows; every coordinate and size a finite number.
+ */
 function assertBalanced(svg: string): void {
   const stack: string[] = [];
   for (const m of svg.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
@@ -234,6 +237,35 @@ function assertBalanced(svg: string): void {
   }
   assert.deepEqual(stack, []);
   assert.doesNotMatch(svg, /NaN|undefined|Infinity/);
+  const notXml = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+  assert.doesNotMatch(svg, notXml, "a character that XML 1.0 forbids");
+  for (const [, name, value] of svg.matchAll(/ (x|y|x1|x2|y1|y2|cx|cy|r|width|height)="(.*?)"/g)) {
+    assert.ok(Number.isFinite(Number(value)), `${name}="${value}"`);
+  }
+  for (const [, points] of svg.matchAll(/ points="(.*?)"/g)) {
+    for (const v of points.split(/[ ,]/)) {
+      assert.ok(Number.isFinite(Number(v)), `points="${points}"`);
+    }
+  }
+}
+
+/** Attribute `name` of every `<tag>` in `svg`, as numbers. */
+function numbers(svg: string, tag: string, name: string): number[] {
+  const elements = svg.match(new RegExp(`<${tag} [^>]*>`, "g")) ?? [];
+  return elements.map((e) => Number(e.match(new RegExp(` ${name}="(.*?)"`))?.[1]));
+}
+
+/** The text of the tick labels (`<text>`s that are numbers), in document order. */
+function tickLabels(svg: string): string[] {
+  return [...svg.matchAll(/>(-?[0-9.e]+)<\/text>/g)].map((m) => m[1]);
+}
+
+/** The plot area: the frame drawn around the lines. */
+function frame(svg: string): { left: number; top: number; right: number; bottom: number } {
+  const m = svg.match(/<rect x="(.*?)" y="(.*?)" width="(.*?)" height="(.*?)" fill="none"/);
+  assert.ok(m, "no frame");
+  const [left, top, width, height] = m.slice(1).map(Number);
+  return { left, top, right: left + width, bottom: top + height };
 }
 
 Deno.test("lineChart draws titled, labelled axes, a legend and one line per series", () => {
@@ -253,9 +285,10 @@ Deno.test("lineChart draws titled, labelled axes, a legend and one line per seri
   assert.match(svg, /train &lt;sparse&gt;/);
   assert.equal(svg.match(/<polyline/g)?.length, 2);
   assert.match(svg, /stroke="#000000"/);
-  // Ticks: epochs 1..4 on x; y in steps of 0.2 over the data (0.2 to 0.9) widened to 1.0.
+  // Ticks: epochs 1..4 on x; y in steps of 0.2 over the data (0.2 to 0.9) plus 5 % margins
+  // (0.165 to 0.935), widened to 0 and 1.0: the lowest point is not drawn on the frame.
   const labels = [...svg.matchAll(/>([0-9.]+)<\/text>/g)].map((m) => m[1]);
-  assert.deepEqual(labels, ["0.2", "0.4", "0.6", "0.8", "1.0", "1", "2", "3", "4"]);
+  assert.deepEqual(labels, ["0", "0.2", "0.4", "0.6", "0.8", "1.0", "1", "2", "3", "4"]);
 });
 
 Deno.test("lineChart leaves gaps at missing values and handles flat or single-point series", () => {
@@ -279,6 +312,88 @@ Deno.test("lineChart leaves gaps at missing values and handles flat or single-po
     () => lineChart({ series: [{ name: "a", values: [1, 2, 3] }], x: [1, 2] }),
     /x has 2 values, but a series has 3/,
   );
+});
+
+Deno.test("lineChart draws values near Number.MAX_VALUE on a finite axis", () => {
+  // The y span or a tick step overflowed to Infinity: cy="NaN", or an endless tick loop
+  // ("Invalid array length").
+  const max = Number.MAX_VALUE;
+  for (const values of [[1.7e308, 0], [0, max], [-1e308, 1e308], [-max, max], [max, max]]) {
+    const svg = lineChart({ series: [{ name: "v", values }] });
+    assertBalanced(svg);
+    const { top, bottom } = frame(svg);
+    const cy = numbers(svg, "circle", "cy");
+    assert.equal(cy.length, 2);
+    for (const y of cy) assert.ok(y >= top && y <= bottom, `${values}: cy ${y}`);
+    if (values[0] !== values[1]) assert.ok(cy[0] !== cy[1], `${values}: ${cy}`);
+    // Ticks a step apart read differently (not 1.7e308 twice).
+    const labels = tickLabels(svg);
+    assert.equal(new Set(labels).size, labels.length, `${labels}`);
+  }
+  // X values as large, too.
+  const wide = lineChart({ x: [-1e308, 0, 1.7e308], series: [{ name: "v", values: [1, 2, 3] }] });
+  assertBalanced(wide);
+  assert.deepEqual(tickLabels(wide).slice(-3), ["-1.0e308", "0", "1.0e308"]);
+  // Fixed ends beyond that would put every point at NaN.
+  assert.throws(
+    () => lineChart({ series: [{ name: "v", values: [1] }], yMax: Infinity }),
+    /lineChart\(\) yMax must be a finite number, got Infinity/,
+  );
+});
+
+Deno.test("lineChart leaves a gap at a NaN or infinite x, as at a NaN y", () => {
+  const svg = lineChart({
+    x: [1, 2, NaN, 4, 5, Infinity, 7, -Infinity, 9],
+    series: [{ name: "v", values: [1, 2, 3, 4, 5, 6, 7, 8, 9] }],
+  });
+  assertBalanced(svg);
+  assert.equal(numbers(svg, "circle", "cx").length, 6);
+  assert.equal(svg.match(/<polyline/g)?.length, 2); // 1-2 and 4-5; 7 and 9 stand alone
+});
+
+Deno.test("escapeXml replaces characters that XML forbids", () => {
+  const bad = "a\u0000b\u0008c\u000bd\u000ce\u001ff\ud800g\udc00h\ufffei\uffffj";
+  assert.equal(escapeXml(bad), "a\ufffdb\ufffdc\ufffdd\ufffde\ufffdf\ufffdg\ufffdh\ufffdi\ufffdj");
+  // Tabs, newlines, non-ASCII text and surrogate pairs stay.
+  assert.equal(escapeXml("\t\n\r × 😀 <&>"), "\t\n\r × 😀 &lt;&amp;&gt;");
+  const svg = lineChart({
+    title: "run\u001b[0m",
+    xLabel: "x\u0001",
+    yLabel: "y\ud800",
+    series: [{ name: "n\u0000", values: [1, 2] }],
+  });
+  assertBalanced(svg);
+  assert.match(svg, />run\ufffd\[0m</);
+  const one = new Int32Array([0]);
+  assertBalanced(connectivitySvg(one, one, 1, 1, { title: "t\u0002" }));
+});
+
+Deno.test("a single epoch or a constant series is drawn inside the frame, not on it", () => {
+  // One epoch (what --plot writes first) gave the x range [1, 1]: markers on the left frame.
+  const one = lineChart({
+    series: [{ name: "train", values: [0.5] }, { name: "test", values: [0.7] }],
+  });
+  assertBalanced(one);
+  const { left, right } = frame(one);
+  for (const cx of numbers(one, "circle", "cx")) {
+    assert.ok(cx > left && cx < right, `cx ${cx} in (${left}, ${right})`);
+    assert.ok(Math.abs(cx - (left + right) / 2) < 1, `cx ${cx} is centred`);
+  }
+  assert.deepEqual(tickLabels(one).slice(-3), ["0", "1", "2"]);
+  // Two epochs: whole-epoch ticks, not 1.5.
+  const two = lineChart({ series: [{ name: "a", values: [0.5, 0.4] }] });
+  assert.deepEqual(tickLabels(two).slice(-2), ["1", "2"]);
+  // A constant series (0.5 fell on a tick and became the bottom of the axis).
+  for (const v of [0.5, 0, 98.16, -3, 1e20]) {
+    const flat = lineChart({ series: [{ name: "a", values: [v, v, v] }] });
+    assertBalanced(flat);
+    const { top, bottom } = frame(flat);
+    for (const cy of numbers(flat, "circle", "cy")) {
+      assert.ok(cy > top + 10 && cy < bottom - 10, `${v}: cy ${cy} in (${top}, ${bottom})`);
+    }
+    const labels = tickLabels(flat);
+    assert.equal(new Set(labels).size, labels.length, `${labels}`);
+  }
 });
 
 Deno.test("niceTicks picks 1-2-5 steps", () => {

@@ -2,7 +2,16 @@
  * Line charts as standalone SVG (no external service or font): loss and accuracy per epoch.
  * @module
  */
-import { escapeXml, formatTick, niceTicks, px, textWidth } from "./svg.ts";
+import {
+  clampFinite,
+  escapeXml,
+  formatTick,
+  fraction,
+  niceTicks,
+  nonsingular,
+  px,
+  textWidth,
+} from "./svg.ts";
 
 /** One line of a chart. */
 export interface ChartSeries {
@@ -24,11 +33,14 @@ export interface LineChartOptions {
   xLabel?: string;
   /** Y axis label. */
   yLabel?: string;
-  /** X value of each point (shared by all series); default 1, 2, 3, ... (epochs). */
+  /**
+   * X value of each point (shared by all series); default 1, 2, 3, ... (epochs). A NaN or
+   * infinite x leaves a gap, as a NaN y does: that point is not drawn.
+   */
   x?: readonly number[];
-  /** Fix the lower end of the y axis (default: from the data). */
+  /** Fix the lower end of the y axis (default: from the data); a finite number. */
   yMin?: number;
-  /** Fix the upper end of the y axis (default: from the data). */
+  /** Fix the upper end of the y axis (default: from the data); a finite number. */
   yMax?: number;
   /** Width in pixels (default 720). */
   width?: number;
@@ -95,6 +107,12 @@ export function lineChart(options: LineChartOptions): string {
   if (xs.length < points) {
     throw new RangeError(`x has ${xs.length} values, but a series has ${points}`);
   }
+  for (const name of ["yMin", "yMax"] as const) {
+    const v = options[name];
+    if (v !== undefined && !Number.isFinite(v)) {
+      throw new RangeError(`lineChart() ${name} must be a finite number, got ${v}`);
+    }
+  }
 
   const font = 13;
   const legendWidth = Math.max(...series.map((s) => textWidth(s.name, font))) + 44;
@@ -105,24 +123,33 @@ export function lineChart(options: LineChartOptions): string {
   const plotW = width - left - right;
   const plotH = height - top - bottom;
 
-  const [x0, x1] = range(xs.slice(0, Math.max(points, 1)));
-  const [dataLo, dataHi] = range(series.flatMap((s) => s.values));
-  const yLo = options.yMin ?? dataLo;
-  const yHi = options.yMax ?? dataHi;
-  const xTicks = niceTicks(x0, x1, Math.min(10, Math.max(2, points)));
-  // X spans the data (epochs 1..n); y is widened to whole tick steps unless fixed.
+  // X spans the data (epochs 1..n); one epoch gets 0..2, so its point is centred between whole
+  // ticks (as matplotlib pads a single value) instead of sitting on the frame.
+  const [dataX0, dataX1] = range(xs.slice(0, Math.max(points, 1)));
+  const [x0, x1] = nonsingular(dataX0, dataX1, Math.max(1, Math.abs(dataX0) * 0.1));
+  // Default x values are epochs, one apart: at most a tick per epoch, so never "1.5".
+  const xTicks = niceTicks(x0, x1, Math.min(10, options.x ? Math.max(2, points) : x1 - x0));
   const xMin = Math.min(x0, xTicks.ticks[0] ?? x0);
   const xMax = Math.max(x1, xTicks.ticks.at(-1) ?? x1);
+  // Y is widened around a constant series, by a 5 % margin at each end the data sets (so a
+  // point at the extreme is not drawn on the frame, as matplotlib's margins), then to whole
+  // tick steps unless fixed; rounding out stops at ±Number.MAX_VALUE (1.7e308 rounded up to a
+  // step of 5e307 would be Infinity).
+  const [dataLo, dataHi] = range(series.flatMap((s) => s.values));
+  const [lo, hi] = nonsingular(options.yMin ?? dataLo, options.yMax ?? dataHi);
+  const margin = (hi / 2 - lo / 2) * 0.1; // 5 % of the span (halves: no overflow)
+  const yLo = options.yMin ?? clampFinite(lo - margin);
+  const yHi = options.yMax ?? clampFinite(hi + margin);
   const yStep = niceTicks(yLo, yHi, 6).step;
-  const yMin = options.yMin ?? Math.floor(yLo / yStep + 1e-9) * yStep;
-  let yMax = options.yMax ?? Math.ceil(yHi / yStep - 1e-9) * yStep;
-  if (!(yMax > yMin)) yMax = yMin + yStep;
+  const yMin = options.yMin ?? clampFinite(Math.floor(yLo / yStep + 1e-9) * yStep);
+  let yMax = options.yMax ?? clampFinite(Math.ceil(yHi / yStep - 1e-9) * yStep);
+  if (!(yMax > yMin)) yMax = clampFinite(yMin + yStep);
   const yTicks = { step: yStep, ticks: [] as number[] };
   for (let i = Math.ceil(yMin / yStep - 1e-9); i <= Math.floor(yMax / yStep + 1e-9); i++) {
     yTicks.ticks.push(Number((i * yStep).toPrecision(12)) + 0);
   }
-  const sx = (v: number) => left + ((v - xMin) / (xMax - xMin || 1)) * plotW;
-  const sy = (v: number) => top + plotH - ((v - yMin) / (yMax - yMin || 1)) * plotH;
+  const sx = (v: number) => left + fraction(v, xMin, xMax) * plotW;
+  const sy = (v: number) => top + plotH - fraction(v, yMin, yMax) * plotH;
 
   const out: string[] = [];
   out.push(
@@ -189,7 +216,7 @@ export function lineChart(options: LineChartOptions): string {
       run = [];
     };
     s.values.forEach((v: number, i: number) => {
-      if (!Number.isFinite(v)) return flush();
+      if (!Number.isFinite(v) || !Number.isFinite(xs[i])) return flush();
       const x = px(sx(xs[i]));
       const y = px(Math.min(Math.max(sy(v), top), top + plotH));
       run.push(`${x},${y}`);
