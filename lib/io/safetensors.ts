@@ -13,10 +13,19 @@
  * every tensor starts 8-byte aligned), and offsets are contiguous from 0 — byte for byte what
  * `safetensors.torch.save_file` writes. On reading, everything is validated before any tensor is
  * returned: header size (at most 100 MB, as in Rust), UTF-8, JSON, known dtypes, shapes,
- * offsets contiguous and covering the data exactly, bytes matching shape × dtype size.
+ * offsets contiguous and covering the data exactly, bytes matching shape × dtype size (without
+ * overflowing 64 bits). The header is judged as serde_json judges it (checked against
+ * safetensors 0.8.0): JSON whitespace may surround it but a BOM may not; `"__metadata__": null`
+ * means no metadata; shapes and offsets must be written as integers (`4.0`, `1e0`, `-0` are
+ * refused); a tensor field or `"__metadata__"` given twice is refused, while of a repeated tensor
+ * name or metadata key the last wins (every one still type-checked); strings may not hold
+ * unpaired surrogates; nesting stops at 127 levels. Unlike the reference, dtypes missing here
+ * (newer ones such as F8_E8M0 or C64) and dimensions above 2^53 − 1 (possible only in an empty
+ * tensor, and not held exactly by a number) are refused.
  * @module
  */
 import { writeFileAtomic, writeFileAtomicSync } from "./atomic_write.ts";
+import { type Json, JsonNumber, JsonObject, readJson, show } from "./json_as_written.ts";
 import { FormatError } from "./format_error.ts";
 
 /** Element types of the format (the reference implementation's `Dtype`, in its order). */
@@ -326,92 +335,148 @@ function headerLength(first8: Uint8Array, fileSize: number, source: string): num
   return Number(n);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
+/**
+ * A usize as serde reads one: an unsigned integer literal (not 4.0, 1e0 or -0), here also at
+ * most 2^53 - 1 so that a number holds it exactly; NaN otherwise.
+ */
+function usize(v: Json): number {
+  if (!(v instanceof JsonNumber) || !/^(0|[1-9][0-9]*)$/.test(v.literal)) return NaN;
+  const n = Number(v.literal);
+  return Number.isSafeInteger(n) ? n : NaN;
+}
+
+/** `"__metadata__"`: null (as if absent) or a string-to-string map, last of repeated keys wins. */
+function readMetadata(v: Json, source: string): Record<string, string> | undefined {
+  if (v === null) return undefined;
+  if (!(v instanceof JsonObject)) {
+    throw new FormatError(
+      `${source}: "__metadata__" must map strings to strings (or be null), got ${show(v)}`,
+    );
+  }
+  const metadata = Object.create(null) as Record<string, string>;
+  for (const [key, value] of v.entries) {
+    if (typeof value !== "string") {
+      throw new FormatError(
+        `${source}: "__metadata__" value of "${key}" must be a string, got ${show(value)}`,
+      );
+    }
+    metadata[key] = value;
+  }
+  return metadata;
+}
+
+const FIELDS = ["dtype", "shape", "data_offsets"];
+
+/** One tensor entry, type-checked as serde checks it (offsets and sizes come later). */
+function readEntry(name: string, v: Json, source: string): Entry {
+  const where = `${source}: tensor "${name}"`;
+  if (!(v instanceof JsonObject)) {
+    throw new FormatError(`${where} must be an object with dtype, shape and data_offsets`);
+  }
+  const fields = new Map<string, Json>();
+  for (const [key, value] of v.entries) {
+    if (!FIELDS.includes(key)) continue; // other fields are ignored, as in the reference
+    if (fields.has(key)) throw new FormatError(`${where} has "${key}" twice`);
+    fields.set(key, value);
+  }
+  for (const key of FIELDS) {
+    if (!fields.has(key)) throw new FormatError(`${where} has no "${key}"`);
+  }
+  let dtype = fields.get("dtype")!;
+  // serde also reads an enum variant written as a one-entry map: {"F32": null}.
+  if (dtype instanceof JsonObject && dtype.entries.length === 1 && dtype.entries[0][1] === null) {
+    dtype = dtype.entries[0][0];
+  }
+  if (!isSafetensorsDType(dtype)) {
+    throw new FormatError(`${where} has unsupported dtype ${show(dtype)}; supported: ${KNOWN}`);
+  }
+  const shape = fields.get("shape")!;
+  const dims = Array.isArray(shape) ? shape.map(usize) : [NaN];
+  if (!dims.every(Number.isSafeInteger)) {
+    throw new FormatError(
+      `${where} has an invalid shape ${show(shape)}: expected an array of unsigned integers ` +
+        "(no fraction or exponent, at most 2^53 - 1)",
+    );
+  }
+  const offsets = fields.get("data_offsets")!;
+  const [begin, end] = Array.isArray(offsets) && offsets.length === 2 ? offsets.map(usize) : [];
+  if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end)) {
+    throw new FormatError(
+      `${where} has invalid data_offsets ${show(offsets)}: expected [begin, end], ` +
+        "two unsigned integers",
+    );
+  }
+  return { name, dtype, shape: dims, begin, end };
+}
+
+const U64_MAX = 2n ** 64n - 1n;
+
+/** Bytes of shape × dtype size; undefined where the reference's checked usize math overflows. */
+function byteSize(e: Entry): bigint | undefined {
+  // Overflow at any step counts even when a later 0 would cancel it, as in Rust.
+  let n = 1n;
+  for (const d of [...e.shape, DTYPES[e.dtype].size]) {
+    n *= BigInt(d);
+    if (n > U64_MAX) return undefined;
+  }
+  return n;
 }
 
 /** Parses and validates the JSON header against `dataLength` bytes of data. */
 function parseHeader(headerBytes: Uint8Array, dataLength: number, source: string): Header {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
+    // ignoreBOM keeps a leading BOM in the text, so JSON.parse refuses it as the reference does.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch {
     throw new FormatError(`${source} has a header that is not valid UTF-8`);
   }
-  if (!text.startsWith("{")) {
-    throw new FormatError(
-      `${source} has a header that does not start with "{" (not a safetensors file?)`,
-    );
-  }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    JSON.parse(text);
   } catch (err) {
+    const bom = text.startsWith("\uFEFF") ? " (it starts with a byte order mark)" : "";
     throw new FormatError(
-      `${source} has a header that is not valid JSON: ${(err as Error).message}`,
+      `${source} has a header that is not valid JSON${bom}: ${(err as Error).message}`,
     );
   }
-  if (!isPlainObject(json)) throw new FormatError(`${source} has a header that is not an object`);
+  const json = readJson(text, source);
+  if (!(json instanceof JsonObject)) {
+    throw new FormatError(`${source} has a header that is not a JSON object`);
+  }
 
   let metadata: Record<string, string> | undefined;
-  const entries: Entry[] = [];
-  for (const name of Object.keys(json)) {
-    const value = json[name];
-    const where = `${source}: tensor "${name}"`;
-    if (name === "__metadata__") {
-      if (!isPlainObject(value)) {
-        throw new FormatError(`${source}: "__metadata__" must map strings to strings`);
-      }
-      metadata = Object.create(null) as Record<string, string>;
-      for (const key of Object.keys(value)) {
-        if (typeof value[key] !== "string") {
-          throw new FormatError(
-            `${source}: "__metadata__" value of "${key}" must be a string, got ${
-              JSON.stringify(value[key])
-            }`,
-          );
-        }
-        metadata[key] = value[key] as string;
-      }
-      continue;
+  let sawMetadata = false;
+  // Every entry is type-checked, but of a repeated tensor name the last one wins.
+  const byName = new Map<string, Entry>();
+  for (const [name, value] of json.entries) {
+    if (name !== "__metadata__") byName.set(name, readEntry(name, value, source));
+    else if (sawMetadata) throw new FormatError(`${source}: "__metadata__" appears twice`);
+    else {
+      sawMetadata = true;
+      metadata = readMetadata(value, source);
     }
-    if (!isPlainObject(value)) {
-      throw new FormatError(`${where} must be an object with dtype, shape and data_offsets`);
-    }
-    const { dtype, shape, data_offsets: offsets } = value;
-    if (!isSafetensorsDType(dtype)) {
+  }
+  const entries = [...byName.values()];
+
+  for (const e of entries) {
+    const where = `${source}: tensor "${e.name}"`;
+    if (e.begin > e.end) {
       throw new FormatError(
-        `${where} has unsupported dtype ${JSON.stringify(dtype)}; supported: ${KNOWN}`,
+        `${where} has invalid data_offsets [${e.begin},${e.end}]: expected begin <= end`,
       );
     }
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    const nbytes = byteSize(e);
+    if (nbytes === undefined) {
       throw new FormatError(
-        `${where} has an invalid shape ${JSON.stringify(shape)}: expected non-negative integers`,
+        `${where} shape [${e.shape.join(", ")}] is too large: its byte size overflows 64 bits`,
       );
     }
-    if (
-      !Array.isArray(offsets) || offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]
-    ) {
+    if (nbytes !== BigInt(e.end - e.begin)) {
       throw new FormatError(
-        `${where} has invalid data_offsets ${
-          JSON.stringify(offsets)
-        }: expected [begin, end] with 0 <= begin <= end`,
+        `${where} is ${e.dtype} of shape [${e.shape.join(", ")}], which needs ${nbytes} bytes, ` +
+          `but data_offsets [${e.begin}, ${e.end}] span ${e.end - e.begin}`,
       );
     }
-    let count = 1;
-    for (const d of shape) count *= d;
-    const nbytes = count * DTYPES[dtype].size;
-    if (!Number.isSafeInteger(nbytes)) {
-      throw new FormatError(`${where} shape [${shape.join(", ")}] is too large`);
-    }
-    if (offsets[1] - offsets[0] !== nbytes) {
-      throw new FormatError(
-        `${where} is ${dtype} of shape [${shape.join(", ")}], which needs ${nbytes} bytes, ` +
-          `but data_offsets [${offsets[0]}, ${offsets[1]}] span ${offsets[1] - offsets[0]}`,
-      );
-    }
-    entries.push({ name, dtype, shape, begin: offsets[0], end: offsets[1] });
   }
 
   // Offsets must tile the data part exactly: sorted, contiguous from 0, ending at its end.
