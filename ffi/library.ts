@@ -11,7 +11,7 @@ import { LibraryError, NativeError } from "../lib/errors.ts";
 import { type Symbols, symbols } from "./symbols.ts";
 
 /** The ABI version this TypeScript code was written for (SL_ABI_VERSION in sparselinear.h). */
-export const EXPECTED_ABI_VERSION = 4;
+export const EXPECTED_ABI_VERSION = 5;
 
 /** The loaded CPU library's symbols. */
 export type NativeLibrary = Deno.DynamicLibrary<Symbols>["symbols"];

@@ -3,16 +3,18 @@
  * user-shuffled by a seeded generator), bit-identical initial weights and, on the CPU with a
  * fixed thread count, a bit-identical training loss curve — including RigL and SET
  * prune-and-grow updates, whose resulting connectivity must match too. Different seeds must
- * differ (so the comparisons are not vacuous).
+ * differ (so the comparisons are not vacuous). Kernels whose threads accumulate partial sums
+ * (the batch-1 input gradient, full sums) give the same bits in every call at a given count.
  */
 import assert from "node:assert/strict";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
-import { randn } from "../lib/creation.ts";
+import { randn, tensor } from "../lib/creation.ts";
 import { batches } from "../lib/data/batches.ts";
 import { ReLU } from "../lib/nn/activations.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear, type SparseLinearOptions } from "../lib/nn/sparse_linear.ts";
+import { sum } from "../lib/ops/reduce.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
 import { fit } from "../lib/train/fit.ts";
@@ -105,6 +107,49 @@ Deno.test("same seed and thread count: bit-identical loss curve with RigL and SE
         assert.notDeepEqual(a.losses, c.losses, "a different seed gave the same curve");
       }
     }
+  } finally {
+    setNumThreads(threads);
+  }
+});
+
+Deno.test("batch-1 input gradient: bit-identical calls at a fixed thread count", () => {
+  // Large enough to run on several threads (1000 x 800 at 0.7: 240 000 connections). Each
+  // thread scatters into its own copy of dx: if which thread sums which rows varied between
+  // calls, the grouping of the float sums (and so the bits) would too.
+  const layer = new SparseLinear(1000, 800, { sparsity: 0.7, seed: 3 });
+  const dy = randn([1, 800], { seed: 5 });
+  const threads = getNumThreads();
+  try {
+    for (const n of [2, 3]) {
+      setNumThreads(n);
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const x = randn([1, 1000], { seed: 4, requiresGrad: true });
+        layer.forward(x).backward(dy);
+        seen.add(bits(x.grad!.toArray() as Float32Array).join());
+      }
+      assert.equal(seen.size, 1, `${n} threads: ${seen.size} different input gradients`);
+    }
+  } finally {
+    setNumThreads(threads);
+  }
+});
+
+Deno.test("full sums: bit-identical calls at a fixed thread count", () => {
+  // One large value per thread's share: an OpenMP reduction(+) added the threads' sums in the
+  // order the threads finished, and this sum came out 0 or 1 from call to call.
+  const n = 3 * 400_000;
+  const values = new Float32Array(n);
+  values[0] = 1e16;
+  values[n / 3] = -1e16;
+  values[(2 * n) / 3] = 1;
+  const x = tensor(values, [n]);
+  const threads = getNumThreads();
+  try {
+    setNumThreads(3);
+    const seen = new Set<number>();
+    for (let i = 0; i < 50; i++) seen.add(sum(x).item());
+    assert.equal(seen.size, 1, `3 threads: sums ${[...seen]}`);
   } finally {
     setNumThreads(threads);
   }

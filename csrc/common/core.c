@@ -33,7 +33,7 @@ const char *sl_last_error(void) { return last_error; }
 
 int32_t sl_abi_version(void) { return SL_ABI_VERSION; }
 
-/* SL_NUM_THREADS when it is a whole decimal number in [1, 4096] (blanks around it allowed);
+/* SL_NUM_THREADS when it is a whole decimal number in [1, SL_MAX_THREADS] (blanks allowed);
  * anything else ("3abc", "1e3", "0") is ignored, as a partial number would be a guess. */
 static int32_t read_default_threads(void) {
   const char *env = getenv("SL_NUM_THREADS");
@@ -42,7 +42,7 @@ static int32_t read_default_threads(void) {
     errno = 0;
     long v = strtol(env, &end, 10);
     while (isspace((unsigned char)*end)) end++;
-    if (errno == 0 && end != env && *end == '\0' && v > 0 && v <= 4096)
+    if (errno == 0 && end != env && *end == '\0' && v > 0 && v <= SL_MAX_THREADS)
       return (int32_t)v;
   }
 #ifdef _OPENMP
@@ -74,7 +74,8 @@ int32_t sl_threads(void) {
 
 sl_status sl_set_num_threads(int32_t n) {
   SL_ENTER();
-  SL_CHECK_ARG(n <= 4096, "n must be <= 4096 (or <= 0 for the default), got %d", n);
+  SL_CHECK_ARG(n <= SL_MAX_THREADS, "n must be <= %d (or <= 0 for the default), got %d",
+               SL_MAX_THREADS, n);
   requested_threads = n > 0 ? n : 0;
 #ifdef _OPENMP
   omp_set_num_threads(sl_threads());

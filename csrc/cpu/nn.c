@@ -323,6 +323,29 @@ static sl_status check_labels(const char *fn, int32_t batch, int32_t n_classes,
   return SL_OK;
 }
 
+/*
+ * One sample's loss, -log softmax(z)[label] = log(sum) - (z[label] - max) with sum = sum of
+ * exp(z - max), and the row's log-sum-exp, max + log(sum), in *lse. In that order, as PyTorch:
+ * lse - z[label] lost the log(sum) next to a max of 1e38 even in double. PyTorch's log-softmax
+ * subtracts the max first, so a max of +inf (inf - inf), of -inf (a row of -inf only) or a NaN
+ * anywhere makes it NaN throughout: lse, the loss and (the backward reading lse) every gradient
+ * of the row are NaN.
+ */
+static double cross_entropy_row(const float *zr, int32_t n_classes, int32_t label, float *lse) {
+  float mx = zr[0];
+  for (int32_t c = 1; c < n_classes; c++) mx = zr[c] > mx ? zr[c] : mx;
+  if (!isfinite(mx)) {
+    *lse = NAN;
+    return NAN;
+  }
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int32_t c = 0; c < n_classes; c++) s += exp((double)(zr[c] - mx));
+  const double log_s = log(s); /* NaN when the row holds a NaN */
+  *lse = (float)((double)mx + log_s);
+  return log_s - ((double)zr[label] - (double)mx);
+}
+
 sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *logits,
                                const int32_t *labels, int32_t reduction, float *loss,
                                float *lse) {
@@ -333,27 +356,25 @@ sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *lo
     sl_status st = check_labels(__func__, batch, n_classes, labels);
     if (st != SL_OK) return st;
   }
-  double total = 0.0;
+  sl_parts parts; /* the threads' loss sums, added in order */
   int parallel = sl_mul_size(batch, n_classes) > SL_NN_PARALLEL_MIN && batch > 1;
-#pragma omp parallel for num_threads(sl_threads()) if (parallel) schedule(static) \
-    reduction(+ : total)
-  for (int32_t b = 0; b < batch; b++) {
-    const float *zr = logits + (int64_t)b * n_classes;
-    float mx = zr[0];
-    for (int32_t c = 1; c < n_classes; c++) mx = zr[c] > mx ? zr[c] : mx;
-    double s = 0.0;
-    if (isfinite(mx)) {
-#pragma omp simd reduction(+ : s)
-      for (int32_t c = 0; c < n_classes; c++) s += exp((double)(zr[c] - mx));
+#pragma omp parallel num_threads(sl_threads()) if (parallel)
+  {
+    int t, nt;
+    int64_t lo, hi;
+    sl_team(&t, &nt);
+    sl_share(batch, t, nt, &lo, &hi);
+    double total = 0.0;
+    for (int64_t b = lo; b < hi; b++) {
+      float row_lse;
+      double l = cross_entropy_row(logits + b * n_classes, n_classes, labels[b], &row_lse);
+      if (lse != NULL) lse[b] = row_lse;
+      if (reduction == SL_REDUCTION_NONE) loss[b] = (float)l;
+      total += l;
     }
-    /* A row holding +inf or NaN gives a non-finite loss, as in PyTorch. */
-    double row_lse = isfinite(mx) ? (double)mx + log(s) : (double)mx;
-    double l = row_lse - (double)zr[labels[b]];
-    if (isnan(zr[labels[b]]) || isnan(mx)) l = NAN;
-    if (lse != NULL) lse[b] = (float)row_lse;
-    if (reduction == SL_REDUCTION_NONE) loss[b] = (float)l;
-    total += l;
+    sl_parts_put(&parts, t, nt, total);
   }
+  const double total = sl_parts_sum(&parts);
   if (reduction == SL_REDUCTION_MEAN) loss[0] = (float)(total / batch); /* NaN for batch 0 */
   else if (reduction == SL_REDUCTION_SUM) loss[0] = (float)total;
   return SL_OK;
@@ -374,8 +395,7 @@ sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *lo
     const float *zr = logits + (int64_t)b * n_classes;
     float *dr = dlogits + (int64_t)b * n_classes;
     float g = scale * dloss[(int64_t)b * dloss_stride];
-    float l = lse[b];
-    if (isfinite(l)) {
+    if (isfinite(lse[b])) {
       /* softmax as exp((z - max) - log(sum)), the sum taken again: lse in float is rounded to
        * the max's precision, which at logits ~1e4 and up moves every probability. */
       float mx = zr[0];
@@ -386,11 +406,11 @@ sl_status sl_cross_entropy_bwd(int32_t batch, int32_t n_classes, const float *lo
       const float ls = (float)log(s);
 #pragma omp simd
       for (int32_t c = 0; c < n_classes; c++) dr[c] = g * expf((zr[c] - mx) - ls);
+      dr[labels[b]] -= g;
     } else {
-      /* A row holding +inf or NaN: exp(z - lse) gives PyTorch's NaN/0 pattern. */
-      for (int32_t c = 0; c < n_classes; c++) dr[c] = g * expf(zr[c] - l);
+      /* The forward's NaN lse: the row's log-softmax is NaN throughout (cross_entropy_row). */
+      for (int32_t c = 0; c < n_classes; c++) dr[c] = NAN;
     }
-    dr[labels[b]] -= g;
   }
   return SL_OK;
 }
@@ -401,14 +421,23 @@ sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t 
                      float *loss) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_mse_fwd(__func__, n, pred, target, reduction, loss));
-  double total = 0.0;
-#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 262144) schedule(static) \
-    reduction(+ : total)
-  for (int64_t i = 0; i < n; i++) {
-    float d = pred[i] - target[i];
-    if (reduction == SL_REDUCTION_NONE) loss[i] = d * d;
-    total += (double)d * d;
+  sl_parts parts; /* the threads' sums, added in order */
+#pragma omp parallel num_threads(sl_threads()) if (n > 262144)
+  {
+    int t, nt;
+    int64_t lo, hi;
+    sl_team(&t, &nt);
+    sl_share(n, t, nt, &lo, &hi);
+    double total = 0.0;
+#pragma omp simd reduction(+ : total)
+    for (int64_t i = lo; i < hi; i++) {
+      float d = pred[i] - target[i];
+      if (reduction == SL_REDUCTION_NONE) loss[i] = d * d;
+      total += (double)d * d;
+    }
+    sl_parts_put(&parts, t, nt, total);
   }
+  const double total = sl_parts_sum(&parts);
   if (reduction == SL_REDUCTION_MEAN) loss[0] = (float)(total / (double)n); /* NaN for n 0 */
   else if (reduction == SL_REDUCTION_SUM) loss[0] = (float)total;
   return SL_OK;
@@ -444,21 +473,26 @@ static inline uint32_t dropout_bits(uint64_t seed, int64_t i) {
   return (uint32_t)(z >> 32);
 }
 
-/* Elements whose 32 random bits fall below this are dropped; p * 2^32, exact for p = 1. */
-static inline uint64_t dropout_threshold(float p) {
-  return (uint64_t)((double)p * 4294967296.0);
+/*
+ * Elements whose 32 random bits fall below this are dropped: p * 2^32 (exact for p = 1), with p
+ * rounded to float as ABI 4 passed it, so that a seed still draws the same mask.
+ */
+static inline uint64_t dropout_threshold(double p) {
+  return (uint64_t)((double)(float)p * 4294967296.0);
 }
 
-static sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed, const float *in,
-                               float *out) {
+static sl_status dropout_apply(const char *fn, int64_t n, double p, uint64_t seed,
+                               const float *in, float *out) {
   if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %lld", (long long)n);
-  if (!(p >= 0.0f && p <= 1.0f))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", (double)p);
+  if (!(p >= 0.0 && p <= 1.0))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", p);
   if (n == 0) return SL_OK;
   if (in == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
   if (out == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
   uint64_t threshold = dropout_threshold(p);
-  float keep_scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+  /* PyTorch's scale: 1 / (1 - p) from the double p, rounded once (from p rounded to float
+   * first, p = 0.9 kept values came out 9.999998 instead of 10). */
+  float keep_scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 65536) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     /* Dropped elements are multiplied by 0, as PyTorch does: NaN and inf give NaN, not 0. */
@@ -467,12 +501,12 @@ static sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed
   return SL_OK;
 }
 
-sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y) {
+sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y) {
   SL_ENTER();
   return dropout_apply(__func__, n, p, seed, x, y);
 }
 
-sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx) {
+sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx) {
   SL_ENTER();
   return dropout_apply(__func__, n, p, seed, dy, dx);
 }

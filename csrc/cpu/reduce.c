@@ -61,13 +61,21 @@ sl_status sl_sum_axis(int64_t outer, int64_t len, int64_t inner, float alpha, co
   return SL_OK;
 }
 
-/* alpha * sum of x[0..n) in double. */
+/* alpha * sum of x[0..n) in double, the threads' shares added in order (sl_parts). */
 static float sum_all_run(int64_t n, float alpha, const float *x) {
-  double s = 0.0;
-#pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_PARALLEL_MIN) \
-    reduction(+ : s) schedule(static)
-  for (int64_t i = 0; i < n; i++) s += x[i];
-  return (float)(alpha * s);
+  sl_parts parts;
+#pragma omp parallel num_threads(sl_threads()) if (n > SL_PARALLEL_MIN)
+  {
+    int t, nt;
+    int64_t lo, hi;
+    sl_team(&t, &nt);
+    sl_share(n, t, nt, &lo, &hi);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = lo; i < hi; i++) s += x[i];
+    sl_parts_put(&parts, t, nt, s);
+  }
+  return (float)(alpha * sl_parts_sum(&parts));
 }
 
 sl_status sl_sum_all(int64_t n, float alpha, const float *x, float *y) {

@@ -28,7 +28,10 @@
  * the gathers from a 12.8 MB panel on 4 KiB pages).
  *
  * Work is split across threads by nnz (plus a per-row cost), not by rows; several parts per
- * thread with dynamic scheduling absorb noise from other processes.
+ * thread with dynamic scheduling absorb noise from other processes. Each part writes its own
+ * outputs, so the schedule never changes a result; the one exception, the batch-1 scatter into
+ * per-thread copies of dx, takes one static part per thread instead (bit-identical results
+ * for a given thread count).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -797,14 +800,18 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
   int64_t bounds[MAX_PARTS + 1];
 
   if (batch == 1) {
-    /* Per-thread copies of dx (cache-resident), summed at the end. */
+    /* Per-thread copies of dx (cache-resident), summed at the end in thread order. One part
+     * per thread, handed out statically: each copy then sums the same rows in every call, so
+     * dx depends on the thread count only (with several parts per thread and a dynamic
+     * schedule, which copy took which part, and so the grouping of the float sums, varied
+     * from run to run). */
     const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
-    const int team = parts > 1 ? threads : 1;
+    const int team = parts < threads ? parts : threads;
     float *priv = sl_scratch_get(sl_mul_size((int64_t)team * (int64_t)sizeof(float), n_in));
     if (priv == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "cannot allocate scratch");
-    partition_rows(row_ptr, n_out, 1, parts, bounds);
+    partition_rows(row_ptr, n_out, 1, team, bounds);
     int used = 1;
-#pragma omp parallel num_threads(team) if (parts > 1)
+#pragma omp parallel num_threads(team) if (team > 1)
     {
 #ifdef _OPENMP
       const int t = omp_get_thread_num();
@@ -815,16 +822,20 @@ sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int6
 #endif
       float *mine = priv + (int64_t)t * n_in;
       memset(mine, 0, (size_t)n_in * sizeof(float));
-#pragma omp for schedule(dynamic, 1) reduction(min : first_bad)
-      for (int p = 0; p < parts; p++) {
+#pragma omp for schedule(static) reduction(min : first_bad)
+      for (int p = 0; p < team; p++) {
         for (int64_t r = bounds[p]; r < bounds[p + 1]; r++) {
           const float g = dy[r];
           uint32_t bad = 0;
           for (int64_t k = row_ptr[r]; k < row_ptr[r + 1]; k++) {
             const uint32_t c = (uint32_t)col_idx[k];
-            const uint32_t is_bad = c >= (uint32_t)n_in;
-            bad |= is_bad;
-            mine[is_bad ? 0 : c] += is_bad ? 0.0f : values[k] * g;
+            /* GCC compiles a branchless select of index 0 here into a branch anyway: this way
+             * a valid entry takes the fall-through path. */
+            if (__builtin_expect(c >= (uint32_t)n_in, 0)) {
+              bad = 1;
+              continue;
+            }
+            mine[c] += values[k] * g;
           }
           if (__builtin_expect(bad != 0, 0)) {
             int64_t b = first_bad_entry(row_ptr[r], row_ptr[r + 1], col_idx, (uint32_t)n_in,

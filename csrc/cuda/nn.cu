@@ -143,16 +143,18 @@ __global__ void cross_entropy_fwd_kernel(int32_t batch, int32_t n_classes,
       for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) s += exp((double)(zr[c] - mx));
     s = sl_block_sum(s, dshared);
     if (threadIdx.x == 0) {
-      /* A row holding +inf or NaN gives a non-finite loss, as in PyTorch. */
-      const double row_lse = finite ? (double)mx + log(s) : (double)mx;
+      /* As the CPU library (cross_entropy_row): the loss as log(s) - (z[label] - max), and NaN
+       * throughout for a row whose max is +inf or -inf or that holds a NaN (then s is NaN), as
+       * PyTorch's log-softmax, which subtracts the max (inf - inf). */
+      const double log_s = finite ? log(s) : NAN;
+      const double row_lse = (double)mx + log_s;
       const int32_t label = labels[b];
       double l;
       if (label < 0 || label >= n_classes) {
         sl_flag(slot, 1, b, label);
         l = NAN;
       } else {
-        l = row_lse - (double)zr[label];
-        if (isnan(zr[label]) || isnan(mx)) l = NAN;
+        l = log_s - ((double)zr[label] - (double)mx);
       }
       if (lse != nullptr) lse[b] = (float)row_lse;
       if (reduction == SL_REDUCTION_NONE) loss[b] = (float)l;
@@ -189,7 +191,8 @@ __global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
     const bool ok = label >= 0 && label < n_classes;
     if (!ok && threadIdx.x == 0) sl_flag(slot, 1, b, label);
     /* As the CPU library: softmax = exp((z - max) - log(sum)) with the sum taken again (lse in
-     * float is rounded to the max's precision); rows with +inf or NaN use exp(z - lse). */
+     * float is rounded to the max's precision); a row whose lse is NaN (see the forward) has a
+     * NaN gradient throughout. */
     float mx = -INFINITY;
     for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) mx = fmaxf(mx, zr[c]);
     mx = sl_block_max(mx, fshared);
@@ -199,7 +202,7 @@ __global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
     const bool finite = isfinite(l);
     const float ls = (float)log(s);
     for (int32_t c = threadIdx.x; c < n_classes; c += blockDim.x) {
-      const float v = g * (finite ? expf((zr[c] - mx) - ls) : expf(zr[c] - l));
+      const float v = finite ? g * expf((zr[c] - mx) - ls) : NAN;
       dr[c] = (ok && c == label) ? v - g : v;
     }
   }
@@ -259,17 +262,19 @@ __global__ void dropout_kernel(int64_t n, uint64_t threshold, float keep_scale, 
   }
 }
 
-sl_status dropout_apply(const char *fn, int64_t n, float p, uint64_t seed, const float *in,
+sl_status dropout_apply(const char *fn, int64_t n, double p, uint64_t seed, const float *in,
                         float *out) {
   if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %lld", (long long)n);
-  if (!(p >= 0.0f && p <= 1.0f))
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", (double)p);
+  if (!(p >= 0.0 && p <= 1.0))
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", p);
   if (n == 0) return SL_OK;
   if (in == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
   if (out == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
   SL_TRY(sl_cuda_ready(fn));
-  const uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
-  const float keep_scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+  /* As csrc/cpu/nn.c: the threshold from p rounded to float (the masks of ABI 4), the scale
+   * 1 / (1 - p) from the double p, rounded once (PyTorch's). */
+  const uint64_t threshold = (uint64_t)((double)(float)p * 4294967296.0);
+  const float keep_scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
   dropout_kernel<<<sl_blocks(n, 256), 256>>>(n, threshold, keep_scale, seed, in, out);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of dropout_kernel", err);
@@ -418,12 +423,12 @@ SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
   return SL_OK;
 }
 
-SL_API sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y) {
+SL_API sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y) {
   SL_ENTER();
   return dropout_apply(__func__, n, p, seed, x, y);
 }
 
-SL_API sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx) {
+SL_API sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx) {
   SL_ENTER();
   return dropout_apply(__func__, n, p, seed, dy, dx);
 }

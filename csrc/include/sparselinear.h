@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 4
+#define SL_ABI_VERSION 5
 
 typedef int32_t sl_status;
 enum {
@@ -360,7 +360,10 @@ SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, cons
  * Fused log-softmax + negative log-likelihood from logits [batch, n_classes] and labels
  * [batch] (each in [0, n_classes), else SL_E_INDEX_OUT_OF_RANGE naming the first bad label,
  * nothing written). loss: [batch] for SL_REDUCTION_NONE (null allowed for batch 0), else [1]
- * (mean over the batch: NaN for batch 0, as PyTorch). lse: [batch] log-sum-exp of each row (for the backward) or null.
+ * (mean over the batch: NaN for batch 0, as PyTorch). lse: [batch] log-sum-exp of each row
+ * (for the backward) or null. A row whose max is +inf or -inf, or that holds a NaN, is NaN
+ * throughout PyTorch's log-softmax (it subtracts the max: inf - inf): its lse and loss are NaN,
+ * and so is every dlogits entry.
  */
 SL_API sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *logits,
                                       const int32_t *labels, int32_t reduction, float *loss,
@@ -388,13 +391,15 @@ SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
                             float *dtarget);
 
 /*
- * Inverted dropout: y[i] = x[i] / (1 - p) when kept, 0 when dropped (p = 1 drops everything).
+ * Inverted dropout: y[i] = x[i] * s when kept, 0 when dropped (p = 1 drops everything), with
+ * s = 1 / (1 - p) computed in double and rounded to float, as PyTorch (p = 0.9: s = 10).
  * Element i is dropped when the top 32 bits of the i-th splitmix64 output for `seed` are below
- * p * 2^32, so the mask is a pure function of (seed, i): the backward call with the same seed
- * and p applies the same mask to dy, and the CUDA library draws the same mask.
+ * (float)p * 2^32 (p rounded to float: the masks of ABI 4, when p was a float), so the mask is
+ * a pure function of (seed, i): the backward call with the same seed and p applies the same
+ * mask to dy, and the CUDA library draws the same mask.
  */
-SL_API sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y);
-SL_API sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx);
+SL_API sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y);
+SL_API sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx);
 
 /*
  * Per-feature affine map over the last dimension: y[r, j] = x[r, j] * scale[j] + shift[j];

@@ -180,8 +180,8 @@ static void test_sweep(void) {
   EXPECT_REJECTED(sl_cross_entropy_bwd, sl_cross_entropy_bwd(1, 4, f, i32, f, f, 2, 1.0f, f));
   EXPECT_REJECTED(sl_mse_fwd, sl_mse_fwd(1, f, NULL, SL_REDUCTION_MEAN, f));
   EXPECT_REJECTED(sl_mse_bwd, sl_mse_bwd(1, f, f, f, 0, 1.0f, NULL, NULL));
-  EXPECT_REJECTED(sl_dropout_fwd, sl_dropout_fwd(1, 1.5f, 0, f, f));
-  EXPECT_REJECTED(sl_dropout_bwd, sl_dropout_bwd(1, 0.5f, 0, NULL, f));
+  EXPECT_REJECTED(sl_dropout_fwd, sl_dropout_fwd(1, 1.5, 0, f, f));
+  EXPECT_REJECTED(sl_dropout_bwd, sl_dropout_bwd(1, 0.5, 0, NULL, f));
   EXPECT_REJECTED(sl_scale_shift_fwd, sl_scale_shift_fwd(INT64_MAX, 4, f, NULL, NULL, f));
   EXPECT_REJECTED(sl_scale_shift_bwd, sl_scale_shift_bwd(1, 1, NULL, f, f, f, f, NULL));
   EXPECT_REJECTED(sl_kwinners_fwd, sl_kwinners_fwd(INT64_MAX, 4, 1, 0.0f, 0.0f, f, NULL, f,

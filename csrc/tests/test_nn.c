@@ -280,15 +280,16 @@ static void test_dropout(void) {
   float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
   float *y2 = malloc(sizeof(float) * n), *dx = malloc(sizeof(float) * n);
   for (int64_t i = 0; i < n; i++) x[i] = 1.0f + (float)(i % 7);
-  const float p = 0.3f;
+  const double p = 0.3;
+  const float scale = (float)(1.0 / (1.0 - p)); /* PyTorch's: from the double p, rounded once */
   EXPECT(sl_dropout_fwd(n, p, 42, x, y) == SL_OK, "dropout fwd");
   int64_t dropped = 0, bad = 0;
   for (int64_t i = 0; i < n; i++) {
     if (y[i] == 0) dropped++;
-    else if (fabsf(y[i] - x[i] / (1 - p)) > 1e-5f * y[i]) bad++;
+    else if (y[i] != x[i] * scale) bad++;
   }
   double frac = (double)dropped / n;
-  EXPECT(fabs(frac - p) < 0.01, "dropped fraction %g, expected about %g", frac, (double)p);
+  EXPECT(fabs(frac - p) < 0.01, "dropped fraction %g, expected about %g", frac, p);
   EXPECT(bad == 0, "%lld kept values not scaled by 1 / (1 - p)", (long long)bad);
   /* Same seed: same mask; backward applies it to dy. */
   EXPECT(sl_dropout_fwd(n, p, 42, x, y2) == SL_OK && memcmp(y, y2, sizeof(float) * n) == 0,
@@ -297,13 +298,13 @@ static void test_dropout(void) {
          "backward uses the forward's mask");
   EXPECT(sl_dropout_fwd(n, p, 43, x, y2) == SL_OK && memcmp(y, y2, sizeof(float) * n) != 0,
          "another seed gives another mask");
-  EXPECT(sl_dropout_fwd(n, 0.0f, 1, x, y2) == SL_OK && memcmp(x, y2, sizeof(float) * n) == 0,
+  EXPECT(sl_dropout_fwd(n, 0.0, 1, x, y2) == SL_OK && memcmp(x, y2, sizeof(float) * n) == 0,
          "p = 0 is the identity");
-  EXPECT(sl_dropout_fwd(n, 1.0f, 1, x, y2) == SL_OK, "p = 1");
+  EXPECT(sl_dropout_fwd(n, 1.0, 1, x, y2) == SL_OK, "p = 1");
   int64_t nonzero = 0;
   for (int64_t i = 0; i < n; i++) nonzero += y2[i] != 0;
   EXPECT(nonzero == 0, "p = 1 drops everything (%lld left)", (long long)nonzero);
-  EXPECT(sl_dropout_fwd(n, 1.5f, 1, x, y2) == SL_E_INVALID_ARGUMENT, "p > 1 must fail");
+  EXPECT(sl_dropout_fwd(n, 1.5, 1, x, y2) == SL_E_INVALID_ARGUMENT, "p > 1 must fail");
   EXPECT(sl_dropout_fwd(n, NAN, 1, x, y2) == SL_E_INVALID_ARGUMENT, "NaN p must fail");
   free(x), free(y), free(y2), free(dx);
 }

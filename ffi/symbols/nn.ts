@@ -59,10 +59,10 @@ export const nnSymbols = {
     parameters: ["i64", "pointer", "pointer", "pointer", "i32", "f32", "pointer", "pointer"],
     result: "i32",
   },
-  // sl_status sl_dropout_fwd(int64_t n, float p, uint64_t seed, const float *x, float *y)
-  sl_dropout_fwd: { parameters: ["i64", "f32", "u64", "pointer", "pointer"], result: "i32" },
-  // sl_status sl_dropout_bwd(int64_t n, float p, uint64_t seed, const float *dy, float *dx)
-  sl_dropout_bwd: { parameters: ["i64", "f32", "u64", "pointer", "pointer"], result: "i32" },
+  // sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y)
+  sl_dropout_fwd: { parameters: ["i64", "f64", "u64", "pointer", "pointer"], result: "i32" },
+  // sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx)
+  sl_dropout_bwd: { parameters: ["i64", "f64", "u64", "pointer", "pointer"], result: "i32" },
   // sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,
   //   const float *shift, float *y)
   sl_scale_shift_fwd: {

@@ -1,7 +1,8 @@
 /**
  * Inverted dropout (`dropout` op and `Dropout` module), as PyTorch's `nn.Dropout`: in training
- * each element is zeroed with probability `p` and the rest are scaled by `1 / (1 - p)`; in
- * evaluation it is the identity.
+ * each element is zeroed with probability `p` and the rest are scaled by `1 / (1 - p)` (computed
+ * from the float64 `p` and rounded to float32 once, as PyTorch: `p = 0.9` scales by exactly 10);
+ * in evaluation it is the identity.
  *
  * The mask is a pure function of a 64-bit seed and the element index (computed by the native
  * kernel), so it is never stored: the backward pass recomputes it, and a seeded module draws
