@@ -7,7 +7,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { LibraryError, NativeError } from "../lib/errors.ts";
+import { describeValue, LibraryError, NativeError } from "../lib/errors.ts";
 import { type Symbols, symbols } from "./symbols.ts";
 
 /** The ABI version this TypeScript code was written for (SL_ABI_VERSION in sparselinear.h). */
@@ -160,7 +160,9 @@ export function ptr(array: ArrayBufferView | null): Deno.PointerValue {
 
 /** Sets the number of threads native kernels use; `n <= 0` restores the default. */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n)) throw new TypeError(`Thread count must be an integer, got ${n}`);
+  if (!Number.isInteger(n)) {
+    throw new TypeError(`Thread count must be an integer, got ${describeValue(n)}`);
+  }
   if (n > MAX_THREADS) {
     throw new RangeError(
       `Thread count must be at most ${MAX_THREADS} (or <= 0 for the default), got ${n}`,
@@ -185,8 +187,9 @@ function checkThreadsVariable(): void {
   } catch {
     return;
   }
-  if (value === undefined || value.trim() === "") return; // empty: unset, as in the C library
-  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  // Blanks as C's isspace() counts them (no Unicode spaces: the library would not skip them).
+  if (value === undefined || /^[ \t\n\v\f\r]*$/.test(value)) return; // unset, as in C
+  const n = /^[ \t\n\v\f\r]*\d+[ \t\n\v\f\r]*$/.test(value) ? Number(value) : NaN;
   if (!(n >= 1 && n <= MAX_THREADS)) {
     throw new RangeError(
       `SL_NUM_THREADS must be an integer from 1 to ${MAX_THREADS}, got "${value}" ` +

@@ -835,7 +835,8 @@ Deno.test({
       return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     };
     // The C library would ignore these (a partial number is a guess): an error names them.
-    for (const value of ["3abc", "1e3", "0", "-1", "5000"]) {
+    // A Unicode space is no blank to C's isspace(): "\u00a03" would be ignored there too.
+    for (const value of ["3abc", "1e3", "0", "-1", "5000", "\u00a03"]) {
       assert.match(
         await load(value),
         new RegExp(
@@ -848,6 +849,7 @@ Deno.test({
     assert.match(await load(""), /LOADED/); // empty is unset
     const before = getNumThreads();
     rejects(() => setNumThreads(2 ** 31), RangeError, /at most 4096 \(or <= 0 for the default\)/);
+    rejects(() => setNumThreads("2" as never), TypeError, /integer, got the string "2"/);
     assert.equal(getNumThreads(), before);
   },
 });

@@ -592,5 +592,15 @@ Deno.test("misspelled or snake_case options are TypeErrors, not silently ignored
     TypeError,
     /no option "gama"/,
   );
+  assertThrows(
+    () => new Dropout(0.5, { sed: 1 } as never),
+    TypeError,
+    /Dropout has no option "sed"/,
+  );
+  assertThrows(
+    () => dropout(x, 0.5, { train: false } as never),
+    TypeError,
+    /dropout\(\) has no option "train"/,
+  );
   assert.equal(new ScaleShift(3, { shift: false }).shift, null);
 });

@@ -14,7 +14,7 @@ import { getBackend } from "../backend/mod.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { booleanOption } from "../options.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 function checkProbability(p: unknown, what: string): number {
   if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
@@ -49,6 +49,7 @@ export interface DropoutOptions {
 export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError("dropout() input must be a Tensor");
   checkProbability(p, "dropout() p");
+  checkOptionKeys(options, ["training", "seed"], "dropout()");
   if (!booleanOption(options.training, "dropout() training", true) || p === 0) return x;
   const seed = typeof options.seed === "bigint"
     ? BigInt.asUintN(64, options.seed)
@@ -91,6 +92,7 @@ export class Dropout extends Module {
   constructor(p = 0.5, options: DropoutModuleOptions = {}) {
     super();
     this.p = checkProbability(p, "Dropout p");
+    checkOptionKeys(options, ["seed"], "Dropout");
     this.#generator = generatorFrom(options.seed);
   }
 
