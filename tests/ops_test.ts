@@ -634,3 +634,27 @@ Deno.test("PyTorch edges: division by a tiny scalar, requiresGrad of computed te
   assert.deepEqual(broadcastShapes(), []);
   throws(() => broadcastShapes([2, 3], "x" as never), TypeError, /shape 1 must be an array/);
 });
+
+Deno.test("IEEE zeros as PyTorch: scalar add/sub give +0 for -0 + 0, products keep -0; pow's gradient uses pow's special exponents", () => {
+  const sign = (v: number) => Object.is(v, -0) ? "-0" : String(v);
+  const signs = (t: Tensor) => Array.from(t.data, sign);
+  assert.deepEqual(signs(add(tensor([-0, 0]), 0)), ["0", "0"]); // -0 + 0 = +0
+  assert.deepEqual(signs(add(tensor([-0]), -0)), ["-0"]);
+  assert.deepEqual(signs(sub(tensor([-0]), 0)), ["-0"]); // -0 - 0 = -0
+  assert.deepEqual(signs(sub(0, tensor([0, -0]))), ["0", "0"]); // 0 - 0 = 0 - (-0) = +0
+  assert.deepEqual(signs(mul(tensor([-0, 0]), 2)), ["-0", "0"]);
+  assert.deepEqual(signs(div(tensor([-0]), 4)), ["-0"]);
+  assert.deepEqual(signs(mulScalar(tensor([0]), -3)), ["-0"]);
+  // ATen's pow backward is grad * (e * x.pow(e - 1)) with pow's sqrt / rsqrt cases: at -0 and
+  // -inf, x^0.5 gives -inf, NaN (1 / sqrt) and x^1.5 gives -0, NaN (sqrt), as sqrt's own.
+  const grads = (e: number) => {
+    const x = tensor([-0, -Infinity], undefined, { requiresGrad: true });
+    pow(x, e).backward(tensor([1, 1]));
+    return signs(x.grad!);
+  };
+  assert.deepEqual(grads(0.5), ["-Infinity", "NaN"]);
+  assert.deepEqual(grads(1.5), ["-0", "NaN"]);
+  const s = tensor([-0, -Infinity], undefined, { requiresGrad: true });
+  sqrt(s).backward(tensor([1, 1]));
+  assert.deepEqual(signs(s.grad!), grads(0.5));
+});

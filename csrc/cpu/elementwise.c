@@ -228,13 +228,8 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
     case SL_UNARY_TANH: UNARY_LOOP(tanhf(v)) break;
     case SL_UNARY_ABS: UNARY_LOOP(fabsf(v)) break;
     case SL_UNARY_SQRT: UNARY_LOOP(sqrtf(v)) break;
-    case SL_UNARY_AFFINE:
-      if (beta == 0.0f) { /* a product alone keeps the sign of zero (-0 * 2 = -0) */
-        UNARY_LOOP(alpha * v)
-      } else {
-        UNARY_LOOP(alpha * v + beta)
-      }
-      break;
+    /* IEEE throughout: -0 + 0 = +0, so a product alone is asked for with beta = -0. */
+    case SL_UNARY_AFFINE: UNARY_LOOP(alpha * v + beta) break;
     case SL_UNARY_RECIPROCAL: UNARY_LOOP(alpha / v) break;
     case SL_UNARY_SQUARE: UNARY_LOOP(v * v) break;
     default: /* POW: PyTorch's special exponents, for the same values (signs of zero, inf) */
@@ -256,6 +251,18 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
       break;
   }
   return SL_OK;
+}
+
+/* v^e with PyTorch's special exponents, for the same values (signs of zero, inf): the
+ * forward's cases, for the backward's x^(alpha - 1). */
+static inline float pow_special(float v, float e) {
+  if (e == 2.0f) return v * v;
+  if (e == 3.0f) return v * v * v;
+  if (e == 0.5f) return sqrtf(v);
+  if (e == -0.5f) return 1.0f / sqrtf(v);
+  if (e == -1.0f) return 1.0f / v;
+  if (e == -2.0f) return 1.0f / (v * v);
+  return powf(v, e);
 }
 
 #define UNARY_BWD_LOOP(EXPR)                                                           \
@@ -289,7 +296,10 @@ sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const flo
       if (alpha == 0.0f) {
         UNARY_BWD_LOOP(0.0f)
       } else {
-        UNARY_BWD_LOOP(g * alpha * powf(v, alpha - 1.0f))
+        /* PyTorch: grad * (exponent * x.pow(exponent - 1)), with pow's special exponents (so
+         * x^(-0.5) at -0 is -inf, as 1 / sqrt(-0), not powf's +inf). */
+        const float e = alpha - 1.0f;
+        UNARY_BWD_LOOP(g * (alpha * pow_special(v, e)))
       }
       break;
   }

@@ -117,7 +117,7 @@ __device__ __forceinline__ float unary_apply(int op, float v, float alpha, float
     case SL_UNARY_TANH: return tanhf(v);
     case SL_UNARY_ABS: return fabsf(v);
     case SL_UNARY_SQRT: return sqrtf(v);
-    case SL_UNARY_AFFINE: return beta == 0.0f ? alpha * v : alpha * v + beta; /* -0 * 2 = -0 */
+    case SL_UNARY_AFFINE: return alpha * v + beta; /* beta = -0: a product alone (-0 * 2 = -0) */
     case SL_UNARY_RECIPROCAL: return alpha / v;
     case SL_UNARY_SQUARE: return v * v;
     default: return pow_special(v, alpha);
@@ -137,7 +137,9 @@ __device__ __forceinline__ float unary_grad(int op, float v, float out, float g,
     case SL_UNARY_AFFINE: return alpha * g;
     case SL_UNARY_RECIPROCAL: return -g * ((alpha / v) / v); /* v*v would overflow */
     case SL_UNARY_SQUARE: return 2.0f * v * g;
-    default: return alpha == 0.0f ? 0.0f : g * alpha * powf(v, alpha - 1.0f);
+    /* PyTorch: grad * (exponent * x.pow(exponent - 1)), with pow's special exponents (so
+     * x^(-0.5) at -0 is -inf, as 1 / sqrt(-0), not powf's +inf). */
+    default: return alpha == 0.0f ? 0.0f : g * (alpha * pow_special(v, alpha - 1.0f));
   }
 }
 

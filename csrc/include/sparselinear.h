@@ -275,7 +275,7 @@ enum {
   SL_UNARY_TANH = 5,       /* tanh(x) */
   SL_UNARY_ABS = 6,        /* |x| (gradient sign(x), 0 at 0) */
   SL_UNARY_SQRT = 7,       /* sqrt(x) */
-  SL_UNARY_AFFINE = 8,     /* alpha * x + beta (scalar multiply / add / subtract) */
+  SL_UNARY_AFFINE = 8,     /* alpha * x + beta, IEEE (beta -0 for a product alone: -0 * 2 = -0) */
   SL_UNARY_RECIPROCAL = 9, /* alpha / x (scalar divided by a tensor) */
   SL_UNARY_SQUARE = 10,    /* x * x */
   SL_UNARY_POW = 11        /* x ^ alpha */

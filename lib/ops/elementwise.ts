@@ -159,13 +159,13 @@ function binary(op: BinaryName, a: Operand, b: Operand): Tensor {
       case "sub":
         return unaryOp(a, "affine", op, 1, -s);
       case "mul":
-        return unaryOp(a, "affine", op, s, 0);
+        return unaryOp(a, "affine", op, s, -0);
       case "div": {
         // x · (1/s) is within an ulp of x / s only while s and 1/s are normal float32s; past
         // that (|s| below ~1.2e-38 or above ~8.5e37) divide by s itself.
         const r = Math.fround(1 / s);
         if (isNormalOrZero(Math.fround(s)) && isNormalOrZero(r)) {
-          return unaryOp(a, "affine", op, r, 0);
+          return unaryOp(a, "affine", op, r, -0);
         }
         return binaryTensors(op, a, full([], s, { device: a.device }));
       }
@@ -179,7 +179,7 @@ function binary(op: BinaryName, a: Operand, b: Operand): Tensor {
     case "sub":
       return unaryOp(t, "affine", op, -1, s);
     case "mul":
-      return unaryOp(t, "affine", op, s, 0);
+      return unaryOp(t, "affine", op, s, -0);
     case "div":
       return unaryOp(t, "reciprocal", op, s, 0);
   }
@@ -237,7 +237,7 @@ export function div(a: Operand, b: Operand): Tensor {
 /** `x * s` for a number `s` (one native call). */
 export function mulScalar(x: Tensor, s: number): Tensor {
   checkTensor(x, "mulScalar() x");
-  return unaryOp(x, "affine", "mulScalar", checkScalar(s, "mulScalar() s"), 0);
+  return unaryOp(x, "affine", "mulScalar", checkScalar(s, "mulScalar() s"), -0);
 }
 
 /** `-x`. */
