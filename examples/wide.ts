@@ -206,15 +206,20 @@ function randomLabels(gen: Generator, batch: number): Int32Array {
   return Int32Array.from({ length: batch }, () => gen.int(10));
 }
 
+/** A flag value the run cannot use: the message and the usage, exit status 2. */
+function usageError(message: string): never {
+  return cliFail(message, HELP);
+}
+
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
   const n = value === undefined ? fallback : integerAtLeast(value, 1);
-  if (n === null) throw new RangeError(`--${name} must be a positive integer, got ${value}`);
+  if (n === null) usageError(`--${name} must be a positive integer, got ${value}`);
   return n;
 }
 
 function fraction(value: string | undefined, fallback: number, name: string): number {
   const x = value === undefined ? fallback : decimalNumber(value);
-  if (!(x >= 0 && x <= 1)) throw new RangeError(`--${name} must be in [0, 1], got ${value}`);
+  if (!(x >= 0 && x <= 1)) usageError(`--${name} must be in [0, 1], got ${value}`);
   return x;
 }
 
@@ -235,84 +240,33 @@ const OPTIONS = {
   markdown: { type: "boolean" },
 } satisfies ParseArgsOptionsConfig;
 
-/** The run's settings from the command line; a bad flag is a usage error (exit 2). */
-function parseWideArgs(): WideSettings {
-  const values = cliArgs(OPTIONS, HELP) as WideFlags;
-  try {
-    return wideSettings(values);
-  } catch (err) {
-    return cliFail((err as Error).message, HELP);
-  }
-}
-
 /** The flags as parsed: strings, and the one boolean. */
 type WideFlags = Partial<Record<Exclude<keyof typeof OPTIONS, "markdown">, string>> & {
   markdown?: boolean;
 };
 
-type WideSettings = ReturnType<typeof wideSettings>;
-
-/** Checks and converts every flag (RangeError naming the flag and what it takes). */
-function wideSettings(values: WideFlags) {
+async function main(): Promise<void> {
+  const values = cliArgs(OPTIONS, HELP) as WideFlags;
   const width = positiveInt(values.width, 1_000_000, "width");
-  if (width % 10 !== 0) throw new RangeError(`--width must be a multiple of 10, got ${width}`);
+  if (width % 10 !== 0) usageError(`--width must be a multiple of 10, got ${width}`);
   const sparsity = fraction(values.sparsity, 0.99999, "sparsity");
   const batch = positiveInt(values.batch, 64, "batch");
   const steps = positiveInt(values.steps, 3, "steps");
   const density = fraction(values["input-density"], 0.1, "input-density");
   const alpha = fraction(values.alpha, 0.3, "alpha");
   const riglWidth = positiveInt(values["rigl-width"], 100_000, "rigl-width");
-  if (riglWidth % 10 !== 0) {
-    throw new RangeError(`--rigl-width must be a multiple of 10, got ${riglWidth}`);
-  }
+  if (riglWidth % 10 !== 0) usageError(`--rigl-width must be a multiple of 10, got ${riglWidth}`);
   const riglSparsity = fraction(values["rigl-sparsity"], 0.999, "rigl-sparsity");
   const maxSize = positiveInt(values["max-size"], 1e8, "max-size");
   const seed = values.seed === undefined ? 0 : integerAtLeast(values.seed, 0);
-  if (seed === null) throw new RangeError(`--seed must be an integer >= 0, got ${values.seed}`);
+  if (seed === null) usageError(`--seed must be an integer >= 0, got ${values.seed}`);
   const skip = new Set((values.skip ?? "").split(",").filter((s) => s !== ""));
   for (const s of skip) {
     if (!["wide", "small-world", "train", "set", "rigl"].includes(s)) {
-      throw new RangeError(`--skip takes wide, small-world, train, set, rigl; got "${s}"`);
+      usageError(`--skip takes wide, small-world, train, set, rigl; got "${s}"`);
     }
   }
-  const threads = values.threads === undefined
-    ? undefined
-    : positiveInt(values.threads, 1, "threads");
-  const markdown = values.markdown === true;
-  return {
-    width,
-    sparsity,
-    batch,
-    steps,
-    density,
-    alpha,
-    riglWidth,
-    riglSparsity,
-    maxSize,
-    seed,
-    skip,
-    threads,
-    markdown,
-  };
-}
-
-async function main(): Promise<void> {
-  const {
-    width,
-    sparsity,
-    batch,
-    steps,
-    density,
-    alpha,
-    riglWidth,
-    riglSparsity,
-    maxSize,
-    seed,
-    skip,
-    threads,
-    markdown,
-  } = parseWideArgs();
-  if (threads !== undefined) setNumThreads(threads);
+  if (values.threads !== undefined) setNumThreads(positiveInt(values.threads, 1, "threads"));
 
   const gen = new Generator(seed);
   const nnz = expectedConnectionCount(width, width, sparsity);
@@ -373,7 +327,7 @@ async function main(): Promise<void> {
   }
 
   console.log(`\nLoad average at the end: ${loadAverage()}`);
-  if (markdown) {
+  if (values.markdown) {
     console.log(
       "\n| stage | time (s) | estimate | measured peak Δ RSS | RSS after | notes |\n|---|---:|---:|---:|---:|---|",
     );
