@@ -48,14 +48,19 @@ static inline void sl_team(int *t, int *nt) {
 #endif
 }
 
-/* Thread t of nt's share [*lo, *hi) of [0, n). */
-static inline void sl_share(int64_t n, int t, int nt, int64_t *lo, int64_t *hi) {
+/* The calling thread's share [*lo, *hi) of [0, n): contiguous blocks in thread order. */
+static inline void sl_share(int64_t n, int64_t *lo, int64_t *hi) {
+  int t, nt;
+  sl_team(&t, &nt);
   const int64_t q = n / nt, r = n % nt;
   *lo = q * t + (t < r ? t : r);
   *hi = *lo + q + (t < r ? 1 : 0);
 }
 
-static inline void sl_parts_put(sl_parts *p, int t, int nt, double v) {
+/* Stores the calling thread's partial sum; every thread of the region calls it once. */
+static inline void sl_parts_put(sl_parts *p, double v) {
+  int t, nt;
+  sl_team(&t, &nt);
   p->part[t] = v;
   if (t == 0) p->used = nt;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pow_special.h"
 #include "strided.h"
 #include "validate.h"
 
@@ -232,37 +233,9 @@ sl_status sl_unary(int32_t op, int64_t n, float alpha, float beta, const float *
     case SL_UNARY_AFFINE: UNARY_LOOP(alpha * v + beta) break;
     case SL_UNARY_RECIPROCAL: UNARY_LOOP(alpha / v) break;
     case SL_UNARY_SQUARE: UNARY_LOOP(v * v) break;
-    default: /* POW: PyTorch's special exponents, for the same values (signs of zero, inf) */
-      if (alpha == 2.0f) {
-        UNARY_LOOP(v * v)
-      } else if (alpha == 3.0f) {
-        UNARY_LOOP(v * v * v)
-      } else if (alpha == 0.5f) {
-        UNARY_LOOP(sqrtf(v))
-      } else if (alpha == -0.5f) {
-        UNARY_LOOP(1.0f / sqrtf(v))
-      } else if (alpha == -1.0f) {
-        UNARY_LOOP(1.0f / v)
-      } else if (alpha == -2.0f) {
-        UNARY_LOOP(1.0f / (v * v))
-      } else {
-        UNARY_LOOP(powf(v, alpha))
-      }
-      break;
+    default: UNARY_LOOP(sl_pow_special(v, alpha)) break; /* POW */
   }
   return SL_OK;
-}
-
-/* v^e with PyTorch's special exponents, for the same values (signs of zero, inf): the
- * forward's cases, for the backward's x^(alpha - 1). */
-static inline float pow_special(float v, float e) {
-  if (e == 2.0f) return v * v;
-  if (e == 3.0f) return v * v * v;
-  if (e == 0.5f) return sqrtf(v);
-  if (e == -0.5f) return 1.0f / sqrtf(v);
-  if (e == -1.0f) return 1.0f / v;
-  if (e == -2.0f) return 1.0f / (v * v);
-  return powf(v, e);
 }
 
 #define UNARY_BWD_LOOP(EXPR)                                                           \
@@ -299,7 +272,7 @@ sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const flo
         /* PyTorch: grad * (exponent * x.pow(exponent - 1)), with pow's special exponents (so
          * x^(-0.5) at -0 is -inf, as 1 / sqrt(-0), not powf's +inf). */
         const float e = alpha - 1.0f;
-        UNARY_BWD_LOOP(g * (alpha * pow_special(v, e)))
+        UNARY_BWD_LOOP(g * (alpha * sl_pow_special(v, e)))
       }
       break;
   }

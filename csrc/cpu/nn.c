@@ -360,10 +360,8 @@ sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *lo
   int parallel = sl_mul_size(batch, n_classes) > SL_NN_PARALLEL_MIN && batch > 1;
 #pragma omp parallel num_threads(sl_threads()) if (parallel)
   {
-    int t, nt;
     int64_t lo, hi;
-    sl_team(&t, &nt);
-    sl_share(batch, t, nt, &lo, &hi);
+    sl_share(batch, &lo, &hi);
     double total = 0.0;
     for (int64_t b = lo; b < hi; b++) {
       float row_lse;
@@ -372,7 +370,7 @@ sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const float *lo
       if (reduction == SL_REDUCTION_NONE) loss[b] = (float)l;
       total += l;
     }
-    sl_parts_put(&parts, t, nt, total);
+    sl_parts_put(&parts, total);
   }
   const double total = sl_parts_sum(&parts);
   if (reduction == SL_REDUCTION_MEAN) loss[0] = (float)(total / batch); /* NaN for batch 0 */
@@ -424,10 +422,8 @@ sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t 
   sl_parts parts; /* the threads' sums, added in order */
 #pragma omp parallel num_threads(sl_threads()) if (n > 262144)
   {
-    int t, nt;
     int64_t lo, hi;
-    sl_team(&t, &nt);
-    sl_share(n, t, nt, &lo, &hi);
+    sl_share(n, &lo, &hi);
     double total = 0.0;
 #pragma omp simd reduction(+ : total)
     for (int64_t i = lo; i < hi; i++) {
@@ -435,7 +431,7 @@ sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target, int32_t 
       if (reduction == SL_REDUCTION_NONE) loss[i] = d * d;
       total += (double)d * d;
     }
-    sl_parts_put(&parts, t, nt, total);
+    sl_parts_put(&parts, total);
   }
   const double total = sl_parts_sum(&parts);
   if (reduction == SL_REDUCTION_MEAN) loss[0] = (float)(total / (double)n); /* NaN for n 0 */

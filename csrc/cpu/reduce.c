@@ -66,14 +66,12 @@ static float sum_all_run(int64_t n, float alpha, const float *x) {
   sl_parts parts;
 #pragma omp parallel num_threads(sl_threads()) if (n > SL_PARALLEL_MIN)
   {
-    int t, nt;
     int64_t lo, hi;
-    sl_team(&t, &nt);
-    sl_share(n, t, nt, &lo, &hi);
+    sl_share(n, &lo, &hi);
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (int64_t i = lo; i < hi; i++) s += x[i];
-    sl_parts_put(&parts, t, nt, s);
+    sl_parts_put(&parts, s);
   }
   return (float)(alpha * sl_parts_sum(&parts));
 }

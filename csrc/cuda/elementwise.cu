@@ -11,6 +11,7 @@
 
 #include "common.cuh"
 #include "../cpu/strided.h"
+#include "pow_special.h"
 #include "validate.h"
 
 /* Element offsets of operands 0 and 1 for output index i (row-major over the layout). */
@@ -96,17 +97,6 @@ __device__ __forceinline__ float sigmoid_dev(float x) {
   return e / (1.0f + e);
 }
 
-/* v^alpha with PyTorch's special exponents, for the same values (signs of zero, inf). */
-__device__ __forceinline__ float pow_special(float v, float alpha) {
-  if (alpha == 2.0f) return v * v;
-  if (alpha == 3.0f) return v * v * v;
-  if (alpha == 0.5f) return sqrtf(v);
-  if (alpha == -0.5f) return 1.0f / sqrtf(v);
-  if (alpha == -1.0f) return 1.0f / v;
-  if (alpha == -2.0f) return 1.0f / (v * v);
-  return powf(v, alpha);
-}
-
 __device__ __forceinline__ float unary_apply(int op, float v, float alpha, float beta) {
   switch (op) {
     case SL_UNARY_NEG: return -v;
@@ -120,7 +110,7 @@ __device__ __forceinline__ float unary_apply(int op, float v, float alpha, float
     case SL_UNARY_AFFINE: return alpha * v + beta; /* beta = -0: a product alone (-0 * 2 = -0) */
     case SL_UNARY_RECIPROCAL: return alpha / v;
     case SL_UNARY_SQUARE: return v * v;
-    default: return pow_special(v, alpha);
+    default: return sl_pow_special(v, alpha);
   }
 }
 
@@ -139,7 +129,7 @@ __device__ __forceinline__ float unary_grad(int op, float v, float out, float g,
     case SL_UNARY_SQUARE: return 2.0f * v * g;
     /* PyTorch: grad * (exponent * x.pow(exponent - 1)), with pow's special exponents (so
      * x^(-0.5) at -0 is -inf, as 1 / sqrt(-0), not powf's +inf). */
-    default: return alpha == 0.0f ? 0.0f : g * (alpha * pow_special(v, alpha - 1.0f));
+    default: return alpha == 0.0f ? 0.0f : g * (alpha * sl_pow_special(v, alpha - 1.0f));
   }
 }
 
