@@ -1263,6 +1263,99 @@ gpuTest("sl_dense_grad_topk: same positions and gradients, in chunks", () => {
   }
 });
 
+// One warp (or sub-warp) per row, no loop over the grid: the launch must give every row its
+// threads. A grid capped at 2^20 blocks of 256 threads left rows from 2^23 on unvisited: their
+// outputs and dW unwritten, their pattern unchecked, a chunked top-k's mask unbounded.
+const MANY_ROWS = 2 ** 23 + 33;
+/** A pattern over MANY_ROWS rows and 5 inputs: row 0 and the last rows hold connections. */
+function manyRowsConnectivity(): [Int32Array, Int32Array] {
+  const last = MANY_ROWS - 1;
+  return [
+    new Int32Array([0, last - 2, last - 2, last - 1, last, last, last]),
+    new Int32Array([1, 0, 4, 2, 1, 3, 4]),
+  ];
+}
+for (const batch of [1, 3, 9]) {
+  compareOp(
+    `SparseLinear with 2^23 + 33 outputs, batch ${batch}: the last rows are computed`,
+    (d) => {
+      const layer = new SparseLinear(5, MANY_ROWS, {
+        connectivity: manyRowsConnectivity(),
+        seed: 4,
+      });
+      layer.to(d);
+      const x = leaf([batch, 5], 40 + batch, d);
+      return { out: layer.forward(x), leaves: [x, layer.weights, layer.bias!] };
+    },
+  );
+}
+gpuTest("more than 2^23 rows: the CSC view, a bad column in the last row, a chunked top-k", () => {
+  const [rows, cols] = manyRowsConnectivity();
+  const rowPtr = new Int32Array(MANY_ROWS + 1);
+  for (const r of rows) rowPtr[r + 1]++;
+  for (let r = 0; r < MANY_ROWS; r++) rowPtr[r + 1] += rowPtr[r];
+  const nnz = cols.length;
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const b = getBackend(d);
+    const rp = onDevice(d, rowPtr), ci = onDevice(d, cols);
+    const cp = b.zeros("int32", 6), ri = b.zeros("int32", nnz), c2r = b.zeros("int32", nnz);
+    b.check(
+      b.kernels.sl_csr_to_csc(
+        MANY_ROWS,
+        5,
+        BigInt(nnz),
+        rp.ptr(),
+        ci.ptr(),
+        cp.ptr(),
+        ri.ptr(),
+        c2r.ptr(),
+      ),
+    );
+    const bad = cols.slice();
+    bad[nnz - 1] = 5; // out of range, in the last row only
+    const status = b.kernels.sl_csr_validate(
+      MANY_ROWS,
+      5,
+      BigInt(nnz),
+      rp.ptr(),
+      onDevice(d, bad).ptr(),
+    );
+    // n_in 1: one connection (row 0), the dense gradient's top 3 in chunks of 2^23 rows.
+    const oneRp = new Int32Array(MANY_ROWS + 1).fill(1);
+    oneRp[0] = 0;
+    const x = new Float32Array([2]), dy = new Generator(60).fillNormal(new Float32Array(MANY_ROWS));
+    const tr = b.zeros("int32", 3), tc = b.zeros("int32", 3), tg = b.zeros("float32", 3);
+    b.check(
+      b.kernels.sl_dense_grad_topk(
+        1,
+        1,
+        MANY_ROWS,
+        onDevice(d, x).ptr(),
+        onDevice(d, dy).ptr(),
+        1n,
+        onDevice(d, oneRp).ptr(),
+        onDevice(d, new Int32Array([0])).ptr(),
+        3n,
+        BigInt(2 ** 23),
+        tr.ptr(),
+        tc.ptr(),
+        tg.ptr(),
+      ),
+    );
+    return {
+      csc: [cp.toHost(), ri.toHost(), c2r.toHost()],
+      status,
+      topk: [tr.toHost(), tc.toHost()],
+      grad: tg.toHost(),
+    };
+  });
+  assert.deepEqual(cuda.csc, cpu.csc);
+  assert.notEqual(cpu.status, 0, "the CPU library reports the bad column");
+  assert.equal(cuda.status, cpu.status, "the CUDA library reports the bad column too");
+  assert.deepEqual(cuda.topk, cpu.topk);
+  assertClose(cuda.grad, cpu.grad, "top-k gradients");
+});
+
 gpuTest("sl_sample_absent: identical positions for a seed", () => {
   const { rowPtr, colIdx } = randomCsr(120, 90, 0.3, 54);
   const absent = 120 * 90 - colIdx.length;

@@ -164,6 +164,15 @@ static inline unsigned sl_blocks(int64_t n, int threads) {
   return (unsigned)g;
 }
 
+/* Blocks for a kernel with one thread (or one lane of a row's group) per element and no loop
+ * over the grid: every element gets its thread, so no cap (sl_blocks' 2^20 would leave rows past
+ * 2^23 of a warp-per-row kernel unvisited). n <= 2^31 * 256 for every caller (int32 rows times at
+ * most 32 lanes), within gridDim.x's 2^31 - 1. */
+static inline unsigned sl_blocks_each(int64_t n, int threads) {
+  int64_t g = (n + threads - 1) / threads;
+  return (unsigned)(g < 1 ? 1 : g);
+}
+
 #define SL_GRID_STRIDE(i, n)                                                     \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);     \
        i += (int64_t)blockDim.x * gridDim.x)

@@ -75,7 +75,7 @@ sl_status launch_pattern_check(const char *fn, int32_t n_rows, int32_t n_cols, i
     sl_empty_offsets_kernel<<<1, 1>>>(row_ptr, nnz, slot);
     err = cudaGetLastError();
   } else {
-    pattern_check_kernel<<<sl_blocks((int64_t)n_rows * 32, 256), 256>>>(
+    pattern_check_kernel<<<sl_blocks_each((int64_t)n_rows * 32, 256), 256>>>(
         n_rows, n_cols, nnz, row_ptr, col_idx, check_order, slot);
     err = cudaGetLastError();
   }
@@ -329,7 +329,7 @@ SL_API sl_status sl_csr_to_csc(int32_t n_rows, int32_t n_cols, int64_t nnz,
   SL_SCRATCH(row_of, int32_t, nnz);
   SL_SCRATCH(order, int32_t, nnz);
   SL_SCRATCH(sorted_cols, uint32_t, nnz);
-  row_of_kernel<<<sl_blocks((int64_t)n_rows * 32, 256), 256>>>(n_rows, row_ptr,
+  row_of_kernel<<<sl_blocks_each((int64_t)n_rows * 32, 256), 256>>>(n_rows, row_ptr,
                                                                row_of.as<int32_t>());
   SL_LAUNCHED("row_of_kernel");
   iota_kernel<<<sl_blocks(nnz, 256), 256>>>(nnz, order.as<int32_t>());

@@ -283,7 +283,7 @@ static sl_status launch_spmv_vec4(const char *fn, const gather_args &g) {
     const int blocks = (int)(needed < 2 * sms ? needed : 2 * sms);
     spmv_vec4_kernel<true><<<blocks, 1024, bytes>>>(g);
   } else {
-    spmv_vec4_kernel<false><<<sl_blocks((int64_t)g.n_rows * 32, 256), 256>>>(g);
+    spmv_vec4_kernel<false><<<sl_blocks_each((int64_t)g.n_rows * 32, 256), 256>>>(g);
   }
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of spmv_vec4_kernel", err);
@@ -384,7 +384,7 @@ sl_status gather_matmul(const char *fn, gather_args g, const float *in_rows) {
   if (g.batch > 8) {
     const int lanes = pow2_at_least((g.ld + 3) / 4, 4, 32);
     const int64_t tiles = (g.ld + lanes * 4 - 1) / (lanes * 4);
-    dim3 grid(sl_blocks((int64_t)g.n_rows * lanes, 256), (unsigned)tiles);
+    dim3 grid(sl_blocks_each((int64_t)g.n_rows * lanes, 256), (unsigned)tiles);
     if (tiles > 65535) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "batch %d is too large", g.batch);
     switch (lanes) {
       case 4: gather_colsplit_kernel<4><<<grid, 256>>>(g); break;
@@ -398,7 +398,7 @@ sl_status gather_matmul(const char *fn, gather_args g, const float *in_rows) {
   }
   /* Sub-warp size: about two nonzeros per lane, between 2 and 32 lanes. */
   const int s = pow2_at_least(avg / 2, 2, 32);
-  const unsigned blocks = sl_blocks((int64_t)g.n_rows * s, 256);
+  const unsigned blocks = sl_blocks_each((int64_t)g.n_rows * s, 256);
 #define SL_NZ_CASE(S)                                                                      \
   case S:                                                                                  \
     if (g.ld == 1) gather_nzsplit_kernel<S, 1><<<blocks, 256>>>(g);                        \
@@ -834,7 +834,7 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
                                              values, dy, dx));
   if (batch == 0 && !(n_in == 0 && nnz > 0)) return SL_OK;
   SL_CUDA_READY();
-  if (n_in == 0) { /* every entry is out of range */
+  if (n_in == 0 && nnz > 0) { /* every entry is out of range */
     int32_t first = 0;
     SL_TRY(sl_read_value(__func__, col_idx, &first));
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, __func__, "col_idx[0] = %d is outside [0, 0)", first);
@@ -852,7 +852,7 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
     return sl_check_end(__func__);
   }
   const int s = pow2_at_least(nnz / n_out / 2, 2, 32);
-  const unsigned blocks = sl_blocks((int64_t)n_out * s, 256);
+  const unsigned blocks = sl_blocks_each((int64_t)n_out * s, 256);
 #define SL_SCATTER_CASE(S)                                                                 \
   case S:                                                                                  \
     scatter_csr_kernel<S><<<blocks, 256>>>(n_out, n_in, nnz, batch, row_ptr, col_idx, values, \
@@ -916,7 +916,7 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
   cudaError_t err;
   if (batch > 8) {
     const int lanes = pow2_at_least((ld + 3) / 4, 4, 32);
-    const unsigned blocks = sl_blocks((int64_t)n_out * lanes, 256);
+    const unsigned blocks = sl_blocks_each((int64_t)n_out * lanes, 256);
     switch (lanes) {
       case 4: sddmm_wide_kernel<4><<<blocks, 256>>>(g); break;
       case 8: sddmm_wide_kernel<8><<<blocks, 256>>>(g); break;
@@ -927,7 +927,7 @@ SL_API sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
     if (err != cudaSuccess) return sl_cuda_fail(__func__, "the launch of sddmm_wide_kernel", err);
   } else {
     const int s = pow2_at_least(avg, 2, 32);
-    const unsigned blocks = sl_blocks((int64_t)n_out * s, 256);
+    const unsigned blocks = sl_blocks_each((int64_t)n_out * s, 256);
 #define SL_SD_CASE(S)                                                                      \
   case S:                                                                                  \
     if (ld == 1) sddmm_small_kernel<S, 1><<<blocks, 256>>>(g);                             \

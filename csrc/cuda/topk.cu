@@ -473,7 +473,7 @@ SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, 
     }
     grad_keys_kernel<<<sl_blocks(len, 256), 256>>>(len, g.as<float>(), keys.as<uint32_t>());
     SL_LAUNCHED("grad_keys_kernel");
-    mask_pattern_kernel<<<sl_blocks(rows * 32, 256), 256>>>(r0, rows, n_in, row_ptr, col_idx,
+    mask_pattern_kernel<<<sl_blocks_each(rows * 32, 256), 256>>>(r0, rows, n_in, row_ptr, col_idx,
                                                             keys.as<uint32_t>());
     SL_LAUNCHED("mask_pattern_kernel");
     filter_keys_kernel<<<sl_blocks(len, 256), 256>>>(len, base, floor_key, keys.as<uint32_t>(),
