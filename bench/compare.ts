@@ -57,6 +57,9 @@ function gflops(flops: number, ms: number): string {
   return `${g.toFixed(1)} (${(100 * g / PEAK_GFLOPS).toFixed(0)} %)`;
 }
 
+/** Timed runs of the table's dense GEMMs (20000 × 20000 takes most of a second each). */
+const DENSE_TABLE_RUNS = 5;
+
 /** One row of the table, measured. */
 interface Row {
   workload: Workload;
@@ -75,7 +78,9 @@ function measureWorkload(workload: Workload, runs: number, dense: DenseState | n
   const train = medianMs(() => sparseTrainStep(s), runs);
   const fmFwd = medianMs(() => sparseForward(s, true), runs);
   const fmTrain = medianMs(() => sparseTrainStepFeatureMajor(s), runs);
-  const denseFwd = dense ? medianMs(() => denseForward(dense), Math.min(runs, 5), 1) : null;
+  const denseFwd = dense
+    ? medianMs(() => denseForward(dense), Math.min(runs, DENSE_TABLE_RUNS), 1)
+    : null;
   return { workload, nnz: s.nnz, fwd, train, fmFwd, fmTrain, denseFwd };
 }
 
@@ -103,6 +108,13 @@ function printTable(rows: Row[]): void {
         `| ${fmt(r.fmFwd)} / ${fmt(r.fmTrain)} | ${met} |`,
     );
   }
+  console.log(
+    "\nscipy and floor are the issue's numbers for this machine. floor: the forward's lower " +
+      "bound, the larger of its FMAs at 128 GFLOP/s (2 · nnz · batch flops) and reading each " +
+      "connection's 8 bytes once at 23 GB/s. Train = forward + input, weight and bias " +
+      "gradients (3 × the forward's flops in the GFLOP/s column). The dense column is a GEMM " +
+      "plus the bias add, as a dense Linear.",
+  );
 }
 
 /**
@@ -176,7 +188,8 @@ sparsity of a 4096 x 4096 layer at batch 64. Run it on an otherwise idle machine
   }
   console.log(
     `sparselinear kernels, ${getNumThreads()} threads, ${navigator.hardwareConcurrency} ` +
-      `logical CPUs, medians of ${runs} runs (ms)\n`,
+      `logical CPUs, medians of ${runs} runs (ms; dense GEMMs of the table: ` +
+      `${Math.min(runs, DENSE_TABLE_RUNS)} runs)\n`,
   );
   const rows: Row[] = [];
   for (const workload of workloads) {

@@ -379,6 +379,8 @@ export interface DenseState {
   y: Float32Array;
   dy: Float32Array;
   dx: Float32Array;
+  bias: Float32Array;
+  db: Float32Array;
 }
 
 const denseMatrices = new Map<string, Float32Array>();
@@ -410,22 +412,30 @@ export function denseState(workload: Workload, withGrad: boolean, seed = 1): Den
     y: new Float32Array(batch * nOut),
     dy: randomArray(batch * nOut, rng),
     dx: new Float32Array(batch * nIn),
+    bias: randomArray(nOut, rng),
+    db: new Float32Array(nOut),
   };
 }
 
-/** y[B, out] = x[B, in] · W[out, in]ᵀ. */
+/** y[B, out] = x[B, in] · W[out, in]ᵀ + b, as a dense `Linear` computes it (GEMM, then the bias). */
 export function denseForward(d: DenseState): void {
   const { inFeatures: nIn, outFeatures: nOut, batch } = d.workload;
+  const k = native();
   check(
-    native().sl_gemm(0, 1, batch, nOut, nIn, 1, ptr(d.x), nIn, ptr(d.w), nIn, 0, ptr(d.y), nOut),
+    k.sl_gemm(0, 1, batch, nOut, nIn, 1, ptr(d.x), nIn, ptr(d.w), nIn, 0, ptr(d.y), nOut),
     "sl_gemm",
+  );
+  check(
+    k.sl_scale_shift_fwd(BigInt(batch), nOut, ptr(d.y), null, ptr(d.bias), ptr(d.y)),
+    "sl_scale_shift_fwd",
   );
 }
 
-/** Dense forward, dx = dy · W and dW = dyᵀ · x. */
+/** Dense forward, dx = dy · W, dW = dyᵀ · x and the bias gradient: the sparse step's pieces. */
 export function denseTrainStep(d: DenseState): void {
   const { inFeatures: nIn, outFeatures: nOut, batch } = d.workload;
   denseForward(d);
+  check(native().sl_bias_grad(batch, nOut, ptr(d.dy), ptr(d.db)), "sl_bias_grad");
   check(
     native().sl_gemm(0, 0, batch, nIn, nOut, 1, ptr(d.dy), nOut, ptr(d.w), nIn, 0, ptr(d.dx), nIn),
     "sl_gemm",
