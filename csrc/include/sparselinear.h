@@ -14,7 +14,12 @@
  *   - sparse weights are CSR by output row: row_ptr[n_out + 1], col_idx[nnz] (columns sorted
  *     within a row, no duplicates), values[nnz]; the CSC view for the input gradient is
  *     col_ptr[n_in + 1], row_idx[nnz], csc_to_csr[nnz] (where entry k of the CSC view keeps its
- *     value: values[csc_to_csr[k]]);
+ *     value: values[csc_to_csr[k]]). A view is checked for ranges only (offsets, row_idx <
+ *     n_out, csc_to_csr < nnz), not for agreement with the CSR pattern: it must be what
+ *     sl_csr_to_csc built from that pattern (as the TS layer's always is). A view that is not
+ *     gives gradients of the matrix it describes, and where csc_to_csr is not a permutation
+ *     some dw entries are left as they were; checking agreement would cost each backward a
+ *     second random read per connection;
  *   - no hidden global state besides the thread count and the thread-local last-error slot;
  *     scratch memory is allocated and freed inside a call.
  *
