@@ -359,3 +359,16 @@ Deno.test("cosine and step schedules set the optimizer's lr", () => {
   assertThrows(() => stepSchedule(opt, { stepSize: 0 }), RangeError, /Invalid stepSize: 0/);
   assertThrows(() => cosineSchedule(opt, { totalSteps: 1.5 }), RangeError, /Invalid totalSteps/);
 });
+
+Deno.test("a dropped optimizer's state is collected (the topology registry holds it weakly)", async () => {
+  const script = new URL("./fixtures/dropped_optimizer_state.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  assert.equal(out.code, 0, text.decode(out.stderr));
+  const result = JSON.parse(text.decode(out.stdout).trim().split("\n").at(-1)!);
+  assert.deepEqual(result, { kept: true, droppedAlive: 0 });
+});

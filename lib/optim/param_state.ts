@@ -10,18 +10,42 @@
  */
 import { IndexTensor, type Tensor } from "../tensor.ts";
 
-const states = new WeakMap<Tensor, Set<Tensor>>();
+/**
+ * Each parameter's registered states, held weakly: the optimizer that made a state owns it (as a
+ * PyTorch optimizer owns its `state`), so an optimizer the program drops is collected with its
+ * states, and later topology changes stop copying them. (A strong registry kept every discarded
+ * optimizer's buffers alive for the parameter's lifetime and remapped them all at each update.)
+ */
+const states = new WeakMap<Tensor, Set<WeakRef<Tensor>>>();
+/** The one WeakRef of each registered state (so registering twice adds nothing). */
+const refs = new WeakMap<Tensor, WeakRef<Tensor>>();
 
 /** Records that `state` holds one value per element of `param` and must follow its topology. */
 export function registerParameterState(param: Tensor, state: Tensor): void {
   let set = states.get(param);
   if (set === undefined) states.set(param, set = new Set());
-  set.add(state);
+  let ref = refs.get(state);
+  if (ref === undefined) refs.set(state, ref = new WeakRef(state));
+  set.add(ref);
 }
 
-/** Forgets every state registered for `param` (an optimizer that is discarded). */
+/** Forgets a state registered for `param` (its optimizer reset or replaced it). */
 export function unregisterParameterState(param: Tensor, state: Tensor): void {
-  states.get(param)?.delete(state);
+  const ref = refs.get(state);
+  if (ref !== undefined) states.get(param)?.delete(ref);
+}
+
+/** The live registered states of `param`; forgets those already collected. */
+function liveStates(param: Tensor): Tensor[] {
+  const set = states.get(param);
+  if (set === undefined) return [];
+  const live: Tensor[] = [];
+  for (const ref of set) {
+    const state = ref.deref();
+    if (state === undefined) set.delete(ref);
+    else live.push(state);
+  }
+  return live;
 }
 
 /**
@@ -30,9 +54,7 @@ export function unregisterParameterState(param: Tensor, state: Tensor): void {
  */
 export function remapParameterState(param: Tensor, oldIndexOf: Int32Array | IndexTensor): void {
   const map = oldIndexOf instanceof IndexTensor ? oldIndexOf.data : oldIndexOf;
-  const set = states.get(param);
-  if (set === undefined) return;
-  for (const state of set) {
+  for (const state of liveStates(param)) {
     const old = state.toArray();
     const fresh = new Float32Array(map.length);
     for (let k = 0; k < map.length; k++) {
