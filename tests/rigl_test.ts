@@ -661,6 +661,18 @@ Deno.test("pruneAndGrow rejects a bad k and leaves the layer unchanged", () => {
     /NaN/,
   );
   assert.deepEqual(connectionKeys(layer), keys);
+  // A NaN weight: named by position and connection, not as a top-k score.
+  const w = layer.weights.data;
+  w[3] = NaN;
+  throwsWith(
+    () => pruneAndGrow(layer, 2, { kind: "set", seed: 1 }),
+    RangeError,
+    new RegExp(
+      `weights\\[3\\] \\(output ${layer.pattern.hostRowPtr.findIndex((v) => v > 3) - 1}, ` +
+        `input ${layer.pattern.hostColIdx[3]}\\) is NaN; nothing was changed`,
+    ),
+  );
+  assert.deepEqual(connectionKeys(layer), keys);
 });
 
 Deno.test("a SET run resumes from a checkpoint on a layer built with another seed", () => {

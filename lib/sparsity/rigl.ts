@@ -308,6 +308,20 @@ function planPruneAndGrow(
     rowPtr: pattern.hostRowPtr,
     colIdx: pattern.hostColIdx,
   };
+  let nanAt = -1;
+  for (let p = 0; k > 0 && p < nnz; p++) {
+    if (values[p] !== values[p]) {
+      nanAt = p;
+      break;
+    }
+  }
+  if (nanAt >= 0) {
+    const r = rowOf(csr.rowPtr, nanAt);
+    throw new RangeError(
+      `A prune-and-grow update ranks connections by |weight|, but weights[${nanAt}] ` +
+        `(output ${r}, input ${csr.colIdx[nanAt]}) is NaN; nothing was changed`,
+    );
+  }
   const drop = topk(values, k, { smallest: true, abs: true });
   const empty = { rows: new Int32Array(0), cols: new Int32Array(0) };
   const kept = csrDropGrow(csr, null, drop, empty);
