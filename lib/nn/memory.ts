@@ -302,7 +302,8 @@ export interface PruneAndGrowSize {
  * drop selection (4·nnz keys), the kept pattern (8·nnz + 1·nnz mask), the next pattern with its
  * values and old positions (12·nnz), the copies `replacePattern` takes (8·nnz), the dropped
  * mask (1·nnz), the remapped optimizer state, O(k) positions, O(width) pointers, and for RigL
- * the gradient chunk (4 · whole rows ≤ maxSize), the candidates (24·k) and the recorded x and
+ * the gradient chunk (5 bytes per entry of whole rows ≤ maxSize: the chunk and its packed
+ * survivors), the candidates (24·k) and the recorded x and
  * dY. About 34 bytes per connection + O(k + width). (On CUDA the next pattern's CSC view,
  * 8·nnz + 4·(in + 1), follows at the next backward.)
  */
@@ -320,7 +321,9 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
     const maxSize = update.maxSize ?? 1e8;
     const batch = update.batch ?? 64;
     const chunkRows = Math.min(nOut, Math.floor(maxSize / nIn));
-    growthBytes = 4 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut);
+    // The chunk (4 bytes an entry) and its packed survivors (at most an eighth of the chunk
+    // as key and index pairs: 1 byte an entry), 24 bytes per candidate, the batch's x and dY.
+    growthBytes = 5 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut);
   } else if (growth === "set") {
     growthBytes = 8 * k + 8 * (nOut + 1);
   } else {

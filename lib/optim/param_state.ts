@@ -48,6 +48,11 @@ function liveStates(param: Tensor): Tensor[] {
   return live;
 }
 
+/** How many live state tensors follow `param` (each takes a fresh copy at a topology change). */
+export function registeredStateCount(param: Tensor): number {
+  return liveStates(param).length;
+}
+
 /**
  * Moves every registered state of `param` to a new element order: new[k] = old[oldIndexOf[k]],
  * or 0 where oldIndexOf[k] is -1. Sizes may differ (a state dict with another nnz was loaded).

@@ -61,6 +61,7 @@ import { isGradEnabled } from "../autograd.ts";
 import { numberOption } from "../options.ts";
 import { checkAllocation } from "../memory_check.ts";
 import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
+import { registeredStateCount } from "../optim/param_state.ts";
 import { SparsePattern } from "./pattern.ts";
 import { Tensor } from "../tensor.ts";
 import {
@@ -283,7 +284,43 @@ export function pruneAndGrow(
   k: number,
   source: GrowthSource,
 ): UpdateReport {
+  const rigl = source.kind === "rigl";
+  if (Number.isInteger(k) && k >= 0 && k <= layer.pattern.nnz) {
+    checkUpdateFits(
+      layer,
+      k,
+      rigl
+        ? { growth: "rigl", maxSize: source.maxSize, batch: source.batch }
+        : { growth: "set", maxSize: 0, batch: 1 },
+      `A ${rigl ? "RigL" : "SET"} prune-and-grow update (k = ${k})`,
+    );
+  }
   return planPruneAndGrow(layer, k, source)();
+}
+
+/**
+ * Refuses an update of a CPU layer whose extra memory (`pruneAndGrowExtraBytes`: ~34 bytes per
+ * connection, RigL's gradient chunk, a fresh copy of each optimizer state that follows the
+ * weights) the machine does not have, before anything allocates.
+ */
+function checkUpdateFits(
+  layer: DynamicSparseLayer,
+  k: number,
+  update: { growth: "rigl" | "set"; maxSize: number; batch: number },
+  what: string,
+): void {
+  const pattern = layer.pattern;
+  if (pattern.device !== "cpu") return;
+  const states = 4 * pattern.nnz * registeredStateCount(layer.weights);
+  checkAllocation(
+    pruneAndGrowExtraBytes(
+      { inFeatures: pattern.nCols, outFeatures: pattern.nRows, nnz: pattern.nnz },
+      { k, ...update },
+    ) + states,
+    what,
+    update.growth === "rigl" ? "Lower maxSize or alpha" : "Lower alpha",
+    "pruneAndGrowExtraBytes: ~34 bytes per connection + the gradient chunk for RigL",
+  );
 }
 
 /**
@@ -519,18 +556,13 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     const f = dropFraction(t, this.alpha, this.tEnd);
     const pattern = this.#layer.pattern;
     const k = Math.floor(f * pattern.nnz);
-    if (pattern.device === "cpu") {
-      const recorded = this.#recorded.reduce((rows, r) => rows + r.batch, 0);
-      checkAllocation(
-        pruneAndGrowExtraBytes(
-          { inFeatures: pattern.nCols, outFeatures: pattern.nRows, nnz: pattern.nnz },
-          { k, growth: this.growth, maxSize: this.maxSize, batch: Math.max(1, recorded) },
-        ),
-        `The ${this.growth === "rigl" ? "RigL" : "SET"} update at step ${t} (k = ${k})`,
-        this.growth === "rigl" ? "Lower maxSize or alpha" : "Lower alpha",
-        "pruneAndGrowExtraBytes: ~34 bytes per connection + the gradient chunk for RigL",
-      );
-    }
+    const recorded = this.#recorded.reduce((rows, r) => rows + r.batch, 0);
+    checkUpdateFits(
+      this.#layer,
+      k,
+      { growth: this.growth, maxSize: this.maxSize, batch: Math.max(1, recorded) },
+      `The ${this.growth === "rigl" ? "RigL" : "SET"} update at step ${t} (k = ${k})`,
+    );
     let source: GrowthSource;
     if (this.growth === "rigl") {
       const batches = this.#recorded.filter((r) => r.dy !== null);
