@@ -266,14 +266,12 @@ async function main(): Promise<void> {
   const values = cliArgs(OPTIONS, HELP) as WideFlags;
   const width = widthFlag(values.width, 1_000_000, "width");
   const sparsity = fraction(values.sparsity, 0.99999, "sparsity");
-  const nnz = connectionsOf(width, sparsity, "sparsity");
   const batch = positiveInt(values.batch, 64, "batch");
   const steps = positiveInt(values.steps, 3, "steps");
   const density = fraction(values["input-density"], 0.1, "input-density");
   const alpha = fraction(values.alpha, 0.3, "alpha");
   const riglWidth = widthFlag(values["rigl-width"], 100_000, "rigl-width");
   const riglSparsity = fraction(values["rigl-sparsity"], 0.999, "rigl-sparsity");
-  connectionsOf(riglWidth, riglSparsity, "rigl-sparsity");
   const maxSize = positiveInt(values["max-size"], 1e8, "max-size");
   const seed = values.seed === undefined ? 0 : integerAtLeast(values.seed, 0);
   if (seed === null) usageError(`--seed must be an integer >= 0, got ${values.seed}`);
@@ -284,6 +282,11 @@ async function main(): Promise<void> {
     }
   }
   if (values.threads !== undefined) setNumThreads(positiveInt(values.threads, 1, "threads"));
+  // A layer of no connection, only where its stage runs.
+  const nnz = skip.has("wide")
+    ? expectedConnectionCount(width, width, sparsity)
+    : connectionsOf(width, sparsity, "sparsity");
+  if (!skip.has("rigl")) connectionsOf(riglWidth, riglSparsity, "rigl-sparsity");
 
   const gen = new Generator(seed);
   const shape: SparseLinearShape = { inFeatures: width, outFeatures: width, nnz };

@@ -185,3 +185,23 @@ export function checkMemoryFits(
 export function checkAllocation(bytes: number, what: string, advice: string, detail = ""): void {
   checkMemoryFits(bytes, what, detail, undefined, advice);
 }
+
+/** The largest native kernel scratch block checked so far (see `checkKernelScratch`). */
+let largestScratchChecked = 0;
+
+/**
+ * Checks the scratch block a native CPU kernel is about to map (its feature-major panels,
+ * csrc/cpu/scratch.c) against the memory available. The kernels keep their blocks for the next
+ * call, so only a request larger than every earlier one can map new memory: smaller ones are
+ * not checked again. Without this, the first batched backward of a layer that fit could map
+ * several hundred MB and be killed by the kernel's OOM killer instead of refused.
+ */
+export function checkKernelScratch(bytes: number, what: string): void {
+  if (bytes <= largestScratchChecked) return;
+  checkAllocation(
+    bytes,
+    `The kernel scratch of ${what}`,
+    "Use a smaller batch (the panels hold up to 64 samples per feature), or narrow the layer",
+  );
+  largestScratchChecked = bytes;
+}

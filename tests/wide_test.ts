@@ -23,7 +23,8 @@ import {
 } from "../lib/nn/memory.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { Linear } from "../lib/nn/linear.ts";
-import { zeros } from "../lib/creation.ts";
+import { tensor, zeros } from "../lib/creation.ts";
+import { pruneAndGrow } from "../lib/sparsity/rigl.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
@@ -146,11 +147,12 @@ Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {
   assert.equal(constructionPeakBytes(shape, "user"), layer + 32 * 50_000 + 8 * 3000);
   const set = pruneAndGrowExtraBytes(shape, { k: 100, growth: "set" });
   assert.equal(set, 34 * 50_000 + 36 * 100 + 40 * 2001 + 8 * 100 + 8 * 2001);
-  // RigL adds whole rows of the dense gradient (≤ maxSize entries), candidates and x, dY.
+  // RigL adds whole rows of the dense gradient (≤ maxSize entries, 5 bytes each: the chunk and
+  // its packed survivors), candidates and x, dY.
   const rigl = pruneAndGrowExtraBytes(shape, { k: 100, growth: "rigl", maxSize: 2500, batch: 4 });
   assert.equal(
     rigl - (set - 8 * 100 - 8 * 2001),
-    4 * 2 * 1000 + 24 * 100 + 4 * 4 * 3000,
+    5 * 2 * 1000 + 24 * 100 + 4 * 4 * 3000,
   );
   // Momentum state is remapped into a fresh array: +4 bytes per connection.
   assert.equal(
@@ -380,6 +382,17 @@ Deno.test("large allocations after construction are refused before they happen",
       /The SET update at step 1 \(k = \d+\) needs about \d+ MiB .*only 100 MiB is available/,
     );
     assert.equal(layer.dynamicSparsity!.stepCount, 0); // refused: nothing changed
+    // The exported pruneAndGrow checks the same update (it had no check at all).
+    refused(
+      () => pruneAndGrow(layer, 1000, { kind: "set", seed: 1 }),
+      /A SET prune-and-grow update \(k = 1000\) needs about \d+ MiB .*only 100 MiB/,
+    );
+    // The kernels' scratch: a 2M-input layer's batch-64 forward maps a 512 MB panel of x.
+    const wideIn = new SparseLinear(2_000_000, 10, { connectivity: [[0], [0]] });
+    refused(
+      () => wideIn.forward(tensor(new Float32Array(64 * 2_000_000), [64, 2_000_000])),
+      /kernel scratch of a 2000000 → 10 SparseLinear's forward at batch 64 needs about 488 MiB/,
+    );
     // Built with the check off (e.g. relying on swap), its CSC view is still checked.
     setMemoryCheck(false);
     const big = new SparseLinear(12000, 12000, { sparsity: 0.9, seed: 1 });

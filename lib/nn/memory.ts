@@ -215,6 +215,44 @@ export function kernelTileColumns(batch: number): number {
   return batch >= 64 ? 64 : Math.ceil(batch / 8) * 8;
 }
 
+/** The SparseLinear kernel calls whose scratch `sparseKernelScratch` sizes. */
+export type SparseKernelCall =
+  | "forward"
+  | "both gradients"
+  | "input gradient (CSC view)"
+  | "input gradient (CSR pattern)"
+  | "weight gradient";
+
+/**
+ * Bytes of scratch one CPU kernel call maps (csrc/cpu/spmm.c), with W = `kernelTileColumns(B)`:
+ * the forward's and the SDDMM's feature-major panel of x, `4·W·in` (batch 1: `4·out`, none);
+ * both gradients at once, the panel of dY and the values and dW in CSC order, `4·W·out + 8·nnz`;
+ * the input gradient alone through the CSC view, `4·W·out + 4·nnz` (batch 1: `4·in`), or from
+ * the CSR pattern, `4·W·(in + out) + 4·out·(T + 1)` (batch 1: `4·T·in`, per-thread copies).
+ */
+export function sparseKernelScratch(
+  call: SparseKernelCall,
+  shape: SparseLinearShape,
+  batch: number,
+  threads: number = getNumThreads(),
+): number {
+  const { inFeatures: nIn, outFeatures: nOut, nnz } = shape;
+  const w = kernelTileColumns(batch);
+  const one = batch === 1;
+  switch (call) {
+    case "forward":
+      return one ? 4 * nOut : 4 * w * nIn;
+    case "weight gradient":
+      return one ? 0 : 4 * w * nIn;
+    case "both gradients":
+      return 4 * w * nOut + 8 * nnz;
+    case "input gradient (CSC view)":
+      return one ? 4 * nIn : 4 * w * nOut + 4 * nnz;
+    case "input gradient (CSR pattern)":
+      return one ? 4 * threads * nIn : 4 * w * (nIn + nOut) + 4 * nOut * (threads + 1);
+  }
+}
+
 /**
  * The O(width · batch) memory of one SparseLinear in a training step with `batch` rows on the
  * CPU. `inputGrad` (default true) says whether the input needs a gradient (false for the data);

@@ -26,7 +26,7 @@ import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts";
 import { checkSparsity, randomConnectionCount, randomConnectivity } from "../sparsity/random.ts";
 import { smallWorldPattern } from "../sparsity/small_world.ts";
-import { checkConnectivity, type Connectivity, userConnectivity } from "../sparsity/user.ts";
+import { type Connectivity, userConnectivity } from "../sparsity/user.ts";
 import { fromFloat32, gradSlot, IndexTensor, shapeString, Tensor } from "../tensor.ts";
 import { checkSparseLinearFits } from "./memory.ts";
 import { Module, type StateValue } from "./module.ts";
@@ -398,13 +398,13 @@ export class SparseLinear extends Module {
     values: Float32Array,
     oldIndexOf?: Int32Array,
   ): void {
-    const checked = checkConnectivity(
+    const { pattern, perm } = userConnectivity(
       [rows, cols],
       this.inFeatures,
       this.outFeatures,
       "setPattern() connections",
     );
-    const nnz = checked.rows.length;
+    const nnz = pattern.nnz;
     if (!(values instanceof Float32Array) || values.length !== nnz) {
       throw new ShapeError(
         `setPattern() needs a Float32Array of one value per connection (${nnz}), got ` +
@@ -412,12 +412,6 @@ export class SparseLinear extends Module {
       );
     }
     if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, nnz);
-    const { pattern, perm } = SparsePattern.fromCoo(
-      this.outFeatures,
-      this.inFeatures,
-      checked.rows,
-      checked.cols,
-    );
     const csrValues = new Float32Array(nnz);
     for (let p = 0; p < nnz; p++) csrValues[p] = values[perm[p]];
     let csrOld: Int32Array | undefined;

@@ -25,6 +25,9 @@ import type { SparsePattern } from "../sparsity/pattern.ts";
 import { MAX_INT32 } from "../sparsity/pattern.ts";
 import { reshape } from "../ops/shape.ts";
 import { shapeString, Tensor } from "../tensor.ts";
+import type { Device } from "../backend/backend.ts";
+import { checkKernelScratch } from "../memory_check.ts";
+import { type SparseKernelCall, sparseKernelScratch } from "./memory.ts";
 
 /**
  * `x · Wᵀ + b` for input `x` of shape `(*, in)` (any leading dimensions, or just `[in]`),
@@ -89,6 +92,7 @@ export function sparseLinear(
     }
     if (sx !== null && sw !== null && fromCsc) {
       // Both gradients in one call: one gather of each dY row per connection serves both.
+      checkScratch(device, "both gradients", pattern, batch);
       const c = csc();
       backend.check(
         k.sl_spmm_bwd(
@@ -110,6 +114,7 @@ export function sparseLinear(
       );
     } else {
       if (sx !== null && fromCsc) {
+        checkScratch(device, "input gradient (CSC view)", pattern, batch);
         const c = csc();
         backend.check(
           k.sl_spmm_bwd_input(
@@ -126,11 +131,13 @@ export function sparseLinear(
           ),
         );
       } else if (sx !== null) {
+        checkScratch(device, "input gradient (CSR pattern)", pattern, batch);
         backend.check(
           k.sl_spmm_bwd_input_csr(batch, nIn, nOut, nnzBig, rowPtr, colIdx, w, dyp, sx.ptr()),
         );
       }
       if (sw !== null) {
+        checkScratch(device, "weight gradient", pattern, batch);
         backend.check(k.sl_sddmm(batch, nIn, nOut, nnzBig, rowPtr, colIdx, xp, dyp, sw.ptr()));
       }
     }
@@ -190,6 +197,7 @@ export function sparseLinearFeatureMajor(
     if (needX || needW) {
       const sx = backend.empty("float32", nIn * batch);
       const sw = backend.empty("float32", nnz);
+      checkScratch(xT.device, "both gradients", pattern, batch);
       const view = pattern.cscView();
       backend.check(
         k.sl_spmm_bwd_fm(
@@ -235,6 +243,7 @@ function spmmForward(
 ): Storage {
   const backend = getBackend(x.device);
   const y = backend.empty("float32", batch * pattern.nRows);
+  checkScratch(x.device, "forward", pattern, batch);
   backend.check(
     backend.kernels[kernel](
       batch,
@@ -250,6 +259,24 @@ function spmmForward(
     ),
   );
   return y;
+}
+
+/**
+ * On the CPU, refuses a kernel call whose scratch block the machine cannot hold, before the
+ * call maps it (`checkKernelScratch`: only a block larger than every earlier one is checked).
+ */
+function checkScratch(
+  device: Device,
+  call: SparseKernelCall,
+  pattern: SparsePattern,
+  batch: number,
+): void {
+  if (device !== "cpu") return;
+  const { nCols: inFeatures, nRows: outFeatures, nnz } = pattern;
+  checkKernelScratch(
+    sparseKernelScratch(call, { inFeatures, outFeatures, nnz }, batch),
+    `a ${inFeatures} → ${outFeatures} SparseLinear's ${call} at batch ${batch}`,
+  );
 }
 
 /** The checks both forms share: batch within the kernels' int32, weights, bias, devices. */

@@ -10,7 +10,7 @@
  */
 import { describeValue, ShapeError } from "../errors.ts";
 import { IndexTensor } from "../tensor.ts";
-import { checkInt32Size, cooToCsr, SparsePattern } from "./pattern.ts";
+import { checkInt32Size, cooToCsr, type CooToCsrResult, SparsePattern } from "./pattern.ts";
 
 /**
  * A `(2, nnz)` connection list: row 0 = output index, row 1 = input index of each connection.
@@ -42,6 +42,20 @@ export function checkConnectivity(
   outFeatures: number,
   name = "connectivity",
 ): CheckedConnections {
+  const { rows, cols } = checkAndSort(connectivity, inFeatures, outFeatures, name);
+  return { rows, cols };
+}
+
+/**
+ * `checkConnectivity`, also returning the CSR order its duplicate check computed (the one sort
+ * of the list: sorting it again to build the pattern held two sorts' arrays at once).
+ */
+function checkAndSort(
+  connectivity: Connectivity,
+  inFeatures: number,
+  outFeatures: number,
+  name: string,
+): CheckedConnections & { sorted: CooToCsrResult } {
   const { rows, cols, badEntry, badAt } = toRowsAndCols(
     connectivity,
     inFeatures,
@@ -55,15 +69,16 @@ export function checkConnectivity(
   checkInt32Size(nnz, `The number of connections in ${name}`);
   // The connections before the first bad entry are in range: a duplicate among them comes
   // first. Without a bad entry, this checks the whole list.
-  const checked = badEntry === null ? nnz : badAt;
-  if (checked > 0) {
-    const prefixRows = checked === nnz ? rows : rows.slice(0, checked);
-    const prefixCols = checked === nnz ? cols : cols.slice(0, checked);
-    const dup = cooToCsr(outFeatures, inFeatures, prefixRows, prefixCols).firstDuplicate;
-    if (dup >= 0) throw duplicateError(rows, cols, dup, name);
+  if (badEntry !== null) {
+    if (badAt > 0) {
+      const prefix = cooToCsr(outFeatures, inFeatures, rows.slice(0, badAt), cols.slice(0, badAt));
+      if (prefix.firstDuplicate >= 0) throw duplicateError(rows, cols, prefix.firstDuplicate, name);
+    }
+    throw badEntry;
   }
-  if (badEntry !== null) throw badEntry;
-  return { rows, cols };
+  const sorted = cooToCsr(outFeatures, inFeatures, rows, cols);
+  if (sorted.firstDuplicate >= 0) throw duplicateError(rows, cols, sorted.firstDuplicate, name);
+  return { rows, cols, sorted };
 }
 
 /**
@@ -76,8 +91,9 @@ export function userConnectivity(
   outFeatures: number,
   name = "connectivity",
 ): { pattern: SparsePattern; perm: Int32Array } {
-  const { rows, cols } = checkConnectivity(connectivity, inFeatures, outFeatures, name);
-  return SparsePattern.fromCoo(outFeatures, inFeatures, rows, cols);
+  const { sorted } = checkAndSort(connectivity, inFeatures, outFeatures, name);
+  const pattern = SparsePattern.fromCsr(outFeatures, inFeatures, sorted.rowPtr, sorted.colIdx);
+  return { pattern, perm: sorted.perm };
 }
 
 function duplicateError(rows: Int32Array, cols: Int32Array, k: number, name: string): RangeError {
