@@ -26,6 +26,7 @@ import { Linear } from "../lib/nn/linear.ts";
 import { tensor, zeros } from "../lib/creation.ts";
 import { pruneAndGrow } from "../lib/sparsity/rigl.ts";
 import { SGD } from "../lib/optim/sgd.ts";
+import { Adam } from "../lib/optim/adam.ts";
 import { Generator } from "../lib/random.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
 import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
@@ -386,6 +387,22 @@ Deno.test("large allocations after construction are refused before they happen",
     refused(
       () => pruneAndGrow(layer, 1000, { kind: "set", seed: 1 }),
       /A SET prune-and-grow update \(k = 1000\) needs about \d+ MiB .*only 100 MiB/,
+    );
+    // Optimizer state is checked in total before its first buffer: 2 × 3 AMSGrad buffers of
+    // 30 MiB each (each under the 64 MiB threshold, and fresh arrays take no memory until
+    // written, so checked one by one they all passed).
+    const params = [0, 1].map(() => {
+      const p = fromFloat32(new Float32Array(30 * 2 ** 18), [30 * 2 ** 18], true);
+      p.grad = fromFloat32(new Float32Array(30 * 2 ** 18), [30 * 2 ** 18]);
+      return p;
+    });
+    refused(
+      () => new Adam(params, { lr: 0.1, amsgrad: true }).step(),
+      /Adam's state \(exp_avg, exp_avg_sq, max_exp_avg_sq\) needs about 180 MiB/,
+    );
+    refused(
+      () => new Adam(params, { lr: 0.1 }).step(),
+      /Adam's state \(exp_avg, exp_avg_sq\) needs about 120 MiB/,
     );
     // The kernels' scratch: a 2M-input layer's batch-64 forward maps a 512 MB panel of x.
     const wideIn = new SparseLinear(2_000_000, 10, { connectivity: [[0], [0]] });

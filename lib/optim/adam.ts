@@ -81,6 +81,11 @@ export class Adam extends Optimizer {
     return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
   }
 
+  /** The moments, and their running maximum with amsgrad. */
+  protected override stepStateNames(): readonly string[] {
+    return this.amsgrad ? this.stateNames() : ["exp_avg", "exp_avg_sq"];
+  }
+
   /** Applies one update to every parameter that has a gradient. */
   step(): void {
     this.params.forEach((p, i) => {

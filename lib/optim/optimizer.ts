@@ -7,6 +7,7 @@
  */
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
+import { checkAllocation } from "../memory_check.ts";
 import { Module } from "../nn/module.ts";
 import { gradSlot, shapeString, Tensor } from "../tensor.ts";
 import {
@@ -124,11 +125,32 @@ export abstract class Optimizer {
     // which gradOf refuses), so a state tensor, once made, always lines up with it.
     let t = this.#state[i].get(name);
     if (t !== undefined) return { tensor: t, created: false };
+    this.#checkStateFits();
     const storage = getBackend(p.device).zeros("float32", p.size);
     t = new Tensor(storage, p.shape);
     this.#state[i].set(name, t);
     registerParameterState(p, t);
     return { tensor: t, created: true };
+  }
+
+  /**
+   * Refuses, before the first of them is allocated, the CPU state tensors still to be made
+   * when together they do not fit. Checked one at a time, each fit: fresh arrays take no
+   * memory until the step writes them, so three Adam/AMSGrad buffers of 267 MiB passed a
+   * check each with 690 MiB free and the step was killed.
+   */
+  #checkStateFits(): void {
+    const names = this.stepStateNames();
+    let bytes = 0;
+    this.params.forEach((p, i) => {
+      if (p.device !== "cpu") return;
+      for (const name of names) if (!this.#state[i].has(name)) bytes += 4 * p.size;
+    });
+    checkAllocation(
+      bytes,
+      `${this.constructor.name}'s state (${names.join(", ")})`,
+      "Use an optimizer with less state (SGD without momentum keeps none), or a smaller model",
+    );
   }
 
   /** Forgets parameter i's state tensors and update count (the next step is its first). */
@@ -165,6 +187,14 @@ export abstract class Optimizer {
 
   /** Names of the state tensors this optimizer keeps per parameter (for validation). */
   protected abstract stateNames(): readonly string[];
+
+  /**
+   * The state tensors `step()` creates with these settings (all of `stateNames()` unless a
+   * subclass says fewer), for the memory check.
+   */
+  protected stepStateNames(): readonly string[] {
+    return this.stateNames();
+  }
 
   /**
    * Loads state written by `stateDict()`, replacing the current state as PyTorch's
