@@ -5,8 +5,9 @@
  * A layer stores each connection once, in CSR order. The CSC view (by input) is built when an
  * input gradient reads it, on the first such backward (see `SparsePattern.cscView`): always on
  * CUDA (the CSR form would need atomics), and on the CPU for batches above 1 (a gather per
- * connection instead of a scatter). A CPU layer that never back-propagates to its input (the
- * first layer, fed data) or only at batch 1 never builds it:
+ * connection instead of a scatter). A CPU layer whose `forward` never back-propagates to its
+ * input (the first layer, fed data) or only at batch 1 never builds it (`forwardFeatureMajor`
+ * builds it for any batch above 1: its backward computes both gradients in one pass):
  *
  * | per connection          | bytes | array                                               |
  * | ----------------------- | ----- | --------------------------------------------------- |
@@ -24,7 +25,9 @@
  * view), the bias `4·out` (and its gradient and optimizer state), and O(width · batch)
  * activations during a training step: the output `4·B·out`, its gradient `4·B·out`, the input
  * gradient `4·B·in` (when the input needs one) and the CPU kernels' feature-major scratch
- * (see `sparseLinearActivations`). The CPU backend keeps the gradient buffers a backward pass
+ * (see `sparseLinearActivations`, `sparseKernelScratch`); a RigL layer also copies, on the step
+ * before each update, its input and output gradient, `4·B·(in + out)` (not in `memoryBytes()`,
+ * which counts the layer alone). The CPU backend keeps the gradient buffers a backward pass
  * consumed (and the activations composite modules release) for the next step to reuse, up to
  * `pooledMemoryLimit()` (a quarter of the machine's memory when readable, else 512 MiB; about
  * one step's working set, ~230 MB for the wide MNIST model), until `releasePooledMemory()`; the native
@@ -34,8 +37,9 @@
  * allocated: when the layer's construction peak exceeds the memory available (see
  * lib/memory_check.ts: MemAvailable, lowered by the cgroup limits that apply), it throws a
  * RangeError naming both numbers instead of letting the process be killed for running out of
- * memory. Later large allocations (gradients, optimizer state, the CSC view, prune-and-grow
- * updates) are checked where they happen.
+ * memory. Later large allocations (gradients, optimizer state in total, the CSC view, the
+ * kernels' scratch, RigL's recorded batch, prune-and-grow updates) are checked where they
+ * happen.
  * @module
  */
 import { MAX_INT32 } from "../sparsity/pattern.ts";

@@ -499,10 +499,18 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     ) {
       return y;
     }
+    // The copies of x now and of dY at backward (on the host): O(width · batch), outside
+    // memoryBytes(), which counts the layer alone; checked like the library's other buffers.
+    const rows = x.size / this.#layer.inFeatures;
+    checkAllocation(
+      4 * rows * (this.#layer.inFeatures + this.#layer.outFeatures),
+      `Recording the batch for the RigL update (x and dY of ${rows} rows)`,
+      "Use a smaller batch on RigL update steps, or SET growth",
+    );
     const entry: RecordedBatch = {
       x: x.toArray(),
       dy: null,
-      batch: x.size / this.#layer.inFeatures,
+      batch: rows,
     };
     this.#recorded.push(entry);
     const tapped = new Tensor(y.storage, y.shape);
