@@ -160,6 +160,20 @@ Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {
     pruneAndGrowExtraBytes(shape, { k: 100, growth: "set", optimizer: "sgd-momentum" }) - set,
     4 * 50_000,
   );
+  // Sizes no layer or update can have are errors, not estimates.
+  const bad = (fn: () => unknown, message: RegExp) =>
+    assert.throws(fn, { name: "RangeError", message });
+  bad(
+    () => sparseLinearMemory({ ...shape, nnz: 2_000_001 }),
+    /more than a 1000 × 2000 layer can hold/,
+  );
+  bad(() => sparseLinearMemory({ inFeatures: 1e6, outFeatures: 1e6, nnz: 2 ** 31 }), /int32/);
+  bad(() => pruneAndGrowExtraBytes(shape, { k: 50_001, growth: "set" }), /k must be at most nnz/);
+  bad(() => pruneAndGrowExtraBytes(shape, { k: 1, growth: "rigl", maxSize: 0 }), /maxSize/);
+  bad(
+    () => pruneAndGrowExtraBytes(shape, { k: 1, growth: "set", optimizer: "lion" as never }),
+    /optimizer must be one of/,
+  );
 });
 
 Deno.test("checkMemoryFits: names the estimate and what is available", () => {

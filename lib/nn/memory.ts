@@ -145,6 +145,25 @@ function checkShape(shape: SparseLinearShape): void {
   checkCount(shape.inFeatures, "inFeatures", 1);
   checkCount(shape.outFeatures, "outFeatures", 1);
   checkCount(shape.nnz, "nnz", 0);
+  const most = Math.min(shape.inFeatures * shape.outFeatures, MAX_INT32);
+  if (shape.nnz > most) {
+    throw new RangeError(
+      `nnz ${shape.nnz} is more than a ${shape.inFeatures} × ${shape.outFeatures} layer can hold ` +
+        `(at most ${most}: in · out, and int32 positions)`,
+    );
+  }
+}
+
+/** Bytes per value of `optimizer`'s state; a RangeError naming the kinds for an unknown one. */
+function stateBytesPerValue(optimizer: string): number {
+  const bytes = (OPTIMIZER_STATE_BYTES_PER_VALUE as Record<string, number>)[optimizer];
+  if (bytes === undefined) {
+    throw new RangeError(
+      `optimizer must be one of ${Object.keys(OPTIMIZER_STATE_BYTES_PER_VALUE).join(", ")}; ` +
+        `got "${optimizer}"`,
+    );
+  }
+  return bytes;
 }
 
 /**
@@ -165,13 +184,7 @@ export function sparseLinearMemory(
   const { inFeatures, outFeatures, nnz } = shape;
   const hasBias = shape.bias ?? true;
   const optimizer = options.optimizer ?? "none";
-  const stateBytes = OPTIMIZER_STATE_BYTES_PER_VALUE[optimizer];
-  if (stateBytes === undefined) {
-    throw new RangeError(
-      `optimizer must be one of ${Object.keys(OPTIMIZER_STATE_BYTES_PER_VALUE).join(", ")}; ` +
-        `got "${optimizer}"`,
-    );
-  }
+  const stateBytes = stateBytesPerValue(optimizer);
   const trainable = nnz + (hasBias ? outFeatures : 0);
   const values = CONNECTION_BYTES.values * nnz;
   const csc = options.cscView ? CSC_VIEW_BYTES.total * nnz + 4 * (inFeatures + 1) : 0;
@@ -354,14 +367,17 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
   const { inFeatures: nIn, outFeatures: nOut, nnz } = shape;
   const { k, growth } = update;
   checkCount(k, "k", 0);
-  const state = OPTIMIZER_STATE_BYTES_PER_VALUE[update.optimizer ?? "none"] ?? 0;
+  if (k > nnz) throw new RangeError(`k must be at most nnz (${nnz}), got ${k}`);
+  const state = stateBytesPerValue(update.optimizer ?? "none");
   const perConnection = 4 + 9 + 12 + 8 + 1 + state;
   const perK = 8 + 4 + 8 + 8 + 8; // picked, drop, grown rows/cols, grow keys, report copies
   const width = 40 * (nOut + 1);
   let growthBytes: number;
   if (growth === "rigl") {
     const maxSize = update.maxSize ?? 1e8;
+    checkCount(maxSize, "maxSize", 1);
     const batch = update.batch ?? 64;
+    checkCount(batch, "batch", 1);
     const chunkRows = Math.min(nOut, Math.floor(maxSize / nIn));
     // The chunk (4 bytes an entry) and its packed survivors (at most an eighth of the chunk
     // as key and index pairs: 1 byte an entry), 24 bytes per candidate, the batch's x and dY.
