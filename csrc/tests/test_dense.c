@@ -124,7 +124,9 @@ static void test_gemm_skinny(void) {
 static void test_gemm(void) {
   static const int sizes[][3] = {{1, 1, 1},  {3, 5, 7},    {37, 53, 29}, {1, 300, 64},
                                  {65, 1, 17}, {70, 270, 300}, {4, 16, 513}, {5, 17, 0},
-                                 {0, 4, 3},  {6, 0, 2}};
+                                 {0, 4, 3},  {6, 0, 2},
+                                 /* one row or column of C, past the skinny kernels: GEMV */
+                                 {1, 700, 900}, {900, 1, 700}, {1, 1, 5000}};
   const int n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
   for (int path = 0; path < 2; path++) {
     gemm_fn fn = path == 0 ? sl_gemm : sl_gemm_portable;
