@@ -8,6 +8,7 @@ import { NativeError } from "../lib/errors.ts";
 import { Generator } from "../lib/random.ts";
 import { fromFloat32 } from "../lib/tensor.ts";
 import { noGrad } from "../lib/autograd.ts";
+import { sum } from "../lib/ops/reduce.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SGD } from "../lib/optim/sgd.ts";
@@ -639,8 +640,12 @@ Deno.test("stepDynamicSparsity steps every dynamic layer of a model; α = 0 or t
     growth: "set",
   });
   const keys = connectionKeys(still);
+  // An update with nothing to drop keeps the weight gradient (the optimizer still steps).
+  sum(still.forward(fromFloat32(integerArray(gen, 3 * 10, -2, 2), [3, 10]))).backward();
+  const grad = Array.from(still.weights.grad!.toArray());
   assert.equal(still.dynamicSparsity!.step()!.k, 0);
   assert.deepEqual(connectionKeys(still), keys);
+  assert.deepEqual(Array.from(still.weights.grad?.toArray() ?? []), grad);
 });
 
 Deno.test("pruneAndGrow rejects a bad k and leaves the layer unchanged", () => {

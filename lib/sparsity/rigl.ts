@@ -337,6 +337,13 @@ function planPruneAndGrow(
   if (!Number.isInteger(k) || k < 0 || k > nnz) {
     throw new RangeError(`k must be an integer in [0, nnz = ${nnz}], got ${k}`);
   }
+  if (k === 0) {
+    // Nothing to drop or grow (f(t) · nnz < 1, e.g. at tEnd): the layer, its weight gradient
+    // (so this step's optimizer update) and its optimizer state stay as they are.
+    const none = { rows: new Int32Array(0), cols: new Int32Array(0) };
+    const dropped = { ...none, index: new Int32Array(0), values: new Float32Array(0) };
+    return () => ({ step: 0, dropFraction: NaN, k: 0, dropped, grown: none, regrown: 0 });
+  }
   const weights = layer.weights;
   const values = (weights.storage.host as Float32Array | undefined) ?? weights.toArray();
   const csr: HostCsr = {
