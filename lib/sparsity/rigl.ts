@@ -275,7 +275,8 @@ function rowOf(rowPtr: Int32Array, position: number): number {
 /**
  * One prune-and-grow update of `layer`, now: drops the `k` connections with the smallest |w|
  * and grows `k` from `source` among the positions not kept, then swaps the new pattern in
- * (values and optimizer state remapped; the weight gradient is cleared). Everything is
+ * (values and optimizer state remapped; the weight gradient, laid out for the old pattern, is
+ * cleared; k = 0 changes nothing). Everything is
  * validated and computed before the layer changes: a rejected call leaves it untouched.
  * Returns the report (with `step` 0 and `dropFraction` NaN: the schedule is not involved).
  */
