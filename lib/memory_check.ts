@@ -193,14 +193,15 @@ let largestScratchChecked = 0;
  * Checks the scratch block a native CPU kernel is about to map (its feature-major panels,
  * csrc/cpu/scratch.c) against the memory available. The kernels keep their blocks for the next
  * call, so only a request larger than every earlier one can map new memory: smaller ones are
- * not checked again. Without this, the first batched backward of a layer that fit could map
+ * not checked again (`what`, naming the call for the message, is only built when checking).
+ * Without this, the first batched backward of a layer that fit could map
  * several hundred MB and be killed by the kernel's OOM killer instead of refused.
  */
-export function checkKernelScratch(bytes: number, what: string): void {
-  if (bytes <= largestScratchChecked) return;
+export function checkKernelScratch(bytes: number, what: () => string): void {
+  if (bytes <= largestScratchChecked) return; // every call of a training loop after its first
   checkAllocation(
     bytes,
-    `The kernel scratch of ${what}`,
+    `The kernel scratch of ${what()}`,
     "Use a smaller batch (the panels hold up to 64 samples per feature), or narrow the layer",
   );
   largestScratchChecked = bytes;

@@ -246,12 +246,13 @@ export type SparseKernelCall =
  * both gradients at once, the panel of dY and the values and dW in CSC order, `4·W·out + 8·nnz`;
  * the input gradient alone through the CSC view, `4·W·out + 4·nnz` (batch 1: `4·in`), or from
  * the CSR pattern, `4·W·(in + out) + 4·out·(T + 1)` (batch 1: `4·T·in`, per-thread copies).
+ * T = `threads`, by default the library's current thread count.
  */
 export function sparseKernelScratch(
   call: SparseKernelCall,
   shape: SparseLinearShape,
   batch: number,
-  threads: number = getNumThreads(),
+  threads?: number,
 ): number {
   const { inFeatures: nIn, outFeatures: nOut, nnz } = shape;
   const w = kernelTileColumns(batch);
@@ -265,8 +266,10 @@ export function sparseKernelScratch(
       return 4 * w * nOut + 8 * nnz;
     case "input gradient (CSC view)":
       return one ? 4 * nIn : 4 * w * nOut + 4 * nnz;
-    case "input gradient (CSR pattern)":
-      return one ? 4 * threads * nIn : 4 * w * (nIn + nOut) + 4 * nOut * (threads + 1);
+    case "input gradient (CSR pattern)": {
+      const t = threads ?? getNumThreads(); // asked only here: the one size that depends on it
+      return one ? 4 * t * nIn : 4 * w * (nIn + nOut) + 4 * nOut * (t + 1);
+    }
   }
 }
 

@@ -275,7 +275,7 @@ function checkScratch(
   const { nCols: inFeatures, nRows: outFeatures, nnz } = pattern;
   checkKernelScratch(
     sparseKernelScratch(call, { inFeatures, outFeatures, nnz }, batch),
-    `a ${inFeatures} → ${outFeatures} SparseLinear's ${call} at batch ${batch}`,
+    () => `a ${inFeatures} → ${outFeatures} SparseLinear's ${call} at batch ${batch}`,
   );
 }
 

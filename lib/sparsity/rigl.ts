@@ -285,17 +285,6 @@ export function pruneAndGrow(
   k: number,
   source: GrowthSource,
 ): UpdateReport {
-  const rigl = source.kind === "rigl";
-  if (Number.isInteger(k) && k >= 0 && k <= layer.pattern.nnz) {
-    checkUpdateFits(
-      layer,
-      k,
-      rigl
-        ? { growth: "rigl", maxSize: source.maxSize, batch: source.batch }
-        : { growth: "set", maxSize: 0, batch: 1 },
-      `A ${rigl ? "RigL" : "SET"} prune-and-grow update (k = ${k})`,
-    );
-  }
   return planPruneAndGrow(layer, k, source)();
 }
 
@@ -307,21 +296,43 @@ export function pruneAndGrow(
 function checkUpdateFits(
   layer: DynamicSparseLayer,
   k: number,
-  update: { growth: "rigl" | "set"; maxSize: number; batch: number },
+  source: GrowthSource,
   what: string,
 ): void {
   const pattern = layer.pattern;
   if (pattern.device !== "cpu") return;
+  const rigl = source.kind === "rigl";
   const states = 4 * pattern.nnz * registeredStateCount(layer.weights);
   checkAllocation(
     pruneAndGrowExtraBytes(
       { inFeatures: pattern.nCols, outFeatures: pattern.nRows, nnz: pattern.nnz },
-      { k, ...update },
+      rigl
+        ? { k, growth: "rigl", maxSize: source.maxSize, batch: source.batch }
+        : { k, growth: "set" },
     ) + states,
     what,
-    update.growth === "rigl" ? "Lower maxSize or alpha" : "Lower alpha",
+    rigl ? "Lower maxSize or alpha" : "Lower alpha",
     "pruneAndGrowExtraBytes: ~34 bytes per connection + the gradient chunk for RigL",
   );
+}
+
+/**
+ * The positions of the k smallest |w|. A NaN weight cannot be ranked: `sl_topk` refuses it,
+ * and the error then names the weight and its connection (found only on that path, so a
+ * normal update pays no scan of the weights).
+ */
+function dropSelection(values: Float32Array, k: number, csr: HostCsr): Int32Array {
+  try {
+    return topk(values, k, { smallest: true, abs: true });
+  } catch (e) {
+    const nanAt = values.findIndex(Number.isNaN);
+    if (nanAt < 0) throw e;
+    throw new RangeError(
+      `A prune-and-grow update ranks connections by |weight|, but weights[${nanAt}] ` +
+        `(output ${rowOf(csr.rowPtr, nanAt)}, input ${csr.colIdx[nanAt]}) is NaN; ` +
+        "nothing was changed",
+    );
+  }
 }
 
 /**
@@ -332,6 +343,7 @@ function planPruneAndGrow(
   layer: DynamicSparseLayer,
   k: number,
   source: GrowthSource,
+  what = `A ${source.kind === "rigl" ? "RigL" : "SET"} prune-and-grow update (k = ${k})`,
 ): () => UpdateReport {
   const pattern = layer.pattern;
   const nnz = pattern.nnz;
@@ -345,6 +357,7 @@ function planPruneAndGrow(
     const dropped = { ...none, index: new Int32Array(0), values: new Float32Array(0) };
     return () => ({ step: 0, dropFraction: NaN, k: 0, dropped, grown: none, regrown: 0 });
   }
+  checkUpdateFits(layer, k, source, what);
   const weights = layer.weights;
   const values = (weights.storage.host as Float32Array | undefined) ?? weights.toArray();
   const csr: HostCsr = {
@@ -353,21 +366,7 @@ function planPruneAndGrow(
     rowPtr: pattern.hostRowPtr,
     colIdx: pattern.hostColIdx,
   };
-  let nanAt = -1;
-  for (let p = 0; k > 0 && p < nnz; p++) {
-    if (values[p] !== values[p]) {
-      nanAt = p;
-      break;
-    }
-  }
-  if (nanAt >= 0) {
-    const r = rowOf(csr.rowPtr, nanAt);
-    throw new RangeError(
-      `A prune-and-grow update ranks connections by |weight|, but weights[${nanAt}] ` +
-        `(output ${r}, input ${csr.colIdx[nanAt]}) is NaN; nothing was changed`,
-    );
-  }
-  const drop = topk(values, k, { smallest: true, abs: true });
+  const drop = dropSelection(values, k, csr);
   const empty = { rows: new Int32Array(0), cols: new Int32Array(0) };
   const kept = csrDropGrow(csr, null, drop, empty);
   const keptCsr: HostCsr = { ...csr, rowPtr: kept.rowPtr, colIdx: kept.colIdx };
@@ -572,13 +571,6 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     const f = dropFraction(t, this.alpha, this.tEnd);
     const pattern = this.#layer.pattern;
     const k = Math.floor(f * pattern.nnz);
-    const recorded = this.#recorded.reduce((rows, r) => rows + r.batch, 0);
-    checkUpdateFits(
-      this.#layer,
-      k,
-      { growth: this.growth, maxSize: this.maxSize, batch: Math.max(1, recorded) },
-      `The ${this.growth === "rigl" ? "RigL" : "SET"} update at step ${t} (k = ${k})`,
-    );
     let source: GrowthSource;
     if (this.growth === "rigl") {
       const batches = this.#recorded.filter((r) => r.dy !== null);
@@ -586,7 +578,8 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     } else {
       source = { kind: "set", seed: (this.#seed << 32n) | BigInt(t >>> 0) };
     }
-    const apply = planPruneAndGrow(this.#layer, k, source);
+    const what = `The ${this.growth === "rigl" ? "RigL" : "SET"} update at step ${t} (k = ${k})`;
+    const apply = planPruneAndGrow(this.#layer, k, source, what);
     return () => {
       const report = apply();
       this.#t = t;
