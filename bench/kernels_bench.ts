@@ -4,9 +4,9 @@
  * shapes as its baseline (GEMMs plus the same bias add and bias gradient); a third group per
  * workload times the input gradient alone in its two forms (CSC view, CSR pattern). The kernels
  * are called directly through the FFI (no Tensor or autograd), so these numbers are the kernels'
- * own. The dense 50000 × 50000 weight is 9.3 GiB (never written: its pages are all the kernel's
- * zero page and cost no memory); its gradient is another 9.3 GiB, written (that train group needs
- * ~10 GiB free and about a minute).
+ * own. The dense 50000 × 50000 weight is 9.3 GiB, written once (an unwritten array reads as the
+ * kernel's cached zero page and flatters the GEMM); its gradient shares that buffer (see
+ * `sharedMatrix` in workloads.ts), so those groups need ~10 GiB free and about a minute.
  *
  * Run: `deno bench --allow-ffi --allow-env --allow-read bench/kernels_bench.ts` on an otherwise
  * idle machine (other processes on the same cores inflate every number); `--filter 784` runs
@@ -33,6 +33,16 @@ function lazy<T>(make: () => T): () => T {
   return () => (value ??= make());
 }
 
+/** A timed call of `run` on the state `state()` makes (built outside the timing). */
+function timed<T>(state: () => T, run: (s: T) => void): (b: Deno.BenchContext) => void {
+  return (b) => {
+    const s = state();
+    b.start();
+    run(s);
+    b.end();
+  };
+}
+
 for (const workload of WORKLOADS) {
   const sparse = lazy<SparseState>(() => sparseState(workload));
   const dense = lazy<DenseState>(() => denseState(workload, true));
@@ -40,46 +50,26 @@ for (const workload of WORKLOADS) {
   // samples are enough.
   const size = workload.inFeatures * workload.outFeatures;
   const denseRuns = { n: size > 1e9 ? 2 : size > 1e8 ? 3 : 50, warmup: 1 };
-  const fwd = `${workload.name} fwd`;
-  const train = `${workload.name} train`;
-
-  Deno.bench(`${fwd}: dense GEMM`, { group: fwd, baseline: true, ...denseRuns }, (b) => {
-    const d = dense();
-    b.start();
-    denseForward(d);
-    b.end();
-  });
-  Deno.bench(`${fwd}: sparse`, { group: fwd }, (b) => {
-    const s = sparse();
-    b.start();
-    sparseForward(s);
-    b.end();
-  });
-
-  Deno.bench(`${train}: dense GEMM`, { group: train, baseline: true, ...denseRuns }, (b) => {
-    const d = dense();
-    b.start();
-    denseTrainStep(d);
-    b.end();
-  });
-  Deno.bench(`${train}: sparse`, { group: train }, (b) => {
-    const s = sparse();
-    b.start();
-    sparseTrainStep(s);
-    b.end();
-  });
+  const pairs = [
+    ["fwd", denseForward, (s: SparseState) => sparseForward(s)],
+    ["train", denseTrainStep, sparseTrainStep],
+  ] as const;
+  for (const [what, denseStep, sparseStep] of pairs) {
+    const group = `${workload.name} ${what}`;
+    const baseline = { group, baseline: true, ...denseRuns };
+    Deno.bench(`${group}: dense GEMM`, baseline, timed(dense, denseStep));
+    Deno.bench(`${group}: sparse`, { group }, timed(sparse, sparseStep));
+  }
   // The input gradient alone, both forms: its own group (not a training step's work).
   const inputGrad = `${workload.name} input gradient only`;
-  Deno.bench(`${inputGrad}: via the CSC view`, { group: inputGrad, baseline: true }, (b) => {
-    const s = sparse();
-    b.start();
-    sparseInputGradCsc(s);
-    b.end();
-  });
-  Deno.bench(`${inputGrad}: from the CSR pattern`, { group: inputGrad }, (b) => {
-    const s = sparse();
-    b.start();
-    sparseInputGradCsr(s);
-    b.end();
-  });
+  Deno.bench(
+    `${inputGrad}: via the CSC view`,
+    { group: inputGrad, baseline: true },
+    timed(sparse, sparseInputGradCsc),
+  );
+  Deno.bench(
+    `${inputGrad}: from the CSR pattern`,
+    { group: inputGrad },
+    timed(sparse, sparseInputGradCsr),
+  );
 }
