@@ -298,13 +298,14 @@ export function sparseLinearActivations(
   const outputGrad = output;
   const needInputGrad = options.inputGrad ?? true;
   const inputGrad = needInputGrad ? input : 0;
-  let kernelScratch: number;
-  if (batch === 1) {
-    kernelScratch = Math.max(4 * outFeatures, needInputGrad ? 4 * threads * inFeatures : 0);
-  } else {
-    const w = kernelTileColumns(batch);
-    kernelScratch = Math.max(4 * w * inFeatures, needInputGrad ? 4 * w * outFeatures + 8 * nnz : 0);
-  }
+  // The larger of the forward's scratch and, when the input needs a gradient, the backward's
+  // (the CSR scatter at batch 1, both gradients through the CSC view above).
+  const shape = { inFeatures, outFeatures, nnz };
+  const backward = batch === 1 ? "input gradient (CSR pattern)" : "both gradients";
+  const kernelScratch = Math.max(
+    sparseKernelScratch("forward", shape, batch),
+    needInputGrad ? sparseKernelScratch(backward, shape, batch, threads) : 0,
+  );
   return {
     input,
     output,
