@@ -6,6 +6,7 @@
  */
 import { elementCount } from "../backend/cpu.ts";
 import { describeValue } from "../errors.ts";
+import { MAX_INT32 } from "./pattern.ts";
 import type { HostCsr } from "./topk.ts";
 
 /** `value` if it is a Float32Array, else a TypeError naming `what`. */
@@ -47,7 +48,7 @@ export function checkHostCsr(csr: HostCsr, what: string): void {
   }
   for (const dim of ["nRows", "nCols"] as const) {
     const n = csr[dim];
-    if (!Number.isInteger(n) || n < 0 || n > 2147483647) {
+    if (!Number.isInteger(n) || n < 0 || n > MAX_INT32) {
       throw new RangeError(`${what}.${dim} must be an integer in [0, 2^31), got ${String(n)}`);
     }
   }

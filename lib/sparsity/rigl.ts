@@ -569,8 +569,7 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     const problem = this.stepProblem();
     if (problem !== null) throw new Error(problem);
     const f = dropFraction(t, this.alpha, this.tEnd);
-    const pattern = this.#layer.pattern;
-    const k = Math.floor(f * pattern.nnz);
+    const k = Math.floor(f * this.#layer.pattern.nnz);
     let source: GrowthSource;
     if (this.growth === "rigl") {
       const batches = this.#recorded.filter((r) => r.dy !== null);
