@@ -6,8 +6,10 @@
  */
 import { elementCount } from "../backend/cpu.ts";
 import { describeValue } from "../errors.ts";
-import { MAX_INT32 } from "./pattern.ts";
 import type { HostCsr } from "./topk.ts";
+
+/** pattern.ts's MAX_INT32, restated: pattern.ts imports this module (no import cycle). */
+const MAX_INT32 = 2147483647;
 
 /** `value` if it is a Float32Array, else a TypeError naming `what`. */
 export function float32Array(value: unknown, what: string): Float32Array {
