@@ -1,11 +1,12 @@
 /*
- * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input, sl_sddmm,
- * sl_spmm_bwd, sl_bias_grad, sl_group_collapse and its backward, and the feature-major
- * sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major calls) on random patterns, sizes
- * (batch 0, 1, a partial tile, several 64-wide tiles), thread counts and corruptions. A valid
- * call must match a naive double reference; a call with a bad index, offset or size must fail
- * naming the function, and the forward and input gradient must leave their output untouched.
- * Every buffer is exactly sized, so AddressSanitizer reports any access outside it.
+ * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input and its CSR form
+ * sl_spmm_bwd_input_csr, sl_sddmm, sl_spmm_bwd, sl_bias_grad, sl_group_collapse and its
+ * backward, and the feature-major sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major
+ * calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles), thread
+ * counts and corruptions. A valid call must match a naive double reference; a call with a bad
+ * index, offset or size must fail naming the function, and the forward and input gradients
+ * must leave their output untouched. Every buffer is exactly sized, so AddressSanitizer
+ * reports any access outside it.
  */
 #include "fuzz_common.h"
 
@@ -153,6 +154,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (corrupt != 5) FZ_CHECK(st == SL_E_INDEX_OUT_OF_RANGE, "status %d", st);
   } else if (st != SL_OK) {
     FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_input wrote dx on failure");
+  }
+
+  /* ---- input gradient from the CSR pattern (a scatter: per-thread copies of dx at batch 1,
+   * a feature-major scratch split by input feature otherwise); leaves dx untouched on failure */
+  fz_poison(dx, nx);
+  st = sl_spmm_bwd_input_csr(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, dy, dx);
+  if (corrupt == 0 || corrupt == 2 || corrupt == 3) {
+    FZ_CHECK(st == SL_OK, "sl_spmm_bwd_input_csr: status %d", st);
+    if (corrupt == 0)
+      for (int64_t i = 0; i < nx; i++)
+        FZ_CHECK(fz_close(dx[i], dx_ref[i], dx_scale[i]), "csr dx[%lld] = %g, expected %g",
+                 (long long)i, dx[i], dx_ref[i]);
+  } else if (corrupt == 5 || (corrupt == 1 && batch > 0 && n_out > 0)) {
+    FZ_CHECK(st != SL_OK, "sl_spmm_bwd_input_csr accepted corruption %d", corrupt);
+    FZ_CHECK_MESSAGE("sl_spmm_bwd_input_csr");
+    FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_input_csr wrote dx on failure");
+  } else if (st != SL_OK) {
+    FZ_CHECK_MESSAGE("sl_spmm_bwd_input_csr");
+    FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_input_csr wrote dx on failure");
   }
 
   /* ---- weight gradient (may leave garbage in dw on an index error, never out of bounds) */

@@ -396,12 +396,13 @@ SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
                             float *dtarget);
 
 /*
- * Inverted dropout: y[i] = x[i] * s when kept, 0 when dropped (p = 1 drops everything), with
- * s = 1 / (1 - p) computed in double and rounded to float, as PyTorch (p = 0.9: s = 10).
- * Element i is dropped when the top 32 bits of the i-th splitmix64 output for `seed` are below
- * (float)p * 2^32 (p rounded to float: the masks of ABI 4, when p was a float), so the mask is
- * a pure function of (seed, i): the backward call with the same seed and p applies the same
- * mask to dy, and the CUDA library draws the same mask.
+ * Inverted dropout: y[i] = x[i] * s when kept, x[i] * 0 when dropped (0, or NaN for a NaN or
+ * infinite x, as PyTorch; p = 1 drops everything), with s = 1 / (1 - p) computed in double and
+ * rounded to float, as PyTorch (p = 0.9: s = 10). Element i is dropped when the top 32 bits of
+ * the i-th splitmix64 output for `seed` are below floor((float)p * 2^32) (p rounded to float:
+ * the masks of ABI 4, when p was a float; the floor matters only for p < 2^-8, where that
+ * product has a fraction), so the mask is a pure function of (seed, i): the backward call with
+ * the same seed and p applies the same mask to dy, and the CUDA library draws the same mask.
  */
 SL_API sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y);
 SL_API sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx);
