@@ -108,6 +108,27 @@ static inline void fz_threads(fz_in *in) {
   sl_set_num_threads(n);
 }
 
+/* Another thread count than the current one (1 or 3), for the checks that a result does not
+ * depend on it. */
+static inline int32_t fz_other_threads(void) { return sl_get_num_threads() == 1 ? 3 : 1; }
+
+/*
+ * Fills x[0..n) with small exact floats from the input (with `any`, special values too). Once
+ * the input is used up, a generator seeded from n goes on with small floats, so that arrays
+ * longer than an input (the big shapes that reach the parallel paths) are not all zero.
+ */
+static inline void fz_fill_floats(fz_in *in, float *x, int64_t n, int any) {
+  uint32_t state = 0x9E3779B9u ^ (uint32_t)n;
+  for (int64_t i = 0; i < n; i++) {
+    if (in->n > 0) {
+      x[i] = any ? fz_any_float(in) : fz_small_float(in);
+    } else {
+      state = state * 1664525u + 1013904223u;
+      x[i] = (float)(int8_t)(state >> 24) / 8.0f;
+    }
+  }
+}
+
 /* -------------------------------------------------------------- exact buffers ---- */
 
 /* A heap buffer of exactly n elements (n may be 0: a distinct 1-byte allocation, never read). */
@@ -150,6 +171,23 @@ static inline int fz_is_poison(const float *x, int64_t n) {
 static inline int fz_close(double got, double want, double scale) {
   if (isnan(want)) return isnan(got);
   return fabs(got - want) <= 1e-4 * scale + 1e-5;
+}
+
+/* Close to a double reference whose terms have magnitudes summing to `scale`, for kernels that
+ * compute in the reference's order up to float rounding (NaN and inf must match exactly). */
+static inline int fz_near(double got, double want, double scale) {
+  if (isnan(want)) return isnan(got);
+  if (isinf(want)) return got == want;
+  if (!isfinite(got)) return 0;
+  if (!isfinite(scale)) return got == want;
+  return fabs(got - want) <= 1e-5 * scale + 1e-6;
+}
+
+/* Bit for bit, except that any NaN equals any NaN (payloads may differ between paths). */
+static inline int fz_same_bits(const float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
+  return 1;
 }
 
 /* The error message must name the function that failed (the ABI's promise). */

@@ -10,42 +10,6 @@
  */
 #include "fuzz_common.h"
 
-/* Close to a double reference whose terms have magnitudes summing to `scale` (NaN and inf must
- * match exactly). */
-static int near(double got, double want, double scale) {
-  if (isnan(want)) return isnan(got);
-  if (isinf(want)) return got == want;
-  if (!isfinite(got)) return 0;
-  if (!isfinite(scale)) return got == want;
-  return fabs(got - want) <= 1e-5 * scale + 1e-6;
-}
-
-/* Bit for bit, except that any NaN equals any NaN (payloads may differ between paths). */
-static int same_bits(const float *a, const float *b, int64_t n) {
-  for (int64_t i = 0; i < n; i++)
-    if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
-  return 1;
-}
-
-/* Another thread count than the current one, for the determinism checks. */
-static int32_t other_threads(void) { return sl_get_num_threads() == 1 ? 3 : 1; }
-
-/* Mostly small exact floats; with `any`, special values too (then only crash and determinism
- * checks apply). Once the input is used up, a generator seeded from the array's length goes on
- * with small floats, so that the big shapes (more elements than an input has bytes) do not
- * degenerate into constant rows. */
-static void fill(fz_in *in, float *x, int64_t n, int any) {
-  uint32_t state = 0x9E3779B9u ^ (uint32_t)n;
-  for (int64_t i = 0; i < n; i++) {
-    if (in->n > 0) {
-      x[i] = any ? fz_any_float(in) : fz_small_float(in);
-    } else {
-      state = state * 1664525u + 1013904223u;
-      x[i] = (float)(int8_t)(state >> 24) / 8.0f;
-    }
-  }
-}
-
 /* ------------------------------------------------------------------ LayerNorm ---- */
 
 static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, const float *x,
@@ -54,7 +18,7 @@ static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, con
                                 int want_dg, int want_db) {
   const int64_t total = rows * n;
   float *dy = FZ_NEW(float, total);
-  fill(in, dy, total, any);
+  fz_fill_floats(in, dy, total, any);
 
   /* A: every output (the chunked path when the rows are big enough). */
   float *dx = FZ_NEW(float, total), *dg = FZ_NEW(float, n), *db = FZ_NEW(float, n);
@@ -73,21 +37,21 @@ static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, con
     st = sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, NULL,
                            want_dg ? dg2 : NULL, want_db ? db2 : NULL);
     FZ_CHECK(st == SL_OK, "sl_layer_norm_bwd without dx: status %d", st);
-    FZ_CHECK(!want_dg || same_bits(dg, dg2, n), "dgamma differs with and without dx");
-    FZ_CHECK(!want_db || same_bits(db, db2, n), "dbeta differs with and without dx");
+    FZ_CHECK(!want_dg || fz_same_bits(dg, dg2, n), "dgamma differs with and without dx");
+    FZ_CHECK(!want_db || fz_same_bits(db, db2, n), "dbeta differs with and without dx");
   }
   st = sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, dx2, NULL, NULL);
   FZ_CHECK(st == SL_OK, "sl_layer_norm_bwd, dx only: status %d", st);
-  FZ_CHECK(same_bits(dx, dx2, total), "dx differs with and without parameter gradients");
+  FZ_CHECK(fz_same_bits(dx, dx2, total), "dx differs with and without parameter gradients");
   const int32_t threads = sl_get_num_threads();
-  sl_set_num_threads(other_threads());
+  sl_set_num_threads(fz_other_threads());
   st = sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, dx2,
                          want_dg ? dg2 : NULL, want_db ? db2 : NULL);
   sl_set_num_threads(threads);
   FZ_CHECK(st == SL_OK, "sl_layer_norm_bwd, other thread count: status %d", st);
-  FZ_CHECK(same_bits(dx, dx2, total), "dx depends on the thread count");
-  FZ_CHECK(!want_dg || same_bits(dg, dg2, n), "dgamma depends on the thread count");
-  FZ_CHECK(!want_db || same_bits(db, db2, n), "dbeta depends on the thread count");
+  FZ_CHECK(fz_same_bits(dx, dx2, total), "dx depends on the thread count");
+  FZ_CHECK(!want_dg || fz_same_bits(dg, dg2, n), "dgamma depends on the thread count");
+  FZ_CHECK(!want_db || fz_same_bits(db, db2, n), "dbeta depends on the thread count");
 
   if (!any) {
     /* dy counts where the forward let the output through (y > 0 with the ReLU): the backward
@@ -118,14 +82,14 @@ static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, con
         const double g = gamma ? d * gamma[j] : d;
         const double want = rs * (g - mg - xh * mgx);
         const double scale = fabs(rs) * (fabs(g) + fabs(mg) + fabs(xh * mgx));
-        FZ_CHECK(near(dx[i], want, scale), "dx[%lld] = %.9g, expected %.9g", (long long)i,
+        FZ_CHECK(fz_near(dx[i], want, scale), "dx[%lld] = %.9g, expected %.9g", (long long)i,
                  dx[i], want);
       }
     }
     for (int32_t j = 0; j < n; j++) {
-      FZ_CHECK(!want_dg || near(dg[j], col_g[j], col_gs[j]), "dgamma[%d] = %.9g, expected %.9g",
+      FZ_CHECK(!want_dg || fz_near(dg[j], col_g[j], col_gs[j]), "dgamma[%d] = %.9g, expected %.9g",
                j, dg[j], col_g[j]);
-      FZ_CHECK(!want_db || near(db[j], col_b[j], col_bs[j]), "dbeta[%d] = %.9g, expected %.9g",
+      FZ_CHECK(!want_db || fz_near(db[j], col_b[j], col_bs[j]), "dbeta[%d] = %.9g, expected %.9g",
                j, db[j], col_b[j]);
     }
     free(col_g);
@@ -161,9 +125,9 @@ static void fuzz_layer_norm(fz_in *in) {
 
   float *x = FZ_NEW(float, total), *gamma = with_gamma ? FZ_NEW(float, width) : NULL;
   float *beta = with_beta ? FZ_NEW(float, width) : NULL;
-  fill(in, x, total, any);
-  if (gamma) fill(in, gamma, width, any);
-  if (beta) fill(in, beta, width, any);
+  fz_fill_floats(in, x, total, any);
+  if (gamma) fz_fill_floats(in, gamma, width, any);
+  if (beta) fz_fill_floats(in, beta, width, any);
   float *y = FZ_NEW(float, total), *mean = FZ_NEW(float, rows > 0 ? rows : 0);
   float *rstd = FZ_NEW(float, rows > 0 ? rows : 0);
   const int64_t nr = rows > 0 ? rows : 0;
@@ -191,12 +155,12 @@ static void fuzz_layer_norm(fz_in *in) {
     /* Without the statistics, and on another thread count: the same y, bit for bit. */
     float *y2 = FZ_NEW(float, total);
     st = sl_layer_norm_fwd(rows, n, eps, x, gamma, beta, relu, y2, NULL, NULL);
-    FZ_CHECK(st == SL_OK && same_bits(y, y2, total), "y differs without mean and rstd");
+    FZ_CHECK(st == SL_OK && fz_same_bits(y, y2, total), "y differs without mean and rstd");
     const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(other_threads());
+    sl_set_num_threads(fz_other_threads());
     st = sl_layer_norm_fwd(rows, n, eps, x, gamma, beta, relu, y2, NULL, NULL);
     sl_set_num_threads(threads);
-    FZ_CHECK(st == SL_OK && same_bits(y, y2, total), "y depends on the thread count");
+    FZ_CHECK(st == SL_OK && fz_same_bits(y, y2, total), "y depends on the thread count");
     free(y2);
     for (int64_t r = 0; r < rows && !any; r++) {
       double s = 0.0, sa = 0.0;
@@ -208,9 +172,9 @@ static void fuzz_layer_norm(fz_in *in) {
       double ss = 0.0;
       for (int32_t j = 0; j < n; j++) ss += (x[r * n + j] - mu) * (x[r * n + j] - mu);
       const double rs = 1.0 / sqrt(ss / n + (double)eps);
-      FZ_CHECK(near(mean[r], mu, sa / n), "mean[%lld] = %.9g, expected %.9g", (long long)r,
+      FZ_CHECK(fz_near(mean[r], mu, sa / n), "mean[%lld] = %.9g, expected %.9g", (long long)r,
                mean[r], mu);
-      FZ_CHECK(near(rstd[r], rs, rs), "rstd[%lld] = %.9g, expected %.9g", (long long)r, rstd[r],
+      FZ_CHECK(fz_near(rstd[r], rs, rs), "rstd[%lld] = %.9g, expected %.9g", (long long)r, rstd[r],
                rs);
       for (int32_t j = 0; j < n; j++) {
         const int64_t i = r * n + j;
@@ -221,7 +185,7 @@ static void fuzz_layer_norm(fz_in *in) {
         /* At the ReLU's edge a last-bit difference may decide the side: either is right. */
         const int edge = relu && fabs(v) <= 1e-5 * scale + 1e-6;
         const double want = relu && !(v > 0.0) ? 0.0 : v;
-        FZ_CHECK(near(y[i], want, scale) || (edge && (y[i] == 0.0f || near(y[i], v, scale))),
+        FZ_CHECK(fz_near(y[i], want, scale) || (edge && (y[i] == 0.0f || fz_near(y[i], v, scale))),
                  "y[%lld] = %.9g, expected %.9g", (long long)i, y[i], want);
       }
     }
@@ -263,9 +227,9 @@ static void fuzz_scale_shift(fz_in *in) {
             want_dh = fz_chance(in, 200);
   float *x = FZ_NEW(float, total), *scale = with_scale ? FZ_NEW(float, width) : NULL;
   float *shift = with_shift ? FZ_NEW(float, width) : NULL;
-  fill(in, x, total, any);
-  if (scale) fill(in, scale, width, any);
-  if (shift) fill(in, shift, width, any);
+  fz_fill_floats(in, x, total, any);
+  if (scale) fz_fill_floats(in, scale, width, any);
+  if (shift) fz_fill_floats(in, shift, width, any);
   float *y = FZ_NEW(float, total);
   fz_poison(y, total);
   sl_status st = sl_scale_shift_fwd(rows, n, x, scale, shift, y);
@@ -286,13 +250,13 @@ static void fuzz_scale_shift(fz_in *in) {
     const int32_t j = (int32_t)(i % width);
     const double p = scale ? (double)x[i] * scale[j] : x[i];
     const double want = p + (shift ? shift[j] : 0.0);
-    FZ_CHECK(near(y[i], want, fabs(p) + (shift ? fabs(shift[j]) : 0.0)),
+    FZ_CHECK(fz_near(y[i], want, fabs(p) + (shift ? fabs(shift[j]) : 0.0)),
              "y[%lld] = %.9g, expected %.9g", (long long)i, y[i], want);
   }
   {
     float *dy = FZ_NEW(float, total), *dx = FZ_NEW(float, total);
     float *ds = FZ_NEW(float, width), *dh = FZ_NEW(float, width);
-    fill(in, dy, total, any);
+    fz_fill_floats(in, dy, total, any);
     fz_poison(dx, total);
     fz_poison(ds, width);
     fz_poison(dh, width);
@@ -313,20 +277,20 @@ static void fuzz_scale_shift(fz_in *in) {
         h += dy[r * n + j];
         ha += fabs(dy[r * n + j]);
       }
-      FZ_CHECK(!want_ds || near(ds[j], s, sa), "dscale[%d] = %.9g, expected %.9g", j, ds[j], s);
-      FZ_CHECK(!want_dh || near(dh[j], h, ha), "dshift[%d] = %.9g, expected %.9g", j, dh[j], h);
+      FZ_CHECK(!want_ds || fz_near(ds[j], s, sa), "dscale[%d] = %.9g, expected %.9g", j, ds[j], s);
+      FZ_CHECK(!want_dh || fz_near(dh[j], h, ha), "dshift[%d] = %.9g, expected %.9g", j, dh[j], h);
     }
     /* The column sums do not depend on the thread count. */
     if (want_ds || want_dh) {
       float *ds2 = FZ_NEW(float, width), *dh2 = FZ_NEW(float, width);
       const int32_t threads = sl_get_num_threads();
-      sl_set_num_threads(other_threads());
+      sl_set_num_threads(fz_other_threads());
       st = sl_scale_shift_bwd(rows, n, want_ds ? x : NULL, scale, dy, NULL, want_ds ? ds2 : NULL,
                               want_dh ? dh2 : NULL);
       sl_set_num_threads(threads);
       FZ_CHECK(st == SL_OK, "sl_scale_shift_bwd, other thread count: status %d", st);
-      FZ_CHECK(!want_ds || same_bits(ds, ds2, width), "dscale depends on the thread count");
-      FZ_CHECK(!want_dh || same_bits(dh, dh2, width), "dshift depends on the thread count");
+      FZ_CHECK(!want_ds || fz_same_bits(ds, ds2, width), "dscale depends on the thread count");
+      FZ_CHECK(!want_dh || fz_same_bits(dh, dh2, width), "dshift depends on the thread count");
       free(ds2);
       free(dh2);
     }
@@ -356,7 +320,7 @@ static void fuzz_cross_entropy(fz_in *in) {
   const int any = fz_chance(in, 16);
   float *logits = FZ_NEW(float, nb * nc);
   int32_t *labels = FZ_NEW(int32_t, nb);
-  fill(in, logits, nb * nc, any);
+  fz_fill_floats(in, logits, nb * nc, any);
   for (int64_t b = 0; b < nb; b++) labels[b] = fz_index(in, n_classes, 4);
   int64_t bad_label = -1;
   for (int64_t b = 0; b < nb && !bad_args; b++)
@@ -404,26 +368,26 @@ static void fuzz_cross_entropy(fz_in *in) {
         want_lse = mx + log(s);
         l = log(s) - ((double)z[labels[b]] - mx);
       }
-      FZ_CHECK(near(lse[b], want_lse, fabs(mx) + 1.0), "lse[%lld] = %.9g, expected %.9g",
+      FZ_CHECK(fz_near(lse[b], want_lse, fabs(mx) + 1.0), "lse[%lld] = %.9g, expected %.9g",
                (long long)b, lse[b], want_lse);
       if (reduction == SL_REDUCTION_NONE)
-        FZ_CHECK(near(loss[b], l, fabs(l) + 1.0), "loss[%lld] = %.9g, expected %.9g",
+        FZ_CHECK(fz_near(loss[b], l, fabs(l) + 1.0), "loss[%lld] = %.9g, expected %.9g",
                  (long long)b, loss[b], l);
       total += l;
       total_scale += fabs(l);
     }
     if (reduction == SL_REDUCTION_MEAN && nb > 0)
-      FZ_CHECK(near(loss[0], total / nb, total_scale / nb + 1.0), "mean loss %.9g, expected %.9g",
-               loss[0], total / nb);
+      FZ_CHECK(fz_near(loss[0], total / nb, total_scale / nb + 1.0),
+               "mean loss %.9g, expected %.9g", loss[0], total / nb);
     if (reduction == SL_REDUCTION_MEAN && nb == 0) FZ_CHECK(isnan(loss[0]), "mean of no loss");
     if (reduction == SL_REDUCTION_SUM)
-      FZ_CHECK(near(loss[0], total, total_scale + 1.0), "summed loss %.9g, expected %.9g",
+      FZ_CHECK(fz_near(loss[0], total, total_scale + 1.0), "summed loss %.9g, expected %.9g",
                loss[0], total);
   }
   if (nb > 0) {
     const int32_t stride = reduction == SL_REDUCTION_NONE ? 1 : 0;
     float *dloss = FZ_NEW(float, stride ? nb : 1);
-    fill(in, dloss, stride ? nb : 1, 0);
+    fz_fill_floats(in, dloss, stride ? nb : 1, 0);
     const float scale = reduction == SL_REDUCTION_MEAN ? 1.0f / (float)nb : 1.0f;
     float *dl = FZ_NEW(float, nb * nc), *dl2 = FZ_NEW(float, nb * nc);
     st = sl_cross_entropy_bwd(batch, n_classes, logits, labels, lse, dloss, stride, scale, dl);
@@ -433,16 +397,16 @@ static void fuzz_cross_entropy(fz_in *in) {
       for (int64_t c = 0; c < nc; c++) {
         const double p = exp((double)logits[b * nc + c] - (double)lse[b]);
         const double want = g * (p - (c == labels[b]));
-        FZ_CHECK(near(dl[b * nc + c], want, fabs(g) * (p + 1.0) * 4.0),
+        FZ_CHECK(fz_near(dl[b * nc + c], want, fabs(g) * (p + 1.0) * 4.0),
                  "dlogits[%lld, %lld] = %.9g, expected %.9g", (long long)b, (long long)c,
                  dl[b * nc + c], want);
       }
     }
     const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(other_threads());
+    sl_set_num_threads(fz_other_threads());
     st = sl_cross_entropy_bwd(batch, n_classes, logits, labels, lse, dloss, stride, scale, dl2);
     sl_set_num_threads(threads);
-    FZ_CHECK(st == SL_OK && same_bits(dl, dl2, nb * nc), "dlogits depend on the thread count");
+    FZ_CHECK(st == SL_OK && fz_same_bits(dl, dl2, nb * nc), "dlogits depend on the thread count");
     free(dloss);
     free(dl);
     free(dl2);
@@ -465,8 +429,8 @@ static void fuzz_mse(fz_in *in) {
   const int any = fz_chance(in, 16);
   const int want_dp = fz_chance(in, 200), want_dt = !want_dp || fz_chance(in, 128);
   float *pred = FZ_NEW(float, len), *target = FZ_NEW(float, len);
-  fill(in, pred, len, any);
-  fill(in, target, len, any);
+  fz_fill_floats(in, pred, len, any);
+  fz_fill_floats(in, target, len, any);
   const int64_t n_loss = reduction == SL_REDUCTION_NONE ? len : 1;
   float *loss = FZ_NEW(float, n_loss);
   fz_poison(loss, n_loss);
@@ -491,15 +455,15 @@ static void fuzz_mse(fz_in *in) {
     /* Rounded to float as the kernel stores it (a sum of squares of large floats overflows). */
     const double mean = (float)(total / (double)len), sum = (float)total;
     if (reduction == SL_REDUCTION_MEAN)
-      FZ_CHECK(len == 0 ? isnan(loss[0]) : near(loss[0], mean, mean),
+      FZ_CHECK(len == 0 ? isnan(loss[0]) : fz_near(loss[0], mean, mean),
                "mean %.9g, expected %.9g", loss[0], mean);
     if (reduction == SL_REDUCTION_SUM)
-      FZ_CHECK(near(loss[0], sum, sum), "sum %.9g, expected %.9g", loss[0], sum);
+      FZ_CHECK(fz_near(loss[0], sum, sum), "sum %.9g, expected %.9g", loss[0], sum);
   }
   if (len > 0) {
     const int32_t stride = reduction == SL_REDUCTION_NONE ? 1 : 0;
     float *dloss = FZ_NEW(float, stride ? len : 1);
-    fill(in, dloss, stride ? len : 1, 0);
+    fz_fill_floats(in, dloss, stride ? len : 1, 0);
     const float scale = reduction == SL_REDUCTION_MEAN ? 1.0f / (float)len : 1.0f;
     float *dp = FZ_NEW(float, len), *dt = FZ_NEW(float, len);
     fz_poison(dp, len);
@@ -552,7 +516,7 @@ static void fuzz_dropout(fz_in *in) {
   const int bad = n < 0 || !(p >= 0.0 && p <= 1.0);
   const int64_t len = n > 0 ? n : 0;
   float *x = FZ_NEW(float, len), *y = FZ_NEW(float, len), *dx = FZ_NEW(float, len);
-  fill(in, x, len, fz_chance(in, 32));
+  fz_fill_floats(in, x, len, fz_chance(in, 32));
   fz_poison(y, len);
   sl_status st = sl_dropout_fwd(n, p, seed, x, y);
   if (bad) {
@@ -570,10 +534,10 @@ static void fuzz_dropout(fz_in *in) {
     }
     /* The backward with the same seed applies the same mask: on dy = x it gives y again. */
     const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(other_threads());
+    sl_set_num_threads(fz_other_threads());
     st = sl_dropout_bwd(n, p, seed, x, dx);
     sl_set_num_threads(threads);
-    FZ_CHECK(st == SL_OK && same_bits(y, dx, len), "the backward's mask is not the forward's");
+    FZ_CHECK(st == SL_OK && fz_same_bits(y, dx, len), "the backward's mask is not the forward's");
   }
   free(x);
   free(y);

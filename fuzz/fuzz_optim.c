@@ -8,43 +8,16 @@
  */
 #include "fuzz_common.h"
 
-/* Close to a double reference whose terms have magnitudes summing to `scale` (NaN and inf must
- * match exactly). */
-static int near(double got, double want, double scale) {
-  if (isnan(want)) return isnan(got);
-  if (isinf(want)) return got == want;
-  if (!isfinite(got)) return 0;
-  if (!isfinite(scale)) return got == want;
-  return fabs(got - want) <= 1e-5 * scale + 1e-6;
-}
-
-static int same_bits(const float *a, const float *b, int64_t n) {
-  for (int64_t i = 0; i < n; i++)
-    if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) return 0;
-  return 1;
-}
-
-static int32_t other_threads(void) { return sl_get_num_threads() == 1 ? 3 : 1; }
-
 /* A length: usually short, rarely above the kernels' parallel threshold (262,144). */
 static int64_t fuzz_length(fz_in *in) {
   if (fz_chance(in, 4)) return -1 - fz_range(in, 0, 3);
   return fz_rare(in) ? fz_range(in, 262145, 300000) : fz_range(in, 0, 70);
 }
 
-/* Small exact floats from the input, then (once it is used up) from a generator seeded by the
- * length, so that long arrays are not all zero. */
+/* A new array of n floats from the input (fz_fill_floats). */
 static float *filled(fz_in *in, int64_t n, int any) {
   float *x = FZ_NEW(float, n > 0 ? n : 0);
-  uint32_t state = 0x85EBCA6Bu ^ (uint32_t)n;
-  for (int64_t i = 0; i < n; i++) {
-    if (in->n > 0) {
-      x[i] = any ? fz_any_float(in) : fz_small_float(in);
-    } else {
-      state = state * 1664525u + 1013904223u;
-      x[i] = (float)(int8_t)(state >> 24) / 8.0f;
-    }
-  }
+  fz_fill_floats(in, x, n, any);
   return x;
 }
 
@@ -82,10 +55,11 @@ static void fuzz_sgd(fz_in *in) {
              "sl_sgd_step accepted n=%lld lr=%g momentum=%g dampening=%g wd=%g nesterov=%d init=%d",
              (long long)n, lr, mom, damp, wd, nesterov, init);
     FZ_CHECK_MESSAGE("sl_sgd_step");
-    FZ_CHECK(same_bits(p, p0, len) && same_bits(buf, buf0, len), "rejected call wrote");
+    FZ_CHECK(fz_same_bits(p, p0, len) && fz_same_bits(buf, buf0, len), "rejected call wrote");
   } else {
     FZ_CHECK(st == SL_OK, "sl_sgd_step: status %d", st);
-    if (mom == 0) FZ_CHECK(same_bits(buf, buf0, len), "momentum buffer written without momentum");
+    if (mom == 0)
+      FZ_CHECK(fz_same_bits(buf, buf0, len), "momentum buffer written without momentum");
     for (int64_t i = 0; i < len && !any; i++) {
       const double d = (double)g[i] + (double)wd * p0[i];
       const double sd = fabs(g[i]) + fabs((double)wd * p0[i]);
@@ -93,22 +67,22 @@ static void fuzz_sgd(fz_in *in) {
       if (mom != 0) {
         const double b = init ? d : (double)mom * buf0[i] + (1.0 - (double)damp) * d;
         const double sb = init ? sd : fabs((double)mom * buf0[i]) + fabs(1.0 - (double)damp) * sd;
-        FZ_CHECK(near(buf[i], b, sb), "momentum_buf[%lld] = %.9g, expected %.9g", (long long)i,
+        FZ_CHECK(fz_near(buf[i], b, sb), "momentum_buf[%lld] = %.9g, expected %.9g", (long long)i,
                  buf[i], b);
         step = nesterov ? d + (double)mom * b : b;
         s_step = nesterov ? sd + fabs((double)mom) * sb : sb;
       }
       const double want = p0[i] - (double)lr * step;
-      FZ_CHECK(near(p[i], want, fabs(p0[i]) + lr * s_step), "param[%lld] = %.9g, expected %.9g",
+      FZ_CHECK(fz_near(p[i], want, fabs(p0[i]) + lr * s_step), "param[%lld] = %.9g, expected %.9g",
                (long long)i, p[i], want);
     }
     /* Each element is its own computation: the thread count changes nothing. */
     float *p2 = dup(p0, len), *buf2 = dup(buf0, len);
     const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(other_threads());
+    sl_set_num_threads(fz_other_threads());
     st = sl_sgd_step(n, lr, mom, damp, wd, nesterov, init, p2, g, mom != 0 ? buf2 : NULL);
     sl_set_num_threads(threads);
-    FZ_CHECK(st == SL_OK && same_bits(p, p2, len) && same_bits(buf, buf2, len),
+    FZ_CHECK(st == SL_OK && fz_same_bits(p, p2, len) && fz_same_bits(buf, buf2, len),
              "sl_sgd_step depends on the thread count");
     free(p2);
     free(buf2);
@@ -158,12 +132,13 @@ static void fuzz_adam(fz_in *in) {
              "amsgrad=%d step=%lld",
              (long long)n, lr, b1, b2, eps, wd, decoupled, amsgrad, (long long)step);
     FZ_CHECK_MESSAGE("sl_adam_step");
-    FZ_CHECK(same_bits(p, p0, len) && same_bits(m, m0, len) && same_bits(v, v0, len) &&
-                 same_bits(vmax, vmax0, len),
+    FZ_CHECK(fz_same_bits(p, p0, len) && fz_same_bits(m, m0, len) && fz_same_bits(v, v0, len) &&
+                 fz_same_bits(vmax, vmax0, len),
              "rejected call wrote");
   } else {
     FZ_CHECK(st == SL_OK, "sl_adam_step: status %d", st);
-    if (!amsgrad) FZ_CHECK(same_bits(vmax, vmax0, len), "max_exp_avg_sq written without amsgrad");
+    if (!amsgrad)
+      FZ_CHECK(fz_same_bits(vmax, vmax0, len), "max_exp_avg_sq written without amsgrad");
     const double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
     for (int64_t i = 0; i < len && !any; i++) {
       const double pd = decoupled ? p0[i] * (1.0 - (double)lr * wd) : p0[i];
@@ -173,8 +148,9 @@ static void fuzz_adam(fz_in *in) {
       const double sm = fabs(m0[i]) + fabs(1.0 - (double)b1) * (sg + fabs(m0[i]));
       const double vd = (double)b2 * v0[i] + (1.0 - (double)b2) * gd * gd;
       const double sv = fabs((double)b2 * v0[i]) + fabs(1.0 - (double)b2) * sg * sg;
-      FZ_CHECK(near(m[i], md, sm), "exp_avg[%lld] = %.9g, expected %.9g", (long long)i, m[i], md);
-      FZ_CHECK(near(v[i], vd, sv), "exp_avg_sq[%lld] = %.9g, expected %.9g", (long long)i, v[i],
+      FZ_CHECK(fz_near(m[i], md, sm), "exp_avg[%lld] = %.9g, expected %.9g", (long long)i, m[i],
+               md);
+      FZ_CHECK(fz_near(v[i], vd, sv), "exp_avg_sq[%lld] = %.9g, expected %.9g", (long long)i, v[i],
                vd);
       /* The rest from the kernel's own moments: their last bits are checked just above. */
       double vh = v[i];
@@ -186,17 +162,17 @@ static void fuzz_adam(fz_in *in) {
       const double denom = sqrt(vh) / sqrt(bc2) + eps;
       const double upd = (double)lr / bc1 * m[i] / denom;
       const double want = pd - upd;
-      FZ_CHECK(near(p[i], want, fabs(pd) + fabs(upd)), "param[%lld] = %.9g, expected %.9g",
+      FZ_CHECK(fz_near(p[i], want, fabs(pd) + fabs(upd)), "param[%lld] = %.9g, expected %.9g",
                (long long)i, p[i], want);
     }
     float *p2 = dup(p0, len), *m2 = dup(m0, len), *v2 = dup(v0, len), *vmax2 = dup(vmax0, len);
     const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(other_threads());
+    sl_set_num_threads(fz_other_threads());
     st = sl_adam_step(n, lr, b1, b2, eps, wd, decoupled, amsgrad, step, p2, g, m2, v2,
                       amsgrad ? vmax2 : NULL);
     sl_set_num_threads(threads);
-    FZ_CHECK(st == SL_OK && same_bits(p, p2, len) && same_bits(m, m2, len) &&
-                 same_bits(v, v2, len) && same_bits(vmax, vmax2, len),
+    FZ_CHECK(st == SL_OK && fz_same_bits(p, p2, len) && fz_same_bits(m, m2, len) &&
+                 fz_same_bits(v, v2, len) && fz_same_bits(vmax, vmax2, len),
              "sl_adam_step depends on the thread count");
     free(p2);
     free(m2);
@@ -233,7 +209,7 @@ static void fuzz_vectors(fz_in *in) {
     FZ_CHECK(st == SL_OK, "sl_axpy: status %d", st);
     for (int64_t i = 0; i < len && !any; i++) {
       const double want = (double)y0[i] + (double)alpha * x[i];
-      FZ_CHECK(near(y[i], want, fabs(y0[i]) + fabs((double)alpha * x[i])),
+      FZ_CHECK(fz_near(y[i], want, fabs(y0[i]) + fabs((double)alpha * x[i])),
                "axpy y[%lld] = %.9g, expected %.9g", (long long)i, y[i], want);
     }
   }
@@ -271,7 +247,7 @@ static void fuzz_vectors(fz_in *in) {
     /* Rounded to float as the kernel stores it; alpha * 0 for an empty sum (NaN for inf). */
     const double want = (float)((double)alpha * s);
     if (!any || len == 0)
-      FZ_CHECK(near(out, want, fabs((double)alpha) * sa), "sum_all %.9g, expected %.9g", out,
+      FZ_CHECK(fz_near(out, want, fabs((double)alpha) * sa), "sum_all %.9g, expected %.9g", out,
                want);
   }
   free(x);
