@@ -1,9 +1,12 @@
 /*
  * fuzz_gemm.c — sl_gemm, the portable blocked kernel behind it (sl_gemm_portable) and
  * sl_gemm_batched on random sizes (0 included, edges of the 4 x 16 register blocks and the
- * 64 / 256 cache blocks), transposes, leading dimensions and batch strides, against a double
- * reference. Every matrix buffer is exactly as long as its layout reaches, and C is NaN-filled
- * when beta == 0 (it must not be read). Bad leading dimensions and strides must be rejected.
+ * 64 / 256 cache blocks; now and then the two skinny shapes sl_gemm runs on kernels of its own:
+ * long dot products, k >= 4096 with n <= 16, and few rows with a short inner dimension,
+ * m <= 16 and k <= 64 with n >= 256), transposes, leading dimensions and batch strides, against
+ * a double reference. Every matrix buffer is exactly as long as its layout reaches, and C is
+ * NaN-filled when beta == 0 (it must not be read). Bad leading dimensions and strides must be
+ * rejected.
  */
 #include "dense_internal.h"
 #include "fuzz_common.h"
@@ -16,11 +19,29 @@ static int64_t extent(int64_t rows, int64_t cols, int64_t ld) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
   fz_threads(&in);
-  const int big = fz_rare(&in);
-  const int32_t m = (int32_t)fz_range(&in, 0, big ? 70 : 20);
-  const int32_t n = (int32_t)fz_range(&in, 0, big ? 40 : 20);
-  const int32_t k = (int32_t)fz_range(&in, 0, big ? 260 : 20);
-  const int32_t ta = (int32_t)fz_range(&in, 0, 1), tb = (int32_t)fz_range(&in, 0, 1);
+  /* One byte picks the rare shapes (as fz_rare would, so older corpus inputs parse as before). */
+  const uint8_t mode = fz_u8(&in);
+  const int big = mode == 0xA7, skinny_dot = mode == 0x5B, skinny_k = mode == 0x5C;
+  int32_t m = (int32_t)fz_range(&in, 0, big ? 70 : 20);
+  int32_t n = (int32_t)fz_range(&in, 0, big ? 40 : 20);
+  int32_t k = (int32_t)fz_range(&in, 0, big ? 260 : 20);
+  int32_t ta = (int32_t)fz_range(&in, 0, 1), tb = (int32_t)fz_range(&in, 0, 1);
+  if (skinny_dot) { /* C[m, n] = A[m, k] B[n, k]^T, k cut into 2048-long chunks */
+    m = 1 + m % 8;
+    n = 1 + n % 16;
+    k = 4096 + (int32_t)fz_range(&in, 0, 3000);
+    ta = 0;
+    tb = 1;
+  } else if (skinny_k) { /* C[m, n] = op(A)[m, k] B[k, n], 64-column blocks in 1024-column chunks */
+    m = 1 + m % 16;
+    k = 1 + (int32_t)fz_range(&in, 0, 63);
+    n = 256 + (int32_t)fz_range(&in, 0, 1100);
+    tb = 0;
+  }
+  if (skinny_dot || skinny_k)
+    FZ_CHECK(skinny_dot ? sl_gemm_skinny_dot_fits(ta, tb, m, n, k)
+                        : sl_gemm_skinny_k_fits(ta, tb, m, n, k),
+             "a skinny shape (%d x %d x %d) that sl_gemm would not run as one", m, n, k);
   const int32_t a_rows = ta ? k : m, a_cols = ta ? m : k;
   const int32_t b_rows = tb ? n : k, b_cols = tb ? k : n;
   const int bad_ld = fz_chance(&in, 12);
@@ -29,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const int32_t ldc = (n > 0 ? n : 1) + (int32_t)fz_range(&in, 0, 3);
   static const float scalars[] = {0.0f, 1.0f, -1.0f, 0.5f, 2.0f, -0.25f};
   const float alpha = scalars[fz_u8(&in) % 6], beta = scalars[fz_u8(&in) % 6];
-  const int32_t batch = big ? 1 : (int32_t)fz_range(&in, 1, 4); /* big: one reference GEMM */
+  /* big and skinny: one reference GEMM */
+  const int32_t batch = big || skinny_dot || skinny_k ? 1 : (int32_t)fz_range(&in, 1, 4);
   /* A rejected lda still gets a buffer laid out with a valid one (never read by the kernel). */
   const int32_t lda_ok = lda >= (a_cols > 0 ? a_cols : 1) ? lda : (a_cols > 0 ? a_cols : 1);
   const int64_t ea = extent(a_rows, a_cols, lda_ok), eb = extent(b_rows, b_cols, ldb);
@@ -45,9 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const int64_t lb = batch > 1 ? (batch - 1) * sb + eb : eb;
   const int64_t lc = batch > 1 ? (batch - 1) * sc + ec : ec;
   float *a = FZ_NEW(float, la), *b = FZ_NEW(float, lb), *c0 = FZ_NEW(float, lc);
-  for (int64_t i = 0; i < la; i++) a[i] = fz_small_float(&in);
-  for (int64_t i = 0; i < lb; i++) b[i] = fz_small_float(&in);
-  for (int64_t i = 0; i < lc; i++) c0[i] = beta == 0.0f ? NAN : fz_small_float(&in);
+  fz_fill_floats(&in, a, la, 0);
+  fz_fill_floats(&in, b, lb, 0);
+  if (beta == 0.0f)
+    for (int64_t i = 0; i < lc; i++) c0[i] = NAN;
+  else
+    fz_fill_floats(&in, c0, lc, 0);
   float *c = FZ_NEW(float, lc);
   double *want = FZ_NEW(double, lc), *scale = FZ_NEW(double, lc);
 
