@@ -22,23 +22,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_in in = {data, size};
   fz_threads(&in);
   static const int32_t batches[] = {0, 1, 2, 7, 8, 9, 33, 64, 65, 130};
-  const int32_t batch = fz_chance(&in, 200) ? batches[fz_u8(&in) % 10]
-                                            : (int32_t)fz_range(&in, 0, 140);
-  const int32_t n_in = (int32_t)fz_range(&in, 0, fz_rare(&in) ? 600 : 40);
-  const int32_t n_out = (int32_t)fz_range(&in, 0, fz_rare(&in) ? 600 : 40);
+  int32_t batch = fz_chance(&in, 200) ? batches[fz_u8(&in) % 10]
+                                      : (int32_t)fz_range(&in, 0, 140);
+  int32_t n_in = (int32_t)fz_range(&in, 0, fz_rare(&in) ? 600 : 40);
+  int32_t n_out = (int32_t)fz_range(&in, 0, fz_rare(&in) ? 600 : 40);
   const int with_bias = fz_chance(&in, 128);
+  /* Now and then a pattern big enough for the kernels' parallel paths (work of 2^17 at batch 1,
+   * 2^19 batched, below which they run on one thread): up to 200,000 connections drawn by a
+   * generator (an input has too few bytes), on 500-3000 features. */
+  const int huge = fz_rare(&in);
+  if (huge) {
+    static const int32_t huge_batches[] = {1, 1, 2, 9, 16, 64};
+    batch = huge_batches[fz_u8(&in) % 6];
+    n_in = 500 + (int32_t)fz_range(&in, 0, 2500);
+    n_out = 500 + (int32_t)fz_range(&in, 0, 2500);
+  }
+  uint32_t roll_state = 0x27D4EB2Fu ^ (uint32_t)n_in ^ ((uint32_t)n_out << 12);
 
   /* A valid pattern: each row a random sorted subset of the inputs, at a per-row density. */
   int32_t *row_ptr = FZ_NEW(int32_t, n_out + 1);
-  const int64_t cap = (int64_t)n_out * n_in < 6000 ? (int64_t)n_out * n_in : 6000;
+  const int64_t cap_max = huge ? 200000 : 6000;
+  const int64_t cap = (int64_t)n_out * n_in < cap_max ? (int64_t)n_out * n_in : cap_max;
   int32_t *tmp = FZ_NEW(int32_t, cap);
   int64_t nnz = 0;
   row_ptr[0] = 0;
-  const int density = fz_u8(&in);
+  const int density = huge ? 64 + fz_u8(&in) % 192 : fz_u8(&in);
   for (int32_t r = 0; r < n_out; r++) {
     const int row_density = fz_chance(&in, 32) ? fz_u8(&in) : density;
     for (int32_t c = 0; c < n_in && nnz < cap; c++) {
-      uint8_t roll = in.n > 0 ? fz_u8(&in) : (uint8_t)((c * 37 + r * 11) & 255);
+      uint8_t roll;
+      if (huge) {
+        roll_state = roll_state * 1664525u + 1013904223u;
+        roll = (uint8_t)(roll_state >> 24);
+      } else {
+        roll = in.n > 0 ? fz_u8(&in) : (uint8_t)((c * 37 + r * 11) & 255);
+      }
       if (roll < row_density) tmp[nnz++] = c;
     }
     row_ptr[r + 1] = (int32_t)nnz;
@@ -49,10 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   float *values = FZ_NEW(float, nnz), *bias = with_bias ? FZ_NEW(float, n_out) : NULL;
   float *x = FZ_NEW(float, (int64_t)batch * n_in), *dy = FZ_NEW(float, (int64_t)batch * n_out);
-  for (int64_t k = 0; k < nnz; k++) values[k] = fz_small_float(&in);
-  for (int32_t o = 0; o < n_out && bias; o++) bias[o] = fz_small_float(&in);
-  for (int64_t i = 0; i < (int64_t)batch * n_in; i++) x[i] = fz_small_float(&in);
-  for (int64_t i = 0; i < (int64_t)batch * n_out; i++) dy[i] = fz_small_float(&in);
+  fz_fill_floats(&in, values, nnz, 0);
+  if (bias) fz_fill_floats(&in, bias, n_out, 0);
+  fz_fill_floats(&in, x, (int64_t)batch * n_in, 0);
+  fz_fill_floats(&in, dy, (int64_t)batch * n_out, 0);
 
   /* The CSC view, from the library (fuzz_csr_validate checks it against a naive one). */
   int32_t *col_ptr = FZ_NEW(int32_t, n_in + 1), *row_idx = FZ_NEW(int32_t, nnz),
