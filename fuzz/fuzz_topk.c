@@ -26,9 +26,19 @@ static int64_t random_pattern(fz_in *in, int32_t n_rows, int32_t n_cols, int32_t
   const int density = fz_u8(in);
   int64_t nnz = 0;
   row_ptr[0] = 0;
+  /* Once the input is used up (big shapes), a generator rolls at a density of 1/8. */
+  uint32_t state = 0x165667B1u ^ (uint32_t)n_cols;
   for (int32_t r = 0; r < n_rows; r++) {
-    for (int32_t c = 0; c < n_cols; c++)
-      if (fz_u8(in) < density) col[nnz++] = c;
+    for (int32_t c = 0; c < n_cols; c++) {
+      int in_pattern;
+      if (in->n > 0) {
+        in_pattern = fz_u8(in) < density;
+      } else {
+        state = state * 1664525u + 1013904223u;
+        in_pattern = (state >> 24) < 32;
+      }
+      if (in_pattern) col[nnz++] = c;
+    }
     row_ptr[r + 1] = (int32_t)nnz;
   }
   *col_out = col;
@@ -108,20 +118,37 @@ static void fuzz_topk(fz_in *in) {
 /* -------------------------------------------------------- sl_dense_grad_topk ---- */
 
 static void fuzz_dense_grad_topk(fz_in *in) {
-  const int32_t batch = (int32_t)fz_range(in, 0, 5);
-  const int32_t n_in = (int32_t)fz_range(in, 0, 24), n_out = (int32_t)fz_range(in, 0, 24);
+  /* Now and then 2+ chunks of 65,536+ entries, where the key pass and the selection split a
+   * chunk over threads, and from the second chunk on each thread packs its share of the
+   * entries that beat the running top-k. */
+  const int huge = fz_rare(in);
+  const int32_t batch = huge ? 1 + (int32_t)fz_range(in, 0, 4) : (int32_t)fz_range(in, 0, 5);
+  const int32_t n_in = huge ? 512 + (int32_t)fz_range(in, 0, 188) : (int32_t)fz_range(in, 0, 24);
+  const int32_t n_out = huge ? 512 + (int32_t)fz_range(in, 0, 188) : (int32_t)fz_range(in, 0, 24);
   int32_t *row_ptr = FZ_NEW(int32_t, n_out + 1), *col_idx;
   const int64_t nnz = random_pattern(in, n_out, n_in, row_ptr, &col_idx);
   const int64_t total = (int64_t)n_in * n_out, absent = total - nnz;
   float *x = FZ_NEW(float, (int64_t)batch * n_in), *dy = FZ_NEW(float, (int64_t)batch * n_out);
   /* Small integers: G is exact, so the ranking and its ties are unambiguous. */
-  for (int64_t i = 0; i < (int64_t)batch * n_in; i++) x[i] = (float)((int)fz_range(in, 0, 6) - 3);
-  for (int64_t i = 0; i < (int64_t)batch * n_out; i++) dy[i] = (float)((int)fz_range(in, 0, 4) - 2);
+  uint32_t state = 0xD3A2646Cu ^ (uint32_t)n_in;
+  for (int64_t i = 0; i < (int64_t)batch * (n_in + n_out); i++) {
+    int v;
+    if (in->n > 0) {
+      v = (int)fz_range(in, 0, 6);
+    } else { /* big shapes: the input is used up */
+      state = state * 1664525u + 1013904223u;
+      v = (int)((state >> 24) % 7);
+    }
+    if (i < (int64_t)batch * n_in) x[i] = (float)(v - 3);
+    else dy[i - (int64_t)batch * n_in] = (float)(v % 5 - 2);
+  }
   const int with_nan = batch > 0 && n_in > 0 && fz_chance(in, 8);
   if (with_nan) x[fz_range(in, 0, (int64_t)batch * n_in - 1)] = NAN;
-  int64_t k = fz_range(in, 0, absent);
+  int64_t k = huge ? absent / (32 + fz_u8(in) % 200) : fz_range(in, 0, absent);
   if (fz_chance(in, 8)) k = absent + 1;
-  int64_t max_size = fz_chance(in, 200) ? fz_range(in, n_in, total + 3) : fz_range(in, -1, n_in);
+  int64_t max_size = huge                ? 65536 + n_in + fz_range(in, 0, 65536)
+                     : fz_chance(in, 200) ? fz_range(in, n_in, total + 3)
+                                          : fz_range(in, -1, n_in);
   int corrupt_col = nnz > 0 && fz_chance(in, 16);
   if (corrupt_col) col_idx[fz_range(in, 0, nnz - 1)] = fz_index(in, n_in, 255);
 
