@@ -31,9 +31,19 @@ import {
   WORKLOADS,
 } from "./workloads.ts";
 
-/** Median wall time of `fn` in ms over `runs` timed calls, after `warmup` untimed ones. */
+/**
+ * Untimed warm-up before each measurement: `warmup` calls, and more until this many ms have
+ * passed. Right after Deno starts, V8's background compiler threads take one of the two cores
+ * for a fraction of a second, and a two-thread kernel then waits on a descheduled thread: the
+ * first ~100 calls of the 784→2000 forward took 0.7-0.8 ms instead of 0.35, and with two calls
+ * of warm-up the table's first measurement (the batch-major forward) reported 0.68-0.71 ms.
+ */
+const WARMUP_MS = 200;
+
+/** Median wall time of `fn` in ms over `runs` timed calls, after the untimed warm-up. */
 export function medianMs(fn: () => void, runs: number, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) fn();
+  const start = performance.now();
+  for (let i = 0; i < warmup || performance.now() - start < WARMUP_MS; i++) fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
