@@ -108,24 +108,34 @@ static inline void fz_threads(fz_in *in) {
   sl_set_num_threads(n);
 }
 
-/* Another thread count than the current one (1 or 3), for the checks that a result does not
- * depend on it. */
-static inline int32_t fz_other_threads(void) { return sl_get_num_threads() == 1 ? 3 : 1; }
+/*
+ * Switches the library to another thread count than the current one (1 or 3) and returns the
+ * current one, for the checks that a result does not depend on it: call, compare, then
+ * sl_set_num_threads(returned).
+ */
+static inline int32_t fz_switch_threads(void) {
+  const int32_t now = sl_get_num_threads();
+  sl_set_num_threads(now == 1 ? 3 : 1);
+  return now;
+}
 
 /*
- * Fills x[0..n) with small exact floats from the input (with `any`, special values too). Once
- * the input is used up, a generator seeded from n goes on with small floats, so that arrays
- * longer than an input (the big shapes that reach the parallel paths) are not all zero.
+ * The next byte of a small generator (an LCG) for the big shapes that reach the kernels'
+ * parallel paths: they need more values than an input has bytes, and once the input is used
+ * up the reader yields only zeros (all-zero patterns and constant rows test little).
  */
+static inline uint8_t fz_gen_u8(uint32_t *state) {
+  *state = *state * 1664525u + 1013904223u;
+  return (uint8_t)(*state >> 24);
+}
+
+/* Fills x[0..n) with small exact floats from the input (with `any`, special values too), then,
+ * once the input is used up, with small floats from fz_gen_u8 seeded by n. */
 static inline void fz_fill_floats(fz_in *in, float *x, int64_t n, int any) {
   uint32_t state = 0x9E3779B9u ^ (uint32_t)n;
   for (int64_t i = 0; i < n; i++) {
-    if (in->n > 0) {
-      x[i] = any ? fz_any_float(in) : fz_small_float(in);
-    } else {
-      state = state * 1664525u + 1013904223u;
-      x[i] = (float)(int8_t)(state >> 24) / 8.0f;
-    }
+    if (in->n > 0) x[i] = any ? fz_any_float(in) : fz_small_float(in);
+    else x[i] = (float)(int8_t)fz_gen_u8(&state) / 8.0f;
   }
 }
 

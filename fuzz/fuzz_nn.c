@@ -12,6 +12,24 @@
 
 /* ------------------------------------------------------------------ LayerNorm ---- */
 
+/* The backward's terms of entry (r, j) from the forward's statistics: xhat, the upstream
+ * gradient the ReLU let through (where the forward's y > 0: the backward must recompute
+ * exactly the forward's mask) and that gradient times gamma. */
+typedef struct {
+  double xh, d, g;
+} ln_terms;
+
+static ln_terms ln_backward_terms(const float *x, const float *y, const float *dy,
+                                  const float *gamma, const float *mean, const float *rstd,
+                                  int32_t relu, int32_t n, int64_t r, int32_t j) {
+  const int64_t i = r * n + j;
+  ln_terms t;
+  t.xh = ((double)x[i] - mean[r]) * rstd[r];
+  t.d = relu && !(y[i] > 0.0f) ? 0.0 : dy[i];
+  t.g = gamma ? t.d * gamma[j] : t.d;
+  return t;
+}
+
 static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, const float *x,
                                 const float *gamma, const float *beta, int32_t relu,
                                 const float *y, const float *mean, const float *rstd,
@@ -43,8 +61,7 @@ static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, con
   st = sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, dx2, NULL, NULL);
   FZ_CHECK(st == SL_OK, "sl_layer_norm_bwd, dx only: status %d", st);
   FZ_CHECK(fz_same_bits(dx, dx2, total), "dx differs with and without parameter gradients");
-  const int32_t threads = sl_get_num_threads();
-  sl_set_num_threads(fz_other_threads());
+  const int32_t threads = fz_switch_threads();
   st = sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, dx2,
                          want_dg ? dg2 : NULL, want_db ? db2 : NULL);
   sl_set_num_threads(threads);
@@ -54,8 +71,6 @@ static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, con
   FZ_CHECK(!want_db || fz_same_bits(db, db2, n), "dbeta depends on the thread count");
 
   if (!any) {
-    /* dy counts where the forward let the output through (y > 0 with the ReLU): the backward
-     * must recompute exactly the forward's mask. */
     double *col_g = FZ_NEW(double, n), *col_gs = FZ_NEW(double, n);
     double *col_b = FZ_NEW(double, n), *col_bs = FZ_NEW(double, n);
     for (int32_t j = 0; j < n; j++) col_g[j] = col_gs[j] = col_b[j] = col_bs[j] = 0.0;
@@ -63,25 +78,20 @@ static void layer_norm_backward(fz_in *in, int64_t rows, int32_t n, int any, con
       const double rs = rstd[r];
       double sg = 0.0, sgx = 0.0;
       for (int32_t j = 0; j < n; j++) {
-        const int64_t i = r * n + j;
-        const double xh = ((double)x[i] - mean[r]) * rs;
-        const double d = relu && !(y[i] > 0.0f) ? 0.0 : dy[i];
-        const double g = gamma ? d * gamma[j] : d;
-        sg += g;
-        sgx += g * xh;
-        col_g[j] += d * xh;
-        col_gs[j] += fabs(d * xh);
-        col_b[j] += d;
-        col_bs[j] += fabs(d);
+        const ln_terms t = ln_backward_terms(x, y, dy, gamma, mean, rstd, relu, n, r, j);
+        sg += t.g;
+        sgx += t.g * t.xh;
+        col_g[j] += t.d * t.xh;
+        col_gs[j] += fabs(t.d * t.xh);
+        col_b[j] += t.d;
+        col_bs[j] += fabs(t.d);
       }
       const double mg = sg / n, mgx = sgx / n;
       for (int32_t j = 0; j < n; j++) {
+        const ln_terms t = ln_backward_terms(x, y, dy, gamma, mean, rstd, relu, n, r, j);
         const int64_t i = r * n + j;
-        const double xh = ((double)x[i] - mean[r]) * rs;
-        const double d = relu && !(y[i] > 0.0f) ? 0.0 : dy[i];
-        const double g = gamma ? d * gamma[j] : d;
-        const double want = rs * (g - mg - xh * mgx);
-        const double scale = fabs(rs) * (fabs(g) + fabs(mg) + fabs(xh * mgx));
+        const double want = rs * (t.g - mg - t.xh * mgx);
+        const double scale = fabs(rs) * (fabs(t.g) + fabs(mg) + fabs(t.xh * mgx));
         FZ_CHECK(fz_near(dx[i], want, scale), "dx[%lld] = %.9g, expected %.9g", (long long)i,
                  dx[i], want);
       }
@@ -121,16 +131,14 @@ static void fuzz_layer_norm(fz_in *in) {
   /* Drawn before the arrays: a big shape uses up the input, and later draws would be 0. */
   const int want_dg = fz_chance(in, 200), want_db = fz_chance(in, 200);
   const int bad = rows < 0 || n < 1 || !(isfinite(eps) && eps >= 0.0f) || (relu != 0 && relu != 1);
-  const int64_t width = n > 0 ? n : 0, total = rows > 0 ? rows * width : 0;
+  const int64_t width = n > 0 ? n : 0, nr = rows > 0 ? rows : 0, total = nr * width;
 
   float *x = FZ_NEW(float, total), *gamma = with_gamma ? FZ_NEW(float, width) : NULL;
   float *beta = with_beta ? FZ_NEW(float, width) : NULL;
   fz_fill_floats(in, x, total, any);
   if (gamma) fz_fill_floats(in, gamma, width, any);
   if (beta) fz_fill_floats(in, beta, width, any);
-  float *y = FZ_NEW(float, total), *mean = FZ_NEW(float, rows > 0 ? rows : 0);
-  float *rstd = FZ_NEW(float, rows > 0 ? rows : 0);
-  const int64_t nr = rows > 0 ? rows : 0;
+  float *y = FZ_NEW(float, total), *mean = FZ_NEW(float, nr), *rstd = FZ_NEW(float, nr);
   fz_poison(y, total);
   fz_poison(mean, nr);
   fz_poison(rstd, nr);
@@ -156,8 +164,7 @@ static void fuzz_layer_norm(fz_in *in) {
     float *y2 = FZ_NEW(float, total);
     st = sl_layer_norm_fwd(rows, n, eps, x, gamma, beta, relu, y2, NULL, NULL);
     FZ_CHECK(st == SL_OK && fz_same_bits(y, y2, total), "y differs without mean and rstd");
-    const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(fz_other_threads());
+    const int32_t threads = fz_switch_threads();
     st = sl_layer_norm_fwd(rows, n, eps, x, gamma, beta, relu, y2, NULL, NULL);
     sl_set_num_threads(threads);
     FZ_CHECK(st == SL_OK && fz_same_bits(y, y2, total), "y depends on the thread count");
@@ -283,8 +290,7 @@ static void fuzz_scale_shift(fz_in *in) {
     /* The column sums do not depend on the thread count. */
     if (want_ds || want_dh) {
       float *ds2 = FZ_NEW(float, width), *dh2 = FZ_NEW(float, width);
-      const int32_t threads = sl_get_num_threads();
-      sl_set_num_threads(fz_other_threads());
+      const int32_t threads = fz_switch_threads();
       st = sl_scale_shift_bwd(rows, n, want_ds ? x : NULL, scale, dy, NULL, want_ds ? ds2 : NULL,
                               want_dh ? dh2 : NULL);
       sl_set_num_threads(threads);
@@ -402,8 +408,7 @@ static void fuzz_cross_entropy(fz_in *in) {
                  dl[b * nc + c], want);
       }
     }
-    const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(fz_other_threads());
+    const int32_t threads = fz_switch_threads();
     st = sl_cross_entropy_bwd(batch, n_classes, logits, labels, lse, dloss, stride, scale, dl2);
     sl_set_num_threads(threads);
     FZ_CHECK(st == SL_OK && fz_same_bits(dl, dl2, nb * nc), "dlogits depend on the thread count");
@@ -533,8 +538,7 @@ static void fuzz_dropout(fz_in *in) {
                "y[%lld] = %.9g, expected %.9g (p %g)", (long long)i, y[i], want, p);
     }
     /* The backward with the same seed applies the same mask: on dy = x it gives y again. */
-    const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(fz_other_threads());
+    const int32_t threads = fz_switch_threads();
     st = sl_dropout_bwd(n, p, seed, x, dx);
     sl_set_num_threads(threads);
     FZ_CHECK(st == SL_OK && fz_same_bits(y, dx, len), "the backward's mask is not the forward's");

@@ -78,8 +78,7 @@ static void fuzz_sgd(fz_in *in) {
     }
     /* Each element is its own computation: the thread count changes nothing. */
     float *p2 = dup(p0, len), *buf2 = dup(buf0, len);
-    const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(fz_other_threads());
+    const int32_t threads = fz_switch_threads();
     st = sl_sgd_step(n, lr, mom, damp, wd, nesterov, init, p2, g, mom != 0 ? buf2 : NULL);
     sl_set_num_threads(threads);
     FZ_CHECK(st == SL_OK && fz_same_bits(p, p2, len) && fz_same_bits(buf, buf2, len),
@@ -166,8 +165,7 @@ static void fuzz_adam(fz_in *in) {
                (long long)i, p[i], want);
     }
     float *p2 = dup(p0, len), *m2 = dup(m0, len), *v2 = dup(v0, len), *vmax2 = dup(vmax0, len);
-    const int32_t threads = sl_get_num_threads();
-    sl_set_num_threads(fz_other_threads());
+    const int32_t threads = fz_switch_threads();
     st = sl_adam_step(n, lr, b1, b2, eps, wd, decoupled, amsgrad, step, p2, g, m2, v2,
                       amsgrad ? vmax2 : NULL);
     sl_set_num_threads(threads);

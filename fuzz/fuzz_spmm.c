@@ -50,13 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (int32_t r = 0; r < n_out; r++) {
     const int row_density = fz_chance(&in, 32) ? fz_u8(&in) : density;
     for (int32_t c = 0; c < n_in && nnz < cap; c++) {
-      uint8_t roll;
-      if (huge) {
-        roll_state = roll_state * 1664525u + 1013904223u;
-        roll = (uint8_t)(roll_state >> 24);
-      } else {
-        roll = in.n > 0 ? fz_u8(&in) : (uint8_t)((c * 37 + r * 11) & 255);
-      }
+      const uint8_t roll = huge        ? fz_gen_u8(&roll_state)
+                           : in.n > 0    ? fz_u8(&in)
+                                         : (uint8_t)((c * 37 + r * 11) & 255);
       if (roll < row_density) tmp[nnz++] = c;
     }
     row_ptr[r + 1] = (int32_t)nnz;

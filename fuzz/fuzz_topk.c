@@ -26,19 +26,11 @@ static int64_t random_pattern(fz_in *in, int32_t n_rows, int32_t n_cols, int32_t
   const int density = fz_u8(in);
   int64_t nnz = 0;
   row_ptr[0] = 0;
-  /* Once the input is used up (big shapes), a generator rolls at a density of 1/8. */
+  /* Once the input is used up (big shapes), the generator rolls at a density of 1/8. */
   uint32_t state = 0x165667B1u ^ (uint32_t)n_cols;
   for (int32_t r = 0; r < n_rows; r++) {
-    for (int32_t c = 0; c < n_cols; c++) {
-      int in_pattern;
-      if (in->n > 0) {
-        in_pattern = fz_u8(in) < density;
-      } else {
-        state = state * 1664525u + 1013904223u;
-        in_pattern = (state >> 24) < 32;
-      }
-      if (in_pattern) col[nnz++] = c;
-    }
+    for (int32_t c = 0; c < n_cols; c++)
+      if (in->n > 0 ? fz_u8(in) < density : fz_gen_u8(&state) < 32) col[nnz++] = c;
     row_ptr[r + 1] = (int32_t)nnz;
   }
   *col_out = col;
@@ -117,6 +109,11 @@ static void fuzz_topk(fz_in *in) {
 
 /* -------------------------------------------------------- sl_dense_grad_topk ---- */
 
+/* An integer in [0, hi] from the input, or from the generator once the input is used up. */
+static int small_int(fz_in *in, uint32_t *state, int hi) {
+  return in->n > 0 ? (int)fz_range(in, 0, hi) : fz_gen_u8(state) % (hi + 1);
+}
+
 static void fuzz_dense_grad_topk(fz_in *in) {
   /* Now and then 2+ chunks of 65,536+ entries, where the key pass and the selection split a
    * chunk over threads, and from the second chunk on each thread packs its share of the
@@ -131,17 +128,9 @@ static void fuzz_dense_grad_topk(fz_in *in) {
   float *x = FZ_NEW(float, (int64_t)batch * n_in), *dy = FZ_NEW(float, (int64_t)batch * n_out);
   /* Small integers: G is exact, so the ranking and its ties are unambiguous. */
   uint32_t state = 0xD3A2646Cu ^ (uint32_t)n_in;
-  for (int64_t i = 0; i < (int64_t)batch * (n_in + n_out); i++) {
-    int v;
-    if (in->n > 0) {
-      v = (int)fz_range(in, 0, 6);
-    } else { /* big shapes: the input is used up */
-      state = state * 1664525u + 1013904223u;
-      v = (int)((state >> 24) % 7);
-    }
-    if (i < (int64_t)batch * n_in) x[i] = (float)(v - 3);
-    else dy[i - (int64_t)batch * n_in] = (float)(v % 5 - 2);
-  }
+  for (int64_t i = 0; i < (int64_t)batch * n_in; i++) x[i] = (float)(small_int(in, &state, 6) - 3);
+  for (int64_t i = 0; i < (int64_t)batch * n_out; i++)
+    dy[i] = (float)(small_int(in, &state, 4) - 2);
   const int with_nan = batch > 0 && n_in > 0 && fz_chance(in, 8);
   if (with_nan) x[fz_range(in, 0, (int64_t)batch * n_in - 1)] = NAN;
   int64_t k = huge ? absent / (32 + fz_u8(in) % 200) : fz_range(in, 0, absent);
