@@ -83,7 +83,7 @@ export {
   setCudaSyncChecks,
 } from "./lib/backend/cuda.ts";
 export { LibraryError, NativeError, NonFiniteLossError, ShapeError } from "./lib/errors.ts";
-export { getNumThreads, setNumThreads } from "./ffi/library.ts";
+export { getNumThreads, kernelScratchPeakBytes, setNumThreads } from "./ffi/library.ts";
 
 // Modules
 export {
@@ -147,6 +147,8 @@ export {
   pruneAndGrowExtraBytes,
   type PruneAndGrowSize,
   setMemoryCheck,
+  type SparseKernelCall,
+  sparseKernelScratch,
   sparseLinearActivations,
   sparseLinearMemory,
   type SparseLinearShape,

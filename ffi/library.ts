@@ -11,7 +11,7 @@ import { describeValue, LibraryError, NativeError } from "../lib/errors.ts";
 import { type Symbols, symbols } from "./symbols.ts";
 
 /** The ABI version this TypeScript code was written for (SL_ABI_VERSION in sparselinear.h). */
-export const EXPECTED_ABI_VERSION = 5;
+export const EXPECTED_ABI_VERSION = 6;
 
 /** The loaded CPU library's symbols. */
 export type NativeLibrary = Deno.DynamicLibrary<Symbols>["symbols"];
@@ -201,4 +201,15 @@ function checkThreadsVariable(): void {
 /** The number of threads native kernels use (SL_NUM_THREADS or all cores by default). */
 export function getNumThreads(): number {
   return native().sl_get_num_threads();
+}
+
+/**
+ * The most bytes of working memory the CPU kernels held at once since the last reset, as they
+ * asked for them (what `sparseKernelScratch` in the memory model predicts per call; blocks of
+ * 1 MiB and more are mapped rounded up to 2 MiB pages, and up to 256 MiB of them stay mapped
+ * between calls). `reset: true` then restarts the measurement. GEMMs run by OpenBLAS keep their
+ * own buffers, not counted.
+ */
+export function kernelScratchPeakBytes(options: { reset?: boolean } = {}): number {
+  return Number(native().sl_scratch_peak_bytes(options.reset ? 1 : 0));
 }

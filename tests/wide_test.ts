@@ -123,8 +123,11 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     4 * 64 * 1e6 + 8 * 1e7,
   );
   assert.throws(() => sparseLinearActivations(30, 100, 9, { nnz: -1 }), RangeError);
-  // Batch 1: the forward's output scratch, or per-thread copies of dx for the input gradient.
-  assert.equal(sparseLinearActivations(100, 30, 1, { threads: 2 }).kernelScratch, 4 * 2 * 100);
+  // Batch 1: the forward's output scratch, or per-thread copies of dx for the input gradient
+  // (one copy where the kernel runs on one thread: connections + outputs below 2^17).
+  assert.equal(sparseLinearActivations(100, 30, 1, { threads: 2 }).kernelScratch, 4 * 100);
+  const wide1 = { threads: 2, nnz: 2e5 };
+  assert.equal(sparseLinearActivations(1000, 300, 1, wide1).kernelScratch, 4 * 2 * 1000);
   assert.equal(
     sparseLinearActivations(30, 100, 1, { inputGrad: false, threads: 2 }).kernelScratch,
     4 * 100,
@@ -134,7 +137,7 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
   const previous = getNumThreads();
   try {
     setNumThreads(16);
-    assert.equal(sparseLinearActivations(100, 30, 1).kernelScratch, 4 * 16 * 100);
+    assert.equal(sparseLinearActivations(1000, 300, 1, { nnz: 2e5 }).kernelScratch, 4 * 16 * 1000);
   } finally {
     setNumThreads(previous);
   }

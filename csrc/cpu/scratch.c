@@ -16,6 +16,8 @@
  */
 #include "scratch.h"
 
+#include "sparselinear.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,7 @@
 typedef struct {
   size_t mapped; /* bytes of the mapping (0: from malloc, `base` is malloc's pointer) */
   void *base;
+  int64_t asked; /* bytes the caller asked for, for sl_scratch_peak_bytes */
 } header;
 
 typedef struct {
@@ -52,6 +55,29 @@ static slot slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static header *header_of(void *p) { return (header *)((char *)p - ALIGN); }
+
+/* Bytes asked for by the blocks held now, and the most held at once since the last reset:
+ * what the memory model's kernel-scratch estimate (lib/nn/memory.ts) predicts, so that a test
+ * can hold the two together. Atomics, not the lock: small blocks never take it. */
+static int64_t held_bytes;
+static int64_t peak_bytes;
+
+/* Counts a block handed out (its header written) and returns it. */
+static char *hand_out(char *block, int64_t bytes) {
+  header_of(block)->asked = bytes;
+  const int64_t now = __atomic_add_fetch(&held_bytes, bytes, __ATOMIC_RELAXED);
+  int64_t peak = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+  while (now > peak &&
+         !__atomic_compare_exchange_n(&peak_bytes, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return block;
+}
+
+int64_t sl_scratch_peak_bytes(int32_t reset) {
+  const int64_t peak = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
+  if (reset) __atomic_store_n(&peak_bytes, __atomic_load_n(&held_bytes, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  return peak;
+}
 
 /* A fresh 2 MiB-aligned mapping of `mapped` bytes (a multiple of HUGE), advised huge. */
 static char *map_huge(size_t mapped) {
@@ -84,7 +110,7 @@ void *sl_scratch_get(int64_t bytes) {
     header *h = header_of(block);
     h->mapped = 0;
     h->base = base;
-    return block;
+    return hand_out(block, bytes);
   }
   const size_t mapped = ((size_t)bytes + ALIGN + HUGE - 1) & ~(HUGE - 1);
   char *found = NULL;
@@ -99,12 +125,14 @@ void *sl_scratch_get(int64_t bytes) {
     found = slots[best].block;
   }
   pthread_mutex_unlock(&lock);
-  return found != NULL ? found : map_huge(mapped);
+  if (found == NULL) found = map_huge(mapped);
+  return found != NULL ? hand_out(found, bytes) : NULL;
 }
 
 void sl_scratch_put(void *p) {
   if (p == NULL) return;
   header *h = header_of(p);
+  __atomic_sub_fetch(&held_bytes, h->asked, __ATOMIC_RELAXED);
   if (h->mapped == 0) {
     free(h->base);
     return;

@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 5
+#define SL_ABI_VERSION 6
 
 typedef int32_t sl_status;
 enum {
@@ -67,6 +67,13 @@ SL_API sl_status sl_set_num_threads(int32_t n);
 SL_API int32_t sl_get_num_threads(void);
 /* 1 when GEMM runs on a CBLAS (OpenBLAS), 0 for the portable fallback. */
 SL_API int32_t sl_has_cblas(void);
+/*
+ * Kernel scratch (CPU library): the most bytes of working memory the kernels held at once since
+ * the last reset, counted as asked for (blocks on 2 MiB pages are mapped rounded up, and up to
+ * 256 MiB of them stay mapped between calls). reset != 0 then restarts the measurement from the
+ * bytes held now. GEMMs run by OpenBLAS keep their own buffers, not counted here.
+ */
+SL_API int64_t sl_scratch_peak_bytes(int32_t reset);
 
 /* ------------------------------------------------------- sparse format ---- */
 

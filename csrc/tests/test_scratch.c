@@ -1,13 +1,14 @@
 /*
  * test_scratch.c — the kernels' scratch blocks (csrc/cpu/scratch.c): alignment, every byte
- * usable, large blocks reused between calls, concurrent holders get distinct blocks, and
- * blocks above the cache limit still work.
+ * usable, large blocks reused between calls, concurrent holders get distinct blocks, blocks
+ * above the cache limit still work, and sl_scratch_peak_bytes counts what is held.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../cpu/scratch.h"
+#include "sparselinear.h"
 
 #include "expect.h"
 
@@ -51,6 +52,26 @@ int main(void) {
   }
   sl_scratch_put(NULL);
   EXPECT(sl_scratch_get(-1) == NULL, "sl_scratch_get(-1) must be NULL");
+
+  /* The peak counts bytes as asked for, held at once (small and huge-page blocks alike), and a
+   * reset restarts it from what is held then. */
+  sl_scratch_peak_bytes(1);
+  EXPECT(sl_scratch_peak_bytes(0) == 0, "peak %lld with nothing held",
+         (long long)sl_scratch_peak_bytes(0));
+  char *small = get_and_fill(1000, 3);
+  char *big = get_and_fill((3 << 20) + 5, 4);
+  sl_scratch_put(small);
+  char *other = get_and_fill(200, 5);
+  const int64_t peak = sl_scratch_peak_bytes(1);
+  EXPECT(peak == 1000 + (3 << 20) + 5, "peak %lld, expected %lld", (long long)peak,
+         (long long)(1000 + (3 << 20) + 5));
+  EXPECT(sl_scratch_peak_bytes(0) == (3 << 20) + 5 + 200, "after a reset: %lld",
+         (long long)sl_scratch_peak_bytes(0));
+  sl_scratch_put(big);
+  sl_scratch_put(other);
+  sl_scratch_peak_bytes(1);
+  EXPECT(sl_scratch_peak_bytes(0) == 0, "every block given back, peak %lld",
+         (long long)sl_scratch_peak_bytes(0));
 
   if (failures) fprintf(stderr, "test_scratch: %d failure(s)\n", failures);
   else printf("test_scratch: ok\n");

@@ -10,4 +10,6 @@ export const coreSymbols = {
   sl_get_num_threads: { parameters: [], result: "i32" },
   // int32_t sl_has_cblas(void)
   sl_has_cblas: { parameters: [], result: "i32" },
+  // int64_t sl_scratch_peak_bytes(int32_t reset)
+  sl_scratch_peak_bytes: { parameters: ["i32"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;

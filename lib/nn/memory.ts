@@ -232,6 +232,29 @@ export function kernelTileColumns(batch: number): number {
   return batch >= 64 ? 64 : Math.ceil(batch / 8) * 8;
 }
 
+/**
+ * Bytes of values up to which the input gradient through the CSC view reads them in place,
+ * through the permutation (they stay in cache), instead of gathering them into CSC order in
+ * scratch first (csrc/cpu/spmm.c: VALUES_IN_CACHE).
+ */
+export const VALUES_IN_CACHE = 2 ** 20;
+
+/**
+ * Threads the CSR input-gradient kernel keeps a private copy for (csrc/cpu/spmm.c): one below
+ * the work at which it goes parallel (batch 1: connections + rows < 2¹⁷, SERIAL_WORK_B1;
+ * batched: (connections + in + out) · W < 2¹⁹, SERIAL_WORK_BATCHED), else `threads` (batch 1:
+ * at most its parts, one per 8192 units of work, `choose_parts`).
+ */
+function csrInputGradientTeam(shape: SparseLinearShape, w: number, threads: number): number {
+  const { inFeatures: nIn, outFeatures: nOut, nnz } = shape;
+  if (w === 0) {
+    const work = nnz + nOut;
+    if (threads <= 1 || work < 2 ** 17) return 1;
+    return Math.min(threads, Math.max(1, Math.min(threads * 8, Math.floor(work / 8192), 512)));
+  }
+  return (nnz + nIn + nOut) * w < 2 ** 19 ? 1 : threads;
+}
+
 /** The SparseLinear kernel calls whose scratch `sparseKernelScratch` sizes. */
 export type SparseKernelCall =
   | "forward"
@@ -244,9 +267,12 @@ export type SparseKernelCall =
  * Bytes of scratch one CPU kernel call maps (csrc/cpu/spmm.c), with W = `kernelTileColumns(B)`:
  * the forward's and the SDDMM's feature-major panel of x, `4·W·in` (batch 1: `4·out`, none);
  * both gradients at once, the panel of dY and the values and dW in CSC order, `4·W·out + 8·nnz`;
- * the input gradient alone through the CSC view, `4·W·out + 4·nnz` (batch 1: `4·in`), or from
- * the CSR pattern, `4·W·(in + out) + 4·out·(T + 1)` (batch 1: `4·T·in`, per-thread copies).
- * T = `threads`, by default the library's current thread count.
+ * the input gradient alone through the CSC view, `4·W·out`, plus `4·nnz` for the values in CSC
+ * order when they exceed `VALUES_IN_CACHE` (batch 1: `4·in`), or from the CSR pattern,
+ * `4·W·(in + out) + 4·out·(T + 1)` (batch 1: `4·T·in`, per-thread copies), T = `threads` (by
+ * default the library's current thread count) or 1 where the kernel runs on one thread.
+ * tests/kernel_scratch_test.ts holds these sizes
+ * to what the kernels hold (`kernelScratchPeakBytes`).
  */
 export function sparseKernelScratch(
   call: SparseKernelCall,
@@ -265,9 +291,10 @@ export function sparseKernelScratch(
     case "both gradients":
       return 4 * w * nOut + 8 * nnz;
     case "input gradient (CSC view)":
-      return one ? 4 * nIn : 4 * w * nOut + 4 * nnz;
+      return one ? 4 * nIn : 4 * w * nOut + (4 * nnz > VALUES_IN_CACHE ? 4 * nnz : 0);
     case "input gradient (CSR pattern)": {
-      const t = threads ?? getNumThreads(); // asked only here: the one size that depends on it
+      // Asked only here: the one size that depends on the thread count.
+      const t = csrInputGradientTeam(shape, one ? 0 : w, threads ?? getNumThreads());
       return one ? 4 * t * nIn : 4 * w * (nIn + nOut) + 4 * nOut * (t + 1);
     }
   }
