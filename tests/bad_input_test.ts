@@ -380,7 +380,7 @@ row("module options out of range", () => {
   rejects(
     () => new ActivationSparsity({ beta: -1 }),
     RangeError,
-    /beta must be a finite number >= 0, got -1/,
+    /beta must be a finite number >= 0, got -1$/,
   );
   rejects(
     () => new ActivationSparsity({ features: 0 }),

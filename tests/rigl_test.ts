@@ -710,3 +710,20 @@ Deno.test("a SET run resumes from a checkpoint on a layer built with another see
     /seed must be an integer in \[0, 2\^32\)/,
   );
 });
+
+Deno.test("drop count: k = floor(f(t)·nnz) where f(t)·nnz is a whole number only up to float noise", () => {
+  // f(4) = 0.3/2·(1 + cos(π/3)) = 0.225 and 0.225·120 = 27, but in doubles 26.999999999999996.
+  const layer = new SparseLinear(20, 10, {
+    sparsity: 0.4,
+    seed: 3,
+    dynamic: true,
+    growth: "set",
+    deltaT: 4,
+    tEnd: 12,
+    alpha: 0.3,
+  });
+  assert.equal(layer.nnz, 120);
+  assert.ok(dropFraction(4, 0.3, 12) * 120 < 27, "the product this test is about");
+  for (let t = 1; t < 4; t++) assert.equal(layer.dynamicSparsity!.step(), null);
+  assert.equal(layer.dynamicSparsity!.step()!.k, 27);
+});

@@ -18,6 +18,7 @@ import { ShapeError } from "../errors.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { full, zeros } from "../creation.ts";
+import { floorTolerant } from "../tolerant_floor.ts";
 import { Module, type StateValue } from "./module.ts";
 
 const INT32_MAX = 2147483647;
@@ -171,7 +172,7 @@ function checkBoostStrength(value: number, name: string): number {
   if (!(Number.isFinite(Math.fround(value)) && value >= 0)) {
     throw new RangeError(
       `${name} must be a finite number >= 0, got ${value}${
-        Number.isFinite(value) ? " (beyond float32's largest, 3.4e38)" : ""
+        value > 0 && Number.isFinite(value) ? " (beyond float32's largest, 3.4e38)" : ""
       }`,
     );
   }
@@ -179,20 +180,12 @@ function checkBoostStrength(value: number, name: string): number {
 }
 
 /**
- * floor(v), forgiving the float noise of the products that compute k, such as
- * (1 − 0.9)·10 = 0.9999999999999998: a few units in the last place of v, not a fraction of
- * a unit (1098900.999 floors to 1098900).
- */
-function floorTolerant(v: number): number {
-  return Math.floor(v + 8 * Number.EPSILON * Math.max(1, Math.abs(v)));
-}
-
-/**
  * K-Winners activation sparsity as a layer (nupic.torch `KWinners`, keeping the seed's
  * `actSparsity`, `alpha`, `beta` arguments).
  *
  * - k = floor((1 − actSparsity)·F) winners per sample over the last dimension of any-rank input;
- *   every position of the leading dimensions is one sample.
+ *   every position of the leading dimensions is one sample. (nupic rounds instead,
+ *   `round(percent_on·F)`: 4 winners of 10 at actSparsity 0.65 there, 3 here.)
  * - Winners are chosen on boosted values `x·exp(β·(k/F − dutyCycle))`; the output keeps the raw
  *   values of the winners, zeros elsewhere; the gradient flows through the winners only.
  * - `dutyCycle` (buffer [F], each in [0, 1]) is updated in training mode only:

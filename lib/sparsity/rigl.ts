@@ -17,6 +17,9 @@
  * Steps are counted by explicit calls to `layer.dynamicSparsity.step()` (or
  * `stepDynamicSparsity(model)` for every dynamic layer of a model), once per training
  * iteration, after `loss.backward()`: step t = the number of such calls so far (1, 2, ...).
+ * So the first update comes at the ΔT-th iteration, with f(ΔT); google-research/rigl counts
+ * its global step from 0 and also updates at iteration 0 (with f(0) = α), so its updates come
+ * one iteration later than these and it has one more.
  * Forward calls are not counted (a model may run several forwards per iteration, e.g. with
  * gradient accumulation or a validation pass). RigL needs the gradient of the current batch:
  * when the coming step is an update step, each training-mode forward records its input and
@@ -59,6 +62,7 @@
 import { record } from "../autograd.ts";
 import { isGradEnabled } from "../autograd.ts";
 import { numberOption } from "../options.ts";
+import { floorTolerant } from "../tolerant_floor.ts";
 import { checkAllocation } from "../memory_check.ts";
 import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
 import { registeredStateCount } from "../optim/param_state.ts";
@@ -569,7 +573,7 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     const problem = this.stepProblem();
     if (problem !== null) throw new Error(problem);
     const f = dropFraction(t, this.alpha, this.tEnd);
-    const k = Math.floor(f * this.#layer.pattern.nnz);
+    const k = floorTolerant(f * this.#layer.pattern.nnz);
     let source: GrowthSource;
     if (this.growth === "rigl") {
       const batches = this.#recorded.filter((r) => r.dy !== null);

@@ -11,6 +11,13 @@
  * [1e-5, 5], starting at 1, until `|Σ P − r| ≤ 10` for the target `r = round((1 − s)·in·out)`
  * connections.
  *
+ * The write-up states the distance as `d = ||i − j| − ½|out − in||` on 1-based labels. For
+ * in = out the two are the same; for in ≠ out they agree on the side of the diagonal where the
+ * smaller layer is centred, but the written form also puts a second, mirrored band where
+ * `i − j` has the other sign (784 → 2000: inputs 608 and up would connect to outputs ~608 below
+ * them too). The seed's code, whose models and results this library reproduces, draws the one
+ * band of the centred positions, and so does this module.
+ *
  * The seed materialised `in × out` probability matrices (in chunks of 1e8). Here P depends only on
  * the diagonal `t = a − b`, so Σ P is a sum over the `in + out − 1` diagonals weighted by how
  * many pairs each holds, and each diagonal is sampled with geometric skips (the gap to the next
