@@ -33,6 +33,12 @@ export interface CudaLibrary {
 
 let loaded: CudaLibrary | undefined;
 
+/**
+ * Entries of the CPU symbol table that describe the CPU library itself, not kernels: the CUDA
+ * library has no counterpart, and lacking them is not a missing kernel.
+ */
+const CPU_LIBRARY_ONLY: ReadonlySet<string> = new Set(["sl_scratch_peak_bytes"]);
+
 /** The CUDA symbol table: every CPU kernel (optional) and the device family (required). */
 function cudaTable(): Deno.ForeignLibraryInterface {
   const table: Record<string, Deno.ForeignFunction> = {};
@@ -73,11 +79,14 @@ export function cudaLibrary(): CudaLibrary {
   const missing: string[] = [];
   for (const name of Object.keys(symbols)) {
     if (raw[name] === null || raw[name] === undefined) {
-      missing.push(name);
+      const cpuOnly = CPU_LIBRARY_ONLY.has(name);
+      if (!cpuOnly) missing.push(name);
       kernels[name] = () => {
         throw new LibraryError(
-          `${name} is not implemented by the CUDA library at ${path}: rebuild it from this ` +
-            "version, or run this operation on the CPU",
+          cpuOnly
+            ? `${name} describes the CPU library; the CUDA library has no counterpart`
+            : `${name} is not implemented by the CUDA library at ${path}: rebuild it from this ` +
+              "version, or run this operation on the CPU",
         );
       };
     } else {
