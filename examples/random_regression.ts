@@ -9,7 +9,8 @@
  * loss summed over all elements; plain gradient descent `p -= lr · grad` (SGD without
  * momentum) with lr 1e-4 for the dense model and 1e-3 for the sparse one (the notebook: sparse
  * models want a larger rate); 500 steps; both losses printed every 100 steps, after the
- * step's forward and before its update (the notebook's `t % 100 == 99`).
+ * step's forward and before its update (the notebook's `t % 100 == 99`), each line led by
+ * its step number (the notebook's lines had none).
  *
  * The notebook printed, for its random draw:
  * ```
@@ -51,7 +52,7 @@ export interface RegressionOptions {
   every?: number;
   /** Seed of data and initial weights (default 0). */
   seed?: number;
-  /** Called with each report (default: prints the notebook's line). */
+  /** Called with each report (default: prints the notebook's line, led by the step). */
   report?: (r: RegressionReport) => void;
 }
 
@@ -63,7 +64,8 @@ export function runRegression(options: RegressionOptions = {}): RegressionReport
   const report = options.report ??
     ((r: RegressionReport) =>
       console.log(
-        `Dense model loss: ${r.dense.toFixed(3)}; Sparse model loss: ${r.sparse.toFixed(3)}`,
+        `step ${String(r.step).padStart(String(steps).length)}: ` +
+          `Dense model loss: ${r.dense.toFixed(3)}; Sparse model loss: ${r.sparse.toFixed(3)}`,
       ));
   const [n, dIn, h, dOut] = [64, 200, 1000, 10];
   const gen = new Generator(seed);

@@ -520,7 +520,9 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
       `SGD lr ${a.lr}, momentum 0.9${spec.nesterov ? ", Nesterov" : ""}; batch ${a.batchSize}; ` +
       `${a.epochs} epoch${a.epochs === 1 ? "" : "s"}; seed ${a.seed}; device ${a.device}, ` +
       `${getNumThreads()} thread${getNumThreads() === 1 ? "" : "s"}\n` +
-      `MNIST: ${trainCount} training images (${train.length} steps per epoch), ` +
+      `MNIST: ${trainCount} training images (${train.length} ${
+        train.length === 1 ? "step" : "steps"
+      } per epoch), ` +
       `${mnist.test.count} test images; loaded in ${loadSeconds.toFixed(2)} s, model built in ` +
       `${buildSeconds.toFixed(2)} s\n`,
   );

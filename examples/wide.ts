@@ -513,7 +513,7 @@ async function riglStage(
     batch: o.batch,
   });
   const report = await rec.run(
-    `RigL update ${n}×${n}: ${chunks} chunks of ${chunkRows} rows`,
+    `RigL update ${n}×${n}: ${chunks} ${chunks === 1 ? "chunk" : "chunks"} of ${chunkRows} rows`,
     held + act.input + extra,
     () => layer.dynamicSparsity!.step(),
     (r) => `k ${r?.k.toLocaleString("en-US")}, dense gradient ${(n * n).toExponential(0)} entries`,
@@ -566,7 +566,9 @@ async function riglStage(
   const perEntry = update / (n * n);
   console.log(
     `\nRigL cost: the update took ${update.toFixed(1)} s for ${(n * n).toExponential(0)} ` +
-      `dense-gradient entries in ${chunks} chunks (${(chunks * gemm).toFixed(1)} s of it GEMM: ` +
+      `dense-gradient entries in ${chunks} ${chunks === 1 ? "chunk" : "chunks"} (${
+        (chunks * gemm).toFixed(1)
+      } s of it GEMM: ` +
       `${chunks} × ${gemm.toFixed(3)} s). At 1,000,000 × 1,000,000 the dense gradient has ` +
       `10^12 entries = ${wideChunks} chunks of ${
         Math.floor(o.maxSize / 1e6)

@@ -68,9 +68,17 @@ export function openChecked<S extends Deno.ForeignLibraryInterface>(
   try {
     lib = Deno.dlopen(path, table);
   } catch (err) {
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+      throw new LibraryError(
+        `sparselinear's kernels are a native library (${path}), and loading one needs FFI ` +
+          "permission: run Deno with --allow-ffi (or -A)",
+      );
+    }
+    // Deno repeats "Could not open library: " from the dynamic loader's message.
+    const reason = (err as Error).message.replace(/^(Could not open library: )+/, "");
     throw new LibraryError(
-      `Could not load the native library at ${path}: ${(err as Error).message}. ` +
-        "It may be stale or built for another ABI; rebuild it with `deno task build`.",
+      `Could not load the native library at ${path}: ${reason}. ` +
+        "It may be stale, damaged or built for another ABI; rebuild it with `deno task build`.",
     );
   }
   const abi = (lib.symbols as unknown as { sl_abi_version: () => number }).sl_abi_version();

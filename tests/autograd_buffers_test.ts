@@ -182,6 +182,7 @@ Deno.test("the pool keeps at most its limit, newer lengths displacing older ones
     assert.equal(pooledMemoryBytes(), 0);
     assert.throws(() => setPooledMemoryLimit(-1), RangeError);
     assert.throws(() => setPooledMemoryLimit(1.5), /whole number of bytes/);
+    assert.throws(() => setPooledMemoryLimit("1" as unknown as number), TypeError);
   } finally {
     setPooledMemoryLimit(saved);
     releasePooledMemory();

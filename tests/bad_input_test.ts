@@ -822,6 +822,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "bad input: loading the library without FFI permission names the flag",
+  ignore: !canRun,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const script = join(dir, "load.ts");
+      await Deno.writeTextFile(script, LOAD_AND_REPORT);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", "--allow-read", "--allow-env", script],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.match(text, /ERROR LibraryError: .*needs FFI permission: run Deno with --allow-ffi/);
+      assert.doesNotMatch(text, /stale/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "bad input: SL_NUM_THREADS that is not a thread count; setNumThreads out of range",
   ignore: !canRun,
   fn: async () => {

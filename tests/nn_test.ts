@@ -298,6 +298,13 @@ Deno.test("Dropout module: identity in eval mode, reproducible from its seed", (
   a.eval();
   assert.equal(a.forward(x), x);
   assertThrows(() => new Dropout(-0.1), RangeError, /Dropout p must be a probability/);
+  // Not numbers: TypeErrors that show the value as what it is.
+  assertThrows(() => new Dropout("0.5" as unknown as number), TypeError, /got the string "0\.5"/);
+  assertThrows(
+    () => new Dropout({ p: 0.5 } as unknown as number),
+    TypeError,
+    /Dropout p must be a number in \[0, 1\], got Object/,
+  );
 });
 
 // ---------------------------------------------------------------------------- ScaleShift ----

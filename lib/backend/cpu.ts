@@ -4,6 +4,7 @@
  */
 import { check, native, ptr } from "../../ffi/library.ts";
 import { checkAllocation } from "../memory_check.ts";
+import { numberOption } from "../options.ts";
 import {
   allocationLog,
   type Backend,
@@ -58,6 +59,7 @@ export function pooledMemoryLimit(): number {
 
 /** Sets `pooledMemoryLimit()` (bytes, ≥ 0), dropping the oldest pooled arrays above it. */
 export function setPooledMemoryLimit(bytes: number): void {
+  numberOption(bytes, "setPooledMemoryLimit() bytes"); // "1" is a TypeError, not a range
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new RangeError(`setPooledMemoryLimit() needs a whole number of bytes ≥ 0, got ${bytes}`);
   }

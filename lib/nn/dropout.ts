@@ -14,13 +14,14 @@ import { getBackend } from "../backend/mod.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
 
 function checkProbability(p: unknown, what: string): number {
-  if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
-    throw new RangeError(`${what} must be a probability in [0, 1], got ${String(p)}`);
+  const v = numberOption(p, what, undefined, "[0, 1]"); // "0.5", { p: 0.5 }: TypeErrors
+  if (!(v >= 0 && v <= 1)) {
+    throw new RangeError(`${what} must be a probability in [0, 1], got ${v}`);
   }
-  return p;
+  return v;
 }
 
 /** Draws a 64-bit mask seed from a generator. */
