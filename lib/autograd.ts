@@ -7,6 +7,7 @@
  */
 import { allocationLog, type Device, type Storage } from "./backend/backend.ts";
 import { describeValue } from "./errors.ts";
+import { checkOptionKeys } from "./options.ts";
 import { getBackend } from "./backend/mod.ts";
 import { gradSlot, type Tensor } from "./tensor.ts";
 
@@ -152,6 +153,7 @@ export function runBackward(
   accumulate: (into: Tensor | null, add: Tensor) => Tensor,
   options: BackwardOptions = {},
 ): void {
+  checkOptionKeys(options, ["retainGraph"], "backward()");
   const order = topologicalOrder(root);
   for (const t of order) {
     if (t.gradFn?.released) {

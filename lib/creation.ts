@@ -8,7 +8,7 @@ import { HostStorage } from "./backend/cpu.ts";
 import { ShapeError } from "./errors.ts";
 import { type Generator, generatorFrom } from "./random.ts";
 import { checkShape, numel, shapeString, Tensor } from "./tensor.ts";
-import { booleanOption } from "./options.ts";
+import { booleanOption, checkOptionKeys } from "./options.ts";
 import { checkAllocation } from "./memory_check.ts";
 
 /** Options shared by the creators. */
@@ -24,6 +24,9 @@ export interface RandomOptions extends CreateOptions {
   /** Seed or generator; the same seed gives the same tensor. Default: a random seed. */
   seed?: number | Generator;
 }
+
+const CREATE_OPTIONS = ["requiresGrad", "device"];
+const RANDOM_OPTIONS = [...CREATE_OPTIONS, "seed"];
 
 /** Nested arrays of numbers. */
 export type NestedNumbers = number | NestedNumbers[];
@@ -73,6 +76,7 @@ export function tensor(
   shape?: readonly number[],
   options: CreateOptions = {},
 ): Tensor {
+  checkOptionKeys(options, CREATE_OPTIONS, "tensor()");
   let host: Float32Array;
   let inferred: readonly number[];
   if (data instanceof Float32Array) {
@@ -103,10 +107,21 @@ export function tensor(
 
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
-  const checked = checkShape(shape);
   if (typeof value !== "number") {
     throw new TypeError(`full() value must be a number, got ${typeof value}`);
   }
+  return filled(shape, value, options, "full()");
+}
+
+/** `full` under the name of the creator the caller called, for its errors. */
+function filled(
+  shape: readonly number[],
+  value: number,
+  options: CreateOptions,
+  owner: string,
+): Tensor {
+  checkOptionKeys(options, CREATE_OPTIONS, owner);
+  const checked = checkShape(shape);
   const host = hostArray(checked);
   // A new array is already zeros: filling it anyway would touch every page of a huge one.
   if (value !== 0) host.fill(value);
@@ -130,12 +145,12 @@ function hostArray(shape: readonly number[]): Float32Array {
 
 /** A tensor of zeros. */
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
-  return full(shape, 0, options);
+  return filled(shape, 0, options, "zeros()");
 }
 
 /** A tensor of ones. */
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
-  return full(shape, 1, options);
+  return filled(shape, 1, options, "ones()");
 }
 
 /**
@@ -149,6 +164,7 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
  * ```
  */
 export function rand(shape: readonly number[], options: RandomOptions = {}): Tensor {
+  checkOptionKeys(options, RANDOM_OPTIONS, "rand()");
   const checked = checkShape(shape);
   const host = generatorFrom(options.seed).fillUniform(hostArray(checked), 0, 1);
   return place(host, checked, options);
@@ -156,6 +172,7 @@ export function rand(shape: readonly number[], options: RandomOptions = {}): Ten
 
 /** Standard normal samples. */
 export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
+  checkOptionKeys(options, RANDOM_OPTIONS, "randn()");
   const checked = checkShape(shape);
   const host = generatorFrom(options.seed).fillNormal(hostArray(checked));
   return place(host, checked, options);

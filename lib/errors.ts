@@ -49,8 +49,31 @@ export class NonFiniteLossError extends Error {
  * that "must be an Int32Array, got …" says what was passed instead.
  */
 export function describeValue(value: unknown): string {
-  if (value === null) return "null";
+  if (value === null || value === undefined) return String(value);
   if (typeof value === "object") return (value as object).constructor?.name ?? "object";
   if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
   return `${typeof value} ${String(value)}`;
+}
+
+/**
+ * A TypeError naming `what` unless `value` is an object (arrays included): a missing argument
+ * would otherwise surface as "Cannot read properties of undefined" somewhere inside.
+ * `expected` says what to pass, e.g. "{ inFeatures, outFeatures, nnz }".
+ */
+export function requireObject(value: unknown, what: string, expected: string): void {
+  if (value === null || typeof value !== "object") {
+    throw new TypeError(`${what} must be ${expected}, got ${describeValue(value)}`);
+  }
+}
+
+/**
+ * A TypeError naming `what` unless `value` is a module: anything with `namedModules()`, as every
+ * `Module` has (checked by shape, not `instanceof`, so that this file imports no module code).
+ */
+export function requireModule(value: unknown, what: string): void {
+  if (typeof (value as { namedModules?: unknown } | null)?.namedModules !== "function") {
+    throw new TypeError(
+      `${what} must be a Module (e.g. a Sequential or a SparseLinear), got ${describeValue(value)}`,
+    );
+  }
 }

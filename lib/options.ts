@@ -38,10 +38,17 @@ export function numberOption(
 }
 
 /**
+ * PyTorch/NumPy option names that are spelt differently here, not just in case: the
+ * snake_case/case rule below cannot guess them (`randn(shape, { generator })` takes `seed`).
+ */
+const ALIASES: Readonly<Record<string, string>> = { generator: "seed", keepdims: "keepDim" };
+
+/**
  * A TypeError for a key of `options` that is not one of `known`: JavaScript would otherwise
  * ignore a misspelt option and quietly use the default (the seed's `small_world: true` built
  * random connectivity). Suggests the camelCase name when the key is its snake_case or differs
- * only in case (`Tend` → `tEnd`). Also a TypeError when `options` is not an object.
+ * only in case (`Tend` → `tEnd`), or ours for a PyTorch name in `ALIASES`. Also a TypeError
+ * when `options` is not an object.
  */
 export function checkOptionKeys(options: unknown, known: readonly string[], owner: string): void {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
@@ -50,7 +57,8 @@ export function checkOptionKeys(options: unknown, known: readonly string[], owne
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
     const camel = key.replace(/_+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-    const guess = known.find((k) => k.toLowerCase() === camel.toLowerCase());
+    const alias = Object.hasOwn(ALIASES, key) ? ALIASES[key] : undefined;
+    const guess = known.find((k) => k.toLowerCase() === camel.toLowerCase() || k === alias);
     throw new TypeError(
       `${owner} has no option "${key}"${guess ? ` (did you mean "${guess}"?)` : ""}; ` +
         `its options are ${known.join(", ")}`,

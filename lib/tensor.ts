@@ -9,6 +9,7 @@ import type { Device, Storage } from "./backend/backend.ts";
 import { getBackend } from "./backend/mod.ts";
 import { elementCount, HostStorage } from "./backend/cpu.ts";
 import { describeValue, ShapeError } from "./errors.ts";
+import { formatValues } from "./tensor_format.ts";
 
 /** Number of elements of a shape. */
 export function numel(shape: readonly number[]): number {
@@ -116,6 +117,12 @@ export class Tensor {
   }
   /** Wraps storage; prefer the creators (`tensor`, `zeros`, ...). */
   constructor(storage: Storage, shape: readonly number[], requiresGrad = false) {
+    if (typeof (storage as Partial<Storage> | null)?.toHost !== "function") {
+      throw new TypeError(
+        `Tensor storage must be a Storage, got ${describeValue(storage)} (for numbers or a ` +
+          "Float32Array use tensor() or fromFloat32())",
+      );
+    }
     const checked = checkShape(shape);
     if (numel(checked) !== storage.length) {
       throw new ShapeError(
@@ -248,11 +255,30 @@ export class Tensor {
     noGrad(() => runBackward(this, seed, accumulateGrad, options));
   }
 
-  /** Short description, e.g. `Tensor(shape=[2, 3], device=cpu, requiresGrad=true)`. */
+  /**
+   * A printout as PyTorch's: the values (summarised with "..." above 1000 elements), then
+   * shape, device and `requiresGrad` or `gradFn`. Never throws: a tensor whose memory was
+   * released says so instead of its values.
+   */
   toString(): string {
-    return `Tensor(shape=${
-      shapeString(this.shape)
-    }, device=${this.device}, requiresGrad=${this.requiresGrad})`;
+    const flags = this.gradFn !== null
+      ? `, gradFn=${this.gradFn.name}`
+      : this.requiresGrad
+      ? ", requiresGrad=true"
+      : "";
+    const tail = `shape=${shapeString(this.shape)}, device=${this.device}${flags})`;
+    let values: string;
+    try {
+      values = formatValues(this, "Tensor(".length);
+    } catch (err) {
+      values = `<values unreadable: ${(err as Error).message}>`;
+    }
+    return `Tensor(${values}, ${tail}`;
+  }
+
+  /** What `console.log(tensor)` prints in Deno: the `toString()` printout. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
   }
 }
 

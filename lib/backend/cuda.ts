@@ -19,6 +19,7 @@ import { cudaCheck, type CudaLibrary, cudaLibrary } from "../../ffi/cuda_library
 import { ptr, readCString } from "../../ffi/library.ts";
 import { MemcpyKind } from "../../ffi/symbols/device.ts";
 import { LibraryError } from "../errors.ts";
+import { checkOptionKeys } from "../options.ts";
 import {
   allocationLog,
   type Backend,
@@ -406,6 +407,7 @@ export function releaseCudaCache(): number {
  * few hundred MB of device allocations, or `dispose()` what you no longer need.
  */
 export async function reclaimDeviceMemory(options: { collect?: boolean } = {}): Promise<number> {
+  checkOptionKeys(options, ["collect"], "reclaimDeviceMemory()");
   const before = live.bytes;
   if (options.collect) {
     // Short-lived objects fill the young generation, whose collection finds the dead tensors

@@ -9,6 +9,7 @@ import { HostStorage } from "../backend/cpu.ts";
 import { ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 /** Options of `batches`. */
 export interface BatchOptions {
@@ -30,6 +31,8 @@ export interface BatchOptions {
    */
   reuseBuffers?: boolean;
 }
+
+const BATCH_OPTIONS = ["batchSize", "shuffle", "seed", "dropLast", "device", "reuseBuffers"];
 
 /** One mini-batch. */
 export interface Batch<Y> {
@@ -90,10 +93,11 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
     this.#yExample = yExample;
     this.count = count;
     this.batchSize = options.batchSize;
-    this.#shuffle = options.shuffle ?? false;
-    this.#dropLast = options.dropLast ?? false;
+    // `shuffle: "false"` would shuffle by truthiness: booleans only.
+    this.#shuffle = booleanOption(options.shuffle, "batches() shuffle", false);
+    this.#dropLast = booleanOption(options.dropLast, "batches() dropLast", false);
     this.#device = options.device;
-    this.#reuse = options.reuseBuffers ?? true;
+    this.#reuse = booleanOption(options.reuseBuffers, "batches() reuseBuffers", true);
     this.#generator = this.#shuffle ? generatorFrom(options.seed) : null;
     this.#order = new Int32Array(count);
     this.length = this.#dropLast
@@ -202,6 +206,7 @@ export function batches(
   if (options === null || typeof options !== "object") {
     throw new TypeError("batches() needs an options object with batchSize");
   }
+  checkOptionKeys(options, BATCH_OPTIONS, "batches()");
   const { batchSize } = options;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);

@@ -13,6 +13,8 @@
  */
 import { gunzipSync } from "node:zlib";
 import { FormatError } from "../io/format_error.ts";
+import { checkPath } from "../io/atomic_write.ts";
+import { describeValue, requireObject } from "../errors.ts";
 
 /** Element types of IDX files. */
 export type IdxDType = "uint8" | "int8" | "int16" | "int32" | "float32" | "float64";
@@ -173,6 +175,7 @@ const ARRAY_OF: Record<IdxDType, new (n: number) => IdxArray> = {
 
 /** Serializes an array as IDX bytes (uncompressed). */
 export function encodeIdx(idx: IdxData): Uint8Array {
+  requireObject(idx, "encodeIdx() idx", "{ dtype, shape, data }");
   const type = TYPES.find((t) => t.dtype === idx.dtype);
   if (type === undefined) {
     throw new TypeError(
@@ -183,6 +186,11 @@ export function encodeIdx(idx: IdxData): Uint8Array {
   }
   if (!(idx.data instanceof ARRAY_OF[idx.dtype])) {
     throw new TypeError(`IDX dtype ${idx.dtype} needs a ${ARRAY_OF[idx.dtype].name}`);
+  }
+  if (!Array.isArray(idx.shape)) {
+    throw new TypeError(
+      `encodeIdx() shape must be an array of integers, got ${describeValue(idx.shape)}`,
+    );
   }
   if (idx.shape.length > 255) throw new RangeError("An IDX file holds at most 255 dimensions");
   let count = 1;
@@ -232,6 +240,7 @@ export function encodeIdx(idx: IdxData): Uint8Array {
 
 /** Reads an IDX file (plain or gzip-compressed). Errors name the path. */
 export async function readIdx(path: string): Promise<IdxData> {
+  checkPath(path, "readIdx() path");
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -243,6 +252,7 @@ export async function readIdx(path: string): Promise<IdxData> {
 
 /** Synchronous `readIdx`. */
 export function readIdxSync(path: string): IdxData {
+  checkPath(path, "readIdxSync() path");
   let bytes: Uint8Array;
   try {
     bytes = Deno.readFileSync(path);

@@ -6,6 +6,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { describeValue } from "../errors.ts";
 
 /** Makes the temporary name: hidden, next to the target (same file system, so rename is atomic). */
 function temporaryPath(path: string): string {
@@ -19,9 +20,13 @@ function describe(path: string, err: unknown): Error {
   return new Error(`Cannot write "${path}": ${reason}`, { cause: err });
 }
 
-function checkPath(path: string): void {
+/**
+ * A TypeError unless `path` is a non-empty string (`what` names it in the message): Deno would
+ * otherwise try to open "undefined" or "" and report a missing file.
+ */
+export function checkPath(path: unknown, what = "Path"): asserts path is string {
   if (typeof path !== "string" || path === "") {
-    throw new TypeError(`Path must be a non-empty string, got ${JSON.stringify(path)}`);
+    throw new TypeError(`${what} must be a non-empty string, got ${describeValue(path)}`);
   }
 }
 

@@ -24,7 +24,7 @@
  * tensor, and not held exactly by a number) are refused.
  * @module
  */
-import { writeFileAtomic, writeFileAtomicSync } from "./atomic_write.ts";
+import { checkPath, writeFileAtomic, writeFileAtomicSync } from "./atomic_write.ts";
 import { type Json, JsonNumber, JsonObject, readJson, show } from "./json_as_written.ts";
 import { FormatError } from "./format_error.ts";
 
@@ -563,6 +563,7 @@ function readExactlySync(file: Deno.FsFile, into: Uint8Array, path: string): voi
  * data is read; each tensor is read straight into its own array (no whole-file copy).
  */
 export async function loadSafetensors(path: string): Promise<Safetensors> {
+  checkPath(path);
   checkHostEndianness();
   const source = `"${path}"`;
   let file: Deno.FsFile | undefined;
@@ -592,6 +593,7 @@ export async function loadSafetensors(path: string): Promise<Safetensors> {
 
 /** Synchronous `loadSafetensors`. */
 export function loadSafetensorsSync(path: string): Safetensors {
+  checkPath(path);
   checkHostEndianness();
   const source = `"${path}"`;
   let file: Deno.FsFile | undefined;

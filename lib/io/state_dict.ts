@@ -17,6 +17,10 @@ import {
   toInt32,
 } from "./safetensors.ts";
 import { HostStorage } from "../backend/cpu.ts";
+import { requireModule, requireObject } from "../errors.ts";
+import { checkPath } from "./atomic_write.ts";
+
+const STATE_DICT = "a state dict (an object mapping names to tensors, e.g. model.stateDict())";
 
 /** Options of `saveStateDict`. */
 export interface SaveStateOptions {
@@ -40,6 +44,7 @@ export function stateDictToSafetensors(
   state: StateDict,
   options: Pick<SaveStateOptions, "indexDType"> = {},
 ): Record<string, SafeTensor> {
+  requireObject(state, "stateDictToSafetensors() state", STATE_DICT);
   const indexDType = options.indexDType ?? "I64";
   if (indexDType !== "I64" && indexDType !== "I32") {
     throw new RangeError(`indexDType must be "I64" or "I32", got ${JSON.stringify(indexDType)}`);
@@ -72,6 +77,12 @@ export function safetensorsToStateDict(
   like: StateDict = {},
   options: { strict?: boolean; source?: string } = {},
 ): StateDict {
+  requireObject(
+    tensors,
+    "safetensorsToStateDict() tensors",
+    "an object mapping names to safetensors entries (e.g. loadSafetensors(path).tensors)",
+  );
+  requireObject(like, "safetensorsToStateDict() like", STATE_DICT);
   const strict = options.strict ?? true;
   const source = options.source ?? "Checkpoint";
   const state = Object.create(null) as StateDict;
@@ -116,6 +127,10 @@ export async function saveStateDict(
   path: string,
   options: SaveStateOptions = {},
 ): Promise<void> {
+  if (!isModule(module)) {
+    requireObject(module, "saveStateDict() module", `a Module or ${STATE_DICT}`);
+  }
+  checkPath(path, "saveStateDict() path");
   const state = isModule(module) ? module.stateDict({ optional: options.optional }) : module;
   const metadata = { format: "pt", ...options.metadata };
   await saveSafetensors(path, stateDictToSafetensors(state, options), metadata);
@@ -132,6 +147,8 @@ export async function loadStateDict(
   path: string,
   options: LoadStateOptions = {},
 ): Promise<void> {
+  requireModule(module, "loadStateDict() module");
+  checkPath(path, "loadStateDict() path");
   const file = await loadSafetensors(path);
   const state = safetensorsToStateDict(file.tensors, module.stateDict(), {
     strict: options.strict,

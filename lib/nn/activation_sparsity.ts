@@ -48,6 +48,7 @@ export interface KWinnersOptions {
  * ```
  */
 export function kWinners(x: Tensor, k: number, options: KWinnersOptions = {}): Tensor {
+  checkOptionKeys(options, ["dutyCycle", "boostStrength", "dutyCycleRate"], "kWinners()");
   if (!(x instanceof Tensor)) throw new TypeError("kWinners() input must be a Tensor");
   if (x.ndim < 1) {
     throw new ShapeError("kWinners() needs an input with at least one dimension, got a scalar");

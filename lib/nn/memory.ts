@@ -45,6 +45,8 @@
 import { MAX_INT32 } from "../sparsity/pattern.ts";
 import { expectedConnectionCount } from "../sparsity/random.ts";
 import { IndexTensor } from "../tensor.ts";
+import { checkOptionKeys } from "../options.ts";
+import { requireObject } from "../errors.ts";
 import { getNumThreads } from "../../ffi/library.ts";
 import { type AvailableMemory, checkMemoryFits, formatBytes } from "../memory_check.ts";
 
@@ -180,7 +182,13 @@ export function sparseLinearMemory(
   shape: SparseLinearShape,
   options: LayerStateOptions = {},
 ): LayerMemoryEstimate {
+  requireObject(shape, "sparseLinearMemory() shape", "{ inFeatures, outFeatures, nnz, bias? }");
   checkShape(shape);
+  checkOptionKeys(
+    options,
+    ["gradients", "indices", "optimizer", "cscView"],
+    "sparseLinearMemory()",
+  );
   const { inFeatures, outFeatures, nnz } = shape;
   const hasBias = shape.bias ?? true;
   const optimizer = options.optimizer ?? "none";
@@ -313,6 +321,7 @@ export function sparseLinearActivations(
   batch: number,
   options: { inputGrad?: boolean; nnz?: number; threads?: number } = {},
 ): ActivationEstimate {
+  checkOptionKeys(options, ["inputGrad", "nnz", "threads"], "sparseLinearActivations()");
   checkCount(inFeatures, "inFeatures", 1);
   checkCount(outFeatures, "outFeatures", 1);
   checkCount(batch, "batch", 1);

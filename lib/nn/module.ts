@@ -8,6 +8,7 @@ import type { Device } from "../backend/backend.ts";
 import { describeValue, ShapeError } from "../errors.ts";
 import { markParameterReplaced } from "../optim/param_state.ts";
 import { gradSlot, type IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 /** One entry of a state dict: float parameters/buffers or integer index buffers. */
 export type StateValue = Tensor | IndexTensor;
@@ -51,6 +52,8 @@ export interface NamedOptions {
   /** List an object reached along several paths once, under its first name (default true). */
   removeDuplicate?: boolean;
 }
+
+const NAMED_OPTIONS = ["removeDuplicate"];
 
 /**
  * The prefix of the dotted names under a caller's `prefix`: "model" names "model.0.weight", as
@@ -103,6 +106,7 @@ export abstract class Module {
     value: StateValue,
     options: { optional?: boolean } = {},
   ): void {
+    checkOptionKeys(options, ["optional"], "registerBuffer()");
     this.#buffers.set(name, value);
     if (options.optional) this.#optionalBuffers.add(name);
     else this.#optionalBuffers.delete(name);
@@ -137,6 +141,7 @@ export abstract class Module {
    * PyTorch's `named_parameters()`; `{ removeDuplicate: false }` lists every name.
    */
   namedParameters(prefix = "", options: NamedOptions = {}): [string, Tensor][] {
+    checkOptionKeys(options, NAMED_OPTIONS, "namedParameters()");
     const out: [string, Tensor][] = [];
     for (const [path, m] of this.#visit(namePrefix(prefix), options)) {
       for (const [name, p] of m.#parameters) if (p !== null) out.push([path + name, p]);
@@ -151,6 +156,7 @@ export abstract class Module {
 
   /** Every buffer of this module and its descendants, with dotted names (each once by default). */
   namedBuffers(prefix = "", options: NamedOptions = {}): [string, StateValue][] {
+    checkOptionKeys(options, NAMED_OPTIONS, "namedBuffers()");
     const out: [string, StateValue][] = [];
     for (const [path, m] of this.#visit(namePrefix(prefix), options)) {
       for (const [name, b] of m.ownNamedBuffers()) out.push([path + name, b]);
@@ -168,6 +174,7 @@ export abstract class Module {
    * comes once, under its first name (as PyTorch), unless `{ removeDuplicate: false }`.
    */
   namedModules(prefix = "", options: NamedOptions = {}): [string, Module][] {
+    checkOptionKeys(options, NAMED_OPTIONS, "namedModules()");
     const out = [...this.#tree(namePrefix(prefix))].map(([path, m]): [string, Module] => [
       path.replace(/\.$/, ""),
       m,
@@ -212,12 +219,15 @@ export abstract class Module {
 
   /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
   stateDict(options: StateDictOptions = {}): StateDict {
+    checkOptionKeys(options, ["optional"], "stateDict()");
+    // `optional: "false"` or 0 would keep the optional state: booleans only.
+    const optional = booleanOption(options.optional, "stateDict() optional", true);
     const out: StateDict = {};
     // Every name, as PyTorch: a shared module's state is saved under each of its paths.
     const all = { removeDuplicate: false };
     for (const [name, p] of this.namedParameters("", all)) out[name] = p;
     for (const [name, b] of this.namedBuffers("", all)) out[name] = b;
-    if (options.optional === false) {
+    if (!optional) {
       for (const key of this.#optionalKeys()) delete out[key];
     }
     return out;
@@ -263,7 +273,8 @@ export abstract class Module {
    * `{ strict: false }` keys may be missing or unexpected: the result lists them.
    */
   loadStateDict(state: StateDict, options: LoadStateOptions = {}): LoadStateResult {
-    const strict = options.strict ?? true;
+    checkOptionKeys(options, ["strict"], "loadStateDict()");
+    const strict = booleanOption(options.strict, "loadStateDict() strict", true);
     if (state === null || typeof state !== "object") {
       throw new TypeError("loadStateDict() needs an object mapping names to tensors");
     }

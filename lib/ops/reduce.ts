@@ -7,7 +7,7 @@
 import { record } from "../autograd.ts";
 import { numel, type Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkTensor, int64Arg, normalizeAxis } from "./_util.ts";
-import { booleanOption } from "../options.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 /** Options of `sum` and `mean`. */
 export interface ReduceOptions {
@@ -15,15 +15,19 @@ export interface ReduceOptions {
   keepDim?: boolean;
 }
 
+const REDUCE_OPTIONS = ["keepDim"];
+
 function reduce(
   x: Tensor,
   axis: number | undefined,
-  options: ReduceOptions,
+  options: ReduceOptions | undefined,
   name: string,
   isMean: boolean,
 ): Tensor {
   checkTensor(x, `${name}() x`);
-  const keepDim = booleanOption(options.keepDim, `${name}() keepDim`, false);
+  // Every training step reduces: no options (the common call) costs no check and no object.
+  if (options !== undefined) checkOptionKeys(options, REDUCE_OPTIONS, `${name}()`);
+  const keepDim = booleanOption(options?.keepDim, `${name}() keepDim`, false);
   const backend = backendOf(x);
   const k = backend.kernels;
   let outer: number, len: number, inner: number, outShape: number[];
@@ -86,7 +90,7 @@ function reduce(
  * // 21 [5, 7, 9] [2, 1]
  * ```
  */
-export function sum(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
+export function sum(x: Tensor, axis?: number, options?: ReduceOptions): Tensor {
   return reduce(x, axis, options, "sum", false);
 }
 
@@ -98,6 +102,6 @@ export function sum(x: Tensor, axis?: number, options: ReduceOptions = {}): Tens
  * console.log(mean(tensor([[1, 2], [3, 4]]), 1).toNested()); // [1.5, 3.5]
  * ```
  */
-export function mean(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
+export function mean(x: Tensor, axis?: number, options?: ReduceOptions): Tensor {
   return reduce(x, axis, options, "mean", true);
 }

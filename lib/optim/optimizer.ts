@@ -6,7 +6,7 @@
  * @module
  */
 import { getBackend } from "../backend/mod.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { checkAllocation } from "../memory_check.ts";
 import { Module } from "../nn/module.ts";
 import { gradSlot, shapeString, Tensor } from "../tensor.ts";
@@ -22,7 +22,10 @@ export type ParamsInput = Iterable<Tensor> | Module;
 /** An optimizer's saved state: `state.<i>.<name>` for parameter i, as float tensors. */
 export type OptimizerState = Record<string, Tensor>;
 
-/** Checks that an option is a finite number inside a range; throws a RangeError naming it. */
+/**
+ * Checks that an option is a finite number inside a range; throws a RangeError naming it, or a
+ * TypeError when it is not a number at all ("0.1" is a string, not a value out of range).
+ */
 export function checkOption(
   value: unknown,
   name: string,
@@ -35,6 +38,11 @@ export function checkOption(
   if (bad) {
     const lo = min === undefined ? "(-inf" : `[${min}`;
     const hi = max === undefined ? "inf)" : `${max}${maxExclusive ? ")" : "]"}`;
+    if (typeof value !== "number") {
+      throw new TypeError(
+        `Invalid ${name}: ${describeValue(value)}; it must be a number in ${lo}, ${hi}`,
+      );
+    }
     throw new RangeError(`Invalid ${name}: ${String(value)}; it must be in ${lo}, ${hi}`);
   }
   return value as number;
@@ -56,12 +64,20 @@ export abstract class Optimizer {
 
   /** Collects the parameters and checks the learning rate. */
   constructor(params: ParamsInput, lr: number) {
+    const iterable = typeof (params as Partial<Iterable<Tensor>> | null)?.[Symbol.iterator] ===
+      "function";
+    if (!(params instanceof Module) && (!iterable || typeof params === "string")) {
+      throw new TypeError(
+        `${new.target.name} params must be a Module or an array of Tensors (model.parameters()), ` +
+          `got ${describeValue(params)}`,
+      );
+    }
     const list = params instanceof Module ? params.parameters() : [...params];
     if (list.length === 0) throw new RangeError("Optimizer got an empty parameter list");
     const seen = new Set<Tensor>();
     list.forEach((p, i) => {
       if (!(p instanceof Tensor)) {
-        throw new TypeError(`Optimizer parameter ${i} must be a Tensor, got ${typeof p}`);
+        throw new TypeError(`Optimizer parameter ${i} must be a Tensor, got ${describeValue(p)}`);
       }
       if (seen.has(p)) throw new RangeError(`Optimizer parameter ${i} appears more than once`);
       seen.add(p);

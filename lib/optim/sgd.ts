@@ -51,6 +51,10 @@ export class SGD extends Optimizer {
       throw new TypeError("SGD needs an options object with at least { lr }");
     }
     checkOptionKeys(options, ["lr", "momentum", "dampening", "nesterov", "weightDecay"], "SGD");
+    // SGD has no default learning rate (as torch.optim.SGD): say so rather than "Invalid lr".
+    if (options.lr === undefined) {
+      throw new TypeError("SGD needs lr, the learning rate (a number >= 0), e.g. { lr: 0.1 }");
+    }
     super(params, options.lr);
     // The ranges torch.optim.SGD accepts: momentum >= 0, any (finite) dampening.
     this.momentum = checkOption(options.momentum ?? 0, "momentum", { min: 0 });

@@ -12,6 +12,7 @@ import {
   px,
   textWidth,
 } from "./svg.ts";
+import { requireObject } from "../errors.ts";
 
 /** One line of a chart. */
 export interface ChartSeries {
@@ -88,6 +89,7 @@ function range(values: number[]): [number, number] {
  * ```
  */
 export function lineChart(options: LineChartOptions): string {
+  requireObject(options, "lineChart() options", "an object { series: [{ name, values }], ... }");
   const { series } = options;
   if (!Array.isArray(series) || series.length === 0) {
     throw new TypeError("lineChart() needs series: a non-empty array of { name, values }");

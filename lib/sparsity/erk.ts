@@ -9,7 +9,7 @@
  * the largest `p_l` turns dense in one round.
  * @module
  */
-import { booleanOption } from "../options.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 /**
  * A layer's weight shape in PyTorch order: `[out, in]` for a linear layer, `[out, in, ...kernel]`
@@ -79,6 +79,7 @@ export function erkSparsities(
   options: ErkOptions = {},
 ): number[] {
   checkLayers(layers);
+  checkOptionKeys(options, ["erk", "powerScale", "custom"], "erkSparsities()");
   if (typeof density !== "number" || !(density > 0 && density <= 1)) {
     throw new RangeError(`density must be in (0, 1], got ${density}`);
   }

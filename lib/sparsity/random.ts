@@ -10,7 +10,7 @@
  * to approximate sparsity above 1e8 entries; this never does.
  * @module
  */
-import { numberOption } from "../options.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, SparsePattern } from "./pattern.ts";
 
@@ -90,6 +90,7 @@ export function randomConnectivity(
   nnz: number,
   options: RandomConnectivityOptions = {},
 ): SparsePattern {
+  checkOptionKeys(options, ["seed"], "randomConnectivity()");
   const total = inFeatures * outFeatures;
   if (!(Number.isInteger(nnz) && nnz >= 1 && nnz <= total)) {
     throw new RangeError(`nnz must be an integer in [1, in · out = ${total}], got ${nnz}`);

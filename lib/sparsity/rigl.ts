@@ -68,6 +68,7 @@ import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
 import { registeredStateCount } from "../optim/param_state.ts";
 import { SparsePattern } from "./pattern.ts";
 import { Tensor } from "../tensor.ts";
+import { requireModule } from "../errors.ts";
 import {
   csrDropGrow,
   denseGradTopk,
@@ -633,6 +634,7 @@ export interface ModuleTree {
  * by module name.
  */
 export function stepDynamicSparsity(model: ModuleTree): Map<string, UpdateReport> {
+  requireModule(model, "stepDynamicSparsity() model");
   const schedules: [string, DynamicSparsity][] = [];
   for (const [name, module] of model.namedModules()) {
     const schedule = (module as MaybeDynamic).dynamicSparsity;

@@ -35,6 +35,7 @@ import { type Generator, generatorFrom } from "../random.ts";
 import { IndexTensor } from "../tensor.ts";
 import { MAX_INT32 } from "./pattern.ts";
 import { checkSparsity } from "./random.ts";
+import { checkOptionKeys } from "../options.ts";
 
 /** Lower end of the λ search interval (the seed's `L`). */
 export const SMALL_WORLD_LAMBDA_MIN = 1e-5;
@@ -231,6 +232,7 @@ export function smallWorldPattern(
   sparsity: number,
   options: SmallWorldOptions = {},
 ): SmallWorldPattern {
+  checkOptionKeys(options, ["seed"], "smallWorldPattern()");
   const nIn = checkFeatures(inFeatures, "inFeatures");
   const nOut = checkFeatures(outFeatures, "outFeatures");
   const s = checkSparsity(sparsity);
@@ -326,6 +328,7 @@ export function smallWorldConnectivity(
   sparsity: number,
   options: SmallWorldOptions = {},
 ): IndexTensor {
+  checkOptionKeys(options, ["seed"], "smallWorldConnectivity()");
   const { rowPtr, colIdx } = smallWorldPattern(inFeatures, outFeatures, sparsity, options);
   const nnz = colIdx.length;
   const data = new Int32Array(2 * nnz);

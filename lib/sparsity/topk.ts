@@ -11,6 +11,7 @@
 import { checkHostCsr, float32Array, int32Array } from "./host_arrays.ts";
 import { check, native, ptr } from "../../ffi/library.ts";
 import { MAX_INT32 } from "./pattern.ts";
+import { checkOptionKeys } from "../options.ts";
 
 /** Options of `topk`. */
 export interface TopkOptions {
@@ -40,6 +41,7 @@ function checkCount(k: number, what: string, max: number, maxWhat: string): void
  */
 export function topk(scores: Float32Array, k: number, options: TopkOptions = {}): Int32Array {
   float32Array(scores, "topk() scores");
+  checkOptionKeys(options, ["smallest", "abs"], "topk()");
   checkCount(k, "k", scores.length, "the number of scores");
   if (scores.length > MAX_INT32) {
     throw new RangeError(`topk() takes at most ${MAX_INT32} scores, got ${scores.length}`);

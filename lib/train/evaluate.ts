@@ -4,6 +4,7 @@
  * @module
  */
 import { noGrad } from "../autograd.ts";
+import { describeValue, requireModule } from "../errors.ts";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor.ts";
 import { countCorrect, RunningMetrics } from "./metrics.ts";
@@ -46,6 +47,23 @@ export interface EvaluateOptions {
 }
 
 /**
+ * Checks that `source` (named `what`, e.g. "fit() train") is an iterable of batches, with a
+ * `length` when `needsLength` (the progress bar's total).
+ */
+export function checkBatchSource(source: unknown, what: string, needsLength: boolean): void {
+  const iterable = source !== null && typeof source === "object" &&
+    typeof (source as Iterable<unknown>)[Symbol.iterator] === "function";
+  const length = iterable ? (source as { length?: unknown }).length : undefined;
+  if (!iterable || (needsLength && !(Number.isInteger(length) && (length as number) >= 0))) {
+    throw new TypeError(
+      `${what} must be an iterable of batches${
+        needsLength ? " with a length" : ""
+      } (e.g. batches(x, y, ...)), got ${describeValue(source)}`,
+    );
+  }
+}
+
+/**
  * Runs `model` over `data` in evaluation mode under `noGrad`, then restores the mode the model
  * was in. With `Int32Array` targets and `[batch, classes]` outputs the accuracy is counted.
  * @example
@@ -63,6 +81,13 @@ export function evaluate<Y>(
   loss: LossFunction<Y>,
   options: EvaluateOptions = {},
 ): EvaluationResult {
+  requireModule(model, "evaluate() model");
+  checkBatchSource(data, "evaluate() data", false);
+  if (typeof loss !== "function") {
+    throw new TypeError(
+      `evaluate() loss must be a function (e.g. crossEntropy), got ${describeValue(loss)}`,
+    );
+  }
   const start = performance.now();
   const wasTraining = model.training;
   model.eval();

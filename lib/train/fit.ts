@@ -14,11 +14,11 @@
  * @module
  */
 import { cudaDeviceInfo, cudaMemoryStats, reclaimDeviceMemory } from "../backend/cuda.ts";
-import { NonFiniteLossError } from "../errors.ts";
-import { checkOptionKeys } from "../options.ts";
+import { NonFiniteLossError, requireModule, requireObject } from "../errors.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 import type { Module } from "../nn/module.ts";
 import { DynamicSparsity, stepDynamicSparsity } from "../sparsity/rigl.ts";
-import { type BatchSource, evaluate, type LossFunction } from "./evaluate.ts";
+import { type BatchSource, checkBatchSource, evaluate, type LossFunction } from "./evaluate.ts";
 import { countCorrect, RunningMetrics } from "./metrics.ts";
 import { ProgressBar, type ProgressOptions } from "./progress.ts";
 import { formatBytes } from "./summary.ts";
@@ -117,6 +117,11 @@ function formatAccuracy(accuracy: number | null): string {
 
 /** One line describing an epoch, e.g. for logs. */
 export function formatEpoch(stats: EpochStats, epochs: number): string {
+  requireObject(stats, "formatEpoch() stats", "an EpochStats object (an entry of fit()'s history)");
+  for (const key of ["epoch", "trainLoss", "trainSeconds", "rssBytes"] as const) {
+    numberOption(stats[key], `formatEpoch() stats.${key}`);
+  }
+  checkEpochs(epochs);
   const width = String(epochs).length;
   const head = `epoch ${String(stats.epoch).padStart(width)}/${epochs}`;
   const train = `train loss ${stats.trainLoss.toFixed(4)}${formatAccuracy(stats.trainAccuracy)}`;
@@ -126,20 +131,6 @@ export function formatEpoch(stats: EpochStats, epochs: number): string {
   const time = `  |  ${stats.trainSeconds.toFixed(2)} s` +
     (stats.testLoss === null ? "" : ` (+${stats.testSeconds.toFixed(2)} s test)`);
   return `${head}  ${train}${test}${time}  RSS ${formatBytes(stats.rssBytes)}`;
-}
-
-/** Checks that `source` is what fit() iterates: batches (with a `length` for the progress). */
-function checkBatchSource(source: unknown, name: string, needsLength: boolean): void {
-  const iterable = source !== null && typeof source === "object" &&
-    typeof (source as Iterable<unknown>)[Symbol.iterator] === "function";
-  const length = iterable ? (source as { length?: unknown }).length : undefined;
-  if (!iterable || (needsLength && !(Number.isInteger(length) && (length as number) >= 0))) {
-    throw new TypeError(
-      `fit() ${name} must be an iterable of batches${
-        needsLength ? " with a length" : ""
-      } (e.g. batches(x, y, ...))`,
-    );
-  }
 }
 
 function checkEpochs(epochs: unknown): number {
@@ -188,6 +179,7 @@ const FIT_OPTIONS = [
  * ```
  */
 export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<FitResult> {
+  requireModule(model, "fit() model");
   if (options === null || typeof options !== "object") {
     throw new TypeError("fit() needs an options object { optimizer, loss, train, epochs }");
   }
@@ -200,8 +192,8 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
   if (typeof loss !== "function") throw new TypeError("fit() loss must be a function");
   // Everything is checked before the first step: a bad option found after an epoch would leave
   // the model trained and the run lost.
-  checkBatchSource(train, "train", true);
-  if (test !== undefined) checkBatchSource(test, "test", false);
+  checkBatchSource(train, "fit() train", true);
+  if (test !== undefined) checkBatchSource(test, "fit() test", false);
   for (const name of ["log", "onEpochEnd", "afterBackward"] as const) {
     const value = options[name];
     if (value !== undefined && value !== null && typeof value !== "function") {

@@ -3,8 +3,8 @@
  * of steps (no per-step history is kept).
  * @module
  */
-import { ShapeError } from "../errors.ts";
-import { shapeString, type Tensor } from "../tensor.ts";
+import { describeValue, ShapeError } from "../errors.ts";
+import { shapeString, Tensor } from "../tensor.ts";
 
 /**
  * Number of rows of `logits` `[batch, classes]` whose largest entry is at `labels[row]` (the
@@ -13,6 +13,13 @@ import { shapeString, type Tensor } from "../tensor.ts";
  * the CPU.
  */
 export function countCorrect(logits: Tensor, labels: Int32Array): number {
+  if (!(logits instanceof Tensor)) {
+    throw new TypeError(
+      `countCorrect() logits must be a Tensor of shape [batch, classes], got ${
+        describeValue(logits)
+      }`,
+    );
+  }
   if (logits.ndim !== 2) {
     throw new ShapeError(
       `Accuracy needs logits of shape [batch, classes], got ${shapeString(logits.shape)}`,
@@ -20,7 +27,9 @@ export function countCorrect(logits: Tensor, labels: Int32Array): number {
   }
   const [batch, classes] = logits.shape;
   if (!(labels instanceof Int32Array)) {
-    throw new TypeError("Accuracy needs labels as an Int32Array of class indices");
+    throw new TypeError(
+      `Accuracy needs labels as an Int32Array of class indices, got ${describeValue(labels)}`,
+    );
   }
   if (labels.length !== batch) {
     throw new ShapeError(`Accuracy got ${labels.length} labels for a batch of ${batch} logits`);

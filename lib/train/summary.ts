@@ -5,6 +5,7 @@
  */
 import type { Module } from "../nn/module.ts";
 import { IndexTensor, type Tensor } from "../tensor.ts";
+import { describeValue, requireModule } from "../errors.ts";
 
 /** One layer's row of the summary. */
 export interface LayerSummary {
@@ -73,6 +74,7 @@ function summarizeLayer(name: string, m: Module): LayerSummary {
 
 /** Summarises `model`: its layers (leaves and containers with own state) and totals. */
 export function summarize(model: Module): ModelSummary {
+  requireModule(model, "summarize() model");
   const layers: LayerSummary[] = [];
   for (const [name, m] of model.namedModules()) {
     const isLeaf = m.namedChildren().length === 0;
@@ -113,9 +115,18 @@ export interface SummaryTableOptions {
   optimizerBytesPerParameter?: number;
 }
 
+/** Whether `value` is what `summarize()` returns (a module has no `layers` array of its own). */
+function isModelSummary(value: unknown): value is ModelSummary {
+  const s = value as Partial<ModelSummary> | null;
+  return typeof s === "object" && s !== null && Array.isArray(s.layers) &&
+    typeof s.parameters === "number" && typeof s.connections === "number" &&
+    typeof s.bytes === "number";
+}
+
 /**
  * The summary as a text table (layer, description, parameters, connections, memory), then the
- * totals; gradients take as many bytes as the parameters during training.
+ * totals; gradients take as many bytes as the parameters during training. Takes the model or,
+ * for a model already summarised, the result of `summarize(model)`.
  * @example
  * ```ts
  * import { Linear, ReLU, Sequential, summaryTable } from "@sparselinear/sparselinear";
@@ -123,8 +134,20 @@ export interface SummaryTableOptions {
  * console.log(summaryTable(model).includes("Total")); // true
  * ```
  */
-export function summaryTable(model: Module, options: SummaryTableOptions = {}): string {
-  const s = summarize(model);
+export function summaryTable(
+  model: Module | ModelSummary,
+  options: SummaryTableOptions = {},
+): string {
+  // A module is recognised first: a Module subclass may well have a `layers` field.
+  const isModule = typeof (model as Partial<Module> | null)?.namedModules === "function";
+  if (!isModule && !isModelSummary(model)) {
+    throw new TypeError(
+      `summaryTable() model must be a Module or the result of summarize(model), got ${
+        describeValue(model)
+      }`,
+    );
+  }
+  const s = isModule ? summarize(model as Module) : model as ModelSummary;
   const rows = s.layers.map((l) => [
     l.name,
     l.description.split("\n")[0],

@@ -1,0 +1,192 @@
+/**
+ * Arguments of the wrong kind (missing, undefined, a summary for a model, ...) get a TypeError
+ * naming the argument and what it takes, never a raw JavaScript error from inside; the right
+ * kind still works. Also the tensor printout (`String(t)`, `console.log(t)`).
+ */
+import assert from "node:assert/strict";
+import type { HostStorage } from "../lib/backend/cpu.ts";
+import * as sl from "../mod.ts";
+
+// deno-lint-ignore no-explicit-any
+const U = undefined as any;
+
+/** Asserts `fn` throws a TypeError whose message matches each of `patterns`. */
+function assertTypeError(fn: () => unknown, ...patterns: RegExp[]): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof TypeError, `expected a TypeError, got ${err}`);
+    for (const p of patterns) assert.match(err.message, p);
+    assert.doesNotMatch(err.message, /Cannot (read|convert)|is not (iterable|a function)/);
+    return true;
+  });
+}
+
+async function assertRejectsTypeError(fn: () => Promise<unknown>, ...patterns: RegExp[]) {
+  await assert.rejects(fn, (err: unknown) => {
+    assert.ok(err instanceof TypeError, `expected a TypeError, got ${err}`);
+    for (const p of patterns) assert.match(err.message, p);
+    return true;
+  });
+}
+
+Deno.test("summarize and summaryTable: a missing model is named; a summary is accepted", () => {
+  assertTypeError(() => sl.summarize(U), /summarize\(\) model must be a Module/, /got undefined/);
+  assertTypeError(() => sl.summaryTable(U), /summaryTable\(\) model/, /summarize\(model\)/);
+  assertTypeError(
+    () => sl.summaryTable({ layers: 3 } as never),
+    /summaryTable\(\) model/,
+    /Object/,
+  );
+  const model = new sl.Sequential(new sl.Linear(4, 3, { seed: 0 }), new sl.ReLU());
+  assert.equal(sl.summaryTable(sl.summarize(model)), sl.summaryTable(model));
+});
+
+Deno.test("stepDynamicSparsity, evaluate and fit name a missing model or data", async () => {
+  assertTypeError(() => sl.stepDynamicSparsity(U), /stepDynamicSparsity\(\) model must be/);
+  const model = new sl.Linear(2, 2, { seed: 0 });
+  assertTypeError(() => sl.evaluate(U, [], sl.crossEntropy), /evaluate\(\) model must be/);
+  assertTypeError(
+    () => sl.evaluate(model, U, sl.crossEntropy),
+    /evaluate\(\) data must be an iterable of batches/,
+    /got undefined/,
+  );
+  assertTypeError(() => sl.evaluate(model, [], U), /evaluate\(\) loss must be a function/);
+  await assertRejectsTypeError(
+    () => sl.fit(U, { optimizer: new sl.SGD(model, { lr: 0.1 }), loss: sl.crossEntropy } as never),
+    /fit\(\) model must be a Module/,
+  );
+  const data = [{ x: sl.tensor([[1, 0], [0, 1]]), y: new Int32Array([0, 1]), size: 2 }];
+  assert.equal(sl.evaluate(model, data, sl.crossEntropy).examples, 2);
+  assert.equal(sl.stepDynamicSparsity(model).size, 0);
+});
+
+Deno.test("state dict I/O names a missing module, state or path", async () => {
+  const model = new sl.Linear(2, 2, { seed: 0 });
+  const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+  try {
+    await assertRejectsTypeError(
+      () => sl.saveStateDict(U, path),
+      /saveStateDict\(\) module must be a Module or a state dict/,
+    );
+    await assertRejectsTypeError(
+      () => sl.saveStateDict(model, U),
+      /saveStateDict\(\) path must be a non-empty string, got undefined/,
+    );
+    await assertRejectsTypeError(
+      () => sl.loadStateDict(U, path),
+      /loadStateDict\(\) module must be a Module/,
+    );
+    // The same wording as saveStateDict, not "Cannot read "undefined"": no file is opened.
+    await assertRejectsTypeError(
+      () => sl.loadStateDict(model, U),
+      /loadStateDict\(\) path must be a non-empty string, got undefined/,
+    );
+    await assertRejectsTypeError(
+      () => sl.loadStateDict(model, ""),
+      /loadStateDict\(\) path must be a non-empty string, got the string ""/,
+    );
+    await assertRejectsTypeError(() => sl.loadSafetensors(U), /Path must be a non-empty string/);
+    assertTypeError(() => sl.stateDictToSafetensors(U), /stateDictToSafetensors\(\) state/);
+    assertTypeError(() => sl.safetensorsToStateDict(U), /safetensorsToStateDict\(\) tensors/);
+    await sl.saveStateDict(model, path);
+    await sl.loadStateDict(model, path);
+    const entries = sl.stateDictToSafetensors(model.stateDict());
+    assert.deepEqual(Object.keys(sl.safetensorsToStateDict(entries)).sort(), ["bias", "weight"]);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("optimizers name missing params and a missing or non-number lr", () => {
+  const p = sl.zeros([2], { requiresGrad: true });
+  assertTypeError(() => new sl.SGD(U, { lr: 0.1 }), /SGD params must be a Module or an array/);
+  assertTypeError(() => new sl.Adam(U), /Adam params must be a Module/, /got undefined/);
+  assertTypeError(() => new sl.AdamW("ab" as never), /AdamW params/, /the string "ab"/);
+  assertTypeError(() => new sl.SGD([p], {} as never), /SGD needs lr/);
+  assertTypeError(() => new sl.SGD([p], { lr: "0.1" as never }), /Invalid lr: the string "0.1"/);
+  assertTypeError(() => new sl.SGD([1] as never, { lr: 0.1 }), /parameter 0 must be a Tensor/);
+  assert.throws(() => new sl.SGD([p], { lr: -1 }), RangeError);
+  assert.equal(new sl.SGD([p], { lr: 0.1 }).lr, 0.1);
+  assert.equal(new sl.Adam(new sl.Linear(2, 2)).lr, 1e-3);
+});
+
+Deno.test("plots, metrics, IDX, memory and tensors name a missing argument", () => {
+  assertTypeError(() => sl.lineChart(U), /lineChart\(\) options must be an object/);
+  assertTypeError(() => sl.formatEpoch(U, 1), /formatEpoch\(\) stats must be an EpochStats/);
+  assertTypeError(
+    () => sl.formatEpoch({ epoch: 1 } as never, 1),
+    /formatEpoch\(\) stats.trainLoss/,
+  );
+  assertTypeError(() => sl.countCorrect(U, U), /countCorrect\(\) logits must be a Tensor/);
+  assertTypeError(() => sl.encodeIdx(U), /encodeIdx\(\) idx must be \{ dtype, shape, data \}/);
+  assertTypeError(() => sl.readIdxSync(U), /readIdxSync\(\) path must be a non-empty string/);
+  assertTypeError(() => sl.sparseLinearMemory(U), /sparseLinearMemory\(\) shape must be/);
+  assertTypeError(() => new sl.Tensor(U, [2]), /Tensor storage must be a Storage, got undefined/);
+  assertTypeError(
+    () => new sl.Tensor(new Float32Array(2) as never, [2]),
+    /got Float32Array/,
+    /tensor\(\)/,
+  );
+  // describeValue says "undefined", not "undefined undefined".
+  for (
+    const fn of [
+      () => sl.checkConnectivity(U, 2, 2),
+      () => sl.noGrad(U),
+      () => new sl.IndexTensor(U, [2]),
+    ]
+  ) {
+    assertTypeError(fn, /got undefined$/);
+  }
+  const stats = {
+    epoch: 1,
+    trainLoss: 0.5,
+    trainAccuracy: null,
+    testLoss: null,
+    testAccuracy: null,
+    trainSeconds: 1,
+    testSeconds: 0,
+    rssBytes: 1024,
+    steps: 1,
+    examples: 2,
+  };
+  assert.match(sl.formatEpoch(stats, 3), /^epoch 1\/3 {2}train loss 0\.5000/);
+  assert.equal(sl.countCorrect(sl.tensor([[1, 0], [0, 1]]), new Int32Array([0, 0])), 1);
+  assert.ok(sl.lineChart({ series: [{ name: "loss", values: [1, 0.5] }] }).startsWith("<svg"));
+});
+
+Deno.test("a tensor prints its values, shape, device and grad state", () => {
+  const inspect = (t: sl.Tensor) => Deno.inspect(t);
+  assert.equal(
+    String(sl.tensor([[1.5, -2], [3, 4]], undefined, { requiresGrad: true })),
+    "Tensor([[ 1.5000, -2.0000],\n        [ 3.0000,  4.0000]], shape=[2, 2], device=cpu, " +
+      "requiresGrad=true)",
+  );
+  assert.equal(inspect(sl.tensor([1, 2])), "Tensor([1., 2.], shape=[2], device=cpu)");
+  assert.equal(inspect(sl.tensor(0.25)), "Tensor(0.2500, shape=[], device=cpu)");
+  const x = sl.tensor([1, 2], undefined, { requiresGrad: true });
+  assert.match(String(x.mul(x)), /shape=\[2\], device=cpu, gradFn=\w+\)$/);
+
+  // Large: the first and last three of each dimension, "..." between.
+  const big = String(sl.tensor(Array.from({ length: 2000 }, (_, i) => i)));
+  assert.equal(
+    big,
+    "Tensor([   0.,    1.,    2., ..., 1997., 1998., 1999.], shape=[2000], device=cpu)",
+  );
+
+  // Released memory: says so, does not throw.
+  const released = sl.tensor([1, 2, 3]);
+  (released.storage as HostStorage).takeArray();
+  assert.match(String(released), /^Tensor\(<values unreadable: .*given back.*>, shape=\[3\]/);
+  assert.match(inspect(released), /device=cpu\)$/);
+});
+
+Deno.test({
+  name: "a CUDA tensor prints small values, not large ones, and a disposed one says so",
+  ignore: !sl.cudaAvailable(),
+  fn() {
+    assert.equal(String(sl.tensor([1, 2]).to("cuda")), "Tensor([1., 2.], shape=[2], device=cuda)");
+    assert.match(String(sl.zeros([2000], { device: "cuda" })), /^Tensor\(<2000 values on cuda/);
+    const gone = sl.tensor([1, 2]).to("cuda");
+    gone.dispose();
+    assert.match(String(gone), /^Tensor\(<values unreadable: .*disposed.*>, shape=\[2\]/);
+  },
+});
