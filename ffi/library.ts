@@ -8,6 +8,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { describeValue, LibraryError, NativeError } from "../lib/errors.ts";
+import { booleanOption, checkOptionKeys } from "../lib/options.ts";
 import { type Symbols, symbols } from "./symbols.ts";
 
 /** The ABI version this TypeScript code was written for (SL_ABI_VERSION in sparselinear.h). */
@@ -219,5 +220,7 @@ export function getNumThreads(): number {
  * own buffers, not counted.
  */
 export function kernelScratchPeakBytes(options: { reset?: boolean } = {}): number {
-  return Number(native().sl_scratch_peak_bytes(options.reset ? 1 : 0));
+  checkOptionKeys(options, ["reset"], "kernelScratchPeakBytes()");
+  const reset = booleanOption(options.reset, "kernelScratchPeakBytes() reset", false);
+  return Number(native().sl_scratch_peak_bytes(reset ? 1 : 0));
 }

@@ -699,7 +699,7 @@ async function copyLoader(dir: string): Promise<void> {
   for await (const e of Deno.readDir(new URL("ffi/symbols/", root))) {
     await Deno.copyFile(new URL(`ffi/symbols/${e.name}`, root), join(dir, "ffi/symbols", e.name));
   }
-  for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts"]) {
+  for (const f of ["ffi/library.ts", "ffi/symbols.ts", "lib/errors.ts", "lib/options.ts"]) {
     await Deno.copyFile(new URL(f, root), join(dir, f));
   }
 }

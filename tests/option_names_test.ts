@@ -7,25 +7,37 @@
 import assert from "node:assert/strict";
 import {
   batches,
+  connectivityDensity,
+  connectivityPng,
+  connectivitySvg,
   erkSparsities,
+  evaluate,
   full,
   Generator,
+  kernelScratchPeakBytes,
   kWinners,
   Linear,
+  lineChart,
   loadMnist,
+  loadStateDict,
   mean,
   ones,
+  ProgressBar,
   rand,
   randn,
   randomConnectivity,
   reclaimDeviceMemory,
   ReLU,
+  safetensorsToStateDict,
+  saveStateDict,
   Sequential,
   smallWorldConnectivity,
   smallWorldPattern,
   sparseLinearActivations,
   sparseLinearMemory,
+  stateDictToSafetensors,
   sum,
+  summaryTable,
   tensor,
   topk,
   zeros,
@@ -259,4 +271,98 @@ Deno.test("loadMnist and reclaimDeviceMemory reject unknown options", async () =
     /reclaimDeviceMemory\(\) has no option "colect"/,
   );
   assert.equal(typeof await reclaimDeviceMemory({ collect: false }), "number");
+});
+
+Deno.test("training, plotting, checkpoint and scratch calls reject unknown options", async () => {
+  const model = new Sequential(new Linear(3, 2, { seed: 1 }), new ReLU());
+  const data = batches(zeros([4, 3]), new Int32Array(4), { batchSize: 2 });
+  const loss = (y: ReturnType<typeof zeros>) => sum(y);
+  assertRejects(
+    () => evaluate(model, data, loss, { on_batch: () => {} } as never),
+    "evaluate()",
+    "on_batch",
+    ["onBatch"],
+  );
+  assert.equal(evaluate(model, data, loss, { onBatch: () => {} }).examples, 4);
+  assertRejects(
+    () => summaryTable(model, { optimizerBytes: 4 } as never),
+    "summaryTable()",
+    "optimizerBytes",
+    ["optimizerBytesPerParameter"],
+  );
+  assert.throws(
+    () => summaryTable(model, { optimizerBytesPerParameter: -1 }),
+    RangeError,
+  );
+  assert.match(summaryTable(model, { optimizerBytesPerParameter: 4 }), /optimizer/i);
+  assertRejects(
+    () => new ProgressBar("x", 3, { width: 10 } as never),
+    "ProgressBar",
+    "width",
+    ["sink", "redrawMs", "lineEverySeconds", "barWidth", "now"],
+  );
+  const series = [{ name: "loss", values: [3, 2, 1] }];
+  assertRejects(
+    () => lineChart({ series, ylabel: "loss" } as never),
+    "lineChart()",
+    "ylabel",
+    ["series", "title", "xLabel", "yLabel", "x", "yMin", "yMax", "width", "height"],
+  );
+  const rows = new Int32Array([0, 1]), cols = new Int32Array([1, 0]);
+  const image = ["width", "height", "scale"];
+  assertRejects(
+    () => connectivityPng(rows, cols, 2, 2, { colormap: "sqrt" } as never),
+    "connectivityPng()",
+    "colormap",
+    image,
+  );
+  assertRejects(
+    () => connectivitySvg(rows, cols, 2, 2, { caption: "x" } as never),
+    "connectivitySvg()",
+    "caption",
+    [...image, "title"],
+  );
+  assert.match(connectivitySvg(rows, cols, 2, 2, { title: "band", scale: "sqrt" }), /band/);
+  assertRejects(
+    () => connectivityDensity(rows, cols, 2, 2, { binsX: 1, binsY: 1, bins: 2 } as never),
+    "connectivityDensity() bins",
+    "bins",
+    ["binsX", "binsY"],
+  );
+  const state = model.stateDict();
+  assertRejects(
+    () => stateDictToSafetensors(state, { dtype: "I32" } as never),
+    "stateDictToSafetensors()",
+    "dtype",
+    ["indexDType"],
+  );
+  const tensors = stateDictToSafetensors(state);
+  assertRejects(
+    () => safetensorsToStateDict(tensors, state, { strct: false } as never),
+    "safetensorsToStateDict()",
+    "strct",
+    ["strict", "source"],
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/m.safetensors`;
+    await assert.rejects(
+      () => saveStateDict(model, path, { meta: {} } as never),
+      /saveStateDict\(\) has no option "meta"/,
+    );
+    await saveStateDict(model, path, { metadata: { note: "ok" }, indexDType: "I32" });
+    await assert.rejects(
+      () => loadStateDict(model, path, { strct: false } as never),
+      /loadStateDict\(\) has no option "strct"/,
+    );
+    await loadStateDict(model, path, { strict: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertRejects(
+    () => kernelScratchPeakBytes({ clear: true } as never),
+    "kernelScratchPeakBytes()",
+    "clear",
+    ["reset"],
+  );
 });

@@ -19,6 +19,7 @@ import {
 import { HostStorage } from "../backend/cpu.ts";
 import { requireModule, requireObject } from "../errors.ts";
 import { checkPath } from "./atomic_write.ts";
+import { checkOptionKeys } from "../options.ts";
 
 const STATE_DICT = "a state dict (an object mapping names to tensors, e.g. model.stateDict())";
 
@@ -45,6 +46,7 @@ export function stateDictToSafetensors(
   options: Pick<SaveStateOptions, "indexDType"> = {},
 ): Record<string, SafeTensor> {
   requireObject(state, "stateDictToSafetensors() state", STATE_DICT);
+  checkOptionKeys(options, ["indexDType"], "stateDictToSafetensors()");
   const indexDType = options.indexDType ?? "I64";
   if (indexDType !== "I64" && indexDType !== "I32") {
     throw new RangeError(`indexDType must be "I64" or "I32", got ${JSON.stringify(indexDType)}`);
@@ -83,6 +85,7 @@ export function safetensorsToStateDict(
     "an object mapping names to safetensors entries (e.g. loadSafetensors(path).tensors)",
   );
   requireObject(like, "safetensorsToStateDict() like", STATE_DICT);
+  checkOptionKeys(options, ["strict", "source"], "safetensorsToStateDict()");
   const strict = options.strict ?? true;
   const source = options.source ?? "Checkpoint";
   const state = Object.create(null) as StateDict;
@@ -131,9 +134,11 @@ export async function saveStateDict(
     requireObject(module, "saveStateDict() module", `a Module or ${STATE_DICT}`);
   }
   checkPath(path, "saveStateDict() path");
+  checkOptionKeys(options, ["metadata", "indexDType", "optional"], "saveStateDict()");
   const state = isModule(module) ? module.stateDict({ optional: options.optional }) : module;
   const metadata = { format: "pt", ...options.metadata };
-  await saveSafetensors(path, stateDictToSafetensors(state, options), metadata);
+  const tensors = stateDictToSafetensors(state, { indexDType: options.indexDType });
+  await saveSafetensors(path, tensors, metadata);
 }
 
 /**
@@ -149,6 +154,7 @@ export async function loadStateDict(
 ): Promise<void> {
   requireModule(module, "loadStateDict() module");
   checkPath(path, "loadStateDict() path");
+  checkOptionKeys(options, ["strict"], "loadStateDict()"); // before the file is read
   const file = await loadSafetensors(path);
   const state = safetensorsToStateDict(file.tensors, module.stateDict(), {
     strict: options.strict,

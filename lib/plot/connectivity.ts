@@ -5,6 +5,7 @@
  * grey-blue; a small-world layer shows its diagonal band.
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { encodePng, type RasterImage } from "./png.ts";
 import { base64, escapeXml, formatTick, niceTicks, px } from "./svg.ts";
 
@@ -17,6 +18,8 @@ export interface ConnectivityOptions {
   /** How density maps to colour (default "linear"; "sqrt" brings out sparse regions). */
   scale?: "linear" | "sqrt";
 }
+
+const IMAGE_OPTIONS = ["width", "height", "scale"];
 
 /** Connection density per pixel bin. */
 export interface ConnectivityDensity {
@@ -104,6 +107,7 @@ export function connectivityDensity(
   if (bins === null || typeof bins !== "object") {
     throw new TypeError("connectivityDensity() bins must be { binsX, binsY }");
   }
+  checkOptionKeys(bins, ["binsX", "binsY"], "connectivityDensity() bins");
   for (const name of ["binsX", "binsY"] as const) {
     const n = bins[name];
     if (!Number.isSafeInteger(n) || n < 1) {
@@ -195,6 +199,7 @@ export function connectivityImage(
   nIn: number,
   options: ConnectivityOptions = {},
 ): RasterImage & { density: ConnectivityDensity } {
+  checkOptionKeys(options, IMAGE_OPTIONS, "connectivityImage()");
   checkSizes(rows, cols, nOut, nIn);
   const [width, height] = defaultSize(nOut, nIn, options);
   const bins = chooseBins(rows.length, nOut, nIn, width, height);
@@ -232,6 +237,7 @@ export function connectivityPng(
   nIn: number,
   options: ConnectivityOptions = {},
 ): Uint8Array {
+  checkOptionKeys(options, IMAGE_OPTIONS, "connectivityPng()");
   const image = connectivityImage(rows, cols, nOut, nIn, options);
   const width = image.width + 2;
   const height = image.height + 2;
@@ -262,7 +268,9 @@ export function connectivitySvg(
   nIn: number,
   options: ConnectivityOptions & { title?: string } = {},
 ): string {
-  const image = connectivityImage(rows, cols, nOut, nIn, options);
+  checkOptionKeys(options, [...IMAGE_OPTIONS, "title"], "connectivitySvg()");
+  const { title: _, ...imageOptions } = options;
+  const image = connectivityImage(rows, cols, nOut, nIn, imageOptions);
   const { width, height } = image;
   const left = 72;
   const top = options.title ? 56 : 36;

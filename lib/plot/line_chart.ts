@@ -13,6 +13,7 @@ import {
   textWidth,
 } from "./svg.ts";
 import { requireObject } from "../errors.ts";
+import { checkOptionKeys } from "../options.ts";
 
 /** One line of a chart. */
 export interface ChartSeries {
@@ -48,6 +49,18 @@ export interface LineChartOptions {
   /** Height in pixels (default 420). */
   height?: number;
 }
+
+const LINE_CHART_OPTIONS = [
+  "series",
+  "title",
+  "xLabel",
+  "yLabel",
+  "x",
+  "yMin",
+  "yMax",
+  "width",
+  "height",
+];
 
 /** Tableau 10: distinct and colour-blind-friendly. */
 const PALETTE = [
@@ -90,6 +103,7 @@ function range(values: number[]): [number, number] {
  */
 export function lineChart(options: LineChartOptions): string {
   requireObject(options, "lineChart() options", "an object { series: [{ name, values }], ... }");
+  checkOptionKeys(options, LINE_CHART_OPTIONS, "lineChart()");
   const { series } = options;
   if (!Array.isArray(series) || series.length === 0) {
     throw new TypeError("lineChart() needs series: a non-empty array of { name, values }");

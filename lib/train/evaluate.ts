@@ -5,6 +5,7 @@
  */
 import { noGrad } from "../autograd.ts";
 import { describeValue, requireModule } from "../errors.ts";
+import { checkOptionKeys } from "../options.ts";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor.ts";
 import { countCorrect, RunningMetrics } from "./metrics.ts";
@@ -83,6 +84,7 @@ export function evaluate<Y>(
 ): EvaluationResult {
   requireModule(model, "evaluate() model");
   checkBatchSource(data, "evaluate() data", false);
+  checkOptionKeys(options, ["onBatch"], "evaluate()");
   if (typeof loss !== "function") {
     throw new TypeError(
       `evaluate() loss must be a function (e.g. crossEntropy), got ${describeValue(loss)}`,

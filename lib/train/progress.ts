@@ -4,6 +4,7 @@
  * so that a redirected run leaves a readable file instead of thousands of carriage returns.
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 
 /** Where progress goes: `write` prints text as is (no newline added). */
 export interface ProgressSink {
@@ -90,6 +91,11 @@ export class ProgressBar {
 
   /** Starts the clock of a pass over `total` steps, labelled `label` (e.g. "epoch 3/20"). */
   constructor(label: string, total: number, options: ProgressOptions = {}) {
+    checkOptionKeys(
+      options,
+      ["sink", "redrawMs", "lineEverySeconds", "barWidth", "now"],
+      "ProgressBar",
+    );
     this.#label = label;
     this.#total = Math.max(0, total);
     this.#sink = options.sink ?? stdoutSink();

@@ -6,6 +6,7 @@
 import type { Module } from "../nn/module.ts";
 import { IndexTensor, type Tensor } from "../tensor.ts";
 import { describeValue, requireModule } from "../errors.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 
 /** One layer's row of the summary. */
 export interface LayerSummary {
@@ -167,7 +168,17 @@ export function summaryTable(
       formatBytes(s.bytes)
     }`,
   );
-  const perParam = options.optimizerBytesPerParameter ?? 0;
+  checkOptionKeys(options, ["optimizerBytesPerParameter"], "summaryTable()");
+  const perParam = numberOption(
+    options.optimizerBytesPerParameter,
+    "summaryTable() optimizerBytesPerParameter",
+    0,
+  );
+  if (!(perParam >= 0 && Number.isFinite(perParam))) {
+    throw new RangeError(
+      `summaryTable() optimizerBytesPerParameter must be a finite number >= 0, got ${perParam}`,
+    );
+  }
   const training = 4 * s.parameters + perParam * s.parameters;
   out.push(
     `Training adds ${formatBytes(training)} (gradients${
