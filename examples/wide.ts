@@ -15,14 +15,23 @@
  * "estimate" is what lib/nn/memory.ts predicts the stage holds at its peak (layers, gradients,
  * optimizer state, activations, kernel scratch, update scratch); "peak Δ" is the measured peak
  * RSS of the stage (VmHWM, reset per stage through /proc/self/clear_refs) minus the RSS before
- * the first layer. Garbage is collected between stages (`--v8-flags=--expose-gc`).
+ * the first layer. Garbage is collected between stages (`--v8-flags=--expose-gc`). Each
+ * training step's note also gives the kernel scratch the native calls held at once
+ * (`kernelScratchPeakBytes`) next to the model's figure for it.
  *
  * Run `deno task wide --help` for the flags.
  * @module
  */
 import type { ParseArgsOptionsConfig } from "node:util";
 import { cliArgs, cliFail, decimalNumber, integerAtLeast } from "./cli.ts";
-import { check, getNumThreads, native, ptr, setNumThreads } from "../ffi/library.ts";
+import {
+  check,
+  getNumThreads,
+  kernelScratchPeakBytes,
+  native,
+  ptr,
+  setNumThreads,
+} from "../ffi/library.ts";
 import {
   type ActivationEstimate,
   availableMemory,
@@ -442,11 +451,14 @@ async function wideStages(
           `train step ${step}/${steps} (fwd+bwd+SGD), batch ${batch}`,
           trained + act.total,
           () => {
+            kernelScratchPeakBytes({ reset: true });
             const times = trainStep();
             layer.dynamicSparsity!.step(); // no update before step `steps + 1`
-            return times;
+            return { ...times, scratch: kernelScratchPeakBytes({ reset: true }) };
           },
-          (t) => `forward + loss ${s(t.forward)}, backward ${s(t.backward)}, SGD ${s(t.sgd)}`,
+          (t) =>
+            `forward + loss ${s(t.forward)}, backward ${s(t.backward)}, SGD ${s(t.sgd)}; ` +
+            `kernel scratch ${formatBytes(t.scratch)} (model ${formatBytes(act.kernelScratch)})`,
         );
       }
     }
