@@ -132,17 +132,24 @@ export function native(): NativeLibrary {
   const paths = candidatePaths("sparselinear", "SPARSELINEAR_LIB");
   const path = paths.find(fileExists);
   if (path === undefined) {
+    const local = new URL(import.meta.url).protocol === "file:";
     const searched = paths.length > 0
       ? paths.join(", ")
-      : "(no candidate: module not loaded from a file: URL)";
+      : `nothing else: this module was loaded from ${new URL("..", import.meta.url).href}, ` +
+        "not from files, so there is no build/ next to it";
     const fromEnv = Deno.env.get("SPARSELINEAR_LIB");
     const where = fromEnv
       ? `SPARSELINEAR_LIB names ${fromEnv}, which does not exist (an explicit path is the only ` +
         "candidate: no fallback to build/)"
       : `Searched: SPARSELINEAR_LIB (not set), then ${searched}`;
+    // Imported from JSR or another URL, the package's own `deno task build` is not at hand.
+    const build = local
+      ? "Build it with `deno task build`"
+      : "Build it once from the project's sources (`deno task build` in a clone, or CMake on " +
+        "the published csrc/ and CMakeLists.txt)";
     throw new LibraryError(
       `The native library libsparselinear was not found. ${where}. ` +
-        "Build it with `deno task build`, or set SPARSELINEAR_LIB to the path of libsparselinear.so.",
+        `${build}, or set SPARSELINEAR_LIB to the path of libsparselinear.so.`,
     );
   }
   checkThreadsVariable();
