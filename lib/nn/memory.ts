@@ -279,8 +279,8 @@ export type SparseKernelCall =
  * order when they exceed `VALUES_IN_CACHE` (batch 1: `4·in`), or from the CSR pattern,
  * `4·W·(in + out) + 4·out·(T + 1)` (batch 1: `4·T·in`, per-thread copies), T = `threads` (by
  * default the library's current thread count) or 1 where the kernel runs on one thread.
- * tests/kernel_scratch_test.ts holds these sizes
- * to what the kernels hold (`kernelScratchPeakBytes`).
+ * tests/kernel_scratch_test.ts holds these sizes to what the kernels hold
+ * (`kernelScratchPeakBytes`).
  */
 export function sparseKernelScratch(
   call: SparseKernelCall,
