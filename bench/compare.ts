@@ -10,7 +10,8 @@
  *
  * Run: `deno task compare` (or `deno run --allow-ffi --allow-env --allow-read
  * bench/compare.ts [--runs 15] [--workload 784] [--no-break-even]`) on an otherwise idle machine: timings are
- * medians, and other processes on the same cores inflate them.
+ * medians, and other processes on the same cores inflate them; the last line says how far apart
+ * each measurement's runs were (90th / 10th percentile), which shows when that happened.
  * @module
  */
 import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
@@ -40,6 +41,13 @@ import {
  */
 const WARMUP_MS = 200;
 
+/**
+ * Every measurement's spread: its 90th over its 10th percentile time (measurements of at least
+ * 5 runs). A quiet machine repeats a kernel within a few percent; other processes on the cores
+ * or other tenants of the host stretch some runs, and the table's footer says how much.
+ */
+const spreads: number[] = [];
+
 /** Median wall time of `fn` in ms over `runs` timed calls, after the untimed warm-up. */
 export function medianMs(fn: () => void, runs: number, warmup = 2): number {
   const start = performance.now();
@@ -51,8 +59,28 @@ export function medianMs(fn: () => void, runs: number, warmup = 2): number {
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
+  if (runs >= 5) {
+    spreads.push(times[Math.ceil(0.9 * runs) - 1] / times[Math.floor(0.1 * runs)]);
+  }
   const mid = times.length >> 1;
   return times.length % 2 === 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+}
+
+/** Spread above which the footer calls the machine busy (a quiet one stays well below). */
+const BUSY_SPREAD = 1.25;
+
+/** The footer's line on how repeatable this run's timings were. */
+function spreadNote(): string {
+  if (spreads.length === 0) return "";
+  const sorted = [...spreads].sort((a, b) => a - b);
+  const median = sorted[sorted.length >> 1];
+  const worst = sorted[sorted.length - 1];
+  const verdict = median > BUSY_SPREAD
+    ? "the machine was busy (other processes or other tenants of the host): these medians are " +
+      "pessimistic; rerun on an idle machine"
+    : "repeatable";
+  return `\nTiming spread (90th / 10th percentile of each measurement's runs): median ` +
+    `${median.toFixed(2)}×, largest ${worst.toFixed(2)}× — ${verdict}.`;
 }
 
 function fmt(ms: number): string {
@@ -217,4 +245,5 @@ sparsity of a 4096 x 4096 layer at batch 64. Run it on an otherwise idle machine
         } % sparsity on (target ≤ 70 %).`,
     );
   }
+  console.log(spreadNote());
 }
