@@ -50,7 +50,7 @@ function checkTensor(value: unknown, what: string): Tensor {
  * const logits = tensor([[2, 0, 0], [0, 0, 3]], undefined, { requiresGrad: true });
  * const loss = crossEntropy(logits, new Int32Array([0, 2]));
  * loss.backward();
- * console.log(loss.item().toFixed(4), logits.grad?.shape); // "0.1672" [2, 3]
+ * console.log(loss.item().toFixed(4), logits.grad?.shape); // 0.1672 [ 2, 3 ]
  * ```
  */
 export function crossEntropy(

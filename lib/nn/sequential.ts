@@ -1,6 +1,7 @@
 /**
  * `Sequential`: modules applied one after the other, named "0", "1", ... so that state dict
- * keys (`0.weights`, `1.weight`, ...) match PyTorch's `nn.Sequential`.
+ * keys (`0.weight`, `0.bias`, ..., `N.weights` for a SparseLinear) match PyTorch's
+ * `nn.Sequential`.
  * @module
  */
 import type { Tensor } from "../tensor.ts";

@@ -129,7 +129,7 @@ export class Adam extends Optimizer {
  * const opt = new AdamW([w], { lr: 0.1, weightDecay: 0.1 });
  * w.grad = tensor([0], [1]);
  * opt.step();
- * console.log(w.data[0].toFixed(2)); // "0.99"
+ * console.log(w.data[0].toFixed(2)); // 0.99
  * ```
  */
 export class AdamW extends Adam {

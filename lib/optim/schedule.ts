@@ -69,7 +69,7 @@ export interface CosineScheduleOptions {
  * const opt = new SGD([zeros([1], { requiresGrad: true })], { lr: 0.1 });
  * const schedule = cosineSchedule(opt, { totalSteps: 2 });
  * schedule.step();
- * console.log(opt.lr.toFixed(3)); // "0.050"
+ * console.log(opt.lr.toFixed(3)); // 0.050
  * ```
  */
 export function cosineSchedule(
