@@ -83,16 +83,16 @@ function numberFormat(values: readonly number[]): (v: number) => string {
     if (a > 0) min = Math.min(min, a);
   }
   const exponent = max >= 1e8 || (!integers && min < 1e-4);
+  const finite = (v: number): string =>
+    exponent ? v.toExponential(4) : integers ? `${v}.` : v.toFixed(4);
   const one = (v: number): string =>
     Number.isNaN(v)
       ? "nan"
       : !Number.isFinite(v)
       ? (v > 0 ? "inf" : "-inf")
-      : exponent
-      ? v.toExponential(4)
-      : integers
-      ? `${v}.`
-      : v.toFixed(4);
+      : Object.is(v, -0)
+      ? `-${finite(0)}` // as PyTorch: the sign of a zero is kept (JS would print 0)
+      : finite(v);
   let width = 0;
   for (const v of values) width = Math.max(width, one(v).length);
   return (v) => one(v).padStart(width);

@@ -162,6 +162,11 @@ Deno.test("a tensor prints its values, shape, device and grad state", () => {
   );
   assert.equal(inspect(sl.tensor([1, 2])), "Tensor([1., 2.], shape=[2], device=cpu)");
   assert.equal(inspect(sl.tensor(0.25)), "Tensor(0.2500, shape=[], device=cpu)");
+  // Non-finite values and signed zeros as PyTorch prints them.
+  assert.equal(
+    String(sl.tensor([NaN, -0, Infinity, -Infinity, 1.5])),
+    "Tensor([    nan, -0.0000,     inf,    -inf,  1.5000], shape=[5], device=cpu)",
+  );
   const x = sl.tensor([1, 2], undefined, { requiresGrad: true });
   assert.match(String(x.mul(x)), /shape=\[2\], device=cpu, gradFn=\w+\)$/);
 
