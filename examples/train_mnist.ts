@@ -29,7 +29,7 @@ import { getBackend } from "../lib/backend/mod.ts";
 import { batches } from "../lib/data/batches.ts";
 import { loadMnistFromPackage } from "../lib/data/mnist_package.ts";
 import { writeFileAtomic } from "../lib/io/atomic_write.ts";
-import { saveStateDict } from "../lib/io/state_dict.ts";
+import { loadStateDict, saveStateDict } from "../lib/io/state_dict.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import type { Module } from "../lib/nn/module.ts";
 import { SGD } from "../lib/optim/sgd.ts";
@@ -39,6 +39,7 @@ import { type EpochStats, fit } from "../lib/train/fit.ts";
 import type { ProgressOptions } from "../lib/train/progress.ts";
 import { formatBytes, summaryTable } from "../lib/train/summary.ts";
 import { firstSparseLayer, MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
+import { loadTrainState, type RunIdentity, saveTrainState, trainStatePath } from "./checkpoint.ts";
 
 /** A problem with the command line: printed with the usage, exit status 2. */
 export class UsageError extends Error {
@@ -75,7 +76,12 @@ ${models}
   --threads N         native kernel threads, 1 to ${MAX_THREADS} (default: SL_NUM_THREADS or every core)
   --limit-train N     train on the first N training images only (quick runs)
   --save PATH         write the trained model to PATH as safetensors after every epoch
-                      (atomically: always a complete file; checked writable before training)
+                      (atomically: always a complete file; checked writable before training),
+                      and the optimizer state and run bookkeeping next to it, for --resume
+                      (model.safetensors -> model.train.safetensors)
+  --resume PATH       continue a run that --save PATH wrote: its model, optimizer state, epoch
+                      and shuffling, exactly as if it had not stopped; --epochs is the total,
+                      and --model, --seed, --batch-size and --limit-train must be the saved run's
   --plot DIR          write loss.svg and accuracy.svg (per epoch), and connectivity.png/.svg
                       (the first sparse layer's connections) into DIR, created if missing
   --metrics PATH      write the run's settings and per-epoch metrics to PATH as JSON after
@@ -103,6 +109,7 @@ const FLAGS = [
   "threads",
   "limit-train",
   "save",
+  "resume",
   "plot",
   "metrics",
   "help",
@@ -112,7 +119,7 @@ const FLAGS = [
 export function shortUsage(): string {
   return `Usage: deno task train [--model NAME] [--epochs N] [--batch-size N] [--lr X] [--seed N]
                        [--device cpu|cuda] [--threads N] [--limit-train N] [--save PATH]
-                       [--plot DIR] [--metrics PATH] [--help]
+                       [--resume PATH] [--plot DIR] [--metrics PATH] [--help]
 Models: ${MODEL_NAMES.join(", ")}
 Run \`deno task train --help\` for details.`;
 }
@@ -165,6 +172,8 @@ export interface TrainArgs {
   limitTrain: number | null;
   /** Checkpoint path, or null. */
   save: string | null;
+  /** Checkpoint to continue from, or null. */
+  resume: string | null;
   /** Plot directory, or null. */
   plot: string | null;
   /** JSON metrics path, or null. */
@@ -197,6 +206,7 @@ const TRAIN_OPTIONS = {
   threads: { type: "string" },
   "limit-train": { type: "string" },
   save: { type: "string" },
+  resume: { type: "string" },
   plot: { type: "string" },
   metrics: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -261,7 +271,7 @@ export function parseTrainArgs(args: string[]): TrainArgs {
       } training images: no full batch to train on`,
     );
   }
-  for (const flag of ["save", "plot", "metrics"] as const) {
+  for (const flag of ["save", "resume", "plot", "metrics"] as const) {
     if (values[flag] === "") throw new UsageError(`--${flag} needs a path`);
   }
   checkDistinctOutputs(values.save, values.metrics, values.plot);
@@ -276,6 +286,7 @@ export function parseTrainArgs(args: string[]): TrainArgs {
     threads: values.threads === undefined ? null : threadCount(values.threads),
     limitTrain,
     save: values.save ?? null,
+    resume: values.resume ?? null,
     plot: values.plot ?? null,
     metrics: values.metrics ?? null,
   };
@@ -291,7 +302,10 @@ function checkDistinctOutputs(
   plot: string | undefined,
 ): void {
   const outputs: [string, string][] = [];
-  if (save !== undefined) outputs.push(["--save", resolve(save)]);
+  if (save !== undefined) {
+    outputs.push(["--save", resolve(save)]);
+    outputs.push(["--save (its training state)", resolve(trainStatePath(save))]);
+  }
   if (metrics !== undefined) outputs.push(["--metrics", resolve(metrics)]);
   if (plot !== undefined) {
     for (const f of PLOT_FILES) outputs.push([`--plot (its ${f})`, resolve(plot, f)]);
@@ -513,7 +527,28 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
   const buildStart = performance.now();
   const model = spec.build(a.seed).to(a.device);
   const buildSeconds = (performance.now() - buildStart) / 1000;
+  // A resumed model is loaded before the optimizer is made: a dynamic layer's saved topology
+  // replaces its parameters, and the optimizer must hold the new ones.
+  if (a.resume !== null) await loadStateDict(model, a.resume);
   const optimizer = new SGD(model, { lr: a.lr, momentum: 0.9, nesterov: spec.nesterov });
+  const identity: RunIdentity = {
+    model: a.model,
+    seed: a.seed,
+    batchSize: a.batchSize,
+    limitTrain: a.limitTrain,
+  };
+  let resumeFrom: EpochStats[] = [];
+  if (a.resume !== null) {
+    const state = await loadTrainState(trainStatePath(a.resume), model, optimizer, identity);
+    resumeFrom = state.history;
+    if (resumeFrom.length >= a.epochs) {
+      throw new Error(
+        `${a.resume} has already trained ${resumeFrom.length} epoch(s); --epochs is the total, ` +
+          `so give more than ${resumeFrom.length}`,
+      );
+    }
+    train.skipEpochs(resumeFrom.length); // the shuffles of the epochs done
+  }
 
   log(
     `Model ${a.model}: ${spec.description}\n` +
@@ -528,6 +563,14 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
   );
   log(summaryTable(model, { optimizerBytesPerParameter: 4 }));
   log("");
+  if (a.resume !== null) {
+    const last = resumeFrom[resumeFrom.length - 1];
+    log(
+      `Resuming ${a.resume} after epoch ${last.epoch} (test accuracy ${
+        last.testAccuracy?.toFixed(2)
+      }%): epochs ${last.epoch + 1} to ${a.epochs}\n`,
+    );
+  }
 
   const title = `MNIST ${a.model}`;
   if (a.plot !== null) {
@@ -541,6 +584,7 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
     train,
     test,
     epochs: a.epochs,
+    resumeFrom,
     progress: io.progress === undefined ? true : io.progress === false ? false : io.progress,
     log,
     onEpochEnd: async (_stats, history) => {
@@ -570,6 +614,7 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
             test_accuracy: String(last.testAccuracy),
           },
         });
+        await saveTrainState(trainStatePath(a.save), model, optimizer, identity, history);
       }
     },
   });

@@ -133,11 +133,30 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
     return buffers;
   }
 
-  /** One epoch: a new order when shuffling, then the batches in that order. */
-  *[Symbol.iterator](): Iterator<Batch<Y>> {
+  /** A new order of the examples: the identity, shuffled when shuffling. */
+  #newOrder(): Int32Array {
     const order = this.#order;
     for (let i = 0; i < order.length; i++) order[i] = i;
     this.#generator?.shuffle(order);
+    return order;
+  }
+
+  /**
+   * Passes over `epochs` epochs without producing their batches: the shuffle advances as if
+   * they had been iterated, so a run resumed after `epochs` epochs (from a checkpoint) sees the
+   * same batches, in the same order, as one that never stopped.
+   */
+  skipEpochs(epochs: number): void {
+    if (!Number.isSafeInteger(epochs) || epochs < 0) {
+      throw new RangeError(`skipEpochs() epochs must be a whole number >= 0, got ${epochs}`);
+    }
+    if (this.#generator === null) return;
+    for (let e = 0; e < epochs; e++) this.#newOrder();
+  }
+
+  /** One epoch: a new order when shuffling, then the batches in that order. */
+  *[Symbol.iterator](): Iterator<Batch<Y>> {
+    const order = this.#newOrder();
     const xPer = this.#x.length / Math.max(this.count, 1);
     const yPer = this.#y.length / Math.max(this.count, 1);
     for (let index = 0; index < this.length; index++) {

@@ -14,7 +14,7 @@
  * @module
  */
 import { cudaDeviceInfo, cudaMemoryStats, reclaimDeviceMemory } from "../backend/cuda.ts";
-import { NonFiniteLossError, requireModule, requireObject } from "../errors.ts";
+import { describeValue, NonFiniteLossError, requireModule, requireObject } from "../errors.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 import type { Module } from "../nn/module.ts";
 import { DynamicSparsity, stepDynamicSparsity } from "../sparsity/rigl.ts";
@@ -66,9 +66,9 @@ export interface EpochStats {
 
 /** What `fit` returns. */
 export interface FitResult {
-  /** One entry per epoch run. */
+  /** One entry per epoch (those of `resumeFrom` first). */
   history: EpochStats[];
-  /** Total optimizer steps. */
+  /** Total optimizer steps (those of `resumeFrom` included). */
   steps: number;
   /** Largest resident set size sampled (after each training and test pass), in bytes. */
   peakRssBytes: number;
@@ -100,6 +100,13 @@ export interface FitOptions<Y> {
    * (`step` counts from 1 over the whole run): gradient clipping, custom schedules.
    */
   afterBackward?: (step: number) => void;
+  /**
+   * The epochs a checkpoint already ran (its `history`): training continues at epoch
+   * `resumeFrom.length + 1` up to `epochs` (the total), steps count on from theirs, and they
+   * lead the history passed to `onEpochEnd` and returned. The model, the optimizer state and
+   * the training batches (`Batches.skipEpochs`) must be where that run left them.
+   */
+  resumeFrom?: readonly EpochStats[];
 }
 
 /** A module with a per-epoch hook (e.g. `ActivationSparsity` decays its boost strength). */
@@ -150,7 +157,33 @@ const FIT_OPTIONS = [
   "log",
   "onEpochEnd",
   "afterBackward",
+  "resumeFrom",
 ] as const;
+
+/** Checks `resumeFrom`: epochs 1, 2, ... in order, fewer than `epochs`. */
+function checkResumeFrom(done: unknown, epochs: number): readonly EpochStats[] {
+  if (done === undefined) return [];
+  if (!Array.isArray(done)) {
+    throw new TypeError(
+      `fit() resumeFrom must be the history of the epochs already run, got ${describeValue(done)}`,
+    );
+  }
+  done.forEach((e, i) => {
+    if (e?.epoch !== i + 1 || !Number.isSafeInteger(e?.steps) || e.steps < 0) {
+      throw new TypeError(
+        `fit() resumeFrom[${i}] must be the stats of epoch ${i + 1} (with its steps), as fit() ` +
+          "returned them",
+      );
+    }
+  });
+  if (done.length >= epochs) {
+    throw new RangeError(
+      `fit() resumeFrom already holds ${done.length} epoch(s) and epochs (the total) is ` +
+        `${epochs}: nothing left to run`,
+    );
+  }
+  return done;
+}
 
 /**
  * Trains `model` for `options.epochs` epochs and evaluates it on `options.test` after each.
@@ -185,6 +218,7 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
   }
   checkOptionKeys(options, FIT_OPTIONS, "fit()");
   const epochs = checkEpochs(options.epochs);
+  const done = checkResumeFrom(options.resumeFrom, epochs);
   const { optimizer, loss, train, test } = options;
   if (typeof optimizer?.step !== "function" || typeof optimizer?.zeroGrad !== "function") {
     throw new TypeError("fit() optimizer must have step() and zeroGrad() (e.g. an SGD)");
@@ -219,12 +253,12 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
     (m as { dynamicSparsity?: unknown }).dynamicSparsity instanceof DynamicSparsity
   );
 
-  const history: EpochStats[] = [];
-  let step = 0;
+  const history: EpochStats[] = [...done];
+  let step = done.reduce((n, e) => n + e.steps, 0);
   const reclaimBytes = deviceReclaimBytes(model);
   let deviceBaseline = cudaMemoryStats().bytes;
   let peakRss = Deno.memoryUsage().rss;
-  for (let epoch = 1; epoch <= epochs; epoch++) {
+  for (let epoch = done.length + 1; epoch <= epochs; epoch++) {
     model.train();
     const metrics = new RunningMetrics();
     const label = `epoch ${String(epoch).padStart(String(epochs).length)}/${epochs}`;

@@ -1,0 +1,130 @@
+/**
+ * What `deno task train --save PATH` writes next to the model so that `--resume PATH` can go on
+ * exactly where the run stopped: the optimizer's state (SGD momentum per parameter) and the
+ * run's bookkeeping (settings that must not change, epochs done with their metrics, each
+ * dynamic layer's step count) in one safetensors file, `trainStatePath(PATH)`. The model file
+ * itself stays a plain state dict that PyTorch's SparseLinear loads.
+ * @module
+ */
+import { loadSafetensors } from "../lib/io/safetensors.ts";
+import { safetensorsToStateDict, saveStateDict } from "../lib/io/state_dict.ts";
+import type { Module } from "../lib/nn/module.ts";
+import type { Optimizer, OptimizerState } from "../lib/optim/optimizer.ts";
+import { DynamicSparsity } from "../lib/sparsity/rigl.ts";
+import type { EpochStats } from "../lib/train/fit.ts";
+import type { ModelName } from "./models.ts";
+
+/** The settings a resumed run must share with the saved one (else it is another run). */
+export interface RunIdentity {
+  /** Model name. */
+  model: ModelName;
+  /** Seed of connectivity, initial weights and shuffling. */
+  seed: number;
+  /** Batch size. */
+  batchSize: number;
+  /** Training images used, or null for all. */
+  limitTrain: number | null;
+}
+
+/** The bookkeeping saved with the optimizer state. */
+export interface TrainState extends RunIdentity {
+  /** Format version of this record. */
+  version: 1;
+  /** Metrics of the epochs done, in order (fit's history). */
+  history: EpochStats[];
+  /** `dynamicSparsity` step count and SET seed of each dynamic layer, by module name. */
+  dynamicSteps: Record<string, { stepCount: number; seed: number }>;
+}
+
+/** The metadata key that holds the `TrainState` as JSON. */
+const STATE_KEY = "sparselinear_train_state";
+
+/** The companion file of a model checkpoint: `a.safetensors` → `a.train.safetensors`. */
+export function trainStatePath(modelPath: string): string {
+  return modelPath.endsWith(".safetensors")
+    ? `${modelPath.slice(0, -".safetensors".length)}.train.safetensors`
+    : `${modelPath}.train.safetensors`;
+}
+
+/**
+ * The step count and SET seed of the model's dynamic layers, by module name: neither is part of
+ * a layer's state dict (the seed's PyTorch layer has no such state), and both decide its future
+ * updates.
+ */
+function dynamicSteps(model: Module): TrainState["dynamicSteps"] {
+  const steps: TrainState["dynamicSteps"] = {};
+  for (const [name, m] of model.namedModules()) {
+    const dyn = (m as { dynamicSparsity?: unknown }).dynamicSparsity;
+    if (dyn instanceof DynamicSparsity) steps[name] = { stepCount: dyn.stepCount, seed: dyn.seed };
+  }
+  return steps;
+}
+
+/** Writes the optimizer state and the run's bookkeeping to `path` (atomically). */
+export async function saveTrainState(
+  path: string,
+  model: Module,
+  optimizer: Optimizer,
+  identity: RunIdentity,
+  history: readonly EpochStats[],
+): Promise<void> {
+  const state: TrainState = {
+    version: 1,
+    ...identity,
+    history: [...history],
+    dynamicSteps: dynamicSteps(model),
+  };
+  await saveStateDict(optimizer.stateDict(), path, {
+    metadata: { [STATE_KEY]: JSON.stringify(state) },
+  });
+}
+
+/**
+ * Reads what `saveTrainState` wrote, checks that `identity` is the saved run's, and restores
+ * the optimizer state and the dynamic layers' step counts. The model's own state is loaded
+ * from its checkpoint by the caller. Returns the saved bookkeeping.
+ */
+export async function loadTrainState(
+  path: string,
+  model: Module,
+  optimizer: Optimizer,
+  identity: RunIdentity,
+): Promise<TrainState> {
+  let file;
+  try {
+    file = await loadSafetensors(path);
+  } catch (err) {
+    throw new Error(
+      `--resume needs the training state written next to the model by --save, ${path}: ` +
+        (err as Error).message,
+      { cause: err },
+    );
+  }
+  const json = file.metadata?.[STATE_KEY];
+  if (json === undefined) {
+    throw new Error(`${path} holds no training state (${STATE_KEY} metadata): not from --save`);
+  }
+  const state = JSON.parse(json) as TrainState;
+  if (state.version !== 1) throw new Error(`${path}: unknown training state version`);
+  const differ = (Object.keys(identity) as (keyof RunIdentity)[])
+    .filter((key) => state[key] !== identity[key])
+    .map((key) =>
+      `${key} ${JSON.stringify(state[key])} there, ${JSON.stringify(identity[key])} now`
+    );
+  if (differ.length > 0) {
+    throw new Error(
+      `--resume continues the saved run, so its settings must match: ${differ.join("; ")}`,
+    );
+  }
+  optimizer.loadStateDict(safetensorsToStateDict(file.tensors) as OptimizerState);
+  const layers = new Map(model.namedModules());
+  for (const [name, saved] of Object.entries(state.dynamicSteps)) {
+    const dyn = (layers.get(name) as { dynamicSparsity?: unknown } | undefined)?.dynamicSparsity;
+    if (!(dyn instanceof DynamicSparsity)) {
+      throw new Error(`${path}: the saved dynamic layer "${name}" is not in this model`);
+    }
+    dyn.stepCount = saved.stepCount;
+    dyn.seed = saved.seed;
+  }
+  return state;
+}
