@@ -1229,6 +1229,16 @@ gpuTest("sl_group_collapse and its backward: the CPU's results and words for bad
   }
 });
 
+gpuTest("sl_group_collapse of a layer without outputs writes G = 0, as the CPU", () => {
+  for (const d of ["cpu", "cuda"] as const) {
+    const b = getBackend(d);
+    const g = onDevice(d, new Float32Array(3 * 5).fill(NaN)); // whatever the memory held
+    const rowPtr = onDevice(d, new Int32Array([0]));
+    b.check(b.kernels.sl_group_collapse(5, 0, 0n, rowPtr.ptr(), null, null, 3, g.ptr()));
+    assert.deepEqual(Array.from(g.toHost()), new Array(15).fill(0), d);
+  }
+});
+
 gpuTest("sl_dense_grad_topk: same positions and gradients, in chunks", () => {
   const nIn = 300, nOut = 200, batch = 17;
   const { rowPtr, colIdx } = randomCsr(nOut, nIn, 0.05, 51);

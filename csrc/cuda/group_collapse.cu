@@ -81,11 +81,13 @@ SL_API sl_status sl_group_collapse(int32_t n_in, int32_t n_out, int64_t nnz,
   SL_VALIDATE(
       sl_validate_group_collapse(__func__, n_in, n_out, nnz, row_ptr, col_idx, values, size, g));
   SL_CUDA_READY();
+  /* Zeroed before the rows are launched, and also when there are none (n_out = 0): g is the
+   * sum over the rows, all zeros for an empty layer, as the CPU library writes it. */
+  const size_t bytes = (size_t)size * (size_t)n_in * sizeof(float);
+  const cudaError_t zeroed = bytes > 0 ? cudaMemsetAsync(g, 0, bytes, 0) : cudaSuccess;
+  if (zeroed != cudaSuccess) return sl_cuda_fail(__func__, "zeroing g", zeroed);
   return launch_rows(__func__, sl_explain_sorted_columns, n_in, n_out, nnz, row_ptr, col_idx,
                      [&](unsigned blocks, unsigned long long *slot) {
-                       const size_t bytes = (size_t)size * (size_t)n_in * sizeof(float);
-                       cudaError_t err = bytes > 0 ? cudaMemsetAsync(g, 0, bytes, 0) : cudaSuccess;
-                       if (err != cudaSuccess) return err;
                        collapse_kernel<<<blocks, 256>>>(n_in, n_out, nnz, row_ptr, col_idx,
                                                         values, size, g, slot);
                        return cudaGetLastError();

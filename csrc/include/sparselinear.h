@@ -129,7 +129,8 @@ SL_API sl_status sl_spmm_bwd_input(int32_t batch, int32_t n_in, int32_t n_out, i
  * batches (a read-modify-write per connection). Columns must be in range (else
  * SL_E_INDEX_OUT_OF_RANGE) and, for batch > 1, non-decreasing within each row (else
  * SL_E_INVALID_ARGUMENT), as in any pattern sl_csr_validate accepts. dx: [batch, n_in]
- * (overwritten; untouched on failure).
+ * (overwritten; untouched on failure). The CPU sums each dx in an order fixed by the thread
+ * count; the CUDA library adds with float atomics, so there the last bits vary from run to run.
  */
 SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                                        const int32_t *row_ptr, const int32_t *col_idx,
@@ -428,7 +429,8 @@ SL_API sl_status sl_scale_shift_bwd(int64_t rows, int32_t n, const float *x, con
  * K-Winners over the last dimension (csrc/cpu/kwinners.c; nupic.torch KWinners semantics).
  * For each row of x [rows, n], the k units with the largest boosted value
  * x[r, j] * exp(boost_strength * (k / n - duty_cycle[j])) win (ties: the lower index wins; NaN
- * ranks with -inf); y[r, j] = x[r, j] (the raw value) for winners, 0 otherwise (y overwritten).
+ * ranks above +inf, as torch.topk, so it wins and propagates); y[r, j] = x[r, j] (the raw value)
+ * for winners, 0 otherwise (y overwritten).
  * winners [rows, k] (null: not written): each row's winning units, ascending (for the backward).
  * win_counts [n] (null: not written): in how many rows each unit won (rows must fit int32).
  * duty_alpha in [0, 1]: when > 0 and rows > 0, after the selection (which uses the old values)
