@@ -79,17 +79,25 @@ export async function saveTrainState(
   });
 }
 
+/** A training state read from its file and checked against the run that resumes it. */
+export interface SavedTrainState {
+  /** The bookkeeping. */
+  state: TrainState;
+  /** The optimizer's state, as `Optimizer.loadStateDict` takes it. */
+  optimizer: OptimizerState;
+  /** The file, for messages. */
+  path: string;
+}
+
 /**
- * Reads what `saveTrainState` wrote, checks that `identity` is the saved run's, and restores
- * the optimizer state and the dynamic layers' step counts. The model's own state is loaded
- * from its checkpoint by the caller. Returns the saved bookkeeping.
+ * Reads what `saveTrainState` wrote and checks that `identity` is the saved run's, before
+ * anything is loaded into the model (a model of another run would otherwise fail on its
+ * state dict's keys, a less telling message).
  */
-export async function loadTrainState(
+export async function readTrainState(
   path: string,
-  model: Module,
-  optimizer: Optimizer,
   identity: RunIdentity,
-): Promise<TrainState> {
+): Promise<SavedTrainState> {
   let file;
   try {
     file = await loadSafetensors(path);
@@ -116,15 +124,27 @@ export async function loadTrainState(
       `--resume continues the saved run, so its settings must match: ${differ.join("; ")}`,
     );
   }
-  optimizer.loadStateDict(safetensorsToStateDict(file.tensors) as OptimizerState);
+  return { state, optimizer: safetensorsToStateDict(file.tensors) as OptimizerState, path };
+}
+
+/**
+ * Restores the optimizer state and the dynamic layers' step counts and SET seeds of a state
+ * `readTrainState` returned. The model's own state is loaded from its checkpoint first (a
+ * dynamic layer's saved topology replaces its parameters), and the optimizer made after that.
+ */
+export function restoreTrainState(
+  saved: SavedTrainState,
+  model: Module,
+  optimizer: Optimizer,
+): void {
+  optimizer.loadStateDict(saved.optimizer);
   const layers = new Map(model.namedModules());
-  for (const [name, saved] of Object.entries(state.dynamicSteps)) {
+  for (const [name, entry] of Object.entries(saved.state.dynamicSteps)) {
     const dyn = (layers.get(name) as { dynamicSparsity?: unknown } | undefined)?.dynamicSparsity;
     if (!(dyn instanceof DynamicSparsity)) {
-      throw new Error(`${path}: the saved dynamic layer "${name}" is not in this model`);
+      throw new Error(`${saved.path}: the saved dynamic layer "${name}" is not in this model`);
     }
-    dyn.stepCount = saved.stepCount;
-    dyn.seed = saved.seed;
+    dyn.stepCount = entry.stepCount;
+    dyn.seed = entry.seed;
   }
-  return state;
 }

@@ -39,7 +39,13 @@ import { type EpochStats, fit } from "../lib/train/fit.ts";
 import type { ProgressOptions } from "../lib/train/progress.ts";
 import { formatBytes, summaryTable } from "../lib/train/summary.ts";
 import { firstSparseLayer, MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
-import { loadTrainState, type RunIdentity, saveTrainState, trainStatePath } from "./checkpoint.ts";
+import {
+  readTrainState,
+  restoreTrainState,
+  type RunIdentity,
+  saveTrainState,
+  trainStatePath,
+} from "./checkpoint.ts";
 
 /** A problem with the command line: printed with the usage, exit status 2. */
 export class UsageError extends Error {
@@ -499,6 +505,10 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
     }
   }
   // Everything that can fail on the file system is checked before minutes of training.
+  if (a.resume !== null) {
+    const found = await Deno.stat(a.resume).then((s) => s.isFile, () => false);
+    if (!found) throw new Error(`--resume ${a.resume}: no such checkpoint file`);
+  }
   if (a.save !== null) await checkWritableFile(a.save, "--save");
   if (a.plot !== null) await preparePlotDir(a.plot);
   if (a.metrics !== null) await checkWritableFile(a.metrics, "--metrics");
@@ -527,26 +537,26 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
   const buildStart = performance.now();
   const model = spec.build(a.seed).to(a.device);
   const buildSeconds = (performance.now() - buildStart) / 1000;
-  // A resumed model is loaded before the optimizer is made: a dynamic layer's saved topology
-  // replaces its parameters, and the optimizer must hold the new ones.
-  if (a.resume !== null) await loadStateDict(model, a.resume);
-  const optimizer = new SGD(model, { lr: a.lr, momentum: 0.9, nesterov: spec.nesterov });
   const identity: RunIdentity = {
     model: a.model,
     seed: a.seed,
     batchSize: a.batchSize,
     limitTrain: a.limitTrain,
   };
-  let resumeFrom: EpochStats[] = [];
-  if (a.resume !== null) {
-    const state = await loadTrainState(trainStatePath(a.resume), model, optimizer, identity);
-    resumeFrom = state.history;
-    if (resumeFrom.length >= a.epochs) {
-      throw new Error(
-        `${a.resume} has already trained ${resumeFrom.length} epoch(s); --epochs is the total, ` +
-          `so give more than ${resumeFrom.length}`,
-      );
-    }
+  // Resuming: the saved run's settings are checked first, then its model is loaded, and only
+  // then the optimizer made (a dynamic layer's saved topology replaces its parameters).
+  const saved = a.resume === null ? null : await readTrainState(trainStatePath(a.resume), identity);
+  const resumeFrom: EpochStats[] = saved?.state.history ?? [];
+  if (saved !== null && resumeFrom.length >= a.epochs) {
+    throw new Error(
+      `${a.resume} has already trained ${resumeFrom.length} epoch(s); --epochs is the total, ` +
+        `so give more than ${resumeFrom.length}`,
+    );
+  }
+  if (a.resume !== null) await loadStateDict(model, a.resume);
+  const optimizer = new SGD(model, { lr: a.lr, momentum: 0.9, nesterov: spec.nesterov });
+  if (saved !== null) {
+    restoreTrainState(saved, model, optimizer);
     train.skipEpochs(resumeFrom.length); // the shuffles of the epochs done
   }
 
