@@ -4,6 +4,7 @@
  * cover what those do not.
  * @module
  */
+import type { Module } from "./nn/module.ts";
 
 /** A tensor has a shape that the operation cannot take. */
 export class ShapeError extends RangeError {
@@ -67,11 +68,16 @@ export function requireObject(value: unknown, what: string, expected: string): v
 }
 
 /**
- * A TypeError naming `what` unless `value` is a module: anything with `namedModules()`, as every
- * `Module` has (checked by shape, not `instanceof`, so that this file imports no module code).
+ * Whether `value` is a module: anything with `namedModules()`, as every `Module` has (checked by
+ * shape, not `instanceof`, so that this file imports no module code).
  */
+export function isModule(value: unknown): value is Module {
+  return typeof (value as { namedModules?: unknown } | null)?.namedModules === "function";
+}
+
+/** A TypeError naming `what` unless `value` is a module (`isModule`). */
 export function requireModule(value: unknown, what: string): void {
-  if (typeof (value as { namedModules?: unknown } | null)?.namedModules !== "function") {
+  if (!isModule(value)) {
     throw new TypeError(
       `${what} must be a Module (e.g. a Sequential or a SparseLinear), got ${describeValue(value)}`,
     );

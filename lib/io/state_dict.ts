@@ -17,7 +17,7 @@ import {
   toInt32,
 } from "./safetensors.ts";
 import { HostStorage } from "../backend/cpu.ts";
-import { requireModule, requireObject } from "../errors.ts";
+import { isModule, requireModule, requireObject } from "../errors.ts";
 import { checkPath } from "./atomic_write.ts";
 import { checkOptionKeys } from "../options.ts";
 
@@ -165,10 +165,4 @@ export async function loadStateDict(
   } catch (err) {
     throw new Error(`"${path}": ${(err as Error).message}`, { cause: err });
   }
-}
-
-function isModule(value: unknown): value is Module {
-  return value !== null && typeof value === "object" &&
-    typeof (value as Module).stateDict === "function" &&
-    typeof (value as Module).loadStateDict === "function";
 }

@@ -5,7 +5,7 @@
  */
 import type { Module } from "../nn/module.ts";
 import { IndexTensor, type Tensor } from "../tensor.ts";
-import { describeValue, requireModule } from "../errors.ts";
+import { describeValue, isModule, requireModule } from "../errors.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 
 /** One layer's row of the summary. */
@@ -140,15 +140,26 @@ export function summaryTable(
   options: SummaryTableOptions = {},
 ): string {
   // A module is recognised first: a Module subclass may well have a `layers` field.
-  const isModule = typeof (model as Partial<Module> | null)?.namedModules === "function";
-  if (!isModule && !isModelSummary(model)) {
+  const asModule = isModule(model);
+  if (!asModule && !isModelSummary(model)) {
     throw new TypeError(
       `summaryTable() model must be a Module or the result of summarize(model), got ${
         describeValue(model)
       }`,
     );
   }
-  const s = isModule ? summarize(model as Module) : model as ModelSummary;
+  checkOptionKeys(options, ["optimizerBytesPerParameter"], "summaryTable()");
+  const perParam = numberOption(
+    options.optimizerBytesPerParameter,
+    "summaryTable() optimizerBytesPerParameter",
+    0,
+  );
+  if (!(perParam >= 0 && Number.isFinite(perParam))) {
+    throw new RangeError(
+      `summaryTable() optimizerBytesPerParameter must be a finite number >= 0, got ${perParam}`,
+    );
+  }
+  const s = asModule ? summarize(model) : model as ModelSummary;
   const rows = s.layers.map((l) => [
     l.name,
     l.description.split("\n")[0],
@@ -168,17 +179,6 @@ export function summaryTable(
       formatBytes(s.bytes)
     }`,
   );
-  checkOptionKeys(options, ["optimizerBytesPerParameter"], "summaryTable()");
-  const perParam = numberOption(
-    options.optimizerBytesPerParameter,
-    "summaryTable() optimizerBytesPerParameter",
-    0,
-  );
-  if (!(perParam >= 0 && Number.isFinite(perParam))) {
-    throw new RangeError(
-      `summaryTable() optimizerBytesPerParameter must be a finite number >= 0, got ${perParam}`,
-    );
-  }
   const training = 4 * s.parameters + perParam * s.parameters;
   out.push(
     `Training adds ${formatBytes(training)} (gradients${
