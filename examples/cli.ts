@@ -94,3 +94,26 @@ export function intFlag(
   if (n === null) cliFail(`--${name} must be an integer ≥ ${min}, got "${raw}"`, usage);
   return n;
 }
+
+/**
+ * The text of a /proc file, or "" where it cannot be read. Deno reads /proc only with
+ * --allow-all; without it, `cat` does, where the run permission was given (else "").
+ */
+export function readProc(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    try {
+      const out = new Deno.Command("cat", { args: [path], stderr: "null" }).outputSync();
+      return out.success ? new TextDecoder().decode(out.stdout) : "";
+    } catch {
+      return "";
+    }
+  }
+}
+
+/** The CPU's model name from /proc/cpuinfo, or "unknown CPU". */
+export function cpuModel(): string {
+  return readProc("/proc/cpuinfo").match(/^model name\s*:\s*(.*)$/m)?.[1].trim() ??
+    "unknown CPU";
+}

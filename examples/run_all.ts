@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { integerAtLeast, joinNegativeValues } from "./cli.ts";
+import { cpuModel, integerAtLeast, joinNegativeValues } from "./cli.ts";
 import { fileURLToPath } from "node:url";
 import { MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
 import { checkWritableFile, type MetricsFile, parseTrainArgs } from "./train_mnist.ts";
@@ -37,14 +37,7 @@ function fmt(v: number | null | undefined, digits = 2): string {
 }
 
 function machine(): string {
-  let cpu = "unknown CPU";
-  try {
-    // Deno reads /proc files only with --allow-all; `cat` needs just the run permission
-    // this task has (it runs git and the training processes too).
-    const out = new Deno.Command("cat", { args: ["/proc/cpuinfo"] }).outputSync();
-    const info = new TextDecoder().decode(out.stdout);
-    cpu = /model name\s*:\s*(.+)/.exec(info)?.[1]?.trim() ?? cpu;
-  } catch { /* not Linux */ }
+  const cpu = cpuModel(); // through `cat`: this task has the run permission, not --allow-all
   let commit = "";
   try {
     const out = new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).outputSync();

@@ -23,7 +23,7 @@
  * @module
  */
 import type { ParseArgsOptionsConfig } from "node:util";
-import { cliArgs, cliFail, decimalNumber, integerAtLeast } from "./cli.ts";
+import { cliArgs, cliFail, cpuModel, decimalNumber, integerAtLeast, readProc } from "./cli.ts";
 import {
   check,
   getNumThreads,
@@ -170,21 +170,13 @@ class Recorder {
   }
 }
 
-function readProc(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return "";
-  }
-}
-
 /** Load average (1, 5, 15 min) from /proc/loadavg, or "unknown". */
 function loadAverage(): string {
   return readProc("/proc/loadavg").split(" ").slice(0, 3).join(", ") || "unknown";
 }
 
 function machine(): string {
-  const cpu = readProc("/proc/cpuinfo").match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown CPU";
+  const cpu = cpuModel();
   const flags = readProc("/proc/cpuinfo").match(/^flags\s*:(.*)$/m)?.[1].split(" ") ?? [];
   const simd = ["avx512f", "avx2", "fma"].filter((f) => flags.includes(f)).join("+");
   const kib = readProc("/proc/meminfo").match(/^MemTotal:\s+(\d+)/m)?.[1];
