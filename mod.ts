@@ -198,6 +198,7 @@ export {
   dropFraction,
   type DroppedConnections,
   DYNAMIC_DEFAULTS,
+  dynamicSchedules,
   type DynamicSparseLayer,
   DynamicSparsity,
   type DynamicSparsityOptions,

@@ -10,7 +10,7 @@ import { loadSafetensors } from "../lib/io/safetensors.ts";
 import { safetensorsToStateDict, saveStateDict } from "../lib/io/state_dict.ts";
 import type { Module } from "../lib/nn/module.ts";
 import type { Optimizer, OptimizerState } from "../lib/optim/optimizer.ts";
-import { DynamicSparsity } from "../lib/sparsity/rigl.ts";
+import { dynamicSchedules } from "../lib/sparsity/rigl.ts";
 import type { EpochStats } from "../lib/train/fit.ts";
 import type { ModelName } from "./models.ts";
 
@@ -53,9 +53,8 @@ export function trainStatePath(modelPath: string): string {
  */
 function dynamicSteps(model: Module): TrainState["dynamicSteps"] {
   const steps: TrainState["dynamicSteps"] = {};
-  for (const [name, m] of model.namedModules()) {
-    const dyn = (m as { dynamicSparsity?: unknown }).dynamicSparsity;
-    if (dyn instanceof DynamicSparsity) steps[name] = { stepCount: dyn.stepCount, seed: dyn.seed };
+  for (const [name, dyn] of dynamicSchedules(model)) {
+    steps[name] = { stepCount: dyn.stepCount, seed: dyn.seed };
   }
   return steps;
 }
@@ -138,10 +137,10 @@ export function restoreTrainState(
   optimizer: Optimizer,
 ): void {
   optimizer.loadStateDict(saved.optimizer);
-  const layers = new Map(model.namedModules());
+  const schedules = new Map(dynamicSchedules(model));
   for (const [name, entry] of Object.entries(saved.state.dynamicSteps)) {
-    const dyn = (layers.get(name) as { dynamicSparsity?: unknown } | undefined)?.dynamicSparsity;
-    if (!(dyn instanceof DynamicSparsity)) {
+    const dyn = schedules.get(name);
+    if (dyn === undefined) {
       throw new Error(`${saved.path}: the saved dynamic layer "${name}" is not in this model`);
     }
     dyn.stepCount = entry.stepCount;

@@ -628,6 +628,16 @@ export interface ModuleTree {
   namedModules(): [string, unknown][];
 }
 
+/** The dynamic-sparsity schedules of the dynamic layers in `model`, by module name. */
+export function dynamicSchedules(model: ModuleTree): [string, DynamicSparsity][] {
+  const schedules: [string, DynamicSparsity][] = [];
+  for (const [name, module] of model.namedModules()) {
+    const schedule = (module as MaybeDynamic).dynamicSparsity;
+    if (schedule instanceof DynamicSparsity) schedules.push([name, schedule]);
+  }
+  return schedules;
+}
+
 /**
  * Calls `step()` on the dynamic-sparsity schedule of every dynamic layer in `model` (once per
  * training iteration, after `loss.backward()`); returns the reports of the layers that updated,
@@ -635,11 +645,7 @@ export interface ModuleTree {
  */
 export function stepDynamicSparsity(model: ModuleTree): Map<string, UpdateReport> {
   requireModule(model, "stepDynamicSparsity() model");
-  const schedules: [string, DynamicSparsity][] = [];
-  for (const [name, module] of model.namedModules()) {
-    const schedule = (module as MaybeDynamic).dynamicSparsity;
-    if (schedule instanceof DynamicSparsity) schedules.push([name, schedule]);
-  }
+  const schedules = dynamicSchedules(model);
   // Plan every layer's step first (checks, drop and grow sets), so that a rejected call, e.g. a
   // NaN in one layer's dense gradient, advances none of them.
   const plans: [string, () => UpdateReport | null][] = schedules.map(([name, schedule]) => {

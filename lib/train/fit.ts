@@ -17,7 +17,7 @@ import { cudaDeviceInfo, cudaMemoryStats, reclaimDeviceMemory } from "../backend
 import { describeValue, NonFiniteLossError, requireModule, requireObject } from "../errors.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 import type { Module } from "../nn/module.ts";
-import { DynamicSparsity, stepDynamicSparsity } from "../sparsity/rigl.ts";
+import { dynamicSchedules, stepDynamicSparsity } from "../sparsity/rigl.ts";
 import { type BatchSource, checkBatchSource, evaluate, type LossFunction } from "./evaluate.ts";
 import { countCorrect, RunningMetrics } from "./metrics.ts";
 import { ProgressBar, type ProgressOptions } from "./progress.ts";
@@ -249,9 +249,7 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
 
   const modules = model.namedModules().map(([, m]) => m);
   const epochHooks = modules.filter(hasEpochHook);
-  const isDynamic = modules.some((m) =>
-    (m as { dynamicSparsity?: unknown }).dynamicSparsity instanceof DynamicSparsity
-  );
+  const isDynamic = dynamicSchedules(model).length > 0;
 
   const history: EpochStats[] = [...done];
   let step = done.reduce((n, e) => n + e.steps, 0);
