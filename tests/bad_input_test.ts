@@ -671,19 +671,24 @@ row("malformed IDX files", () => {
 const canRun = (await Deno.permissions.query({ name: "run" })).state === "granted";
 const libraryModule = new URL("../ffi/library.ts", import.meta.url).href;
 
-/** Runs `code` in a fresh Deno with SPARSELINEAR_LIB set; returns its stderr + stdout. */
-async function runWithLibrary(
-  libPath: string,
-  code: string,
+/** Runs a fresh Deno with `args` and `env` (plus NO_COLOR); returns its stdout + stderr. */
+async function runDeno(
+  args: string[],
+  env: Record<string, string> = {},
 ): Promise<{ ok: boolean; output: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--quiet", code],
-    env: { SPARSELINEAR_LIB: libPath, NO_COLOR: "1" },
+    args,
+    env: { ...env, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   return { ok: out.success, output: text };
+}
+
+/** Runs `code` in a fresh Deno with SPARSELINEAR_LIB set; returns its stderr + stdout. */
+function runWithLibrary(libPath: string, code: string): Promise<{ ok: boolean; output: string }> {
+  return runDeno(["eval", "--quiet", code], { SPARSELINEAR_LIB: libPath });
 }
 
 /** Loads the library in the child and prints the error class and message. */
@@ -829,15 +834,9 @@ Deno.test({
     try {
       const script = join(dir, "load.ts");
       await Deno.writeTextFile(script, LOAD_AND_REPORT);
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--quiet", "--allow-read", "--allow-env", script],
-        env: { NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      assert.match(text, /ERROR LibraryError: .*needs FFI permission: run Deno with --allow-ffi/);
-      assert.doesNotMatch(text, /stale/);
+      const { output } = await runDeno(["run", "--quiet", "--allow-read", "--allow-env", script]);
+      assert.match(output, /ERROR LibraryError: .*needs FFI permission: run Deno with --allow-ffi/);
+      assert.doesNotMatch(output, /stale/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -848,15 +847,8 @@ Deno.test({
   name: "bad input: SL_NUM_THREADS that is not a thread count; setNumThreads out of range",
   ignore: !canRun,
   fn: async () => {
-    const load = async (value: string) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["eval", "--quiet", LOAD_AND_REPORT],
-        env: { SL_NUM_THREADS: value, NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    };
+    const load = async (value: string) =>
+      (await runDeno(["eval", "--quiet", LOAD_AND_REPORT], { SL_NUM_THREADS: value })).output;
     // The C library would ignore these (a partial number is a guess): an error names them.
     // A Unicode space is no blank to C's isspace(): "\u00a03" would be ignored there too.
     for (const value of ["3abc", "1e3", "0", "-1", "5000", "\u00a03"]) {
