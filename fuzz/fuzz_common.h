@@ -60,6 +60,11 @@ static inline int fz_chance(fz_in *in, int num) { return in->n > 0 && fz_u8(in) 
  * the zero runs that mutations and short inputs produce never select it. */
 static inline int fz_rare(fz_in *in) { return in->n > 0 && fz_u8(in) == 0xA7; }
 
+/* An entry of `table` for a parameter: one of its first `valid` entries (the allowed values)
+ * mostly, one of its first `all` (the invalid ones too) for about 1 input in 16. */
+#define FZ_PICK(in, table, valid, all) \
+  ((table)[fz_chance(in, 16) ? fz_u8(in) % (all) : fz_u8(in) % (valid)])
+
 /* An int32 that is usually in [0, bound) but sometimes any of the values that break checks. */
 static inline int32_t fz_index(fz_in *in, int32_t bound, int bad_chance) {
   if (fz_chance(in, bad_chance)) {

@@ -124,7 +124,7 @@ static void fuzz_layer_norm(fz_in *in) {
   if (fz_chance(in, 4)) rows = -1;
   if (fz_chance(in, 4)) n = (int32_t)fz_range(in, -1, 0);
   static const float eps_table[] = {1e-5f, 1e-3f, 0.1f, 1.0f, 0.0f, -1e-3f, NAN, INFINITY};
-  const float eps = eps_table[fz_chance(in, 16) ? fz_u8(in) % 8 : fz_u8(in) % 4];
+  const float eps = FZ_PICK(in, eps_table, 4, 8);
   const int32_t relu = fz_chance(in, 4) ? (fz_chance(in, 128) ? 2 : -1) : fz_u8(in) & 1;
   const int with_gamma = fz_chance(in, 160), with_beta = fz_chance(in, 160);
   const int any = fz_chance(in, 16);

@@ -35,10 +35,10 @@ static void fuzz_sgd(fz_in *in) {
   static const float damps[] = {0.0f, 0.1f, 0.5f, -0.5f, NAN};
   static const float wds[] = {0.0f, 1e-4f, 0.1f, -0.1f, NAN};
   const int64_t n = fuzz_length(in);
-  const float lr = lrs[fz_chance(in, 16) ? fz_u8(in) % 7 : fz_u8(in) % 4];
-  const float mom = moms[fz_chance(in, 16) ? fz_u8(in) % 6 : fz_u8(in) % 4];
-  const float damp = damps[fz_chance(in, 16) ? fz_u8(in) % 5 : fz_u8(in) % 4];
-  const float wd = wds[fz_chance(in, 16) ? fz_u8(in) % 5 : fz_u8(in) % 3];
+  const float lr = FZ_PICK(in, lrs, 4, 7);
+  const float mom = FZ_PICK(in, moms, 4, 6);
+  const float damp = FZ_PICK(in, damps, 4, 5);
+  const float wd = FZ_PICK(in, wds, 3, 5);
   const int32_t nesterov = fz_chance(in, 8) ? 2 : fz_u8(in) & 1;
   const int32_t init = fz_chance(in, 8) ? -1 : fz_u8(in) & 1;
   const int any = fz_chance(in, 16);
@@ -102,14 +102,14 @@ static void fuzz_adam(fz_in *in) {
   static const float wds[] = {0.0f, 0.01f, 0.5f, -0.1f, NAN};
   static const int64_t steps[] = {1, 2, 10, 1000, 0, -3};
   const int64_t n = fuzz_length(in);
-  const float lr = lrs[fz_chance(in, 16) ? fz_u8(in) % 6 : fz_u8(in) % 4];
-  const float b1 = betas[fz_chance(in, 16) ? fz_u8(in) % 7 : fz_u8(in) % 4];
-  const float b2 = betas[fz_chance(in, 16) ? fz_u8(in) % 7 : fz_u8(in) % 4];
-  const float eps = epss[fz_chance(in, 16) ? fz_u8(in) % 6 : fz_u8(in) % 4];
-  const float wd = wds[fz_chance(in, 16) ? fz_u8(in) % 5 : fz_u8(in) % 3];
+  const float lr = FZ_PICK(in, lrs, 4, 6);
+  const float b1 = FZ_PICK(in, betas, 4, 7);
+  const float b2 = FZ_PICK(in, betas, 4, 7);
+  const float eps = FZ_PICK(in, epss, 4, 6);
+  const float wd = FZ_PICK(in, wds, 3, 5);
   const int32_t decoupled = fz_chance(in, 8) ? 2 : fz_u8(in) & 1;
   const int32_t amsgrad = fz_chance(in, 8) ? -1 : fz_u8(in) & 1;
-  const int64_t step = steps[fz_chance(in, 16) ? fz_u8(in) % 6 : fz_u8(in) % 4];
+  const int64_t step = FZ_PICK(in, steps, 4, 6);
   const int any = fz_chance(in, 16);
   const int bad = n < 0 || !(isfinite(lr) && lr >= 0) || !(b1 >= 0 && b1 < 1) ||
                   !(b2 >= 0 && b2 < 1) || !(isfinite(eps) && eps >= 0) ||
@@ -194,7 +194,7 @@ static void fuzz_vectors(fz_in *in) {
   const int64_t n = fuzz_length(in);
   const int any = fz_chance(in, 16);
   static const float alphas[] = {1.0f, -1.0f, 0.5f, 0.0f, 3.0f, INFINITY, NAN};
-  const float alpha = alphas[fz_chance(in, 16) ? fz_u8(in) % 7 : fz_u8(in) % 5];
+  const float alpha = FZ_PICK(in, alphas, 5, 7);
   const float value = fz_any_float(in);
   const int64_t len = n > 0 ? n : 0;
   float *x = filled(in, len, any), *y = filled(in, len, any), *y0 = dup(y, len);
