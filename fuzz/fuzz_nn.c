@@ -13,7 +13,7 @@
 /* ------------------------------------------------------------------ LayerNorm ---- */
 
 /* The backward's terms of entry (r, j) from the forward's statistics: xhat, the upstream
- * gradient the ReLU let through (where the forward's y > 0: the backward must recompute
+ * gradient the ReLU let through (where the forward's y > 0 or NaN: the backward must recompute
  * exactly the forward's mask) and that gradient times gamma. */
 typedef struct {
   double xh, d, g;
@@ -25,7 +25,7 @@ static ln_terms ln_backward_terms(const float *x, const float *y, const float *d
   const int64_t i = r * n + j;
   ln_terms t;
   t.xh = ((double)x[i] - mean[r]) * rstd[r];
-  t.d = relu && !(y[i] > 0.0f) ? 0.0 : dy[i];
+  t.d = relu && y[i] <= 0.0f ? 0.0 : dy[i];
   t.g = gamma ? t.d * gamma[j] : t.d;
   return t;
 }
@@ -168,6 +168,18 @@ static void fuzz_layer_norm(fz_in *in) {
     st = sl_layer_norm_fwd(rows, n, eps, x, gamma, beta, relu, y2, NULL, NULL);
     sl_set_num_threads(threads);
     FZ_CHECK(st == SL_OK && fz_same_bits(y, y2, total), "y depends on the thread count");
+    if (relu) {
+      /* Any values, non-finite ones too: the fused ReLU is sl_unary's ReLU of the plain output
+       * (NaN kept, as PyTorch's relu). */
+      float *y3 = FZ_NEW(float, total);
+      st = sl_layer_norm_fwd(rows, n, eps, x, gamma, beta, 0, y2, NULL, NULL);
+      FZ_CHECK(st == SL_OK && sl_unary(SL_UNARY_RELU, total, 0, 0, y2, y3) == SL_OK,
+               "plain LayerNorm + sl_unary ReLU failed");
+      for (int64_t i = 0; i < total; i++)
+        FZ_CHECK(y[i] == y3[i] || (y[i] != y[i] && y3[i] != y3[i]),
+                 "fused ReLU y[%lld] = %.9g, relu(plain) = %.9g", (long long)i, y[i], y3[i]);
+      free(y3);
+    }
     free(y2);
     for (int64_t r = 0; r < rows && !any; r++) {
       double s = 0.0, sa = 0.0;
@@ -191,7 +203,7 @@ static void fuzz_layer_norm(fz_in *in) {
         const double scale = fabs(gamma ? xh * gamma[j] : xh) + (beta ? fabs(beta[j]) : 0.0);
         /* At the ReLU's edge a last-bit difference may decide the side: either is right. */
         const int edge = relu && fabs(v) <= 1e-5 * scale + 1e-6;
-        const double want = relu && !(v > 0.0) ? 0.0 : v;
+        const double want = relu && v <= 0.0 ? 0.0 : v;
         FZ_CHECK(fz_near(y[i], want, scale) || (edge && (y[i] == 0.0f || fz_near(y[i], v, scale))),
                  "y[%lld] = %.9g, expected %.9g", (long long)i, y[i], want);
       }

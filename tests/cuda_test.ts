@@ -724,6 +724,22 @@ gpuTest("layerNorm with a fused ReLU is relu(layerNorm) on the GPU too, bit for 
     assert.deepEqual(fused[i], plain[i], what);
   });
 });
+/** A leaf with some non-finite entries: `poison` maps index → value. */
+function poisonedLeaf(shape: number[], seed: number, device: Device, poison: number[][]): Tensor {
+  const data = new Generator(seed).fillUniform(new Float32Array(numel(shape)), -3, 3);
+  for (const [i, v] of poison) data[i] = v;
+  return tensor(data, shape, { device, requiresGrad: true });
+}
+// relu(NaN) is NaN and its gradient passes (as PyTorch and sl_unary): on both devices, fused.
+compareOp("layerNorm with a fused ReLU on NaN and infinite values", (d) => {
+  const x = poisonedLeaf([4, 300], 40, d, [[7, NaN], [300 + 9, Infinity]]);
+  const w = poisonedLeaf([300], 41, d, [[1, NaN]]);
+  const b = poisonedLeaf([300], 42, d, [[3, -Infinity], [4, Infinity]]);
+  const out = layerNorm(x, 300, w, b, 1e-5, "relu");
+  const y = out.toArray();
+  assert.ok(Number.isNaN(y[0]) && Number.isNaN(y[600 + 1]) && y[600 + 3] === 0, `${d}: NaN kept`);
+  return { out, leaves: [x, w, b] };
+});
 compareOp("layerNorm over two dimensions, many rows, no affine", (d) => {
   const x = leaf([700, 4, 6], 29, d);
   return { out: layerNorm(x, [4, 6], null, null), leaves: [x] };

@@ -101,6 +101,31 @@ Deno.test("layerNorm with a fused ReLU is relu(layerNorm), bit for bit, forward 
     reference: ([xx, gg, bb]) => layerNormRef(xx, 6, gg, bb).map((v) => Math.max(v, 0)),
     name: "layerNorm + relu [4, 6]",
   });
+  // Non-finite values: relu(NaN) is NaN (as PyTorch) and its gradient passes, -inf is cut.
+  const n = 6;
+  const xs = randomArray(3 * n, 10, -2, 3);
+  xs[2] = NaN; // row 0 normalises to NaN throughout
+  const make = () => {
+    const xx = fromFloat32(xs.slice(), [3, n], true);
+    const gg = fromFloat32(Float32Array.from([1, NaN, 1, 1, 1, 1]), [n], true);
+    const bb = fromFloat32(Float32Array.from([0, 0, 0, -Infinity, Infinity, 0]), [n], true);
+    return [xx, gg, bb] as const;
+  };
+  const dy = fromFloat32(randomArray(3 * n, 11, -1, 1), [3, n]);
+  const [x1, g1, b1] = make();
+  const fused = layerNorm(x1, n, g1, b1, 1e-5, "relu");
+  fused.backward(dy);
+  const [x2, g2, b2] = make();
+  const plain = relu(layerNorm(x2, n, g2, b2));
+  plain.backward(dy);
+  assert.ok(Number.isNaN(fused.data[0]) && Number.isNaN(fused.data[n + 1]), "NaN propagates");
+  assert.equal(fused.data[n + 3], 0, "-inf is cut");
+  assert.equal(fused.data[n + 4], Infinity, "+inf passes");
+  assert.deepEqual(fused.data, plain.data, "non-finite output");
+  assert.deepEqual(x1.grad!.data, x2.grad!.data, "non-finite dx");
+  assert.deepEqual(g1.grad!.data, g2.grad!.data, "non-finite dweight");
+  assert.deepEqual(b1.grad!.data, b2.grad!.data, "non-finite dbias");
+
   const ln = new LayerNorm(6, { activation: "relu" });
   assert.equal(
     ln.toString(),

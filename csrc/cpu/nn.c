@@ -62,7 +62,8 @@ static inline __attribute__((always_inline)) float ln_out(const int AF, float xh
 }
 
 /*
- * dy where the fused ReLU let the output through, else +0 (dy itself without a ReLU). A bit
+ * dy where the fused ReLU let the output through (above 0, or NaN: relu(NaN) is NaN and its
+ * gradient passes, as sl_unary's ReLU and PyTorch), else +0 (dy itself without a ReLU). A bit
  * mask rather than a select: GCC does not if-convert a float select that feeds a double sum,
  * and the loop would stay scalar.
  */
@@ -73,7 +74,7 @@ static inline __attribute__((always_inline)) float ln_passed(const int AF, const
   if (!RELU) return dy;
   uint32_t bits;
   memcpy(&bits, &dy, sizeof bits);
-  bits &= -(uint32_t)(ln_out(AF, xhat, gamma, beta, j) > 0.0f);
+  bits &= -(uint32_t)!(ln_out(AF, xhat, gamma, beta, j) <= 0.0f);
   float kept;
   memcpy(&kept, &bits, sizeof kept);
   return kept;
@@ -164,7 +165,7 @@ static inline __attribute__((always_inline)) void ln_fwd_row(const int AF, const
 #pragma omp simd
   for (int32_t j = 0; j < n; j++) {
     float v = ln_out(AF, (xr[j] - mu) * rs, gamma, beta, j);
-    yr[j] = RELU && !(v > 0.0f) ? 0.0f : v;
+    yr[j] = RELU && v <= 0.0f ? 0.0f : v; /* NaN propagates, as relu() and PyTorch */
   }
 }
 

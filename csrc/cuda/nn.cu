@@ -47,7 +47,7 @@ struct sl_term_ln_masked {
     const float d = dy[r * n + c];
     if (!relu && !weighted) return (double)d; /* dbeta without a ReLU reads dy alone */
     const float xh = (x[r * n + c] - mean[r]) * rstd[r];
-    if (relu && !(sl_ln_apply(gamma, beta, xh, c) > 0.0f)) return 0.0;
+    if (relu && sl_ln_apply(gamma, beta, xh, c) <= 0.0f) return 0.0; /* NaN passes */
     return weighted ? (double)d * xh : (double)d;
   }
 };
@@ -76,7 +76,7 @@ __global__ void layer_norm_fwd_kernel(int64_t rows, int32_t n, float eps,
     const float muf = (float)mu;
     for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
       const float v = sl_ln_apply(gamma, beta, (xr[j] - muf) * rs, j);
-      yr[j] = relu && !(v > 0.0f) ? 0.0f : v;
+      yr[j] = relu && v <= 0.0f ? 0.0f : v; /* NaN propagates, as relu() */
     }
     if (threadIdx.x == 0) {
       if (mean != nullptr) mean[r] = muf;
@@ -103,7 +103,7 @@ __global__ void layer_norm_bwd_dx_kernel(int64_t rows, int32_t n, const float *_
     double sg = 0.0, sgx = 0.0;
     for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
       const float xh = (xr[j] - mu) * rs;
-      const float d = relu && !(sl_ln_apply(gamma, beta, xh, j) > 0.0f) ? 0.0f : dyr[j];
+      const float d = relu && sl_ln_apply(gamma, beta, xh, j) <= 0.0f ? 0.0f : dyr[j];
       const float g = gamma != nullptr ? d * gamma[j] : d;
       sg += g;
       sgx += (double)g * xh;
@@ -113,7 +113,7 @@ __global__ void layer_norm_bwd_dx_kernel(int64_t rows, int32_t n, const float *_
     const float mg = (float)(sg / n), mgx = (float)(sgx / n);
     for (int32_t j = threadIdx.x; j < n; j += blockDim.x) {
       const float xh = (xr[j] - mu) * rs;
-      const float d = relu && !(sl_ln_apply(gamma, beta, xh, j) > 0.0f) ? 0.0f : dyr[j];
+      const float d = relu && sl_ln_apply(gamma, beta, xh, j) <= 0.0f ? 0.0f : dyr[j];
       const float g = gamma != nullptr ? d * gamma[j] : d;
       dxr[j] = rs * (g - mg - xh * mgx);
     }

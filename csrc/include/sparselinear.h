@@ -350,8 +350,9 @@ enum { SL_REDUCTION_NONE = 0, SL_REDUCTION_MEAN = 1, SL_REDUCTION_SUM = 2 };
 
 /*
  * LayerNorm over the last dimension of x [rows, n] (biased variance, as PyTorch):
- * y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), then max(y, 0) when
- * relu is 1 (fused LayerNorm + ReLU; 0: no activation; anything else: SL_E_INVALID_ARGUMENT).
+ * y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), then ReLU when relu is 1
+ * (fused LayerNorm + ReLU, as SL_UNARY_RELU: 0 where y <= 0, NaN kept; 0: no activation;
+ * anything else: SL_E_INVALID_ARGUMENT).
  * gamma, beta: [n] or null (1 and 0). mean, rstd: [rows], written when non-null (the backward
  * pass needs them).
  */
@@ -360,9 +361,9 @@ SL_API sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const flo
                                    float *mean, float *rstd);
 /*
  * LayerNorm backward from the forward's x, mean and rstd, and its gamma, beta and relu (with
- * relu, dy is taken as zero wherever the forward's output was cut to 0: the mask is recomputed
- * bit-for-bit, not stored). Each of dx [rows, n], dgamma [n] and dbeta [n] is written
- * (overwritten) when non-null.
+ * relu, dy is taken as zero wherever the forward's output was cut to 0, and passes where it was
+ * above 0 or NaN, as SL_UNARY_RELU's backward; the mask is recomputed bit-for-bit, not stored).
+ * Each of dx [rows, n], dgamma [n] and dbeta [n] is written (overwritten) when non-null.
  */
 SL_API sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float *mean,
                                    const float *rstd, const float *gamma, const float *beta,

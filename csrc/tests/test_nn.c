@@ -93,7 +93,7 @@ static void test_layer_norm(int64_t rows, int32_t n, int affine, int relu) {
     int same_y = 1;
     for (int64_t i = 0; i < total; i++) {
       same_y &= y[i] == (y_plain[i] > 0 ? y_plain[i] : 0.0f);
-      dy_masked[i] = y_plain[i] > 0 ? dy[i] : 0.0f;
+      dy_masked[i] = y_plain[i] > 0 || y_plain[i] != y_plain[i] ? dy[i] : 0.0f;
     }
     EXPECT(same_y, "fused relu forward == relu(plain forward), rows=%lld n=%d", (long long)rows,
            n);
@@ -137,6 +137,61 @@ static void test_layer_norm(int64_t rows, int32_t n, int affine, int relu) {
   }
   free(x), free(y), free(dy), free(dx), free(gamma), free(beta), free(mean), free(rstd);
   free(dgamma), free(dbeta), free(ry), free(rdx), free(rdg), free(rdb);
+}
+
+/* Equal floats, or both NaN (NaN payloads may differ between two orders of the same sums). */
+static int same_or_both_nan(const float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!(a[i] == b[i] || (a[i] != a[i] && b[i] != b[i]))) return 0;
+  return 1;
+}
+
+/* The fused ReLU on non-finite values is sl_unary's ReLU after the plain LayerNorm: a NaN output
+ * stays NaN (as PyTorch's relu) and its gradient passes, -inf is cut, +inf passes. Poisoned:
+ * row 0 holds a NaN input (the whole row's output is NaN), row 1 a +inf (NaN too: inf - inf),
+ * gamma[1] is NaN (column 1 NaN in every row), beta[3] = -inf and beta[4] = +inf. */
+static void test_layer_norm_relu_nonfinite(int64_t rows, int32_t n) {
+  const int64_t total = rows * n;
+  float *x = malloc(sizeof(float) * total), *dy = malloc(sizeof(float) * total);
+  float *y = malloc(sizeof(float) * total), *y_plain = malloc(sizeof(float) * total);
+  float *y_relu = malloc(sizeof(float) * total), *dy_masked = malloc(sizeof(float) * total);
+  float *dx = malloc(sizeof(float) * total), *dx_plain = malloc(sizeof(float) * total);
+  float *gamma = malloc(sizeof(float) * n), *beta = malloc(sizeof(float) * n);
+  float *mean = malloc(sizeof(float) * rows), *rstd = malloc(sizeof(float) * rows);
+  float *dg = malloc(sizeof(float) * n), *db = malloc(sizeof(float) * n);
+  float *dg_plain = malloc(sizeof(float) * n), *db_plain = malloc(sizeof(float) * n);
+  fill(x, total, -3, 5);
+  fill(dy, total, -1, 1);
+  fill(gamma, n, 0.5, 1.5);
+  fill(beta, n, -0.5, 0.5);
+  x[n / 2] = NAN;
+  if (rows > 1) x[n + n / 3] = INFINITY;
+  gamma[1] = NAN;
+  beta[3] = -INFINITY;
+  beta[4] = INFINITY;
+  EXPECT(sl_layer_norm_fwd(rows, n, 1e-5f, x, gamma, beta, 1, y, mean, rstd) == SL_OK,
+         "fused fwd: %s", sl_last_error());
+  sl_layer_norm_fwd(rows, n, 1e-5f, x, gamma, beta, 0, y_plain, NULL, NULL);
+  sl_unary(SL_UNARY_RELU, total, 0, 0, y_plain, y_relu);
+  EXPECT(same_or_both_nan(y, y_relu, total), "fused relu forward == relu(plain), non-finite, "
+         "rows=%lld n=%d", (long long)rows, n);
+  EXPECT(y[0] != y[0] && y[n + 2] != y[n + 2] && (rows < 3 || y[2 * n + 1] != y[2 * n + 1]),
+         "NaN outputs propagate through the fused ReLU");
+  EXPECT(rows < 3 || (y[2 * n + 3] == 0.0f && y[2 * n + 4] == INFINITY),
+         "-inf cut, +inf passed: %g %g", rows < 3 ? 0.0 : y[2 * n + 3], rows < 3 ? 0.0 : y[2 * n + 4]);
+  for (int64_t i = 0; i < total; i++)
+    dy_masked[i] = y_plain[i] > 0 || y_plain[i] != y_plain[i] ? dy[i] : 0.0f;
+  sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, 0, dy_masked, dx_plain, dg_plain,
+                    db_plain);
+  EXPECT(sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, 1, dy, dx, dg, db) == SL_OK,
+         "fused bwd: %s", sl_last_error());
+  EXPECT(same_or_both_nan(dx, dx_plain, total) && same_or_both_nan(dg, dg_plain, n) &&
+             same_or_both_nan(db, db_plain, n),
+         "fused relu backward == plain backward of the masked dy, non-finite, rows=%lld n=%d",
+         (long long)rows, n);
+  free(x), free(dy), free(y), free(y_plain), free(y_relu), free(dy_masked), free(dx);
+  free(dx_plain), free(gamma), free(beta), free(mean), free(rstd), free(dg), free(db);
+  free(dg_plain), free(db_plain);
 }
 
 static void test_layer_norm_errors(void) {
@@ -346,6 +401,8 @@ int main(void) {
     test_layer_norm(4, 50000, 1, relu);
     test_layer_norm(7, 20011, 1, relu); /* row chunks and column blocks with remainders */
   }
+  test_layer_norm_relu_nonfinite(3, 7);
+  test_layer_norm_relu_nonfinite(4, 50000); /* the chunked backward */
   test_layer_norm_errors();
   test_cross_entropy(1, 1);
   test_cross_entropy(64, 10);
