@@ -581,6 +581,10 @@ Deno.test("IEEE edge cases as PyTorch: pow's special exponents, signed zeros, Na
   const r = tensor([NaN, -1, 0, 2], [4], { requiresGrad: true });
   relu(r).backward(tensor([1, 1, 1, 1]));
   same(r.grad!.data, [1, 0, 0, 1], "relu grad");
+  // abs's gradient is g·sign(x), and sign(±0) = sign(NaN) = 0 in PyTorch.
+  const v = tensor([NaN, -0, 0, -2, 3], [5], { requiresGrad: true });
+  abs(v).backward(tensor([1, 1, 1, 1, 1]));
+  same(v.grad!.data, [0, 0, 0, -1, 1], "abs grad");
   // div's gradient for b is -g·(a/b)/b: b·b overflows or underflows float32 at these sizes.
   const a = tensor([1e-24, 1e20], [2], { requiresGrad: true });
   const b = tensor([1e-24, 1e20], [2], { requiresGrad: true });
