@@ -701,6 +701,91 @@ static void test_feature_major(void) {
   EXPECT_STATUS(sl_spmm_fwd_fm(2, 1, 1, 1, rp, ci, v, NULL, xs, NULL), SL_E_NULL_POINTER, "y");
 }
 
+/* The batched kernels reuse their scratch between calls, and a batch that is not a multiple of 8
+ * leaves padding columns in it: those must be rewritten as zeros every call. After calls whose
+ * inputs were all NaN (batch 16), every kernel at batch 13 (the same scratch sizes) must give,
+ * bit for bit, what it gave before them; a NaN left in the padding would reach dw through
+ * 0 * NaN. Widths of 20000 make every panel at least 1 MiB, the size scratch.c keeps between
+ * calls (smaller blocks come from malloc). */
+static void test_stale_scratch(void) {
+  const int32_t batch = 13, wide = 16, n_in = 20000, n_out = 20000, per_row = 6;
+  csr_t m = {n_out, n_in, (int64_t)n_out * per_row, NULL, NULL, NULL};
+  m.row_ptr = malloc(((size_t)n_out + 1) * sizeof(int32_t));
+  m.col_idx = malloc((size_t)m.nnz * sizeof(int32_t));
+  m.values = malloc((size_t)m.nnz * sizeof(float));
+  for (int32_t r = 0; r <= n_out; r++) m.row_ptr[r] = r * per_row;
+  for (int64_t k = 0; k < m.nnz; k++) { /* one column in each sixth of the row: sorted */
+    const int32_t part = n_in / per_row;
+    m.col_idx[k] = (int32_t)(k % per_row) * part + rnd_int(part);
+    m.values[k] = rnd_float();
+  }
+  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
+  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  int32_t *to_csr = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
+                SL_OK, NULL);
+  const size_t fx = (size_t)wide * n_in * sizeof(float), fy = (size_t)wide * n_out * sizeof(float);
+  const size_t fw = (size_t)(m.nnz + 1) * sizeof(float);
+  float *x = malloc(fx), *dy = malloc(fy), *nan_x = malloc(fx), *nan_dy = malloc(fy);
+  fill_random(x, (int64_t)batch * n_in);
+  fill_random(dy, (int64_t)batch * n_out);
+  for (size_t i = 0; i < fx / sizeof(float); i++) nan_x[i] = NAN;
+  for (size_t i = 0; i < fy / sizeof(float); i++) nan_dy[i] = NAN;
+  float *xT = transposed(x, batch, n_in), *dyT = transposed(dy, batch, n_out);
+  /* [0]: before the NaN calls, [1]: after. */
+  float *y[2], *yT[2], *dx[2], *dxT[2], *dw[2], *dwT[2], *sd[2], *scratch_y = malloc(fy);
+  float *scratch_x = malloc(fx), *scratch_w = malloc(fw);
+  /* Each kernel at batch 13, and in the second run right after the same kernel at batch 16 on
+   * all-NaN inputs (which leaves its scratch full of NaN: any other kernel in between could
+   * take the same block and rewrite it). */
+  for (int run = 0; run < 2; run++) {
+    y[run] = malloc(fy), yT[run] = malloc(fy), dx[run] = malloc(fx), dxT[run] = malloc(fx);
+    dw[run] = malloc(fw), dwT[run] = malloc(fw), sd[run] = malloc(fw);
+    if (run) sl_spmm_fwd(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, NULL, nan_x,
+                         scratch_y);
+    EXPECT_STATUS(sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, NULL, x,
+                              y[run]),
+                  SL_OK, NULL);
+    if (run) sl_spmm_fwd_fm(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, NULL, nan_x,
+                            scratch_y);
+    EXPECT_STATUS(sl_spmm_fwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, NULL,
+                                 xT, yT[run]),
+                  SL_OK, NULL);
+    if (run) sl_spmm_bwd(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr,
+                         m.values, nan_x, nan_dy, scratch_x, scratch_w);
+    EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                              to_csr, m.values, x, dy, dx[run], dw[run]),
+                  SL_OK, NULL);
+    if (run) sl_spmm_bwd_fm(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                            to_csr, m.values, nan_x, nan_dy, scratch_x, scratch_w);
+    EXPECT_STATUS(sl_spmm_bwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr,
+                                 row_idx, to_csr, m.values, xT, dyT, dxT[run], dwT[run]),
+                  SL_OK, NULL);
+    if (run) sl_sddmm(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, nan_x, nan_dy, scratch_w);
+    EXPECT_STATUS(sl_sddmm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, x, dy, sd[run]), SL_OK,
+                  NULL);
+  }
+  const size_t by = (size_t)batch * n_out * sizeof(float), bx = (size_t)batch * n_in * sizeof(float);
+  const size_t bw = (size_t)m.nnz * sizeof(float);
+  EXPECT(memcmp(y[0], y[1], by) == 0 && memcmp(yT[0], yT[1], by) == 0,
+         "forward changed after NaN in the scratch");
+  EXPECT(memcmp(dx[0], dx[1], bx) == 0 && memcmp(dxT[0], dxT[1], bx) == 0,
+         "input gradient changed after NaN in the scratch");
+  EXPECT(memcmp(dw[0], dw[1], bw) == 0 && memcmp(dwT[0], dwT[1], bw) == 0 &&
+             memcmp(sd[0], sd[1], bw) == 0,
+         "weight gradient changed after NaN in the scratch");
+  for (int run = 0; run < 2; run++) {
+    float *bufs[] = {y[run], yT[run], dx[run], dxT[run], dw[run], dwT[run], sd[run]};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  }
+  float *rest[] = {x, dy, nan_x, nan_dy, xT, dyT, scratch_y, scratch_x, scratch_w};
+  for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) free(rest[i]);
+  free(col_ptr);
+  free(row_idx);
+  free(to_csr);
+  free_csr(&m);
+}
+
 /* --------------------------------------------------------------- group collapse ---- */
 
 /* sl_group_collapse against the sum in row order (bit for bit: the CPU adds in that order at any
@@ -810,6 +895,7 @@ int main(void) {
   test_csr_to_csc();
   test_kernels();
   test_feature_major();
+  test_stale_scratch();
   test_group_collapse();
   if (failures) {
     fprintf(stderr, "test_sparse: %d of %d checks failed\n", failures, checks);
