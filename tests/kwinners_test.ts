@@ -349,3 +349,49 @@ Deno.test("kWinners: empty batch is fine and touches nothing", () => {
   assert.deepEqual(y.shape, [0, 2]);
   assert.deepEqual(Array.from(dc.data), [0.25, 0.5]);
 });
+
+// ---------------------------------- cases planted bugs showed untested (mutation testing) ----
+
+Deno.test("ActivationSparsity: documented defaults; the forward uses the decayed boost strength", () => {
+  const a = new ActivationSparsity({ features: 100 });
+  assert.deepEqual([a.actSparsity, a.alpha, a.beta, a.k], [0.65, 0.1, 1.5, 35]);
+  // beta 4, decayed by 0.25 at the epoch's end: the eval forward boosts with 1.
+  const F = 8;
+  const layer = new ActivationSparsity({
+    actSparsity: 0.5,
+    beta: 4,
+    boostStrengthFactor: 0.25,
+    features: F,
+  });
+  const duty = new Float32Array([0, 0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6]);
+  layer.loadStateDict({
+    dutyCycle: fromFloat32(duty.slice(), [F]),
+    boostStrength: tensor([4]),
+  });
+  layer.onEpochEnd();
+  layer.eval();
+  const x = tensor([[0.5, 1.0, 0.45, 0.95, 0.4, 0.9, 0.35, 0.85]]);
+  const want = kWinners(x, layer.kInference!, {
+    dutyCycle: fromFloat32(duty.slice(), [F]),
+    boostStrength: 1,
+  });
+  assert.deepEqual(Array.from(layer.forward(x).data), Array.from(want.data));
+});
+
+Deno.test("K-Winners: a duty-cycle rate or a loaded duty cycle above 1 is refused", () => {
+  assertThrows(
+    () =>
+      kWinners(tensor([[1, 1, 1, 1]]), 2, { dutyCycle: tensor([0, 0, 0, 0]), dutyCycleRate: 1.5 }),
+    RangeError,
+  );
+  const layer = new ActivationSparsity({ features: 4 });
+  assertThrows(
+    () =>
+      layer.loadStateDict({
+        dutyCycle: tensor([0, 0, 0, 1.5]),
+        boostStrength: tensor([1.5]),
+      }),
+    Error,
+    /is not a duty cycle/,
+  );
+});

@@ -636,3 +636,7 @@ Deno.test("misspelled or snake_case options are TypeErrors, not silently ignored
   );
   assert.equal(new ScaleShift(3, { shift: false }).shift, null);
 });
+
+Deno.test("LayerNorm accepts eps = 0 (documented ≥ 0, as PyTorch)", () => {
+  assert.equal(new LayerNorm([4], { eps: 0 }).eps, 0);
+});

@@ -13,6 +13,7 @@ import {
   exp,
   expand,
   full,
+  isGradEnabled,
   log,
   logSoftmax,
   matmul,
@@ -661,4 +662,12 @@ Deno.test("IEEE zeros as PyTorch: scalar add/sub give +0 for -0 + 0, products ke
   const s = tensor([-0, -Infinity], undefined, { requiresGrad: true });
   sqrt(s).backward(tensor([1, 1]));
   assert.deepEqual(signs(s.grad!), grads(0.5));
+});
+
+Deno.test("nested noGrad leaves gradients off until the outer call returns", () => {
+  noGrad(() => {
+    noGrad(() => {});
+    assert.equal(isGradEnabled(), false);
+  });
+  assert.equal(isGradEnabled(), true);
 });

@@ -372,3 +372,26 @@ Deno.test("a dropped optimizer's state is collected (the topology registry holds
   const result = JSON.parse(text.decode(out.stdout).trim().split("\n").at(-1)!);
   assert.deepEqual(result, { kept: true, droppedAlive: 0 });
 });
+
+// ---------------------------------- cases planted bugs showed untested (mutation testing) ----
+
+Deno.test("PyTorch's checks and defaults: Adam rejects beta2 = 1, StepLR's gamma is 0.1", () => {
+  const p = tensor([1, 1]);
+  assertThrows(() => new Adam([p], { betas: [0.9, 1] }), RangeError);
+  const opt = new SGD([tensor([1])], { lr: 1 });
+  assert.equal(stepSchedule(opt, { stepSize: 1 }).step(), 0.1);
+});
+
+Deno.test("optimizer state: a stateless SGD records its step; a parameter past the end is refused", () => {
+  const p = tensor([1, 1], [2], { requiresGrad: true });
+  const opt = new SGD([p], { lr: 0.1 });
+  mseLoss(p, zeros([2])).backward();
+  opt.step();
+  assert.deepEqual(Object.keys(opt.stateDict()), ["state.0.step"]);
+  const withMomentum = new SGD([tensor([1, 1])], { lr: 0.1, momentum: 0.9 });
+  assertThrows(
+    () => withMomentum.loadStateDict({ "state.1.step": tensor(1) }),
+    Error,
+    /unexpected key "state.1.step"/,
+  );
+});

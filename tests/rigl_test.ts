@@ -727,3 +727,71 @@ Deno.test("drop count: k = floor(f(t)·nnz) where f(t)·nnz is a whole number on
   for (let t = 1; t < 4; t++) assert.equal(layer.dynamicSparsity!.step(), null);
   assert.equal(layer.dynamicSparsity!.step()!.k, 27);
 });
+
+// ---------------------------------- cases planted bugs showed untested (mutation testing) ----
+
+Deno.test("SET draws from (seed, t): the same layer updated at two steps grows different places", () => {
+  const grownAt = (t: number) => {
+    const layer = new SparseLinear(40, 40, {
+      sparsity: 0.9,
+      seed: 1,
+      dynamic: true,
+      growth: "set",
+      deltaT: 1,
+      tEnd: 1000,
+      alpha: 0.5,
+    });
+    layer.dynamicSparsity!.stepCount = t - 1;
+    const report = layer.dynamicSparsity!.step()!;
+    return Array.from(report.grown.rows, (r, j) => r * 40 + report.grown.cols[j]).join();
+  };
+  assert.notEqual(grownAt(2), grownAt(4));
+});
+
+Deno.test("regrown counts a dropped-and-regrown connection at CSR position 0 (RigL)", () => {
+  // Connections (0,0) with w 0 and (0,1) with w 1: k = 1 drops (0,0); the dense gradient
+  // dyᵀx with x = [1, 0, 0], dy = [1] is non-zero only at (0,0), so it grows back.
+  const layer = new SparseLinear(3, 1, {
+    connectivity: [[0, 0], [0, 1]],
+    bias: false,
+    dynamic: true,
+    deltaT: 1,
+    tEnd: 10,
+    alpha: 1,
+  });
+  layer.weights.storage.write(new Float32Array([0, 1]));
+  const x = new Float32Array([1, 0, 0]), dy = new Float32Array([1]);
+  const report = pruneAndGrow(layer, 1, { kind: "rigl", x, dy, batch: 1, maxSize: 100 });
+  assert.equal(report.regrown, 1);
+});
+
+Deno.test("SET grows among the positions not kept, so a dense layer can take an update", () => {
+  const layer = new SparseLinear(4, 4, {
+    sparsity: 0,
+    seed: 2,
+    dynamic: true,
+    growth: "set",
+    deltaT: 1,
+    tEnd: 10,
+    alpha: 0.5,
+  });
+  const report = layer.dynamicSparsity!.step()!;
+  assert.ok(report.k > 0);
+  assert.equal(report.regrown, report.k, "every grown connection is a just-dropped one");
+});
+
+Deno.test("RigL: tEnd 0 is allowed; an update needs this step's backward, not an older one", () => {
+  new SparseLinear(10, 10, { dynamic: true, tEnd: 0 });
+  const make = () =>
+    new SparseLinear(8, 6, { sparsity: 0.5, seed: 1, dynamic: true, deltaT: 1, tEnd: 5 });
+  const x = fromFloat32(new Float32Array(8).fill(1), [1, 8]);
+  // A training forward without its backward.
+  const a = make();
+  a.forward(x);
+  throwsWith(() => a.dynamicSparsity!.step(), Error, /needs the dense gradient/);
+  // Batches recorded before the step counter was set belong to another step.
+  const b = make();
+  sum(b.forward(x)).backward();
+  b.dynamicSparsity!.stepCount = 2;
+  throwsWith(() => b.dynamicSparsity!.step(), Error, /needs the dense gradient/);
+});

@@ -817,3 +817,29 @@ Deno.test("a real Sequential of SparseLinear layers round-trips through a checkp
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------- cases planted bugs showed untested (mutation testing) ----
+
+/** A safetensors file from a raw JSON header (its declared length given, or the real one). */
+function rawSafetensors(header: string, data: Uint8Array, declared?: number): Uint8Array {
+  const json = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(declared ?? json.length), true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
+}
+
+Deno.test("safetensors: data_offsets wider than dtype × shape, a header length past the file", () => {
+  // The Rust reference refuses both (InvalidOffset; a header that does not fit).
+  const wide = rawSafetensors(
+    '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}',
+    new Uint8Array(8),
+  );
+  assert.throws(() => decodeSafetensors(wide), /needs 4 bytes/);
+  const good = encodeSafetensors({});
+  const n = Number(new DataView(good.buffer).getBigUint64(0, true));
+  const bad = good.slice();
+  new DataView(bad.buffer).setBigUint64(0, BigInt(n + 4), true);
+  assert.throws(() => decodeSafetensors(bad), /declares a header of/);
+});
