@@ -459,6 +459,26 @@ static void test_sums(void) {
     EXPECT_STATUS(sl_sum_dims(9, shape, 1, 1.0f, x, y), SL_E_INVALID_ARGUMENT);
     free(x);
   }
+  { /* sum_dims over every mask of a 6-D shape: up to three kept and three reduced dimensions
+     * alternating after merging (the general path's carries across reduced dimensions) */
+    int64_t shape[6] = {2, 3, 2, 3, 2, 3};
+    const int64_t n = 216;
+    float *x = rand_array(n), y[216];
+    for (int mask = 0; mask < 64; mask++) {
+      EXPECT_STATUS(sl_sum_dims(6, shape, mask, 0.5f, x, y), SL_OK);
+      int64_t ys[6], s = 1;
+      for (int d = 5; d >= 0; d--) {
+        ys[d] = (mask >> d) & 1 ? 0 : s;
+        if (!((mask >> d) & 1)) s *= shape[d];
+      }
+      double want[216] = {0};
+      for (int64_t i = 0; i < n; i++) want[offset_of(i, 6, shape, ys)] += 0.5 * x[i];
+      for (int64_t j = 0; j < s; j++)
+        EXPECT(close_to(y[j], want[j], 1e-6), "sum_dims 6-D mask %d at %lld: %g want %g", mask,
+               (long long)j, y[j], want[j]);
+    }
+    free(x);
+  }
   { /* a larger general-case sum_dims ([R, K, R] after merging), parallel */
     int64_t shape[3] = {80, 50, 70};
     const int64_t n = 80 * 50 * 70;
