@@ -372,6 +372,34 @@ static void test_drop_grow(int flags) {
                                  &kept_r, &kept_c, flags, new_ptr, new_col, new_val, old_index),
                 SL_E_DUPLICATE);
   EXPECT(strstr(sl_last_error(), "kept connection") != NULL, "message: %s", sl_last_error());
+  /* A grown position listed twice, adjacent (in order) or not. */
+  int32_t absent_r = -1, absent_c = -1;
+  for (int r = 0; r < rows && absent_r < 0; r++)
+    for (int32_t c = 0, p = row_ptr[r]; c < cols; c++) {
+      while (p < row_ptr[r + 1] && col_idx[p] < c) p++;
+      if (p == row_ptr[r + 1] || col_idx[p] != c) {
+        absent_r = r;
+        absent_c = c;
+        break;
+      }
+    }
+  if (absent_r >= 0) {
+    int32_t dup_r[3] = {absent_r, absent_r, absent_r}, dup_c[3] = {absent_c, absent_c, absent_c};
+    EXPECT_STATUS(sl_csr_drop_grow(rows, cols, nnz, row_ptr, col_idx, values, n_drop, drop, 2,
+                                   dup_r, dup_c, flags, new_ptr, new_col, new_val, old_index),
+                  SL_E_DUPLICATE);
+    EXPECT(strstr(sl_last_error(), "listed twice") != NULL, "message: %s", sl_last_error());
+    /* Unsorted (a, last, a): sorting makes the pair adjacent; its check comes before the
+     * kept-connection one, so the message tells which fired. */
+    dup_r[1] = rows - 1;
+    dup_c[1] = cols - 1;
+    if (dup_r[1] != absent_r || dup_c[1] != absent_c) {
+      EXPECT_STATUS(sl_csr_drop_grow(rows, cols, nnz, row_ptr, col_idx, values, n_drop, drop, 3,
+                                     dup_r, dup_c, flags, new_ptr, new_col, new_val, old_index),
+                    SL_E_DUPLICATE);
+      EXPECT(strstr(sl_last_error(), "listed twice") != NULL, "message: %s", sl_last_error());
+    }
+  }
   int32_t twice[2] = {0, 0};
   EXPECT_STATUS(sl_csr_drop_grow(rows, cols, nnz, row_ptr, col_idx, values, 2, twice, 0, NULL,
                                  NULL, flags, new_ptr, new_col, new_val, old_index),
