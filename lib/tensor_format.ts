@@ -42,22 +42,21 @@ export function formatValues(t: Tensor, indent: number): string {
   if (shape.length === 0) return format(picked[0]);
   let next = 0;
   const layout = (dim: number, column: number): string => {
+    const last = dim === shape.length - 1;
     const items = shown(shape[dim]).map((i) =>
       i === null
-        ? "..."
-        : dim === shape.length - 1
+        ? last ? " ..." : "..." // PyTorch's marks: " ..." among numbers, "..." between rows
+        : last
         ? format(picked[next++])
         : layout(dim + 1, column + 1)
     );
-    if (dim < shape.length - 1) {
+    if (!last) {
       const gap = ",\n" + "\n".repeat(shape.length - dim - 2) + " ".repeat(column + 1);
       return `[${items.join(gap)}]`;
     }
-    // The last dimension wraps at LINE_WIDTH, continuing under the first value.
-    const perLine = Math.max(
-      1,
-      Math.floor((LINE_WIDTH - column - 1) / ((items[0]?.length ?? 1) + 2)),
-    );
+    // The last dimension wraps at LINE_WIDTH as PyTorch's _vector_str: as many values of the
+    // common width (plus ", ") as fit after this row's "[" column, continuing under the first.
+    const perLine = Math.max(1, Math.floor((LINE_WIDTH - column) / (format.width + 2)));
     const lines: string[] = [];
     for (let i = 0; i < items.length; i += perLine) {
       lines.push(items.slice(i, i + perLine).join(", "));
@@ -67,33 +66,73 @@ export function formatValues(t: Tensor, indent: number): string {
   return layout(0, indent);
 }
 
+/** A number formatter, and the width it pads to. */
+type NumberFormat = ((v: number) => string) & { width: number };
+
 /**
- * A formatter giving every value the same width: integers as `3.`, others with 4 decimals, or
- * in exponent form when the magnitudes span too much for that (as PyTorch).
+ * PyTorch's `_Formatter` for float tensors: from the nonzero finite values, integers print as
+ * `3.`, others with 4 decimals, and both in exponent form (`1.0000e-05`) when the largest is
+ * above 1e8 or more than 1000 times the smallest (or, for non-integers, the smallest is below
+ * 1e-4). Every value is padded to the widest nonzero finite one (nan, inf and zeros are not
+ * counted, as in PyTorch). Rounding is Python's: to nearest, ties to even.
  */
-function numberFormat(values: readonly number[]): (v: number) => string {
+function numberFormat(values: readonly number[]): NumberFormat {
   let integers = true;
   let max = 0;
   let min = Infinity;
+  const counted: number[] = [];
   for (const v of values) {
-    if (!Number.isFinite(v)) continue;
+    if (!Number.isFinite(v) || v === 0) continue;
+    counted.push(v);
     if (!Number.isInteger(v)) integers = false;
     const a = Math.abs(v);
     max = Math.max(max, a);
-    if (a > 0) min = Math.min(min, a);
+    min = Math.min(min, a);
   }
-  const exponent = max >= 1e8 || (!integers && min < 1e-4);
+  const exponent = counted.length > 0 &&
+    (max / min > 1000 || max > 1e8 || (!integers && min < 1e-4));
   const finite = (v: number): string =>
-    exponent ? v.toExponential(4) : integers ? `${v}.` : v.toFixed(4);
+    exponent ? exponential4(v) : integers ? `${Object.is(v, -0) ? "-0" : v}.` : fixed4(v);
   const one = (v: number): string =>
-    Number.isNaN(v)
-      ? "nan"
-      : !Number.isFinite(v)
-      ? (v > 0 ? "inf" : "-inf")
-      : Object.is(v, -0)
-      ? `-${finite(0)}` // as PyTorch: the sign of a zero is kept (JS would print 0)
-      : finite(v);
-  let width = 0;
-  for (const v of values) width = Math.max(width, one(v).length);
-  return (v) => one(v).padStart(width);
+    Number.isNaN(v) ? "nan" : !Number.isFinite(v) ? (v > 0 ? "inf" : "-inf") : finite(v);
+  let width = 1;
+  for (const v of counted) width = Math.max(width, one(v).length);
+  return Object.assign((v: number) => one(v).padStart(width), { width });
+}
+
+/**
+ * A rounding of JavaScript's (which takes ties away from zero) corrected to Python's ties to
+ * even. `wider` is `v` with one more digit and `exact` with many more (20 digits: enough to
+ * tell a float32 value from a 6-digit decimal it is not). A tie is a value whose exact
+ * expansion is `wider` ending in a 5; the even neighbour is then the one toward zero exactly
+ * when the digit before the 5 is even.
+ */
+function halfEven(
+  rounded: string,
+  wider: string,
+  exact: string,
+  mantissaEnd: (s: string) => number,
+) {
+  const end = mantissaEnd(wider);
+  if (wider[end - 1] !== "5") return rounded;
+  const exactEnd = mantissaEnd(exact);
+  if (exact.slice(0, end) !== wider.slice(0, end) || !/^0*$/.test(exact.slice(end, exactEnd))) {
+    return rounded; // not a tie: JavaScript rounded to nearest
+  }
+  if (Number(wider[end - 2]) % 2 !== 0) return rounded;
+  return wider.slice(0, end - 1) + wider.slice(end); // drop the 5: the lower magnitude
+}
+
+/** `v` with 4 decimals, as Python's "{:.4f}" (the sign of -0 kept). */
+function fixed4(v: number): string {
+  const s = halfEven(v.toFixed(4), v.toFixed(5), v.toFixed(20), (w) => w.length);
+  return Object.is(v, -0) ? `-${s}` : s;
+}
+
+/** `v` as Python's "{:.4e}": 4 decimals, an exponent of at least two digits. */
+function exponential4(v: number): string {
+  const at = (w: string) => w.indexOf("e");
+  const s = halfEven(v.toExponential(4), v.toExponential(5), v.toExponential(20), at);
+  const out = s.replace(/e([+-])(\d)$/, "e$10$2");
+  return Object.is(v, -0) ? `-${out}` : out;
 }

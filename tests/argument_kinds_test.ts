@@ -162,19 +162,46 @@ Deno.test("a tensor prints its values, shape, device and grad state", () => {
   );
   assert.equal(inspect(sl.tensor([1, 2])), "Tensor([1., 2.], shape=[2], device=cpu)");
   assert.equal(inspect(sl.tensor(0.25)), "Tensor(0.2500, shape=[], device=cpu)");
-  // Non-finite values and signed zeros as PyTorch prints them.
+  // Non-finite values and signed zeros as PyTorch prints them: the common width is that of the
+  // nonzero finite values.
   assert.equal(
     String(sl.tensor([NaN, -0, Infinity, -Infinity, 1.5])),
-    "Tensor([    nan, -0.0000,     inf,    -inf,  1.5000], shape=[5], device=cpu)",
+    "Tensor([   nan, -0.0000,    inf,   -inf, 1.5000], shape=[5], device=cpu)",
+  );
+  // PyTorch's _Formatter: exponent form (two exponent digits) when the largest magnitude is
+  // above 1e8 or 1000 times the smallest, or a non-integer below 1e-4; ties round to even.
+  const values = (t: sl.Tensor) => String(t).replace(/, shape=.*$/, "");
+  assert.equal(values(sl.tensor([0.001, 10])), "Tensor([1.0000e-03, 1.0000e+01]");
+  assert.equal(values(sl.tensor([1, 12345])), "Tensor([1.0000e+00, 1.2345e+04]");
+  assert.equal(values(sl.tensor([1e9, -1])), "Tensor([ 1.0000e+09, -1.0000e+00]");
+  assert.equal(values(sl.tensor([1, 1000])), "Tensor([   1., 1000.]");
+  assert.equal(
+    values(sl.tensor([0.03125, 0.09375, -0.03125])),
+    "Tensor([ 0.0312,  0.0938, -0.0312]",
+  );
+  assert.equal(values(sl.tensor([103125, 2])), "Tensor([1.0312e+05, 2.0000e+00]");
+  // Rows wrap as _vector_str: floor((80 - column of the row's "[") / (width + 2)) values a line.
+  assert.equal(
+    values(sl.ones([2, 20])),
+    "Tensor([[1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,\n" +
+      "         1., 1.],\n" +
+      "        [1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.,\n" +
+      "         1., 1.]]",
   );
   const x = sl.tensor([1, 2], undefined, { requiresGrad: true });
   assert.match(String(x.mul(x)), /shape=\[2\], device=cpu, gradFn=\w+\)$/);
 
-  // Large: the first and last three of each dimension, "..." between.
+  // Large: the first and last three of each dimension, " ..." between (1999 / 1 > 1000: the
+  // exponent form, as torch.arange(2000.) prints).
   const big = String(sl.tensor(Array.from({ length: 2000 }, (_, i) => i)));
   assert.equal(
     big,
-    "Tensor([   0.,    1.,    2., ..., 1997., 1998., 1999.], shape=[2000], device=cpu)",
+    "Tensor([0.0000e+00, 1.0000e+00, 2.0000e+00,  ..., 1.9970e+03, 1.9980e+03,\n" +
+      "        1.9990e+03], shape=[2000], device=cpu)",
+  );
+  assert.equal(
+    values(sl.full([2000], 7)),
+    "Tensor([7., 7., 7.,  ..., 7., 7., 7.]",
   );
 
   // Released memory: says so, does not throw.
