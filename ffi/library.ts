@@ -205,7 +205,8 @@ function checkThreadsVariable(): void {
   }
   // Blanks as C's isspace() counts them (no Unicode spaces: the library would not skip them).
   if (value === undefined || /^[ \t\n\v\f\r]*$/.test(value)) return; // unset, as in C
-  const n = /^[ \t\n\v\f\r]*\d+[ \t\n\v\f\r]*$/.test(value) ? Number(value) : NaN;
+  // An optional "+", as C's strtol() reads it ("+4" is 4 threads there).
+  const n = /^[ \t\n\v\f\r]*\+?\d+[ \t\n\v\f\r]*$/.test(value) ? Number(value) : NaN;
   if (!(n >= 1 && n <= MAX_THREADS)) {
     throw new RangeError(
       `SL_NUM_THREADS must be an integer from 1 to ${MAX_THREADS}, got "${value}" ` +
