@@ -192,6 +192,15 @@ static void test_gemm_batched(void) {
     }
   EXPECT_STATUS(sl_gemm_batched(0, 0, 2, m, n, k, 1, a, k, m * k, b, n, 0, 0, c, n, n),
                 SL_E_INVALID_ARGUMENT); /* overlapping C */
+  /* One C spans (m - 1) * ldc + n floats: one less overlaps the next matrix's first element. */
+  EXPECT_STATUS(sl_gemm_batched(0, 0, 2, m, n, k, 1, a, k, m * k, b, n, 0, 0, c, n + 1,
+                                (int64_t)(m - 1) * (n + 1) + n - 1),
+                SL_E_INVALID_ARGUMENT);
+  EXPECT(strstr(sl_last_error(), "stride_c must be 0 or >=") != NULL, "message: %s",
+         sl_last_error());
+  EXPECT_STATUS(sl_gemm_batched(0, 0, 2, m, n, k, 1, a, k, m * k, b, n, 0, 0, c, n + 1,
+                                (int64_t)(m - 1) * (n + 1) + n),
+                SL_OK); /* adjacent, not overlapping (c holds batch * m * n >= the span) */
   EXPECT_STATUS(sl_gemm_batched(0, 0, -1, m, n, k, 1, a, k, 0, b, n, 0, 0, c, n, 0),
                 SL_E_INVALID_ARGUMENT);
   EXPECT_STATUS(sl_gemm_batched(0, 0, 2, m, n, k, 1, a, k, -1, b, n, 0, 0, c, n, 0),
