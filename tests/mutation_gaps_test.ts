@@ -67,6 +67,23 @@ function data() {
   return batches(x, y, { batchSize: 2 });
 }
 
+/** `value` as a loss that needs a backward pass (0 · the model's parameter + value). */
+const trainable = (model: Module, value: number): Tensor =>
+  model.parameters()[0].mul(0).sum().add(value);
+
+/** One quiet epoch of `fit` on data() with lr 0, plus `extra` options. */
+function oneEpoch(model: Module, loss: (out: Tensor) => Tensor, extra = {}) {
+  return fit(model, {
+    optimizer: new SGD(model, { lr: 0 }),
+    loss,
+    train: data(),
+    epochs: 1,
+    progress: false,
+    log: null,
+    ...extra,
+  });
+}
+
 Deno.test("evaluate: loss is the per-example mean over batches incl. a partial last batch (T01, T02)", () => {
   const r = evaluate(new Identity(), data(), meanCol0);
   assert.equal(r.examples, 5);
@@ -89,32 +106,14 @@ Deno.test("fit: a training source of length 0 is accepted (T10)", async () => {
   const model = new Identity();
   const empty = batches(new Float32Array(0), new Int32Array(0), { batchSize: 2 });
   assert.equal(empty.length, 0);
-  const { history } = await fit(model, {
-    optimizer: new SGD(model, { lr: 0.1 }),
-    loss: meanCol0,
-    train: empty,
-    epochs: 1,
-    progress: false,
-    log: null,
-  });
+  const { history } = await oneEpoch(model, meanCol0, { train: empty });
   assert.equal(history.length, 1);
   assert.equal(history[0].steps, 0);
 });
 
 Deno.test("fit: trainLoss/trainAccuracy are per-example over the epoch (T01, T02, T03 via fit)", async () => {
   const model = new Identity();
-  const { history } = await fit(model, {
-    optimizer: new SGD(model, { lr: 0 }),
-    loss: (out: Tensor) => {
-      // a loss that requires grad (backward is called): 0 * w + mean of column 0
-      const v = meanCol0(out).item();
-      return model.parameters()[0].mul(0).sum().add(v);
-    },
-    train: data(),
-    epochs: 1,
-    progress: false,
-    log: null,
-  });
+  const { history } = await oneEpoch(model, (out) => trainable(model, meanCol0(out).item()));
   assert.ok(Math.abs(history[0].trainLoss - 2) < 1e-6, `trainLoss ${history[0].trainLoss}`);
   assert.ok(Math.abs(history[0].trainAccuracy! - 60) < 1e-9, `acc ${history[0].trainAccuracy}`);
 });
@@ -122,14 +121,7 @@ Deno.test("fit: trainLoss/trainAccuracy are per-example over the epoch (T01, T02
 Deno.test("fit: an infinite loss stops training like NaN (T18)", async () => {
   const model = new Identity();
   await assert.rejects(
-    fit(model, {
-      optimizer: new SGD(model, { lr: 0.1 }),
-      loss: () => model.parameters()[0].mul(0).sum().add(Infinity),
-      train: data(),
-      epochs: 1,
-      progress: false,
-      log: null,
-    }),
+    oneEpoch(model, () => trainable(model, Infinity)),
     (err: unknown) =>
       err instanceof NonFiniteLossError && /Loss is Infinity at step 1/.test(err.message),
   );
@@ -164,13 +156,7 @@ Deno.test("fit: trains in training mode even when the model was left in eval mod
   const model = new Identity();
   model.eval();
   const modes: boolean[] = [];
-  await fit(model, {
-    optimizer: new SGD(model, { lr: 0 }),
-    loss: (out: Tensor) => model.parameters()[0].mul(0).sum().add(meanCol0(out).item()),
-    train: data(),
-    epochs: 1,
-    progress: false,
-    log: null,
+  await oneEpoch(model, (out) => trainable(model, meanCol0(out).item()), {
     afterBackward: () => modes.push(model.training),
   });
   assert.deepEqual(modes, [true, true, true]);
@@ -178,21 +164,13 @@ Deno.test("fit: trains in training mode even when the model was left in eval mod
 
 Deno.test("fit: testSeconds is the test pass's time, not 0 (T27)", async () => {
   const model = new Identity();
-  const { history } = await fit(model, {
-    optimizer: new SGD(model, { lr: 0 }),
-    loss: (out: Tensor) => {
-      if (!model.training) { // the test pass takes at least 2 ms per batch
-        const until = performance.now() + 2;
-        while (performance.now() < until) { /* wait */ }
-      }
-      return model.parameters()[0].mul(0).sum().add(meanCol0(out).item());
-    },
-    train: data(),
-    test: data(),
-    epochs: 1,
-    progress: false,
-    log: null,
-  });
+  const { history } = await oneEpoch(model, (out) => {
+    if (!model.training) { // the test pass takes at least 2 ms per batch
+      const until = performance.now() + 2;
+      while (performance.now() < until) { /* wait */ }
+    }
+    return trainable(model, meanCol0(out).item());
+  }, { test: data() });
   assert.ok(history[0].testSeconds > 0, `testSeconds ${history[0].testSeconds}`);
 });
 
@@ -298,18 +276,11 @@ Deno.test("Generator.shuffle: every permutation of 3 items is reachable (Fisher-
 const kept: Uint8Array[] = [];
 Deno.test("fit: peakRssBytes covers the RSS sampled after the test pass (T28)", async () => {
   const model = new Identity();
-  const { history, peakRssBytes } = await fit(model, {
-    optimizer: new SGD(model, { lr: 0 }),
-    loss: (out: Tensor) => {
-      if (!model.training && kept.length === 0) kept.push(new Uint8Array(128 * 2 ** 20).fill(1)); // grow RSS in the test pass
-      return model.parameters()[0].mul(0).sum().add(meanCol0(out).item());
-    },
-    train: data(),
-    test: data(),
-    epochs: 1,
-    progress: false,
-    log: null,
-  });
+  const { history, peakRssBytes } = await oneEpoch(model, (out) => {
+    // Grow the RSS during the test pass, after the last sample taken while training.
+    if (!model.training && kept.length === 0) kept.push(new Uint8Array(128 * 2 ** 20).fill(1));
+    return trainable(model, meanCol0(out).item());
+  }, { test: data() });
   assert.ok(peakRssBytes >= history[0].rssBytes, `${peakRssBytes} < ${history[0].rssBytes}`);
   kept.length = 0;
 });

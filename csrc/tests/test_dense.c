@@ -236,6 +236,30 @@ static int64_t offset_of(int64_t i, int ndim, const int64_t *shape, const int64_
   return off;
 }
 
+/* sl_sum_dims over every reduce mask of `shape` against the sum into offset_of's places
+ * (y holds at least numel floats). */
+static void check_sum_dims_masks(int ndim, const int64_t *shape, float alpha, const float *x,
+                                 float *y) {
+  int64_t n = 1;
+  for (int d = 0; d < ndim; d++) n *= shape[d];
+  double *want = malloc((size_t)n * sizeof(double));
+  for (int mask = 0; mask < (1 << ndim); mask++) {
+    EXPECT_STATUS(sl_sum_dims(ndim, shape, mask, alpha, x, y), SL_OK);
+    int64_t ys[8], s = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+      ys[d] = (mask >> d) & 1 ? 0 : s;
+      if (!((mask >> d) & 1)) s *= shape[d];
+    }
+    for (int64_t j = 0; j < s; j++) want[j] = 0;
+    for (int64_t i = 0; i < n; i++) want[offset_of(i, ndim, shape, ys)] += alpha * x[i];
+    for (int64_t j = 0; j < s; j++)
+      EXPECT(close_to(y[j], want[j], 1e-6), "sum_dims %d-D mask %d at %lld: %g want %g", ndim,
+             mask, (long long)j, y[j], want[j]);
+  }
+  free(want);
+}
+
+
 /* Contiguous strides of `in` (right-aligned to out's ndim), 0 where in is 1 (broadcast). */
 static int64_t broadcast_strides(int ndim, const int64_t *out_shape, const int64_t *in_shape,
                                  int64_t *strides) {
@@ -443,19 +467,7 @@ static void test_sums(void) {
     int64_t shape[4] = {3, 4, 1, 5};
     const int64_t n = 60;
     float *x = rand_array(n), y[60];
-    for (int mask = 0; mask < 16; mask++) {
-      EXPECT_STATUS(sl_sum_dims(4, shape, mask, 1.5f, x, y), SL_OK);
-      int64_t ys[4], s = 1;
-      for (int d = 3; d >= 0; d--) {
-        ys[d] = (mask >> d) & 1 ? 0 : s;
-        if (!((mask >> d) & 1)) s *= shape[d];
-      }
-      double want[60] = {0};
-      for (int64_t i = 0; i < n; i++) want[offset_of(i, 4, shape, ys)] += 1.5 * x[i];
-      for (int64_t j = 0; j < s; j++)
-        EXPECT(close_to(y[j], want[j], 1e-6), "sum_dims mask %d at %lld: %g want %g", mask,
-               (long long)j, y[j], want[j]);
-    }
+    check_sum_dims_masks(4, shape, 1.5f, x, y);
     /* a reduced empty dimension gives zeros */
     int64_t empty[2] = {0, 3};
     y[0] = y[1] = y[2] = 7;
@@ -471,21 +483,8 @@ static void test_sums(void) {
   { /* sum_dims over every mask of a 6-D shape: up to three kept and three reduced dimensions
      * alternating after merging (the general path's carries across reduced dimensions) */
     int64_t shape[6] = {2, 3, 2, 3, 2, 3};
-    const int64_t n = 216;
-    float *x = rand_array(n), y[216];
-    for (int mask = 0; mask < 64; mask++) {
-      EXPECT_STATUS(sl_sum_dims(6, shape, mask, 0.5f, x, y), SL_OK);
-      int64_t ys[6], s = 1;
-      for (int d = 5; d >= 0; d--) {
-        ys[d] = (mask >> d) & 1 ? 0 : s;
-        if (!((mask >> d) & 1)) s *= shape[d];
-      }
-      double want[216] = {0};
-      for (int64_t i = 0; i < n; i++) want[offset_of(i, 6, shape, ys)] += 0.5 * x[i];
-      for (int64_t j = 0; j < s; j++)
-        EXPECT(close_to(y[j], want[j], 1e-6), "sum_dims 6-D mask %d at %lld: %g want %g", mask,
-               (long long)j, y[j], want[j]);
-    }
+    float *x = rand_array(216), y[216];
+    check_sum_dims_masks(6, shape, 0.5f, x, y);
     free(x);
   }
   { /* a larger general-case sum_dims ([R, K, R] after merging), parallel */
