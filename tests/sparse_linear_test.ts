@@ -652,6 +652,29 @@ Deno.test("SparseLinear.forwardGroupSum equals groupSum(forward), values and gra
   assertThrows(() => small.forwardGroupSum(randn([16, 7]), 4), ShapeError, /expected \(N, \*, 8\)/);
 });
 
+Deno.test("SparseLinear.forwardGroupSum with NaN or inf inputs gives the unfused values", () => {
+  // Every connection but input 3 into the odd outputs (group 1 of size 2): the collapsed
+  // weights hold a 0 there, and 0 · inf = NaN would reach group 1 of a sample whose input 3 is
+  // not finite, where the layer itself has no such connection.
+  const rows: number[] = [], cols: number[] = [];
+  for (let o = 0; o < 8; o++) {
+    for (let i = 0; i < 4; i++) {
+      if (o % 2 === 1 && i === 3) continue;
+      rows.push(o);
+      cols.push(i);
+    }
+  }
+  const layer = new SparseLinear(4, 8, { connectivity: [rows, cols], seed: 1 });
+  assert.ok(collapsedGroupSumPays(layer.pattern, 2, 2));
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    const x = tensor([[1, 1, 1, bad], [1, 1, 1, 1]]);
+    const fused = layer.forwardGroupSum(x, 2).data;
+    const plain = groupSum(layer.forward(x), 2).data;
+    assert.deepEqual(Array.from(fused, Number.isFinite), [false, true, true, true], `${bad}`);
+    fused.forEach((v, i) => assert.ok(Object.is(v, plain[i]) || Math.abs(v - plain[i]) < 1e-6));
+  }
+});
+
 Deno.test("SparseLinear.forwardFeatureMajor = forward on the transposes, values and gradients", () => {
   // Odd widths, empty rows and columns (99 %), batches around the 8-wide vectors and the 64-wide
   // tiles, with and without bias and input gradient.

@@ -13,7 +13,9 @@
  *             y = x Gᵀ + P b (dense, `linear`)
  *   backward: dG, dx, d(P b) from `linear`; dW[k] = dG[o mod size, col k] for connection
  *             k = (o, col) (`sl_group_collapse_bwd`); db = Pᵀ d(P b) (`groupSum`'s backward).
- * The result equals the unfused computation up to float rounding (sums in another order).
+ * The result equals the unfused computation up to float rounding (sums in another order) for
+ * finite values; a non-finite input reaches every group through G (0 · inf = NaN), so
+ * `SparseLinear.forwardGroupSum` recomputes a non-finite result the plain way.
  * @module
  */
 import { isGradEnabled, record } from "../autograd.ts";

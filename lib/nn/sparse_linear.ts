@@ -354,9 +354,10 @@ export class SparseLinear extends Module {
    * sum of outputs c, c + size, c + 2·size, … (the seed's wide model: 50 000 outputs → 10
    * classes). Where it pays (on the CPU, batch ≥ 2 and `size · inFeatures` ≤ nnz / 2) it is
    * computed through the layer's collapsed weights (lib/nn/sparse_group_sum.ts): same result
-   * up to float rounding, a fraction of the work. Layers with dynamic sparsity (RigL needs
-   * every output's gradient), batch 1 and CUDA take the plain path. Returns
-   * `(N, *, size)`.
+   * up to float rounding, a fraction of the work; a result with a NaN or inf is computed again
+   * the plain way, whose non-finite values are the unfused computation's. Layers with dynamic
+   * sparsity (RigL needs every output's gradient), batch 1 and CUDA take the plain path.
+   * Returns `(N, *, size)`.
    * @example
    * ```ts
    * import { randn, SparseLinear } from "@sparselinear/sparselinear";
@@ -379,7 +380,12 @@ export class SparseLinear extends Module {
     ) {
       return groupSum(this.forward(x), size); // (forward reports a bad input)
     }
-    return sparseLinearGroupSum(x, this.weights, this.bias, this.#pattern, size);
+    const y = sparseLinearGroupSum(x, this.weights, this.bias, this.#pattern, size);
+    // The collapsed form multiplies every input by every group's summed weights, so a NaN or
+    // infinite input would reach groups the layer does not connect it to (0 · inf = NaN) and
+    // infinities of opposite sign would meet in another order: with a non-finite result, the
+    // plain layer's values instead (what the unfused computation and PyTorch give).
+    return y.data.every(Number.isFinite) ? y : groupSum(this.forward(x), size);
   }
 
   /**
