@@ -42,7 +42,7 @@ export interface LineChartOptions {
   x?: readonly number[];
   /** Fix the lower end of the y axis (default: from the data); a finite number. */
   yMin?: number;
-  /** Fix the upper end of the y axis (default: from the data); a finite number. */
+  /** Fix the upper end of the y axis (default: from the data); a finite number, not below yMin. */
   yMax?: number;
   /** Width in pixels (default 720). */
   width?: number;
@@ -128,6 +128,11 @@ export function lineChart(options: LineChartOptions): string {
     if (v !== undefined && !Number.isFinite(v)) {
       throw new RangeError(`lineChart() ${name} must be a finite number, got ${v}`);
     }
+  }
+  if (options.yMin !== undefined && options.yMax !== undefined && options.yMin > options.yMax) {
+    throw new RangeError(
+      `lineChart() yMin (${options.yMin}) must not be above yMax (${options.yMax})`,
+    );
   }
 
   const font = 13;
