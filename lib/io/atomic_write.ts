@@ -38,8 +38,10 @@ export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>
   checkPath(path);
   const tmp = temporaryPath(path);
   let file: Deno.FsFile | undefined;
+  let created = false; // the temporary name may be taken: never remove a file not ours
   try {
     file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    created = true;
     for (const chunk of chunks) {
       let done = 0;
       while (done < chunk.length) done += await file.write(chunk.subarray(done));
@@ -52,7 +54,7 @@ export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>
     try {
       file?.close();
     } catch { /* already closed */ }
-    await Deno.remove(tmp).catch(() => {});
+    if (created) await Deno.remove(tmp).catch(() => {});
     throw describe(path, err);
   }
 }
@@ -62,8 +64,10 @@ export function writeFileAtomicSync(path: string, chunks: Iterable<Uint8Array>):
   checkPath(path);
   const tmp = temporaryPath(path);
   let file: Deno.FsFile | undefined;
+  let created = false;
   try {
     file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
+    created = true;
     for (const chunk of chunks) {
       let done = 0;
       while (done < chunk.length) done += file.writeSync(chunk.subarray(done));
@@ -77,8 +81,8 @@ export function writeFileAtomicSync(path: string, chunks: Iterable<Uint8Array>):
       file?.close();
     } catch { /* already closed */ }
     try {
-      Deno.removeSync(tmp);
-    } catch { /* never created, or already gone */ }
+      if (created) Deno.removeSync(tmp);
+    } catch { /* already gone */ }
     throw describe(path, err);
   }
 }
