@@ -760,6 +760,10 @@ Deno.test({
   fn: async () => {
     const { output } = await runWithLibrary("/nonexistent/libsparselinear.so", LOAD_AND_REPORT);
     assert.match(output, /ERROR LibraryError: .*\/nonexistent\/libsparselinear\.so/);
+    assert.match(
+      output,
+      /SPARSELINEAR_LIB names \/nonexistent\/libsparselinear\.so, which does not/,
+    );
   },
 });
 

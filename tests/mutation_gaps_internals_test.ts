@@ -262,24 +262,6 @@ Deno.test("setNumThreads accepts MAX_THREADS (4096) itself (FF4)", () => {
   }
 });
 
-async function loadWith(env: Record<string, string>): Promise<string> {
-  const code = `import { native } from "${new URL("../ffi/library.ts", import.meta.url).href}";
-    try { native(); console.log("LOADED"); }
-    catch (e) { console.log("ERROR " + e.constructor.name + ": " + e.message); }`;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--quiet", code],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-}
-
-Deno.test("SPARSELINEAR_LIB naming a missing file says so (FF15)", async () => {
-  const out = await loadWith({ SPARSELINEAR_LIB: "/nonexistent/libsparselinear.so" });
-  assert.match(out, /SPARSELINEAR_LIB names \/nonexistent\/libsparselinear\.so, which does not/);
-});
-
 Deno.test("applyOpenMpWaitDefault leaves a user's OMP_WAIT_POLICY alone (FF14)", () => {
   const saved = [Deno.env.get("OMP_WAIT_POLICY"), Deno.env.get("GOMP_SPINCOUNT")];
   try {

@@ -9,21 +9,13 @@ import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { decodeSafetensors } from "../lib/io/safetensors.ts";
 import { FormatError } from "../lib/io/format_error.ts";
+import { rawSafetensors } from "./_raw_safetensors.ts";
 import { writeFileAtomic, writeFileAtomicSync } from "../lib/io/atomic_write.ts";
 import { smallWorldPattern } from "../lib/sparsity/small_world.ts";
 import { erkSparsities } from "../lib/sparsity/erk.ts";
 
-/** 8-byte LE header length + header + data. */
-function raw(header: string, data = new Uint8Array(0)): Uint8Array {
-  const h = new TextEncoder().encode(header);
-  const out = new Uint8Array(8 + h.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(data, 8 + h.length);
-  return out;
-}
 const decode = (header: string, data = new Uint8Array(0)) =>
-  decodeSafetensors(raw(header, data), "t.safetensors");
+  decodeSafetensors(rawSafetensors(header, data), "t.safetensors");
 
 // --- lib/io/json_as_written.ts ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import {
   toInt32,
 } from "../lib/io/safetensors.ts";
 import { FormatError } from "../lib/io/format_error.ts";
+import { rawSafetensors } from "./_raw_safetensors.ts";
 import {
   loadStateDict,
   safetensorsToStateDict,
@@ -33,18 +34,6 @@ import { Module } from "../lib/nn/module.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { fromFloat32, IndexTensor, Tensor } from "../lib/tensor.ts";
-
-const te = new TextEncoder();
-
-/** [u64 LE length][header][data] from a header string (padded by the caller) and data. */
-function assemble(header: string, data: Uint8Array = new Uint8Array()): Uint8Array {
-  const h = te.encode(header);
-  const out = new Uint8Array(8 + h.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
-  out.set(h, 8);
-  out.set(data, 8 + h.length);
-  return out;
-}
 
 function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
@@ -148,7 +137,7 @@ Deno.test("a file assembled by hand as PyTorch's save_file lays out a SparseLine
     '"0.indices":{"dtype":"I64","shape":[2,3],"data_offsets":[0,48]},' +
     '"0.bias":{"dtype":"F32","shape":[2],"data_offsets":[48,56]}}';
   header += " ".repeat((8 - (header.length % 8)) % 8);
-  const file = decodeSafetensors(assemble(header, data));
+  const file = decodeSafetensors(rawSafetensors(header, data));
   assert.deepEqual(Object.keys(file.tensors), ["0.indices", "0.bias", "0.weights"]);
   assert.deepEqual(file.metadata?.format, "pt");
   const idx = file.tensors["0.indices"];
@@ -319,54 +308,60 @@ Deno.test("a header length above 100 MB or beyond the file is rejected", () => {
   const max = new Uint8Array(16);
   new DataView(max.buffer).setBigUint64(0, 2n ** 64n - 1n, true);
   rejects(max, /more than the 100000000 allowed/);
-  const beyond = assemble(ok, new Uint8Array(8)).subarray(0, 30);
+  const beyond = rawSafetensors(ok, new Uint8Array(8)).subarray(0, 30);
   rejects(beyond, /declares a header of 54 bytes, but the file has only 22 bytes/);
 });
 
 Deno.test("a header that is not UTF-8, not an object or not JSON is rejected", () => {
-  const bad = assemble("{}      ");
+  const bad = rawSafetensors("{}      ");
   bad[9] = 0xff;
   rejects(bad, /not valid UTF-8/);
-  rejects(assemble("[1, 2]  "), /has a header that is not a JSON object/);
-  rejects(assemble('{"a": 1,'), /not valid JSON/);
-  rejects(assemble('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'), /not valid JSON/);
-  rejects(assemble('{"a": 5}'), /tensor "a" must be an object with dtype, shape and data_offsets/);
+  rejects(rawSafetensors("[1, 2]  "), /has a header that is not a JSON object/);
+  rejects(rawSafetensors('{"a": 1,'), /not valid JSON/);
+  rejects(
+    rawSafetensors('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'),
+    /not valid JSON/,
+  );
+  rejects(
+    rawSafetensors('{"a": 5}'),
+    /tensor "a" must be an object with dtype, shape and data_offsets/,
+  );
 });
 
 Deno.test("unknown dtypes and malformed shapes or offsets are rejected", () => {
   rejects(
-    assemble('{"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}', new Uint8Array(16)),
+    rawSafetensors('{"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}', new Uint8Array(16)),
     /tensor "a" has unsupported dtype "F128"; supported: BOOL, U8/,
   );
   rejects(
-    assemble('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4)),
+    rawSafetensors('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4)),
     /tensor "a" has an invalid shape \[-1\]/,
   );
   rejects(
-    assemble('{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', new Uint8Array(4)),
+    rawSafetensors('{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', new Uint8Array(4)),
     /invalid shape/,
   );
   rejects(
-    assemble('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}', new Uint8Array(4)),
+    rawSafetensors('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}', new Uint8Array(4)),
     /tensor "a" has invalid data_offsets \[4,0\]/,
   );
   rejects(
-    assemble('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}', new Uint8Array(4)),
+    rawSafetensors('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}', new Uint8Array(4)),
     /invalid data_offsets/,
   );
   rejects(
-    assemble('{"__metadata__":{"epoch":3}}'),
+    rawSafetensors('{"__metadata__":{"epoch":3}}'),
     /"__metadata__" value of "epoch" must be a string/,
   );
   rejects(
-    assemble('{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}'),
+    rawSafetensors('{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}'),
     /too large|needs .* bytes/,
   );
 });
 
 Deno.test("shape × dtype size must equal the bytes the offsets span", () => {
   rejects(
-    assemble('{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}', new Uint8Array(20)),
+    rawSafetensors('{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}', new Uint8Array(20)),
     /tensor "a" is F32 of shape \[2, 3\], which needs 24 bytes, but data_offsets \[0, 20\] span 20/,
   );
 });
@@ -381,12 +376,12 @@ function oneTensor(fields = '"dtype":"F32","shape":[1],"data_offsets":[0,4]', ex
 }
 
 function decodes(header: string, data = f32Bytes([1])) {
-  return decodeSafetensors(assemble(header, data), "test.safetensors");
+  return decodeSafetensors(rawSafetensors(header, data), "test.safetensors");
 }
 
 /** `header` with the data it describes is refused only for what the header says. */
 function refuses(header: string, pattern: RegExp): void {
-  rejects(assemble(header, f32Bytes([1])), pattern);
+  rejects(rawSafetensors(header, f32Bytes([1])), pattern);
 }
 
 Deno.test('"__metadata__": null reads as no metadata', () => {
@@ -494,7 +489,7 @@ Deno.test("a header nested more than 127 levels deep is refused, as serde_json's
 Deno.test("a shape whose byte size overflows 64 bits on the way is refused, even if empty", () => {
   const empty = (shape: string) => oneTensor(`"dtype":"F32","shape":${shape},"data_offsets":[0,0]`);
   rejects(
-    assemble(empty("[4294967296,4294967296,0]"), new Uint8Array()),
+    rawSafetensors(empty("[4294967296,4294967296,0]"), new Uint8Array()),
     /shape \[4294967296, 4294967296, 0\] is too large: its byte size overflows 64 bits/,
   );
   // The product is formed left to right: a leading 0 keeps it from overflowing.
@@ -503,19 +498,22 @@ Deno.test("a shape whose byte size overflows 64 bits on the way is refused, even
   assert.equal(file.tensors.x.data.length, 0);
   // The one deliberate difference: the reference takes a dimension up to 2^64 - 1 in an empty
   // tensor, but a number holds integers exactly only up to 2^53 - 1.
-  rejects(assemble(empty("[0,9007199254740993]"), new Uint8Array()), /at most 2\^53 - 1/);
+  rejects(rawSafetensors(empty("[0,9007199254740993]"), new Uint8Array()), /at most 2\^53 - 1/);
 });
 
 Deno.test("offsets that overlap, leave gaps, overrun or undercover the data are rejected", () => {
   const two = (a: string, b: string) =>
     `{"a":{"dtype":"F32","shape":[1],"data_offsets":${a}},` +
     `"b":{"dtype":"F32","shape":[1],"data_offsets":${b}}}`;
-  rejects(assemble(two("[0,4]", "[2,6]"), new Uint8Array(6)), /"b" .* overlaps the previous/);
-  rejects(assemble(two("[0,4]", "[0,4]"), new Uint8Array(8)), /overlaps the previous tensor/);
-  rejects(assemble(two("[0,4]", "[8,12]"), new Uint8Array(12)), /"b" .* leaves a gap before it/);
-  rejects(assemble(two("[4,8]", "[8,12]"), new Uint8Array(12)), /"a" .* leaves a gap/);
-  rejects(assemble(ok, new Uint8Array(7)), /is truncated: the header describes 8 bytes .* 7/);
-  rejects(assemble(ok, new Uint8Array(12)), /has 4 bytes after the last tensor's data/);
+  rejects(rawSafetensors(two("[0,4]", "[2,6]"), new Uint8Array(6)), /"b" .* overlaps the previous/);
+  rejects(rawSafetensors(two("[0,4]", "[0,4]"), new Uint8Array(8)), /overlaps the previous tensor/);
+  rejects(
+    rawSafetensors(two("[0,4]", "[8,12]"), new Uint8Array(12)),
+    /"b" .* leaves a gap before it/,
+  );
+  rejects(rawSafetensors(two("[4,8]", "[8,12]"), new Uint8Array(12)), /"a" .* leaves a gap/);
+  rejects(rawSafetensors(ok, new Uint8Array(7)), /is truncated: the header describes 8 bytes .* 7/);
+  rejects(rawSafetensors(ok, new Uint8Array(12)), /has 4 bytes after the last tensor's data/);
 });
 
 Deno.test("a truncated file on disk is rejected before any tensor is read", async () => {
@@ -819,16 +817,6 @@ Deno.test("a real Sequential of SparseLinear layers round-trips through a checkp
 });
 
 // ---------------------------------- cases planted bugs showed untested (mutation testing) ----
-
-/** A safetensors file from a raw JSON header (its declared length given, or the real one). */
-function rawSafetensors(header: string, data: Uint8Array, declared?: number): Uint8Array {
-  const json = new TextEncoder().encode(header);
-  const out = new Uint8Array(8 + json.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(declared ?? json.length), true);
-  out.set(json, 8);
-  out.set(data, 8 + json.length);
-  return out;
-}
 
 Deno.test("safetensors: data_offsets wider than dtype × shape, a header length past the file", () => {
   // The Rust reference refuses both (InvalidOffset; a header that does not fit).
