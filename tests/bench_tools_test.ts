@@ -6,12 +6,8 @@
  * (tests/fixtures/fake_clock.ts preloaded), so its table is exact.
  * @module
  */
-import nodeAssert from "node:assert/strict";
+import assert from "node:assert/strict";
 import { join } from "node:path";
-const assert = (c: unknown, m?: string) => nodeAssert.ok(c, m);
-const assertEquals = (a: unknown, b: unknown, m?: string) => nodeAssert.deepEqual(a, b, m);
-const assertMatch = (s: string, r: RegExp) => nodeAssert.match(s, r);
-const assertNotMatch = (s: string, r: RegExp) => nodeAssert.doesNotMatch(s, r);
 import { medianMs } from "../bench/compare.ts";
 import {
   denseForward,
@@ -41,7 +37,7 @@ async function compare(steps: string, args: string[]): Promise<string> {
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.deepEqual(out.code, 0, new TextDecoder().decode(out.stderr));
   return new TextDecoder().decode(out.stdout);
 }
 
@@ -57,8 +53,8 @@ Deno.test("medianMs: odd and even medians over the timed runs", () => {
         t += i < 2 ? 300 : durations[i - 2];
         i++;
       };
-      assertEquals(medianMs(fn, durations.length), want);
-      assertEquals(i, 2 + durations.length);
+      assert.deepEqual(medianMs(fn, durations.length), want);
+      assert.deepEqual(i, 2 + durations.length);
     }
   } finally {
     Object.defineProperty(performance, "now", { value: real, configurable: true });
@@ -66,20 +62,20 @@ Deno.test("medianMs: odd and even medians over the timed runs", () => {
 });
 
 Deno.test("workloads: flop counts, ceiling, pattern size and balance", () => {
-  assertEquals(forwardFlops(10, 3), 60);
-  assertEquals(trainFlops(10, 3), 180);
-  assertEquals(PEAK_GFLOPS, 128);
+  assert.deepEqual(forwardFlops(10, 3), 60);
+  assert.deepEqual(trainFlops(10, 3), 180);
+  assert.deepEqual(PEAK_GFLOPS, 128);
   for (
     const [nIn, nOut, sp, nnz] of [[784, 2000, 0.9, 156800], [10, 4, 0.3, 28], [7, 3, 0.5, 11]]
   ) {
     const { rowPtr, colIdx } = randomPattern(nIn, nOut, sp);
-    assertEquals(colIdx.length, nnz);
-    assertEquals(rowPtr[nOut], nnz);
+    assert.deepEqual(colIdx.length, nnz);
+    assert.deepEqual(rowPtr[nOut], nnz);
     for (let r = 0; r < nOut; r++) {
       const n = rowPtr[r + 1] - rowPtr[r];
-      assert(n === Math.floor(nnz / nOut) || n === Math.floor(nnz / nOut) + 1, `row ${r}: ${n}`);
-      for (let k = rowPtr[r] + 1; k < rowPtr[r + 1]; k++) assert(colIdx[k] > colIdx[k - 1]);
-      for (let k = rowPtr[r]; k < rowPtr[r + 1]; k++) assert(colIdx[k] >= 0 && colIdx[k] < nIn);
+      assert.ok(n === Math.floor(nnz / nOut) || n === Math.floor(nnz / nOut) + 1, `row ${r}: ${n}`);
+      for (let k = rowPtr[r] + 1; k < rowPtr[r + 1]; k++) assert.ok(colIdx[k] > colIdx[k - 1]);
+      for (let k = rowPtr[r]; k < rowPtr[r + 1]; k++) assert.ok(colIdx[k] >= 0 && colIdx[k] < nIn);
     }
   }
 });
@@ -99,7 +95,7 @@ Deno.test("workloads: dense and sparse forwards compute y = x·Wᵀ + b", () => 
     for (let o = 0; o < 5; o++) {
       let want = d.bias[o];
       for (let i = 0; i < 3; i++) want += d.x[b * 3 + i] * d.w[o * 3 + i];
-      assert(Math.abs(d.y[b * 5 + o] - want) < 1e-5, `dense y[${b},${o}]`);
+      assert.ok(Math.abs(d.y[b * 5 + o] - want) < 1e-5, `dense y[${b},${o}]`);
     }
   }
   const s = sparseState(w);
@@ -110,7 +106,7 @@ Deno.test("workloads: dense and sparse forwards compute y = x·Wᵀ + b", () => 
       for (let k = s.rowPtr[o]; k < s.rowPtr[o + 1]; k++) {
         want += s.values[k] * s.x[b * 3 + s.colIdx[k]];
       }
-      assert(Math.abs(s.y[b * 5 + o] - want) < 1e-5, `sparse y[${b},${o}]`);
+      assert.ok(Math.abs(s.y[b * 5 + o] - want) < 1e-5, `sparse y[${b},${o}]`);
     }
   }
 });
@@ -118,7 +114,7 @@ Deno.test("workloads: dense and sparse forwards compute y = x·Wᵀ + b", () => 
 Deno.test("compare table: GFLOP/s, % of ceiling and 'met' from the measured medians", async () => {
   // every timed run 1 ms: fwd 1 > 0.4 (target missed), train 1 <= 1.2
   const slow = await compare("1", ["--workload", "784", "--runs", "5", "--no-break-even"]);
-  assert(
+  assert.ok(
     slow.includes(
       "| 784x2000 90% b64 | 15.6 / 55.6 | 1.00 | 0.16 | ≤ 0.4 / ≤ 1.2 | **1.00 / 1.00** " +
         "| 20.1 (16 %) / 60.2 (47 %) | 1.00 / 1.00 | no |",
@@ -126,33 +122,36 @@ Deno.test("compare table: GFLOP/s, % of ceiling and 'met' from the measured medi
     slow,
   );
   const fast = await compare("0.3", ["--workload", "784", "--runs", "5", "--no-break-even"]);
-  assert(
+  assert.ok(
     fast.includes("| **0.300 / 0.300** | 66.9 (52 %) / 200.7 (157 %) | 0.300 / 0.300 | yes |"),
     fast,
   );
   // At the target itself (0.4 ms; the fake clock's float steps land a hair above it), the
   // verdict follows the printed 0.400: met.
   const edge = await compare("0.4", ["--workload", "784", "--runs", "5", "--no-break-even"]);
-  assert(edge.includes("| **0.400 / 0.400** |") && edge.includes("| 0.400 / 0.400 | yes |"), edge);
+  assert.ok(
+    edge.includes("| **0.400 / 0.400** |") && edge.includes("| 0.400 / 0.400 | yes |"),
+    edge,
+  );
   // only the 784 workload, one row
-  assertEquals(slow.split("\n").filter((l) => /^\| \d/.test(l)).length, 1);
+  assert.deepEqual(slow.split("\n").filter((l) => /^\| \d/.test(l)).length, 1);
 });
 
 Deno.test("compare footer: spread median vs the 1.25× busy threshold", async () => {
   const busy = await compare("1,1,1.3", ["--workload", "784", "--runs", "5", "--no-break-even"]);
-  assertMatch(busy, /median 1\.30×, largest 1\.30× — the machine was busy/);
+  assert.match(busy, /median 1\.30×, largest 1\.30× — the machine was busy/);
   const quiet = await compare("1,1,1.2", ["--workload", "784", "--runs", "5", "--no-break-even"]);
-  assertMatch(quiet, /median 1\.20×, largest 1\.20× — repeatable\./);
+  assert.match(quiet, /median 1\.20×, largest 1\.20× — repeatable\./);
   const few = await compare("1,1,1.3", ["--workload", "784", "--runs", "4", "--no-break-even"]);
-  assertNotMatch(few, /Timing spread/); // fewer than 5 runs: no spreads recorded
+  assert.doesNotMatch(few, /Timing spread/); // fewer than 5 runs: no spreads recorded
 });
 
 Deno.test("compare break-even: equal time is not 'beats dense', sweep stops there", async () => {
   const out = await compare("60", ["--workload", "784", "--runs", "5"]);
-  assertMatch(out, /dense GEMM fwd 60\.0 ms, train 60\.0 ms/);
-  assertEquals(out.split("\n").filter((l) => /^\| \d+ % \|/.test(l)).length, 1);
-  assertMatch(out, /\| 95 % \| [\d.]+ \| [\d.]+ \| as fast \|/);
-  assertMatch(out, /Break-even: sparse is not faster than dense at any sparsity of the sweep\./);
+  assert.match(out, /dense GEMM fwd 60\.0 ms, train 60\.0 ms/);
+  assert.deepEqual(out.split("\n").filter((l) => /^\| \d+ % \|/.test(l)).length, 1);
+  assert.match(out, /\| 95 % \| [\d.]+ \| [\d.]+ \| as fast \|/);
+  assert.match(out, /Break-even: sparse is not faster than dense at any sparsity of the sweep\./);
 });
 
 Deno.test("run_all: a partial run writes no bench/MNIST_RESULTS.md; Δ = ours − seed", async () => {
@@ -176,17 +175,17 @@ Deno.test("run_all: a partial run writes no bench/MNIST_RESULTS.md; Δ = ours �
       stderr: "piped",
     }).output();
     const text = new TextDecoder().decode(out.stdout);
-    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-    assertEquals((await Array.fromAsync(Deno.readDir(join(cwd, "bench")))).length, 0);
-    assertMatch(text, /A partial run: not written to a file/);
+    assert.deepEqual(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(join(cwd, "bench")))).length, 0);
+    assert.match(text, /A partial run: not written to a file/);
     const row = text.split("\n").find((l) => l.startsWith("| dense |"))!;
     const c = row.split("|").map((x) => x.trim());
     // | dense | 1 | steps | acc | best | seed | delta | train | test | rss |
-    assertEquals(c[2], "1");
-    assertEquals(c[3], "1"); // 64 images / batch 64
+    assert.deepEqual(c[2], "1");
+    assert.deepEqual(c[3], "1"); // 64 images / batch 64
     const [acc, best, seed, delta] = [c[4], c[5], c[6], c[7]].map(Number);
-    assert(best >= acc);
-    assert(Math.abs(delta - (acc - seed)) < 0.011, row);
+    assert.ok(best >= acc);
+    assert.ok(Math.abs(delta - (acc - seed)) < 0.011, row);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }

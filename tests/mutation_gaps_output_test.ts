@@ -7,8 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { inflateSync } from "node:zlib";
 import { lineChart } from "../lib/plot/line_chart.ts";
+import { decodePng, frame, numbers } from "./_plot_reading.ts";
 import { base64, formatTick, px } from "../lib/plot/svg.ts";
 import {
   connectivityDensity,
@@ -27,21 +27,11 @@ import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import type { IndexTensor } from "../lib/tensor.ts";
 
-const attrs = (svg: string, tag: string, name: string) =>
-  (svg.match(new RegExp(`<${tag} [^>]*>`, "g")) ?? []).map((e) =>
-    Number(e.match(new RegExp(` ${name}="(.*?)"`))?.[1])
-  );
-const frame = (svg: string) => {
-  const m = svg.match(/<rect x="(.*?)" y="(.*?)" width="(.*?)" height="(.*?)" fill="none"/)!;
-  const [l, t, w, h] = m.slice(1).map(Number);
-  return { left: l, top: t, right: l + w, bottom: t + h };
-};
-
 // ---------------------------------------------------------------- lineChart ----
 Deno.test("P7/P8: larger y is drawn higher, later x further right", () => {
   const svg = lineChart({ series: [{ name: "a", values: [1, 2, 3] }] });
-  const cx = attrs(svg, "circle", "cx");
-  const cy = attrs(svg, "circle", "cy");
+  const cx = numbers(svg, "circle", "cx");
+  const cy = numbers(svg, "circle", "cy");
   assert.ok(cx[0] < cx[1] && cx[1] < cx[2], `cx ${cx}`);
   assert.ok(cy[0] > cy[1] && cy[1] > cy[2], `cy ${cy}`);
 });
@@ -49,7 +39,7 @@ Deno.test("P7/P8: larger y is drawn higher, later x further right", () => {
 Deno.test("P12: points outside a fixed yMin/yMax stay on the frame", () => {
   const svg = lineChart({ series: [{ name: "a", values: [-5, 0.5, 5] }], yMin: 0, yMax: 1 });
   const { top, bottom } = frame(svg);
-  for (const y of attrs(svg, "circle", "cy")) assert.ok(y >= top && y <= bottom, `cy ${y}`);
+  for (const y of numbers(svg, "circle", "cy")) assert.ok(y >= top && y <= bottom, `cy ${y}`);
 });
 
 Deno.test("P10: an 11th series wraps around the palette", () => {
@@ -85,7 +75,7 @@ Deno.test("P1: an all-NaN series gets the empty-data axis (0 to 1 plus margins)"
 
 Deno.test("P15/S4: equal fixed yMin and yMax still give a usable, finite axis", () => {
   const svg = lineChart({ series: [{ name: "a", values: [1, 3] }], yMin: 2, yMax: 2 });
-  const cy = attrs(svg, "circle", "cy");
+  const cy = numbers(svg, "circle", "cy");
   assert.notEqual(cy[0], cy[1]);
   const max = Number.MAX_VALUE;
   const top = lineChart({ series: [{ name: "a", values: [max] }], yMin: max, yMax: max });
@@ -155,20 +145,9 @@ Deno.test("C8: the PNG frame is grey on every side; the image sits at (1, 1)", (
     width: 2,
     height: 2,
   });
-  const view = new DataView(png.buffer, png.byteOffset);
-  let at = 8;
-  let idat: Uint8Array = new Uint8Array();
-  while (at < png.length) {
-    const len = view.getUint32(at);
-    if (String.fromCharCode(...png.subarray(at + 4, at + 8)) === "IDAT") {
-      idat = png.subarray(at + 8, at + 8 + len);
-    }
-    at += 12 + len;
-  }
-  const raw = new Uint8Array(inflateSync(idat));
-  const stride = 4 * 3 + 1;
+  const { width, pixels } = decodePng(png);
   const px3 = (x: number, y: number) =>
-    Array.from(raw.subarray(y * stride + 1 + 3 * x, y * stride + 4 + 3 * x));
+    Array.from(pixels.subarray(3 * (y * width + x), 3 * (y * width + x) + 3));
   for (const y of [0, 1, 2, 3]) {
     assert.deepEqual(px3(0, y), [128, 128, 128], `left frame, row ${y}`);
     assert.deepEqual(px3(3, y), [128, 128, 128], `right frame, row ${y}`);
