@@ -90,6 +90,13 @@ function fmt(ms: number): string {
   return ms.toFixed(3);
 }
 
+/** A sparse time against the dense one, in words: "2.00× faster", "1.25× slower", "as fast". */
+function versusDense(ms: number, denseMs: number): string {
+  if (ms < denseMs) return `${(denseMs / ms).toFixed(2)}× faster`;
+  if (ms > denseMs) return `${(ms / denseMs).toFixed(2)}× slower`;
+  return "as fast"; // the break-even search counts a tie as not faster
+}
+
 function gflops(flops: number, ms: number): string {
   const g = flops / (ms * 1e6);
   return `${g.toFixed(1)} (${(100 * g / PEAK_GFLOPS).toFixed(0)} %)`;
@@ -190,16 +197,9 @@ function breakEven(runs: number): number | null {
     const s = sparseState({ ...base, sparsity });
     const fwd = medianMs(() => sparseForward(s), runs);
     const train = medianMs(() => sparseTrainStep(s), runs);
-    const ratio = denseTrain / train;
     console.log(
       `| ${(100 * sparsity).toFixed(0)} % | ${fmt(fwd)} | ${fmt(train)} | ` +
-        `${
-          train < denseTrain
-            ? `${ratio.toFixed(2)}× faster`
-            : train > denseTrain
-            ? `${(1 / ratio).toFixed(2)}× slower`
-            : "as fast"
-        } |`,
+        `${versusDense(train, denseTrain)} |`,
     );
     if (train < denseTrain && (lowest === null || sparsity < lowest + 1e-9)) lowest = sparsity;
     if (train >= denseTrain) break;
