@@ -795,6 +795,16 @@ gpuTest("kWinners: same winners, gradients and duty-cycle update", () => {
   assertClose(cuda.duty, cpu.duty, "duty cycle");
 });
 
+gpuTest("kWinners: a boost strength past exp's range ranks as on the CPU", () => {
+  const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+    const duty = tensor([0, 0, 0.0005, 0.002, 0, 0], undefined, { device: d });
+    const x = tensor([[0.1, 0.5, 2, 3, 0, -1]], undefined, { device: d });
+    return kWinners(x, 2, { dutyCycle: duty, boostStrength: 3000 }).toArray();
+  });
+  assert.deepEqual(cuda, cpu);
+  assert.deepEqual(Array.from(cpu), [0, 0.5, 2, 0, 0, 0]);
+});
+
 gpuTest("kWinners: ties go to the lower index, k = n copies", () => {
   for (const k of [3, 8]) {
     const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {

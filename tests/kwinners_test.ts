@@ -350,6 +350,23 @@ Deno.test("kWinners: empty batch is fine and touches nothing", () => {
   assert.deepEqual(Array.from(dc.data), [0.25, 0.5]);
 });
 
+Deno.test("kWinners: a large boost strength ranks like the exact boosted values", () => {
+  // β·k/F = 3000/3 = 1000: exp(β·(k/F − dc)) overflows a double, yet the ranking is defined.
+  // Exact boosted values, as log|x| + β·(k/F − dc) with the constant β·k/F left out:
+  // unit 1: log 0.5 = −0.69, unit 2: log 2 − 3000·0.0005 = −0.81, unit 0: log 0.1 = −2.30,
+  // unit 3: log 3 − 3000·0.002 = −4.90, then the zero (unit 4) and the negative (unit 5).
+  const dutyCycle = fromFloat32(new Float32Array([0, 0, 0.0005, 0.002, 0, 0]), [6]);
+  const x = tensor([[0.1, 0.5, 2, 3, 0, -1]]);
+  const y = kWinners(x, 2, { dutyCycle, boostStrength: 3000 });
+  assert.deepEqual(Array.from(y.data), [0, 0.5, 2, 0, 0, 0]);
+  const y4 = kWinners(x, 4, { dutyCycle, boostStrength: 3000 });
+  assert.deepEqual(Array.from(y4.data), [Math.fround(0.1), 0.5, 2, 3, 0, 0]);
+  // A fresh layer (every duty cycle 0) boosts every unit alike: its winners are the plain top-k.
+  const layer = new ActivationSparsity({ actSparsity: 0.5, beta: 5000 });
+  const z = layer.forward(tensor([[0.3, 0, 0.9, -2]]));
+  assert.deepEqual(Array.from(z.data), [Math.fround(0.3), 0, Math.fround(0.9), 0]);
+});
+
 // ---------------------------------- cases planted bugs showed untested (mutation testing) ----
 
 Deno.test("ActivationSparsity: documented defaults; the forward uses the decayed boost strength", () => {

@@ -36,7 +36,7 @@ static inline int kw_better(const double *key, int32_t a, int32_t b) {
 
 /* The ranking key of a boosted value: NaN above +inf above every number, as torch.topk ranks
  * them (so a NaN unit wins and the NaN propagates, as in nupic.torch). Finite boosted values stay
- * below DBL_MAX (a float times exp(boost · something <= 1)). */
+ * below DBL_MAX (a float times a boost factor <= 1). */
 static inline double kw_key(double v) {
   if (isnan(v)) return INFINITY;
   return v == INFINITY ? DBL_MAX : v;
@@ -132,9 +132,15 @@ sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost_streng
     factor = malloc((size_t)n * sizeof(double));
     if (factor == NULL)
       return sl_fail(SL_E_OUT_OF_MEMORY, __func__, "no memory for %d boost factors", n);
-    double target = (double)k / (double)n;
+    /* exp(b (k/n - dc_j)) = exp(b (k/n - dc_min)) * exp(b (dc_min - dc_j)): the first factor
+     * is common to every unit, so it cannot change the ranking and is left out. The second is at
+     * most 1, so it never overflows (the first did from b ~ 710, turning x into inf, or NaN for
+     * x = 0, which then outranked larger values). NaN duty cycles are skipped by the min. */
+    double dc_min = INFINITY;
     for (int32_t j = 0; j < n; j++)
-      factor[j] = exp((double)boost_strength * (target - (double)duty_cycle[j]));
+      if ((double)duty_cycle[j] < dc_min) dc_min = (double)duty_cycle[j];
+    for (int32_t j = 0; j < n; j++)
+      factor[j] = exp((double)boost_strength * (dc_min - (double)duty_cycle[j]));
   }
   unsigned char *scratch = calloc((size_t)threads, per_thread);
   if (scratch == NULL) {

@@ -27,9 +27,26 @@ __device__ __forceinline__ uint64_t order_key(double v) {
   return (u >> 63) ? ~u : (u | 0x8000000000000000ull);
 }
 
-__global__ void boost_factor_kernel(int32_t n, double boost, double target,
-                                    const float *__restrict__ duty, double *__restrict__ factor) {
-  SL_GRID_STRIDE(j, n) factor[j] = exp(boost * (target - (double)duty[j]));
+/* One block: the lowest duty cycle (NaN skipped), then each unit's boost factor
+ * exp(boost (dc_min - dc_j)) <= 1, as the CPU library: the factor exp(boost (k/n - dc_min))
+ * common to every unit cannot change the ranking and overflows from boost ~ 710. */
+__global__ void __launch_bounds__(THREADS)
+    boost_factor_kernel(int32_t n, double boost, const float *__restrict__ duty,
+                        double *__restrict__ factor) {
+  __shared__ double s_min[THREADS];
+  double m = INFINITY;
+  for (int32_t j = threadIdx.x; j < n; j += THREADS)
+    if ((double)duty[j] < m) m = (double)duty[j];
+  s_min[threadIdx.x] = m;
+  __syncthreads();
+  for (int half = THREADS / 2; half > 0; half >>= 1) {
+    if (threadIdx.x < half && s_min[threadIdx.x + half] < s_min[threadIdx.x])
+      s_min[threadIdx.x] = s_min[threadIdx.x + half];
+    __syncthreads();
+  }
+  const double dc_min = s_min[0];
+  for (int32_t j = threadIdx.x; j < n; j += THREADS)
+    factor[j] = exp(boost * (dc_min - (double)duty[j]));
 }
 
 __device__ __forceinline__ uint64_t unit_key(const float *xr, const double *factor, int64_t j) {
@@ -179,9 +196,8 @@ SL_API sl_status sl_kwinners_fwd(int64_t rows, int32_t n, int32_t k, float boost
   sl_scratch factor, counts;
   if (boosting) {
     SL_SCRATCH(factor, double, n);
-    boost_factor_kernel<<<sl_blocks(n, 256), 256>>>(n, (double)boost_strength,
-                                                    (double)k / (double)n, duty_cycle,
-                                                    factor.as<double>());
+    boost_factor_kernel<<<1, THREADS>>>(n, (double)boost_strength, duty_cycle,
+                                        factor.as<double>());
     SL_LAUNCHED("boost_factor_kernel");
   }
   if (counting) {
