@@ -630,8 +630,8 @@ export function halfToNumber(bits: number): number {
 
 /**
  * A tensor's elements as float32. F32 returns the array itself; F16 and BF16 are widened
- * exactly. Other dtypes (F64 would round, integers are not values of a float parameter) throw
- * a `TypeError` naming `what`.
+ * exactly, NaNs bit for bit (sign and payload). Other dtypes (F64 would round, integers are not
+ * values of a float parameter) throw a `TypeError` naming `what`.
  */
 export function toFloat32(tensor: SafeTensor, what = "Tensor"): Float32Array {
   const { dtype, data } = tensor;
@@ -639,7 +639,14 @@ export function toFloat32(tensor: SafeTensor, what = "Tensor"): Float32Array {
   if (dtype === "F16") {
     const bits = data as Uint16Array;
     const out = new Float32Array(bits.length);
-    for (let i = 0; i < bits.length; i++) out[i] = halfToNumber(bits[i]);
+    const words = new Uint32Array(out.buffer);
+    for (let i = 0; i < bits.length; i++) {
+      const h = bits[i];
+      // A NaN keeps its sign and payload (as numpy widens it): the number NaN would lose both.
+      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) {
+        words[i] = ((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13);
+      } else out[i] = halfToNumber(h);
+    }
     return out;
   }
   if (dtype === "BF16") {
