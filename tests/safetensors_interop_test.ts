@@ -98,3 +98,23 @@ Deno.test("F16 NaNs widen to float32 with their sign and payload, as numpy widen
     "ffbfe000",
   ]);
 });
+
+Deno.test("the writer refuses names and metadata that the reader would refuse", () => {
+  const t = { dtype: "F32" as const, shape: [1], data: new Float32Array([1]) };
+  // An unpaired surrogate has no UTF-8 form: the header would hold an escape no reader takes.
+  assert.throws(
+    () => encodeSafetensors({ "w\ud800": t }),
+    /Tensor name "w\\ud800" has an unpaired surrogate/,
+  );
+  assert.throws(
+    () => encodeSafetensors({ w: t }, { k: "v\udc00" }),
+    /Metadata value of "k": "v\\udc00" has an unpaired surrogate/,
+  );
+  assert.throws(
+    () => encodeSafetensors({ w: t }, { "k\ud83d": "v" }),
+    /Metadata key "k\\ud83d" has an unpaired surrogate/,
+  );
+  // A paired one is an ordinary character.
+  const ok = decodeSafetensors(encodeSafetensors({ "w\u{1F600}": t }, { "k\u{1F600}": "v" }));
+  assert.deepEqual(Object.keys(ok.tensors), ["w\u{1F600}"]);
+});

@@ -11,7 +11,8 @@
  * little-endian, row-major. On writing, tensors are ordered by dtype alignment (largest first)
  * then by name, the header is compact JSON padded with spaces to a multiple of 8 bytes (so
  * every tensor starts 8-byte aligned), and offsets are contiguous from 0 — byte for byte what
- * `safetensors.torch.save_file` writes. On reading, everything is validated before any tensor is
+ * `safetensors.torch.save_file` writes; a name or metadata string with an unpaired surrogate (no
+ * UTF-8 form, so no reader takes it) is refused. On reading, everything is validated before any tensor is
  * returned: header size (at most 100 MB, as in Rust), UTF-8, JSON, known dtypes, shapes,
  * offsets contiguous and covering the data exactly, bytes matching shape × dtype size (without
  * overflowing 64 bits). The header is judged as serde_json judges it (checked against
@@ -191,6 +192,19 @@ function compareUtf8(a: string, b: string): number {
   return x.length - y.length;
 }
 
+/**
+ * Refuses a string with an unpaired surrogate: it has no UTF-8 form, so the header would hold
+ * an escape such as "\ud800" that no reader accepts (Rust strings cannot hold it).
+ */
+function checkWellFormed(s: string, what: string): void {
+  if (!s.isWellFormed()) {
+    throw new RangeError(
+      `${what} ${JSON.stringify(s)} has an unpaired surrogate, which a safetensors header ` +
+        "cannot hold (it has no UTF-8 form)",
+    );
+  }
+}
+
 /** Checks the tensors and builds the padded header; returns the header and data chunks. */
 function plan(
   tensors: Record<string, SafeTensor>,
@@ -205,6 +219,7 @@ function plan(
     if (name === "__metadata__") {
       throw new RangeError(`"__metadata__" is reserved by the format and cannot name a tensor`);
     }
+    checkWellFormed(name, "Tensor name");
     planned.push(checkTensorForWriting(name, tensors[name]));
   }
   // The reference order: descending dtype alignment, then name.
@@ -224,6 +239,8 @@ function plan(
           `Metadata value of "${key}" must be a string, got ${typeof value}`,
         );
       }
+      checkWellFormed(key, "Metadata key");
+      checkWellFormed(value, `Metadata value of "${key}":`);
       return `${JSON.stringify(key)}:${JSON.stringify(value)}`;
     });
     parts.push(`"__metadata__":{${entries.join(",")}}`);
