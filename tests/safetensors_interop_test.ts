@@ -118,3 +118,19 @@ Deno.test("the writer refuses names and metadata that the reader would refuse", 
   const ok = decodeSafetensors(encodeSafetensors({ "w\u{1F600}": t }, { "k\u{1F600}": "v" }));
   assert.deepEqual(Object.keys(ok.tensors), ["w\u{1F600}"]);
 });
+
+Deno.test("the writer refuses an empty tensor whose byte size overflows 64 bits on the way", () => {
+  // The readers form shape × dtype size left to right in 64 bits and refuse an overflow.
+  const empty = (dtype: "U8" | "F32", shape: number[]) =>
+    encodeSafetensors({
+      t: { dtype, shape, data: dtype === "U8" ? new Uint8Array() : new Float32Array() },
+    });
+  assert.throws(
+    () => empty("U8", [2 ** 32, 2 ** 32, 0]),
+    /Tensor "t" shape \[4294967296, 4294967296, 0\] is too large: its byte size overflows 64 bits/,
+  );
+  assert.throws(() => empty("F32", [2 ** 40, 2 ** 30, 0]), /overflows 64 bits/);
+  // A leading 0 keeps the product at 0: such a file is valid and round-trips.
+  const back = decodeSafetensors(empty("F32", [0, 2 ** 32, 2 ** 32]));
+  assert.deepEqual(back.tensors.t.shape, [0, 2 ** 32, 2 ** 32]);
+});

@@ -163,6 +163,13 @@ function checkTensorForWriting(name: string, t: SafeTensor): Planned {
       }`,
     );
   }
+  if (byteSize(t.shape, t.dtype) === undefined) {
+    // Possible only with a 0 after the overflow; the readers would refuse the file.
+    throw new RangeError(
+      `Tensor "${name}" shape [${t.shape.join(", ")}] is too large: its byte size overflows ` +
+        "64 bits (a reader forms it left to right)",
+    );
+  }
   const info = DTYPES[t.dtype];
   if (!(t.data instanceof info.array)) {
     const got = (t.data as object | null)?.constructor?.name ?? String(t.data);
@@ -429,10 +436,10 @@ function readEntry(name: string, v: Json, source: string): Entry {
 const U64_MAX = 2n ** 64n - 1n;
 
 /** Bytes of shape × dtype size; undefined where the reference's checked usize math overflows. */
-function byteSize(e: Entry): bigint | undefined {
+function byteSize(shape: readonly number[], dtype: SafetensorsDType): bigint | undefined {
   // Overflow at any step counts even when a later 0 would cancel it, as in Rust.
   let n = 1n;
-  for (const d of [...e.shape, DTYPES[e.dtype].size]) {
+  for (const d of [...shape, DTYPES[dtype].size]) {
     n *= BigInt(d);
     if (n > U64_MAX) return undefined;
   }
@@ -482,7 +489,7 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, source: string
         `${where} has invalid data_offsets [${e.begin},${e.end}]: expected begin <= end`,
       );
     }
-    const nbytes = byteSize(e);
+    const nbytes = byteSize(e.shape, e.dtype);
     if (nbytes === undefined) {
       throw new FormatError(
         `${where} shape [${e.shape.join(", ")}] is too large: its byte size overflows 64 bits`,
