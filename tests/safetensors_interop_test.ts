@@ -13,6 +13,8 @@ import {
   type Safetensors,
   toFloat32,
 } from "../lib/io/safetensors.ts";
+import { FormatError } from "../lib/io/format_error.ts";
+import { rawSafetensors } from "./_raw_safetensors.ts";
 
 const fixture = (name: string) =>
   fileURLToPath(new URL(`./fixtures/safetensors/${name}`, import.meta.url));
@@ -133,4 +135,16 @@ Deno.test("the writer refuses an empty tensor whose byte size overflows 64 bits 
   // A leading 0 keeps the product at 0: such a file is valid and round-trips.
   const back = decodeSafetensors(empty("F32", [0, 2 ** 32, 2 ** 32]));
   assert.deepEqual(back.tensors.t.shape, [0, 2 ** 32, 2 ** 32]);
+});
+
+Deno.test("a tensor entry written as a JSON array is refused (a difference from serde)", () => {
+  // serde reads a struct from a sequence of its fields, so the reference takes this file; no
+  // writer produces it, and this reader wants the object form.
+  const bytes = rawSafetensors('{"t":["F32",[1],[0,4]]}', new Uint8Array(4));
+  assert.throws(
+    () => decodeSafetensors(bytes),
+    (e: Error) =>
+      e instanceof FormatError &&
+      /tensor "t" must be an object with dtype, shape and data_offsets/.test(e.message),
+  );
 });

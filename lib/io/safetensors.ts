@@ -21,8 +21,10 @@
  * refused); a tensor field or `"__metadata__"` given twice is refused, while of a repeated tensor
  * name or metadata key the last wins (every one still type-checked); strings may not hold
  * unpaired surrogates; nesting stops at 127 levels. Unlike the reference, dtypes missing here
- * (newer ones such as F8_E8M0 or C64) and dimensions above 2^53 − 1 (possible only in an empty
- * tensor, and not held exactly by a number) are refused.
+ * (newer ones such as F8_E8M0 or C64), dimensions above 2^53 − 1 (possible only in an empty
+ * tensor, and not held exactly by a number) and a tensor entry written as a JSON array of its
+ * three fields (`["F32", [2], [0, 8]]`, which serde reads as the struct but no writer writes) are
+ * refused.
  * @module
  */
 import { checkPath, writeFileAtomic, writeFileAtomicSync } from "./atomic_write.ts";
