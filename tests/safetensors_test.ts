@@ -763,18 +763,29 @@ Deno.test("bad checkpoints are clear errors and leave the model untouched", asyn
       await assert.rejects(() => loadStateDict(model, path), pattern, what);
       assert.deepEqual(values(model), before, `${what}: the model changed`);
     }
-    // Not strict: unknown keys, even unconvertible ones, are ignored.
+    // Not strict: unknown keys, even unconvertible ones, are ignored, and reported as
+    // PyTorch's load_state_dict reports them.
     const extra = join(dir, "extra.safetensors");
     await Deno.writeFile(
       extra,
       encodeSafetensors({
         ...good,
         "opt.step": { dtype: "F64", shape: [1], data: new Float64Array([3]) },
+        "head.w": { dtype: "F32", shape: [1], data: new Float32Array(1) },
       }),
     );
     const model = net(2);
-    await loadStateDict(model, extra, { strict: false });
+    const result = await loadStateDict(model, extra, { strict: false });
     assert.deepEqual(values(model), values(net(1)));
+    assert.deepEqual(result.missingKeys, []);
+    assert.deepEqual(result.unexpectedKeys.toSorted(), ["head.w", "opt.step"]);
+    const partial = join(dir, "partial.safetensors");
+    await Deno.writeFile(
+      partial,
+      encodeSafetensors(Object.fromEntries(Object.entries(good).filter(([k]) => k !== "1.bias"))),
+    );
+    const partialResult = await loadStateDict(net(2), partial, { strict: false });
+    assert.deepEqual(partialResult, { missingKeys: ["1.bias"], unexpectedKeys: [] });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

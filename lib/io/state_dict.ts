@@ -7,7 +7,13 @@
  * @module
  */
 import { IndexTensor, Tensor } from "../tensor.ts";
-import type { LoadStateOptions, Module, StateDict, StateValue } from "../nn/module.ts";
+import type {
+  LoadStateOptions,
+  LoadStateResult,
+  Module,
+  StateDict,
+  StateValue,
+} from "../nn/module.ts";
 import {
   int32ToInt64,
   loadSafetensors,
@@ -145,13 +151,16 @@ export async function saveStateDict(
  * Loads a safetensors checkpoint into `module`. The file is fully validated, every entry is
  * converted to the kind of the module's tensor of the same name (F64 into a float32 parameter,
  * or a float into an index buffer, is an error), and `module.loadStateDict` checks names and
- * shapes; on any problem an error lists it and the module is untouched.
+ * shapes; on any problem an error lists it and the module is untouched. Returns, as
+ * `module.loadStateDict` (and PyTorch's `load_state_dict`) does, the names the file lacked and the
+ * names it had that the module does not (with `strict: false`; strict loads refuse both), the
+ * latter including entries of a dtype no tensor could take.
  */
 export async function loadStateDict(
   module: Module,
   path: string,
   options: LoadStateOptions = {},
-): Promise<void> {
+): Promise<LoadStateResult> {
   requireModule(module, "loadStateDict() module");
   checkPath(path, "loadStateDict() path");
   checkOptionKeys(options, ["strict"], "loadStateDict()"); // before the file is read
@@ -160,9 +169,17 @@ export async function loadStateDict(
     strict: options.strict,
     source: `"${path}"`,
   });
+  let result: LoadStateResult;
   try {
-    module.loadStateDict(state, options);
+    result = module.loadStateDict(state, options);
   } catch (err) {
     throw new Error(`"${path}": ${(err as Error).message}`, { cause: err });
   }
+  // Entries safetensorsToStateDict dropped (not the module's, and of no convertible dtype) are
+  // unexpected too; listed in the file's order with the others.
+  const unexpected = new Set(result.unexpectedKeys);
+  const unexpectedKeys = Object.keys(file.tensors).filter((name) =>
+    unexpected.has(name) || !Object.hasOwn(state, name)
+  );
+  return { missingKeys: result.missingKeys, unexpectedKeys };
 }
