@@ -354,3 +354,19 @@ Deno.test("niceTicks picks 1-2-5 steps", () => {
   const flat = niceTicks(3, 3);
   assert.ok(flat.ticks[0] < 3 && flat.ticks.at(-1)! > 3, `${flat.ticks}`);
 });
+
+Deno.test("values a few ulps apart are drawn as one value: the ticks end", () => {
+  // The ticks of [0.9812, 0.9812 + 1 ulp] were i · 2e-17 from i ≈ 4.9e16, beyond 2^53, where
+  // i++ no longer changes i: niceTicks, and so lineChart, never returned.
+  const ticks = niceTicks(0.9812, 0.9812000000000001);
+  assert.ok(ticks.ticks.length >= 2 && ticks.ticks.length <= 7, `${ticks.ticks}`);
+  assert.ok(ticks.ticks[0] < 0.9812 && ticks.ticks.at(-1)! > 0.9812, `${ticks.ticks}`);
+  for (const values of [[0.9812, 0.9812000000000001], [1e20, 1e20 + 16384]]) {
+    const svg = lineChart({ series: [{ name: "a", values }] });
+    assertBalanced(svg);
+    const labels = tickLabels(svg);
+    assert.equal(new Set(labels).size, labels.length, `${labels}`);
+  }
+  const xs = lineChart({ series: [{ name: "a", values: [1, 2] }], x: [1e17, 1e17 + 16] });
+  assertBalanced(xs);
+});

@@ -53,6 +53,12 @@ export function fraction(value: number, lo: number, hi: number): number {
 /** Axis ticks covering [min, max]: steps of 1, 2 or 5 × 10^k, about `target` of them. */
 export function niceTicks(min: number, max: number, target = 6): { ticks: number[]; step: number } {
   if (!(max > min)) return niceTicks(...nonsingular(min, max), target);
+  // A span within 1e-9 of the values (0.9812 to 0.9812 + 1 ulp) is ticked as one value: steps
+  // that fine put i · step at i > 2^53, where i++ no longer moves i and the ticks never ended.
+  if (max - min <= Math.max(Math.abs(min), Math.abs(max)) * 1e-9) {
+    const mid = min / 2 + max / 2;
+    return niceTicks(...nonsingular(mid, mid), target);
+  }
   const n = Math.max(1, target);
   // Divided first where the span overflows (-1e308 to 1e308), and steps kept finite (at most
   // 1e308) and non-zero (10 ** -324 is 0), else the ticks would be NaN or never end.
