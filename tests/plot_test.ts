@@ -370,3 +370,19 @@ Deno.test("values a few ulps apart are drawn as one value: the ticks end", () =>
   const xs = lineChart({ series: [{ name: "a", values: [1, 2] }], x: [1e17, 1e17 + 16] });
   assertBalanced(xs);
 });
+
+Deno.test("a legend name too long for the chart is cut, and the plot keeps a positive size", () => {
+  // A 300-character name made the legend wider than the chart: a frame of width -1752 (an
+  // invalid SVG) and every point left of the image.
+  const name = "sparse 784-2000-10, seed 0, ".repeat(11);
+  const svg = lineChart({ series: [{ name, values: [1, 2] }, { name: "test", values: [2, 1] }] });
+  assertBalanced(svg);
+  const { left, right } = frame(svg);
+  assert.ok(right - left >= 200, `plot from ${left} to ${right}`);
+  for (const cx of numbers(svg, "circle", "cx")) assert.ok(cx >= left && cx <= right, `cx ${cx}`);
+  const legend = [...svg.matchAll(/dominant-baseline="middle">([^<]*)<\/text>/g)].map((m) => m[1]);
+  assert.ok(legend.includes("test"), `${legend}`);
+  const cut = legend.find((l) => l.startsWith("sparse 784-2000-10"));
+  assert.ok(cut !== undefined && cut.endsWith("…") && cut.length < name.length, cut);
+  assert.ok(numbers(svg, "text", "x").every((x) => x < 720), "legend inside the image");
+});

@@ -17,7 +17,7 @@ import { checkOptionKeys } from "../options.ts";
 
 /** One line of a chart. */
 export interface ChartSeries {
-  /** Legend entry. */
+  /** Legend entry (cut with "…" where it would take more than a third of the width). */
   name: string;
   /** Y values; NaN or missing values leave a gap. */
   values: readonly number[];
@@ -136,7 +136,12 @@ export function lineChart(options: LineChartOptions): string {
   }
 
   const font = 13;
-  const legendWidth = Math.max(...series.map((s) => textWidth(s.name, font))) + 44;
+  // The legend takes at most a third of the width; longer names are cut with "…" (else the plot
+  // was left a negative width: an invalid SVG, every point outside the image).
+  const longest = Math.max(1, Math.floor((width / 3 - 44) / textWidth("m", font)));
+  const legendName = (name: string) =>
+    name.length > longest ? `${name.slice(0, longest - 1)}…` : name;
+  const legendWidth = Math.max(...series.map((s) => textWidth(legendName(s.name), font))) + 44;
   const left = 72;
   const right = legendWidth + 16;
   const top = options.title ? 44 : 20;
@@ -252,7 +257,9 @@ export function lineChart(options: LineChartOptions): string {
         `stroke-width="3"/>`,
     );
     out.push(
-      `<text x="${lx + 30}" y="${ly}" dominant-baseline="middle">${escapeXml(s.name)}</text>`,
+      `<text x="${lx + 30}" y="${ly}" dominant-baseline="middle">${
+        escapeXml(legendName(s.name))
+      }</text>`,
     );
   });
   out.push("</svg>");
