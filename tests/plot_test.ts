@@ -386,3 +386,13 @@ Deno.test("a legend name too long for the chart is cut, and the plot keeps a pos
   assert.ok(cut !== undefined && cut.endsWith("…") && cut.length < name.length, cut);
   assert.ok(numbers(svg, "text", "x").every((x) => x < 720), "legend inside the image");
 });
+
+Deno.test("lineChart's width and height are finite numbers", () => {
+  const series = [{ name: "a", values: [1, 2] }];
+  // An infinite width wrote width="Infinity" and viewBox="0 0 Infinity 420".
+  assert.throws(() => lineChart({ series, width: Infinity }), /Chart size must be finite/);
+  assert.throws(() => lineChart({ series, height: -Infinity }), /at least 200 x 150/);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => lineChart({ series, width: "800" as any }), /width must be a number/);
+  assertBalanced(lineChart({ series, width: 300.5 }));
+});

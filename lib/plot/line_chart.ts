@@ -13,7 +13,7 @@ import {
   textWidth,
 } from "./svg.ts";
 import { requireObject } from "../errors.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 
 /** One line of a chart. */
 export interface ChartSeries {
@@ -113,10 +113,13 @@ export function lineChart(options: LineChartOptions): string {
       throw new TypeError("Each series needs a name (string) and values (array of numbers)");
     }
   }
-  const width = options.width ?? 720;
-  const height = options.height ?? 420;
+  const width = numberOption(options.width, "lineChart() width", 720);
+  const height = numberOption(options.height, "lineChart() height", 420);
   if (!(width >= 200 && height >= 150)) {
     throw new RangeError(`Chart size must be at least 200 x 150, got ${width} x ${height}`);
+  }
+  if (!Number.isFinite(width + height)) {
+    throw new RangeError(`Chart size must be finite, got ${width} x ${height}`);
   }
   const points = Math.max(...series.map((s) => s.values.length));
   const xs = options.x ?? Array.from({ length: points }, (_, i) => i + 1);
