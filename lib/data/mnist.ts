@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { FormatError } from "../io/format_error.ts";
 import { decodeIdx, type IdxData } from "./idx.ts";
-import { checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys } from "../options.ts";
 
 /** Mean of MNIST training pixels (scaled to [0, 1]), as in PyTorch's examples. */
 export const MNIST_MEAN = 0.1307;
@@ -166,8 +166,8 @@ export async function loadMnist(options: MnistOptions): Promise<Mnist> {
     throw new TypeError("loadMnist() needs { dir: string }, the directory of the MNIST files");
   }
   checkOptionKeys(options, ["dir", "flatten", "normalize"], "loadMnist()");
-  const flatten = options.flatten ?? true;
-  const normalize = options.normalize ?? true;
+  const flatten = booleanOption(options.flatten, "loadMnist() flatten", true);
+  const normalize = options.normalize === undefined ? true : options.normalize;
   let mean = 0;
   let std = 1;
   if (normalize === true) {
