@@ -128,3 +128,17 @@ Deno.test("encodeIdx rejects data that does not fit its dtype or shape", () => {
     /Shape \[3\] holds 3 elements, the data has 2/,
   );
 });
+
+Deno.test("float32 elements keep their exact bits, NaN payloads included", () => {
+  // Read through a double, a signalling NaN came back quiet (0x7fa00001 as 0x7fe00001), where
+  // numpy's frombuffer(..., ">f4") keeps every bit.
+  const bits = [0x7fa00001, 0xff800001, 0x7fc00000, 0x00000001, 0x80000000, 0x3fc00000];
+  const bytes = new Uint8Array(8 + 4 * bits.length);
+  const view = new DataView(bytes.buffer);
+  bytes.set([0, 0, 0x0d, 1]);
+  view.setUint32(4, bits.length);
+  bits.forEach((b, i) => view.setUint32(8 + 4 * i, b));
+  const idx = decodeIdx(bytes);
+  assert.deepEqual(Array.from(new Uint32Array(idx.data.buffer)), bits);
+  assert.deepEqual(encodeIdx(idx), bytes);
+});

@@ -152,8 +152,10 @@ function readElements(view: DataView, at: number, count: number, dtype: IdxDType
       return out;
     }
     case "float32": {
+      // As bits: through a double, a signalling NaN would come back quiet.
       const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(at + 4 * i, false);
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = view.getUint32(at + 4 * i, false);
       return out;
     }
     case "float64": {
@@ -211,7 +213,10 @@ export function encodeIdx(idx: IdxData): Uint8Array {
   out[2] = type.code;
   out[3] = idx.shape.length;
   idx.shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  const data = idx.data;
+  // float32 as bits: through a double, a signalling NaN would be written quiet.
+  const data = idx.data instanceof Float32Array
+    ? new Uint32Array(idx.data.buffer, idx.data.byteOffset, count)
+    : idx.data;
   for (let i = 0; i < count; i++) {
     const at = start + i * type.size;
     switch (idx.dtype) {
@@ -228,7 +233,7 @@ export function encodeIdx(idx: IdxData): Uint8Array {
         view.setInt32(at, data[i], false);
         break;
       case "float32":
-        view.setFloat32(at, data[i], false);
+        view.setUint32(at, data[i], false);
         break;
       case "float64":
         view.setFloat64(at, data[i], false);
