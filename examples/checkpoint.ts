@@ -111,8 +111,19 @@ export async function readTrainState(
   if (json === undefined) {
     throw new Error(`${path} holds no training state (${STATE_KEY} metadata): not from --save`);
   }
-  const state = JSON.parse(json) as TrainState;
-  if (state.version !== 1) throw new Error(`${path}: unknown training state version`);
+  let state: TrainState;
+  try {
+    state = JSON.parse(json);
+  } catch (err) {
+    throw new Error(`${path}: the training state is not valid JSON (${(err as Error).message})`);
+  }
+  if (state?.version !== 1) throw new Error(`${path}: unknown training state version`);
+  if (
+    !Array.isArray(state.history) || state.dynamicSteps === null ||
+    typeof state.dynamicSteps !== "object"
+  ) {
+    throw new Error(`${path}: the training state is malformed (no history or dynamicSteps)`);
+  }
   const differ = (Object.keys(identity) as (keyof RunIdentity)[])
     .filter((key) => state[key] !== identity[key])
     .map((key) =>
@@ -145,5 +156,43 @@ export function restoreTrainState(
     }
     dyn.stepCount = entry.stepCount;
     dyn.seed = entry.seed;
+  }
+}
+
+/**
+ * Checks that the model checkpoint at `modelPath` was saved after the same epoch as the
+ * training state `saved` (its `epoch` metadata, which `deno task train --save` writes): `--save`
+ * writes the model, then the training state, so a run stopped between the two leaves the model
+ * one epoch ahead, and resuming from that mix would not continue either run. Reads the file's
+ * header only; call it once the checkpoint has been loaded (validated).
+ */
+export async function checkModelEpoch(modelPath: string, saved: SavedTrainState): Promise<void> {
+  const file = await Deno.open(modelPath, { read: true });
+  let metadata: Record<string, string> | undefined;
+  try {
+    const length = new Uint8Array(8);
+    await readFull(file, length);
+    const header = new Uint8Array(Number(new DataView(length.buffer).getBigUint64(0, true)));
+    await readFull(file, header);
+    metadata = JSON.parse(new TextDecoder().decode(header)).__metadata__;
+  } finally {
+    file.close();
+  }
+  const done = saved.state.history.length;
+  if (metadata?.epoch !== String(done)) {
+    throw new Error(
+      `--resume ${modelPath} holds the model after epoch ${metadata?.epoch ?? "(none named)"}, ` +
+        `but its training state ${saved.path} is from after epoch ${done}: the two were not ` +
+        "saved together (was the run stopped while saving?); resume from a pair saved after " +
+        "the same epoch",
+    );
+  }
+}
+
+async function readFull(file: Deno.FsFile, into: Uint8Array): Promise<void> {
+  for (let done = 0; done < into.length;) {
+    const n = await file.read(into.subarray(done));
+    if (n === null) throw new Error("unexpected end of file");
+    done += n;
   }
 }

@@ -40,6 +40,7 @@ import type { ProgressOptions } from "../lib/train/progress.ts";
 import { formatBytes, summaryTable } from "../lib/train/summary.ts";
 import { firstSparseLayer, MODEL_NAMES, type ModelName, MODELS } from "./models.ts";
 import {
+  checkModelEpoch,
   readTrainState,
   restoreTrainState,
   type RunIdentity,
@@ -553,7 +554,10 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
         `so give more than ${resumeFrom.length}`,
     );
   }
-  if (a.resume !== null) await loadStateDict(model, a.resume);
+  if (a.resume !== null) {
+    await loadStateDict(model, a.resume);
+    await checkModelEpoch(a.resume, saved!);
+  }
   const optimizer = new SGD(model, { lr: a.lr, momentum: 0.9, nesterov: spec.nesterov });
   if (saved !== null) {
     restoreTrainState(saved, model, optimizer);

@@ -221,3 +221,51 @@ Deno.test("train --resume: two epochs in two runs end where two epochs in one ru
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("train --resume refuses a model and a training state saved after different epochs", async () => {
+  // --save writes the model, then the training state: a run stopped between the two left the
+  // model of epoch 2 with the state of epoch 1, and --resume went on from that mix silently.
+  const dir = await Deno.makeTempDir();
+  const quietMain = { progress: false as const, log: () => {} };
+  const common = ["--model", "sparse", "--limit-train", "128", "--batch-size", "32"];
+  try {
+    const one = join(dir, "one.safetensors");
+    const two = join(dir, "two.safetensors");
+    await main([...common, "--epochs", "1", "--save", one], quietMain);
+    await main([...common, "--epochs", "2", "--save", two], quietMain);
+    const mixed = join(dir, "mixed.safetensors");
+    await Deno.copyFile(two, mixed);
+    await Deno.copyFile(trainStatePath(one), trainStatePath(mixed));
+    await assert.rejects(
+      () => main([...common, "--epochs", "3", "--resume", mixed], quietMain),
+      /mixed\.safetensors holds the model after epoch 2, but its training state .*mixed\.train\.safetensors is from after epoch 1/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a training state that is not what saveTrainState writes is a clear error", async () => {
+  const dir = await Deno.makeTempDir();
+  const identity = { model: "sparse" as const, seed: 0, batchSize: 32, limitTrain: 128 };
+  const write = async (json: string) => {
+    const path = join(dir, "m.train.safetensors");
+    await saveStateDict({}, path, { metadata: { sparselinear_train_state: json } });
+    return path;
+  };
+  try {
+    // Was a bare SyntaxError ("Expected double-quoted property name in JSON at position 14").
+    await assert.rejects(
+      async () => readTrainState(await write('{"version":1, broken'), identity),
+      /m\.train\.safetensors: the training state is not valid JSON/,
+    );
+    // Was "Cannot convert undefined or null to object", from deep inside.
+    const state = { version: 1, ...identity, history: {}, dynamicSteps: null };
+    await assert.rejects(
+      async () => readTrainState(await write(JSON.stringify(state)), identity),
+      /m\.train\.safetensors: the training state is malformed/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
