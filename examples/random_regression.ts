@@ -110,6 +110,8 @@ const OPTIONS = {
 } satisfies ParseArgsOptionsConfig;
 
 if (import.meta.main) {
+  let seed: number;
+  let steps: number;
   try {
     const { values } = parseArgs({
       args: joinNegativeValues(Deno.args, OPTIONS),
@@ -131,12 +133,18 @@ if (import.meta.main) {
       if (v === null) throw new RangeError(`${flag} must be an integer ≥ ${min}, got "${raw}"`);
       return v;
     };
-    const seed = integer(values.seed, "--seed", 0, 0);
-    const steps = integer(values.steps, "--steps", 500, 1);
-    runRegression({ seed, steps });
+    seed = integer(values.seed, "--seed", 0, 0);
+    steps = integer(values.steps, "--steps", 500, 1);
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     console.error("Usage: deno task regression [--seed N] [--steps N]");
     Deno.exit(2);
+  }
+  // A failure while running (no native library, ...) is no usage error: status 1, no usage.
+  try {
+    runRegression({ seed, steps });
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
   }
 }

@@ -460,6 +460,30 @@ row("bench, soak and results script flags: --help, unknown and bad values", asyn
   assert.equal(seed0.code, 0, seed0.stderr);
 });
 
+row(
+  "deno task regression: flag errors exit 2 with the usage, a failure while running exits 1",
+  async () => {
+    const script = join(import.meta.dirname!, "..", "examples", "random_regression.ts");
+    const run = async (args: string[], env: Record<string, string> = {}) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-all", script, ...args],
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const bad = await run(["--steps", "0"]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /^error: --steps must be an integer ≥ 1, got "0"\nUsage: /);
+    // A missing native library printed the usage too and exited 2, as if a flag were wrong.
+    const noLibrary = await run(["--steps", "1"], { SPARSELINEAR_LIB: "/nonexistent/lib.so" });
+    assert.equal(noLibrary.code, 1, noLibrary.stderr);
+    assert.match(noLibrary.stderr, /^error: The native library libsparselinear was not found/);
+    assert.doesNotMatch(noLibrary.stderr, /Usage: /);
+  },
+);
+
 // ------------------------------------------------------------- devices and graphs ----
 
 row("tensors on an unknown or unavailable device", () => {
