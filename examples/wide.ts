@@ -566,19 +566,23 @@ async function riglStage(
     (best) => `${best.toFixed(3)} s per chunk`,
   );
   const wideEntries = 1e12;
-  const wideChunks = 1e6 / Math.floor(o.maxSize / 1e6);
+  const wideRows = Math.floor(o.maxSize / 1e6);
+  const wideChunks = Math.ceil(1e6 / wideRows);
   const perEntry = update / (n * n);
+  // A maxSize below 10^6 holds no row at 1 M width (RigL refuses it): no chunk count then.
+  const chunking = wideRows === 0
+    ? `(a maxSize of ${o.maxSize} cannot hold one of its 10^6-entry rows)`
+    : `= ${wideChunks} chunks of ${wideRows} rows (same maxSize), each as costly as one ` +
+      `here: about ${wideChunks} × ${gemm.toFixed(3)} s = ${
+        (wideChunks * gemm / 60).toFixed(0)
+      } min of GEMM,`;
   console.log(
     `\nRigL cost: the update took ${update.toFixed(1)} s for ${(n * n).toExponential(0)} ` +
       `dense-gradient entries in ${chunks} ${chunks === 1 ? "chunk" : "chunks"} (${
         (chunks * gemm).toFixed(1)
       } s of it GEMM: ` +
       `${chunks} × ${gemm.toFixed(3)} s). At 1,000,000 × 1,000,000 the dense gradient has ` +
-      `10^12 entries = ${wideChunks} chunks of ${
-        Math.floor(o.maxSize / 1e6)
-      } rows (same maxSize), ` +
-      `each as costly as one here: about ${wideChunks} × ${gemm.toFixed(3)} s = ` +
-      `${(wideChunks * gemm / 60).toFixed(0)} min of GEMM, ≈ ${
+      `10^12 entries ${chunking} ≈ ${
         (perEntry * wideEntries / 60).toFixed(0)
       } min per update in all (time per entry × 10^12), whatever the sparsity.`,
   );

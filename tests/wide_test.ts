@@ -444,3 +444,22 @@ Deno.test("large allocations after construction are refused before they happen",
     });
   }
 });
+
+Deno.test("deno task wide: the RigL cost at 1 M width counts whole chunks, or says none fits", async () => {
+  // --max-size 1000 printed "Infinity chunks of 0 rows", and 3e6 "333333.3333333333 chunks".
+  const script = new URL("../examples/wide.ts", import.meta.url).pathname;
+  const cost = async (maxSize: string) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", script, "--skip", "wide", "--rigl-width", "100"]
+        .concat(["--rigl-sparsity", "0.9", "--batch", "4", "--max-size", maxSize]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).match(/^RigL cost: .*$/m)?.[0] ?? "(no line)";
+  };
+  const none = await cost("1000");
+  assert.match(none, /a maxSize of 1000 cannot hold one of its 10\^6-entry rows/);
+  assert.doesNotMatch(none, /Infinity|NaN/);
+  assert.match(await cost("3000000"), /10\^12 entries = 333334 chunks of 3 rows/);
+});
