@@ -671,3 +671,14 @@ Deno.test("nested noGrad leaves gradients off until the outer call returns", () 
   });
   assert.equal(isGradEnabled(), true);
 });
+
+Deno.test("abs's gradient is g·sign(x) as PyTorch's: a NaN or infinite g at x = 0 or NaN is NaN", () => {
+  // ATen: abs backward = grad * self.sgn(), and sgn(±0) = sgn(NaN) = 0, so these are IEEE
+  // products: NaN·0 = ±inf·0 = NaN, and -1·0 = -0. A select returned 0 for all of them.
+  const x = tensor([0, -0, NaN, 0, 2, -2], undefined, { requiresGrad: true });
+  abs(x).backward(tensor([NaN, Infinity, -Infinity, -1, NaN, -3]));
+  const got = Array.from(x.grad!.data);
+  [NaN, NaN, NaN, -0, NaN, 3].forEach((want, i) =>
+    assert.ok(Object.is(got[i], want), `grad[${i}]: ${got[i]} vs ${want}`)
+  );
+});

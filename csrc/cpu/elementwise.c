@@ -260,7 +260,8 @@ sl_status sl_unary_bwd(int32_t op, int64_t n, float alpha, float beta, const flo
     case SL_UNARY_RELU: UNARY_BWD_LOOP(v > 0.0f || v != v ? g : 0.0f) /* NaN passes, as PyTorch */ break;
     case SL_UNARY_SIGMOID: UNARY_BWD_LOOP(g * out * (1.0f - out)) break;
     case SL_UNARY_TANH: UNARY_BWD_LOOP(g * (1.0f - out * out)) break;
-    case SL_UNARY_ABS: UNARY_BWD_LOOP(v > 0.0f ? g : (v < 0.0f ? -g : 0.0f)) break;
+    /* g * sign(x) as a product, as PyTorch (sign(0) = sign(NaN) = 0): NaN or inf g at 0 is NaN */
+    case SL_UNARY_ABS: UNARY_BWD_LOOP(g * (float)((v > 0.0f) - (v < 0.0f))) break;
     case SL_UNARY_SQRT: UNARY_BWD_LOOP(0.5f * g / out) break;
     case SL_UNARY_AFFINE: UNARY_BWD_LOOP(alpha * g) break;
     case SL_UNARY_RECIPROCAL: UNARY_BWD_LOOP(-g * ((alpha / v) / v)) /* v*v would overflow */ break;

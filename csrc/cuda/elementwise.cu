@@ -122,7 +122,7 @@ __device__ __forceinline__ float unary_grad(int op, float v, float out, float g,
     case SL_UNARY_RELU: return v > 0.0f || v != v ? g : 0.0f; /* NaN passes (PyTorch) */
     case SL_UNARY_SIGMOID: return g * out * (1.0f - out);
     case SL_UNARY_TANH: return g * (1.0f - out * out);
-    case SL_UNARY_ABS: return v > 0.0f ? g : (v < 0.0f ? -g : 0.0f);
+    case SL_UNARY_ABS: return g * (float)((v > 0.0f) - (v < 0.0f)); /* as the CPU (PyTorch) */
     case SL_UNARY_SQRT: return 0.5f * g / out;
     case SL_UNARY_AFFINE: return alpha * g;
     case SL_UNARY_RECIPROCAL: return -g * ((alpha / v) / v); /* v*v would overflow */
