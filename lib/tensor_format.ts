@@ -17,6 +17,7 @@ const LINE_WIDTH = 80;
 export function formatValues(t: Tensor, indent: number): string {
   const shape = t.shape;
   const count = numel(shape);
+  if (count === 0) return "[]"; // PyTorch prints no brackets per row of an empty tensor
   let values: ArrayLike<number>;
   if (t.storage.host !== undefined) values = t.storage.host;
   else if (count <= PRINT_THRESHOLD) values = t.toArray();

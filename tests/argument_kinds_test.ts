@@ -211,6 +211,17 @@ Deno.test("a tensor prints its values, shape, device and grad state", () => {
   assert.match(inspect(released), /device=cpu\)$/);
 });
 
+Deno.test("an empty tensor prints [] whatever its shape, as PyTorch", () => {
+  // torch/_tensor_str.py: _tensor_str returns "[]" when numel() == 0 (torch.zeros(2, 0) prints
+  // tensor([], size=(2, 0))); nested brackets per row were printed here instead.
+  for (const shape of [[0], [2, 0], [0, 3], [3, 0, 2]]) {
+    assert.equal(
+      String(sl.zeros(shape)),
+      `Tensor([], shape=[${shape.join(", ")}], device=cpu)`,
+    );
+  }
+});
+
 Deno.test({
   name: "a CUDA tensor prints small values, not large ones, and a disposed one says so",
   ignore: !sl.cudaAvailable(),
