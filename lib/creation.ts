@@ -123,8 +123,8 @@ function filled(
   checkOptionKeys(options, CREATE_OPTIONS, owner);
   const checked = checkShape(shape);
   const host = hostArray(checked);
-  // A new array is already zeros: filling it anyway would touch every page of a huge one.
-  if (value !== 0) host.fill(value);
+  // A new array is already zeros (+0): filling it anyway would touch every page of a huge one.
+  if (!Object.is(value, 0)) host.fill(value);
   return place(host, checked, options);
 }
 

@@ -682,3 +682,11 @@ Deno.test("abs's gradient is g·sign(x) as PyTorch's: a NaN or infinite g at x =
     assert.ok(Object.is(got[i], want), `grad[${i}]: ${got[i]} vs ${want}`)
   );
 });
+
+Deno.test("full keeps the sign of a -0 fill value, as torch.full", () => {
+  // A new Float32Array is +0 throughout: skipping the fill for -0 gave +0 (1 / x was +inf).
+  const x = full([3], -0);
+  assert.ok(Array.from(x.data).every((v) => Object.is(v, -0)), `${Array.from(x.data)}`);
+  assert.ok(Object.is(full([], -0).item(), -0));
+  assert.ok(Object.is(full([2], 0).data[1], 0));
+});
