@@ -153,6 +153,27 @@ Deno.test("plots, metrics, IDX, memory and tensors name a missing argument", () 
   assert.ok(sl.lineChart({ series: [{ name: "loss", values: [1, 0.5] }] }).startsWith("<svg"));
 });
 
+Deno.test("linear, layerNorm, LayerNorm, Linear and permute: a wrong kind is a TypeError", () => {
+  const x = sl.tensor([[1, 2]]);
+  const w = sl.tensor([[1, 0], [0, 1]]);
+  // Not a Tensor at all: a TypeError, not a ShapeError (RangeError) about its shape.
+  assertTypeError(() => sl.linear(x, U), /linear\(\) weight must be a Tensor/, /got undefined/);
+  assertTypeError(() => sl.linear(x, [[1, 0]] as never), /linear\(\) weight must be a Tensor/);
+  assertTypeError(() => sl.linear(x, w, [0, 0] as never), /linear\(\) bias must be a Tensor/);
+  assert.throws(() => sl.linear(x, sl.tensor([1, 2])), sl.ShapeError); // a Tensor, wrong shape
+  assert.throws(() => sl.linear(x, w, sl.tensor([0])), sl.ShapeError);
+  // A string is not a number: "must be >= 0, got 1e-3" would mislead.
+  assertTypeError(() => sl.layerNorm(x, [2], null, null, "1e-3" as never), /eps must be a number/);
+  assertTypeError(() => new sl.LayerNorm(2, { eps: "1e-3" as never }), /eps must be a number/);
+  assert.throws(() => sl.layerNorm(x, [2], null, null, -1), RangeError);
+  assertTypeError(() => new sl.Linear("3" as never, 2), /inFeatures must be a number/);
+  assertTypeError(() => new sl.Linear(3, U), /outFeatures must be a number/, /got undefined/);
+  assert.throws(() => new sl.Linear(3.5, 2), RangeError);
+  assertTypeError(() => sl.permute(w, "10" as never), /permute\(\) dims must be an array/);
+  assertTypeError(() => sl.permute(w, U), /permute\(\) dims must be an array/);
+  assert.throws(() => sl.permute(w, [0]), RangeError);
+});
+
 Deno.test("a tensor prints its values, shape, device and grad state", () => {
   const inspect = (t: sl.Tensor) => Deno.inspect(t);
   assert.equal(

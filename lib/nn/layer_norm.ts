@@ -11,7 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { full } from "../creation.ts";
 import { Module } from "./module.ts";
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -72,6 +72,7 @@ export function layerNorm(
   if (!(x instanceof Tensor)) throw new TypeError("layerNorm() input must be a Tensor");
   const shape = normalizedShapeOf(normalizedShape);
   const relu = activationOf(activation, "layerNorm()") === "relu" ? 1 : 0;
+  numberOption(eps, "layerNorm() eps", undefined, "[0, inf)");
   if (!Number.isFinite(eps) || eps < 0) {
     throw new RangeError(`layerNorm() eps must be a finite number >= 0, got ${eps}`);
   }
@@ -189,7 +190,7 @@ export class LayerNorm extends Module {
     super();
     checkOptionKeys(options, ["eps", "elementwiseAffine", "bias", "activation"], "LayerNorm");
     this.normalizedShape = Object.freeze(normalizedShapeOf(normalizedShape));
-    this.eps = options.eps ?? 1e-5;
+    this.eps = numberOption(options.eps, "LayerNorm eps", 1e-5, "[0, inf)");
     if (!Number.isFinite(this.eps) || this.eps < 0) {
       throw new RangeError(`LayerNorm eps must be a finite number >= 0, got ${this.eps}`);
     }

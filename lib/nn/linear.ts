@@ -7,11 +7,11 @@
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { HostStorage } from "../backend/cpu.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
 import { checkAllocation } from "../memory_check.ts";
 
 const MAX_INT32 = 2147483647;
@@ -28,11 +28,15 @@ const MAX_INT32 = 2147483647;
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError("linear() input must be a Tensor");
-  if (!(weight instanceof Tensor) || weight.ndim !== 2) {
+  if (!(weight instanceof Tensor)) {
+    throw new TypeError(`linear() weight must be a Tensor, got ${describeValue(weight)}`);
+  }
+  if (bias !== null && !(bias instanceof Tensor)) {
+    throw new TypeError(`linear() bias must be a Tensor or null, got ${describeValue(bias)}`);
+  }
+  if (weight.ndim !== 2) {
     throw new ShapeError(
-      `linear() weight must be a Tensor of shape [out, in], got ${
-        weight instanceof Tensor ? shapeString(weight.shape) : typeof weight
-      }`,
+      `linear() weight must be a Tensor of shape [out, in], got ${shapeString(weight.shape)}`,
     );
   }
   const [nOut, nIn] = weight.shape;
@@ -42,12 +46,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
         `number of input features, ${nIn}: expected (*, ${nIn})`,
     );
   }
-  if (bias !== null && (!(bias instanceof Tensor) || bias.size !== nOut || bias.ndim !== 1)) {
-    throw new ShapeError(
-      `linear() bias must have shape [${nOut}], got ${
-        bias instanceof Tensor ? shapeString(bias.shape) : typeof bias
-      }`,
-    );
+  if (bias !== null && (bias.size !== nOut || bias.ndim !== 1)) {
+    throw new ShapeError(`linear() bias must have shape [${nOut}], got ${shapeString(bias.shape)}`);
   }
   for (const [name, t] of [["weight", weight], ["bias", bias]] as const) {
     if (t !== null && t.device !== x.device) {
@@ -187,6 +187,7 @@ export class Linear extends Module {
     super();
     checkOptionKeys(options, ["bias", "seed"], "Linear");
     for (const [name, v] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
+      numberOption(v, `Linear ${name}`, undefined, "[0, 2^31)");
       if (!Number.isInteger(v) || v < 0 || v > MAX_INT32) {
         throw new RangeError(`Linear ${name} must be an integer in [0, 2^31), got ${v}`);
       }

@@ -5,7 +5,7 @@
  * @module
  */
 import { record } from "../autograd.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { checkShape, numel, shapeString, Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkTensor, int64Arg, normalizeAxis } from "./_util.ts";
 import { broadcastStrides, checkMaxDims, contiguousStrides, sumToShape } from "./broadcast.ts";
@@ -130,11 +130,14 @@ function gather(x: Tensor, shape: readonly number[], strides: readonly number[])
  */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   checkTensor(x, "permute() x");
-  if (!Array.isArray(dims) || dims.length !== x.ndim) {
+  if (!Array.isArray(dims)) {
+    throw new TypeError(`permute() dims must be an array of integers, got ${describeValue(dims)}`);
+  }
+  if (dims.length !== x.ndim) {
     throw new RangeError(
       `permute() dims must list each of the ${x.ndim} dimensions of shape ${
         shapeString(x.shape)
-      } once, got ${Array.isArray(dims) ? shapeString(dims) : typeof dims}`,
+      } once, got ${shapeString(dims)}`,
     );
   }
   const perm = dims.map((d) => normalizeAxis(d, x.ndim, "permute() dim"));
