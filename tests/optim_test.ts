@@ -395,3 +395,28 @@ Deno.test("optimizer state: a stateless SGD records its step; a parameter past t
     /unexpected key "state.1.step"/,
   );
 });
+
+Deno.test("without weight decay an infinite parameter stays infinite and its state finite (PyTorch)", () => {
+  // torch.optim adds weight_decay * param to the gradient only when weight_decay != 0 (AdamW
+  // never does): 0 · inf would turn the update, and the momentum or moments, into NaN.
+  const make = [
+    (p: Tensor[]) => new SGD(p, { lr: 0.1 }),
+    (p: Tensor[]) => new SGD(p, { lr: 0.1, momentum: 0.9, nesterov: true }),
+    (p: Tensor[]) => new Adam(p, { lr: 0.1, amsgrad: true }),
+    (p: Tensor[]) => new AdamW(p, { lr: 0.1 }), // default weightDecay 1e-2: decoupled
+  ];
+  make.forEach((mk, c) => {
+    const p = tensor([Infinity, -Infinity, 1], [3], { requiresGrad: true });
+    const opt = mk([p]);
+    for (let s = 0; s < 2; s++) {
+      p.grad = tensor([1, -1, 1], [3]);
+      opt.step();
+    }
+    const name = `case ${c} (${opt.constructor.name})`;
+    assert.deepEqual(Array.from(p.data.slice(0, 2)), [Infinity, -Infinity], name);
+    assert.ok(Number.isFinite(p.data[2]), name);
+    for (const [key, t] of Object.entries(opt.stateDict())) {
+      assert.ok(t.toArray().every(Number.isFinite), `${name}: ${key} = ${Array.from(t.toArray())}`);
+    }
+  });
+});

@@ -21,12 +21,13 @@ sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, floa
                                    init_momentum, param, grad, momentum_buf));
   if (n == 0) return SL_OK;
 
+  /* As PyTorch, the decay term is added only when weight_decay != 0: 0 * inf would be NaN. */
   const float wd = weight_decay, mom = momentum, keep = 1.0f - dampening;
   if (momentum == 0) {
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      float d = grad[i] + wd * param[i];
+      float d = wd != 0 ? grad[i] + wd * param[i] : grad[i];
       param[i] -= lr * d;
     }
   } else if (init_momentum) {
@@ -34,7 +35,7 @@ sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, floa
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      float d = grad[i] + wd * param[i];
+      float d = wd != 0 ? grad[i] + wd * param[i] : grad[i];
       float buf = d;
       momentum_buf[i] = buf;
       param[i] -= lr * (nesterov ? d + mom * buf : buf);
@@ -43,7 +44,7 @@ sl_status sl_sgd_step(int64_t n, float lr, float momentum, float dampening, floa
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > SL_OPTIM_PARALLEL_MIN) \
     schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      float d = grad[i] + wd * param[i];
+      float d = wd != 0 ? grad[i] + wd * param[i] : grad[i];
       float buf = mom * momentum_buf[i] + keep * d;
       momentum_buf[i] = buf;
       param[i] -= lr * (nesterov ? d + mom * buf : buf);
@@ -74,7 +75,7 @@ sl_status sl_adam_step(int64_t n, float lr, float beta1, float beta2, float eps,
     schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float p = param[i] * decay;
-    float g = grad[i] + coupled_wd * param[i];
+    float g = coupled_wd != 0 ? grad[i] + coupled_wd * param[i] : grad[i]; /* see SGD */
     float m = exp_avg[i] + one_minus_b1 * (g - exp_avg[i]); /* lerp, as PyTorch */
     float v = beta2 * exp_avg_sq[i] + one_minus_b2 * g * g;
     exp_avg[i] = m;

@@ -14,7 +14,8 @@ __global__ void sgd_kernel(int64_t n, float lr, float mom, float keep, float wd,
                            int init_momentum, float *__restrict__ param,
                            const float *__restrict__ grad, float *__restrict__ momentum_buf) {
   SL_GRID_STRIDE(i, n) {
-    const float d = grad[i] + wd * param[i];
+    /* As PyTorch, the decay term only when weight_decay != 0: 0 * inf would be NaN. */
+    const float d = wd != 0 ? grad[i] + wd * param[i] : grad[i];
     if (momentum_buf == nullptr) {
       param[i] -= lr * d;
       continue;
@@ -34,7 +35,7 @@ __global__ void adam_kernel(int64_t n, float step_size, float inv_bc2_sqrt, floa
   SL_GRID_STRIDE(i, n) {
     const float p0 = param[i];
     const float p = p0 * decay;
-    const float g = grad[i] + coupled_wd * p0;
+    const float g = coupled_wd != 0 ? grad[i] + coupled_wd * p0 : grad[i];
     const float m = exp_avg[i] + one_minus_b1 * (g - exp_avg[i]); /* lerp, as PyTorch */
     const float v = beta2 * exp_avg_sq[i] + one_minus_b2 * g * g;
     exp_avg[i] = m;
