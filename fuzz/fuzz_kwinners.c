@@ -65,11 +65,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t *order = FZ_NEW(int32_t, n);
     int64_t *wins = FZ_NEW(int64_t, n);
     for (int32_t j = 0; j < n; j++) wins[j] = 0;
+    /* Boost factors exp(b (k/n - dc_j)) up to their common factor exp(b (k/n - dc_min)), which
+     * leaves the ranking as it is and keeps every factor <= 1 (no overflow at any b). */
+    double dc_min = INFINITY;
+    for (int32_t j = 0; j < n; j++)
+      if ((double)duty_before[j] < dc_min) dc_min = (double)duty_before[j];
     for (int64_t r = 0; r < rows; r++) {
       for (int32_t j = 0; j < n; j++) {
         double v = (double)x[r * n + j];
-        if (boost > 0.0f)
-          v *= exp((double)boost * ((double)k / (double)n - (double)duty_before[j]));
+        if (boost > 0.0f) v *= exp((double)boost * (dc_min - (double)duty_before[j]));
         /* NaN above +inf above every number, as torch.topk ranks them (and the library). */
         key[j] = isnan(v) ? INFINITY : (v == INFINITY ? DBL_MAX : v);
         order[j] = j;

@@ -40,9 +40,14 @@ static void naive_fwd(int64_t rows, int32_t n, int32_t k, float boost, float alp
   double *key = malloc((size_t)n * sizeof(double));
   int32_t *idx = malloc((size_t)n * sizeof(int32_t));
   memset(counts, 0, (size_t)n * sizeof(int32_t));
+  /* exp(b (k/n - dc_j)) without the factor exp(b (k/n - dc_min)) common to every unit: the
+   * same ranking, and no factor above 1 (so none overflows). */
+  double dc_min = INFINITY;
+  for (int32_t j = 0; j < n; j++)
+    if ((double)dc[j] < dc_min) dc_min = (double)dc[j];
   for (int64_t r = 0; r < rows; r++) {
     for (int32_t j = 0; j < n; j++) {
-      double f = boost > 0 ? exp((double)boost * ((double)k / n - (double)dc[j])) : 1.0;
+      double f = boost > 0 ? exp((double)boost * (dc_min - (double)dc[j])) : 1.0;
       double v = (double)x[r * n + j] * f;
       key[j] = isnan(v) ? INFINITY : (v == INFINITY ? DBL_MAX : v);
       idx[j] = j;
