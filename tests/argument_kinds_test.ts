@@ -174,6 +174,19 @@ Deno.test("linear, layerNorm, LayerNorm, Linear and permute: a wrong kind is a T
   assert.throws(() => sl.permute(w, [0]), RangeError);
 });
 
+Deno.test("crossEntropy and mseLoss: a reduction that is not a string is a TypeError", () => {
+  const z = sl.tensor([[1, 2]]);
+  const labels = new Int32Array([1]);
+  assertTypeError(
+    () => sl.crossEntropy(z, labels, { reduction: 1 as never }),
+    /crossEntropy\(\) reduction must be "mean", "sum" or "none", got number 1/,
+  );
+  assertTypeError(() => sl.mseLoss(z, z, { reduction: null as never }), /got null/);
+  // A string, but not one of the three: a value out of range.
+  assert.throws(() => sl.mseLoss(z, z, { reduction: "avg" as never }), RangeError);
+  assert.throws(() => sl.mseLoss(z, z, { reduction: "avg" as never }), /got "avg"/);
+});
+
 Deno.test("a tensor prints its values, shape, device and grad state", () => {
   const inspect = (t: sl.Tensor) => Deno.inspect(t);
   assert.equal(

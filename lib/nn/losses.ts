@@ -22,6 +22,11 @@ export interface LossOptions {
 const REDUCTION_CODES: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
 
 function reductionCode(reduction: unknown, fn: string): number {
+  if (typeof reduction !== "string") {
+    throw new TypeError(
+      `${fn}() reduction must be "mean", "sum" or "none", got ${describeValue(reduction)}`,
+    );
+  }
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
     throw new RangeError(
       `${fn}() reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`,
@@ -60,7 +65,10 @@ export function crossEntropy(
 ): Tensor {
   checkTensor(logits, "crossEntropy() logits");
   checkOptionKeys(options, ["reduction"], "crossEntropy()");
-  const code = reductionCode(options.reduction ?? "mean", "crossEntropy");
+  const code = reductionCode(
+    options.reduction === undefined ? "mean" : options.reduction,
+    "crossEntropy",
+  );
   let labelData: Int32Array;
   if (labels instanceof IndexTensor) {
     if (labels.shape.length !== 1) {
@@ -154,7 +162,10 @@ export function mseLoss(pred: Tensor, target: Tensor, options: LossOptions = {})
   checkTensor(pred, "mseLoss() pred");
   checkTensor(target, "mseLoss() target");
   checkOptionKeys(options, ["reduction"], "mseLoss()");
-  const code = reductionCode(options.reduction ?? "mean", "mseLoss");
+  const code = reductionCode(
+    options.reduction === undefined ? "mean" : options.reduction,
+    "mseLoss",
+  );
   if (pred.shape.join() !== target.shape.join()) {
     throw new ShapeError(
       `mseLoss() pred has shape ${shapeString(pred.shape)} but target has shape ` +
