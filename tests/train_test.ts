@@ -10,6 +10,7 @@ import { Linear } from "../lib/nn/linear.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { Flatten } from "../lib/nn/flatten.ts";
+import { Dropout } from "../lib/nn/dropout.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { SGD } from "../lib/optim/sgd.ts";
@@ -473,4 +474,23 @@ Deno.test("evaluate: class labels with an output that is not [batch, classes] gi
   const result = evaluate(model, data, loss);
   assert.equal(result.accuracy, null);
   assert.equal(result.examples, 2);
+});
+
+Deno.test("evaluate restores each module's own mode, also when the model throws", () => {
+  // A submodule switched to eval mode on its own (a frozen dropout, as PyTorch users do) stays
+  // so; evaluate() used to set the whole tree to the root's mode afterwards.
+  const model = new Sequential(new Linear(2, 2, { seed: 0 }), new Dropout(0.5), new ReLU());
+  model.train();
+  model.at(1).eval();
+  const modes = () => model.namedModules().map(([, m]) => m.training);
+  const data = [{
+    x: fromFloat32(new Float32Array([1, 0, 0, 1]), [2, 2]),
+    y: new Int32Array([0, 1]),
+    size: 2,
+  }];
+  evaluate(model, data, crossEntropy);
+  assert.deepEqual(modes(), [true, true, false, true]);
+  const bad = [{ x: fromFloat32(new Float32Array(3), [1, 3]), y: new Int32Array([0]), size: 1 }];
+  assert.throws(() => evaluate(model, bad, crossEntropy), ShapeError);
+  assert.deepEqual(modes(), [true, true, false, true]);
 });

@@ -65,8 +65,8 @@ export function checkBatchSource(source: unknown, what: string, needsLength: boo
 }
 
 /**
- * Runs `model` over `data` in evaluation mode under `noGrad`, then restores the mode the model
- * was in. With `Int32Array` targets and `[batch, classes]` outputs the accuracy is counted.
+ * Runs `model` over `data` in evaluation mode under `noGrad`, then restores the mode each of its
+ * modules was in (a submodule in eval mode of its own stays so). With `Int32Array` targets and `[batch, classes]` outputs the accuracy is counted.
  * @example
  * ```ts
  * import { crossEntropy, evaluate, Linear, tensor } from "@sparselinear/sparselinear";
@@ -91,7 +91,7 @@ export function evaluate<Y>(
     );
   }
   const start = performance.now();
-  const wasTraining = model.training;
+  const modes = model.namedModules().map(([, m]): [Module, boolean] => [m, m.training]);
   model.eval();
   const metrics = new RunningMetrics();
   try {
@@ -107,7 +107,7 @@ export function evaluate<Y>(
       }
     });
   } finally {
-    model.train(wasTraining);
+    for (const [m, training] of modes) m.training = training;
   }
   return {
     loss: metrics.loss,
