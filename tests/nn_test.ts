@@ -10,7 +10,7 @@ import { Linear, linear } from "../lib/nn/linear.ts";
 import { mseLoss } from "../lib/nn/losses.ts";
 import { ScaleShift, scaleShift } from "../lib/nn/scale_shift.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
-import type { StateDict } from "../lib/nn/module.ts";
+import { Module, type StateDict } from "../lib/nn/module.ts";
 import { RepeatInterleave, repeatInterleave } from "../lib/nn/repeat_interleave.ts";
 import { GroupSum, groupSum } from "../lib/nn/group_sum.ts";
 import { sum } from "../lib/ops/reduce.ts";
@@ -19,7 +19,7 @@ import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { cosineSchedule, stepSchedule } from "../lib/optim/schedule.ts";
 import { relu } from "../lib/ops/activation.ts";
-import { fromFloat32, shapeString } from "../lib/tensor.ts";
+import { fromFloat32, shapeString, type Tensor } from "../lib/tensor.ts";
 import { assertClose, assertThrows, randomArray } from "./_nn_reference.ts";
 import { gradcheck } from "./_gradcheck.ts";
 
@@ -639,4 +639,36 @@ Deno.test("misspelled or snake_case options are TypeErrors, not silently ignored
 
 Deno.test("LayerNorm accepts eps = 0 (documented ≥ 0, as PyTorch)", () => {
   assert.equal(new LayerNorm([4], { eps: 0 }).eps, 0);
+});
+
+Deno.test("train()/eval() reach each child through its own train(), as PyTorch", () => {
+  // PyTorch's train() calls children's train(mode): an override (here one keeping a part
+  // frozen) runs when a parent switches mode. It used to be bypassed: the parent set every
+  // module's flag itself.
+  class FrozenDropout extends Module {
+    readonly inner = new Dropout(0.5);
+    constructor() {
+      super();
+      this.registerModule("inner", this.inner);
+    }
+    override train(mode = true): this {
+      super.train(mode);
+      this.inner.eval();
+      return this;
+    }
+    forward(x: Tensor): Tensor {
+      return this.inner.forward(x);
+    }
+  }
+  const block = new FrozenDropout();
+  const model = new Sequential(new Linear(2, 2, { seed: 0 }), block);
+  assert.equal(model.train(), model);
+  assert.deepEqual(model.namedModules().map(([n, m]) => [n, m.training]), [
+    ["", true],
+    ["0", true],
+    ["1", true],
+    ["1.inner", false],
+  ]);
+  assert.equal(model.eval(), model);
+  assert.ok(model.namedModules().every(([, m]) => !m.training));
 });

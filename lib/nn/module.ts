@@ -198,12 +198,16 @@ export abstract class Module {
     for (const [name, child] of this.#children) yield* child.#tree(`${prefix}${name}.`);
   }
 
-  /** Sets training mode on this module and its descendants. */
+  /**
+   * Sets training mode on this module and, through each child's own `train(mode)` (as
+   * PyTorch, so that an override runs), on its descendants.
+   */
   train(mode = true): this {
     if (typeof mode !== "boolean") {
       throw new TypeError(`train() mode must be true or false, got ${describeValue(mode)}`);
     }
-    for (const [, m] of this.namedModules()) m.training = mode;
+    this.training = mode;
+    for (const [, child] of this.namedChildren()) child.train(mode);
     return this;
   }
 
