@@ -672,3 +672,23 @@ Deno.test("train()/eval() reach each child through its own train(), as PyTorch",
   assert.equal(model.eval(), model);
   assert.ok(model.namedModules().every(([, m]) => !m.training));
 });
+
+Deno.test("stateDict lists each module's parameters, then its buffers, then its children's (PyTorch)", () => {
+  // torch's state_dict(): per module in pre-order, parameters then buffers; it used to list
+  // every module's parameters before any buffer.
+  const model = new Sequential(
+    new SparseLinear(4, 6, { seed: 1 }),
+    new Linear(6, 6, { seed: 2 }),
+    new Sequential(new SparseLinear(6, 3, { seed: 3 })),
+  );
+  assert.deepEqual(Object.keys(model.stateDict()), [
+    "0.weights",
+    "0.bias",
+    "0.indices",
+    "1.weight",
+    "1.bias",
+    "2.0.weights",
+    "2.0.bias",
+    "2.0.indices",
+  ]);
+});

@@ -281,11 +281,11 @@ Deno.test("the notebook's models: shapes, learning rates, state-dict names", () 
   assert.deepEqual(Object.keys(MODELS.sparse.build(0).stateDict()), [
     "1.weights",
     "1.bias",
+    "1.indices",
     "2.weight",
     "2.bias",
     "4.weights",
     "4.bias",
-    "1.indices",
     "4.indices",
   ]);
   const smallWorld = MODELS["small-world"].build(0);

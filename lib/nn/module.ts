@@ -227,10 +227,12 @@ export abstract class Module {
     // `optional: "false"` or 0 would keep the optional state: booleans only.
     const optional = booleanOption(options.optional, "stateDict() optional", true);
     const out: StateDict = {};
-    // Every name, as PyTorch: a shared module's state is saved under each of its paths.
-    const all = { removeDuplicate: false };
-    for (const [name, p] of this.namedParameters("", all)) out[name] = p;
-    for (const [name, b] of this.namedBuffers("", all)) out[name] = b;
+    // Every name, as PyTorch: a shared module's state is saved under each of its paths; each
+    // module's parameters, then its buffers, then its children's (torch's order).
+    for (const [path, m] of this.#tree("")) {
+      for (const [name, p] of m.#parameters) if (p !== null) out[path + name] = p;
+      for (const [name, b] of m.ownNamedBuffers()) out[path + name] = b;
+    }
     if (!optional) {
       for (const key of this.#optionalKeys()) delete out[key];
     }
