@@ -692,3 +692,19 @@ Deno.test("stateDict lists each module's parameters, then its buffers, then its 
     "2.0.indices",
   ]);
 });
+
+Deno.test("namedChildren lists a child registered under two names once, as PyTorch", () => {
+  class Twice extends Module {
+    constructor(child: Module) {
+      super();
+      this.registerModule("a", child);
+      this.registerModule("b", child);
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const model = new Twice(new ReLU());
+  assert.deepEqual(model.namedChildren().map(([n]) => n), ["a"]);
+  assert.deepEqual(model.namedModules().map(([n]) => n), ["", "a"]);
+});

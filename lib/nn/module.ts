@@ -130,9 +130,9 @@ export abstract class Module {
     return this.#buffers.get(name);
   }
 
-  /** Direct children, with their names. */
+  /** Direct children, with their names; one registered twice comes once (as PyTorch). */
   namedChildren(): [string, Module][] {
-    return [...this.#children];
+    return firstOfEach([...this.#children]);
   }
 
   /**
