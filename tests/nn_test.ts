@@ -708,3 +708,11 @@ Deno.test("namedChildren lists a child registered under two names once, as PyTor
   assert.deepEqual(model.namedChildren().map(([n]) => n), ["a"]);
   assert.deepEqual(model.namedModules().map(([n]) => n), ["", "a"]);
 });
+
+Deno.test("Module.to refuses an unknown device even without parameters (as torch.device)", () => {
+  for (const model of [new Sequential(new ReLU()), new Sequential(new Linear(2, 2, { seed: 0 }))]) {
+    assertThrows(() => model.to("gpu" as never), TypeError, /Unknown device "gpu"/);
+  }
+  const relu = new Sequential(new ReLU());
+  assert.equal(relu.to("cpu"), relu);
+});

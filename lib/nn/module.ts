@@ -5,6 +5,7 @@
  * @module
  */
 import type { Device } from "../backend/backend.ts";
+import { checkDevice } from "../backend/mod.ts";
 import { describeValue, ShapeError } from "../errors.ts";
 import { markParameterReplaced } from "../optim/param_state.ts";
 import { gradSlot, type IndexTensor, shapeString, Tensor } from "../tensor.ts";
@@ -318,6 +319,7 @@ export abstract class Module {
 
   /** Moves every parameter and buffer to `device` (in place) and returns this module. */
   to(device: Device): this {
+    checkDevice(device); // also where nothing would move: "gpu" is no device
     for (const [, m] of this.namedModules()) {
       for (const [name, p] of m.#parameters) {
         if (p !== null && p.device !== device) {
