@@ -533,6 +533,7 @@ Deno.test("PyTorch edges: nested Sequential repr, Flatten of a 0-d tensor, group
     "Sequential(\n  (0): Sequential(\n    (0): Linear(inFeatures=2, outFeatures=2, bias=true)\n" +
       "    (1): ReLU()\n  )\n)",
   );
+  assert.equal(String(new Sequential()), "Sequential()"); // torch's repr of an empty one
   assertThrows(
     () => new Flatten().forward(tensor(2)),
     RangeError,

@@ -85,6 +85,6 @@ export class Sequential extends Module {
   override toString(): string {
     // A child's own lines are indented under its entry, as PyTorch's _addindent.
     const lines = this.#layers.map((m, i) => `  (${i}): ${String(m).replaceAll("\n", "\n  ")}`);
-    return `Sequential(\n${lines.join("\n")}\n)`;
+    return lines.length === 0 ? "Sequential()" : `Sequential(\n${lines.join("\n")}\n)`;
   }
 }
