@@ -494,3 +494,28 @@ Deno.test("evaluate restores each module's own mode, also when the model throws"
   assert.throws(() => evaluate(model, bad, crossEntropy), ShapeError);
   assert.deepEqual(modes(), [true, true, false, true]);
 });
+
+Deno.test("fit: test data without batches is no divergence (its loss is NaN, as evaluate's)", async () => {
+  const data = blobs(3, 2);
+  const model = new Linear(8, 4, { seed: 1 });
+  // dropLast with a batch larger than the data: no batch at all.
+  const none = batches(data.x, data.y, { batchSize: 4, dropLast: true });
+  assert.equal(none.length, 0);
+  let saved = 0;
+  // It used to stop with "Test loss is NaN after epoch 1 ... the update of a step whose own
+  // loss was finite diverged", before onEpochEnd.
+  const { history } = await fit(model, {
+    optimizer: new SGD(model, { lr: 0.1 }),
+    loss: crossEntropy,
+    train: batches(data.x, data.y, { batchSize: 2 }),
+    test: none,
+    epochs: 2,
+    onEpochEnd: () => {
+      saved++;
+    },
+    ...quiet,
+  });
+  assert.equal(saved, 2);
+  assert.ok(Number.isNaN(history[1].testLoss!));
+  assert.equal(history[1].testAccuracy, null);
+});

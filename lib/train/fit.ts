@@ -334,7 +334,8 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
     };
     history.push(stats);
     log?.(formatEpoch(stats, epochs));
-    if (result !== null && !Number.isFinite(result.loss)) {
+    // (A test pass over no examples has a loss of NaN: nothing diverged.)
+    if (result !== null && result.examples > 0 && !Number.isFinite(result.loss)) {
       // The last update made the model's outputs non-finite: stop before onEpochEnd, so that no
       // checkpoint of a diverged model is written.
       throw new NonFiniteLossError(
