@@ -519,3 +519,17 @@ Deno.test("fit: test data without batches is no divergence (its loss is NaN, as 
   assert.ok(Number.isNaN(history[1].testLoss!));
   assert.equal(history[1].testAccuracy, null);
 });
+
+Deno.test("progress of slow steps: seconds per step, not 0.0 steps/s; 59.97 s is 1m00s", () => {
+  let now = 0;
+  const out: string[] = [];
+  const bar = new ProgressBar("epoch 1/1", 1000, {
+    sink: { write: (t) => out.push(t), isTerminal: false },
+    now: () => now,
+  });
+  now = 2 * 3600 * 1000; // 2 steps in 2 hours: a RigL update of a very wide layer
+  bar.update(2);
+  assert.deepEqual(out, ["epoch 1/1    2/1000  1h00m/step, ETA 998h00m\n"]);
+  assert.equal(formatDuration(59.97), "1m00s"); // was "60.0s"
+  assert.equal(formatDuration(59.94), "59.9s");
+});

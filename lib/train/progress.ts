@@ -55,7 +55,7 @@ export function stdoutSink(): ProgressSink {
 /** Formats seconds as `12.3s`, `4m05s` or `1h02m`. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "?";
-  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  if (seconds < 59.95) return `${seconds.toFixed(1)}s`; // 59.95 would print as 60.0s
   const s = Math.round(seconds);
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
@@ -118,7 +118,11 @@ export class ProgressBar {
     const rate = elapsed > 0 ? done / elapsed : 0;
     const eta = rate > 0 ? (this.#total - done) / rate : NaN;
     const count = `${String(done).padStart(String(this.#total).length)}/${this.#total}`;
-    const timing = `${rate.toFixed(rate < 10 ? 1 : 0)} steps/s, ETA ${formatDuration(eta)}`;
+    // Under a step per second, the time per step (below 0.05 steps/s the rate read 0.0).
+    const speed = rate > 0 && rate < 1
+      ? `${formatDuration(1 / rate)}/step`
+      : `${rate.toFixed(rate < 10 ? 1 : 0)} steps/s`;
+    const timing = `${speed}, ETA ${formatDuration(eta)}`;
     const tail = status === "" ? "" : `  ${status}`;
     if (this.#sink.isTerminal) {
       const filled = this.#total === 0
