@@ -16,7 +16,7 @@
  * | **layer**               | **8** |                                                     |
  * | output index (CSC view) | +4    | `pattern.rowIdx` (from the first backward that reads it) |
  * | CSC → CSR position      | +4    | `pattern.cscToCsr` (where the CSC entry's value is) |
- * | `indices` (2, nnz)      | +8    | built on first read (state dicts), then kept        |
+ * | `indices` (2, nnz)      | +8    | built on first read of `layer.indices`, then kept   |
  * | weight gradient         | +4    | from `backward()` until `zeroGrad()`                |
  * | SGD momentum            | +4    | `momentum_buffer` (plain SGD: 0)                    |
  * | Adam / AdamW            | +8    | `exp_avg`, `exp_avg_sq` (+4 more with AMSGrad)      |
