@@ -9,6 +9,7 @@ import { ReLU } from "../lib/nn/activations.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
+import { Module } from "../lib/nn/module.ts";
 import { Flatten } from "../lib/nn/flatten.ts";
 import { Dropout } from "../lib/nn/dropout.ts";
 import { sum } from "../lib/ops/reduce.ts";
@@ -532,4 +533,25 @@ Deno.test("progress of slow steps: seconds per step, not 0.0 steps/s; 59.97 s is
   assert.deepEqual(out, ["epoch 1/1    2/1000  1h00m/step, ETA 998h00m\n"]);
   assert.equal(formatDuration(59.97), "1m00s"); // was "60.0s"
   assert.equal(formatDuration(59.94), "59.9s");
+});
+
+Deno.test("summarize counts a parameter two layers share once, as parameters() does", () => {
+  class Scale extends Module {
+    constructor(w: Tensor) {
+      super();
+      this.registerParameter("w", w);
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const w = fromFloat32(new Float32Array(1000), [1000]);
+  const model = new Sequential(new Scale(w), new Scale(w)); // weight tying
+  assert.equal(model.parameters().length, 1);
+  const s = summarize(model);
+  // Both layers counted it: 2000 parameters, 8000 bytes.
+  assert.equal(s.parameters, 1000);
+  assert.equal(s.bytes, 4000);
+  assert.deepEqual(s.layers.map((l) => l.parameters), [1000, 0]);
+  assert.match(summaryTable(model), /Total: 1,000 parameters, 0 connections, 3.91 KiB/);
 });

@@ -14,7 +14,10 @@ export interface LayerSummary {
   name: string;
   /** The layer's description (its `toString()`). */
   description: string;
-  /** Trainable values of the layer itself (not of its children). */
+  /**
+   * Trainable values of the layer itself (not of its children; one it shares with an earlier
+   * layer is counted there).
+   */
   parameters: number;
   /** Connections of a linear layer (nnz for SparseLinear, in·out for Linear), or null. */
   connections: number | null;
@@ -50,8 +53,10 @@ function ownParameters(m: Module): Tensor[] {
   return m.namedParameters().filter(([name]) => !name.includes(".")).map(([, p]) => p);
 }
 
-function summarizeLayer(name: string, m: Module): LayerSummary {
-  const params = ownParameters(m);
+/** `seen`: the parameters of earlier layers, which a layer sharing one does not count again. */
+function summarizeLayer(name: string, m: Module, seen: Set<Tensor>): LayerSummary {
+  const params = ownParameters(m).filter((p) => !seen.has(p));
+  for (const p of params) seen.add(p);
   const parameters = params.reduce((n, p) => n + p.size, 0);
   let connections: number | null = null;
   let bytes: number;
@@ -77,10 +82,11 @@ function summarizeLayer(name: string, m: Module): LayerSummary {
 export function summarize(model: Module): ModelSummary {
   requireModule(model, "summarize() model");
   const layers: LayerSummary[] = [];
+  const seen = new Set<Tensor>(); // a shared (tied) parameter counts once, as in parameters()
   for (const [name, m] of model.namedModules()) {
     const isLeaf = m.namedChildren().length === 0;
     if (!isLeaf && ownParameters(m).length === 0) continue;
-    layers.push(summarizeLayer(name === "" ? "(model)" : name, m));
+    layers.push(summarizeLayer(name === "" ? "(model)" : name, m, seen));
   }
   return {
     layers,
