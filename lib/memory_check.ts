@@ -189,11 +189,15 @@ export function checkAllocation(bytes: number, what: string, advice: string, det
 /** The largest native kernel scratch block checked so far (see `checkKernelScratch`). */
 let largestScratchChecked = 0;
 
+/** Scratch the native kernels keep mapped between calls, at most (csrc/cpu/scratch.c). */
+const KEPT_SCRATCH_BYTES = 256 * 2 ** 20;
+
 /**
  * Checks the scratch block a native CPU kernel is about to map (its feature-major panels,
- * csrc/cpu/scratch.c) against the memory available. The kernels keep their blocks for the next
- * call, so only a request larger than every earlier one can map new memory: smaller ones are
- * not checked again (`what`, naming the call for the message, is only built when checking).
+ * csrc/cpu/scratch.c) against the memory available. The kernels keep blocks of up to 256 MiB
+ * for the next call, so below that only a request larger than every earlier one can map new
+ * memory: smaller ones are not checked again (`what`, naming the call for the message, is
+ * only built when checking); a larger block is mapped anew at every call, and checked at each.
  * Without this, the first batched backward of a layer that fit could map
  * several hundred MB and be killed by the kernel's OOM killer instead of refused.
  */
@@ -204,5 +208,5 @@ export function checkKernelScratch(bytes: number, what: () => string): void {
     `The kernel scratch of ${what()}`,
     "Use a smaller batch (the panels hold up to 64 samples per feature), or narrow the layer",
   );
-  largestScratchChecked = bytes;
+  if (bytes <= KEPT_SCRATCH_BYTES) largestScratchChecked = bytes;
 }

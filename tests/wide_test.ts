@@ -29,6 +29,7 @@ import { SGD } from "../lib/optim/sgd.ts";
 import { Adam } from "../lib/optim/adam.ts";
 import { Generator } from "../lib/random.ts";
 import { getNumThreads, setNumThreads } from "../ffi/library.ts";
+import { checkKernelScratch } from "../lib/memory_check.ts";
 import { fromFloat32, IndexTensor } from "../lib/tensor.ts";
 
 const GiB = 2 ** 30;
@@ -437,6 +438,35 @@ Deno.test("large allocations after construction are refused before they happen",
     );
   } finally {
     setMemoryCheck(true);
+    Object.defineProperty(Deno, "systemMemoryInfo", {
+      value: real,
+      configurable: true,
+      writable: true,
+    });
+  }
+});
+
+Deno.test("kernel scratch larger than the kernels keep is checked at every call", () => {
+  // csrc/cpu/scratch.c keeps up to 256 MiB of blocks mapped between calls; a larger block is
+  // mapped anew at each call, so it must be checked again (it was checked only the first time:
+  // "only a request larger than every earlier one can map new memory").
+  const real = Deno.systemMemoryInfo;
+  const setAvailable = (available: number) =>
+    Object.defineProperty(Deno, "systemMemoryInfo", {
+      value: () => ({ ...real(), available }),
+      configurable: true,
+      writable: true,
+    });
+  const what = () => "a test call";
+  try {
+    setAvailable(1000 * GiB);
+    checkKernelScratch(512 * GiB, what); // fits: mapped, then unmapped after the call
+    setAvailable(100 * 2 ** 20);
+    assert.throws(
+      () => checkKernelScratch(512 * GiB, what),
+      /kernel scratch of a test call needs about 512 GiB, but only 100 MiB is available/,
+    );
+  } finally {
     Object.defineProperty(Deno, "systemMemoryInfo", {
       value: real,
       configurable: true,
