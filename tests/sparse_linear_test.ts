@@ -423,6 +423,14 @@ Deno.test("SparseLinear state dict: seed names, round trip, other nnz, any order
   assertClose(c.forward(x).data, ya, 1e-6, "other-nnz forward");
   c.forward(x).backward(randn([3, 8], { seed: 1 }));
   assert.equal(c.weights.grad!.size, a.nnz);
+  // Frozen weights stay frozen through a load that replaces the tensor (as PyTorch's
+  // load_state_dict keeps requires_grad).
+  const frozen = new SparseLinear(12, 8, { sparsity: 0.2, seed: 3 });
+  frozen.weights.requiresGrad = false;
+  frozen.loadStateDict(state);
+  assert.notEqual(frozen.weights.size, new SparseLinear(12, 8, { sparsity: 0.2, seed: 3 }).nnz);
+  assert.equal(frozen.weights.requiresGrad, false);
+  assert.equal(frozen.bias!.requiresGrad, true);
 
   // Any order (e.g. a PyTorch state dict): connections shuffled together with their values.
   const nnz = a.nnz;

@@ -490,9 +490,12 @@ export class SparseLinear extends Module {
       weights.storage.write(values);
       gradSlot.clear(weights);
     } else {
-      // Optimizer state cannot follow a change of size: optimizers must be re-created.
+      // Optimizer state cannot follow a change of size: optimizers must be re-created. The new
+      // tensor keeps the old one's requiresGrad, so frozen weights stay frozen.
       const storage = getBackend(device).fromHost(values);
-      this.registerParameter("weights", new Tensor(storage, [next.nnz]));
+      const replacement = new Tensor(storage, [next.nnz]);
+      this.registerParameter("weights", replacement);
+      replacement.requiresGrad = weights.requiresGrad;
     }
     this.#pattern = moved;
     this.#indices = null;
