@@ -263,7 +263,8 @@ function spmmForward(
 
 /**
  * On the CPU, refuses a kernel call whose scratch block the machine cannot hold, before the
- * call maps it (`checkKernelScratch`: only a block larger than every earlier one is checked).
+ * call maps it (`checkKernelScratch`: a block the kernels keep mapped is checked when it first
+ * grows; one above what they keep, at every call).
  */
 function checkScratch(
   device: Device,
