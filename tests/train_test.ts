@@ -183,6 +183,35 @@ Deno.test("fit passes on the library's errors: labels out of range, wrong input 
   );
 });
 
+Deno.test("fit clears its progress bar whatever error ends the epoch or the test pass", async () => {
+  const data = blobs(64, 6);
+  for (const where of ["train", "test"] as const) {
+    const model = smallModel(7);
+    const out: string[] = [];
+    let calls = 0;
+    const failing = (z: Tensor, y: Int32Array) => {
+      // The second training batch, or the second test batch (after four training batches).
+      if (++calls === (where === "train" ? 2 : 6)) throw new RangeError("loss failed");
+      return crossEntropy(z, y);
+    };
+    await assertRejects(
+      fit(model, {
+        optimizer: new SGD(model, { lr: 0.01 }),
+        loss: failing,
+        epochs: 1,
+        log: null,
+        train: batches(data.x, data.y, { batchSize: 16 }),
+        test: batches(data.x, data.y, { batchSize: 16 }),
+        progress: { sink: { write: (t) => out.push(t), isTerminal: true }, redrawMs: 0 },
+      }),
+      RangeError,
+      /loss failed/,
+    );
+    assert.ok(out.some((t) => t.includes(where === "train" ? "1/4" : "test")), where);
+    assert.equal(out.at(-1), "\r\x1b[2K", `${where}: the bar is left on the terminal line`);
+  }
+});
+
 Deno.test("fit calls onEpochEnd on modules and steps dynamic sparse layers once per step", async () => {
   const data = blobs(64, 8);
   const gen = new Generator(9);

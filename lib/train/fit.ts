@@ -265,48 +265,52 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
       : new ProgressBar(label, train.length, progressOptions);
     const start = performance.now();
     let batchIndex = 0;
-    for (const batch of train) {
-      batchIndex++;
-      step++;
-      const output = model.forward(batch.x);
-      const lossTensor = loss(output, batch.y);
-      const value = lossTensor.item();
-      if (!Number.isFinite(value)) {
-        bar?.finish();
-        throw new NonFiniteLossError(
-          `Loss is ${value} at step ${step} (epoch ${epoch}, batch ${batchIndex} of ` +
-            `${train.length}); training stopped before this step's update. Lower the learning ` +
-            "rate, or look for NaN/Inf in the inputs",
-        );
-      }
-      // Counted before backward: the output is the one the loss saw.
-      const correct = batch.y instanceof Int32Array && output.ndim === 2
-        ? countCorrect(output, batch.y)
-        : null;
-      metrics.add(value, batch.size, correct);
-      lossTensor.backward();
-      if (isDynamic) stepDynamicSparsity(model);
-      options.afterBackward?.(step);
-      optimizer.step();
-      optimizer.zeroGrad();
-      if (reclaimBytes !== Infinity && cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
-        await reclaimDeviceMemory();
-        // Still above after a turn: no collection has run since; make one likely.
-        if (cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
-          await reclaimDeviceMemory({ collect: true });
+    // The bar is cleared however the epoch ends (an error printed after it would otherwise
+    // share its line).
+    try {
+      for (const batch of train) {
+        batchIndex++;
+        step++;
+        const output = model.forward(batch.x);
+        const lossTensor = loss(output, batch.y);
+        const value = lossTensor.item();
+        if (!Number.isFinite(value)) {
+          throw new NonFiniteLossError(
+            `Loss is ${value} at step ${step} (epoch ${epoch}, batch ${batchIndex} of ` +
+              `${train.length}); training stopped before this step's update. Lower the learning ` +
+              "rate, or look for NaN/Inf in the inputs",
+          );
         }
-        deviceBaseline = cudaMemoryStats().bytes;
+        // Counted before backward: the output is the one the loss saw.
+        const correct = batch.y instanceof Int32Array && output.ndim === 2
+          ? countCorrect(output, batch.y)
+          : null;
+        metrics.add(value, batch.size, correct);
+        lossTensor.backward();
+        if (isDynamic) stepDynamicSparsity(model);
+        options.afterBackward?.(step);
+        optimizer.step();
+        optimizer.zeroGrad();
+        if (reclaimBytes !== Infinity && cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
+          await reclaimDeviceMemory();
+          // Still above after a turn: no collection has run since; make one likely.
+          if (cudaMemoryStats().bytes - deviceBaseline > reclaimBytes) {
+            await reclaimDeviceMemory({ collect: true });
+          }
+          deviceBaseline = cudaMemoryStats().bytes;
+        }
+        if (bar !== null) {
+          const acc = metrics.accuracy;
+          bar.update(
+            batchIndex,
+            `loss ${metrics.loss.toFixed(4)}${acc === null ? "" : `  acc ${acc.toFixed(2)}%`}`,
+          );
+        }
       }
-      if (bar !== null) {
-        const acc = metrics.accuracy;
-        bar.update(
-          batchIndex,
-          `loss ${metrics.loss.toFixed(4)}${acc === null ? "" : `  acc ${acc.toFixed(2)}%`}`,
-        );
-      }
+    } finally {
+      bar?.finish();
     }
     const trainSeconds = (performance.now() - start) / 1000;
-    bar?.finish();
     for (const m of epochHooks) m.onEpochEnd();
     peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
 
@@ -315,8 +319,11 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
       const testBar = progressOptions === null
         ? null
         : new ProgressBar(`${label} test`, test.length, progressOptions);
-      result = evaluate(model, test, loss, { onBatch: (done) => testBar?.update(done) });
-      testBar?.finish();
+      try {
+        result = evaluate(model, test, loss, { onBatch: (done) => testBar?.update(done) });
+      } finally {
+        testBar?.finish();
+      }
     }
     const rss = Deno.memoryUsage().rss;
     peakRss = Math.max(peakRss, rss);
