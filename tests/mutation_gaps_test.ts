@@ -214,6 +214,10 @@ Deno.test("formatBytes (summary): one decimal from 10 units up (T30)", () => {
   assert.equal(formatBytes(1536), "1.50 KiB");
   assert.equal(formatBytes(10 * 1024), "10.0 KiB");
   assert.equal(formatBytes(12.3 * 2 ** 20), "12.3 MiB");
+  // The unit and the decimals follow the rounded value.
+  assert.equal(formatBytes(2 ** 20 - 1), "1.00 MiB");
+  assert.equal(formatBytes(10 * 1024 - 1), "10.0 KiB");
+  assert.equal(formatBytes(2 ** 20 - 60), "1023.9 KiB");
 });
 
 Deno.test("ProgressBar: the filled part is rounded, not floored (T39)", () => {

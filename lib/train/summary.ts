@@ -102,11 +102,12 @@ export function formatBytes(bytes: number): string {
   const units = ["KiB", "MiB", "GiB", "TiB"];
   let v = bytes / 1024;
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
+  // Judged on the printed value: 1,048,575 B is "1.00 MiB", not "1024.0 KiB".
+  while (+v.toFixed(1) >= 1024 && u < units.length - 1) {
     v /= 1024;
     u++;
   }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+  return `${v.toFixed(+v.toFixed(2) < 10 ? 2 : 1)} ${units[u]}`;
 }
 
 function formatCount(n: number): string {
