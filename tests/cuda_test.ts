@@ -38,6 +38,7 @@ import { Linear, linear } from "../lib/nn/linear.ts";
 import { crossEntropy, mseLoss, type Reduction } from "../lib/nn/losses.ts";
 import { repeatInterleave } from "../lib/nn/repeat_interleave.ts";
 import { scaleShift } from "../lib/nn/scale_shift.ts";
+import { Module } from "../lib/nn/module.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { ReLU } from "../lib/nn/activations.ts";
@@ -885,6 +886,39 @@ gpuTest("module.to moves SparseLinear's pattern; back to the CPU gives the same 
   layer.to("cpu");
   assert.equal(layer.pattern.device, "cpu");
   assertClose(noGrad(() => layer.forward(x)).toArray(), expected, "forward back on cpu");
+});
+
+gpuTest("module.to keeps tied parameters tied and moves gradients, as PyTorch", () => {
+  class Holder extends Module {
+    constructor(w: Tensor) {
+      super();
+      this.registerParameter("w", w);
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  class Pair extends Module {
+    constructor(w: Tensor) {
+      super();
+      this.registerModule("a", new Holder(w));
+      this.registerModule("b", new Holder(w));
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const w = randn([3, 2], { seed: 6 });
+  w.requiresGrad = true;
+  w.grad = randn([3, 2], { seed: 7 });
+  const expectedGrad = w.grad.toArray();
+  const model = new Pair(w).to("cuda");
+  const [a, b] = model.namedParameters("", { removeDuplicate: false }).map(([, p]) => p);
+  assert.equal(a, b, "the tie survives the move");
+  assert.equal(a.device, "cuda");
+  assert.ok(a.requiresGrad);
+  assert.equal(a.grad?.device, "cuda");
+  assertClose(a.grad!.toArray(), expectedGrad, "moved gradient");
 });
 
 gpuTest("DeviceStorage: zeros, write/toHost round trip, dispose frees", () => {

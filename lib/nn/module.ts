@@ -317,20 +317,36 @@ export abstract class Module {
     return { missingKeys, unexpectedKeys };
   }
 
-  /** Moves every parameter and buffer to `device` (in place) and returns this module. */
+  /**
+   * Moves every parameter (with its gradient) and buffer to `device` (in place) and returns this
+   * module. A tensor that several modules share (tied weights) is moved once, so the modules
+   * still share it afterwards, as with PyTorch's `Module.to`.
+   */
   to(device: Device): this {
     checkDevice(device); // also where nothing would move: "gpu" is no device
+    const moved = new Map<Tensor, Tensor>();
+    const moveParameter = (p: Tensor): Tensor => {
+      let q = moved.get(p);
+      if (q === undefined) {
+        q = p.to(device);
+        q.requiresGrad = p.requiresGrad;
+        const grad = p.grad;
+        if (grad !== null) q.grad = grad.to(device);
+        markParameterReplaced(p);
+        moved.set(p, q);
+      }
+      return q;
+    };
     for (const [, m] of this.namedModules()) {
       for (const [name, p] of m.#parameters) {
-        if (p !== null && p.device !== device) {
-          const moved = p.to(device);
-          moved.requiresGrad = p.requiresGrad;
-          markParameterReplaced(p);
-          m.#parameters.set(name, moved);
-        }
+        if (p !== null && p.device !== device) m.#parameters.set(name, moveParameter(p));
       }
       for (const [name, b] of m.#buffers) {
-        if (b instanceof Tensor && b.device !== device) m.#buffers.set(name, b.to(device));
+        if (b instanceof Tensor && b.device !== device) {
+          let q = moved.get(b);
+          if (q === undefined) moved.set(b, q = b.to(device));
+          m.#buffers.set(name, q);
+        }
       }
       m.onDeviceChange(device);
     }
