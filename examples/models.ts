@@ -55,7 +55,7 @@ import { scaleShift } from "../lib/nn/scale_shift.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear, type SparseLinearOptions } from "../lib/nn/sparse_linear.ts";
 import { Generator } from "../lib/random.ts";
-import { shapeString, type Tensor } from "../lib/tensor.ts";
+import { shapeString, Tensor } from "../lib/tensor.ts";
 
 /** The models `deno task train --model` accepts, in the notebook's order. */
 export const MODEL_NAMES = [
@@ -190,8 +190,13 @@ export class WideMnistNet extends Module {
 
   /** `[B, 784]` (or `[B, 1, 28, 28]`) images → `[B, 10]` logits. */
   forward(x: Tensor): Tensor {
-    const flat = x.ndim === 2 ? x : new Flatten().forward(x);
-    if (flat.shape[1] !== IN) {
+    if (!(x instanceof Tensor)) {
+      throw new TypeError(`WideMnistNet.forward() needs a Tensor, got ${typeof x}`);
+    }
+    // (Below 2 dimensions there is no batch dimension to keep: Flatten would refuse its
+    // startDim, so the model says what it takes instead.)
+    const flat = x.ndim === 2 ? x : x.ndim > 2 ? new Flatten().forward(x) : null;
+    if (flat === null || flat.shape[1] !== IN) {
       throw new ShapeError(
         `WideMnistNet takes 28×28 images ([B, 784]), got input of shape ${shapeString(x.shape)}`,
       );

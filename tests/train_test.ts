@@ -358,6 +358,14 @@ Deno.test("the wide model: repeat, scale/shift, blocks, per-class sums; the note
   const scaling = net.stateDict()["input_scaling"] as Tensor;
   assert.ok(scaling.grad !== null && scaling.grad.data.some((v) => v !== 0));
   assert.throws(() => net.forward(fromFloat32(new Float32Array(3 * 100), [3, 100])), ShapeError);
+  // One image without its batch dimension: the model's own ShapeError, not Flatten's RangeError
+  // about a startDim.
+  assertThrows(
+    () => net.forward(fromFloat32(new Float32Array(784), [784])),
+    ShapeError,
+    /WideMnistNet takes 28×28 images \(\[B, 784\]\), got input of shape \[784\]/,
+  );
+  assertThrows(() => net.forward([1, 2] as never), TypeError, /needs a Tensor, got object/);
 });
 
 Deno.test("train flags: defaults, per-model learning rates, clear errors", () => {
