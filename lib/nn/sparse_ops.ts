@@ -154,9 +154,12 @@ export function sparseLinear(
  * `[in, batch]` (one row per input feature, one column per sample) or `[in]`, returning
  * `[out, batch]` (or `[out]`). The same output, bit for bit, as `sparseLinear` on the
  * transposes, and the same gradients up to float rounding (the CPU's dx and dW bit for bit at
- * batch > 1; db is summed in double here); on the CPU without the kernels' transposes. Both
- * gradients of the backward come from one native call, even when only one of them is needed
- * (the other is computed into scratch). One sample (`[in]` or `[in, 1]`) is the same array in
+ * batch > 1 when both are needed; db is summed in double here); on the CPU without the kernels'
+ * transposes. Both gradients of the backward come from one native call, even when only one of
+ * them is needed (the other is computed into scratch); `sparseLinear` then takes its
+ * one-gradient kernels (`sl_spmm_bwd_input`, `sl_sddmm`), which sum in another order, so with
+ * an input that needs no gradient (data) or frozen weights the other gradient agrees only to
+ * rounding. One sample (`[in]` or `[in, 1]`) is the same array in
  * both layouts and goes through `sparseLinear`.
  */
 export function sparseLinearFeatureMajor(
