@@ -487,8 +487,10 @@ static sl_status dropout_apply(const char *fn, int64_t n, double p, uint64_t see
   if (in == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
   if (out == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
   uint64_t threshold = dropout_threshold(p);
-  /* PyTorch's scale: 1 / (1 - p) from the double p, rounded once (from p rounded to float
-   * first, p = 0.9 kept values came out 9.999998 instead of 10). */
+  /* 1 / (1 - p) from the double p, rounded once, as PyTorch's fused (CUDA) dropout; its CPU
+   * path divides a float mask by (float)(1 - p) instead, one bit apart for some p (0.87, 0.88,
+   * 0.94, 0.97: 15 of p = 0.01 ... 0.99). (From p rounded to float first, p = 0.9 kept values
+   * came out 9.999998 instead of 10.) */
   float keep_scale = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
 #pragma omp parallel for simd num_threads(sl_threads()) if (parallel: n > 65536) schedule(static)
   for (int64_t i = 0; i < n; i++) {
