@@ -356,8 +356,10 @@ export class SparseLinear extends Module {
    * computed through the layer's collapsed weights (lib/nn/sparse_group_sum.ts): same result
    * up to float rounding, a fraction of the work; a result with a NaN or inf is computed again
    * the plain way, whose non-finite values are the unfused computation's. Layers with dynamic
-   * sparsity (RigL needs every output's gradient), batch 1 and CUDA take the plain path.
-   * Returns `(N, *, size)`.
+   * sparsity (RigL needs every output's gradient), batch 1 and CUDA take the plain path. The
+   * backward is not re-checked: an incoming gradient with an inf (no loss of this library gives
+   * one for finite logits) reaches the input gradient through the collapsed weights too, NaN
+   * where the plain path's sum skips unconnected inputs. Returns `(N, *, size)`.
    * @example
    * ```ts
    * import { randn, SparseLinear } from "@sparselinear/sparselinear";
