@@ -12,7 +12,13 @@
  * @module
  */
 import { LibraryError, NativeError } from "../lib/errors.ts";
-import { candidatePaths, type NativeLibrary, openChecked, readCString } from "./library.ts";
+import {
+  candidatePaths,
+  libraryFileExists,
+  type NativeLibrary,
+  openChecked,
+  readCString,
+} from "./library.ts";
 import { symbols } from "./symbols.ts";
 import { deviceSymbols } from "./symbols/device.ts";
 
@@ -48,19 +54,11 @@ function cudaTable(): Deno.ForeignLibraryInterface {
   return { ...table, ...deviceSymbols };
 }
 
-function fileExists(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** Returns the CUDA library, loading it on first use. Throws `LibraryError` if it is missing. */
 export function cudaLibrary(): CudaLibrary {
   if (loaded) return loaded;
   const paths = candidatePaths("sparselinear_cuda", "SPARSELINEAR_CUDA_LIB");
-  const path = paths.find(fileExists);
+  const path = paths.find(libraryFileExists);
   if (path === undefined) {
     const searched = paths.length > 0
       ? paths.join(", ")

@@ -42,10 +42,20 @@ export function candidatePaths(base: string, envVar: string): string[] {
   return paths;
 }
 
-function fileExists(path: string): boolean {
+/**
+ * Whether the library file `path` exists. A path Deno may not read (no `--allow-read` for it)
+ * is a `LibraryError` naming the flag, not a missing library: the file may well be there.
+ */
+export function libraryFileExists(path: string): boolean {
   try {
     return Deno.statSync(path).isFile;
-  } catch {
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable) {
+      throw new LibraryError(
+        `sparselinear's kernels are a native library (looked for at ${path}), and finding it ` +
+          "needs read permission for that path: run Deno with --allow-read (or -A)",
+      );
+    }
     return false;
   }
 }
@@ -130,7 +140,7 @@ export function applyOpenMpWaitDefault(): void {
 export function native(): NativeLibrary {
   if (loaded) return loaded;
   const paths = candidatePaths("sparselinear", "SPARSELINEAR_LIB");
-  const path = paths.find(fileExists);
+  const path = paths.find(libraryFileExists);
   if (path === undefined) {
     const local = new URL(import.meta.url).protocol === "file:";
     const searched = paths.length > 0

@@ -873,6 +873,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "bad input: finding the library without read permission names the flag",
+  ignore: !canRun,
+  fn: async () => {
+    // The library is there (build/, or SPARSELINEAR_LIB), but without --allow-read its stat
+    // fails: that was reported as "not found ... Build it with `deno task build`".
+    const dir = await Deno.makeTempDir();
+    try {
+      const script = join(dir, "load.ts");
+      await Deno.writeTextFile(script, LOAD_AND_REPORT);
+      const { output } = await runDeno(
+        ["run", "--quiet", `--allow-read=${dir}`, "--allow-ffi", "--allow-env", script],
+        { SPARSELINEAR_LIB: "/tmp/some/libsparselinear.so" },
+      );
+      assert.match(output, /ERROR LibraryError: .*read permission.*--allow-read/);
+      assert.ok(output.includes("/tmp/some/libsparselinear.so"), output);
+      assert.doesNotMatch(output, /not found|deno task build/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "bad input: SL_NUM_THREADS that is not a thread count; setNumThreads out of range",
   ignore: !canRun,
   fn: async () => {
