@@ -11,7 +11,10 @@
 export interface AvailableMemory {
   /** Bytes. */
   bytes: number;
-  /** E.g. "MemAvailable in /proc/meminfo" or "the cgroup limit". */
+  /**
+   * "MemAvailable, from Deno.systemMemoryInfo()", "MemAvailable in /proc/meminfo" or "room left
+   * under this process's cgroup memory limit".
+   */
   source: string;
 }
 
@@ -54,8 +57,8 @@ const CGROUP_LAYOUTS = [
  * v1), counting reclaimable page cache as free: the limits of its own cgroup (from
  * `/proc/self/cgroup`) and of every ancestor up to the mount root, where a job's limit usually
  * sits (systemd services, batch schedulers, containers). `read` returns a file's text or null;
- * Deno lets a process read `/proc/self` only with `--allow-all`, and without it only the mount
- * root's own limit is seen (inside a container, the container's).
+ * Deno 2 lets a process read `/proc/self` and `/sys` only with `--allow-all`, so without it no
+ * limit is seen (`availableMemory` then reports MemAvailable alone).
  */
 export function cgroupRoom(read: (path: string) => string | null): number | null {
   const own = read("/proc/self/cgroup");
