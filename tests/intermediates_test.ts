@@ -132,6 +132,27 @@ Deno.test("a subclass of a library module is not trusted to keep no references",
   assert.equal(keepsNoReferences(new MyLinear(4, 4, { seed: 0 })), false);
 });
 
+Deno.test("a library module whose forward was replaced on the instance is not trusted", () => {
+  const act = new ReLU();
+  const seen: Tensor[] = [];
+  const original = act.forward.bind(act);
+  act.forward = (x: Tensor) => {
+    const y = original(x);
+    seen.push(y); // kept for inspection
+    return y;
+  };
+  assert.equal(keepsNoReferences(act), false);
+  const net = new Sequential(
+    new SparseLinear(12, 20, { sparsity: 0.5, seed: 1 }),
+    act,
+    new SparseLinear(20, 6, { sparsity: 0.5, seed: 2 }),
+  );
+  crossEntropy(net.forward(randn([8, 12], { seed: 4 })), LABELS).backward();
+  const keptSeen = Array.from(seen[0].toArray()); // readable after the step, not released
+  crossEntropy(net.forward(randn([8, 12], { seed: 5 })), LABELS).backward();
+  assert.deepEqual(Array.from(seen[0].toArray()), keptSeen);
+});
+
 Deno.test("a released tensor throws when read instead of showing reused memory", () => {
   const x = randn([4, 4], { seed: 6 });
   const h = noGrad(() => relu(x));

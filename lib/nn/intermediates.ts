@@ -50,9 +50,12 @@ const KEEPS_NO_REFERENCES: ReadonlySet<unknown> = new Set([
   Tanh,
 ]);
 
-/** Whether `module` is one of the library's modules that keep no reference to their tensors. */
+/**
+ * Whether `module` is one of the library's modules that keep no reference to their tensors
+ * (and still runs its class's own `forward`: one patched onto the instance may keep anything).
+ */
 export function keepsNoReferences(module: Module): boolean {
-  return KEEPS_NO_REFERENCES.has(module.constructor);
+  return KEEPS_NO_REFERENCES.has(module.constructor) && !Object.hasOwn(module, "forward");
 }
 
 /**
