@@ -460,7 +460,7 @@ async function wideStages(
       dyn.stepCount = steps; // the next step() is the update (deltaT = steps + 1)
       crossEntropy(classLogits(layer.forward(x)), randomLabels(gen, batch)).backward();
       await rec.run(
-        `SET update (α ${alpha}: drop+grow ${k.toLocaleString("en-US")})`,
+        `SET update (α ${alpha}: drop+grow up to ${k.toLocaleString("en-US")})`,
         trained + act.input + setExtra,
         () => dyn.step(),
         (report) =>
