@@ -17,8 +17,9 @@ export class Generator {
   /**
    * Creates a generator; the same seed always gives the same sequence. Seeds are exact integers
    * (|seed| < 2^53): a fraction or a larger number would be silently rounded onto another seed.
+   * Without a seed, a random one (as the creators' `seed` option).
    */
-  constructor(seed: number = Date.now()) {
+  constructor(seed: number = randomSeed()) {
     numberOption(seed, "Seed");
     if (!Number.isFinite(seed)) throw new TypeError(`Seed must be a finite number, got ${seed}`);
     if (!Number.isSafeInteger(seed)) {
@@ -127,7 +128,12 @@ function rotl(x: number, k: number): number {
 /** A generator from a seed, or a fresh time-seeded one when none is given. */
 export function generatorFrom(seedOrGenerator?: number | Generator): Generator {
   if (seedOrGenerator instanceof Generator) return seedOrGenerator;
-  return new Generator(seedOrGenerator ?? Math.floor(Math.random() * 2 ** 32));
+  return new Generator(seedOrGenerator ?? randomSeed());
+}
+
+/** A fresh seed for an unseeded generator. */
+function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
 }
 
 /** The largest float32 below `v`, a finite float32. */

@@ -13,6 +13,7 @@ import {
   exp,
   expand,
   full,
+  Generator,
   isGradEnabled,
   log,
   logSoftmax,
@@ -528,6 +529,12 @@ Deno.test("rand is in [0, 1): a draw that float32 rounds up to 1 is the float be
   for (const v of r) max = v > max ? v : max;
   assert.ok(max < 1, `max ${max}`);
   assert.equal(r[4_433_008], 1 - 2 ** -24);
+});
+
+Deno.test("generators made without a seed draw different streams, even in the same millisecond", () => {
+  // The default seed was Date.now(): generators made in one loop all drew the same numbers.
+  const firsts = Array.from({ length: 8 }, () => new Generator().nextUint32());
+  assert.equal(new Set(firsts).size, 8, `first draws ${firsts.join(", ")}`);
 });
 
 // ------------------------------------------------------------- Tensor methods
