@@ -233,6 +233,13 @@ export class Tensor {
       );
     }
     let seed = grad;
+    if (seed !== undefined && seed.device !== this.device) {
+      // The ops' backwards hand the gradient's memory to this tensor's device's kernels.
+      throw new TypeError(
+        `backward() got a gradient on ${seed.device} for a tensor on ${this.device}; move it ` +
+          `with .to("${this.device}")`,
+      );
+    }
     if (seed === undefined) {
       if (this.size !== 1) {
         throw new ShapeError(

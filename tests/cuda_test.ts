@@ -921,6 +921,16 @@ gpuTest("module.to keeps tied parameters tied and moves gradients, as PyTorch", 
   assertClose(a.grad!.toArray(), expectedGrad, "moved gradient");
 });
 
+gpuTest("backward(grad) with the gradient on the other device is a TypeError, not a crash", () => {
+  // A CPU tensor's backward ran the CPU kernels on the CUDA gradient's device pointer.
+  const onCpu = leaf([2, 3], 1, "cpu");
+  assert.throws(() => sum(onCpu, 0).backward(zeros([3], { device: "cuda" })), TypeError);
+  const onCuda = leaf([2, 3], 1, "cuda");
+  assert.throws(() => sum(onCuda, 0).backward(zeros([3])), TypeError);
+  assert.equal(onCpu.grad, null);
+  assert.equal(onCuda.grad, null);
+});
+
 gpuTest("DeviceStorage: zeros, write/toHost round trip, dispose frees", () => {
   const before = cudaMemoryStats();
   const t = zeros([1000], { device: "cuda" });

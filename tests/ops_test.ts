@@ -497,6 +497,28 @@ Deno.test("backward(grad) needs the tensor's own shape, not just its element cou
   assert.deepEqual(Array.from(a.grad!.data), [4, 4, 4]);
 });
 
+Deno.test("backward(grad) needs a gradient on the tensor's own device", () => {
+  // A stand-in for device memory. The gradient used to reach the ops' backwards, which ran
+  // this tensor's (CPU) kernels on it: on a GPU machine, a CPU kernel reading a device pointer.
+  const fake: Storage = {
+    device: "cuda",
+    dtype: "float32",
+    length: 3,
+    host: undefined,
+    ptr: () => null,
+    toHost: () => new Float32Array(3),
+    write: () => {},
+    dispose: () => {},
+  };
+  const x = input([2, 3]);
+  throws(
+    () => sum(x, 0).backward(new Tensor(fake, [3])),
+    TypeError,
+    /backward\(\) got a gradient on cuda for a tensor on cpu; move it with \.to\("cpu"\)/,
+  );
+  assert.equal(x.grad, null, "a rejected call accumulates nothing");
+});
+
 Deno.test("creators: wrong kinds of value are TypeErrors, impossible sizes name the shape", () => {
   throws(() => zeros(["2"] as never), TypeError, /shape must hold numbers, got string "2"/);
   throws(() => full([2], "x" as never), TypeError, /full\(\) value must be a number/);
