@@ -7,7 +7,7 @@
  */
 import { allocationLog, type Device, type Storage } from "./backend/backend.ts";
 import { describeValue } from "./errors.ts";
-import { checkOptionKeys } from "./options.ts";
+import { booleanOption, checkOptionKeys } from "./options.ts";
 import { getBackend } from "./backend/mod.ts";
 import { gradSlot, type Tensor } from "./tensor.ts";
 
@@ -154,6 +154,7 @@ export function runBackward(
   options: BackwardOptions = {},
 ): void {
   checkOptionKeys(options, ["retainGraph"], "backward()");
+  const retainGraph = booleanOption(options.retainGraph, "backward() retainGraph", false);
   const order = topologicalOrder(root);
   for (const t of order) {
     if (t.gradFn?.released) {
@@ -227,7 +228,7 @@ export function runBackward(
         }
       });
       release(g, inputGrads);
-      if (!options.retainGraph) {
+      if (!retainGraph) {
         fn.released = true;
         fn.backward = () => {
           throw new Error(`The graph of "${fn.name}" was freed`);
@@ -235,7 +236,7 @@ export function runBackward(
       }
     }
     // Every closure that saved an activation is gone now.
-    if (!options.retainGraph) releaseGraphOwned(order);
+    if (!retainGraph) releaseGraphOwned(order);
   } finally {
     allocationLog.active = outer;
   }

@@ -481,6 +481,15 @@ Deno.test("backward twice through the same graph is an error unless retainGraph"
   assertAllClose(x.grad!.data, x.data.map((v) => 2 * Math.exp(v)), { rtol: 1e-5 });
   throws(() => again.backward(3 as never), TypeError, /gradient Tensor and\/or options/);
   throws(() => again.backward(null as never), TypeError, /got null/);
+  // retainGraph is true or false: the string "false" kept the graph, 0 freed it.
+  const strict = exp(x).sum();
+  throws(
+    () => strict.backward({ retainGraph: "false" as never }),
+    TypeError,
+    /backward\(\) retainGraph must be true or false, got "false"/,
+  );
+  throws(() => strict.backward({ retainGraph: 0 as never }), TypeError, /got 0/);
+  strict.backward(); // the rejected calls freed nothing
 });
 
 Deno.test("backward(grad) needs the tensor's own shape, not just its element count", () => {
