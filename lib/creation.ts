@@ -5,7 +5,7 @@
 import type { Device } from "./backend/backend.ts";
 import { checkDevice, getBackend } from "./backend/mod.ts";
 import { HostStorage } from "./backend/cpu.ts";
-import { ShapeError } from "./errors.ts";
+import { describeValue, ShapeError } from "./errors.ts";
 import { type Generator, generatorFrom } from "./random.ts";
 import { checkShape, numel, shapeString, Tensor } from "./tensor.ts";
 import { booleanOption, checkOptionKeys } from "./options.ts";
@@ -45,16 +45,29 @@ function flatten(data: NestedNumbers): { values: number[]; shape: number[] } {
     probe = probe[0];
   }
   const values: number[] = [];
+  const path: number[] = []; // indices of the node being read, for messages
+  const at = () => `tensor() data${path.map((i) => `[${i}]`).join("")}`;
   const walk = (node: NestedNumbers, dim: number) => {
     if (dim === shape.length) {
-      if (typeof node !== "number") throw new TypeError("Tensor data must be numbers");
+      if (typeof node !== "number") {
+        throw new TypeError(`${at()} must be a number, got ${describeValue(node)}`);
+      }
       values.push(node);
       return;
     }
     if (!Array.isArray(node) || node.length !== shape[dim]) {
-      throw new ShapeError(`Ragged nested array: expected length ${shape[dim]} at depth ${dim}`);
+      throw new ShapeError(
+        `Ragged nested array: ${at()} should be an array of length ${shape[dim]} (as ` +
+          `data${"[0]".repeat(dim)}), got ${
+            Array.isArray(node) ? `length ${node.length}` : describeValue(node)
+          }`,
+      );
     }
-    for (const child of node) walk(child, dim + 1);
+    for (let i = 0; i < node.length; i++) {
+      path.push(i);
+      walk(node[i], dim + 1);
+      path.pop();
+    }
   };
   walk(data, 0);
   return { values, shape };
@@ -91,7 +104,8 @@ export function tensor(
     inferred = flat.shape;
   } else {
     throw new TypeError(
-      "tensor() data must be a Float32Array, a number or nested arrays of numbers",
+      "tensor() data must be a Float32Array, a number or nested arrays of numbers, got " +
+        describeValue(data),
     );
   }
   const finalShape = shape === undefined ? inferred : checkShape(shape);

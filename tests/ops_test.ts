@@ -553,6 +553,26 @@ Deno.test("creators: wrong kinds of value are TypeErrors, impossible sizes name 
   throws(() => unsqueeze(zeros([2, 3]), 3), RangeError, /outside \[-3, 2\] for a tensor of 2 dim/);
 });
 
+Deno.test("tensor(): a bad element or ragged row is named by its position and value", () => {
+  // These said only "Tensor data must be numbers" / "expected length 2 at depth 1".
+  throws(
+    () => tensor([[1, 2], [3, true]] as never),
+    TypeError,
+    /data\[1\]\[1\] .*got boolean true/,
+  );
+  throws(() => tensor([1n, 2n] as never), TypeError, /tensor\(\) data\[0\] .*got bigint 1/);
+  throws(() => tensor(["1"] as never), TypeError, /data\[0\] must be a number, got the string "1"/);
+  throws(() => tensor([new Float32Array(2)] as never), TypeError, /data\[0\] .*Float32Array/);
+  throws(() => tensor(true as never), TypeError, /nested arrays of numbers, got boolean true/);
+  throws(
+    () => tensor([[1, 2], [3]] as never),
+    ShapeError,
+    /Ragged nested array: tensor\(\) data\[1\] should be an array of length 2 \(as data\[0\]\), got length 1/,
+  );
+  throws(() => tensor([[[1]], [[1, 2]]] as never), ShapeError, /data\[1\]\[0\] .* got length 2/);
+  throws(() => tensor([[1, 2], 3] as never), ShapeError, /data\[1\] .* got number 3/);
+});
+
 Deno.test("rand is in [0, 1): a draw that float32 rounds up to 1 is the float below", () => {
   // Seed 0's draw 4,433,008 (0-based) is a double within half an ulp of 1 (~3 in 10^8 draws are).
   const r = rand([5_000_000], { seed: 0 }).data;
