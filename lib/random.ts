@@ -64,6 +64,9 @@ export class Generator {
 
   /** Uniform integer in [0, n) without modulo bias; n must be a positive safe integer. */
   int(n: number): number {
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new RangeError(`Generator.int(n) needs a positive safe integer n, got ${String(n)}`);
+    }
     if (n <= 4294967296) {
       const limit = 4294967296 - (4294967296 % n);
       let v: number;

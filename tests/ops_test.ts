@@ -588,6 +588,18 @@ Deno.test("generators made without a seed draw different streams, even in the sa
   assert.equal(new Set(firsts).size, 8, `first draws ${firsts.join(", ")}`);
 });
 
+Deno.test("Generator.int(n) refuses an n that is not a positive safe integer", () => {
+  const g = new Generator(3);
+  // Before: int(0) was NaN, int(1.5) 0.5 and int(-1) 0.
+  for (const n of [0, -1, 1.5, NaN, Infinity, 2 ** 53]) {
+    assert.throws(() => g.int(n), /Generator\.int\(n\) needs a positive safe integer n/, String(n));
+  }
+  assert.equal(g.int(1), 0);
+  const draws = Array.from({ length: 200 }, () => g.int(6));
+  assert.ok(draws.every((v) => Number.isInteger(v) && v >= 0 && v < 6));
+  assert.equal(new Set(draws).size, 6);
+});
+
 // ------------------------------------------------------------- Tensor methods
 
 Deno.test("Tensor methods call the ops", () => {
