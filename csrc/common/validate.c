@@ -452,7 +452,8 @@ sl_status sl_validate_unary_bwd(const char *fn, int32_t op, int64_t n, const flo
 static sl_status validate_rows_cols(const char *fn, int64_t rows, int32_t cols) {
   V_NONNEG(rows);
   V_NONNEG(cols);
-  V_ARG(sl_mul_size(rows, cols) >= 0, "rows * cols overflows int64");
+  if (sl_mul_size(rows, cols) < 0)
+    return sl_fail(SL_E_OVERFLOW, fn, "rows * cols overflows int64");
   return SL_OK;
 }
 
@@ -483,7 +484,8 @@ sl_status sl_validate_sum_axis(const char *fn, int64_t outer, int64_t len, int64
   V_NONNEG(len);
   V_NONNEG(inner);
   const int64_t out_n = sl_mul_size(outer, inner);
-  V_ARG(out_n >= 0 && sl_mul_size(out_n, len) >= 0, "outer * len * inner overflows int64");
+  if (out_n < 0 || sl_mul_size(out_n, len) < 0)
+    return sl_fail(SL_E_OVERFLOW, fn, "outer * len * inner overflows int64");
   if (out_n == 0) return SL_OK;
   V_PTR(y);
   if (len > 0) V_PTR(x);
@@ -561,9 +563,9 @@ sl_status sl_validate_gemm_batched(const char *fn, int32_t trans_a, int32_t tran
   V_ARG(stride_c == 0 || stride_c >= c_extent,
         "stride_c must be 0 or >= %lld (one C matrix), got %lld", (long long)c_extent,
         (long long)stride_c);
-  V_ARG(sl_mul_size(batch - 1, stride_a) >= 0 && sl_mul_size(batch - 1, stride_b) >= 0 &&
-            sl_mul_size(batch - 1, stride_c) >= 0,
-        "batch * stride overflows int64 (batch %d)", batch);
+  if (sl_mul_size(batch - 1, stride_a) < 0 || sl_mul_size(batch - 1, stride_b) < 0 ||
+      sl_mul_size(batch - 1, stride_c) < 0)
+    return sl_fail(SL_E_OVERFLOW, fn, "batch * stride overflows int64 (batch %d)", batch);
   return SL_OK;
 }
 

@@ -505,7 +505,7 @@ static void test_sums(void) {
   EXPECT_STATUS(sl_sum_axis(1, -2, 2, 1, x, y), SL_E_INVALID_ARGUMENT);
   EXPECT_STATUS(sl_sum_axis(1, 2, 2, 1, NULL, y), SL_E_NULL_POINTER);
   EXPECT_STATUS(sl_sum_axis(1, 2, 2, 1, x, NULL), SL_E_NULL_POINTER);
-  EXPECT_STATUS(sl_sum_axis(INT64_MAX, 2, 2, 1, x, y), SL_E_INVALID_ARGUMENT);
+  EXPECT_STATUS(sl_sum_axis(INT64_MAX, 2, 2, 1, x, y), SL_E_OVERFLOW);
   EXPECT_STATUS(sl_sum_all(-1, 1, x, y), SL_E_INVALID_ARGUMENT);
   EXPECT_STATUS(sl_sum_all(4, 1, NULL, y), SL_E_NULL_POINTER);
   EXPECT_STATUS(sl_sum_all(4, 1, x, NULL), SL_E_NULL_POINTER);
