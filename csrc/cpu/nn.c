@@ -479,13 +479,14 @@ static inline uint64_t dropout_threshold(double p) {
 }
 
 static sl_status dropout_apply(const char *fn, int64_t n, double p, uint64_t seed,
-                               const float *in, float *out) {
+                               const float *in, float *out, const char *in_name,
+                               const char *out_name) {
   if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %lld", (long long)n);
   if (!(p >= 0.0 && p <= 1.0))
     return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", p);
   if (n == 0) return SL_OK;
-  if (in == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
-  if (out == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
+  if (in == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "%s must not be null", in_name);
+  if (out == NULL) return sl_fail(SL_E_NULL_POINTER, fn, "%s must not be null", out_name);
   uint64_t threshold = dropout_threshold(p);
   /* 1 / (1 - p) from the double p, rounded once, as PyTorch's fused (CUDA) dropout; its CPU
    * path divides a float mask by (float)(1 - p) instead, one bit apart for some p (0.87, 0.88,
@@ -502,12 +503,12 @@ static sl_status dropout_apply(const char *fn, int64_t n, double p, uint64_t see
 
 sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y) {
   SL_ENTER();
-  return dropout_apply(__func__, n, p, seed, x, y);
+  return dropout_apply(__func__, n, p, seed, x, y, "x", "y");
 }
 
 sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx) {
   SL_ENTER();
-  return dropout_apply(__func__, n, p, seed, dy, dx);
+  return dropout_apply(__func__, n, p, seed, dy, dx, "dy", "dx");
 }
 
 /* ---------------------------------------------------------- scale and shift ---- */

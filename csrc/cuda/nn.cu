@@ -263,13 +263,13 @@ __global__ void dropout_kernel(int64_t n, uint64_t threshold, float keep_scale, 
 }
 
 sl_status dropout_apply(const char *fn, int64_t n, double p, uint64_t seed, const float *in,
-                        float *out) {
+                        float *out, const char *in_name, const char *out_name) {
   if (n < 0) return sl_fail(SL_E_INVALID_ARGUMENT, fn, "n must be >= 0, got %lld", (long long)n);
   if (!(p >= 0.0 && p <= 1.0))
     return sl_fail(SL_E_INVALID_ARGUMENT, fn, "p must be in [0, 1], got %g", p);
   if (n == 0) return SL_OK;
-  if (in == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "input must not be null");
-  if (out == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "output must not be null");
+  if (in == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "%s must not be null", in_name);
+  if (out == nullptr) return sl_fail(SL_E_NULL_POINTER, fn, "%s must not be null", out_name);
   SL_TRY(sl_cuda_ready(fn));
   /* As csrc/cpu/nn.c: the threshold from p rounded to float (the masks of ABI 4), the scale
    * 1 / (1 - p) from the double p, rounded once (PyTorch's). */
@@ -425,12 +425,12 @@ SL_API sl_status sl_mse_bwd(int64_t n, const float *pred, const float *target,
 
 SL_API sl_status sl_dropout_fwd(int64_t n, double p, uint64_t seed, const float *x, float *y) {
   SL_ENTER();
-  return dropout_apply(__func__, n, p, seed, x, y);
+  return dropout_apply(__func__, n, p, seed, x, y, "x", "y");
 }
 
 SL_API sl_status sl_dropout_bwd(int64_t n, double p, uint64_t seed, const float *dy, float *dx) {
   SL_ENTER();
-  return dropout_apply(__func__, n, p, seed, dy, dx);
+  return dropout_apply(__func__, n, p, seed, dy, dx, "dy", "dx");
 }
 
 SL_API sl_status sl_scale_shift_fwd(int64_t rows, int32_t n, const float *x, const float *scale,

@@ -53,6 +53,23 @@ static void test_overflow_is_overflow(void) {
                "the number of elements overflows int64");
 }
 
+/* A null array is named as the prototype names it. sl_dropout_fwd / _bwd said "input" and
+ * "output". */
+static void test_null_arrays_are_named(void) {
+  float f[4] = {1, 2, 3, 4};
+  EXPECT_FAILS(sl_dropout_fwd(4, 0.5, 1, NULL, f), SL_E_NULL_POINTER, "sl_dropout_fwd",
+               "x must not be null");
+  EXPECT_FAILS(sl_dropout_fwd(4, 0.5, 1, f, NULL), SL_E_NULL_POINTER, "sl_dropout_fwd",
+               "y must not be null");
+  EXPECT_FAILS(sl_dropout_bwd(4, 0.5, 1, NULL, f), SL_E_NULL_POINTER, "sl_dropout_bwd",
+               "dy must not be null");
+  EXPECT_FAILS(sl_dropout_bwd(4, 0.5, 1, f, NULL), SL_E_NULL_POINTER, "sl_dropout_bwd",
+               "dx must not be null");
+  /* n == 0 reads nothing: null is fine. */
+  EXPECT(sl_dropout_fwd(0, 0.5, 1, NULL, NULL) == SL_OK, "dropout of nothing: %s",
+         sl_last_error());
+}
+
 /* sl_set_num_threads: 1..4096 sets the count, n <= 0 restores the default, above 4096 is
  * refused and changes nothing. */
 static void test_thread_count(void) {
@@ -78,6 +95,7 @@ static void test_thread_count(void) {
 
 int main(void) {
   test_overflow_is_overflow();
+  test_null_arrays_are_named();
   test_thread_count();
   if (failures) {
     fprintf(stderr, "test_abi_contract: %d of %d checks failed\n", failures, checks);
