@@ -488,7 +488,114 @@ const badCalls: BadCall[] = [
   ["csr_to_csc null col_ptr", (k) => k.sl_csr_to_csc(2, 2, 0n, ptr(i32), null, null, null, null)],
   ["fill negative n", (k) => k.sl_fill(-1n, 0, ptr(f32))],
   ["axpy null x", (k) => k.sl_axpy(4n, 1, null, ptr(f32))],
+  ["copy null y", (k) => k.sl_copy(4n, ptr(f32), null)],
+  ["set_num_threads above 4096", (k) => k.sl_set_num_threads(4097)],
+  [
+    "spmm_fwd_fm null xT",
+    (k) => k.sl_spmm_fwd_fm(2, 4, 4, 0n, ptr(i32), null, null, null, null, ptr(f32)),
+  ],
+  [
+    "spmm_bwd_input_csr null dx",
+    (k) => k.sl_spmm_bwd_input_csr(1, 4, 4, 0n, ptr(i32), null, null, ptr(f32), null),
+  ],
+  [
+    "spmm_bwd null col_ptr",
+    (k) =>
+      k.sl_spmm_bwd(
+        1,
+        4,
+        4,
+        0n,
+        ptr(i32),
+        null,
+        null,
+        null,
+        null,
+        null,
+        ptr(f32),
+        ptr(f32),
+        null,
+        null,
+      ),
+  ],
+  [
+    "spmm_bwd_fm huge nnz",
+    (k) =>
+      k.sl_spmm_bwd_fm(
+        2,
+        4,
+        4,
+        1n << 31n,
+        ptr(i32),
+        ptr(i32),
+        ptr(i32),
+        ptr(i32),
+        ptr(i32),
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+      ),
+  ],
+  ["binary_bwd null dy", (k) => {
+    const shape = new BigInt64Array([4n]), strides = new BigInt64Array([1n]);
+    return k.sl_binary_bwd(
+      2,
+      1,
+      ptr(shape),
+      ptr(f32),
+      4n,
+      ptr(strides),
+      ptr(f32),
+      4n,
+      ptr(strides),
+      null,
+      ptr(f32),
+      null,
+    );
+  }],
+  [
+    "unary_bwd bad op",
+    (k) => k.sl_unary_bwd(12, 4n, 0, 0, ptr(f32), ptr(f32), ptr(f32), ptr(f32)),
+  ],
+  ["sum_axis overflow", (k) => k.sl_sum_axis(1n << 62n, 4n, 1n, 1, ptr(f32), ptr(f32))],
+  ["sum_all null y", (k) => k.sl_sum_all(4n, 1, ptr(f32), null)],
+  [
+    "log_softmax_bwd overflow",
+    (k) => k.sl_log_softmax_bwd(1n << 62n, 4, ptr(f32), ptr(f32), ptr(f32)),
+  ],
+  ["mse_fwd bad reduction", (k) => k.sl_mse_fwd(4n, ptr(f32), ptr(f32), 3, ptr(f32))],
+  ["dropout_bwd null dy", (k) => k.sl_dropout_bwd(4n, 0.5, 1n, null, ptr(f32))],
+  [
+    "scale_shift_bwd null dy",
+    (k) => k.sl_scale_shift_bwd(2n, 3, ptr(f32), null, null, ptr(f32), null, null),
+  ],
 ];
+
+/** Entries of the CPU table with no failure to check (queries of the library itself). */
+const NO_BAD_CALL: ReadonlySet<string> = new Set([
+  "sl_last_error",
+  "sl_abi_version",
+  "sl_get_num_threads",
+  "sl_has_cblas",
+  "sl_scratch_peak_bytes",
+]);
+
+Deno.test("cuda: every exported function that can fail has a bad call in the parity table", () => {
+  // The table's calls made on the CPU library through a proxy that records what they call.
+  const cpu = native();
+  const called = new Set<string>();
+  const recorder = new Proxy(cpu, {
+    get(target, name) {
+      called.add(String(name));
+      return target[name as keyof NativeLibrary];
+    },
+  });
+  for (const [, call] of badCalls) call(recorder);
+  const missing = Object.keys(cpu).filter((n) => !NO_BAD_CALL.has(n) && !called.has(n));
+  assert.deepEqual(missing, [], "functions without a bad call");
+});
 
 Deno.test("reclaimDeviceMemory lets the finalizers of unreachable objects run", async () => {
   // What frees an undisposed CUDA tensor is a FinalizationRegistry callback; in a synchronous
@@ -529,6 +636,32 @@ Deno.test("cuda: without a GPU, valid kernel calls fail with SL_E_DEVICE, never 
   assert.match(readCString(k.sl_last_error()), /^sl_fill: no usable CUDA device/);
   assert.equal(cudaLib!.device.sl_device_count(), 0);
   assert.match(readCString(k.sl_last_error()), /^sl_device_count: /);
+});
+
+Deno.test("cuda: the device calls check their arguments on the host, with or without a GPU", {
+  ignore: cudaLib === null,
+}, () => {
+  const d = cudaLib!.device;
+  const fails = (status: number, code: number, message: RegExp) => {
+    assert.equal(status, code, readCString(cudaLib!.kernels.sl_last_error()));
+    assert.match(readCString(cudaLib!.kernels.sl_last_error()), message);
+  };
+  const out = new BigUint64Array(1), name = new Uint8Array(8);
+  fails(d.sl_device_alloc(-1n, ptr(out)), 2, /^sl_device_alloc: bytes must be >= 0, got -1$/);
+  fails(d.sl_device_alloc(8n, null), 1, /^sl_device_alloc: ptr must not be null$/);
+  out[0] = 1n;
+  fails(d.sl_device_alloc(0n, ptr(out)), 0, /^$/);
+  assert.equal(out[0], 0n, "0 bytes: a null pointer");
+  fails(d.sl_device_free(null), 0, /^$/);
+  fails(d.sl_device_memcpy(ptr(f32), ptr(f32), 4n, 4), 2, /^sl_device_memcpy: kind must be 1 /);
+  fails(d.sl_device_memcpy(ptr(f32), ptr(f32), -4n, 1), 2, /^sl_device_memcpy: bytes must be >= 0/);
+  fails(d.sl_device_memcpy(null, ptr(f32), 4n, 1), 1, /^sl_device_memcpy: dst must not be null$/);
+  fails(d.sl_device_memcpy(null, null, 0n, 2), 0, /^$/);
+  fails(d.sl_device_memset(ptr(f32), 256, 4n), 2, /^sl_device_memset: value must be a byte /);
+  fails(d.sl_device_memset(ptr(f32), -1, 4n), 2, /^sl_device_memset: value must be a byte /);
+  fails(d.sl_device_memset(null, 0, 4n), 1, /^sl_device_memset: ptr must not be null$/);
+  fails(d.sl_device_set_sync_checks(2), 2, /^sl_device_set_sync_checks: on must be 0 or 1, got 2$/);
+  fails(d.sl_device_info(0, ptr(name), 0, null, null, null, null), 2, /^sl_device_info: name_len /);
 });
 
 // ------------------------------------------------------------------- element-wise ops ----
