@@ -20,8 +20,11 @@
  *     gives gradients of the matrix it describes, and where csc_to_csr is not a permutation
  *     some dw entries are left as they were; checking agreement would cost each backward a
  *     second random read per connection;
- *   - no hidden global state besides the thread count and the thread-local last-error slot;
- *     scratch memory is allocated and freed inside a call.
+ *   - no hidden global state besides the thread count, the thread-local last-error slot and,
+ *     in the CPU library, the kernels' scratch cache: blocks of 1 MiB and more on 2 MiB pages,
+ *     up to 4 of them and 256 MiB kept mapped between calls for reuse (sl_scratch_peak_bytes).
+ *     Loading the CPU library also raises glibc's mmap threshold, trim threshold and top pad
+ *     (mallopt) for the whole process, unless SL_NO_MALLOC_TUNING=1 is set.
  *
  * The CUDA library (libsparselinear_cuda.so) exports the same names and signatures, with every
  * array argument a device pointer unless its comment says "host", plus the sl_device_* family.
@@ -62,7 +65,11 @@ enum {
 /* Message of the last failed call on this thread ("" when none). Never null. */
 SL_API const char *sl_last_error(void);
 SL_API int32_t sl_abi_version(void);
-/* Threads used by parallel kernels; n <= 0 restores the default (SL_NUM_THREADS or all cores). */
+/*
+ * Threads used by parallel kernels: 1 <= n <= 4096 sets the count, n <= 0 restores the default
+ * (SL_NUM_THREADS when it is a whole number in [1, 4096], read once, else all cores), n > 4096
+ * -> SL_E_INVALID_ARGUMENT and the count is unchanged.
+ */
 SL_API sl_status sl_set_num_threads(int32_t n);
 SL_API int32_t sl_get_num_threads(void);
 /* 1 when GEMM runs on a CBLAS (OpenBLAS), 0 for the portable fallback. */
@@ -503,7 +510,7 @@ SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flag
  * of floor(max_size / n_in) rows (sl_gemm) and a running top-k is merged across chunks. Scratch:
  * at most 4 * max_size bytes for a chunk, max_size bytes for the entries of a chunk that beat the
  * running top-k, and 24 bytes per k. Time: one GEMM of n_out * n_in * batch multiply-adds plus
- * O(n_out * n_in) selection work. max_size >= n_in;
+ * O(n_out * n_in) selection work. max_size >= max(n_in, 1);
  * k <= n_out * n_in - nnz. Writes out_rows[k], out_cols[k] in row-major order and, when
  * out_grad is non-null, out_grad[k] = G at those positions (signed, recomputed as a dot product).
  * A NaN in G -> SL_E_INVALID_ARGUMENT naming the position; nothing is written then.
@@ -567,6 +574,12 @@ SL_API sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz,
  * sl_topk, sl_dense_grad_topk, sl_sample_absent, sl_csr_validate) synchronise and keep the
  * CPU library's no-partial-write rule. A failed CUDA call or launch returns SL_E_DEVICE with
  * the CUDA error string; a device fault makes every later call fail with SL_E_DEVICE.
+ *
+ * Limits of the CUDA library's launch grids that the CPU library does not have (refused with
+ * SL_E_INVALID_ARGUMENT, or SL_E_UNSUPPORTED where noted, naming the size): batch <= 2,097,120
+ * (65535 x 32) for sl_spmm_fwd, sl_spmm_bwd_input, sl_spmm_bwd, sl_sddmm and the _fm forms at
+ * batch > 1; n_in and n_out <= 2,097,120 for the _fm forms; m <= 4,194,240 (65535 x 64) for
+ * sl_gemm and sl_gemm_batched; n_in + k < 2^31 for sl_dense_grad_topk (SL_E_UNSUPPORTED).
  */
 
 /* Direction of sl_device_memcpy. */
@@ -579,7 +592,7 @@ enum {
 /* Number of CUDA devices; 0 when there is none or the driver cannot be used (sl_last_error
  * then says why). Never fails. */
 SL_API int32_t sl_device_count(void);
-/* Selects the device later calls run on (default 0). */
+/* Selects the device later calls from this thread run on (default 0), as cudaSetDevice. */
 SL_API sl_status sl_device_set(int32_t device);
 /* The selected device. */
 SL_API int32_t sl_device_get(void);
