@@ -9,8 +9,9 @@
  * Selection is a radix select on 32-bit keys that order like the scores (three histogram passes
  * of 11/11/10 bits find the k-th largest key T and how many keys exceed it), followed by one
  * gather in index order that takes every key > T and the first (lowest-index) keys == T. The
- * result is exact and deterministic whatever the thread count: ties are broken by lower index,
- * and the output comes in ascending index order. Key 0 is reserved for "not a candidate" (a
+ * selection is exact and deterministic whatever the thread count: ties are broken by lower
+ * index, and the output comes in ascending index order. (sl_dense_grad_topk ranks a G from
+ * sl_gemm, whose last bits can depend on the thread count and the chunk size: see the header.) Key 0 is reserved for "not a candidate" (a
  * position inside the pattern, or one that can no longer enter the running top-k).
  */
 #include <stdio.h>

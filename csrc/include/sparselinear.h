@@ -486,9 +486,10 @@ SL_API sl_status sl_adam_step(int64_t n, float lr, float beta1, float beta2, flo
 
 /* ------------------------------------------------------ sparsity updates ---- */
 /* (top-k / bottom-k, chunked dense-gradient top-k, CSR rebuild; see csrc/cpu/topk.c)
- * The kernels of RigL / SET prune-and-grow. Every selection is exact and deterministic: ties
- * are broken by lower index (lower flat position row * n_cols + col for matrix positions), and
- * results come in ascending index / row-major order, whatever the thread count. */
+ * The kernels of RigL / SET prune-and-grow. Every selection is exact and deterministic for the
+ * scores it ranks: ties are broken by lower index (lower flat position row * n_cols + col for
+ * matrix positions), and results come in ascending index / row-major order, whatever the thread
+ * count (sl_dense_grad_topk's scores come from sl_gemm: see there). */
 
 /* sl_topk flags: pick the smallest instead of the largest; rank by |score| instead of score. */
 enum { SL_TOPK_SMALLEST = 1, SL_TOPK_ABS = 2 };
@@ -514,6 +515,10 @@ SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flag
  * k <= n_out * n_in - nnz. Writes out_rows[k], out_cols[k] in row-major order and, when
  * out_grad is non-null, out_grad[k] = G at those positions (signed, recomputed as a dot product).
  * A NaN in G -> SL_E_INVALID_ARGUMENT naming the position; nothing is written then.
+ * The selection is exact for the G that sl_gemm computes, but G's last bits are not fixed: with
+ * OpenBLAS they depend on the thread count and, through the chunk's shape (one row, up to 16
+ * rows, more), on max_size; without it, on max_size. Two entries within rounding of each other
+ * at the k-th place may then swap (seen on random float data; integer data is exact).
  */
 SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
                                    const float *dy, int64_t nnz, const int32_t *row_ptr,
