@@ -88,8 +88,9 @@ export class Adam extends Optimizer {
 
   /** Applies one update to every parameter that has a gradient. */
   step(): void {
+    const grads = this.gradients();
     this.params.forEach((p, i) => {
-      const g = this.gradOf(i);
+      const g = grads[i];
       if (g === null) return;
       const backend = getBackend(p.device);
       const expAvg = this.stateOf(i, "exp_avg").tensor;

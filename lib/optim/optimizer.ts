@@ -132,6 +132,14 @@ export abstract class Optimizer {
   }
 
   /**
+   * Every parameter's gradient (`gradOf`), all checked before `step()` updates any: a step
+   * refused for one parameter leaves the others and all state as they were.
+   */
+  protected gradients(): (Tensor | null)[] {
+    return this.params.map((_, i) => this.gradOf(i));
+  }
+
+  /**
    * State tensor `name` of parameter `i` (zeros of the parameter's size on its device, created
    * on first use and registered to follow topology changes). `created` tells whether it is new.
    */

@@ -80,8 +80,9 @@ export class SGD extends Optimizer {
 
   /** Applies one SGD update to every parameter that has a gradient. */
   step(): void {
+    const grads = this.gradients();
     this.params.forEach((p, i) => {
-      const g = this.gradOf(i);
+      const g = grads[i];
       if (g === null) return;
       const backend = getBackend(p.device);
       let buf: Deno.PointerValue = null;
