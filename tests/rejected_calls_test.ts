@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { ones, tensor, zeros } from "../lib/creation.ts";
+import { Dropout } from "../lib/nn/dropout.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
@@ -66,6 +67,13 @@ for (
     assert.deepEqual(snapshot(model, optimizer), before);
   });
 }
+
+Deno.test("Dropout.forward refused (not a tensor) draws no mask: the next masks are unchanged", () => {
+  const a = new Dropout(0.5, { seed: 7 });
+  const b = new Dropout(0.5, { seed: 7 });
+  rejects(() => a.forward([1, 2] as never), TypeError, /Dropout input must be a Tensor/);
+  assert.deepEqual(values(a.forward(ones([64]))), values(b.forward(ones([64]))));
+});
 
 // Keep imports used by later rows.
 void tensor;

@@ -100,6 +100,8 @@ export class Dropout extends Module {
   /** Applies dropout in training mode; returns `x` in evaluation mode. */
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
+    // Checked before the mask's seed is drawn: a refused call leaves the next masks as they were.
+    if (!(x instanceof Tensor)) throw new TypeError("Dropout input must be a Tensor");
     return dropout(x, this.p, { seed: nextSeed(this.#generator) });
   }
 
