@@ -65,3 +65,19 @@ export function checkOptionKeys(options: unknown, known: readonly string[], owne
     );
   }
 }
+
+/**
+ * Makes the settings `names` of `target` read-only at run time as well, as their `readonly`
+ * declarations say: TypeScript erases `readonly`, so `optimizer.momentum = NaN` or
+ * `layer.dynamicSparsity.deltaT = 0` was taken without a word and broke a later call (NaN
+ * weights, updates that never came). Assigning one is now a TypeError naming it ("Cannot assign
+ * to read only property"; modules are strict code). Call at the end of the constructor.
+ */
+export function freezeSettings<T extends object>(
+  target: T,
+  names: readonly (keyof T & string)[],
+): void {
+  for (const name of names) {
+    Object.defineProperty(target, name, { writable: false, configurable: false });
+  }
+}

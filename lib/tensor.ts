@@ -48,10 +48,10 @@ let assign: (t: Tensor, g: Tensor | null) => void;
 
 /** A float32 n-d array on a device, with autograd. */
 export class Tensor {
-  /** Dimensions, outermost first. */
-  readonly shape: readonly number[];
-  /** The memory holding the elements. */
-  readonly storage: Storage;
+  // Private with getters, so that they are read-only at run time too (TypeScript's readonly is
+  // erased): an assigned shape larger than the storage made the kernels read past its end.
+  #shape: readonly number[];
+  #storage: Storage;
   #requiresGrad = false;
   #grad: Tensor | null = null;
   /** The op that produced this tensor, or null for a leaf. Internal to autograd. */
@@ -132,9 +132,19 @@ export class Tensor {
       );
     }
     if (storage.dtype !== "float32") throw new TypeError("Tensor storage must be float32");
-    this.storage = storage;
-    this.shape = checked;
+    this.#storage = storage;
+    this.#shape = checked;
     this.requiresGrad = requiresGrad;
+  }
+
+  /** Dimensions, outermost first. */
+  get shape(): readonly number[] {
+    return this.#shape;
+  }
+
+  /** The memory holding the elements. */
+  get storage(): Storage {
+    return this.#storage;
   }
 
   /** Device of the memory. */
@@ -354,6 +364,7 @@ export class IndexTensor {
     }
     this.data = data;
     this.shape = checked;
+    Object.freeze(this); // read-only at run time too: a larger shape would be read past data
   }
 }
 

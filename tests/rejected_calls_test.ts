@@ -7,7 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { ones, tensor, zeros } from "../lib/creation.ts";
+import { batches } from "../lib/data/batches.ts";
+import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
 import { Dropout } from "../lib/nn/dropout.ts";
+import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
@@ -15,7 +18,7 @@ import { sum } from "../lib/ops/reduce.ts";
 import { Adam } from "../lib/optim/adam.ts";
 import type { Optimizer } from "../lib/optim/optimizer.ts";
 import { SGD } from "../lib/optim/sgd.ts";
-import type { Tensor } from "../lib/tensor.ts";
+import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import type { Module } from "../lib/nn/module.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
@@ -75,6 +78,61 @@ Deno.test("Dropout.forward refused (not a tensor) draws no mask: the next masks 
   assert.deepEqual(values(a.forward(ones([64]))), values(b.forward(ones([64]))));
 });
 
-// Keep imports used by later rows.
-void tensor;
-void zeros;
+Deno.test("settings documented read-only cannot be assigned at run time (TypeError naming them)", () => {
+  const linear = new Linear(3, 2, { seed: 0 });
+  const sparse = new SparseLinear(6, 4, { sparsity: 0.5, seed: 3, dynamic: true, deltaT: 2 });
+  const x = tensor([[1, 2], [3, 4]]);
+  // Each of these was taken silently: NaN momentum made the next step's weights NaN, deltaT 0
+  // stopped every update, a shape larger than the storage made matmul read past its end.
+  const cases: [object, string, unknown][] = [
+    [new SGD(linear, { lr: 0.1, momentum: 0.9 }), "momentum", NaN],
+    [new SGD(linear, { lr: 0.1 }), "params", []],
+    [new SGD(linear, { lr: 0.1 }), "weightDecay", -1],
+    [new Adam(linear), "betas", [2, 2]],
+    [new Adam(linear), "eps", -1],
+    [sparse.dynamicSparsity!, "deltaT", 0],
+    [sparse.dynamicSparsity!, "alpha", 5],
+    [sparse.dynamicSparsity!, "growth", "grow"],
+    [sparse, "dynamicSparsity", null],
+    [sparse, "inFeatures", 100],
+    [sparse.pattern, "nnz", 1e6],
+    [linear, "inFeatures", 50],
+    [new LayerNorm(4), "eps", -1],
+    [new Dropout(0.5), "p", 2],
+    [new ActivationSparsity(), "actSparsity", 2],
+    [new ActivationSparsity(), "alpha", -1],
+    [batches(zeros([4, 2]), new Int32Array(4), { batchSize: 2 }), "batchSize", 0],
+    [x, "shape", [2000000, 2]],
+    [x, "storage", zeros([1]).storage],
+    [new IndexTensor(new Int32Array(2), [2]), "shape", [1000]],
+  ];
+  for (const [target, name, bad] of cases) {
+    const before = (target as Record<string, unknown>)[name];
+    assert.throws(
+      () => {
+        (target as Record<string, unknown>)[name] = bad;
+      },
+      (err: unknown) =>
+        err instanceof TypeError && err.message.includes(`'${name}'`) ||
+        err instanceof TypeError && err.message.includes(`property ${name} `),
+      `${target.constructor.name}.${name} = ${String(bad)} was taken`,
+    );
+    assert.equal((target as Record<string, unknown>)[name], before);
+  }
+  // The lr stays settable (schedules set it), checked as at construction.
+  const sgd = new SGD(linear, { lr: 0.1 });
+  rejects(() => (sgd.lr = NaN), RangeError, /Invalid lr: NaN; it must be in \[0, inf\)/);
+  assert.equal(sgd.lr, 0.1);
+});
+
+Deno.test("a module's training flag takes only a boolean", () => {
+  const model = new Sequential(new Linear(3, 2), new Dropout(0.5));
+  // "false" was taken by truthiness: the module stayed in training mode.
+  rejects(() => (model.training = "false" as never), TypeError, /training must be true or false/);
+  rejects(() => (model.training = 0 as never), TypeError, /got number 0/);
+  assert.equal(model.training, true);
+  model.training = false;
+  assert.equal(model.training, false);
+  model.train();
+  assert.deepEqual(model.namedModules().map(([, m]) => m.training), [true, true, true]);
+});

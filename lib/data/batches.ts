@@ -9,7 +9,7 @@ import { HostStorage } from "../backend/cpu.ts";
 import { ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings } from "../options.ts";
 
 /** Options of `batches`. */
 export interface BatchOptions {
@@ -103,6 +103,7 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
     this.length = this.#dropLast
       ? Math.floor(count / this.batchSize)
       : Math.ceil(count / this.batchSize);
+    freezeSettings(this, ["count", "batchSize", "length"]);
   }
 
   #allocate(size: number): Buffers {

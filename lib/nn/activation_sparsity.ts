@@ -15,7 +15,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
-import { checkOptionKeys, numberOption } from "../options.ts";
+import { checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { full, zeros } from "../creation.ts";
 import { floorTolerant } from "../tolerant_floor.ts";
@@ -265,6 +265,13 @@ export class ActivationSparsity extends Module {
       this.#kFor(f); // reject k = 0 now rather than at the first forward
       this.#initFeatures(f, "cpu");
     }
+    freezeSettings(this, [
+      "actSparsity",
+      "alpha",
+      "beta",
+      "kInferenceFactor",
+      "boostStrengthFactor",
+    ]);
   }
 
   /** Number of units F, or null until the first input (or state dict) fixes it. */

@@ -14,7 +14,7 @@ import { getBackend } from "../backend/mod.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 
 function checkProbability(p: unknown, what: string): number {
   const v = numberOption(p, what, undefined, "[0, 1]"); // "0.5", { p: 0.5 }: TypeErrors
@@ -95,6 +95,7 @@ export class Dropout extends Module {
     this.p = checkProbability(p, "Dropout p");
     checkOptionKeys(options, ["seed"], "Dropout");
     this.#generator = generatorFrom(options.seed);
+    freezeSettings(this, ["p"]);
   }
 
   /** Applies dropout in training mode; returns `x` in evaluation mode. */

@@ -4,7 +4,7 @@
  * @module
  */
 import { record } from "../autograd.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, freezeSettings } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -79,6 +79,7 @@ export class Flatten extends Module {
     for (const [name, v] of [["startDim", this.startDim], ["endDim", this.endDim]] as const) {
       if (!Number.isInteger(v)) throw new TypeError(`Flatten ${name} must be an integer, got ${v}`);
     }
+    freezeSettings(this, ["startDim", "endDim"]);
   }
 
   /** Merges the dimensions `startDim..endDim` of `x`. */

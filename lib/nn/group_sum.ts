@@ -11,6 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { int64Arg } from "../ops/_util.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
+import { freezeSettings } from "../options.ts";
 
 function checkSize(size: unknown, what: string): number {
   if (!Number.isInteger(size) || (size as number) < 1) {
@@ -87,6 +88,7 @@ export class GroupSum extends Module {
   constructor(size: number) {
     super();
     this.size = checkSize(size, "GroupSum size");
+    freezeSettings(this, ["size"]);
   }
 
   /** Sums `x`'s last dimension in groups. */

@@ -11,7 +11,7 @@ import { ShapeError } from "../errors.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { full } from "../creation.ts";
 import { Module } from "./module.ts";
-import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 
 const MAX_INT32 = 2147483647;
 
@@ -207,6 +207,7 @@ export class LayerNorm extends Module {
         booleanOption(options.bias, "LayerNorm bias", true) ? full(this.normalizedShape, 0) : null,
       );
     }
+    freezeSettings(this, ["normalizedShape", "eps", "elementwiseAffine", "activation"]);
   }
 
   /** The learnt scale, or null without `elementwiseAffine`. */

@@ -11,7 +11,7 @@ import { describeValue, ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { checkAllocation } from "../memory_check.ts";
 
 const MAX_INT32 = 2147483647;
@@ -217,6 +217,7 @@ export class Linear extends Module {
       "bias",
       b === null ? null : new Tensor(new HostStorage(b), [outFeatures]),
     );
+    freezeSettings(this, ["inFeatures", "outFeatures"]);
   }
 
   /** The weight matrix `[out, in]`. */

@@ -79,12 +79,25 @@ function firstOfEach<T>(entries: [string, T][]): [string, T][] {
 
 /** Base class of layers and models. */
 export abstract class Module {
-  /** Training mode (true) or evaluation mode (false); see `train()` / `eval()`. */
-  training = true;
+  #training = true;
   #parameters = new Map<string, Tensor | null>();
   #buffers = new Map<string, StateValue>();
   #optionalBuffers = new Set<string>();
   #children = new Map<string, Module>();
+
+  /**
+   * Training mode (true) or evaluation mode (false) of this module alone; `train()` / `eval()`
+   * set it on the whole tree. Only a boolean: "false" or 0 would be taken by truthiness.
+   */
+  get training(): boolean {
+    return this.#training;
+  }
+  set training(mode: boolean) {
+    if (typeof mode !== "boolean") {
+      throw new TypeError(`training must be true or false, got ${describeValue(mode)}`);
+    }
+    this.#training = mode;
+  }
 
   /** Computes the module's output. */
   abstract forward(x: Tensor): Tensor;

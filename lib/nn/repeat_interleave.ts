@@ -8,7 +8,7 @@
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { int64Arg, normalizeAxis } from "../ops/_util.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, freezeSettings } from "../options.ts";
 import { numel, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -105,6 +105,7 @@ export class RepeatInterleave extends Module {
     if (!Number.isInteger(this.dim)) {
       throw new TypeError(`RepeatInterleave dim must be an integer, got ${this.dim}`);
     }
+    freezeSettings(this, ["repeats", "dim"]);
   }
 
   /** Repeats the elements of `x` along `dim`. */

@@ -8,7 +8,7 @@ import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { full } from "../creation.ts";
 import { ShapeError } from "../errors.ts";
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -117,6 +117,7 @@ export class ScaleShift extends Module {
     const shift = booleanOption(options.shift, "ScaleShift shift", true);
     this.registerParameter("scale", scale ? full([features], 1) : null);
     this.registerParameter("shift", shift ? full([features], 0) : null);
+    freezeSettings(this, ["features"]);
   }
 
   /** The per-feature scale, or null. */

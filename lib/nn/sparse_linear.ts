@@ -20,7 +20,7 @@
 import type { Device } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, freezeSettings } from "../options.ts";
 import { remapParameterState } from "../optim/param_state.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts";
@@ -198,6 +198,7 @@ export class SparseLinear extends Module {
     this.dynamicSparsity = dynamic === null
       ? null
       : new DynamicSparsity(this, dynamic, gen.nextUint32());
+    freezeSettings(this, ["inFeatures", "outFeatures", "dynamicSparsity"]);
   }
 
   /**

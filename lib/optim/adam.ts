@@ -6,7 +6,7 @@
  */
 import { getBackend } from "../backend/mod.ts";
 import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, freezeSettings } from "../options.ts";
 
 /** Options of `Adam` and `AdamW`. */
 export interface AdamOptions {
@@ -71,6 +71,7 @@ export class Adam extends Optimizer {
       throw new TypeError(`Invalid amsgrad: ${String(amsgrad)}; it must be a boolean`);
     }
     this.amsgrad = amsgrad;
+    freezeSettings(this, ["betas", "eps", "weightDecay", "amsgrad", "decoupledWeightDecay"]);
   }
 
   /** Whether weight decay is decoupled from the gradient (AdamW) for this class. */

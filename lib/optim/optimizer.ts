@@ -9,6 +9,7 @@ import { getBackend } from "../backend/mod.ts";
 import { describeValue, ShapeError } from "../errors.ts";
 import { checkAllocation } from "../memory_check.ts";
 import { Module } from "../nn/module.ts";
+import { freezeSettings } from "../options.ts";
 import { gradSlot, shapeString, Tensor } from "../tensor.ts";
 import {
   isReplacedParameter,
@@ -86,6 +87,7 @@ export abstract class Optimizer {
     this.#lr = checkOption(lr, "lr", { min: 0 });
     this.#state = list.map(() => new Map());
     this.steps = list.map(() => 0);
+    freezeSettings(this, ["params"]);
   }
 
   /** The learning rate used by the next `step()` (schedules set it). */

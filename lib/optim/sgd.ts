@@ -5,7 +5,7 @@
  */
 import { getBackend } from "../backend/mod.ts";
 import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, freezeSettings } from "../options.ts";
 
 /** Options of `SGD`. */
 export interface SGDOptions {
@@ -71,6 +71,7 @@ export class SGD extends Optimizer {
       );
     }
     this.nesterov = nesterov;
+    freezeSettings(this, ["momentum", "dampening", "nesterov", "weightDecay"]);
   }
 
   /** State tensors kept per parameter. */

@@ -88,6 +88,9 @@ export class SparsePattern {
     this.device = device;
     this.rowPtr = arrays.rowPtr;
     this.colIdx = arrays.colIdx;
+    // Immutable at run time too (TypeScript's readonly is erased): kernels trust nnz and the
+    // arrays to agree.
+    Object.freeze(this);
   }
 
   /** Whether the CSC view has been built (see `cscView`). */
@@ -131,7 +134,7 @@ export class SparsePattern {
       for (const s of [colPtr, rowIdx, cscToCsr]) s.dispose();
       throw e;
     }
-    this.#csc = { colPtr, rowIdx, cscToCsr };
+    this.#csc = Object.freeze({ colPtr, rowIdx, cscToCsr });
     return this.#csc;
   }
 

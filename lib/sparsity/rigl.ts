@@ -61,7 +61,7 @@
  */
 import { record } from "../autograd.ts";
 import { isGradEnabled } from "../autograd.ts";
-import { numberOption } from "../options.ts";
+import { freezeSettings, numberOption } from "../options.ts";
 import { floorTolerant } from "../tolerant_floor.ts";
 import { checkAllocation } from "../memory_check.ts";
 import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
@@ -462,6 +462,7 @@ export class DynamicSparsity implements DynamicSparsitySettings {
     this.maxSize = settings.maxSize;
     this.growth = settings.growth;
     this.#seed = BigInt.asUintN(32, BigInt(Math.trunc(seed)));
+    freezeSettings(this, ["deltaT", "tEnd", "alpha", "maxSize", "growth"]);
   }
 
   /**
