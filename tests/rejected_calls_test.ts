@@ -136,3 +136,29 @@ Deno.test("a module's training flag takes only a boolean", () => {
   model.train();
   assert.deepEqual(model.namedModules().map(([, m]) => m.training), [true, true, true]);
 });
+
+Deno.test("loadStateDict: an entry that is no tensor (undefined included) is named, nothing loads", () => {
+  // Each state comes from another model of the same shape (other values), one entry replaced.
+  const cases: [(seed: number) => Module, string, unknown, RegExp][] = [
+    // Taken as absent though strict: the other weights loaded, the bias stayed as it was.
+    [(seed) => new Linear(3, 2, { seed }), "bias", undefined, /"bias" .* got undefined/],
+    [(seed) => new SparseLinear(6, 4, { sparsity: 0.5, seed }), "bias", undefined, /undefined/],
+    // These said "got an integer IndexTensor" for a value that was none.
+    [(seed) => new SparseLinear(6, 4, { sparsity: 0.5, seed }), "bias", null, /got null/],
+    [(seed) => new SparseLinear(6, 4, { sparsity: 0.5, seed }), "weights", [1], /got Array/],
+    [() => new ActivationSparsity({ features: 10 }), "boostStrength", 5, /got number 5/],
+  ];
+  for (const [make, key, bad, pattern] of cases) {
+    const model = make(1);
+    const state = { ...make(2).stateDict(), [key]: bad };
+    const before = snapshot(model);
+    rejects(
+      () => model.loadStateDict(state as never),
+      Error,
+      /the model is unchanged/,
+      new RegExp(`"${key}" must be a Tensor or IndexTensor`),
+      pattern,
+    );
+    assert.deepEqual(snapshot(model), before);
+  }
+});

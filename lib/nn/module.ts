@@ -8,7 +8,7 @@ import type { Device } from "../backend/backend.ts";
 import { checkDevice } from "../backend/mod.ts";
 import { describeValue, ShapeError } from "../errors.ts";
 import { markParameterReplaced } from "../optim/param_state.ts";
-import { gradSlot, type IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import { gradSlot, IndexTensor, shapeString, Tensor } from "../tensor.ts";
 import { booleanOption, checkOptionKeys } from "../options.ts";
 
 /** One entry of a state dict: float parameters/buffers or integer index buffers. */
@@ -309,8 +309,19 @@ export abstract class Module {
       const own: Record<string, StateValue> = {};
       for (const key of module.ownStateKeys()) {
         expected.add(prefix + key);
-        if (prefix + key in state) own[key] = state[prefix + key];
-        else if (!optional.has(prefix + key)) missingKeys.push(prefix + key);
+        if (!(prefix + key in state)) {
+          if (!optional.has(prefix + key)) missingKeys.push(prefix + key);
+          continue;
+        }
+        // Any other value is named here (undefined too: a strict load took it as absent).
+        const value: unknown = state[prefix + key];
+        if (value instanceof Tensor || value instanceof IndexTensor) {
+          own[key] = value;
+        } else {
+          problems.push(
+            `"${prefix + key}" must be a Tensor or IndexTensor, got ${describeValue(value)}`,
+          );
+        }
       }
       try {
         applies.push(module.prepareOwnState(own, prefix));
