@@ -162,3 +162,17 @@ Deno.test("loadStateDict: an entry that is no tensor (undefined included) is nam
     assert.deepEqual(snapshot(model), before);
   }
 });
+
+Deno.test("optimizer loadStateDict: an array, or an index written otherwise than stateDict's", () => {
+  const model = new Linear(3, 2, { seed: 0 });
+  const optimizer = new SGD(model, { lr: 0.1, momentum: 0.9 });
+  sum(model.forward(ones([2, 3]))).backward();
+  optimizer.step();
+  const before = snapshot(model, optimizer);
+  // An array was taken as an empty state: every momentum buffer was dropped.
+  rejects(() => optimizer.loadStateDict([] as never), TypeError, /needs an object/, /got Array/);
+  // "state.00.step" was read as parameter 0's, silently overriding "state.0.step".
+  const state = { ...optimizer.stateDict(), "state.00.step": tensor(5) };
+  rejects(() => optimizer.loadStateDict(state), Error, /unexpected key "state\.00\.step"/);
+  assert.deepEqual(snapshot(model, optimizer), before);
+});

@@ -229,15 +229,18 @@ export abstract class Optimizer {
    * unchanged.
    */
   loadStateDict(state: OptimizerState): void {
-    if (state === null || typeof state !== "object") {
-      throw new TypeError("loadStateDict() needs an object mapping names to tensors");
+    if (state === null || typeof state !== "object" || Array.isArray(state)) {
+      throw new TypeError(
+        `loadStateDict() needs an object mapping names to tensors, got ${describeValue(state)}`,
+      );
     }
     const allowed = new Set(["step", ...this.stateNames()]);
     const problems: string[] = [];
     const pending: { i: number; name: string; values: Float32Array }[] = [];
     const newSteps = new Map<number, number>();
     for (const [key, value] of Object.entries(state)) {
-      const m = /^state\.(\d+)\.(\w+)$/.exec(key);
+      // The index as stateDict() writes it: "state.00.step" would be a second key for 0.
+      const m = /^state\.(0|[1-9]\d*)\.(\w+)$/.exec(key);
       const i = m === null ? -1 : Number(m[1]);
       if (m === null || i >= this.params.length || !allowed.has(m[2])) {
         problems.push(`unexpected key "${key}"`);
