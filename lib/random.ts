@@ -4,6 +4,7 @@
  * @module
  */
 
+import { describeValue } from "./errors.ts";
 import { numberOption } from "./options.ts";
 
 /** Seeded pseudo-random number generator (xoshiro128**, seeded through splitmix32). */
@@ -21,7 +22,6 @@ export class Generator {
    */
   constructor(seed: number = randomSeed()) {
     numberOption(seed, "Seed");
-    if (!Number.isFinite(seed)) throw new TypeError(`Seed must be a finite number, got ${seed}`);
     if (!Number.isSafeInteger(seed)) {
       throw new RangeError(`Seed must be an integer with |seed| < 2^53, got ${seed}`);
     }
@@ -64,6 +64,7 @@ export class Generator {
 
   /** Uniform integer in [0, n) without modulo bias; n must be a positive safe integer. */
   int(n: number): number {
+    numberOption(n, "Generator.int() n");
     if (!Number.isSafeInteger(n) || n < 1) {
       throw new RangeError(`Generator.int(n) needs a positive safe integer n, got ${String(n)}`);
     }
@@ -97,6 +98,15 @@ export class Generator {
    * returned (as torch.rand).
    */
   fillUniform(out: Float32Array, low: number, high: number): Float32Array {
+    // Checked before any draw, as torch's uniform_ (from <= to, both in the dtype's range).
+    checkOut(out, "fillUniform");
+    checkFinite(low, "fillUniform() low");
+    checkFinite(high, "fillUniform() high");
+    if (low > high) {
+      throw new RangeError(
+        `Generator.fillUniform() needs low <= high, got low ${low} > high ${high}`,
+      );
+    }
     const span = high - low;
     const top = Math.fround(high) < high ? Math.fround(high) : floatBelow(high);
     for (let i = 0; i < out.length; i++) {
@@ -108,12 +118,21 @@ export class Generator {
 
   /** Fills `out` with normal samples of the given mean and standard deviation. */
   fillNormal(out: Float32Array, mean = 0, std = 1): Float32Array {
+    checkOut(out, "fillNormal");
+    checkFinite(mean, "fillNormal() mean");
+    checkFinite(std, "fillNormal() std");
+    if (std < 0) throw new RangeError(`Generator.fillNormal() std must be >= 0, got ${std}`);
     for (let i = 0; i < out.length; i++) out[i] = mean + std * this.normal();
     return out;
   }
 
   /** Shuffles `array` in place (Fisher–Yates). */
   shuffle<T extends { length: number; [i: number]: number }>(array: T): T {
+    if (!Array.isArray(array) && !(ArrayBuffer.isView(array) && !(array instanceof DataView))) {
+      throw new TypeError(
+        `Generator.shuffle() needs an array or a typed array, got ${describeValue(array)}`,
+      );
+    }
     for (let i = array.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
       const t = array[i];
@@ -121,6 +140,23 @@ export class Generator {
       array[j] = t;
     }
     return array;
+  }
+}
+
+/** A TypeError unless `out` is a Float32Array (the samples are rounded as float32). */
+function checkOut(out: unknown, method: string): void {
+  if (!(out instanceof Float32Array)) {
+    throw new TypeError(
+      `Generator.${method}() out must be a Float32Array, got ${describeValue(out)}`,
+    );
+  }
+}
+
+/** A number (else a TypeError) that is finite also as a float32 (else a RangeError). */
+function checkFinite(value: unknown, name: string): void {
+  numberOption(value, `Generator.${name}`);
+  if (!Number.isFinite(Math.fround(value as number))) {
+    throw new RangeError(`Generator.${name} must be finite (as a float32), got ${value}`);
   }
 }
 

@@ -19,6 +19,7 @@ import { Adam } from "../lib/optim/adam.ts";
 import type { Optimizer } from "../lib/optim/optimizer.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
+import { Generator } from "../lib/random.ts";
 import type { Module } from "../lib/nn/module.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
@@ -175,4 +176,47 @@ Deno.test("optimizer loadStateDict: an array, or an index written otherwise than
   const state = { ...optimizer.stateDict(), "state.00.step": tensor(5) };
   rejects(() => optimizer.loadStateDict(state), Error, /unexpected key "state\.00\.step"/);
   assert.deepEqual(snapshot(model, optimizer), before);
+});
+
+Deno.test("Generator: bad bounds, deviations, arrays and counts are refused before any draw", () => {
+  const g = new Generator(5);
+  const out = new Float32Array(4);
+  // As torch's uniform_ (from <= to, both finite) and normal_ (std >= 0): these filled the
+  // array with values outside [low, high), NaN, or a mirrored normal.
+  const cases: [() => unknown, ErrorClass, RegExp][] = [
+    [() => g.fillUniform(out, 1, 0), RangeError, /fillUniform\(\) needs low <= high, got low 1/],
+    [
+      () => g.fillUniform(out, NaN, 1),
+      RangeError,
+      /low must be finite \(as a float32\), got NaN/,
+    ],
+    [
+      () => g.fillUniform(out, 0, Infinity),
+      RangeError,
+      /high must be finite .*, got Infinity/,
+    ],
+    [() => g.fillUniform(out, "0" as never, 1), TypeError, /low must be a number, got the string/],
+    [
+      () => g.fillUniform([0, 0] as never, 0, 1),
+      TypeError,
+      /out must be a Float32Array, got Array/,
+    ],
+    [() => g.fillNormal(out, 0, -1), RangeError, /fillNormal\(\) std must be >= 0, got -1/],
+    [() => g.fillNormal(out, 0, NaN), RangeError, /std must be finite \(as a float32\), got NaN/],
+    [() => g.fillNormal(out, NaN, 1), RangeError, /mean must be finite \(as a float32\), got NaN/],
+    [() => g.shuffle(5 as never), TypeError, /shuffle\(\) needs an array or a typed array, got/],
+    [() => g.int("3" as never), TypeError, /int\(\) n must be a number, got the string "3"/],
+    [() => g.int(0), RangeError, /positive safe integer n, got 0/],
+  ];
+  for (const [fn, cls, pattern] of cases) rejects(fn, cls, pattern);
+  assert.deepEqual(out, new Float32Array(4));
+  // Nothing was drawn: the stream continues where a fresh generator starts.
+  assert.equal(g.nextUint32(), new Generator(5).nextUint32());
+  // A seed that is a number out of range is a RangeError, as every other range (was TypeError).
+  rejects(
+    () => new Generator(Infinity),
+    RangeError,
+    /Seed must be an integer .*, got Infinity/,
+  );
+  rejects(() => new Generator(NaN), RangeError, /got NaN/);
 });

@@ -354,7 +354,8 @@ Deno.test("SparseLinear rejects bad constructor arguments with clear errors", ()
     TypeError,
     /bias must be a boolean/,
   );
-  assertThrows(() => new SparseLinear(4, 4, { seed: NaN }), TypeError, /Seed must be a finite/);
+  // A number out of range (README: RangeError, as a NaN sparsity or lr), not a wrong kind.
+  assertThrows(() => new SparseLinear(4, 4, { seed: NaN }), RangeError, /Seed .* got NaN/);
   assertThrows(
     () => new SparseLinear(4, 4, { connectivity: [[0, 4], [1, 1]] }),
     RangeError,
