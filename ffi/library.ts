@@ -186,8 +186,11 @@ export function ptr(array: ArrayBufferView | null): Deno.PointerValue {
 
 /** Sets the number of threads native kernels use; `n <= 0` restores the default. */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n)) {
+  if (typeof n !== "number") {
     throw new TypeError(`Thread count must be an integer, got ${describeValue(n)}`);
+  }
+  if (!Number.isInteger(n)) {
+    throw new RangeError(`Thread count must be an integer, got ${n}`);
   }
   if (n > MAX_THREADS) {
     throw new RangeError(

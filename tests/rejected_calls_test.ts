@@ -18,6 +18,9 @@ import { sum } from "../lib/ops/reduce.ts";
 import { Adam } from "../lib/optim/adam.ts";
 import type { Optimizer } from "../lib/optim/optimizer.ts";
 import { SGD } from "../lib/optim/sgd.ts";
+import { cosineSchedule, stepSchedule } from "../lib/optim/schedule.ts";
+import { setCudaCacheLimit, setCudaDevice, setCudaSyncChecks } from "../lib/backend/cuda.ts";
+import { setNumThreads } from "../ffi/library.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { Generator } from "../lib/random.ts";
 import type { Module } from "../lib/nn/module.ts";
@@ -219,4 +222,32 @@ Deno.test("Generator: bad bounds, deviations, arrays and counts are refused befo
     /Seed must be an integer .*, got Infinity/,
   );
   rejects(() => new Generator(NaN), RangeError, /got NaN/);
+});
+
+Deno.test("setters and setup calls: a string is a TypeError naming it, a bad number a RangeError", () => {
+  const layer = new SparseLinear(6, 4, { sparsity: 0.5, seed: 3, dynamic: true, growth: "set" });
+  const dynamic = layer.dynamicSparsity!;
+  const optimizer = new SGD(layer, { lr: 0.1 });
+  const data = batches(zeros([4, 6]), new Int32Array(4), { batchSize: 2, shuffle: true, seed: 1 });
+  // Each of these said "got 3" (or "got 2") for the string "3": a value that looks allowed.
+  const kinds: [() => unknown, RegExp][] = [
+    [() => (dynamic.stepCount = "3" as never), /stepCount must be a number.*the string "3"/],
+    [() => (dynamic.seed = "3" as never), /seed must be a number.*the string "3"/],
+    [() => cosineSchedule(optimizer, { totalSteps: "5" as never }), /totalSteps must be a number/],
+    [() => stepSchedule(optimizer, { stepSize: "2" as never }), /stepSize must be a number/],
+    [() => layer.forwardGroupSum(zeros([1, 6]), "2" as never), /size must be a number/],
+    [() => data.skipEpochs("1" as never), /epochs must be a number.*the string "1"/],
+    [() => setCudaCacheLimit("1" as never), /setCudaCacheLimit\(\) bytes must be a number/],
+    [() => setCudaDevice("0" as never), /CUDA device index must be a number/],
+    // "false" is truthy: it turned the checks on (now refused before the CUDA library loads).
+    [() => setCudaSyncChecks("false" as never), /setCudaSyncChecks\(\) on must be true or false/],
+  ];
+  for (const [fn, pattern] of kinds) rejects(fn, TypeError, pattern);
+  // A number that is not an allowed count is out of range, not of the wrong kind.
+  for (const n of [1.5, NaN, Infinity]) {
+    rejects(() => setNumThreads(n), RangeError, /Thread count must be an integer/);
+  }
+  rejects(() => setNumThreads("2" as never), TypeError, /the string "2"/);
+  assert.equal(dynamic.stepCount, 0);
+  assert.equal(optimizer.lr, 0.1);
 });

@@ -19,7 +19,7 @@ import { cudaCheck, type CudaLibrary, cudaLibrary } from "../../ffi/cuda_library
 import { ptr, readCString } from "../../ffi/library.ts";
 import { MemcpyKind } from "../../ffi/symbols/device.ts";
 import { LibraryError } from "../errors.ts";
-import { checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
 import {
   allocationLog,
   type Backend,
@@ -325,12 +325,14 @@ export function cudaSynchronize(): void {
  * synchronises (a copy to the host such as `item()`, or `cudaSynchronize()`).
  */
 export function setCudaSyncChecks(on: boolean): void {
+  booleanOption(on, "setCudaSyncChecks() on", false); // "false" would turn them on
   cudaBackend();
   cudaCheck(loaded!.device.sl_device_set_sync_checks(on ? 1 : 0));
 }
 
 /** Selects the CUDA device that later allocations and kernels use (default 0). */
 export function setCudaDevice(index: number): void {
+  numberOption(index, "CUDA device index");
   if (!Number.isInteger(index) || index < 0) {
     throw new RangeError(`CUDA device index must be a non-negative integer, got ${index}`);
   }
@@ -369,6 +371,7 @@ export function cudaMemoryStats(): CudaMemoryStats {
  * device out of memory.
  */
 export function setCudaCacheLimit(bytes: number): void {
+  numberOption(bytes, "setCudaCacheLimit() bytes");
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new RangeError(
       `setCudaCacheLimit() needs a non-negative integer number of bytes, got ${bytes}`,

@@ -9,7 +9,7 @@ import { HostStorage } from "../backend/cpu.ts";
 import { ShapeError } from "../errors.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { shapeString, Tensor } from "../tensor.ts";
-import { booleanOption, checkOptionKeys, freezeSettings } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 
 /** Options of `batches`. */
 export interface BatchOptions {
@@ -148,6 +148,7 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
    * same batches, in the same order, as one that never stopped.
    */
   skipEpochs(epochs: number): void {
+    numberOption(epochs, "skipEpochs() epochs");
     if (!Number.isSafeInteger(epochs) || epochs < 0) {
       throw new RangeError(`skipEpochs() epochs must be a whole number >= 0, got ${epochs}`);
     }

@@ -20,7 +20,7 @@
 import type { Device } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { ShapeError } from "../errors.ts";
-import { checkOptionKeys, freezeSettings } from "../options.ts";
+import { checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { remapParameterState } from "../optim/param_state.ts";
 import { type Generator, generatorFrom } from "../random.ts";
 import { checkInt32Size, MAX_INT32, SparsePattern } from "../sparsity/pattern.ts";
@@ -369,6 +369,7 @@ export class SparseLinear extends Module {
    * ```
    */
   forwardGroupSum(x: Tensor, size: number): Tensor {
+    numberOption(size, "SparseLinear.forwardGroupSum() size");
     if (!Number.isInteger(size) || size < 1 || this.outFeatures % size !== 0) {
       throw new RangeError(
         `SparseLinear.forwardGroupSum() size must be an integer >= 1 dividing outFeatures ` +

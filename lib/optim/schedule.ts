@@ -7,7 +7,7 @@
  * (PyTorch's schedulers continue from it instead). Without such changes both agree.
  * @module
  */
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 import { checkOption } from "./optimizer.ts";
 
 /** Anything with a settable learning rate (every `Optimizer`). */
@@ -78,7 +78,7 @@ export function cosineSchedule(
 ): LrSchedule {
   const baseLr = checkOptimizer(optimizer, "cosineSchedule");
   checkOptionKeys(options, ["totalSteps", "minLr"], "cosineSchedule()");
-  const total = options?.totalSteps;
+  const total = numberOption(options.totalSteps, "cosineSchedule() totalSteps");
   if (!Number.isInteger(total) || total < 1) {
     throw new RangeError(`Invalid totalSteps: ${String(total)}; it must be an integer >= 1`);
   }
@@ -112,7 +112,7 @@ export interface StepScheduleOptions {
 export function stepSchedule(optimizer: HasLearningRate, options: StepScheduleOptions): LrSchedule {
   const baseLr = checkOptimizer(optimizer, "stepSchedule");
   checkOptionKeys(options, ["stepSize", "gamma"], "stepSchedule()");
-  const size = options?.stepSize;
+  const size = numberOption(options.stepSize, "stepSchedule() stepSize");
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(`Invalid stepSize: ${String(size)}; it must be an integer >= 1`);
   }

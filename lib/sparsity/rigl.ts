@@ -475,6 +475,7 @@ export class DynamicSparsity implements DynamicSparsitySettings {
 
   /** Sets SET's seed (see the getter), e.g. when resuming training from a checkpoint. */
   set seed(value: number) {
+    numberOption(value, "seed", undefined, "[0, 2^32)");
     if (!Number.isInteger(value) || value < 0 || value >= 2 ** 32) {
       throw new RangeError(`seed must be an integer in [0, 2^32), got ${value}`);
     }
@@ -488,6 +489,7 @@ export class DynamicSparsity implements DynamicSparsitySettings {
 
   /** Sets the step counter, e.g. when resuming training from a checkpoint. */
   set stepCount(t: number) {
+    numberOption(t, "stepCount", undefined, "[0, 2^53)");
     if (!Number.isSafeInteger(t) || t < 0) {
       throw new RangeError(`stepCount must be a non-negative integer, got ${t}`);
     }
