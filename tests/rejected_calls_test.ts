@@ -23,6 +23,7 @@ import { setCudaCacheLimit, setCudaDevice, setCudaSyncChecks } from "../lib/back
 import { setNumThreads } from "../ffi/library.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { Generator } from "../lib/random.ts";
+import { ShapeError } from "../lib/errors.ts";
 import type { Module } from "../lib/nn/module.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
@@ -250,4 +251,29 @@ Deno.test("setters and setup calls: a string is a TypeError naming it, a bad num
   rejects(() => setNumThreads("2" as never), TypeError, /the string "2"/);
   assert.equal(dynamic.stepCount, 0);
   assert.equal(optimizer.lr, 0.1);
+});
+
+Deno.test("setPattern / replacePattern: values or oldIndexOf of the wrong kind are TypeErrors", () => {
+  const layer = new SparseLinear(6, 4, { sparsity: 0.5, seed: 3 });
+  const rows = new Int32Array([0, 1]), cols = new Int32Array([0, 1]);
+  const before = snapshot(layer);
+  // These were ShapeErrors saying "got object", as if the length were wrong.
+  rejects(
+    () => layer.setPattern(rows, cols, [1, 2] as never),
+    TypeError,
+    /setPattern\(\) values must be a Float32Array \(one value per connection, 2\), got Array/,
+  );
+  rejects(
+    () => layer.setPattern(rows, cols, new Float32Array(2), new Float32Array(2) as never),
+    TypeError,
+    /oldIndexOf must be an Int32Array \(one entry per connection, 2\), got Float32Array/,
+  );
+  rejects(
+    () => layer.replacePattern(layer.pattern, Array.from(layer.weights.data) as never),
+    TypeError,
+    /replacePattern\(\) values must be a Float32Array .*got Array/,
+  );
+  // A wrong count stays a ShapeError.
+  rejects(() => layer.setPattern(rows, cols, new Float32Array(3)), ShapeError, /got 3 values/);
+  assert.deepEqual(snapshot(layer), before);
 });

@@ -19,7 +19,7 @@
  */
 import type { Device } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { remapParameterState } from "../optim/param_state.ts";
 import { type Generator, generatorFrom } from "../random.ts";
@@ -415,12 +415,7 @@ export class SparseLinear extends Module {
       "setPattern() connections",
     );
     const nnz = pattern.nnz;
-    if (!(values instanceof Float32Array) || values.length !== nnz) {
-      throw new ShapeError(
-        `setPattern() needs a Float32Array of one value per connection (${nnz}), got ` +
-          `${values instanceof Float32Array ? `${values.length} values` : typeof values}`,
-      );
-    }
+    checkValues(values, nnz, "setPattern() values");
     if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, nnz);
     const csrValues = new Float32Array(nnz);
     for (let p = 0; p < nnz; p++) csrValues[p] = values[perm[p]];
@@ -447,19 +442,22 @@ export class SparseLinear extends Module {
           `weight is ${this.outFeatures}×${this.inFeatures} (outFeatures × inFeatures)`,
       );
     }
-    if (!(values instanceof Float32Array) || values.length !== pattern.nnz) {
-      throw new ShapeError(
-        `replacePattern() needs one Float32Array value per connection (${pattern.nnz})`,
-      );
-    }
+    checkValues(values, pattern.nnz, "replacePattern() values");
     if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, pattern.nnz);
     this.#applyPattern(pattern, values.slice(), true, oldIndexOf?.slice());
   }
 
   #checkOldIndexOf(oldIndexOf: Int32Array, nnz: number): void {
-    if (!(oldIndexOf instanceof Int32Array) || oldIndexOf.length !== nnz) {
+    if (!(oldIndexOf instanceof Int32Array)) {
+      throw new TypeError(
+        `oldIndexOf must be an Int32Array (one entry per connection, ${nnz}), got ` +
+          describeValue(oldIndexOf),
+      );
+    }
+    if (oldIndexOf.length !== nnz) {
       throw new ShapeError(
-        `oldIndexOf must be an Int32Array of ${nnz} entries (one per connection)`,
+        `oldIndexOf must be an Int32Array of ${nnz} entries (one per connection), got ` +
+          `${oldIndexOf.length}`,
       );
     }
     const oldNnz = this.nnz;
@@ -627,6 +625,21 @@ function checkFeatures(value: unknown, name: string): void {
     throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
   checkInt32Size(value, name);
+}
+
+/** A Float32Array of one value per connection (TypeError for another kind, ShapeError count). */
+function checkValues(values: unknown, nnz: number, name: string): void {
+  if (!(values instanceof Float32Array)) {
+    throw new TypeError(
+      `${name} must be a Float32Array (one value per connection, ${nnz}), got ` +
+        describeValue(values),
+    );
+  }
+  if (values.length !== nnz) {
+    throw new ShapeError(
+      `${name} must hold one value per connection (${nnz}), got ${values.length} values`,
+    );
+  }
 }
 
 /** Host copy of a float state entry after checking its kind and element count. */
