@@ -24,6 +24,7 @@ import { setNumThreads } from "../ffi/library.ts";
 import { IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { Generator } from "../lib/random.ts";
 import { ShapeError } from "../lib/errors.ts";
+import { RunningMetrics } from "../lib/train/metrics.ts";
 import type { Module } from "../lib/nn/module.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
@@ -276,4 +277,25 @@ Deno.test("setPattern / replacePattern: values or oldIndexOf of the wrong kind a
   // A wrong count stays a ShapeError.
   rejects(() => layer.setPattern(rows, cols, new Float32Array(3)), ShapeError, /got 3 values/);
   assert.deepEqual(snapshot(layer), before);
+});
+
+Deno.test("RunningMetrics.add and Sequential.append refuse what would break later", () => {
+  const metrics = new RunningMetrics();
+  metrics.add(0.5, 2, 1);
+  const before = { ...metrics };
+  // A missing correct count made the accuracy NaN; a string size was concatenated ("022").
+  rejects(() => metrics.add(0.5, 2, undefined as never), TypeError, /correct must be a count/);
+  rejects(() => metrics.add(0.5, "2" as never, null), TypeError, /size must be a number/);
+  rejects(() => metrics.add("0.5" as never, 2, null), TypeError, /loss must be a number/);
+  rejects(() => metrics.add(0.5, 1.5, null), RangeError, /size must be an integer >= 0/);
+  rejects(() => metrics.add(0.5, 2, 3), RangeError, /correct must be an integer in \[0, 2\]/);
+  assert.deepEqual({ ...metrics }, before);
+  assert.equal(metrics.accuracy, 50);
+  // A chain inside itself: every later parameters() overflowed the stack.
+  const chain = new Sequential(new Linear(2, 2));
+  const outer = new Sequential(chain);
+  rejects(() => chain.append(chain), TypeError, /cannot contain itself/);
+  rejects(() => chain.append(outer), TypeError, /cannot contain itself/);
+  assert.equal(chain.length, 1);
+  assert.equal(outer.parameters().length, 2);
 });

@@ -131,6 +131,10 @@ export abstract class Module {
     if (!(module instanceof Module)) {
       throw new TypeError(`Child "${name}" must be a Module, got ${typeof module}`);
     }
+    // A cycle would make every walk of the tree (parameters(), stateDict()) overflow the stack.
+    if (module.namedModules().some(([, m]) => m === this)) {
+      throw new TypeError(`Child "${name}" contains this module: a module cannot contain itself`);
+    }
     this.#children.set(name, module);
   }
 

@@ -5,6 +5,7 @@
  */
 import { describeValue, ShapeError } from "../errors.ts";
 import { shapeString, Tensor } from "../tensor.ts";
+import { numberOption } from "../options.ts";
 
 /**
  * Number of rows of `logits` `[batch, classes]` whose largest entry is at `labels[row]` (the
@@ -73,6 +74,27 @@ export class RunningMetrics {
 
   /** Adds a batch: its loss value (a mean over the batch), its size, and correct count. */
   add(loss: number, size: number, correct: number | null): void {
+    // Checked before any field changes: a missing count made the accuracy NaN, and a string
+    // size was concatenated onto the example count.
+    numberOption(loss, "RunningMetrics.add() loss");
+    numberOption(size, "RunningMetrics.add() size");
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new RangeError(`RunningMetrics.add() size must be an integer >= 0, got ${size}`);
+    }
+    if (correct !== null) {
+      if (typeof correct !== "number") {
+        throw new TypeError(
+          "RunningMetrics.add() correct must be a count (a number) or null (no accuracy), got " +
+            describeValue(correct),
+        );
+      }
+      if (!Number.isInteger(correct) || correct < 0 || correct > size) {
+        throw new RangeError(
+          `RunningMetrics.add() correct must be an integer in [0, ${size}] (the batch size), ` +
+            `got ${correct}`,
+        );
+      }
+    }
     this.lossSum += loss * size;
     this.examples += size;
     this.steps++;
