@@ -6,7 +6,7 @@
  * way and break a later call.
  */
 import assert from "node:assert/strict";
-import { ones, tensor, zeros } from "../lib/creation.ts";
+import { full, ones, tensor, zeros } from "../lib/creation.ts";
 import { batches } from "../lib/data/batches.ts";
 import { ActivationSparsity } from "../lib/nn/activation_sparsity.ts";
 import { Dropout } from "../lib/nn/dropout.ts";
@@ -298,4 +298,22 @@ Deno.test("RunningMetrics.add and Sequential.append refuse what would break late
   rejects(() => chain.append(outer), TypeError, /cannot contain itself/);
   assert.equal(chain.length, 1);
   assert.equal(outer.parameters().length, 2);
+});
+
+Deno.test("ActivationSparsity loadStateDict: a dutyCycle of the wrong kind or rank says what it got", () => {
+  const layer = new ActivationSparsity({ features: 4 });
+  const boostStrength = full([1], 1);
+  // Both said only "must be a float tensor of shape [F]".
+  rejects(
+    () =>
+      layer.loadStateDict({ dutyCycle: new IndexTensor(new Int32Array(4), [4]), boostStrength }),
+    Error,
+    /"dutyCycle" must be a float tensor of shape \[F\], got an IndexTensor/,
+  );
+  rejects(
+    () => layer.loadStateDict({ dutyCycle: zeros([2, 2]), boostStrength }),
+    Error,
+    /"dutyCycle" must be a float tensor of shape \[F\], got shape \[2, 2\]/,
+  );
+  assert.deepEqual(values(layer.dutyCycle), [0, 0, 0, 0]);
 });

@@ -384,8 +384,13 @@ export class ActivationSparsity extends Module {
     let applyDutyCycle: (() => void) | null = null;
     if (dc !== undefined) {
       const name = `"${prefix}dutyCycle"`;
-      if (!(dc instanceof Tensor) || dc.ndim !== 1) {
-        throw new ShapeError(`${name} must be a float tensor of shape [F]`);
+      if (!(dc instanceof Tensor)) {
+        throw new TypeError(`${name} must be a float tensor of shape [F], got an IndexTensor`);
+      }
+      if (dc.ndim !== 1) {
+        throw new ShapeError(
+          `${name} must be a float tensor of shape [F], got shape ${shapeString(dc.shape)}`,
+        );
       }
       const f = dc.shape[0];
       if (this.#features !== null && f !== this.#features) {
