@@ -14,6 +14,7 @@ import { LayerNorm } from "../lib/nn/layer_norm.ts";
 import { Linear } from "../lib/nn/linear.ts";
 import { Sequential } from "../lib/nn/sequential.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { pruneAndGrow } from "../lib/sparsity/rigl.ts";
 import { sum } from "../lib/ops/reduce.ts";
 import { Adam } from "../lib/optim/adam.ts";
 import type { Optimizer } from "../lib/optim/optimizer.ts";
@@ -316,4 +317,24 @@ Deno.test("ActivationSparsity loadStateDict: a dutyCycle of the wrong kind or ra
     /"dutyCycle" must be a float tensor of shape \[F\], got shape \[2, 2\]/,
   );
   assert.deepEqual(values(layer.dutyCycle), [0, 0, 0, 0]);
+});
+
+Deno.test("pruneAndGrow names a missing layer or source, an unknown kind and a string k", () => {
+  const layer = new SparseLinear(6, 4, { sparsity: 0.5, seed: 3 });
+  const before = snapshot(layer);
+  const set = { kind: "set" as const, seed: 1n };
+  const cases: [() => unknown, RegExp][] = [
+    // "Cannot read properties of null (reading 'kind')" / "(reading 'pattern')".
+    [() => pruneAndGrow(layer, 1, null as never), /pruneAndGrow\(\) source must be .*got null/],
+    [() => pruneAndGrow(undefined as never, 1, set), /pruneAndGrow\(\) layer .*got undefined/],
+    // Taken as SET: "sampleAbsent() seed must be an integer ..., got undefined".
+    [
+      () => pruneAndGrow(layer, 1, { kind: "random" } as never),
+      /source\.kind must be "rigl" or "set", got the string "random"/,
+    ],
+    // "k must be an integer in [0, nnz = 12], got 1".
+    [() => pruneAndGrow(layer, "1" as never, set), /pruneAndGrow\(\) k must be a number/],
+  ];
+  for (const [fn, pattern] of cases) rejects(fn, TypeError, pattern);
+  assert.deepEqual(snapshot(layer), before);
 });

@@ -68,7 +68,7 @@ import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
 import { registeredStateCount } from "../optim/param_state.ts";
 import { SparsePattern } from "./pattern.ts";
 import { Tensor } from "../tensor.ts";
-import { requireModule } from "../errors.ts";
+import { describeValue, requireModule, requireObject } from "../errors.ts";
 import {
   csrDropGrow,
   denseGradTopk,
@@ -290,6 +290,19 @@ export function pruneAndGrow(
   k: number,
   source: GrowthSource,
 ): UpdateReport {
+  requireObject(layer, "pruneAndGrow() layer", "a SparseLinear");
+  numberOption(k, "pruneAndGrow() k");
+  requireObject(
+    source,
+    "pruneAndGrow() source",
+    '{ kind: "rigl", x, dy, batch, maxSize } or { kind: "set", seed }',
+  );
+  const kind: unknown = source.kind;
+  if (kind !== "rigl" && kind !== "set") {
+    throw new TypeError(
+      `pruneAndGrow() source.kind must be "rigl" or "set", got ${describeValue(kind)}`,
+    );
+  }
   return planPruneAndGrow(layer, k, source)();
 }
 
