@@ -58,48 +58,9 @@ import { sum } from "../lib/ops/reduce.ts";
 import { reshape } from "../lib/ops/shape.ts";
 import { symbols } from "../ffi/symbols.ts";
 import { parseTrainArgs, UsageError } from "../examples/train_mnist.ts";
+import { type ErrorClass, rejects, rejectsAsync } from "./_rejects.ts";
 
 // ------------------------------------------------------------------------------ helpers ----
-
-type ErrorClass = new (...args: never[]) => Error;
-
-/** Asserts `fn` throws exactly `cls` (not a subclass' sibling) with every pattern in its message. */
-function rejects(fn: () => unknown, cls: ErrorClass, ...patterns: RegExp[]): Error {
-  let caught: unknown = null;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught !== null, "expected an error, but the call succeeded");
-  assert.ok(
-    caught instanceof cls,
-    `expected ${cls.name}, got ${(caught as Error)?.name}: ${caught}`,
-  );
-  assert.equal((caught as Error).constructor, cls, `expected exactly ${cls.name}`);
-  for (const p of patterns) assert.match((caught as Error).message, p);
-  return caught as Error;
-}
-
-async function rejectsAsync(
-  fn: () => Promise<unknown>,
-  cls: ErrorClass,
-  ...patterns: RegExp[]
-): Promise<Error> {
-  let caught: unknown = null;
-  try {
-    await fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught !== null, "expected an error, but the call succeeded");
-  assert.ok(
-    caught instanceof cls,
-    `expected ${cls.name}, got ${(caught as Error)?.name}: ${caught}`,
-  );
-  for (const p of patterns) assert.match((caught as Error).message, p);
-  return caught as Error;
-}
 
 /** Everything a call could change on a layer, as comparable plain data. */
 function layerState(layer: SparseLinear): unknown {

@@ -408,18 +408,22 @@ Deno.test("bad inputs: shape mismatch names both shapes", () => {
   );
 });
 
-Deno.test("bad inputs: tensors on different devices, unknown device names, non-tensors", () => {
-  // A stand-in for device memory: the device check must fire before anything touches it.
-  const fake: Storage = {
+/** A stand-in for CUDA memory, for checks that must fire before anything touches it. */
+function fakeDeviceStorage(length: number): Storage {
+  return {
     device: "cuda",
     dtype: "float32",
-    length: 3,
+    length,
     host: undefined,
     ptr: () => null,
-    toHost: () => new Float32Array(3),
+    toHost: () => new Float32Array(length),
     write: () => {},
     dispose: () => {},
   };
+}
+
+Deno.test("bad inputs: tensors on different devices, unknown device names, non-tensors", () => {
+  const fake = fakeDeviceStorage(3);
   const onCuda = new Tensor(fake, [3]);
   const onCpu = zeros([3]);
   throws(
@@ -507,18 +511,9 @@ Deno.test("backward(grad) needs the tensor's own shape, not just its element cou
 });
 
 Deno.test("backward(grad) needs a gradient on the tensor's own device", () => {
-  // A stand-in for device memory. The gradient used to reach the ops' backwards, which ran
-  // this tensor's (CPU) kernels on it: on a GPU machine, a CPU kernel reading a device pointer.
-  const fake: Storage = {
-    device: "cuda",
-    dtype: "float32",
-    length: 3,
-    host: undefined,
-    ptr: () => null,
-    toHost: () => new Float32Array(3),
-    write: () => {},
-    dispose: () => {},
-  };
+  // The gradient used to reach the ops' backwards, which ran this tensor's (CPU) kernels on
+  // it: on a GPU machine, a CPU kernel reading a device pointer.
+  const fake = fakeDeviceStorage(3);
   const x = input([2, 3]);
   throws(
     () => sum(x, 0).backward(new Tensor(fake, [3])),

@@ -27,21 +27,7 @@ import { Generator } from "../lib/random.ts";
 import { ShapeError } from "../lib/errors.ts";
 import { RunningMetrics } from "../lib/train/metrics.ts";
 import type { Module } from "../lib/nn/module.ts";
-
-type ErrorClass = new (...args: never[]) => Error;
-
-/** Asserts `fn` throws exactly `cls` with every pattern in its message. */
-function rejects(fn: () => unknown, cls: ErrorClass, ...patterns: RegExp[]): void {
-  let caught: unknown = null;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught !== null, "expected an error, but the call succeeded");
-  assert.equal((caught as Error).constructor, cls, `expected ${cls.name}, got ${caught}`);
-  for (const p of patterns) assert.match((caught as Error).message, p);
-}
+import { type ErrorClass, rejects } from "./_rejects.ts";
 
 const values = (t: Tensor | null) => t === null ? null : Array.from(t.toArray());
 
