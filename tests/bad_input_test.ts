@@ -820,16 +820,9 @@ Deno.test({
   name: "bad input: loading the library without FFI permission names the flag",
   ignore: !canRun,
   fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const script = join(dir, "load.ts");
-      await Deno.writeTextFile(script, LOAD_AND_REPORT);
-      const { output } = await runDeno(["run", "--quiet", "--allow-read", "--allow-env", script]);
-      assert.match(output, /ERROR LibraryError: .*needs FFI permission: run Deno with --allow-ffi/);
-      assert.doesNotMatch(output, /stale/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const output = await loadFromScript(() => ["--allow-read", "--allow-env"]);
+    assert.match(output, /ERROR LibraryError: .*needs FFI permission: run Deno with --allow-ffi/);
+    assert.doesNotMatch(output, /stale/);
   },
 });
 
@@ -839,22 +832,30 @@ Deno.test({
   fn: async () => {
     // The library is there (build/, or SPARSELINEAR_LIB), but without --allow-read its stat
     // fails: that was reported as "not found ... Build it with `deno task build`".
-    const dir = await Deno.makeTempDir();
-    try {
-      const script = join(dir, "load.ts");
-      await Deno.writeTextFile(script, LOAD_AND_REPORT);
-      const { output } = await runDeno(
-        ["run", "--quiet", `--allow-read=${dir}`, "--allow-ffi", "--allow-env", script],
-        { SPARSELINEAR_LIB: "/tmp/some/libsparselinear.so" },
-      );
-      assert.match(output, /ERROR LibraryError: .*read permission.*--allow-read/);
-      assert.ok(output.includes("/tmp/some/libsparselinear.so"), output);
-      assert.doesNotMatch(output, /not found|deno task build/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const output = await loadFromScript(
+      (dir) => [`--allow-read=${dir}`, "--allow-ffi", "--allow-env"],
+      { SPARSELINEAR_LIB: "/tmp/some/libsparselinear.so" },
+    );
+    assert.match(output, /ERROR LibraryError: .*read permission.*--allow-read/);
+    assert.ok(output.includes("/tmp/some/libsparselinear.so"), output);
+    assert.doesNotMatch(output, /not found|deno task build/);
   },
 });
+
+/** Output of LOAD_AND_REPORT run as a script file in a temporary directory with `flags(dir)`. */
+async function loadFromScript(
+  flags: (dir: string) => string[],
+  env: Record<string, string> = {},
+): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = join(dir, "load.ts");
+    await Deno.writeTextFile(script, LOAD_AND_REPORT);
+    return (await runDeno(["run", "--quiet", ...flags(dir), script], env)).output;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
 
 Deno.test({
   name: "bad input: SL_NUM_THREADS that is not a thread count; setNumThreads out of range",
