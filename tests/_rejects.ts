@@ -9,38 +9,34 @@ export type ErrorClass = new (...args: never[]) => Error;
 
 /** Asserts `fn` throws exactly `cls` (not a subclass' sibling) with every pattern in its message. */
 export function rejects(fn: () => unknown, cls: ErrorClass, ...patterns: RegExp[]): Error {
-  let caught: unknown = null;
   try {
     fn();
   } catch (err) {
-    caught = err;
+    assert.equal((err as Error)?.constructor, cls, `expected exactly ${cls.name}, got ${err}`);
+    return checkCaught(err, cls, patterns);
   }
-  assert.ok(caught !== null, "expected an error, but the call succeeded");
-  assert.ok(
-    caught instanceof cls,
-    `expected ${cls.name}, got ${(caught as Error)?.name}: ${caught}`,
-  );
-  assert.equal((caught as Error).constructor, cls, `expected exactly ${cls.name}`);
-  for (const p of patterns) assert.match((caught as Error).message, p);
-  return caught as Error;
+  assert.fail("expected an error, but the call succeeded");
 }
 
+/** Asserts the promise `fn` returns rejects with `cls` (or a subclass) matching every pattern. */
 export async function rejectsAsync(
   fn: () => Promise<unknown>,
   cls: ErrorClass,
   ...patterns: RegExp[]
 ): Promise<Error> {
-  let caught: unknown = null;
   try {
     await fn();
   } catch (err) {
-    caught = err;
+    return checkCaught(err, cls, patterns);
   }
-  assert.ok(caught !== null, "expected an error, but the call succeeded");
+  assert.fail("expected an error, but the call succeeded");
+}
+
+function checkCaught(caught: unknown, cls: ErrorClass, patterns: RegExp[]): Error {
   assert.ok(
     caught instanceof cls,
     `expected ${cls.name}, got ${(caught as Error)?.name}: ${caught}`,
   );
-  for (const p of patterns) assert.match((caught as Error).message, p);
-  return caught as Error;
+  for (const p of patterns) assert.match(caught.message, p);
+  return caught;
 }
