@@ -32,7 +32,7 @@ const RANDOM_OPTIONS = [...CREATE_OPTIONS, "seed"];
 export type NestedNumbers = number | NestedNumbers[];
 
 function place(host: Float32Array, shape: readonly number[], options: CreateOptions): Tensor {
-  const device = checkDevice(options.device ?? "cpu");
+  const device = checkDevice(options.device === undefined ? "cpu" : options.device);
   const storage = device === "cpu" ? new HostStorage(host) : getBackend(device).fromHost(host);
   return new Tensor(storage, shape, booleanOption(options.requiresGrad, "requiresGrad", false));
 }
@@ -122,7 +122,7 @@ export function tensor(
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
   if (typeof value !== "number") {
-    throw new TypeError(`full() value must be a number, got ${typeof value}`);
+    throw new TypeError(`full() value must be a number, got ${describeValue(value)}`);
   }
   return filled(shape, value, options, "full()");
 }

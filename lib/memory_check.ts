@@ -6,6 +6,8 @@
  * the dense creators, the CSC view and prune-and-grow updates check their large allocations.
  * @module
  */
+import { describeValue } from "./errors.ts";
+import { numberOption } from "./options.ts";
 
 /** Memory the process may still allocate, and where the number comes from. */
 export interface AvailableMemory {
@@ -146,7 +148,7 @@ let memoryCheckEnabled = true;
  */
 export function setMemoryCheck(enabled: boolean): boolean {
   if (typeof enabled !== "boolean") {
-    throw new TypeError(`setMemoryCheck() takes a boolean, got ${typeof enabled}`);
+    throw new TypeError(`setMemoryCheck() takes a boolean, got ${describeValue(enabled)}`);
   }
   const previous = memoryCheckEnabled;
   memoryCheckEnabled = enabled;
@@ -170,6 +172,7 @@ export function checkMemoryFits(
   available?: AvailableMemory | null,
   advice = "Raise the sparsity or narrow the layer",
 ): void {
+  numberOption(bytes, "checkMemoryFits() bytes");
   if (!memoryCheckEnabled || !(bytes >= MEMORY_CHECK_THRESHOLD_BYTES)) return;
   const room = available === undefined ? availableMemory() : available;
   if (room === null || bytes <= room.bytes) return;

@@ -38,6 +38,29 @@ export function numberOption(
 }
 
 /**
+ * `value` when it is one of the strings `allowed`, `fallback` when undefined (and a fallback is
+ * given); else a TypeError naming `name` when it is not a string (null included), a RangeError
+ * when it is a string that is not allowed: `scale: 2` and `scale: "log"` both say what is.
+ */
+export function enumOption<T extends string>(
+  value: unknown,
+  name: string,
+  allowed: readonly T[],
+  fallback?: T,
+): T {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) {
+    return value as T;
+  }
+  const list = allowed.map((a) => JSON.stringify(a));
+  const expected = list.length > 1 ? `${list.slice(0, -1).join(", ")} or ${list.at(-1)}` : list[0];
+  if (typeof value !== "string") {
+    throw new TypeError(`${name} must be ${expected}, got ${describeValue(value)}`);
+  }
+  throw new RangeError(`${name} must be ${expected}, got ${JSON.stringify(value)}`);
+}
+
+/**
  * PyTorch/NumPy option names that are spelt differently here, not just in case: the
  * snake_case/case rule below cannot guess them (`randn(shape, { generator })` takes `seed`).
  */

@@ -167,7 +167,8 @@ function rotl(x: number, k: number): number {
 /** A generator from a seed, or a fresh time-seeded one when none is given. */
 export function generatorFrom(seedOrGenerator?: number | Generator): Generator {
   if (seedOrGenerator instanceof Generator) return seedOrGenerator;
-  return new Generator(seedOrGenerator ?? randomSeed());
+  // Only undefined means "no seed": null is refused by the Generator ("Seed must be a number").
+  return new Generator(seedOrGenerator === undefined ? randomSeed() : seedOrGenerator);
 }
 
 /** A fresh seed for an unseeded generator. */

@@ -197,7 +197,8 @@ Deno.test("E3: non-integer and NaN dimensions are refused", () => {
 });
 
 Deno.test("E5: a density that is not a number is refused", () => {
-  assert.throws(() => erkSparsities([[10, 10]], "0.5" as never), RangeError);
+  // A wrong kind: a TypeError (README's error contract), not "must be in (0, 1], got 0.5".
+  assert.throws(() => erkSparsities([[10, 10]], "0.5" as never), TypeError);
 });
 
 Deno.test("E7: powerScale must be finite", () => {
@@ -216,7 +217,7 @@ Deno.test("E8/E12: custom must be an array of at most one entry per layer", () =
 });
 
 Deno.test("E9/E10/E11: custom entries are numbers in [0, 1], 1 included", () => {
-  assert.throws(() => erkSparsities([[10, 10]], 0.5, { custom: ["0.5" as never] }), RangeError);
+  assert.throws(() => erkSparsities([[10, 10]], 0.5, { custom: ["0.5" as never] }), TypeError);
   assert.throws(() => erkSparsities([[10, 10]], 0.5, { custom: [-0.1] }), RangeError);
   assert.equal(erkSparsities([[10, 10], [5, 5]], 0.5, { custom: [1] })[0], 1);
 });

@@ -284,6 +284,7 @@ export interface CudaDeviceInfo {
 
 /** Properties of the CUDA device `index` (default: the current one). */
 export function cudaDeviceInfo(index?: number): CudaDeviceInfo {
+  if (index !== undefined) numberOption(index, "cudaDeviceInfo() index");
   cudaBackend();
   const lib = loaded!;
   const device = index ?? lib.device.sl_device_get();
@@ -412,7 +413,7 @@ export function releaseCudaCache(): number {
 export async function reclaimDeviceMemory(options: { collect?: boolean } = {}): Promise<number> {
   checkOptionKeys(options, ["collect"], "reclaimDeviceMemory()");
   const before = live.bytes;
-  if (options.collect) {
+  if (booleanOption(options.collect, "reclaimDeviceMemory() collect", false)) {
     // Short-lived objects fill the young generation, whose collection finds the dead tensors
     // (a tensor that lived through one step dies young).
     let junk: number[][] = [];

@@ -229,6 +229,7 @@ export function batches(
   }
   checkOptionKeys(options, BATCH_OPTIONS, "batches()");
   const { batchSize } = options;
+  numberOption(batchSize, "batchSize");
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   }
@@ -256,7 +257,9 @@ export function batches(
     }
     xExample = [count === 0 ? 0 : x.length / count];
   }
-  const device = checkDevice(options.device ?? (x instanceof Tensor ? x.device : "cpu"));
+  const device = checkDevice(
+    options.device !== undefined ? options.device : x instanceof Tensor ? x.device : "cpu",
+  );
   const xHost = x instanceof Tensor
     ? (x.storage.host as Float32Array | undefined) ?? x.toArray()
     : x;

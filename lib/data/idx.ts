@@ -15,6 +15,7 @@ import { gunzipSync } from "node:zlib";
 import { FormatError } from "../io/format_error.ts";
 import { checkPath } from "../io/atomic_write.ts";
 import { describeValue, requireObject } from "../errors.ts";
+import { numberOption } from "../options.ts";
 
 /** Element types of IDX files. */
 export type IdxDType = "uint8" | "int8" | "int16" | "int32" | "float32" | "float64";
@@ -197,6 +198,7 @@ export function encodeIdx(idx: IdxData): Uint8Array {
   if (idx.shape.length > 255) throw new RangeError("An IDX file holds at most 255 dimensions");
   let count = 1;
   for (const d of idx.shape) {
+    numberOption(d, "encodeIdx() shape entries");
     if (!Number.isInteger(d) || d < 0 || d > 0xffffffff) {
       throw new RangeError(`IDX dimensions must be integers in [0, 2^32), got [${idx.shape}]`);
     }

@@ -11,7 +11,8 @@
 import { join } from "node:path";
 import { FormatError } from "../io/format_error.ts";
 import { decodeIdx, type IdxData } from "./idx.ts";
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
+import { describeValue } from "../errors.ts";
 
 /** Mean of MNIST training pixels (scaled to [0, 1]), as in PyTorch's examples. */
 export const MNIST_MEAN = 0.1307;
@@ -175,13 +176,17 @@ export async function loadMnist(options: MnistOptions): Promise<Mnist> {
     std = MNIST_STD;
   } else if (typeof normalize === "object" && normalize !== null) {
     ({ mean, std } = normalize);
+    numberOption(mean, "normalize.mean");
+    numberOption(std, "normalize.std");
     if (!Number.isFinite(mean) || !Number.isFinite(std) || std <= 0) {
       throw new RangeError(
         `normalize needs a finite mean and a positive std, got mean ${mean}, std ${std}`,
       );
     }
   } else if (normalize !== false) {
-    throw new TypeError("normalize must be true, false or { mean, std }");
+    throw new TypeError(
+      `normalize must be true, false or { mean, std }, got ${describeValue(normalize)}`,
+    );
   }
   const train = await loadSplit(options.dir, MNIST_FILES.train, flatten, mean, std);
   const test = await loadSplit(options.dir, MNIST_FILES.test, flatten, mean, std);

@@ -30,6 +30,8 @@
 import { checkPath, writeFileAtomic, writeFileAtomicSync } from "./atomic_write.ts";
 import { type Json, JsonNumber, JsonObject, readJson, show } from "./json_as_written.ts";
 import { FormatError } from "./format_error.ts";
+import { numberOption } from "../options.ts";
+import { describeValue } from "../errors.ts";
 
 /** Element types of the format (the reference implementation's `Dtype`, in its order). */
 export type SafetensorsDType =
@@ -127,6 +129,10 @@ export function isSafetensorsDType(name: unknown): name is SafetensorsDType {
 
 /** Bytes per element of a dtype. */
 export function dtypeSize(dtype: SafetensorsDType): number {
+  if (!isSafetensorsDType(dtype)) {
+    const Err = typeof dtype === "string" ? RangeError : TypeError;
+    throw new Err(`dtypeSize() dtype must be one of ${KNOWN}, got ${describeValue(dtype)}`);
+  }
   return DTYPES[dtype].size;
 }
 
@@ -158,7 +164,17 @@ function checkTensorForWriting(name: string, t: SafeTensor): Planned {
       `Tensor "${name}" has unknown dtype ${JSON.stringify(t.dtype)}; expected one of ${KNOWN}`,
     );
   }
-  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+  const notNumber = Array.isArray(t.shape) ? t.shape.findIndex((d) => typeof d !== "number") : -1;
+  if (!Array.isArray(t.shape) || notNumber >= 0) {
+    throw new TypeError(
+      `Tensor "${name}" shape must be an array of non-negative integers, got ${
+        Array.isArray(t.shape)
+          ? `${describeValue(t.shape[notNumber])} at index ${notNumber}`
+          : describeValue(t.shape)
+      }`,
+    );
+  }
+  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new RangeError(
       `Tensor "${name}" shape must be an array of non-negative integers, got ${
         JSON.stringify(t.shape)
@@ -646,6 +662,7 @@ export function loadSafetensorsSync(path: string): Safetensors {
 
 /** float16 bits to a number (exact: every half value is a float32 value). */
 export function halfToNumber(bits: number): number {
+  numberOption(bits, "halfToNumber() bits");
   const sign = bits & 0x8000 ? -1 : 1;
   const exponent = (bits >> 10) & 0x1f;
   const fraction = bits & 0x3ff;

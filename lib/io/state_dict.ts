@@ -25,7 +25,7 @@ import {
 import { HostStorage } from "../backend/cpu.ts";
 import { isModule, requireModule, requireObject } from "../errors.ts";
 import { checkPath } from "./atomic_write.ts";
-import { checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, enumOption } from "../options.ts";
 
 const STATE_DICT = "a state dict (an object mapping names to tensors, e.g. model.stateDict())";
 
@@ -53,10 +53,7 @@ export function stateDictToSafetensors(
 ): Record<string, SafeTensor> {
   requireObject(state, "stateDictToSafetensors() state", STATE_DICT);
   checkOptionKeys(options, ["indexDType"], "stateDictToSafetensors()");
-  const indexDType = options.indexDType ?? "I64";
-  if (indexDType !== "I64" && indexDType !== "I32") {
-    throw new RangeError(`indexDType must be "I64" or "I32", got ${JSON.stringify(indexDType)}`);
-  }
+  const indexDType = enumOption(options.indexDType, "indexDType", ["I64", "I32"], "I64");
   const out = Object.create(null) as Record<string, SafeTensor>;
   for (const name of Object.keys(state)) {
     const value = state[name];
@@ -92,7 +89,7 @@ export function safetensorsToStateDict(
   );
   requireObject(like, "safetensorsToStateDict() like", STATE_DICT);
   checkOptionKeys(options, ["strict", "source"], "safetensorsToStateDict()");
-  const strict = options.strict ?? true;
+  const strict = booleanOption(options.strict, "safetensorsToStateDict() strict", true);
   const source = options.source ?? "Checkpoint";
   const state = Object.create(null) as StateDict;
   const problems: string[] = [];
@@ -164,6 +161,7 @@ export async function loadStateDict(
   requireModule(module, "loadStateDict() module");
   checkPath(path, "loadStateDict() path");
   checkOptionKeys(options, ["strict"], "loadStateDict()"); // before the file is read
+  booleanOption(options.strict, "loadStateDict() strict", true);
   const file = await loadSafetensors(path);
   const state = safetensorsToStateDict(file.tensors, module.stateDict(), {
     strict: options.strict,

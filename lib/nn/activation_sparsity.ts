@@ -156,9 +156,14 @@ export interface ActivationSparsityOptions {
   features?: number;
 }
 
-function checkUnitInterval(value: unknown, name: string, closedTop: boolean): number {
+function checkUnitInterval(
+  value: unknown,
+  name: string,
+  closedTop: boolean,
+  fallback: number,
+): number {
   const range = closedTop ? "[0, 1]" : "[0, 1)";
-  const v = numberOption(value, `ActivationSparsity ${name}`, undefined, range);
+  const v = numberOption(value, `ActivationSparsity ${name}`, fallback, range);
   if (!(v >= 0 && (closedTop ? v <= 1 : v < 1))) {
     throw new RangeError(`ActivationSparsity ${name} must be in ${range}, got ${v}`);
   }
@@ -229,8 +234,8 @@ export class ActivationSparsity extends Module {
       ["actSparsity", "alpha", "beta", "kInferenceFactor", "boostStrengthFactor", "features"],
       "ActivationSparsity",
     );
-    this.actSparsity = checkUnitInterval(options.actSparsity ?? 0.65, "actSparsity", false);
-    this.alpha = checkUnitInterval(options.alpha ?? 0.1, "alpha", true);
+    this.actSparsity = checkUnitInterval(options.actSparsity, "actSparsity", false, 0.65);
+    this.alpha = checkUnitInterval(options.alpha, "alpha", true, 0.1);
     const beta = checkBoostStrength(
       numberOption(options.beta, "ActivationSparsity beta", 1.5),
       "ActivationSparsity beta",
@@ -244,9 +249,10 @@ export class ActivationSparsity extends Module {
     }
     this.kInferenceFactor = factor;
     this.boostStrengthFactor = checkUnitInterval(
-      options.boostStrengthFactor ?? 1,
+      options.boostStrengthFactor,
       "boostStrengthFactor",
       true,
+      1,
     );
     this.#boostStrength = beta;
     // Both buffers are optional state: the seed's PyTorch module keeps no state in its state

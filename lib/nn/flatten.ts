@@ -4,12 +4,13 @@
  * @module
  */
 import { record } from "../autograd.ts";
-import { checkOptionKeys, freezeSettings } from "../options.ts";
+import { checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
 function checkDim(dim: number, ndim: number, what: string): number {
   const rank = Math.max(ndim, 1);
+  numberOption(dim, `flatten() ${what}`);
   if (!Number.isInteger(dim) || dim < -rank || dim >= rank) {
     throw new RangeError(`flatten() ${what} ${dim} is outside [${-rank}, ${rank - 1}]`);
   }
@@ -74,8 +75,8 @@ export class Flatten extends Module {
   constructor(options: FlattenOptions = {}) {
     super();
     checkOptionKeys(options, ["startDim", "endDim"], "Flatten");
-    this.startDim = options.startDim ?? 1;
-    this.endDim = options.endDim ?? -1;
+    this.startDim = numberOption(options.startDim, "Flatten startDim", 1);
+    this.endDim = numberOption(options.endDim, "Flatten endDim", -1);
     for (const [name, v] of [["startDim", this.startDim], ["endDim", this.endDim]] as const) {
       if (!Number.isInteger(v)) throw new TypeError(`Flatten ${name} must be an integer, got ${v}`);
     }

@@ -11,9 +11,10 @@ import { ShapeError } from "../errors.ts";
 import { int64Arg } from "../ops/_util.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
-import { freezeSettings } from "../options.ts";
+import { freezeSettings, numberOption } from "../options.ts";
 
 function checkSize(size: unknown, what: string): number {
+  numberOption(size, what);
   if (!Number.isInteger(size) || (size as number) < 1) {
     throw new RangeError(`${what} must be an integer >= 1, got ${String(size)}`);
   }

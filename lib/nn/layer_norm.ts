@@ -7,7 +7,7 @@
  */
 import { isGradEnabled, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
-import { ShapeError } from "../errors.ts";
+import { describeValue, ShapeError } from "../errors.ts";
 import { numel, shapeString, Tensor } from "../tensor.ts";
 import { full } from "../creation.ts";
 import { Module } from "./module.ts";
@@ -29,11 +29,12 @@ function normalizedShapeOf(value: number | readonly number[]): number[] {
   if (!Array.isArray(shape) || shape.length === 0) {
     throw new TypeError(
       `normalizedShape must be a positive integer or a non-empty array of them, got ${
-        JSON.stringify(value)
+        Array.isArray(value) ? "[]" : describeValue(value)
       }`,
     );
   }
   for (const d of shape) {
+    numberOption(d, "normalizedShape entries");
     if (!Number.isInteger(d) || d < 1) {
       throw new RangeError(
         `normalizedShape must hold positive integers, got ${JSON.stringify(value)}`,

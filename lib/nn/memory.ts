@@ -45,8 +45,8 @@
 import { MAX_INT32 } from "../sparsity/pattern.ts";
 import { expectedConnectionCount } from "../sparsity/random.ts";
 import { IndexTensor } from "../tensor.ts";
-import { checkOptionKeys } from "../options.ts";
-import { requireObject } from "../errors.ts";
+import { booleanOption, checkOptionKeys, enumOption, numberOption } from "../options.ts";
+import { describeValue, requireObject } from "../errors.ts";
 import { getNumThreads } from "../../ffi/library.ts";
 import { type AvailableMemory, checkMemoryFits, formatBytes } from "../memory_check.ts";
 
@@ -138,7 +138,8 @@ export interface LayerMemoryEstimate {
 }
 
 function checkCount(value: number, name: string, min: number): void {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+  numberOption(value, name);
+  if (!Number.isSafeInteger(value) || value < min) {
     throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
   }
 }
@@ -157,7 +158,13 @@ function checkShape(shape: SparseLinearShape): void {
 }
 
 /** Bytes per value of `optimizer`'s state; a RangeError naming the kinds for an unknown one. */
-function stateBytesPerValue(optimizer: string): number {
+function stateBytesPerValue(optimizer: unknown): number {
+  if (typeof optimizer !== "string") {
+    throw new TypeError(
+      `optimizer must be one of ${Object.keys(OPTIMIZER_STATE_BYTES_PER_VALUE).join(", ")}; ` +
+        `got ${describeValue(optimizer)}`,
+    );
+  }
   const bytes = (OPTIMIZER_STATE_BYTES_PER_VALUE as Record<string, number>)[optimizer];
   if (bytes === undefined) {
     throw new RangeError(
@@ -190,16 +197,23 @@ export function sparseLinearMemory(
     "sparseLinearMemory()",
   );
   const { inFeatures, outFeatures, nnz } = shape;
-  const hasBias = shape.bias ?? true;
-  const optimizer = options.optimizer ?? "none";
-  const stateBytes = stateBytesPerValue(optimizer);
+  const hasBias = booleanOption(shape.bias, "shape.bias", true);
+  const stateBytes = stateBytesPerValue(
+    options.optimizer === undefined ? "none" : options.optimizer,
+  );
   const trainable = nnz + (hasBias ? outFeatures : 0);
   const values = CONNECTION_BYTES.values * nnz;
-  const csc = options.cscView ? CSC_VIEW_BYTES.total * nnz + 4 * (inFeatures + 1) : 0;
+  const csc = booleanOption(options.cscView, "cscView", false)
+    ? CSC_VIEW_BYTES.total * nnz + 4 * (inFeatures + 1)
+    : 0;
   const pattern = CONNECTION_BYTES.colIdx * nnz + 4 * (outFeatures + 1) + csc;
   const bias = hasBias ? 4 * outFeatures : 0;
-  const gradients = options.gradients ? GRADIENT_BYTES_PER_VALUE * trainable : 0;
-  const indices = options.indices ? INDICES_BYTES_PER_CONNECTION * nnz : 0;
+  const gradients = booleanOption(options.gradients, "gradients", false)
+    ? GRADIENT_BYTES_PER_VALUE * trainable
+    : 0;
+  const indices = booleanOption(options.indices, "indices", false)
+    ? INDICES_BYTES_PER_CONNECTION * nnz
+    : 0;
   return {
     values,
     pattern,
@@ -237,6 +251,7 @@ export interface ActivationEstimate {
 
 /** Batch columns per feature-major tile of the CPU kernels (csrc/cpu/spmm.c: TILE_MAX 64). */
 export function kernelTileColumns(batch: number): number {
+  numberOption(batch, "kernelTileColumns() batch");
   return batch >= 64 ? 64 : Math.ceil(batch / 8) * 8;
 }
 
@@ -271,6 +286,14 @@ export type SparseKernelCall =
   | "input gradient (CSR pattern)"
   | "weight gradient";
 
+const SPARSE_KERNEL_CALLS: readonly SparseKernelCall[] = [
+  "forward",
+  "both gradients",
+  "input gradient (CSC view)",
+  "input gradient (CSR pattern)",
+  "weight gradient",
+];
+
 /**
  * Bytes of scratch one CPU kernel call maps (csrc/cpu/spmm.c), with W = `kernelTileColumns(B)`:
  * the forward's and the SDDMM's feature-major panel of x, `4·W·in` (batch 1: `4·out`, none);
@@ -288,7 +311,13 @@ export function sparseKernelScratch(
   batch: number,
   threads?: number,
 ): number {
+  enumOption(call, "sparseKernelScratch() call", SPARSE_KERNEL_CALLS);
+  requireObject(shape, "sparseKernelScratch() shape", "{ inFeatures, outFeatures, nnz }");
   const { inFeatures: nIn, outFeatures: nOut, nnz } = shape;
+  for (const [name, v] of [["inFeatures", nIn], ["outFeatures", nOut], ["nnz", nnz]] as const) {
+    numberOption(v, `sparseKernelScratch() shape.${name}`);
+  }
+  if (threads !== undefined) numberOption(threads, "sparseKernelScratch() threads");
   const w = kernelTileColumns(batch);
   const one = batch === 1;
   switch (call) {
@@ -325,14 +354,14 @@ export function sparseLinearActivations(
   checkCount(inFeatures, "inFeatures", 1);
   checkCount(outFeatures, "outFeatures", 1);
   checkCount(batch, "batch", 1);
-  const threads = options.threads ?? getNumThreads();
+  const threads = options.threads === undefined ? getNumThreads() : options.threads;
   checkCount(threads, "threads", 1);
-  const nnz = options.nnz ?? 0;
+  const nnz = numberOption(options.nnz, "nnz", 0);
   checkCount(nnz, "nnz", 0);
   const input = 4 * batch * inFeatures;
   const output = 4 * batch * outFeatures;
   const outputGrad = output;
-  const needInputGrad = options.inputGrad ?? true;
+  const needInputGrad = booleanOption(options.inputGrad, "inputGrad", true);
   const inputGrad = needInputGrad ? input : 0;
   // The larger of the forward's scratch and, when the input needs a gradient, the backward's
   // (the CSR scatter at batch 1, both gradients through the CSC view above).
@@ -363,6 +392,11 @@ export type ConnectivityKind = "random" | "small-world" | "user";
  * (up to +32 bytes per connection while `sl_coo_to_csr` runs).
  */
 export function constructionPeakBytes(shape: SparseLinearShape, kind: ConnectivityKind): number {
+  if (typeof kind !== "string") {
+    throw new TypeError(
+      `kind must be "random", "small-world" or "user", got ${describeValue(kind)}`,
+    );
+  }
   const layer = sparseLinearMemory(shape).total;
   const width = shape.inFeatures + shape.outFeatures;
   switch (kind) {
@@ -408,15 +442,15 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
   const { k, growth } = update;
   checkCount(k, "k", 0);
   if (k > nnz) throw new RangeError(`k must be at most nnz (${nnz}), got ${k}`);
-  const state = stateBytesPerValue(update.optimizer ?? "none");
+  const state = stateBytesPerValue(update.optimizer === undefined ? "none" : update.optimizer);
   const perConnection = 4 + 9 + 12 + 8 + 1 + state;
   const perK = 8 + 4 + 8 + 8 + 8; // picked, drop, grown rows/cols, grow keys, report copies
   const width = 40 * (nOut + 1);
   let growthBytes: number;
   if (growth === "rigl") {
-    const maxSize = update.maxSize ?? 1e8;
+    const maxSize = numberOption(update.maxSize, "maxSize", 1e8);
     checkCount(maxSize, "maxSize", 1);
-    const batch = update.batch ?? 64;
+    const batch = numberOption(update.batch, "batch", 64);
     checkCount(batch, "batch", 1);
     const chunkRows = Math.min(nOut, Math.floor(maxSize / nIn));
     // The chunk (4 bytes an entry) and its packed survivors (at most an eighth of the chunk
@@ -424,6 +458,8 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
     growthBytes = 5 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut);
   } else if (growth === "set") {
     growthBytes = 8 * k + 8 * (nOut + 1);
+  } else if (typeof growth !== "string") {
+    throw new TypeError(`growth must be "rigl" or "set", got ${describeValue(growth)}`);
   } else {
     throw new RangeError(`growth must be "rigl" or "set", got "${growth}"`);
   }
@@ -482,20 +518,23 @@ export function checkSparseLinearFits(
   options: SparseLinearSizeOptions = {},
   available?: AvailableMemory | null,
 ): void {
+  numberOption(inFeatures, "inFeatures");
+  numberOption(outFeatures, "outFeatures");
   let nnz: number | null;
   let kind: ConnectivityKind;
   if (options.connectivity !== undefined) {
     nnz = connectionCount(options.connectivity);
     kind = "user";
   } else {
-    nnz = expectedConnectionCount(inFeatures, outFeatures, options.sparsity ?? 0.9);
-    kind = options.smallWorld ? "small-world" : "random";
+    const sparsity = numberOption(options.sparsity, "sparsity", 0.9);
+    nnz = expectedConnectionCount(inFeatures, outFeatures, sparsity);
+    kind = booleanOption(options.smallWorld, "smallWorld", false) ? "small-world" : "random";
   }
   // Hard limits come first (the layer's own checks name them): a request past int32 indices
   // or exact float64 positions cannot be built on any machine, however much memory it has.
   if (nnz === null || !(nnz >= 0) || nnz > MAX_INT32) return;
   if (kind === "random" && inFeatures * outFeatures > Number.MAX_SAFE_INTEGER) return;
-  const shape = { inFeatures, outFeatures, nnz, bias: options.bias ?? true };
+  const shape = { inFeatures, outFeatures, nnz, bias: booleanOption(options.bias, "bias", true) };
   const bytes = constructionPeakBytes(shape, kind);
   const perConnection = (bytes - constructionPeakBytes({ ...shape, nnz: 0 }, kind)) / (nnz || 1);
   checkMemoryFits(

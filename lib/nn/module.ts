@@ -160,6 +160,7 @@ export abstract class Module {
    */
   namedParameters(prefix = "", options: NamedOptions = {}): [string, Tensor][] {
     checkOptionKeys(options, NAMED_OPTIONS, "namedParameters()");
+    booleanOption(options.removeDuplicate, "namedParameters() removeDuplicate", true);
     const out: [string, Tensor][] = [];
     for (const [path, m] of this.#visit(namePrefix(prefix), options)) {
       for (const [name, p] of m.#parameters) if (p !== null) out.push([path + name, p]);
@@ -175,6 +176,7 @@ export abstract class Module {
   /** Every buffer of this module and its descendants, with dotted names (each once by default). */
   namedBuffers(prefix = "", options: NamedOptions = {}): [string, StateValue][] {
     checkOptionKeys(options, NAMED_OPTIONS, "namedBuffers()");
+    booleanOption(options.removeDuplicate, "namedBuffers() removeDuplicate", true);
     const out: [string, StateValue][] = [];
     for (const [path, m] of this.#visit(namePrefix(prefix), options)) {
       for (const [name, b] of m.ownNamedBuffers()) out.push([path + name, b]);
@@ -193,6 +195,7 @@ export abstract class Module {
    */
   namedModules(prefix = "", options: NamedOptions = {}): [string, Module][] {
     checkOptionKeys(options, NAMED_OPTIONS, "namedModules()");
+    booleanOption(options.removeDuplicate, "namedModules() removeDuplicate", true);
     const out = [...this.#tree(namePrefix(prefix))].map(([path, m]): [string, Module] => [
       path.replace(/\.$/, ""),
       m,

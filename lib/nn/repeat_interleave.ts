@@ -8,11 +8,12 @@
 import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { int64Arg, normalizeAxis } from "../ops/_util.ts";
-import { checkOptionKeys, freezeSettings } from "../options.ts";
+import { checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { numel, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
 function checkRepeats(repeats: unknown, what: string): number {
+  numberOption(repeats, what);
   if (!Number.isInteger(repeats) || (repeats as number) < 0) {
     throw new RangeError(`${what} must be an integer >= 0, got ${String(repeats)}`);
   }
@@ -101,7 +102,7 @@ export class RepeatInterleave extends Module {
     super();
     this.repeats = checkRepeats(repeats, "RepeatInterleave repeats");
     checkOptionKeys(options, ["dim"], "RepeatInterleave");
-    this.dim = options.dim ?? 1;
+    this.dim = numberOption(options.dim, "RepeatInterleave dim", 1);
     if (!Number.isInteger(this.dim)) {
       throw new TypeError(`RepeatInterleave dim must be an integer, got ${this.dim}`);
     }

@@ -8,7 +8,7 @@ import { record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import { full } from "../creation.ts";
 import { ShapeError } from "../errors.ts";
-import { booleanOption, checkOptionKeys, freezeSettings } from "../options.ts";
+import { booleanOption, checkOptionKeys, freezeSettings, numberOption } from "../options.ts";
 import { shapeString, Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -108,6 +108,7 @@ export class ScaleShift extends Module {
   /** Creates the layer as the identity map (scale 1, shift 0). */
   constructor(features: number, options: ScaleShiftOptions = {}) {
     super();
+    numberOption(features, "ScaleShift features");
     if (!Number.isInteger(features) || features < 1 || features > MAX_INT32) {
       throw new RangeError(`ScaleShift features must be an integer in [1, 2^31), got ${features}`);
     }

@@ -7,6 +7,7 @@
 import type { Tensor } from "../tensor.ts";
 import { keepsNoReferences, releaseConsumed } from "./intermediates.ts";
 import { Module } from "./module.ts";
+import { numberOption } from "../options.ts";
 
 /**
  * A chain of modules: `forward(x)` feeds `x` through each in order.
@@ -48,6 +49,7 @@ export class Sequential extends Module {
 
   /** The module at `index` (negative counts from the end). */
   at(index: number): Module {
+    numberOption(index, "Sequential index");
     const m = Number.isInteger(index) ? this.#layers.at(index) : undefined;
     if (m === undefined) {
       throw new RangeError(

@@ -153,14 +153,14 @@ export class SparseLinear extends Module {
     checkFeatures(inFeatures, "inFeatures");
     checkFeatures(outFeatures, "outFeatures");
     checkOptionKeys(options, SPARSE_LINEAR_OPTIONS, "SparseLinear"); // an object, known keys
-    const hasBias = options.bias ?? true;
+    const hasBias = options.bias === undefined ? true : options.bias;
     if (typeof hasBias !== "boolean") {
-      throw new TypeError(`bias must be a boolean, got ${typeof hasBias}`);
+      throw new TypeError(`bias must be a boolean, got ${describeValue(hasBias)}`);
     }
     if (options.sparsity !== undefined) checkSparsity(options.sparsity);
-    const smallWorld = options.smallWorld ?? false;
+    const smallWorld = options.smallWorld === undefined ? false : options.smallWorld;
     if (typeof smallWorld !== "boolean") {
-      throw new TypeError(`smallWorld must be a boolean, got ${typeof smallWorld}`);
+      throw new TypeError(`smallWorld must be a boolean, got ${describeValue(smallWorld)}`);
     }
     if (smallWorld && options.connectivity !== undefined) {
       throw new TypeError(
@@ -619,7 +619,7 @@ export class SparseLinear extends Module {
 
 function checkFeatures(value: unknown, name: string): void {
   if (typeof value !== "number") {
-    throw new TypeError(`${name} must be a positive integer, got ${typeof value}`);
+    throw new TypeError(`${name} must be a positive integer, got ${describeValue(value)}`);
   }
   if (!Number.isInteger(value) || value <= 0) {
     throw new RangeError(`${name} must be a positive integer, got ${value}`);

@@ -5,6 +5,7 @@
 import { ptr } from "../../ffi/library.ts";
 import type { Backend, Device } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
+import { numberOption } from "../options.ts";
 import { numel, Tensor } from "../tensor.ts";
 
 /** Largest value of a C int32 size argument. */
@@ -95,6 +96,7 @@ export function normalizeAxis(
   what: string,
   tensorDims: number = ndim,
 ): number {
+  numberOption(axis, what);
   if (!Number.isInteger(axis)) throw new TypeError(`${what} must be an integer, got ${axis}`);
   if (axis < -ndim || axis >= ndim) {
     throw new RangeError(

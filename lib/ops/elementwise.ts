@@ -9,6 +9,7 @@ import { BinaryOp, UnaryOp } from "../../ffi/symbols/dense.ts";
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend/backend.ts";
 import { full } from "../creation.ts";
+import { describeValue } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
 import { allocateEmpty, backendOf, checkTensor, int64Arg, sameDevice } from "./_util.ts";
 import { broadcastStrides, broadcastValidShapes, checkMaxDims, sumToShape } from "./broadcast.ts";
@@ -57,7 +58,7 @@ export function unaryOp(
 
 function checkScalar(value: unknown, what: string): number {
   if (typeof value !== "number") {
-    throw new TypeError(`${what} must be a Tensor or a number, got ${typeof value}`);
+    throw new TypeError(`${what} must be a Tensor or a number, got ${describeValue(value)}`);
   }
   return value;
 }

@@ -7,6 +7,7 @@
 import { getBackend } from "../backend/mod.ts";
 import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
 import { checkOptionKeys, freezeSettings } from "../options.ts";
+import { describeValue } from "../errors.ts";
 
 /** Options of `Adam` and `AdamW`. */
 export interface AdamOptions {
@@ -50,8 +51,8 @@ export class Adam extends Optimizer {
   /** Creates the optimizer over `params` (tensors or a module's parameters). */
   constructor(params: ParamsInput, options: AdamOptions = {}) {
     checkOptionKeys(options, ["lr", "betas", "eps", "weightDecay", "amsgrad"], new.target.name);
-    super(params, options.lr ?? 1e-3);
-    const betas = options.betas ?? [0.9, 0.999];
+    super(params, options.lr === undefined ? 1e-3 : options.lr);
+    const betas = options.betas === undefined ? [0.9, 0.999] : options.betas;
     if (!Array.isArray(betas) || betas.length !== 2) {
       throw new TypeError(`Invalid betas: ${String(betas)}; it must be a pair [beta1, beta2]`);
     }
@@ -59,16 +60,17 @@ export class Adam extends Optimizer {
       checkOption(betas[0], "beta1 (betas[0])", { min: 0, max: 1, maxExclusive: true }),
       checkOption(betas[1], "beta2 (betas[1])", { min: 0, max: 1, maxExclusive: true }),
     ]) as readonly [number, number];
-    this.eps = checkOption(options.eps ?? 1e-8, "eps", { min: 0 });
+    this.eps = checkOption(options.eps, "eps", { min: 0 }, 1e-8);
     this.decoupledWeightDecay = (new.target as typeof Adam).decoupled;
     this.weightDecay = checkOption(
-      options.weightDecay ?? (this.decoupledWeightDecay ? 1e-2 : 0),
+      options.weightDecay,
       "weightDecay",
       { min: 0 },
+      this.decoupledWeightDecay ? 1e-2 : 0,
     );
-    const amsgrad = options.amsgrad ?? false;
+    const amsgrad = options.amsgrad === undefined ? false : options.amsgrad;
     if (typeof amsgrad !== "boolean") {
-      throw new TypeError(`Invalid amsgrad: ${String(amsgrad)}; it must be a boolean`);
+      throw new TypeError(`Invalid amsgrad: ${describeValue(amsgrad)}; it must be a boolean`);
     }
     this.amsgrad = amsgrad;
     freezeSettings(this, ["betas", "eps", "weightDecay", "amsgrad", "decoupledWeightDecay"]);

@@ -25,13 +25,16 @@ export type OptimizerState = Record<string, Tensor>;
 
 /**
  * Checks that an option is a finite number inside a range; throws a RangeError naming it, or a
- * TypeError when it is not a number at all ("0.1" is a string, not a value out of range).
+ * TypeError when it is not a number at all ("0.1" is a string, not a value out of range; null
+ * is not "use the default"). `fallback` stands for an undefined value.
  */
 export function checkOption(
   value: unknown,
   name: string,
   range: { min?: number; max?: number; maxExclusive?: boolean } = {},
+  fallback?: number,
 ): number {
+  if (value === undefined && fallback !== undefined) value = fallback;
   const { min, max, maxExclusive = false } = range;
   const bad = typeof value !== "number" || !Number.isFinite(value) ||
     (min !== undefined && value < min) ||

@@ -82,7 +82,7 @@ export function cosineSchedule(
   if (!Number.isInteger(total) || total < 1) {
     throw new RangeError(`Invalid totalSteps: ${String(total)}; it must be an integer >= 1`);
   }
-  const minLr = checkOption(options.minLr ?? 0, "minLr", { min: 0 });
+  const minLr = checkOption(options.minLr, "minLr", { min: 0 }, 0);
   return makeSchedule(optimizer, (t) => {
     const progress = Math.min(t, total) / total;
     return minLr + (baseLr - minLr) * (1 + Math.cos(Math.PI * progress)) / 2;
@@ -116,6 +116,6 @@ export function stepSchedule(optimizer: HasLearningRate, options: StepScheduleOp
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(`Invalid stepSize: ${String(size)}; it must be an integer >= 1`);
   }
-  const gamma = checkOption(options.gamma ?? 0.1, "gamma", { min: 0 });
+  const gamma = checkOption(options.gamma, "gamma", { min: 0 }, 0.1);
   return makeSchedule(optimizer, (t) => baseLr * gamma ** Math.floor(t / size));
 }

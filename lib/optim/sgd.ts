@@ -6,6 +6,7 @@
 import { getBackend } from "../backend/mod.ts";
 import { checkOption, Optimizer, type ParamsInput } from "./optimizer.ts";
 import { checkOptionKeys, freezeSettings } from "../options.ts";
+import { describeValue } from "../errors.ts";
 
 /** Options of `SGD`. */
 export interface SGDOptions {
@@ -57,12 +58,12 @@ export class SGD extends Optimizer {
     }
     super(params, options.lr);
     // The ranges torch.optim.SGD accepts: momentum >= 0, any (finite) dampening.
-    this.momentum = checkOption(options.momentum ?? 0, "momentum", { min: 0 });
-    this.dampening = checkOption(options.dampening ?? 0, "dampening");
-    this.weightDecay = checkOption(options.weightDecay ?? 0, "weightDecay", { min: 0 });
-    const nesterov = options.nesterov ?? false;
+    this.momentum = checkOption(options.momentum, "momentum", { min: 0 }, 0);
+    this.dampening = checkOption(options.dampening, "dampening", {}, 0);
+    this.weightDecay = checkOption(options.weightDecay, "weightDecay", { min: 0 }, 0);
+    const nesterov = options.nesterov === undefined ? false : options.nesterov;
     if (typeof nesterov !== "boolean") {
-      throw new TypeError(`Invalid nesterov: ${String(nesterov)}; it must be a boolean`);
+      throw new TypeError(`Invalid nesterov: ${describeValue(nesterov)}; it must be a boolean`);
     }
     if (nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new RangeError(

@@ -5,7 +5,7 @@
  * grey-blue; a small-world layer shows its diagonal band.
  * @module
  */
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, enumOption, numberOption } from "../options.ts";
 import { encodePng, type RasterImage } from "./png.ts";
 import { base64, escapeXml, formatTick, niceTicks, px } from "./svg.ts";
 
@@ -52,6 +52,7 @@ function checkSizes(rows: Int32Array, cols: Int32Array, nOut: number, nIn: numbe
     );
   }
   for (const [name, n] of [["nOut", nOut], ["nIn", nIn]] as const) {
+    numberOption(n, name);
     if (!Number.isSafeInteger(n) || n < 1) {
       throw new RangeError(`${name} must be a positive integer, got ${n}`);
     }
@@ -61,6 +62,8 @@ function checkSizes(rows: Int32Array, cols: Int32Array, nOut: number, nIn: numbe
 function defaultSize(nOut: number, nIn: number, options: ConnectivityOptions): [number, number] {
   const long = 512;
   let { width, height } = options;
+  if (width !== undefined) numberOption(width, "width");
+  if (height !== undefined) numberOption(height, "height");
   if (width === undefined && height === undefined) {
     if (nIn >= nOut) {
       width = long;
@@ -110,6 +113,7 @@ export function connectivityDensity(
   checkOptionKeys(bins, ["binsX", "binsY"], "connectivityDensity() bins");
   for (const name of ["binsX", "binsY"] as const) {
     const n = bins[name];
+    numberOption(n, `connectivityDensity() ${name}`);
     if (!Number.isSafeInteger(n) || n < 1) {
       throw new RangeError(`connectivityDensity() ${name} must be a positive integer, got ${n}`);
     }
@@ -204,10 +208,7 @@ export function connectivityImage(
   const [width, height] = defaultSize(nOut, nIn, options);
   const bins = chooseBins(rows.length, nOut, nIn, width, height);
   const density = connectivityDensity(rows, cols, nOut, nIn, bins);
-  const scale = options.scale ?? "linear";
-  if (scale !== "linear" && scale !== "sqrt") {
-    throw new RangeError(`scale must be "linear" or "sqrt", got ${JSON.stringify(scale)}`);
-  }
+  const scale = enumOption(options.scale, "scale", ["linear", "sqrt"], "linear");
   const pixels = new Uint8Array(width * height * 3);
   const max = density.scaleMax || 1;
   // Small layers have fewer bins than pixels: each bin is drawn as a block (nearest neighbour).

@@ -12,7 +12,7 @@ import {
   px,
   textWidth,
 } from "./svg.ts";
-import { requireObject } from "../errors.ts";
+import { describeValue, requireObject } from "../errors.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 
 /** One line of a chart. */
@@ -112,6 +112,10 @@ export function lineChart(options: LineChartOptions): string {
     if (typeof s?.name !== "string" || !Array.isArray(s.values)) {
       throw new TypeError("Each series needs a name (string) and values (array of numbers)");
     }
+    // NaN leaves a gap; another kind ("0.5", null) would be drawn or skipped by coercion.
+    s.values.forEach((v: unknown, i: number) =>
+      numberOption(v, `lineChart() series "${s.name}" values[${i}]`)
+    );
   }
   const width = numberOption(options.width, "lineChart() width", 720);
   const height = numberOption(options.height, "lineChart() height", 420);
@@ -122,12 +126,17 @@ export function lineChart(options: LineChartOptions): string {
     throw new RangeError(`Chart size must be finite, got ${width} x ${height}`);
   }
   const points = Math.max(...series.map((s) => s.values.length));
-  const xs = options.x ?? Array.from({ length: points }, (_, i) => i + 1);
+  const xs = options.x === undefined ? Array.from({ length: points }, (_, i) => i + 1) : options.x;
+  if (!Array.isArray(xs)) {
+    throw new TypeError(`lineChart() x must be an array of numbers, got ${describeValue(xs)}`);
+  }
+  xs.forEach((v, i) => numberOption(v, `lineChart() x[${i}]`));
   if (xs.length < points) {
     throw new RangeError(`x has ${xs.length} values, but a series has ${points}`);
   }
   for (const name of ["yMin", "yMax"] as const) {
     const v = options[name];
+    if (v !== undefined) numberOption(v, `lineChart() ${name}`);
     if (v !== undefined && !Number.isFinite(v)) {
       throw new RangeError(`lineChart() ${name} must be a finite number, got ${v}`);
     }

@@ -4,6 +4,8 @@
  * @module
  */
 import { deflateSync } from "node:zlib";
+import { describeValue, requireObject } from "../errors.ts";
+import { numberOption } from "../options.ts";
 
 /** Pixels of an image, row-major from the top-left; 3 (RGB) or 4 (RGBA) bytes per pixel. */
 export interface RasterImage {
@@ -55,7 +57,14 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
  * ```
  */
 export function encodePng(image: RasterImage): Uint8Array {
+  requireObject(image, "encodePng() image", "{ width, height, pixels, channels }");
   const { width, height, pixels, channels } = image;
+  numberOption(width, "encodePng() width");
+  numberOption(height, "encodePng() height");
+  numberOption(channels, "encodePng() channels", undefined, "{3, 4}");
+  if (!(pixels instanceof Uint8Array)) {
+    throw new TypeError(`encodePng() pixels must be a Uint8Array, got ${describeValue(pixels)}`);
+  }
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new RangeError(`PNG size must be positive integers, got ${width} x ${height}`);
   }

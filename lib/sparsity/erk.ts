@@ -9,7 +9,7 @@
  * the largest `p_l` turns dense in one round.
  * @module
  */
-import { booleanOption, checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
 
 /**
  * A layer's weight shape in PyTorch order: `[out, in]` for a linear layer, `[out, in, ...kernel]`
@@ -47,6 +47,7 @@ function checkLayers(layers: readonly LayerShape[]): void {
       );
     }
     for (const d of shape) {
+      numberOption(d, `layers[${i}] entries`);
       if (!Number.isInteger(d) || d < 1) {
         throw new RangeError(
           `layers[${i}] must hold positive integers, got [${shape.join(", ")}]`,
@@ -80,11 +81,12 @@ export function erkSparsities(
 ): number[] {
   checkLayers(layers);
   checkOptionKeys(options, ["erk", "powerScale", "custom"], "erkSparsities()");
-  if (typeof density !== "number" || !(density > 0 && density <= 1)) {
+  numberOption(density, "density", undefined, "(0, 1]");
+  if (!(density > 0 && density <= 1)) {
     throw new RangeError(`density must be in (0, 1], got ${density}`);
   }
   const erk = booleanOption(options.erk, "erkSparsities() erk", true);
-  const powerScale = options.powerScale ?? 1;
+  const powerScale = numberOption(options.powerScale, "powerScale", 1);
   if (!(Number.isFinite(powerScale) && powerScale > 0)) {
     throw new RangeError(`powerScale must be a positive finite number, got ${powerScale}`);
   }
@@ -95,7 +97,8 @@ export function erkSparsities(
     );
   }
   custom.forEach((s, i) => {
-    if (s !== null && s !== undefined && !(typeof s === "number" && s >= 0 && s <= 1)) {
+    if (s !== null && s !== undefined) numberOption(s, `custom[${i}]`, undefined, "[0, 1]");
+    if (s !== null && s !== undefined && !(s >= 0 && s <= 1)) {
       throw new RangeError(`custom[${i}] must be a sparsity in [0, 1], got ${s}`);
     }
   });

@@ -6,6 +6,7 @@
  */
 import { elementCount } from "../backend/cpu.ts";
 import { describeValue } from "../errors.ts";
+import { numberOption } from "../options.ts";
 import type { HostCsr } from "./topk.ts";
 
 /** pattern.ts's MAX_INT32, restated: pattern.ts imports this module (no import cycle). */
@@ -50,6 +51,7 @@ export function checkHostCsr(csr: HostCsr, what: string): void {
   }
   for (const dim of ["nRows", "nCols"] as const) {
     const n = csr[dim];
+    numberOption(n, `${what}.${dim}`);
     if (!Number.isInteger(n) || n < 0 || n > MAX_INT32) {
       throw new RangeError(`${what}.${dim} must be an integer in [0, 2^31), got ${String(n)}`);
     }

@@ -20,6 +20,7 @@ import type { Device, Storage } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { HostStorage } from "../backend/cpu.ts";
 import { checkAllocation } from "../memory_check.ts";
+import { numberOption } from "../options.ts";
 
 /** The largest feature count or connection count the int32 kernels take: 2^31 - 1. */
 export const MAX_INT32: number = 2147483647;
@@ -257,6 +258,8 @@ export class SparsePattern {
    * CSR position of connection (row, col), or -1 when absent (binary search in the row).
    */
   positionOf(row: number, col: number): number {
+    numberOption(row, "positionOf() row");
+    numberOption(col, "positionOf() col");
     if (!(row >= 0 && row < this.nRows)) return -1;
     let lo = this.hostRowPtr[row];
     let hi = this.hostRowPtr[row + 1] - 1;
@@ -309,6 +312,7 @@ export class SparsePattern {
 
 function checkDims(nRows: number, nCols: number, nnz: number): void {
   for (const [name, v] of [["nRows", nRows], ["nCols", nCols]] as const) {
+    numberOption(v, name);
     if (!Number.isInteger(v) || v <= 0) {
       throw new RangeError(`${name} must be a positive integer, got ${v}`);
     }

@@ -53,6 +53,7 @@ export function randomConnectionCount(
 ): number {
   checkSparsity(sparsity);
   for (const [name, n] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
+    numberOption(n, name);
     if (!Number.isSafeInteger(n) || n < 1) {
       throw new RangeError(`${name} must be a positive integer, got ${n}`);
     }
@@ -91,6 +92,9 @@ export function randomConnectivity(
   options: RandomConnectivityOptions = {},
 ): SparsePattern {
   checkOptionKeys(options, ["seed"], "randomConnectivity()");
+  numberOption(inFeatures, "inFeatures");
+  numberOption(outFeatures, "outFeatures");
+  numberOption(nnz, "nnz");
   const total = inFeatures * outFeatures;
   if (!(Number.isInteger(nnz) && nnz >= 1 && nnz <= total)) {
     throw new RangeError(`nnz must be an integer in [1, in · out = ${total}], got ${nnz}`);

@@ -61,7 +61,7 @@
  */
 import { record } from "../autograd.ts";
 import { isGradEnabled } from "../autograd.ts";
-import { freezeSettings, numberOption } from "../options.ts";
+import { enumOption, freezeSettings, numberOption } from "../options.ts";
 import { floorTolerant } from "../tolerant_floor.ts";
 import { checkAllocation } from "../memory_check.ts";
 import { pruneAndGrowExtraBytes } from "../nn/memory.ts";
@@ -146,9 +146,10 @@ export function resolveDynamicOptions(
   options: DynamicSparsityOptions,
   inFeatures: number,
 ): DynamicSparsitySettings | null {
-  const dynamic = options.dynamic ?? false;
+  numberOption(inFeatures, "inFeatures");
+  const dynamic = options.dynamic === undefined ? false : options.dynamic;
   if (typeof dynamic !== "boolean") {
-    throw new TypeError(`dynamic must be a boolean, got ${typeof dynamic}`);
+    throw new TypeError(`dynamic must be a boolean, got ${describeValue(dynamic)}`);
   }
   if (!dynamic) {
     const given = DYNAMIC_KEYS.filter((key) => options[key] !== undefined);
@@ -160,30 +161,30 @@ export function resolveDynamicOptions(
     }
     return null;
   }
-  const deltaT = numberOption(options.deltaT ?? DYNAMIC_DEFAULTS.deltaT, "deltaT");
+  const deltaT = numberOption(options.deltaT, "deltaT", DYNAMIC_DEFAULTS.deltaT);
   if (!Number.isSafeInteger(deltaT) || deltaT <= 0) {
     throw new RangeError(
       `deltaT must be a positive integer (training steps between two updates), got ${deltaT}`,
     );
   }
-  const tEnd = numberOption(options.tEnd ?? DYNAMIC_DEFAULTS.tEnd, "tEnd");
+  const tEnd = numberOption(options.tEnd, "tEnd", DYNAMIC_DEFAULTS.tEnd);
   if (!Number.isSafeInteger(tEnd) || tEnd < 0) {
     throw new RangeError(
       `tEnd must be a non-negative integer (the last step that may update), got ${tEnd}`,
     );
   }
-  const alpha = numberOption(options.alpha ?? DYNAMIC_DEFAULTS.alpha, "alpha");
+  const alpha = numberOption(options.alpha, "alpha", DYNAMIC_DEFAULTS.alpha);
   if (!(alpha >= 0 && alpha <= 1)) {
     throw new RangeError(`alpha must be in [0, 1] (the initial drop fraction), got ${alpha}`);
   }
-  const growth = options.growth ?? DYNAMIC_DEFAULTS.growth;
+  const growth = options.growth === undefined ? DYNAMIC_DEFAULTS.growth : options.growth;
   if (typeof growth !== "string") {
-    throw new TypeError(`growth must be "rigl" or "set", got ${typeof growth}`);
+    throw new TypeError(`growth must be "rigl" or "set", got ${describeValue(growth)}`);
   }
   if (growth !== "rigl" && growth !== "set") {
     throw new RangeError(`growth must be "rigl" or "set", got "${growth}"`);
   }
-  const maxSize = numberOption(options.maxSize ?? DYNAMIC_DEFAULTS.maxSize, "maxSize");
+  const maxSize = numberOption(options.maxSize, "maxSize", DYNAMIC_DEFAULTS.maxSize);
   if (!Number.isSafeInteger(maxSize) || maxSize <= 0) {
     throw new RangeError(`maxSize must be a positive integer, got ${maxSize}`);
   }
@@ -199,12 +200,18 @@ export function resolveDynamicOptions(
 
 /** RigL's cosine drop fraction f(t) = α/2 · (1 + cos(π t / T_end)); 0 after T_end. */
 export function dropFraction(t: number, alpha: number, tEnd: number): number {
+  numberOption(t, "dropFraction() t");
+  numberOption(alpha, "dropFraction() alpha");
+  numberOption(tEnd, "dropFraction() tEnd");
   if (t > tEnd || tEnd <= 0) return 0;
   return (alpha / 2) * (1 + Math.cos((Math.PI * t) / tEnd));
 }
 
 /** Whether step t (t >= 1) updates the topology: t % ΔT == 0 and t <= T_end. */
 export function isUpdateStep(t: number, deltaT: number, tEnd: number): boolean {
+  numberOption(t, "isUpdateStep() t");
+  numberOption(deltaT, "isUpdateStep() deltaT");
+  numberOption(tEnd, "isUpdateStep() tEnd");
   return t >= 1 && t % deltaT === 0 && t <= tEnd;
 }
 
@@ -468,6 +475,12 @@ export class DynamicSparsity implements DynamicSparsitySettings {
 
   /** Binds validated settings (see `resolveDynamicOptions`) to `layer`; `seed` drives SET. */
   constructor(layer: DynamicSparseLayer, settings: DynamicSparsitySettings, seed: number) {
+    requireObject(settings, "DynamicSparsity settings", "{ deltaT, tEnd, alpha, maxSize, growth }");
+    for (const name of ["deltaT", "tEnd", "alpha", "maxSize"] as const) {
+      numberOption(settings[name], `DynamicSparsity settings.${name}`);
+    }
+    enumOption(settings.growth, "DynamicSparsity settings.growth", ["rigl", "set"]);
+    numberOption(seed, "DynamicSparsity seed");
     this.#layer = layer;
     this.deltaT = settings.deltaT;
     this.tEnd = settings.tEnd;

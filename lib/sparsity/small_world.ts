@@ -35,7 +35,8 @@ import { type Generator, generatorFrom } from "../random.ts";
 import { IndexTensor } from "../tensor.ts";
 import { MAX_INT32 } from "./pattern.ts";
 import { checkSparsity } from "./random.ts";
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
+import { describeValue } from "../errors.ts";
 
 /** Lower end of the λ search interval (the seed's `L`). */
 export const SMALL_WORLD_LAMBDA_MIN = 1e-5;
@@ -67,7 +68,9 @@ export interface SmallWorldPattern {
 
 function checkFeatures(value: unknown, name: string): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(`${name} must be an integer, got ${String(value)}`);
+    throw new TypeError(
+      `${name} must be an integer, got ${typeof value === "number" ? value : describeValue(value)}`,
+    );
   }
   if (value < 1 || value > MAX_INT32) {
     throw new RangeError(`${name} must be in [1, 2^31 - 1], got ${value}`);
@@ -85,6 +88,14 @@ export function smallWorldDistance(
   inFeatures: number,
   outFeatures: number,
 ): number {
+  for (
+    const [name, v] of [["a", a], ["b", b], ["inFeatures", inFeatures], [
+      "outFeatures",
+      outFeatures,
+    ]]
+  ) {
+    numberOption(v, `smallWorldDistance() ${name}`);
+  }
   return Math.abs(a - b + (outFeatures - inFeatures) / 2);
 }
 

@@ -13,7 +13,8 @@
 import { checkHostCsr, float32Array, int32Array } from "./host_arrays.ts";
 import { check, native, ptr } from "../../ffi/library.ts";
 import { MAX_INT32 } from "./pattern.ts";
-import { checkOptionKeys } from "../options.ts";
+import { booleanOption, checkOptionKeys, numberOption } from "../options.ts";
+import { describeValue } from "../errors.ts";
 
 /** Options of `topk`. */
 export interface TopkOptions {
@@ -24,6 +25,7 @@ export interface TopkOptions {
 }
 
 function checkCount(k: number, what: string, max: number, maxWhat: string): void {
+  numberOption(k, what);
   if (!Number.isInteger(k) || k < 0) {
     throw new RangeError(`${what} must be a non-negative integer, got ${k}`);
   }
@@ -48,7 +50,9 @@ export function topk(scores: Float32Array, k: number, options: TopkOptions = {})
   if (scores.length > MAX_INT32) {
     throw new RangeError(`topk() takes at most ${MAX_INT32} scores, got ${scores.length}`);
   }
-  const flags = (options.smallest ? 1 : 0) | (options.abs ? 2 : 0);
+  const smallest = booleanOption(options.smallest, "topk() smallest", false);
+  const abs = booleanOption(options.abs, "topk() abs", false);
+  const flags = (smallest ? 1 : 0) | (abs ? 2 : 0);
   const out = new Int32Array(k);
   check(native().sl_topk(BigInt(scores.length), ptr(scores), BigInt(k), flags, ptr(out)));
   return out;
@@ -104,6 +108,7 @@ export function denseGradTopk(
   float32Array(dy, "denseGradTopk() dy");
   const { nRows, nCols } = pattern;
   checkCount(k, "k", absentCount(pattern), "the number of positions outside the pattern");
+  numberOption(batch, "batch");
   if (!Number.isInteger(batch) || batch < 0 || batch > MAX_INT32) {
     throw new RangeError(`batch must be an integer in [0, ${MAX_INT32}], got ${batch}`);
   }
@@ -113,6 +118,7 @@ export function denseGradTopk(
         `${x.length} and ${dy.length}`,
     );
   }
+  numberOption(maxSize, "maxSize");
   if (!Number.isSafeInteger(maxSize) || maxSize < nCols) {
     throw new RangeError(
       `maxSize = ${maxSize} cannot hold one row of the dense gradient: it must be an integer ` +
@@ -148,6 +154,11 @@ export function denseGradTopk(
 export function sampleAbsent(pattern: HostCsr, k: number, seed: number | bigint): Positions {
   checkHostCsr(pattern, "sampleAbsent() pattern");
   checkCount(k, "k", absentCount(pattern), "the number of positions outside the pattern");
+  if (typeof seed !== "number" && typeof seed !== "bigint") {
+    throw new TypeError(
+      `sampleAbsent() seed must be a number or a bigint, got ${describeValue(seed)}`,
+    );
+  }
   const isSeed = typeof seed === "bigint"
     ? seed >= 0n && seed < 1n << 64n
     : Number.isSafeInteger(seed) && seed >= 0;
@@ -197,6 +208,7 @@ export function csrDropGrow(
   regrownKeepPast = true,
 ): DropGrowResult {
   checkHostCsr(pattern, "csrDropGrow() pattern");
+  booleanOption(regrownKeepPast, "csrDropGrow() regrownKeepPast", true);
   if (values !== null) float32Array(values, "csrDropGrow() values");
   int32Array(drop, "csrDropGrow() drop");
   if (grow === null || typeof grow !== "object") {

@@ -9,6 +9,7 @@
  * @module
  */
 import { describeValue, ShapeError } from "../errors.ts";
+import { numberOption } from "../options.ts";
 import { IndexTensor } from "../tensor.ts";
 import { checkInt32Size, cooToCsr, type CooToCsrResult, SparsePattern } from "./pattern.ts";
 
@@ -56,6 +57,8 @@ function checkAndSort(
   outFeatures: number,
   name: string,
 ): CheckedConnections & { sorted: CooToCsrResult } {
+  numberOption(inFeatures, "inFeatures");
+  numberOption(outFeatures, "outFeatures");
   const { rows, cols, badEntry, badAt } = toRowsAndCols(
     connectivity,
     inFeatures,

@@ -141,10 +141,11 @@ export function formatEpoch(stats: EpochStats, epochs: number): string {
 }
 
 function checkEpochs(epochs: unknown): number {
-  if (typeof epochs !== "number" || !Number.isSafeInteger(epochs) || epochs < 1) {
+  const n = numberOption(epochs, "epochs");
+  if (!Number.isSafeInteger(n) || n < 1) {
     throw new RangeError(`epochs must be a positive integer, got ${String(epochs)}`);
   }
-  return epochs;
+  return n;
 }
 
 const FIT_OPTIONS = [
@@ -238,7 +239,10 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
     options.progress !== undefined && typeof options.progress !== "boolean" &&
     (options.progress === null || typeof options.progress !== "object")
   ) {
-    throw new TypeError("fit() progress must be a boolean or a ProgressOptions object");
+    throw new TypeError(
+      "fit() progress must be a boolean or a ProgressOptions object, got " +
+        describeValue(options.progress),
+    );
   }
   const log = options.log === undefined ? console.log : options.log;
   const progressOptions = options.progress === undefined || options.progress === true

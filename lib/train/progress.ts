@@ -4,7 +4,7 @@
  * so that a redirected run leaves a readable file instead of thousands of carriage returns.
  * @module
  */
-import { checkOptionKeys } from "../options.ts";
+import { checkOptionKeys, numberOption } from "../options.ts";
 
 /** Where progress goes: `write` prints text as is (no newline added). */
 export interface ProgressSink {
@@ -54,6 +54,7 @@ export function stdoutSink(): ProgressSink {
 
 /** Formats seconds as `12.3s`, `4m05s` or `1h02m`. */
 export function formatDuration(seconds: number): string {
+  numberOption(seconds, "formatDuration() seconds");
   if (!Number.isFinite(seconds) || seconds < 0) return "?";
   if (seconds < 59.95) return `${seconds.toFixed(1)}s`; // 59.95 would print as 60.0s
   const s = Math.round(seconds);
@@ -97,11 +98,12 @@ export class ProgressBar {
       "ProgressBar",
     );
     this.#label = label;
-    this.#total = Math.max(0, total);
+    this.#total = Math.max(0, numberOption(total, "ProgressBar total"));
     this.#sink = options.sink ?? stdoutSink();
-    this.#redrawMs = options.redrawMs ?? 100;
-    this.#lineMs = 1000 * (options.lineEverySeconds ?? 10);
-    this.#barWidth = options.barWidth ?? 24;
+    this.#redrawMs = numberOption(options.redrawMs, "ProgressBar redrawMs", 100);
+    this.#lineMs = 1000 *
+      numberOption(options.lineEverySeconds, "ProgressBar lineEverySeconds", 10);
+    this.#barWidth = numberOption(options.barWidth, "ProgressBar barWidth", 24);
     this.#now = options.now ?? (() => performance.now());
     this.#start = this.#now();
     this.#lastDraw = this.#start;
@@ -109,6 +111,7 @@ export class ProgressBar {
 
   /** Reports `done` steps finished, with a short status (e.g. the running loss). */
   update(done: number, status = ""): void {
+    numberOption(done, "ProgressBar.update() done");
     const now = this.#now();
     const interval = this.#sink.isTerminal ? this.#redrawMs : this.#lineMs;
     if (now - this.#lastDraw < interval && done < this.#total) return;

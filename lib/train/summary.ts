@@ -98,6 +98,7 @@ export function summarize(model: Module): ModelSummary {
 
 /** Formats a byte count as `512 B`, `1.5 KiB`, `12.3 MiB`, `1.02 GiB`. */
 export function formatBytes(bytes: number): string {
+  numberOption(bytes, "formatBytes() bytes");
   if (bytes < 1024) return `${bytes} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
   let v = bytes / 1024;
