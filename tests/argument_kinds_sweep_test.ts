@@ -447,6 +447,7 @@ Deno.test("data, checkpoints, plots and training helpers: a wrong kind is a Type
       "number",
       1,
       (v) => sl.lineChart({ series: [{ name: "loss", values: [v, 2] }] }),
+      [null], // a gap, as NaN
     ],
     ["nOut", "number", 2, (v) => sl.connectivityDensity(one, one, v, 2, { binsX: 2, binsY: 2 })],
     [

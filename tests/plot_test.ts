@@ -248,6 +248,11 @@ Deno.test("lineChart leaves gaps at missing values and handles flat or single-po
   const gap = lineChart({ series: [{ name: "a", values: [1, 2, NaN, 4, 5] }] });
   assert.equal(gap.match(/<polyline/g)?.length, 2);
   assertBalanced(gap);
+  // null (a value not measured, as a history's test accuracy) is a gap too, drawn as NaN is.
+  const nullGap = lineChart({
+    series: [{ name: "a", values: [1, 2, null as unknown as number, 4, 5] }],
+  });
+  assert.equal(nullGap, gap);
   const flat = lineChart({ series: [{ name: "a", values: [98.16, 98.16, 98.16] }] });
   assertBalanced(flat);
   const single = lineChart({ series: [{ name: "a", values: [0.5] }] });

@@ -19,7 +19,7 @@ import { checkOptionKeys, numberOption } from "../options.ts";
 export interface ChartSeries {
   /** Legend entry (cut with "…" where it would take more than a third of the width). */
   name: string;
-  /** Y values; NaN or missing values leave a gap. */
+  /** Y values; NaN or null (a value not measured) leaves a gap. */
   values: readonly number[];
   /** Stroke colour (CSS); default: from a colour-blind-friendly palette. */
   color?: string;
@@ -112,10 +112,11 @@ export function lineChart(options: LineChartOptions): string {
     if (typeof s?.name !== "string" || !Array.isArray(s.values)) {
       throw new TypeError("Each series needs a name (string) and values (array of numbers)");
     }
-    // NaN leaves a gap; another kind ("0.5", null) would be drawn or skipped by coercion.
-    s.values.forEach((v: unknown, i: number) =>
-      numberOption(v, `lineChart() series "${s.name}" values[${i}]`)
-    );
+    // NaN or null leaves a gap (a metric an epoch did not measure); another kind ("0.5")
+    // would be drawn or skipped by coercion.
+    s.values.forEach((v: unknown, i: number) => {
+      if (v !== null) numberOption(v, `lineChart() series "${s.name}" values[${i}]`);
+    });
   }
   const width = numberOption(options.width, "lineChart() width", 720);
   const height = numberOption(options.height, "lineChart() height", 420);
