@@ -9,6 +9,7 @@ import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
 import { noGrad } from "../lib/autograd.ts";
 import { randn } from "../lib/creation.ts";
 import { ReLU } from "../lib/nn/activations.ts";
+import { Dropout } from "../lib/nn/dropout.ts";
 import { Flatten } from "../lib/nn/flatten.ts";
 import { keepsNoReferences, releaseConsumed } from "../lib/nn/intermediates.ts";
 import { LayerNorm } from "../lib/nn/layer_norm.ts";
@@ -124,6 +125,39 @@ Deno.test("Sequential never releases what a user module or the caller can still 
   assert.deepEqual(Array.from(kept.toArray()), keptSeen);
   assert.deepEqual(Array.from(out.toArray()), outSeen);
   assert.deepEqual(Array.from(x.toArray()), Array.from(randn([8, 12], { seed: 4 }).toArray()));
+});
+
+/** A user module that keeps its output, and a copy of the values it had. */
+class OutputKeeper extends Module {
+  kept: Tensor | null = null;
+  seen: number[] = [];
+  forward(x: Tensor): Tensor {
+    this.kept = relu(x);
+    this.seen = Array.from(this.kept.toArray());
+    return this.kept;
+  }
+}
+
+Deno.test("a user module's output passed on by Dropout (eval, p = 0) or Flatten is not released", () => {
+  // Dropout returns its input itself and Flatten a view of it: what they pass on was made by
+  // the module before them, here one that keeps it.
+  for (const passOn of [() => new Dropout(0), () => new Dropout(0.5).eval(), () => new Flatten()]) {
+    for (const withGraph of [false, true]) {
+      const keeper = new OutputKeeper();
+      const model = new Sequential(
+        new SparseLinear(12, 20, { sparsity: 0.5, seed: 1 }),
+        keeper,
+        passOn(),
+        new ReLU(),
+      );
+      const x = randn([8, 12], { seed: 4 });
+      if (withGraph) crossEntropy(model.forward(x), LABELS).backward();
+      else noGrad(() => model.forward(x));
+      const what = `${String(model.at(2))}, ${withGraph ? "after backward" : "noGrad"}`;
+      assert.deepEqual(Array.from(keeper.kept!.toArray()), keeper.seen, what);
+    }
+  }
+  releasePooledMemory();
 });
 
 Deno.test("a subclass of a library module is not trusted to keep no references", () => {

@@ -71,14 +71,17 @@ export class Sequential extends Module {
    */
   forward(x: Tensor): Tensor {
     let out = x;
-    let previous: Module | null = null;
+    // Whether `out` is memory made inside this chain that only the library's modules have
+    // seen. A module that passes its input through (Dropout in eval mode or p = 0) or returns
+    // a view of it (Flatten) makes nothing new: its output is as private as its input, which
+    // may be the caller's or a user module's (that may keep it).
+    let outIsPrivate = false;
     for (const m of this.#layers) {
       const next = m.forward(out);
-      if (previous !== null && keepsNoReferences(previous) && keepsNoReferences(m)) {
-        releaseConsumed(out, next, x);
-      }
+      const trusted = keepsNoReferences(m);
+      if (outIsPrivate && trusted) releaseConsumed(out, next, x);
+      outIsPrivate = trusted && (outIsPrivate || next.storage !== out.storage);
       out = next;
-      previous = m;
     }
     return out;
   }
