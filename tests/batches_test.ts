@@ -2,6 +2,9 @@
 // orders; new order each epoch), dropLast, float targets, buffer reuse, argument errors.
 import assert from "node:assert/strict";
 import { batches } from "../lib/data/batches.ts";
+import { relu } from "../lib/ops/activation.ts";
+import { matmul } from "../lib/ops/matmul.ts";
+import { view } from "../lib/ops/shape.ts";
 import { fromFloat32, type Tensor } from "../lib/tensor.ts";
 
 /** n examples of width 3 whose values encode their index: x[i] = [i, i + 0.25, i + 0.5]. */
@@ -66,14 +69,76 @@ Deno.test("shuffling visits every example once per epoch, in a new order each ep
 
 Deno.test("buffers are reused across batches unless reuseBuffers is false", () => {
   const { x, y } = dataset(9);
-  const reused = [...batches(x, y, { batchSize: 3 })];
-  assert.equal(reused[0].x.storage, reused[1].x.storage, "one storage for equal-size batches");
-  assert.equal(reused[0].y, reused[1].y);
-  assert.notEqual(reused[0].x.data.buffer, x.data.buffer, "never aliases the data set");
+  const memory: ArrayBufferLike[] = [];
+  for (const b of batches(x, y, { batchSize: 3 })) memory.push(b.x.data.buffer);
+  assert.equal(memory[0], memory[1], "one buffer for equal-size batches");
+  assert.equal(memory[1], memory[2]);
+  assert.notEqual(memory[0], x.data.buffer, "never aliases the data set");
   const fresh = [...batches(x, y, { batchSize: 3, reuseBuffers: false })];
   assert.notEqual(fresh[0].x.storage, fresh[1].x.storage);
   assert.deepEqual(Array.from(fresh[0].x.data), [0, 0.25, 0.5, 1, 1.25, 1.5, 2, 2.25, 2.5]);
   assert.deepEqual(Array.from(fresh[2].y), [60, 70, 80]);
+});
+
+const OVERWRITTEN = /overwritten by a later batch[\s\S]*reuseBuffers: false/;
+
+Deno.test("a kept batch's tensors throw once a later batch overwrote them (reuseBuffers)", () => {
+  const { x, y } = dataset(10);
+  const kept = [...batches(x, y, { batchSize: 4 })]; // sizes 4, 4, 2
+  for (
+    const read of [
+      () => kept[0].x.toArray(),
+      () => kept[0].x.data,
+      () => kept[0].x.item(),
+      () => relu(kept[0].x),
+      () => view(kept[0].x, [12]).toArray(),
+      () => matmul(kept[0].x, fromFloat32(new Float32Array(3), [3, 1])),
+    ]
+  ) assert.throws(read, OVERWRITTEN);
+  // The last batch of each size was overwritten by nothing: still readable, and right.
+  assert.deepEqual(Array.from(kept[1].x.data.subarray(0, 3)), [4, 4.25, 4.5]);
+  assert.deepEqual(Array.from(kept[2].x.toArray()), [8, 8.25, 8.5, 9, 9.25, 9.5]);
+  assert.deepEqual(kept[0].x.shape, [4, 3], "the shape stays readable");
+  // Labels are fresh arrays: all kept batches keep their own.
+  assert.deepEqual(kept.map((b) => Array.from(b.y)), [[0, 10, 20, 30], [40, 50, 60, 70], [80, 90]]);
+  // Tensor targets are overwritten like x.
+  const targets = fromFloat32(Float32Array.from({ length: 10 }, (_, i) => -i), [10, 1]);
+  const keptT = [...batches(x, targets, { batchSize: 4 })];
+  assert.throws(() => keptT[0].y.toArray(), OVERWRITTEN);
+  assert.deepEqual(Array.from(keptT[1].y.toArray()), [-4, -5, -6, -7]);
+  // The next epoch overwrites the previous epoch's last batches too.
+  const loader = batches(x, y, { batchSize: 5 });
+  const last = [...loader][1];
+  assert.deepEqual(Array.from(last.x.data.subarray(0, 1)), [5]);
+  for (const _ of loader) break;
+  assert.throws(() => last.x.data, OVERWRITTEN);
+});
+
+Deno.test("with reuseBuffers: false every kept batch is intact; the normal loop is unchanged", () => {
+  const { x, y } = dataset(10);
+  const targets = fromFloat32(Float32Array.from({ length: 10 }, (_, i) => -i), [10, 1]);
+  const kept = [...batches(x, y, { batchSize: 4, reuseBuffers: false })];
+  assert.deepEqual(kept.map((b) => Array.from(b.x.toArray().filter((_, i) => i % 3 === 0))), [
+    [0, 1, 2, 3],
+    [4, 5, 6, 7],
+    [8, 9],
+  ]);
+  assert.deepEqual(kept.map((b) => Array.from(b.y)), [[0, 10, 20, 30], [40, 50, 60, 70], [80, 90]]);
+  const keptT = [...batches(x, targets, { batchSize: 4, reuseBuffers: false })];
+  assert.deepEqual(keptT.map((b) => b.x.data[0]), [0, 4, 8]);
+  assert.deepEqual(keptT.map((b) => Array.from(b.y.toArray())), [
+    [-0, -1, -2, -3],
+    [-4, -5, -6, -7],
+    [-8, -9],
+  ]);
+  // Read before the next batch, reused buffers give the same values as fresh ones.
+  for (const shuffle of [false, true]) {
+    const options = { batchSize: 4, shuffle, seed: 7 };
+    assert.deepEqual(
+      epoch(batches(x, y, options)),
+      epoch(batches(x, y, { ...options, reuseBuffers: false })),
+    );
+  }
 });
 
 Deno.test("tensor targets and N-d examples keep their shapes", () => {

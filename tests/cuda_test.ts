@@ -27,6 +27,7 @@ import {
   setCudaSyncChecks,
 } from "../lib/backend/cuda.ts";
 import { getBackend } from "../lib/backend/mod.ts";
+import { batches } from "../lib/data/batches.ts";
 import { randn, tensor, zeros } from "../lib/creation.ts";
 import { LibraryError, NativeError } from "../lib/errors.ts";
 import { kWinners } from "../lib/nn/activation_sparsity.ts";
@@ -1825,4 +1826,20 @@ gpuTest("index errors: CPU messages in synchronous mode, reported later when def
   } finally {
     setCudaSyncChecks(false);
   }
+});
+
+gpuTest("batches on cuda: a batch overwritten by a later one throws; labels stay kept", () => {
+  const x = tensor(Array.from({ length: 30 }, (_, i) => i), [10, 3]);
+  const labels = Int32Array.from({ length: 10 }, (_, i) => i);
+  const kept = [...batches(x, labels, { batchSize: 4, device: "cuda" })];
+  assert.equal(kept[0].x.device, "cuda");
+  assert.throws(
+    () => kept[0].x.toArray(),
+    /overwritten by a later batch[\s\S]*reuseBuffers: false/,
+  );
+  assert.throws(() => relu(kept[0].x), /overwritten by a later batch/);
+  assert.deepEqual(Array.from(kept[1].x.toArray()), Array.from({ length: 12 }, (_, i) => 12 + i));
+  assert.deepEqual(kept.map((b) => Array.from(b.y)), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
+  const fresh = [...batches(x, labels, { batchSize: 4, device: "cuda", reuseBuffers: false })];
+  assert.deepEqual(Array.from(fresh[0].x.toArray()), Array.from({ length: 12 }, (_, i) => i));
 });

@@ -3,7 +3,7 @@
  * PyTorch's `DataLoader` over a `TensorDataset`: each `for ... of` is one epoch.
  * @module
  */
-import type { Device, Storage } from "../backend/backend.ts";
+import type { Device, DType, HostArray, Storage } from "../backend/backend.ts";
 import { checkDevice, getBackend } from "../backend/mod.ts";
 import { HostStorage } from "../backend/cpu.ts";
 import { ShapeError } from "../errors.ts";
@@ -25,9 +25,13 @@ export interface BatchOptions {
   device?: Device;
   /**
    * Reuse one set of buffers for every batch of the same size (default true): no allocation per
-   * step, but a batch's `x` and `y` are overwritten by the next batch of the same iteration —
-   * copy them (e.g. `x.toArray()`) to keep them, and do not run two iterations of the same
-   * `Batches` at once. With false, every batch gets fresh arrays.
+   * step for the tensors, so read each batch before asking for the next (as `fit()` and a
+   * `for ... of` step do). The next batch of the same size overwrites the memory of a batch's
+   * `x` (and of a tensor `y`): the earlier batch's tensors, and views of them, then throw when
+   * read or used, rather than show the later batch's numbers — so `[...loader]` or a batch
+   * kept across steps needs false, or a copy (`x.toArray()`) taken in time. Integer labels
+   * (`Int32Array` `y`) are always a fresh copy, safe to keep. Do not run two iterations of the
+   * same `Batches` at once. With false, every batch gets fresh arrays.
    */
   reuseBuffers?: boolean;
 }
@@ -52,6 +56,59 @@ interface Buffers {
   xStorage: Storage;
   yHost: Float32Array | Int32Array;
   yStorage: Storage | null;
+  /** The views handed out for the batch now in the buffers (reused buffers only). */
+  xView: BatchStorage | null;
+  yView: BatchStorage | null;
+}
+
+/**
+ * One batch's view of a reused buffer: the same memory, no copy, but unusable (reading it,
+ * or passing it to a kernel, throws) once a later batch has overwritten that memory.
+ */
+class BatchStorage implements Storage {
+  readonly #storage: Storage;
+  #overwritten = false;
+  constructor(storage: Storage) {
+    this.#storage = storage;
+  }
+  /** Called before the buffer is rewritten for a later batch. */
+  markOverwritten(): void {
+    this.#overwritten = true;
+  }
+  #live(): Storage {
+    if (this.#overwritten) {
+      throw new Error(
+        "This batch's tensor was overwritten by a later batch of the same iteration: " +
+          "batches() reuses one buffer per batch size (reuseBuffers, default true). Read each " +
+          "batch before asking for the next, copy it (toArray()), or pass reuseBuffers: false " +
+          "to keep batches",
+      );
+    }
+    return this.#storage;
+  }
+  get device(): Device {
+    return this.#storage.device;
+  }
+  get dtype(): DType {
+    return this.#storage.dtype;
+  }
+  get length(): number {
+    return this.#live().length;
+  }
+  get host(): HostArray | undefined {
+    return this.#live().host;
+  }
+  ptr(): Deno.PointerValue {
+    return this.#live().ptr();
+  }
+  toHost(): HostArray {
+    return this.#live().toHost();
+  }
+  write(array: HostArray): void {
+    this.#live().write(array);
+  }
+  /** Nothing: the buffer belongs to the `Batches`, which reuses it for later batches. */
+  dispose(): void {}
 }
 
 /**
@@ -121,7 +178,7 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
         ? new HostStorage(yHost as Float32Array)
         : backend.zeros("float32", yHost.length);
     }
-    return { xHost, xStorage, yHost, yStorage };
+    return { xHost, xStorage, yHost, yStorage, xView: null, yView: null };
   }
 
   #buffersFor(size: number): Buffers {
@@ -165,6 +222,9 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
       const start = index * this.batchSize;
       const size = Math.min(this.batchSize, this.count - start);
       const b = this.#buffersFor(size);
+      // The previous batch of this size loses its tensors before its memory is rewritten.
+      b.xView?.markOverwritten();
+      b.yView?.markOverwritten();
       for (let k = 0; k < size; k++) {
         const i = order[start + k];
         b.xHost.set(this.#x.subarray(i * xPer, (i + 1) * xPer), k * xPer);
@@ -172,14 +232,17 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
         else b.yHost.set(this.#y.subarray(i * yPer, (i + 1) * yPer), k * yPer);
       }
       if (b.xStorage.host === undefined) b.xStorage.write(b.xHost);
-      const x = new Tensor(b.xStorage, [size, ...this.#xExample]);
+      if (this.#reuse) b.xView = new BatchStorage(b.xStorage);
+      const x = new Tensor(b.xView ?? b.xStorage, [size, ...this.#xExample]);
       let y: Int32Array | Tensor;
       if (this.#yExample === null) {
-        y = b.yHost as Int32Array;
+        // A few bytes: labels kept from earlier batches stay right.
+        y = this.#reuse ? (b.yHost as Int32Array).slice() : b.yHost as Int32Array;
       } else {
         const storage = b.yStorage as Storage;
         if (storage.host === undefined) storage.write(b.yHost);
-        y = new Tensor(storage, [size, ...this.#yExample]);
+        if (this.#reuse) b.yView = new BatchStorage(storage);
+        y = new Tensor(b.yView ?? storage, [size, ...this.#yExample]);
       }
       yield { x, y: y as Y, size, index };
     }
