@@ -384,6 +384,8 @@ export function sparseLinearActivations(
 /** How a layer's connections are built (each has its own construction scratch). */
 export type ConnectivityKind = "random" | "small-world" | "user";
 
+const CONNECTIVITY_KINDS: readonly ConnectivityKind[] = ["random", "small-world", "user"];
+
 /**
  * Peak bytes while a SparseLinear is being built: the layer itself (values, pattern, bias)
  * plus the scratch of its connectivity builder. Random connectivity samples straight into the
@@ -392,11 +394,7 @@ export type ConnectivityKind = "random" | "small-world" | "user";
  * (up to +32 bytes per connection while `sl_coo_to_csr` runs).
  */
 export function constructionPeakBytes(shape: SparseLinearShape, kind: ConnectivityKind): number {
-  if (typeof kind !== "string") {
-    throw new TypeError(
-      `kind must be "random", "small-world" or "user", got ${describeValue(kind)}`,
-    );
-  }
+  enumOption(kind, "kind", CONNECTIVITY_KINDS);
   const layer = sparseLinearMemory(shape).total;
   const width = shape.inFeatures + shape.outFeatures;
   switch (kind) {
@@ -406,8 +404,6 @@ export function constructionPeakBytes(shape: SparseLinearShape, kind: Connectivi
       return layer + 4 * shape.nnz + 28 * width;
     case "user":
       return layer + 32 * shape.nnz + 8 * width;
-    default:
-      throw new RangeError(`kind must be "random", "small-world" or "user", got "${kind}"`);
   }
 }
 
@@ -447,7 +443,7 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
   const perK = 8 + 4 + 8 + 8 + 8; // picked, drop, grown rows/cols, grow keys, report copies
   const width = 40 * (nOut + 1);
   let growthBytes: number;
-  if (growth === "rigl") {
+  if (enumOption(growth, "growth", ["rigl", "set"]) === "rigl") {
     const maxSize = numberOption(update.maxSize, "maxSize", 1e8);
     checkCount(maxSize, "maxSize", 1);
     const batch = numberOption(update.batch, "batch", 64);
@@ -456,12 +452,8 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
     // The chunk (4 bytes an entry) and its packed survivors (at most an eighth of the chunk
     // as key and index pairs: 1 byte an entry), 24 bytes per candidate, the batch's x and dY.
     growthBytes = 5 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut);
-  } else if (growth === "set") {
-    growthBytes = 8 * k + 8 * (nOut + 1);
-  } else if (typeof growth !== "string") {
-    throw new TypeError(`growth must be "rigl" or "set", got ${describeValue(growth)}`);
   } else {
-    throw new RangeError(`growth must be "rigl" or "set", got "${growth}"`);
+    growthBytes = 8 * k + 8 * (nOut + 1);
   }
   return perConnection * nnz + perK * k + width + growthBytes;
 }

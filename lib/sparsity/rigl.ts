@@ -177,13 +177,7 @@ export function resolveDynamicOptions(
   if (!(alpha >= 0 && alpha <= 1)) {
     throw new RangeError(`alpha must be in [0, 1] (the initial drop fraction), got ${alpha}`);
   }
-  const growth = options.growth === undefined ? DYNAMIC_DEFAULTS.growth : options.growth;
-  if (typeof growth !== "string") {
-    throw new TypeError(`growth must be "rigl" or "set", got ${describeValue(growth)}`);
-  }
-  if (growth !== "rigl" && growth !== "set") {
-    throw new RangeError(`growth must be "rigl" or "set", got "${growth}"`);
-  }
+  const growth = enumOption(options.growth, "growth", ["rigl", "set"], DYNAMIC_DEFAULTS.growth);
   const maxSize = numberOption(options.maxSize, "maxSize", DYNAMIC_DEFAULTS.maxSize);
   if (!Number.isSafeInteger(maxSize) || maxSize <= 0) {
     throw new RangeError(`maxSize must be a positive integer, got ${maxSize}`);
