@@ -68,6 +68,11 @@ export class Generator {
     if (!Number.isSafeInteger(n) || n < 1) {
       throw new RangeError(`Generator.int(n) needs a positive safe integer n, got ${String(n)}`);
     }
+    return this.#below(n);
+  }
+
+  /** `int(n)` for an n already known to be a positive safe integer (the shuffle's loop). */
+  #below(n: number): number {
     if (n <= 4294967296) {
       const limit = 4294967296 - (4294967296 % n);
       let v: number;
@@ -134,7 +139,7 @@ export class Generator {
       );
     }
     for (let i = array.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
+      const j = this.#below(i + 1);
       const t = array[i];
       array[i] = array[j];
       array[j] = t;
