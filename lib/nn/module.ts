@@ -356,28 +356,26 @@ export abstract class Module {
   to(device: Device): this {
     checkDevice(device); // also where nothing would move: "gpu" is no device
     const moved = new Map<Tensor, Tensor>();
-    const moveParameter = (p: Tensor): Tensor => {
-      let q = moved.get(p);
+    const move = (t: Tensor, isParameter: boolean): Tensor => {
+      let q = moved.get(t);
       if (q === undefined) {
-        q = p.to(device);
-        q.requiresGrad = p.requiresGrad;
-        const grad = p.grad;
-        if (grad !== null) q.grad = grad.to(device);
-        markParameterReplaced(p);
-        moved.set(p, q);
+        q = t.to(device);
+        if (isParameter) {
+          q.requiresGrad = t.requiresGrad;
+          const grad = t.grad;
+          if (grad !== null) q.grad = grad.to(device);
+          markParameterReplaced(t);
+        }
+        moved.set(t, q);
       }
       return q;
     };
     for (const [, m] of this.namedModules()) {
       for (const [name, p] of m.#parameters) {
-        if (p !== null && p.device !== device) m.#parameters.set(name, moveParameter(p));
+        if (p !== null && p.device !== device) m.#parameters.set(name, move(p, true));
       }
       for (const [name, b] of m.#buffers) {
-        if (b instanceof Tensor && b.device !== device) {
-          let q = moved.get(b);
-          if (q === undefined) moved.set(b, q = b.to(device));
-          m.#buffers.set(name, q);
-        }
+        if (b instanceof Tensor && b.device !== device) m.#buffers.set(name, move(b, false));
       }
       m.onDeviceChange(device);
     }

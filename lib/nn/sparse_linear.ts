@@ -415,7 +415,7 @@ export class SparseLinear extends Module {
       "setPattern() connections",
     );
     const nnz = pattern.nnz;
-    checkValues(values, nnz, "setPattern() values");
+    checkPerConnection(values, Float32Array, nnz, "setPattern() values");
     if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, nnz);
     const csrValues = new Float32Array(nnz);
     for (let p = 0; p < nnz; p++) csrValues[p] = values[perm[p]];
@@ -442,24 +442,13 @@ export class SparseLinear extends Module {
           `weight is ${this.outFeatures}×${this.inFeatures} (outFeatures × inFeatures)`,
       );
     }
-    checkValues(values, pattern.nnz, "replacePattern() values");
+    checkPerConnection(values, Float32Array, pattern.nnz, "replacePattern() values");
     if (oldIndexOf !== undefined) this.#checkOldIndexOf(oldIndexOf, pattern.nnz);
     this.#applyPattern(pattern, values.slice(), true, oldIndexOf?.slice());
   }
 
   #checkOldIndexOf(oldIndexOf: Int32Array, nnz: number): void {
-    if (!(oldIndexOf instanceof Int32Array)) {
-      throw new TypeError(
-        `oldIndexOf must be an Int32Array (one entry per connection, ${nnz}), got ` +
-          describeValue(oldIndexOf),
-      );
-    }
-    if (oldIndexOf.length !== nnz) {
-      throw new ShapeError(
-        `oldIndexOf must be an Int32Array of ${nnz} entries (one per connection), got ` +
-          `${oldIndexOf.length}`,
-      );
-    }
+    checkPerConnection(oldIndexOf, Int32Array, nnz, "oldIndexOf", ["entry", "entries"]);
     const oldNnz = this.nnz;
     for (let k = 0; k < nnz; k++) {
       const j = oldIndexOf[k];
@@ -627,17 +616,27 @@ function checkFeatures(value: unknown, name: string): void {
   checkInt32Size(value, name);
 }
 
-/** A Float32Array of one value per connection (TypeError for another kind, ShapeError count). */
-function checkValues(values: unknown, nnz: number, name: string): void {
-  if (!(values instanceof Float32Array)) {
+/**
+ * An array of kind `kind` with one `unit` (a value, an entry) per connection: a TypeError for
+ * another kind, a ShapeError for another count.
+ */
+function checkPerConnection(
+  array: unknown,
+  kind: typeof Float32Array | typeof Int32Array,
+  nnz: number,
+  name: string,
+  [unit, units] = ["value", "values"],
+): void {
+  if (!(array instanceof kind)) {
     throw new TypeError(
-      `${name} must be a Float32Array (one value per connection, ${nnz}), got ` +
-        describeValue(values),
+      `${name} must be ${kind === Int32Array ? "an" : "a"} ${kind.name} (one ${unit} per ` +
+        `connection, ${nnz}), got ` +
+        describeValue(array),
     );
   }
-  if (values.length !== nnz) {
+  if (array.length !== nnz) {
     throw new ShapeError(
-      `${name} must hold one value per connection (${nnz}), got ${values.length} values`,
+      `${name} must hold one ${unit} per connection (${nnz}), got ${array.length} ${units}`,
     );
   }
 }
