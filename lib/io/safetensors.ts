@@ -12,8 +12,8 @@
  * then by name, the header is compact JSON padded with spaces to a multiple of 8 bytes (so
  * every tensor starts 8-byte aligned), and offsets are contiguous from 0 — byte for byte what
  * `safetensors.torch.save_file` writes; a name or metadata string with an unpaired surrogate (no
- * UTF-8 form, so no reader takes it) is refused. On reading, everything is validated before any tensor is
- * returned: header size (at most 100 MB, as in Rust), UTF-8, JSON, known dtypes, shapes,
+ * UTF-8 form, so no reader takes it) is refused. On reading, everything is validated before any
+ * tensor is returned: header size (at most 100 MB, as in Rust), UTF-8, JSON, known dtypes, shapes,
  * offsets contiguous and covering the data exactly, bytes matching shape × dtype size (without
  * overflowing 64 bits). The header is judged as serde_json judges it (checked against
  * safetensors 0.8.0): JSON whitespace may surround it but a BOM may not; `"__metadata__": null`

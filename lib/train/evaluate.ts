@@ -66,7 +66,8 @@ export function checkBatchSource(source: unknown, what: string, needsLength: boo
 
 /**
  * Runs `model` over `data` in evaluation mode under `noGrad`, then restores the mode each of its
- * modules was in (a submodule in eval mode of its own stays so). With `Int32Array` targets and `[batch, classes]` outputs the accuracy is counted.
+ * modules was in (a submodule in eval mode of its own stays so). With `Int32Array` targets and
+ * `[batch, classes]` outputs the accuracy is counted.
  * @example
  * ```ts
  * import { crossEntropy, evaluate, Linear, tensor } from "@sparselinear/sparselinear";
