@@ -663,6 +663,11 @@ export function loadSafetensorsSync(path: string): Safetensors {
 /** float16 bits to a number (exact: every half value is a float32 value). */
 export function halfToNumber(bits: number): number {
   numberOption(bits, "halfToNumber() bits");
+  return halfValue(bits);
+}
+
+/** `halfToNumber` without the argument check, for the per-element loop of `toFloat32`. */
+function halfValue(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exponent = (bits >> 10) & 0x1f;
   const fraction = bits & 0x3ff;
@@ -688,7 +693,7 @@ export function toFloat32(tensor: SafeTensor, what = "Tensor"): Float32Array {
       // A NaN keeps its sign and payload (as numpy widens it): the number NaN would lose both.
       if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) {
         words[i] = ((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13);
-      } else out[i] = halfToNumber(h);
+      } else out[i] = halfValue(h);
     }
     return out;
   }
