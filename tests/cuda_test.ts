@@ -1534,7 +1534,8 @@ gpuTest("more than 2^23 rows: the CSC view, a bad column in the last row, a chun
       rp.ptr(),
       onDevice(d, bad).ptr(),
     );
-    // n_in 1: one connection (row 0), the dense gradient's top 3 in chunks of 2^23 rows.
+    // n_in 1: one connection (row 0), the dense gradient's top 3 with max_size 2^23: one chunk of
+    // 2^23 rows on the CPU; the CUDA library splits it at its GEMM's 4,194,240-row launch limit.
     const oneRp = new Int32Array(MANY_ROWS + 1).fill(1);
     oneRp[0] = 0;
     const x = new Float32Array([2]), dy = new Generator(60).fillNormal(new Float32Array(MANY_ROWS));

@@ -14,6 +14,7 @@
 namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, THREADS = 256;
+static_assert(SL_GEMM_MAX_ROWS == 65535LL * BM, "dense.cuh's row limit follows the tile height");
 
 struct gemm_args {
   int32_t m, n, k;
@@ -150,8 +151,9 @@ sl_status sl_gemm_launch(const char *fn, int32_t trans_a, int32_t trans_b, int32
   g.accumulate_batches = accumulate;
   const unsigned gz = accumulate ? 1u : (unsigned)(batch < 65535 ? batch : 65535);
   dim3 grid((unsigned)((n + BN - 1) / BN), (unsigned)((m + BM - 1) / BM), gz);
-  if (grid.y > 65535)
-    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "m = %d needs more than 65535 row tiles", m);
+  if (m > SL_GEMM_MAX_ROWS)
+    return sl_fail(SL_E_INVALID_ARGUMENT, fn, "m = %d exceeds the %lld rows one launch takes", m,
+                   (long long)SL_GEMM_MAX_ROWS);
   gemm_kernel<<<grid, THREADS>>>(g);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return sl_cuda_fail(fn, "the launch of gemm_kernel", err);

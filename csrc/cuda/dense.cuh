@@ -4,6 +4,10 @@
 
 #include "common.cuh"
 
+/* The most rows (m) one sl_gemm_launch takes: its grid has one block row per 64 rows, and a
+ * grid's y dimension stops at 65535. */
+constexpr int64_t SL_GEMM_MAX_ROWS = 65535LL * 64;
+
 /*
  * Queues C_i = alpha * op(A_i) @ op(B_i) + beta * C_i for i < batch on stream 0 (arguments
  * already checked as sl_gemm_batched checks them; stride_c == 0 sums every batch into one C).

@@ -446,6 +446,9 @@ SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, 
                    "one gradient row (n_in = %d) plus k = %lld candidates exceeds 2^31 entries",
                    n_in, (long long)k);
   if (chunk_rows * n_in > limit) chunk_rows = limit / n_in;
+  /* A chunk's gradient is one GEMM launch, whose grid takes at most SL_GEMM_MAX_ROWS rows
+   * (n_in = 1 with a large max_size gave 2^23 rows and failed the call). */
+  if (chunk_rows > SL_GEMM_MAX_ROWS) chunk_rows = SL_GEMM_MAX_ROWS;
   const int64_t chunk_len = chunk_rows * (int64_t)n_in;
   sl_scratch g, keys, sel, sel_count, nan_pos, cand_keys, cand_pos, all_keys, all_pos,
       sorted_keys, sorted_pos;
