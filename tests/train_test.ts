@@ -12,7 +12,7 @@ import { Sequential } from "../lib/nn/sequential.ts";
 import { Module } from "../lib/nn/module.ts";
 import { Flatten } from "../lib/nn/flatten.ts";
 import { Dropout } from "../lib/nn/dropout.ts";
-import { sum } from "../lib/ops/reduce.ts";
+import { mean, sum } from "../lib/ops/reduce.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
@@ -181,6 +181,69 @@ Deno.test("fit passes on the library's errors: labels out of range, wrong input 
     RangeError,
     /epochs must be a positive integer, got 0/,
   );
+});
+
+Deno.test("fit refuses test batches the model cannot take before training, not after an epoch", async () => {
+  const data = blobs(64, 6);
+  const model = smallModel(7);
+  const before = model.parameters().map((p) => p.toArray());
+  const options = {
+    optimizer: new SGD(model, { lr: 0.01 }),
+    loss: crossEntropy,
+    epochs: 1,
+    ...quiet,
+    train: batches(data.x, data.y, { batchSize: 32 }),
+  };
+  const wideX = new Float32Array(64 * 9);
+  await assertRejects(
+    fit(model, { ...options, test: batches(wideX, data.y, { batchSize: 32 }) }),
+    ShapeError,
+    new RegExp(
+      String
+        .raw`^fit\(\) test batches \(examples \[9\], class labels, on "cpu"\) differ from the ` +
+        String
+          .raw`train batches \(examples \[8\], class labels, on "cpu"\) and fail in the model or ` +
+        String
+          .raw`the loss \(tried on one example of zeros\); nothing was trained: .*expected \(N, \*, 8\)`,
+    ),
+  );
+  const floatY = fromFloat32(new Float32Array(64 * 4), [64, 4]);
+  await assertRejects(
+    // TypeScript refuses this call; a JavaScript caller reaches the run-time check.
+    fit(model, { ...options, test: batches(data.x, floatY, { batchSize: 32 }) as never }),
+    TypeError,
+    /test batches \(examples \[8\], targets \[4\], on "cpu"\) differ .*nothing was trained: crossEntropy/,
+  );
+  // Nothing was trained by the refused calls.
+  assert.deepEqual(model.parameters().map((p) => p.toArray()), before);
+  // An empty test set has no examples to try: it is allowed (its loss is NaN).
+  const empty = batches(new Float32Array(0), new Int32Array(0), { batchSize: 32 });
+  assert.equal((await fit(model, { ...options, test: empty })).history.length, 1);
+
+  // A model made for several example shapes: the mean over the middle axis, then the layers.
+  class MeanOverSteps extends Module {
+    readonly inner = smallModel(8);
+    constructor() {
+      super();
+      this.registerModule("inner", this.inner);
+    }
+    override forward(x: Tensor): Tensor {
+      return this.inner.forward(mean(x, 1));
+    }
+  }
+  const pooled = new MeanOverSteps();
+  const steps = (n: number) =>
+    fromFloat32(
+      Float32Array.from({ length: 64 * n * 8 }, (_, i) => data.x[i % data.x.length]),
+      [64, n, 8],
+    );
+  const { history } = await fit(pooled, {
+    ...options,
+    optimizer: new SGD(pooled, { lr: 0.01 }),
+    train: batches(steps(3), data.y, { batchSize: 32 }),
+    test: batches(steps(5), data.y, { batchSize: 32 }),
+  });
+  assert.ok(Number.isFinite(history[0].testLoss), "the test pass ran on [5, 8] examples");
 });
 
 Deno.test("fit clears its progress bar whatever error ends the epoch or the test pass", async () => {

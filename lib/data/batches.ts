@@ -135,6 +135,21 @@ export class Batches<Y extends Int32Array | Tensor> implements Iterable<Batch<Y>
   readonly #order: Int32Array;
   readonly #buffers = new Map<number, Buffers>();
 
+  /** Shape of one example's input: each batch's `x` is `[size, ...exampleShape]`. */
+  get exampleShape(): number[] {
+    return [...this.#xExample];
+  }
+
+  /** Shape of one target, or `null` when the targets are integer class labels. */
+  get targetShape(): number[] | null {
+    return this.#yExample === null ? null : [...this.#yExample];
+  }
+
+  /** The device the batches are made on. */
+  get device(): Device {
+    return this.#device;
+  }
+
   /** Use `batches()`. */
   constructor(
     x: Float32Array,

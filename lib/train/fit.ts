@@ -14,9 +14,12 @@
  * @module
  */
 import { cudaDeviceInfo, cudaMemoryStats, reclaimDeviceMemory } from "../backend/cuda.ts";
+import { Batches } from "../data/batches.ts";
 import { describeValue, NonFiniteLossError, requireModule, requireObject } from "../errors.ts";
+import { zeros } from "../creation.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 import type { Module } from "../nn/module.ts";
+import { shapeString, Tensor } from "../tensor.ts";
 import { dynamicSchedules, stepDynamicSparsity } from "../sparsity/rigl.ts";
 import { type BatchSource, checkBatchSource, evaluate, type LossFunction } from "./evaluate.ts";
 import { countCorrect, RunningMetrics } from "./metrics.ts";
@@ -187,6 +190,47 @@ function checkResumeFrom(done: unknown, epochs: number): readonly EpochStats[] {
 }
 
 /**
+ * Test batches from `batches()` whose examples, targets or device differ from the training
+ * batches' are first tried on one zero example through the model and the loss (evaluation mode,
+ * no graph): one that fails there would otherwise fail in the first test pass, after a whole
+ * epoch of training. A model made for several example shapes passes and trains as asked. Other
+ * iterables cannot be looked into without consuming them; an empty set has nothing to try.
+ */
+function checkTestMatchesTrain<Y>(
+  model: Module,
+  loss: LossFunction<Y>,
+  train: unknown,
+  test: unknown,
+): void {
+  if (!(train instanceof Batches) || !(test instanceof Batches)) return;
+  if (train.count === 0 || test.count === 0) return;
+  const describe = (b: Batches<Int32Array | Tensor>) => {
+    const y = b.targetShape;
+    return `examples ${shapeString(b.exampleShape)}, ` +
+      `${y === null ? "class labels" : `targets ${shapeString(y)}`}, on "${b.device}"`;
+  };
+  const [trainKind, testKind] = [describe(train), describe(test)];
+  if (trainKind === testKind) return;
+  const device = test.device;
+  const x = zeros([1, ...test.exampleShape], { device });
+  const targetShape = test.targetShape;
+  const y = targetShape === null ? new Int32Array(1) : zeros([1, ...targetShape], { device });
+  try {
+    evaluate(model, [{ x, y: y as Y, size: 1 }], loss);
+  } catch (err) {
+    if (err instanceof Error) {
+      err.message = `fit() test batches (${testKind}) differ from the train batches ` +
+        `(${trainKind}) and fail in the model or the loss (tried on one example of zeros); ` +
+        `nothing was trained: ${err.message}`;
+    }
+    throw err;
+  } finally {
+    x.dispose();
+    if (y instanceof Tensor) y.dispose();
+  }
+}
+
+/**
  * Trains `model` for `options.epochs` epochs and evaluates it on `options.test` after each.
  *
  * Stops with a `NonFiniteLossError` naming the step (counted from 1 over the whole run), the
@@ -194,6 +238,9 @@ function checkResumeFrom(done: unknown, epochs: number): readonly EpochStats[] {
  * and update, so the parameters are those that produced it — or at a non-finite test loss, after
  * printing that epoch's line and before its `onEpochEnd` (which would save a diverged model).
  * Errors of the model or the loss (wrong input width, labels out of range) propagate unchanged.
+ * Test batches made by `batches()` with other example shapes, targets or device than the
+ * training batches are tried through the model first: one the model cannot take is refused
+ * before the first epoch, not after it.
  * @example
  * ```ts
  * import { batches, crossEntropy, fit, Linear, SGD, tensor } from "@sparselinear/sparselinear";
@@ -228,7 +275,10 @@ export async function fit<Y>(model: Module, options: FitOptions<Y>): Promise<Fit
   // Everything is checked before the first step: a bad option found after an epoch would leave
   // the model trained and the run lost.
   checkBatchSource(train, "fit() train", true);
-  if (test !== undefined) checkBatchSource(test, "fit() test", false);
+  if (test !== undefined) {
+    checkBatchSource(test, "fit() test", false);
+    checkTestMatchesTrain(model, loss, train, test);
+  }
   for (const name of ["log", "onEpochEnd", "afterBackward"] as const) {
     const value = options[name];
     if (value !== undefined && value !== null && typeof value !== "function") {
