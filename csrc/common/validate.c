@@ -21,6 +21,14 @@
     if ((count) > 0) V_PTR(p);                                                   \
   } while (0)
 
+/* V_PTR_IF for an activation array of a sparse kernel: feature-major calls (fm 1) name it with
+ * a "T" (xT, dyT), as their prototypes do. */
+#define V_ACT_PTR_IF(p, count)                                                   \
+  do {                                                                           \
+    if ((count) > 0 && (p) == NULL)                                              \
+      return sl_fail(SL_E_NULL_POINTER, fn, "%s%s must not be null", #p, fm ? "T" : ""); \
+  } while (0)
+
 #define V_NONNEG(n)                                                              \
   do {                                                                           \
     if ((n) < 0)                                                                 \
@@ -112,13 +120,13 @@ static sl_status sparse_sizes(const char *fn, int32_t batch, int32_t n_in, int32
 
 sl_status sl_validate_spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                                int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
-                               const float *values, const float *x, const float *y) {
+                               const float *values, const float *x, const float *y, int fm) {
   SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
   V_PTR(row_ptr);
   V_PTR_IF(col_idx, nnz);
   V_PTR_IF(values, nnz);
-  V_PTR_IF(x, sl_mul_size(batch, n_in));
-  V_PTR_IF(y, sl_mul_size(batch, n_out));
+  V_ACT_PTR_IF(x, sl_mul_size(batch, n_in));
+  V_ACT_PTR_IF(y, sl_mul_size(batch, n_out));
   return SL_OK;
 }
 
@@ -153,7 +161,7 @@ sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int3
                                int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                                const int32_t *col_ptr, const int32_t *row_idx,
                                const int32_t *csc_to_csr, const float *values, const float *x,
-                               const float *dy, const float *dx, const float *dw) {
+                               const float *dy, const float *dx, const float *dw, int fm) {
   SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
   V_PTR(row_ptr);
   V_PTR_IF(col_idx, nnz);
@@ -161,9 +169,9 @@ sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int3
   V_PTR_IF(row_idx, nnz);
   V_PTR_IF(csc_to_csr, nnz);
   V_PTR_IF(values, nnz);
-  V_PTR_IF(x, sl_mul_size(batch, n_in));
-  V_PTR_IF(dy, sl_mul_size(batch, n_out));
-  V_PTR_IF(dx, sl_mul_size(batch, n_in));
+  V_ACT_PTR_IF(x, sl_mul_size(batch, n_in));
+  V_ACT_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_ACT_PTR_IF(dx, sl_mul_size(batch, n_in));
   V_PTR_IF(dw, nnz);
   return SL_OK;
 }

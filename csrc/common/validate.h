@@ -37,9 +37,11 @@ sl_status sl_validate_csr_to_csc(const char *fn, int32_t n_rows, int32_t n_cols,
                                  const int32_t *csc_to_csr);
 
 /* ---- sparse kernels (the pattern's offsets and indices are each library's to check) ---- */
+/* fm 1: the feature-major form (sl_spmm_fwd_fm, sl_spmm_bwd_fm), whose arrays are named xT, yT,
+ * dyT and dxT in messages, as their prototypes name them. */
 sl_status sl_validate_spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                                int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
-                               const float *values, const float *x, const float *y);
+                               const float *values, const float *x, const float *y, int fm);
 sl_status sl_validate_spmm_bwd_input(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                                      int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
                                      const int32_t *csc_to_csr, const float *values,
@@ -52,7 +54,7 @@ sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int3
                                int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                                const int32_t *col_ptr, const int32_t *row_idx,
                                const int32_t *csc_to_csr, const float *values, const float *x,
-                               const float *dy, const float *dx, const float *dw);
+                               const float *dy, const float *dx, const float *dw, int fm);
 sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                             int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                             const float *x, const float *dy, const float *dw);

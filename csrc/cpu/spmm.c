@@ -632,7 +632,7 @@ static sl_status spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
                           const float *values, const float *bias, const float *x, float *y,
                           int fm) {
   SL_VALIDATE(
-      sl_validate_spmm_fwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x, y));
+      sl_validate_spmm_fwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x, y, fm));
   sl_status st = sl_check_offsets(fn, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_out == 0) return SL_OK;
@@ -1182,7 +1182,7 @@ static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
                           const int32_t *csc_to_csr, const float *values, const float *x,
                           const float *dy, float *dx, float *dw, int fm) {
   SL_VALIDATE(sl_validate_spmm_bwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
-                                   row_idx, csc_to_csr, values, x, dy, dx, dw));
+                                   row_idx, csc_to_csr, values, x, dy, dx, dw, fm));
   sl_status st = sl_check_offsets(fn, "col_ptr", col_ptr, n_in, nnz);
   if (st != SL_OK) return st;
   /* (n_in == 0 forces nnz == 0 through col_ptr.) Empty sums are zeros. */

@@ -780,7 +780,7 @@ SL_API sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
                              float *y) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x,
-                                   y));
+                                   y, 0));
   if (batch == 0) return SL_OK; /* nothing to compute (the pattern is not read) */
   SL_CUDA_READY();
   gather_args g;
@@ -960,7 +960,7 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
                              const float *dy, float *dx, float *dw) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
-                                   row_idx, csc_to_csr, values, x, dy, dx, dw));
+                                   row_idx, csc_to_csr, values, x, dy, dx, dw, 0));
   if (batch == 1 && n_in > 0 && n_in <= BWD1_MAX_IN && n_out > 0 && batch1_csr_bwd()) {
     SL_CUDA_READY();
     int sms = 0, smem_optin = 0;
@@ -1011,7 +1011,7 @@ SL_API sl_status sl_spmm_fwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
                                 float *yT) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values,
-                                   xT, yT));
+                                   xT, yT, 1));
   sl_status st;
   if (batch <= 1 || n_out == 0) {
     st = sl_spmm_fwd(batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xT, yT);
@@ -1036,7 +1036,7 @@ SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
                                 const float *xT, const float *dyT, float *dxT, float *dw) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
-                                   row_idx, csc_to_csr, values, xT, dyT, dxT, dw));
+                                   row_idx, csc_to_csr, values, xT, dyT, dxT, dw, 1));
   sl_status st;
   if (batch <= 1 || n_in == 0 || n_out == 0) {
     st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,

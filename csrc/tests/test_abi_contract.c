@@ -66,6 +66,25 @@ static void test_null_arrays_are_named(void) {
   EXPECT_FAILS(sl_dropout_bwd(4, 0.5, 1, f, NULL), SL_E_NULL_POINTER, "sl_dropout_bwd",
                "dx must not be null");
   /* n == 0 reads nothing: null is fine. */
+  /* The feature-major sparse calls name their activations xT, yT, dyT, dxT (they said x, y). */
+  const int32_t rp[3] = {0, 1, 2}, ci[2] = {0, 1}, cp[3] = {0, 1, 2}, ri[2] = {0, 1},
+                perm[2] = {0, 1};
+  float w[2] = {1, 1}, a[4] = {0}, b[4] = {0}, c[4] = {0}, dw[2] = {0};
+  EXPECT_FAILS(sl_spmm_fwd_fm(2, 2, 2, 2, rp, ci, w, NULL, NULL, b), SL_E_NULL_POINTER,
+               "sl_spmm_fwd_fm", "xT must not be null");
+  EXPECT_FAILS(sl_spmm_fwd_fm(2, 2, 2, 2, rp, ci, w, NULL, a, NULL), SL_E_NULL_POINTER,
+               "sl_spmm_fwd_fm", "yT must not be null");
+  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, NULL, b, c, dw),
+               SL_E_NULL_POINTER, "sl_spmm_bwd_fm", "xT must not be null");
+  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, NULL, c, dw),
+               SL_E_NULL_POINTER, "sl_spmm_bwd_fm", "dyT must not be null");
+  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, b, NULL, dw),
+               SL_E_NULL_POINTER, "sl_spmm_bwd_fm", "dxT must not be null");
+  /* The batch-major calls keep x, y, dy, dx. */
+  EXPECT_FAILS(sl_spmm_fwd(2, 2, 2, 2, rp, ci, w, NULL, NULL, b), SL_E_NULL_POINTER,
+               "sl_spmm_fwd", "x must not be null");
+  EXPECT_FAILS(sl_spmm_bwd(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, NULL, c, dw),
+               SL_E_NULL_POINTER, "sl_spmm_bwd", "dy must not be null");
   EXPECT(sl_dropout_fwd(0, 0.5, 1, NULL, NULL) == SL_OK, "dropout of nothing: %s",
          sl_last_error());
 }
