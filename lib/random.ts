@@ -25,15 +25,17 @@ export class Generator {
     if (!Number.isSafeInteger(seed)) {
       throw new RangeError(`Seed must be an integer with |seed| < 2^53, got ${seed}`);
     }
-    let x = Math.trunc(seed) >>> 0;
-    const hi = Math.floor(Math.trunc(seed) / 4294967296) >>> 0;
+    // splitmix32 over the low word; the high word (nonzero only for seeds >= 2^32 or < 0) adds
+    // a second, independently hashed counter. (It was XORed raw into the low word's counter, so
+    // seeds such as 1 and 2^32 drew the same first value.) Seeds below 2^32 keep their streams.
+    let low = Math.trunc(seed) >>> 0;
+    let high = Math.floor(Math.trunc(seed) / 4294967296) >>> 0;
+    const mixHigh = high !== 0;
     const next = () => {
-      // splitmix32
-      x = (x + 0x9e3779b9) | 0;
-      let z = x ^ hi;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
+      low = (low + 0x9e3779b9) | 0;
+      if (!mixHigh) return fmix32(low);
+      high = (high + 0x632be5ab) | 0;
+      return (fmix32(low) ^ fmix32(high ^ 0x5bd1e995)) >>> 0;
     };
     this.#s0 = next();
     this.#s1 = next();
@@ -167,6 +169,13 @@ function checkFinite(value: unknown, name: string): void {
 
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
+}
+
+/** MurmurHash3's 32-bit finaliser (splitmix32's output step): a bijection mixing every bit. */
+function fmix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** A generator from a seed, or a fresh time-seeded one when none is given. */

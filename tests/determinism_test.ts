@@ -154,3 +154,34 @@ Deno.test("full sums: bit-identical calls at a fixed thread count", () => {
     setNumThreads(threads);
   }
 });
+
+Deno.test("seeds that differ above bit 32 give unrelated streams; seeds below 2^32 keep theirs", () => {
+  const firstDraws = (seed: number) => {
+    const g = new Generator(seed);
+    return [g.nextUint32(), g.nextUint32(), g.nextUint32(), g.nextUint32()].join(",");
+  };
+  // The high word was XORed into the low word's counter, so 2^32 and 1 (or 2^32 + 1 and 0)
+  // drew the same first value, and seeds 2^32 apart shared bits of every draw.
+  const seeds: number[] = [];
+  for (let low = 0; low < 64; low++) {
+    for (const high of [0, 1, 2, 3, 2 ** 20 - 1]) seeds.push(high * 2 ** 32 + low);
+    seeds.push(-low - 1);
+  }
+  const seen = new Map<string, number>();
+  const firsts = new Map<number, number>();
+  for (const seed of seeds) {
+    const draws = firstDraws(seed);
+    assert.equal(seen.get(draws), undefined, `seed ${seed} repeats seed ${seen.get(draws)}`);
+    seen.set(draws, seed);
+    const first = Number(draws.split(",")[0]);
+    assert.equal(
+      firsts.get(first),
+      undefined,
+      `seed ${seed}'s first draw is seed ${firsts.get(first)}'s`,
+    );
+    firsts.set(first, seed);
+  }
+  // Seeds below 2^32 (every seed the library's examples and tests use) keep their streams.
+  assert.equal(firstDraws(0), "3809008728,1133695204,53579671,2891528803");
+  assert.equal(firstDraws(12345).split(",").slice(0, 2).join(","), "518667457,440444462");
+});
