@@ -903,6 +903,24 @@ for (const reduction of ["mean", "sum", "none"] as Reduction[]) {
   });
 }
 
+gpuTest("mean losses divide the double sum as the CPU does: the same bits at small sizes", () => {
+  // The MSE mean multiplied the sum by a float 1/n, which moved ~1 in 4 results of small n by
+  // one ulp; cross-entropy's multiplied by a double 1/n (rarely a last-bit difference).
+  const mismatches: string[] = [];
+  for (let trial = 0; trial < 120; trial++) {
+    const n = 1 + (trial % 40), classes = 2 + (trial % 9);
+    const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
+      const p = leaf([n], 500 + trial, d, -3, 3), t = leaf([n], 900 + trial, d, -3, 3);
+      const logits = leaf([n, classes], 1300 + trial, d, -5, 5);
+      const labels = Int32Array.from({ length: n }, (_, i) => (i * 5 + trial) % classes);
+      return [mseLoss(p, t).item(), crossEntropy(logits, labels).item()];
+    });
+    if (cuda[0] !== cpu[0]) mismatches.push(`mse n=${n}: ${cuda[0]} vs ${cpu[0]}`);
+    if (cuda[1] !== cpu[1]) mismatches.push(`ce n=${n}: ${cuda[1]} vs ${cpu[1]}`);
+  }
+  assert.deepEqual(mismatches, []);
+});
+
 gpuTest("dropout draws the same mask on both devices (same seed)", () => {
   const [cpu, cuda] = (["cpu", "cuda"] as const).map((d) => {
     const x = leaf([64, 129], 38, d);

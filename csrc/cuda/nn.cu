@@ -163,14 +163,15 @@ __global__ void cross_entropy_fwd_kernel(int32_t batch, int32_t n_classes,
   }
 }
 
-/* loss[0] = scale * sum of v[0 .. n) in double (one block, fixed order). */
-__global__ void sum_doubles_kernel(int64_t n, double scale, const double *__restrict__ v,
+/* loss[0] = (sum of v[0 .. n)) / divisor in double (one block, fixed order), divided as the CPU
+ * library does rather than multiplied by 1 / divisor. */
+__global__ void sum_doubles_kernel(int64_t n, double divisor, const double *__restrict__ v,
                                    float *__restrict__ loss) {
   __shared__ double shared[32];
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
   s = sl_block_sum(s, shared);
-  if (threadIdx.x == 0) loss[0] = (float)(s * scale);
+  if (threadIdx.x == 0) loss[0] = (float)(s / divisor);
 }
 
 __global__ void cross_entropy_bwd_kernel(int32_t batch, int32_t n_classes,
@@ -368,8 +369,8 @@ SL_API sl_status sl_cross_entropy_fwd(int32_t batch, int32_t n_classes, const fl
       batch, n_classes, logits, labels, reduction, loss, lse, row_loss.as<double>(), slot);
   SL_LAUNCHED("cross_entropy_fwd_kernel");
   if (reduction != SL_REDUCTION_NONE) {
-    const double scale = reduction == SL_REDUCTION_MEAN ? 1.0 / (double)batch : 1.0;
-    sum_doubles_kernel<<<1, 512>>>(batch, scale, row_loss.as<double>(), loss);
+    const double divisor = reduction == SL_REDUCTION_MEAN ? (double)batch : 1.0;
+    sum_doubles_kernel<<<1, 512>>>(batch, divisor, row_loss.as<double>(), loss);
     SL_LAUNCHED("sum_doubles_kernel");
   }
   return sl_check_end(__func__);
@@ -405,7 +406,7 @@ SL_API sl_status sl_mse_fwd(int64_t n, const float *pred, const float *target,
     return SL_OK;
   }
   term_squared_error term{pred, target};
-  const float alpha = reduction == SL_REDUCTION_MEAN ? (float)(1.0 / (double)n) : 1.0f;
+  const double alpha = reduction == SL_REDUCTION_MEAN ? 1.0 / (double)n : 1.0;
   return sl_reduce_middle(__func__, 1, n, 1, alpha, term, loss);
 }
 

@@ -7,7 +7,7 @@
 #include "../cpu/strided.h"
 #include "validate.h"
 
-__global__ void sl_column_final_kernel(int64_t outs, int64_t chunks, float alpha,
+__global__ void sl_column_final_kernel(int64_t outs, int64_t chunks, double alpha,
                                        const double *partial, float *y) {
   SL_GRID_STRIDE(idx, outs) {
     double s = 0.0;
@@ -16,7 +16,7 @@ __global__ void sl_column_final_kernel(int64_t outs, int64_t chunks, float alpha
   }
 }
 
-__global__ void sl_row_final_kernel(int64_t outer, int64_t per_row, float alpha,
+__global__ void sl_row_final_kernel(int64_t outer, int64_t per_row, double alpha,
                                     const double *partial, float *y) {
   SL_GRID_STRIDE(o, outer) {
     double s = 0.0;
