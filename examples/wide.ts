@@ -9,8 +9,9 @@
  *    "post-ReLU" inputs (a fraction `--input-density` of entries nonzero);
  * 4. one SET prune-and-grow update (`growth: "set"`, drop fraction α = 0.3);
  * 5. one RigL update on a 100,000 × 100,000 layer: its dense gradient dYᵀ·X (10^10 entries) is
- *    computed in chunks of whole rows of at most `maxSize` entries, each one GEMM; at 1 M width
- *    that gradient has 10^12 entries, so the example times one chunk's GEMM and extrapolates.
+ *    computed in chunks of whole rows of at most `maxSize` entries (a fixed-order kernel, then
+ *    a top-k pass over each); at 1 M width that gradient has 10^12 entries, so the example
+ *    extrapolates the measured time per entry.
  *
  * "estimate" is what lib/nn/memory.ts predicts the stage holds at its peak (layers, gradients,
  * optimizer state, activations, kernel scratch, update scratch); "peak Δ" is the measured peak
@@ -24,14 +25,7 @@
  */
 import type { ParseArgsOptionsConfig } from "node:util";
 import { cliArgs, cliFail, cpuModel, decimalNumber, integerAtLeast, readProc } from "./cli.ts";
-import {
-  check,
-  getNumThreads,
-  kernelScratchPeakBytes,
-  native,
-  ptr,
-  setNumThreads,
-} from "../ffi/library.ts";
+import { getNumThreads, kernelScratchPeakBytes, setNumThreads } from "../ffi/library.ts";
 import {
   type ActivationEstimate,
   availableMemory,
@@ -525,46 +519,6 @@ async function riglStage(
   void report;
   const update = rec.stages[rec.stages.length - 1].seconds;
 
-  // One chunk's GEMM (dYᵀ rows × X), the part that grows with in · out, as the update runs it:
-  // the same kernel into one chunk buffer reused from chunk to chunk (a fresh 400 MB output per
-  // call would add its page faults, which the update pays once).
-  const dyT = gen.fillUniform(new Float32Array(chunkRows * o.batch), -1, 1);
-  const xs = gen.fillUniform(new Float32Array(o.batch * n), 0, 1);
-  const chunk = new Float32Array(chunkRows * n);
-  const chunkGemm = () =>
-    check(
-      native().sl_gemm(
-        0,
-        0,
-        chunkRows,
-        n,
-        o.batch,
-        1,
-        ptr(dyT),
-        o.batch,
-        ptr(xs),
-        n,
-        0,
-        ptr(chunk),
-        n,
-      ),
-    );
-  const reps = 3;
-  const gemm = await rec.run(
-    `GEMM of one chunk [${chunkRows}×${o.batch}]·[${o.batch}×${n}], best of ${reps}`,
-    held + 4 * (chunkRows * o.batch + o.batch * n + chunkRows * n),
-    () => {
-      chunkGemm(); // touches the buffer's pages
-      let best = Infinity;
-      for (let r = 0; r < reps; r++) {
-        const t0 = performance.now();
-        chunkGemm();
-        best = Math.min(best, (performance.now() - t0) / 1000);
-      }
-      return best;
-    },
-    (best) => `${best.toFixed(3)} s per chunk`,
-  );
   const wideEntries = 1e12;
   const wideRows = Math.floor(o.maxSize / 1e6);
   const wideChunks = Math.ceil(1e6 / wideRows);
@@ -572,16 +526,11 @@ async function riglStage(
   // A maxSize below 10^6 holds no row at 1 M width (RigL refuses it): no chunk count then.
   const chunking = wideRows === 0
     ? `(a maxSize of ${o.maxSize} cannot hold one of its 10^6-entry rows)`
-    : `= ${wideChunks} chunks of ${wideRows} rows (same maxSize), each as costly as one ` +
-      `here: about ${wideChunks} × ${gemm.toFixed(3)} s = ${
-        (wideChunks * gemm / 60).toFixed(0)
-      } min of GEMM,`;
+    : `= ${wideChunks} chunks of ${wideRows} rows (same maxSize),`;
   console.log(
     `\nRigL cost: the update took ${update.toFixed(1)} s for ${(n * n).toExponential(0)} ` +
-      `dense-gradient entries in ${chunks} ${chunks === 1 ? "chunk" : "chunks"} (${
-        (chunks * gemm).toFixed(1)
-      } s of it GEMM: ` +
-      `${chunks} × ${gemm.toFixed(3)} s). At 1,000,000 × 1,000,000 the dense gradient has ` +
+      `dense-gradient entries in ${chunks} ${chunks === 1 ? "chunk" : "chunks"}. ` +
+      `At 1,000,000 × 1,000,000 the dense gradient has ` +
       `10^12 entries ${chunking} ≈ ${
         (perEntry * wideEntries / 60).toFixed(0)
       } min per update in all (time per entry × 10^12), whatever the sparsity.`,

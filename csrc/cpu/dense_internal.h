@@ -28,4 +28,15 @@ int sl_gemm_skinny(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32
                    float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                    float beta, float *c, int32_t ldc);
 
+/*
+ * Rows r0 .. r0 + rows of RigL's dense gradient, g[r, i] = sum over b of dy[b, r0 + r] * x[b, i]
+ * (x: [batch, n_in], dy: [batch, n_out], g: [rows, n_in]), each entry one chain of fused
+ * multiply-adds over b in ascending order from +0, so the bits do not depend on the thread count
+ * or on how the rows are chunked (dense_grad.c). fn names the caller in errors; fails only when
+ * its scratch cannot be allocated.
+ */
+sl_status sl_dense_grad_rows(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                             const float *x, const float *dy, int64_t r0, int64_t rows,
+                             float *g);
+
 #endif /* SL_DENSE_INTERNAL_H */

@@ -10,10 +10,11 @@
  * of 11/11/10 bits find the k-th largest key T and how many keys exceed it), followed by one
  * gather in index order that takes every key > T and the first (lowest-index) keys == T. The
  * selection is exact and deterministic whatever the thread count: ties are broken by lower
- * index, and the output comes in ascending index order. (sl_dense_grad_topk ranks a G from
- * sl_gemm, whose last bits can depend on the thread count and the chunk size: see the header.) Key 0 is reserved for "not a candidate" (a
- * position inside the pattern, or one that can no longer enter the running top-k).
+ * index, and the output comes in ascending index order; sl_dense_grad_topk's G is computed in
+ * a fixed order too (dense_grad.c). Key 0 is reserved for "not a candidate" (a position inside
+ * the pattern, or one that can no longer enter the running top-k).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <omp.h>
 #endif
 
+#include "dense_internal.h"
 #include "sample.h"
 #include "sparse_internal.h"
 #include "validate.h"
@@ -243,15 +245,12 @@ static sl_status check_pattern(const char *fn, int32_t n_rows, int32_t n_cols, i
 
 /* ------------------------------------------------ chunked dense-gradient top-k ---- */
 
-/* G[r, i] = sum_b dy[b, r0 + r] * x[b, i] for r < rows: one row chunk of dY^T X, by sl_gemm
- * (CBLAS or the blocked OpenMP kernel). */
+/* G[r, i] = sum_b dy[b, r0 + r] * x[b, i] for r < rows: one row chunk of dY^T X, each entry in
+ * a fixed order (dense_grad.c), so that the growth does not depend on the thread count or on
+ * max_size. */
 static sl_status gradient_chunk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
                                 const float *dy, int64_t r0, int64_t rows, float *g) {
-  if (batch == 0) {
-    memset(g, 0, (size_t)rows * (size_t)n_in * sizeof *g);
-    return SL_OK;
-  }
-  return sl_gemm(1, 0, (int32_t)rows, n_in, batch, 1.0f, dy + r0, n_out, x, n_in, 0.0f, g, n_in);
+  return sl_dense_grad_rows("sl_dense_grad_topk", batch, n_in, n_out, x, dy, r0, rows, g);
 }
 
 /*
@@ -508,9 +507,11 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
     out_rows[j] = (int32_t)o;
     out_cols[j] = (int32_t)i;
     if (out_grad != NULL) {
-      /* The signed value, recomputed as one dot product (keys keep only the magnitude). */
+      /* The signed value (keys keep only the magnitude), recomputed as the same chain of fused
+       * multiply-adds as the ranked G (dense_grad.c), so it is the value that was ranked. */
       float g = 0.0f;
-      for (int64_t b = 0; b < batch; b++) g += dy[b * (int64_t)n_out + o] * x[b * (int64_t)n_in + i];
+      for (int64_t b = 0; b < batch; b++)
+        g = fmaf(dy[b * (int64_t)n_out + o], x[b * (int64_t)n_in + i], g);
       out_grad[j] = g;
     }
   }

@@ -508,17 +508,19 @@ SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flag
  * G = dy^T x (G[o, i] = sum_b dy[b, o] * x[b, i], the dense weight gradient of one batch),
  * among the positions NOT in the CSR pattern (row_ptr[n_out + 1], col_idx[nnz]; sorted, unique).
  * x: [batch, n_in], dy: [batch, n_out]. G is never materialised whole: it is computed in chunks
- * of floor(max_size / n_in) rows (sl_gemm) and a running top-k is merged across chunks. Scratch:
+ * of floor(max_size / n_in) rows and a running top-k is merged across chunks. Scratch:
  * at most 4 * max_size bytes for a chunk, max_size bytes for the entries of a chunk that beat the
  * running top-k, and 24 bytes per k. Time: one GEMM of n_out * n_in * batch multiply-adds plus
  * O(n_out * n_in) selection work. max_size >= max(n_in, 1);
  * k <= n_out * n_in - nnz. Writes out_rows[k], out_cols[k] in row-major order and, when
- * out_grad is non-null, out_grad[k] = G at those positions (signed, recomputed as a dot product).
+ * out_grad is non-null, out_grad[k] = G at those positions (signed).
  * A NaN in G -> SL_E_INVALID_ARGUMENT naming the position; nothing is written then.
- * The selection is exact for the G that sl_gemm computes, but G's last bits are not fixed: with
- * OpenBLAS they depend on the thread count and, through the chunk's shape (one row, up to 16
- * rows, more), on max_size; without it, on max_size. Two entries within rounding of each other
- * at the k-th place may then swap (seen on random float data; integer data is exact).
+ * Each entry of G is one chain of fused multiply-adds over the batch in ascending order from +0,
+ * G[o, i] = fma(dy[B-1, o], x[B-1, i], ... fma(dy[0, o], x[0, i], +0)), whatever the thread
+ * count, max_size or vector width, and the selection is exact for it: the same inputs give the
+ * same growth on every run of the CPU library. (Earlier versions took G from sl_gemm, whose last
+ * bits depended on the thread count and max_size with OpenBLAS.) The CUDA library computes G
+ * with its GEMM: its last bits can differ from the CPU's.
  */
 SL_API sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
                                    const float *dy, int64_t nnz, const int32_t *row_ptr,

@@ -418,6 +418,59 @@ static void test_drop_grow(int flags) {
   EXPECT(new_ptr[0] == -9, "sl_csr_drop_grow wrote output on a rejected call");
 }
 
+/*
+ * Random float data (G not exact in float): the growth and its gradient values are the same bits
+ * at 1, 2 and 3 threads and for every max_size, and each value is the fixed chain
+ * fma(dy[B-1] x[B-1], ... fma(dy[0] x[0], +0)) that the header promises. (With G from OpenBLAS
+ * the values depended on the thread count and the chunk size.)
+ */
+static void test_dense_grad_topk_fixed_order(int batch, int n_in, int n_out, int k) {
+  float *x = malloc((size_t)batch * n_in * sizeof *x);
+  float *dy = malloc((size_t)batch * n_out * sizeof *dy);
+  int32_t *row_ptr = malloc(((size_t)n_out + 1) * sizeof *row_ptr);
+  int32_t *col_idx = malloc((size_t)n_in * n_out * sizeof *col_idx);
+  for (int i = 0; i < batch * n_in; i++) x[i] = (float)((int)rnd_below(2000001) - 1000000) * 1e-6f;
+  for (int i = 0; i < batch * n_out; i++) dy[i] = (float)((int)rnd_below(2000001) - 1000000) * 3e-7f;
+  const int64_t nnz = random_pattern(n_out, n_in, 10, row_ptr, col_idx);
+  int32_t *rows0 = malloc((size_t)k * sizeof *rows0), *cols0 = malloc((size_t)k * sizeof *cols0);
+  int32_t *rows = malloc((size_t)k * sizeof *rows), *cols = malloc((size_t)k * sizeof *cols);
+  float *vals0 = malloc((size_t)k * sizeof *vals0), *vals = malloc((size_t)k * sizeof *vals);
+  const int64_t sizes[] = {(int64_t)n_in * n_out, 7 * (int64_t)n_in, n_in, 64 * (int64_t)n_in + 5};
+  int first = 1, same = 1, chain = 1;
+  for (int threads = 1; threads <= 3; threads++) {
+    sl_set_num_threads(threads);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+      EXPECT_STATUS(sl_dense_grad_topk(batch, n_in, n_out, x, dy, nnz, row_ptr, col_idx, k,
+                                       sizes[si], first ? rows0 : rows, first ? cols0 : cols,
+                                       first ? vals0 : vals),
+                    SL_OK);
+      if (!first)
+        same = same && memcmp(rows, rows0, (size_t)k * sizeof *rows) == 0 &&
+               memcmp(cols, cols0, (size_t)k * sizeof *cols) == 0 &&
+               memcmp(vals, vals0, (size_t)k * sizeof *vals) == 0;
+      first = 0;
+    }
+  }
+  for (int j = 0; j < k; j++) {
+    float acc = 0.0f;
+    for (int b = 0; b < batch; b++) acc = fmaf(dy[b * n_out + rows0[j]], x[b * n_in + cols0[j]], acc);
+    chain = chain && memcmp(&acc, &vals0[j], sizeof acc) == 0;
+  }
+  EXPECT(same, "sl_dense_grad_topk batch %d: growth differs between thread counts or max_size",
+         batch);
+  EXPECT(chain, "sl_dense_grad_topk batch %d: a gradient value is not the fixed fma chain", batch);
+  free(rows0);
+  free(cols0);
+  free(rows);
+  free(cols);
+  free(vals0);
+  free(vals);
+  free(x);
+  free(dy);
+  free(row_ptr);
+  free(col_idx);
+}
+
 int main(void) {
   for (int threads = 1; threads <= 3; threads += 2) {
     sl_set_num_threads(threads);
@@ -432,6 +485,9 @@ int main(void) {
     test_drop_grow(0);
     test_drop_grow(SL_REGROW_KEEPS);
   }
+  test_dense_grad_topk_fixed_order(64, 300, 250, 2000);
+  /* The shape where OpenBLAS's G picked another k-th position at 2 threads than at 1. */
+  test_dense_grad_topk_fixed_order(1000, 300, 200, 5522);
   if (failures) {
     fprintf(stderr, "test_topk: %d failure(s)\n", failures);
     return 1;

@@ -6,8 +6,8 @@
  * They work on host arrays (the bookkeeping of a topology update runs on the CPU library, off
  * the hot path). Every selection is exact and deterministic: ties go to the lower index (the
  * lower row-major position for matrix positions), and results come in ascending order. RigL's
- * dense gradient itself comes from a GEMM whose last bits can depend on the thread count and on
- * `maxSize` (with OpenBLAS), so near-equal candidates at the k-th place may swap between them.
+ * dense gradient is computed in a fixed order too (each entry one chain of fused multiply-adds
+ * over the batch), so its growth does not depend on the thread count or on `maxSize`.
  * @module
  */
 import { checkHostCsr, float32Array, int32Array } from "./host_arrays.ts";
