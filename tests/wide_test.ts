@@ -153,11 +153,11 @@ Deno.test("memory model: construction peaks and prune-and-grow scratch", () => {
   const set = pruneAndGrowExtraBytes(shape, { k: 100, growth: "set" });
   assert.equal(set, 34 * 50_000 + 36 * 100 + 40 * 2001 + 8 * 100 + 8 * 2001);
   // RigL adds whole rows of the dense gradient (≤ maxSize entries, 5 bytes each: the chunk and
-  // its packed survivors), candidates and x, dY.
+  // its packed survivors), candidates, x and dY, and the chunk's dY columns (2 rows × batch 4).
   const rigl = pruneAndGrowExtraBytes(shape, { k: 100, growth: "rigl", maxSize: 2500, batch: 4 });
   assert.equal(
     rigl - (set - 8 * 100 - 8 * 2001),
-    5 * 2 * 1000 + 24 * 100 + 4 * 4 * 3000,
+    5 * 2 * 1000 + 24 * 100 + 4 * 4 * 3000 + 4 * 4 * 2,
   );
   // Momentum state is remapped into a fresh array: +4 bytes per connection.
   assert.equal(

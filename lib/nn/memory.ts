@@ -428,8 +428,8 @@ export interface PruneAndGrowSize {
  * values and old positions (12·nnz), the copies `replacePattern` takes (8·nnz), the dropped
  * mask (1·nnz), the remapped optimizer state, O(k) positions, O(width) pointers, and for RigL
  * the gradient chunk (5 bytes per entry of whole rows ≤ maxSize: the chunk and its packed
- * survivors), the candidates (24·k) and the recorded x and
- * dY. About 34 bytes per connection + O(k + width). (On CUDA the next pattern's CSC view,
+ * survivors), the candidates (24·k), the recorded x and dY, and the chunk's dY columns copied for
+ * the gradient kernel. About 34 bytes per connection + O(k + width). (On CUDA the next pattern's CSC view,
  * 8·nnz + 4·(in + 1), follows at the next backward.)
  */
 export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAndGrowSize): number {
@@ -450,8 +450,9 @@ export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAn
     checkCount(batch, "batch", 1);
     const chunkRows = Math.min(nOut, Math.floor(maxSize / nIn));
     // The chunk (4 bytes an entry) and its packed survivors (at most an eighth of the chunk
-    // as key and index pairs: 1 byte an entry), 24 bytes per candidate, the batch's x and dY.
-    growthBytes = 5 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut);
+    // as key and index pairs: 1 byte an entry), 24 bytes per candidate, the batch's x and dY,
+    // and the gradient kernel's copy of the chunk's dY columns (its x panels are a few KiB).
+    growthBytes = 5 * chunkRows * nIn + 24 * k + 4 * batch * (nIn + nOut) + 4 * batch * chunkRows;
   } else {
     growthBytes = 8 * k + 8 * (nOut + 1);
   }
