@@ -429,8 +429,9 @@ static void test_dense_grad_topk_fixed_order(int batch, int n_in, int n_out, int
   float *dy = malloc((size_t)batch * n_out * sizeof *dy);
   int32_t *row_ptr = malloc(((size_t)n_out + 1) * sizeof *row_ptr);
   int32_t *col_idx = malloc((size_t)n_in * n_out * sizeof *col_idx);
-  for (int i = 0; i < batch * n_in; i++) x[i] = (float)((int)rnd_below(2000001) - 1000000) * 1e-6f;
-  for (int i = 0; i < batch * n_out; i++) dy[i] = (float)((int)rnd_below(2000001) - 1000000) * 3e-7f;
+  /* Uniform in [-1, 1] and [-0.3, 0.3] on a fine grid: G's entries are not exact in float. */
+  for (int i = 0; i < batch * n_in; i++) x[i] = (float)(rnd_below(2000001) - 1000000) * 1e-6f;
+  for (int i = 0; i < batch * n_out; i++) dy[i] = (float)(rnd_below(2000001) - 1000000) * 3e-7f;
   const int64_t nnz = random_pattern(n_out, n_in, 10, row_ptr, col_idx);
   int32_t *rows0 = malloc((size_t)k * sizeof *rows0), *cols0 = malloc((size_t)k * sizeof *cols0);
   int32_t *rows = malloc((size_t)k * sizeof *rows), *cols = malloc((size_t)k * sizeof *cols);
@@ -453,7 +454,8 @@ static void test_dense_grad_topk_fixed_order(int batch, int n_in, int n_out, int
   }
   for (int j = 0; j < k; j++) {
     float acc = 0.0f;
-    for (int b = 0; b < batch; b++) acc = fmaf(dy[b * n_out + rows0[j]], x[b * n_in + cols0[j]], acc);
+    for (int b = 0; b < batch; b++)
+      acc = fmaf(dy[b * n_out + rows0[j]], x[b * n_in + cols0[j]], acc);
     chain = chain && memcmp(&acc, &vals0[j], sizeof acc) == 0;
   }
   EXPECT(same, "sl_dense_grad_topk batch %d: growth differs between thread counts or max_size",
