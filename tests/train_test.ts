@@ -214,6 +214,17 @@ Deno.test("fit refuses test batches the model cannot take before training, not a
     TypeError,
     /test batches \(examples \[8\], targets \[4\], on "cpu"\) differ .*nothing was trained: crossEntropy/,
   );
+  // Arrays of batches are looked into too (their first batch).
+  const arrayBatch = (cols: number) => [{
+    x: fromFloat32(new Float32Array(32 * cols), [32, cols]),
+    y: data.y.slice(0, 32),
+    size: 32,
+  }];
+  await assertRejects(
+    fit(model, { ...options, train: arrayBatch(8), test: arrayBatch(5) }),
+    ShapeError,
+    /^fit\(\) test batches \(examples \[5\], class labels, on "cpu"\) differ .*expected \(N, \*, 8\)/,
+  );
   // Nothing was trained by the refused calls.
   assert.deepEqual(model.parameters().map((p) => p.toArray()), before);
   // An empty test set has no examples to try: it is allowed (its loss is NaN).

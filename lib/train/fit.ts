@@ -19,7 +19,8 @@ import { describeValue, NonFiniteLossError, requireModule, requireObject } from 
 import { zeros } from "../creation.ts";
 import { checkOptionKeys, numberOption } from "../options.ts";
 import type { Module } from "../nn/module.ts";
-import { shapeString, Tensor } from "../tensor.ts";
+import { IndexTensor, shapeString, Tensor } from "../tensor.ts";
+import type { Device } from "../backend/backend.ts";
 import { dynamicSchedules, stepDynamicSparsity } from "../sparsity/rigl.ts";
 import { type BatchSource, checkBatchSource, evaluate, type LossFunction } from "./evaluate.ts";
 import { countCorrect, RunningMetrics } from "./metrics.ts";
@@ -189,12 +190,49 @@ function checkResumeFrom(done: unknown, epochs: number): readonly EpochStats[] {
   return done;
 }
 
+/** What every batch of a source holds, where that can be known without consuming it. */
+interface BatchKind {
+  example: number[];
+  target: number[] | "labels" | "index labels";
+  device: Device;
+}
+
+/** The kind of a `batches()` source, or of an array's first batch; null when not knowable. */
+function batchKind(source: unknown): BatchKind | null {
+  if (source instanceof Batches) {
+    if (source.count === 0) return null;
+    const target = source.targetShape;
+    return { example: source.exampleShape, target: target ?? "labels", device: source.device };
+  }
+  if (!Array.isArray(source) || source.length === 0) return null;
+  const { x, y } = (source[0] ?? {}) as { x?: unknown; y?: unknown };
+  if (!(x instanceof Tensor) || x.ndim < 1) return null;
+  const target = y instanceof Int32Array
+    ? "labels"
+    : y instanceof IndexTensor
+    ? "index labels"
+    : y instanceof Tensor && y.ndim >= 1
+    ? y.shape.slice(1)
+    : null;
+  return target === null ? null : { example: x.shape.slice(1), target, device: x.device };
+}
+
+function describeKind(kind: BatchKind): string {
+  const target = kind.target === "labels"
+    ? "class labels"
+    : kind.target === "index labels"
+    ? "class labels in an IndexTensor"
+    : `targets ${shapeString(kind.target)}`;
+  return `examples ${shapeString(kind.example)}, ${target}, on "${kind.device}"`;
+}
+
 /**
- * Test batches from `batches()` whose examples, targets or device differ from the training
- * batches' are first tried on one zero example through the model and the loss (evaluation mode,
- * no graph): one that fails there would otherwise fail in the first test pass, after a whole
- * epoch of training. A model made for several example shapes passes and trains as asked. Other
- * iterables cannot be looked into without consuming them; an empty set has nothing to try.
+ * Test batches whose examples, targets or device differ from the training batches' (from
+ * `batches()`, or an array's first batch) are first tried on one zero example through the model
+ * and the loss (evaluation mode, no graph): one that fails there would otherwise fail in the
+ * first test pass, after a whole epoch of training. A model made for several example shapes
+ * passes and trains as asked. Other iterables cannot be looked into without consuming them; an
+ * empty set has nothing to try.
  */
 function checkTestMatchesTrain<Y>(
   model: Module,
@@ -202,25 +240,23 @@ function checkTestMatchesTrain<Y>(
   train: unknown,
   test: unknown,
 ): void {
-  if (!(train instanceof Batches) || !(test instanceof Batches)) return;
-  if (train.count === 0 || test.count === 0) return;
-  const describe = (b: Batches<Int32Array | Tensor>) => {
-    const y = b.targetShape;
-    return `examples ${shapeString(b.exampleShape)}, ` +
-      `${y === null ? "class labels" : `targets ${shapeString(y)}`}, on "${b.device}"`;
-  };
-  const [trainKind, testKind] = [describe(train), describe(test)];
-  if (trainKind === testKind) return;
-  const device = test.device;
-  const x = zeros([1, ...test.exampleShape], { device });
-  const targetShape = test.targetShape;
-  const y = targetShape === null ? new Int32Array(1) : zeros([1, ...targetShape], { device });
+  const [trainKind, testKind] = [batchKind(train), batchKind(test)];
+  if (trainKind === null || testKind === null) return;
+  const [trainText, testText] = [describeKind(trainKind), describeKind(testKind)];
+  if (trainText === testText) return;
+  const { device, target } = testKind;
+  const x = zeros([1, ...testKind.example], { device });
+  const y = target === "labels"
+    ? new Int32Array(1)
+    : target === "index labels"
+    ? new IndexTensor(new Int32Array(1), [1])
+    : zeros([1, ...target], { device });
   try {
     evaluate(model, [{ x, y: y as Y, size: 1 }], loss);
   } catch (err) {
     if (err instanceof Error) {
-      err.message = `fit() test batches (${testKind}) differ from the train batches ` +
-        `(${trainKind}) and fail in the model or the loss (tried on one example of zeros); ` +
+      err.message = `fit() test batches (${testText}) differ from the train batches ` +
+        `(${trainText}) and fail in the model or the loss (tried on one example of zeros); ` +
         `nothing was trained: ${err.message}`;
     }
     throw err;
@@ -238,9 +274,9 @@ function checkTestMatchesTrain<Y>(
  * and update, so the parameters are those that produced it — or at a non-finite test loss, after
  * printing that epoch's line and before its `onEpochEnd` (which would save a diverged model).
  * Errors of the model or the loss (wrong input width, labels out of range) propagate unchanged.
- * Test batches made by `batches()` with other example shapes, targets or device than the
- * training batches are tried through the model first: one the model cannot take is refused
- * before the first epoch, not after it.
+ * Test batches (from `batches()`, or an array of batches) with other example shapes, targets or
+ * device than the training batches are tried through the model first: one the model cannot take
+ * is refused before the first epoch, not after it.
  * @example
  * ```ts
  * import { batches, crossEntropy, fit, Linear, SGD, tensor } from "@sparselinear/sparselinear";
