@@ -137,9 +137,12 @@ __global__ void grad_outputs_kernel(int64_t k, const int64_t *__restrict__ pos, 
     out_rows[j] = (int32_t)o;
     out_cols[j] = (int32_t)i;
     if (out_grad != nullptr) {
-      /* The signed value, recomputed as one dot product (keys keep only the magnitude). */
+      /* The signed value (keys keep only the magnitude), recomputed as one chain of fused
+       * multiply-adds over the batch from +0, as the CPU library does (and as nvcc contracted
+       * the former `g += dy * x` anyway). */
       float g = 0.0f;
-      for (int64_t b = 0; b < batch; b++) g += dy[b * (int64_t)n_out + o] * x[b * (int64_t)n_in + i];
+      for (int64_t b = 0; b < batch; b++)
+        g = fmaf(dy[b * (int64_t)n_out + o], x[b * (int64_t)n_in + i], g);
       out_grad[j] = g;
     }
   }
