@@ -112,6 +112,26 @@ Deno.test("same seed and thread count: bit-identical loss curve with RigL and SE
   }
 });
 
+Deno.test("RigL: the same connectivity and weights at 1, 2 and 3 threads", async () => {
+  // Every kernel of this model's training step gives the same bits at any thread count, and
+  // RigL's dense gradient is summed in a fixed order (csrc/cpu/dense_grad.c); only the reported
+  // loss, a full sum, may differ in its last bits.
+  const threads = getNumThreads();
+  try {
+    const runs = [];
+    for (const n of [1, 2, 3]) {
+      setNumThreads(n);
+      runs.push(await trainCurve(5, "rigl"));
+    }
+    assert.ok(runs[0].rewired, "the prune-and-grow updates changed no connection");
+    for (const [i, run] of runs.entries()) {
+      assert.deepEqual(run.layers, runs[0].layers, `${i + 1} thread(s): final layers differ`);
+    }
+  } finally {
+    setNumThreads(threads);
+  }
+});
+
 Deno.test("batch-1 input gradient: bit-identical calls at a fixed thread count", () => {
   // Large enough to run on several threads (1000 x 800 at 0.7: 240 000 connections). Each
   // thread scatters into its own copy of dx: if which thread sums which rows varied between
