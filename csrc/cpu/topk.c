@@ -245,14 +245,6 @@ static sl_status check_pattern(const char *fn, int32_t n_rows, int32_t n_cols, i
 
 /* ------------------------------------------------ chunked dense-gradient top-k ---- */
 
-/* G[r, i] = sum_b dy[b, r0 + r] * x[b, i] for r < rows: one row chunk of dY^T X, each entry in
- * a fixed order (dense_grad.c), so that the growth does not depend on the thread count or on
- * max_size. */
-static sl_status gradient_chunk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
-                                const float *dy, int64_t r0, int64_t rows, float *g) {
-  return sl_dense_grad_rows("sl_dense_grad_topk", batch, n_in, n_out, x, dy, r0, rows, g);
-}
-
 /*
  * One pass over a gradient chunk (rows x n_in floats g, row r's connections at
  * row_ptr[r] .. row_ptr[r + 1] - 1): the key of an entry is 0 inside the pattern or at/below
@@ -375,11 +367,13 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
   for (int64_t r0 = 0; r0 < n_out; r0 += chunk_rows) {
     const int64_t rows = n_out - r0 < chunk_rows ? n_out - r0 : chunk_rows;
     const int64_t len = rows * (int64_t)n_in;
-    status = gradient_chunk(batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
+    /* G's rows r0 .. r0 + rows, each entry in a fixed order (dense_grad.c): the growth does
+     * not depend on the thread count or on max_size. */
+    status = sl_dense_grad_rows(__func__, batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
     if (status != SL_OK) {
       char why[256];
       snprintf(why, sizeof why, "%s", sl_last_error());
-      sl_fail(status, __func__, "the GEMM of rows [%lld, %lld) failed: %s", (long long)r0,
+      sl_fail(status, __func__, "the gradient of rows [%lld, %lld) failed: %s", (long long)r0,
               (long long)(r0 + rows), why);
       break;
     }

@@ -511,8 +511,8 @@ SL_API sl_status sl_topk(int64_t n, const float *scores, int64_t k, int32_t flag
  * of floor(max_size / n_in) rows and a running top-k is merged across chunks. Scratch:
  * at most 4 * max_size bytes for a chunk, max_size bytes for the entries of a chunk that beat the
  * running top-k, 24 bytes per k, and 4 * batch * (chunk rows + 32 * threads) bytes for the
- * gradient kernel's copies of dy's chunk columns and of x's column panels. Time: one GEMM of n_out * n_in * batch multiply-adds plus
- * O(n_out * n_in) selection work. max_size >= max(n_in, 1);
+ * gradient kernel's copies of dy's chunk columns and of x's column panels. Time: n_out * n_in *
+ * batch multiply-adds plus O(n_out * n_in) selection work. max_size >= max(n_in, 1);
  * k <= n_out * n_in - nnz. Writes out_rows[k], out_cols[k] in row-major order and, when
  * out_grad is non-null, out_grad[k] = G at those positions (signed).
  * A NaN in G -> SL_E_INVALID_ARGUMENT naming the position; nothing is written then.

@@ -42,13 +42,15 @@
  * random noise to |w| instead).
  *
  * Cost of one update (native kernels, O(nnz) bookkeeping besides):
- * - RigL: the dense gradient has out · in entries, so an update is one GEMM of
- *   out · in · batch multiply-adds plus a selection pass over out · in entries, in chunks of
- *   `maxSize` entries: memory 5 · maxSize bytes + 24 bytes per dropped connection, whatever the
- *   width. Measured here (2 shared vCPUs, OpenBLAS): 50 000 × 50 000 at 99.9 % (2.5 M
- *   connections, k = 250 000), batch 32: 6–11 s; peak RSS 0.53 GB with maxSize 1e8, 0.21 GB
- *   with 1e7. At 10⁶ × 10⁶ the gradient has 10¹² entries: about 6.4·10¹³ multiply-adds at batch
- *   64, tens of minutes per update on such a CPU — use SET there.
+ * - RigL: the dense gradient has out · in entries, so an update is out · in · batch
+ *   multiply-adds (csrc/cpu/dense_grad.c, in a fixed order) plus a selection pass over out · in
+ *   entries, in chunks of `maxSize` entries: memory 5 · maxSize bytes + 24 bytes per dropped
+ *   connection, whatever the width. Measured here when the gradient was an OpenBLAS GEMM (2
+ *   shared vCPUs; the fixed-order kernel is faster, bench/RESULTS.md): 50 000 × 50 000 at
+ *   99.9 % (2.5 M connections, k = 250 000), batch 32: 6–11 s; peak RSS 0.53 GB with
+ *   maxSize 1e8, 0.21 GB with 1e7. At 10⁶ × 10⁶ the gradient has 10¹² entries: about
+ *   6.4·10¹³ multiply-adds at batch 64, tens of minutes per update on such a CPU — use SET
+ *   there.
  * - SET: no gradient; O(nnz + out + k log k). 10⁶ × 10⁶ at 99.999 % (10 M connections,
  *   k = 1 M): 0.85 s, peak RSS 0.61 GB.
  *
