@@ -18,12 +18,14 @@ import {
   type DenseState,
   denseState,
   denseTrainStep,
+  sparseBackwardCsr,
   sparseForward,
   sparseInputGradCsc,
   sparseInputGradCsr,
   type SparseState,
   sparseState,
   sparseTrainStep,
+  sparseWeightGrad,
   WORKLOADS,
 } from "./workloads.ts";
 
@@ -72,4 +74,17 @@ for (const workload of WORKLOADS) {
     { group: inputGrad },
     timed(sparse, sparseInputGradCsr),
   );
+  if (workload.batch === 1) {
+    // Both gradients from the CSR pattern: the two calls against one pass over the pattern.
+    const both = `${workload.name} both gradients (CSR)`;
+    Deno.bench(
+      `${both}: sl_spmm_bwd_input_csr + sl_sddmm`,
+      { group: both, baseline: true },
+      timed(sparse, (s) => {
+        sparseInputGradCsr(s);
+        sparseWeightGrad(s);
+      }),
+    );
+    Deno.bench(`${both}: sl_spmm_bwd_csr`, { group: both }, timed(sparse, sparseBackwardCsr));
+  }
 }

@@ -344,18 +344,39 @@ export function sparseBackwardFused(s: SparseState, featureMajor = false): void 
   }
 }
 
+/** dx = dy · W and dW from the CSR pattern (`sl_spmm_bwd_csr`: at batch 1 one pass), and db. */
+export function sparseBackwardCsr(s: SparseState): void {
+  const { inFeatures, outFeatures, batch } = s.workload;
+  check(
+    native().sl_spmm_bwd_csr(
+      batch,
+      inFeatures,
+      outFeatures,
+      BigInt(s.nnz),
+      ptr(s.rowPtr),
+      ptr(s.colIdx),
+      ptr(s.values),
+      ptr(s.x),
+      ptr(s.dy),
+      ptr(s.dx),
+      ptr(s.dw),
+    ),
+    "sl_spmm_bwd_csr",
+  );
+  check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
+}
+
 /**
  * A training step's layer work as a CPU SparseLinear does it (lib/nn/sparse_ops.ts): forward,
  * then both gradients in one pass over the CSC view where the backend reads it (batch > 1), else
- * the CSR input gradient and the SDDMM; and the bias gradient.
+ * both from the CSR pattern (one pass at batch 1); and the bias gradient.
  */
 export function sparseTrainStep(s: SparseState): void {
   sparseForward(s);
   if (cpuBackend.inputGradientFromCsc(s.workload.batch)) {
     sparseBackwardFused(s);
   } else {
-    sparseInputGradCsr(s);
-    sparseWeightGrad(s);
+    sparseBackwardCsr(s);
   }
 }
 

@@ -1,8 +1,8 @@
 /*
  * fuzz_spmm.c — the sparse-layer kernels (sl_spmm_fwd, sl_spmm_bwd_input and its CSR form
- * sl_spmm_bwd_input_csr, sl_sddmm, sl_spmm_bwd, sl_bias_grad, sl_group_collapse and its
- * backward, and the feature-major sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major
- * calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles), thread
+ * sl_spmm_bwd_input_csr, sl_sddmm, both gradients from the CSR pattern (sl_spmm_bwd_csr) and
+ * from the CSC view (sl_spmm_bwd), sl_bias_grad, sl_group_collapse and its backward, and the
+ * feature-major sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major calls) on random patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles), thread
  * counts and corruptions. A valid call must match a naive double reference; a call with a bad
  * index, offset or size must fail naming the function, and the forward and input gradients
  * must leave their output untouched. Every buffer is exactly sized, so AddressSanitizer
@@ -174,6 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * a feature-major scratch split by input feature otherwise); leaves dx untouched on failure */
   fz_poison(dx, nx);
   st = sl_spmm_bwd_input_csr(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, dy, dx);
+  const sl_status st_dx_csr = st;
   if (corrupt == 0 || corrupt == 2 || corrupt == 3) {
     FZ_CHECK(st == SL_OK, "sl_spmm_bwd_input_csr: status %d", st);
     if (corrupt == 0)
@@ -189,6 +190,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_input_csr wrote dx on failure");
   }
 
+  float *dx_csr = FZ_NEW(float, nx);
+  memcpy(dx_csr, dx, (size_t)nx * sizeof(float));
+
   /* ---- weight gradient (may leave garbage in dw on an index error, never out of bounds) */
   float *dw = FZ_NEW(float, nnz);
   fz_poison(dw, nnz);
@@ -203,6 +207,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(st != SL_OK, "sl_sddmm accepted corruption %d", corrupt);
     FZ_CHECK_MESSAGE("sl_sddmm");
   }
+
+  /* ---- both gradients from the CSR pattern: the status of sl_spmm_bwd_input_csr, else of
+   * sl_sddmm, and on success both of their results bit for bit (batch 1 is one pass over the
+   * pattern, the same arithmetic); dx untouched on failure. */
+  {
+    const sl_status st_dw = st;
+    float *dw_sddmm = FZ_NEW(float, nnz);
+    memcpy(dw_sddmm, dw, (size_t)nnz * sizeof(float));
+    fz_poison(dx, nx);
+    fz_poison(dw, nnz);
+    st = sl_spmm_bwd_csr(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, x, dy, dx, dw);
+    const sl_status want = st_dx_csr != SL_OK ? st_dx_csr : st_dw;
+    FZ_CHECK(st == want, "sl_spmm_bwd_csr: status %d, the two CSR calls %d", st, want);
+    if (st == SL_OK) {
+      FZ_CHECK(memcmp(dx, dx_csr, (size_t)nx * sizeof(float)) == 0,
+               "sl_spmm_bwd_csr: dx differs from sl_spmm_bwd_input_csr's");
+      FZ_CHECK(memcmp(dw, dw_sddmm, (size_t)nnz * sizeof(float)) == 0,
+               "sl_spmm_bwd_csr: dw differs from sl_sddmm's");
+    } else {
+      FZ_CHECK_MESSAGE("sl_spmm_bwd_csr");
+      FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd_csr wrote dx on failure");
+    }
+    free(dw_sddmm);
+  }
+  free(dx_csr);
 
   /* ---- both gradients in one call: the CPU reads the CSC view only (col_idx corruption is
    * not its to see), checks it before writing, and leaves dx and dw untouched on failure. */

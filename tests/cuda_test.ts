@@ -500,6 +500,23 @@ const badCalls: BadCall[] = [
     (k) => k.sl_spmm_bwd_input_csr(1, 4, 4, 0n, ptr(i32), null, null, ptr(f32), null),
   ],
   [
+    "spmm_bwd_csr null x",
+    (k) =>
+      k.sl_spmm_bwd_csr(
+        1,
+        4,
+        4,
+        1n,
+        ptr(i32),
+        ptr(i32),
+        ptr(f32),
+        null,
+        ptr(f32),
+        ptr(f32),
+        ptr(f32),
+      ),
+  ],
+  [
     "spmm_bwd null col_ptr",
     (k) =>
       k.sl_spmm_bwd(

@@ -196,6 +196,31 @@ Deno.test("SparseLinear skips the input gradient when the input needs none, and 
   assert.equal(y.gradFn, null);
 });
 
+Deno.test("SparseLinear at batch 1: both gradients in one pass equal each one alone, bit for bit", () => {
+  // Both needed: sl_spmm_bwd_csr reads the pattern once. dX alone (frozen weights) is
+  // sl_spmm_bwd_input_csr, dW alone (data input) sl_sddmm. Large enough for two threads.
+  const layer = new SparseLinear(3000, 2000, { sparsity: 0.9, seed: 21 });
+  const G = randn([1, 2000], { seed: 23 });
+  const x = randn([1, 3000], { seed: 22, requiresGrad: true });
+  layer.forward(x).backward(G);
+  const both = { dx: x.grad!.data.slice(), dw: layer.weights.grad!.data.slice() };
+  layer.zeroGrad();
+
+  const data = randn([1, 3000], { seed: 22 });
+  layer.forward(data).backward(G);
+  assert.deepEqual(layer.weights.grad!.data, both.dw, "dW alone");
+  layer.zeroGrad();
+
+  layer.weights.requiresGrad = false;
+  const x2 = randn([1, 3000], { seed: 22, requiresGrad: true });
+  layer.forward(x2).backward(G);
+  assert.equal(layer.weights.grad, null);
+  assert.deepEqual(x2.grad!.data, both.dx, "dX alone");
+  const ref = referenceGrads(layer, x2.data, G.data);
+  assertClose(both.dx, ref.dx, 1e-5, "dX");
+  assertClose(both.dw, ref.dw, 1e-5, "dW");
+});
+
 Deno.test("SparseLinear's bias gradient over a large batch is the sum within rounding", () => {
   // A float running sum drifted: 0.1 summed over 2^20 rows came out 105891.8, 1 % high.
   const rows = 2 ** 20;

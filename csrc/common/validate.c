@@ -157,6 +157,21 @@ sl_status sl_validate_spmm_bwd_input_csr(const char *fn, int32_t batch, int32_t 
   return SL_OK;
 }
 
+sl_status sl_validate_spmm_bwd_csr(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                   int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                                   const float *values, const float *x, const float *dy,
+                                   const float *dx, const float *dw) {
+  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  V_PTR_IF(values, nnz);
+  V_PTR_IF(x, sl_mul_size(batch, n_in));
+  V_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_PTR_IF(dx, sl_mul_size(batch, n_in));
+  V_PTR_IF(dw, nnz);
+  return SL_OK;
+}
+
 sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                                int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                                const int32_t *col_ptr, const int32_t *row_idx,

@@ -50,6 +50,10 @@ sl_status sl_validate_spmm_bwd_input_csr(const char *fn, int32_t batch, int32_t 
                                          int32_t n_out, int64_t nnz, const int32_t *row_ptr,
                                          const int32_t *col_idx, const float *values,
                                          const float *dy, const float *dx);
+sl_status sl_validate_spmm_bwd_csr(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                   int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                                   const float *values, const float *x, const float *dy,
+                                   const float *dx, const float *dw);
 sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                                int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                                const int32_t *col_ptr, const int32_t *row_idx,

@@ -1000,6 +1000,23 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
   return SL_OK;
 }
 
+/* Both gradients from the CSR pattern: the CSR input gradient (float atomics), then the SDDMM.
+ * The TS layer takes sl_spmm_bwd on CUDA; this entry point is here for the ABI's parity. */
+SL_API sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                 const int32_t *row_ptr, const int32_t *col_idx,
+                                 const float *values, const float *x, const float *dy, float *dx,
+                                 float *dw) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_bwd_csr(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx,
+                                       values, x, dy, dx, dw));
+  sl_status st =
+      sl_spmm_bwd_input_csr(batch, n_in, n_out, nnz, row_ptr, col_idx, values, dy, dx);
+  if (st != SL_OK) return reported_as(__func__, st, "sl_spmm_bwd_input_csr: ");
+  st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+  if (st != SL_OK) return reported_as(__func__, st, "sl_sddmm: ");
+  return SL_OK;
+}
+
 /*
  * The feature-major forms: the batch-major calls between transposes into and out of scratch
  * (the kernels transpose to their own layout anyway; not the fast path on the GPU). At batch 1

@@ -388,6 +388,33 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
   EXPECT(ok, "spmm_bwd differs from the reference (batch %d, %d -> %d, nnz %lld)", batch, n_in,
          n_out, (long long)m.nnz);
 
+  /* both gradients from the CSR pattern: the reference, and bit for bit the two CSR calls */
+  {
+    float *dx2 = malloc((size_t)(nx + 1) * sizeof(float));
+    float *dw2 = malloc((size_t)(m.nnz + 1) * sizeof(float));
+    EXPECT_STATUS(sl_spmm_bwd_input_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx,
+                                        m.values, dy, dx2),
+                  SL_OK, NULL);
+    EXPECT_STATUS(sl_sddmm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, x, dy, dw2), SL_OK,
+                  NULL);
+    for (int64_t i = 0; i < nx; i++) dx[i] = NAN;
+    for (int64_t k = 0; k < m.nnz; k++) dw[k] = NAN;
+    EXPECT_STATUS(sl_spmm_bwd_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, x,
+                                  dy, dx, dw),
+                  SL_OK, NULL);
+    ok = 1;
+    for (int64_t i = 0; i < nx; i++) ok &= close_to(dx[i], want_dx[i], scale_dx[i]);
+    for (int64_t k = 0; k < m.nnz; k++) ok &= close_to(dw[k], want_dw[k], scale_dw[k]);
+    EXPECT(ok, "spmm_bwd_csr differs from the reference (batch %d, %d -> %d, nnz %lld)", batch,
+           n_in, n_out, (long long)m.nnz);
+    EXPECT((nx == 0 || memcmp(dx, dx2, (size_t)nx * sizeof(float)) == 0) &&
+               (m.nnz == 0 || memcmp(dw, dw2, (size_t)m.nnz * sizeof(float)) == 0),
+           "spmm_bwd_csr differs from sl_spmm_bwd_input_csr + sl_sddmm (batch %d, %d -> %d)",
+           batch, n_in, n_out);
+    free(dx2);
+    free(dw2);
+  }
+
   /* bias gradient */
   EXPECT_STATUS(sl_bias_grad(batch, n_out, dy, db), SL_OK, NULL);
   ok = 1;
@@ -426,6 +453,12 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
       untouched = 1;
       for (int64_t i = 0; i < nx; i++) untouched &= dx[i] == 12345.0f;
       EXPECT(untouched, "spmm_bwd_input_csr wrote dx despite a bad index (batch %d)", batch);
+      EXPECT_STATUS(sl_spmm_bwd_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, x,
+                                    dy, dx, dw),
+                    SL_E_INDEX_OUT_OF_RANGE, needle);
+      untouched = 1;
+      for (int64_t i = 0; i < nx; i++) untouched &= dx[i] == 12345.0f;
+      EXPECT(untouched, "spmm_bwd_csr wrote dx despite a bad index (batch %d)", batch);
     }
     m.col_idx[k] = saved;
     /* Unsorted columns within a row: rejected where the algorithm relies on the order. */
@@ -439,6 +472,9 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
                m.col_idx[a + 1]);
       EXPECT_STATUS(sl_spmm_bwd_input_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx,
                                           m.values, dy, dx),
+                    SL_E_INVALID_ARGUMENT, needle);
+      EXPECT_STATUS(sl_spmm_bwd_csr(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, x,
+                                    dy, dx, dw),
                     SL_E_INVALID_ARGUMENT, needle);
       m.col_idx[a + 1] = m.col_idx[a];
       m.col_idx[a] = t;
@@ -528,6 +564,8 @@ static void test_kernels(void) {
                 "col_idx[0] = 0 is outside [0, 0)");
   EXPECT_STATUS(sl_sddmm(1, 0, 1, 1, rp1, ci1, NULL, out1, out1), SL_E_INDEX_OUT_OF_RANGE,
                 "col_idx[0]");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 0, 1, 1, rp1, ci1, v1, NULL, out1, NULL, out1),
+                SL_E_INDEX_OUT_OF_RANGE, "col_idx[0] = 0 is outside [0, 0)");
 
   /* Null pointers and bad sizes. */
   int32_t rp2[3] = {0, 1, 2}, ci2[2] = {0, 1}, cp2[3] = {0, 1, 2};
@@ -560,6 +598,22 @@ static void test_kernels(void) {
   EXPECT_STATUS(sl_spmm_bwd_input_csr(2, 2, 2, (int64_t)1 << 31, rp2, ci2, v2, x2, y2),
                 SL_E_OVERFLOW, "nnz");
   EXPECT_STATUS(sl_sddmm(2, 2, 2, 2, rp2, ci2, NULL, x2, y2), SL_E_NULL_POINTER, "x");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, NULL, ci2, v2, x2, x2, y2, y2), SL_E_NULL_POINTER,
+                "row_ptr");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, rp2, NULL, v2, x2, x2, y2, y2), SL_E_NULL_POINTER,
+                "col_idx");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, rp2, ci2, NULL, x2, x2, y2, y2), SL_E_NULL_POINTER,
+                "values");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, rp2, ci2, v2, NULL, x2, y2, y2), SL_E_NULL_POINTER,
+                "x");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, rp2, ci2, v2, x2, NULL, y2, y2), SL_E_NULL_POINTER,
+                "dy");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, rp2, ci2, v2, x2, x2, NULL, y2), SL_E_NULL_POINTER,
+                "dx");
+  EXPECT_STATUS(sl_spmm_bwd_csr(1, 2, 2, 2, rp2, ci2, v2, x2, x2, y2, NULL), SL_E_NULL_POINTER,
+                "dw");
+  EXPECT_STATUS(sl_spmm_bwd_csr(2, 2, 2, (int64_t)1 << 31, rp2, ci2, v2, x2, x2, y2, y2),
+                SL_E_OVERFLOW, "nnz");
   EXPECT_STATUS(sl_bias_grad(2, 2, NULL, y2), SL_E_NULL_POINTER, "dy");
   EXPECT_STATUS(sl_bias_grad(2, 2, x2, NULL), SL_E_NULL_POINTER, "db");
   EXPECT_STATUS(sl_bias_grad(2, -2, x2, y2), SL_E_INVALID_ARGUMENT, "n_out");

@@ -4,6 +4,8 @@
  *   forward: y  = sl_spmm_fwd(CSR, x, bias)
  *   dX, dW   = sl_spmm_bwd(CSR + CSC view, x, dY)  both at once, where the backend asks for the
  *                                                  CSC view (one gather of dY per connection)
+ *              sl_spmm_bwd_csr(CSR, x, dY)          both at once otherwise (CPU batch 1: one
+ *                                                  pass over the pattern for both)
  *   dX       = sl_spmm_bwd_input(CSC view, dY)     where the backend asks for the CSC view
  *                                                  (CUDA: deterministic, no atomics; the
  *                                                  CPU at batch > 1: gathers, not scatters)
@@ -111,6 +113,13 @@ export function sparseLinear(
           sx.ptr(),
           sw.ptr(),
         ),
+      );
+    } else if (sx !== null && sw !== null) {
+      // Both gradients from the CSR pattern (CPU batch 1): the pattern is read once for both.
+      // Its scratch is the CSR input gradient's, the per-thread copies of dX.
+      checkScratch(device, "input gradient (CSR pattern)", pattern, batch);
+      backend.check(
+        k.sl_spmm_bwd_csr(batch, nIn, nOut, nnzBig, rowPtr, colIdx, w, xp, dyp, sx.ptr(), sw.ptr()),
       );
     } else {
       if (sx !== null && fromCsc) {
