@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import * as sl from "../mod.ts";
+import { epochStats } from "./_epoch_stats.ts";
 
 // deno-lint-ignore no-explicit-any
 type Call = (v: any) => unknown;
@@ -363,18 +364,7 @@ Deno.test("data, checkpoints, plots and training helpers: a wrong kind is a Type
   const by = () => new Int32Array(4);
   const one = new Int32Array([0, 1]);
   const series = [{ name: "loss", values: [1, 2] }];
-  const stats = {
-    epoch: 1,
-    trainLoss: 0.5,
-    trainAccuracy: null,
-    testLoss: null,
-    testAccuracy: null,
-    trainSeconds: 1,
-    testSeconds: 0,
-    rssBytes: 1024,
-    steps: 1,
-    examples: 2,
-  };
+  const stats = epochStats();
   const sink = { isTerminal: false, write() {} };
   const fit = (options: Record<string, unknown>) => {
     const m = new sl.Linear(2, 2, { seed: 1 });

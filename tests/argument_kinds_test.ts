@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { HostStorage } from "../lib/backend/cpu.ts";
 import * as sl from "../mod.ts";
+import { epochStats } from "./_epoch_stats.ts";
 
 // deno-lint-ignore no-explicit-any
 const U = undefined as any;
@@ -136,18 +137,7 @@ Deno.test("plots, metrics, IDX, memory and tensors name a missing argument", () 
   ) {
     assertTypeError(fn, /got undefined$/);
   }
-  const stats = {
-    epoch: 1,
-    trainLoss: 0.5,
-    trainAccuracy: null,
-    testLoss: null,
-    testAccuracy: null,
-    trainSeconds: 1,
-    testSeconds: 0,
-    rssBytes: 1024,
-    steps: 1,
-    examples: 2,
-  };
+  const stats = epochStats();
   assert.match(sl.formatEpoch(stats, 3), /^epoch 1\/3 {2}train loss 0\.5000/);
   assert.equal(sl.countCorrect(sl.tensor([[1, 0], [0, 1]]), new Int32Array([0, 0])), 1);
   assert.ok(sl.lineChart({ series: [{ name: "loss", values: [1, 0.5] }] }).startsWith("<svg"));
