@@ -47,6 +47,7 @@ const SPARSE = new Set([
   "sl_spmm_bwd_input",
   "sl_spmm_bwd_input_csr",
   "sl_spmm_bwd",
+  "sl_spmm_bwd_csr",
   "sl_sddmm",
 ]);
 

@@ -5,6 +5,7 @@
  * those of plain allocation.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import {
   cpuBackend,
   POOL_LIMIT_BYTES,
@@ -187,4 +188,23 @@ Deno.test("the pool keeps at most its limit, newer lengths displacing older ones
     setPooledMemoryLimit(saved);
     releasePooledMemory();
   }
+});
+
+Deno.test("a fresh large CPU array is advised onto huge pages before its first write", async () => {
+  // In a process of its own with --allow-all: /proc/self/smaps says which mappings were
+  // advised ("hg" among their VmFlags), whatever the system's huge-page mode.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", join(import.meta.dirname!, "fixtures", "huge_page_advice.ts")],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  assert.equal(out.code, 0, text.decode(out.stderr));
+  const line = text.decode(out.stdout).trim();
+  if (line === "no /proc") {
+    console.log("huge-page advice: no /proc/self/smaps on this system; not checked");
+    return;
+  }
+  const { flags } = JSON.parse(line) as { flags: string[]; hugeKb: number };
+  assert.ok(flags.includes("hg"), `the array's mapping has VmFlags ${flags.join(" ")}`);
 });

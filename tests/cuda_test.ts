@@ -491,6 +491,7 @@ const badCalls: BadCall[] = [
   ["axpy null x", (k) => k.sl_axpy(4n, 1, null, ptr(f32))],
   ["copy null y", (k) => k.sl_copy(4n, ptr(f32), null)],
   ["set_num_threads above 4096", (k) => k.sl_set_num_threads(4097)],
+  ["advise_huge_pages negative bytes", (k) => k.sl_advise_huge_pages(ptr(f32), -1n)],
   [
     "spmm_fwd_fm null xT",
     (k) => k.sl_spmm_fwd_fm(2, 4, 4, 0n, ptr(i32), null, null, null, null, ptr(f32)),

@@ -81,6 +81,16 @@ SL_API int32_t sl_has_cblas(void);
  * bytes held now. GEMMs run by OpenBLAS keep their own buffers, not counted here.
  */
 SL_API int64_t sl_scratch_peak_bytes(int32_t reset);
+/*
+ * Advises the system to back the whole 2 MiB pages inside the host array [data, data + bytes)
+ * with transparent huge pages (madvise MADV_HUGEPAGE), for a large array not yet written: its
+ * first write then faults 2 MiB at a time instead of 4 KiB. Memory outside the array is never
+ * advised, and nothing is read or written. A hint: where the system declines it (no such
+ * pages, an array under 2 MiB) the call still returns SL_OK. data: host memory in both
+ * libraries; bytes >= 0 (else SL_E_INVALID_ARGUMENT), data + bytes within the address space
+ * (else SL_E_OVERFLOW).
+ */
+SL_API sl_status sl_advise_huge_pages(void *data, int64_t bytes);
 
 /* ------------------------------------------------------- sparse format ---- */
 

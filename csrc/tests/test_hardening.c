@@ -125,6 +125,10 @@ static void test_sweep(void) {
   EXPECT_REJECTED(sl_spmm_fwd, sl_spmm_fwd(1, 1, 1, 0, NULL, NULL, NULL, NULL, f, f));
   EXPECT_REJECTED(sl_spmm_fwd, sl_spmm_fwd(-1, 1, 1, 0, i32, NULL, NULL, NULL, f, f));
   EXPECT_REJECTED(sl_spmm_bwd_input, sl_spmm_bwd_input(1, 1, 1, 1, i32, NULL, i32, f, f, f));
+  EXPECT_REJECTED(sl_advise_huge_pages, sl_advise_huge_pages(NULL, 1));
+  EXPECT_REJECTED(sl_advise_huge_pages, sl_advise_huge_pages(f, INT64_MIN));
+  EXPECT_REJECTED(sl_advise_huge_pages,
+                  sl_advise_huge_pages((void *)(UINTPTR_MAX - 8), INT64_MAX));
   EXPECT_REJECTED(sl_spmm_bwd_csr, sl_spmm_bwd_csr(1, 1, 1, 1, i32, i32, f, NULL, f, f, f));
   EXPECT_REJECTED(sl_spmm_bwd_csr, sl_spmm_bwd_csr(1, 1, 1, 1, i32, i32, f, f, f, f, NULL));
   EXPECT_REJECTED(sl_spmm_bwd_csr,

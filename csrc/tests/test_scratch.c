@@ -1,10 +1,12 @@
 /*
  * test_scratch.c — the kernels' scratch blocks (csrc/cpu/scratch.c): alignment, every byte
  * usable, large blocks reused between calls, concurrent holders get distinct blocks, blocks
- * above the cache limit still work, and sl_scratch_peak_bytes counts what is held.
+ * above the cache limit still work, and sl_scratch_peak_bytes counts what is held; and
+ * sl_advise_huge_pages, the same pages' advice for arrays the caller allocated.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../cpu/scratch.h"
@@ -72,6 +74,33 @@ int main(void) {
   sl_scratch_peak_bytes(1);
   EXPECT(sl_scratch_peak_bytes(0) == 0, "every block given back, peak %lld",
          (long long)sl_scratch_peak_bytes(0));
+
+  /* sl_advise_huge_pages: a hint that changes no byte, inside or around the array, whatever
+   * its alignment and size; bad sizes and pointers are refused. */
+  {
+    const size_t total = (size_t)12 << 20;
+    unsigned char *buf = malloc(total);
+    EXPECT(buf != NULL, "malloc(%zu)", total);
+    for (size_t i = 0; i < total; i++) buf[i] = (unsigned char)(i * 7 + 1);
+    const size_t offsets[] = {0, 1, 4096, (size_t)1 << 20};
+    const int64_t lengths[] = {0, 1, (2 << 20) - 1, 2 << 20, (5 << 20) + 3, 8 << 20};
+    for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++)
+      for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++)
+        EXPECT(sl_advise_huge_pages(buf + offsets[o], lengths[l]) == SL_OK,
+               "sl_advise_huge_pages(+%zu, %lld): %s", offsets[o], (long long)lengths[l],
+               sl_last_error());
+    int intact = 1;
+    for (size_t i = 0; i < total; i++) intact &= buf[i] == (unsigned char)(i * 7 + 1);
+    EXPECT(intact, "sl_advise_huge_pages changed the array's bytes");
+    free(buf);
+    EXPECT(sl_advise_huge_pages(NULL, 0) == SL_OK, "an empty array needs no pointer");
+    EXPECT(sl_advise_huge_pages(NULL, 4096) == SL_E_NULL_POINTER, "null data: %s", sl_last_error());
+    char one[1];
+    EXPECT(sl_advise_huge_pages(one, -1) == SL_E_INVALID_ARGUMENT, "bytes -1: %s",
+           sl_last_error());
+    EXPECT(sl_advise_huge_pages((void *)(UINTPTR_MAX - 4096), 8192) == SL_E_OVERFLOW,
+           "past the address space: %s", sl_last_error());
+  }
 
   if (failures) fprintf(stderr, "test_scratch: %d failure(s)\n", failures);
   else printf("test_scratch: ok\n");

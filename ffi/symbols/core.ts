@@ -12,4 +12,6 @@ export const coreSymbols = {
   sl_has_cblas: { parameters: [], result: "i32" },
   // int64_t sl_scratch_peak_bytes(int32_t reset)
   sl_scratch_peak_bytes: { parameters: ["i32"], result: "i64" },
+  // sl_status sl_advise_huge_pages(void *data, int64_t bytes)
+  sl_advise_huge_pages: { parameters: ["pointer", "i64"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
