@@ -132,7 +132,7 @@ static void test_sweep(void) {
   EXPECT_REJECTED(sl_spmm_bwd_csr, sl_spmm_bwd_csr(1, 1, 1, 1, i32, i32, f, NULL, f, f, f));
   EXPECT_REJECTED(sl_spmm_bwd_csr, sl_spmm_bwd_csr(1, 1, 1, 1, i32, i32, f, f, f, f, NULL));
   EXPECT_REJECTED(sl_spmm_bwd_csr,
-                  sl_spmm_bwd_csr(INT32_MAX, INT32_MAX, 1, 0, i32, NULL, NULL, f, f, f, NULL));
+                  sl_spmm_bwd_csr(INT32_MAX, INT32_MAX, 1, 0, i32, NULL, NULL, NULL, f, f, NULL));
   EXPECT_REJECTED(sl_sddmm, sl_sddmm(1, 1, 1, 1, i32, i32, f, f, NULL));
   EXPECT_REJECTED(sl_sddmm, sl_sddmm(1, 1, 1, (int64_t)1 << 40, i32, i32, f, f, f));
   EXPECT_REJECTED(sl_bias_grad, sl_bias_grad(1, 1, NULL, f));
