@@ -1,7 +1,7 @@
 /*
  * spmm.c — the sparse-layer kernels: forward SpMM, input gradient (from the CSC view, or from
  * the CSR pattern), weight gradient (SDDMM over the pattern), both gradients in one pass over the
- * CSC view, and bias gradient.
+ * CSC view (or, at batch 1, over the CSR pattern), and bias gradient.
  *
  * Batch > 1 (SparseProp layout): the operand that is gathered at random (x for the forward and
  * the SDDMM, dy for the input gradient) is transposed at the call boundary into a feature-major
