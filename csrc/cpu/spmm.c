@@ -831,27 +831,17 @@ static sl_status bwd_input_csr(const char *fn, int32_t batch, int32_t n_in, int3
         for (int64_t r = bounds[p]; r < bounds[p + 1]; r++) {
           const float g = dy[r];
           uint32_t bad = 0;
-          if (dw == NULL) {
-            for (int64_t k = row_ptr[r]; k < row_ptr[r + 1]; k++) {
-              const uint32_t c = (uint32_t)col_idx[k];
-              /* GCC compiles a branchless select of index 0 here into a branch anyway: this
-               * way a valid entry takes the fall-through path. */
-              if (__builtin_expect(c >= (uint32_t)n_in, 0)) {
-                bad = 1;
-                continue;
-              }
-              mine[c] += values[k] * g;
+          /* (GCC unswitches the loop on dw, leaving two loops without that test.) */
+          for (int64_t k = row_ptr[r]; k < row_ptr[r + 1]; k++) {
+            const uint32_t c = (uint32_t)col_idx[k];
+            /* GCC compiles a branchless select of index 0 here into a branch anyway: this way
+             * a valid entry takes the fall-through path. */
+            if (__builtin_expect(c >= (uint32_t)n_in, 0)) {
+              bad = 1;
+              continue;
             }
-          } else {
-            for (int64_t k = row_ptr[r]; k < row_ptr[r + 1]; k++) {
-              const uint32_t c = (uint32_t)col_idx[k];
-              if (__builtin_expect(c >= (uint32_t)n_in, 0)) {
-                bad = 1;
-                continue;
-              }
-              mine[c] += values[k] * g;
-              dw[k] = g * x[c];
-            }
+            mine[c] += values[k] * g;
+            if (dw != NULL) dw[k] = g * x[c];
           }
           if (__builtin_expect(bad != 0, 0)) {
             int64_t b = first_bad_entry(row_ptr[r], row_ptr[r + 1], col_idx, (uint32_t)n_in,
