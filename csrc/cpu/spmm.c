@@ -1106,8 +1106,9 @@ sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
 /* ------------------------------------------------------ both gradients, from the CSR ---- */
 
 /*
- * Batch 1: one pass over the pattern for both gradients (a third less traffic than the two
- * calls: col_idx is read once). Larger batches: the CSR input gradient, then the SDDMM.
+ * Batch 1: one pass over the pattern for both gradients (col_idx is read once: a quarter less
+ * traffic than the two calls). Larger batches: the SDDMM, then the CSR input gradient, which
+ * writes dx only once it succeeded, so that no failure leaves dx written.
  */
 sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                           const int32_t *row_ptr, const int32_t *col_idx, const float *values,
@@ -1118,10 +1119,10 @@ sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
   if (batch == 1 && n_in > 0)
     return bwd_input_csr(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, dy, dx, x,
                          dw);
-  sl_status st = bwd_input_csr(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, dy,
-                               dx, NULL, NULL);
+  sl_status st = sddmm(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
   if (st != SL_OK) return st;
-  return sddmm(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
+  return bwd_input_csr(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, dy, dx, NULL,
+                       NULL);
 }
 
 /* ---------------------------------------------------- both gradients, one CSC pass ---- */

@@ -85,8 +85,10 @@ SL_API int64_t sl_scratch_peak_bytes(int32_t reset);
  * Advises the system to back the whole 2 MiB pages inside the host array [data, data + bytes)
  * with transparent huge pages (madvise MADV_HUGEPAGE), for a large array not yet written: its
  * first write then faults 2 MiB at a time instead of 4 KiB. Memory outside the array is never
- * advised, and nothing is read or written. A hint: where the system declines it (no such
- * pages, an array under 2 MiB) the call still returns SL_OK. data: host memory in both
+ * advised, and nothing is read or written. The advice belongs to the pages, not the array: give
+ * it for memory the array has to itself (the CPU backend advises only arrays that glibc maps
+ * on their own, 32 MiB and more). A hint: where the system declines it (no such pages, an
+ * array without a whole 2 MiB page) the call still returns SL_OK. data: host memory in both
  * libraries; bytes >= 0 (else SL_E_INVALID_ARGUMENT), data + bytes within the address space
  * (else SL_E_OVERFLOW).
  */
@@ -158,13 +160,15 @@ SL_API sl_status sl_spmm_bwd_input_csr(int32_t batch, int32_t n_in, int32_t n_ou
  * (without the CSC view):
  *   dx[b, i] = sum over entries k with col_idx[k] == i of values[k] * dy[b, o]   (k in row o)
  *   dw[k]    = sum_b dy[b, o] * x[b, col_idx[k]]
- * The CPU library at batch 1 reads the pattern once for both (a third less memory traffic than
- * the two calls; the same results bit for bit); at other batches, and in the CUDA library, it
- * runs sl_spmm_bwd_input_csr and then sl_sddmm. Columns must be in range (else
+ * The CPU library at batch 1 reads the pattern once for both (col_idx once instead of twice: a
+ * quarter less memory traffic than the two calls; the same results bit for bit); at other
+ * batches it runs sl_sddmm and then sl_spmm_bwd_input_csr, and the CUDA library
+ * sl_spmm_bwd_input_csr and then sl_sddmm. Columns must be in range (else
  * SL_E_INDEX_OUT_OF_RANGE) and, for batch > 1, non-decreasing within each row (else
  * SL_E_INVALID_ARGUMENT). x: [batch, n_in], dy: [batch, n_out], dx: [batch, n_in] and dw: [nnz]
- * (overwritten). On failure dx is untouched; after a bad column, as with sl_sddmm, dw holds
- * unspecified values (never anything out of bounds).
+ * (overwritten). On failure dw holds unspecified values (never anything out of bounds), and the
+ * CPU library leaves dx untouched; the CUDA library may have written both (its index checks run
+ * on the device, and a bad column found there is reported under the inner call's name).
  */
 SL_API sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                                  const int32_t *row_ptr, const int32_t *col_idx,

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../cpu/scratch.h"
 #include "sparselinear.h"
@@ -24,6 +26,29 @@ static char *get_and_fill(int64_t bytes, int fill) {
   EXPECT(p[0] == (char)fill && p[bytes - 1] == (char)fill, "block of %lld bytes lost its fill",
          (long long)bytes);
   return p;
+}
+
+/*
+ * From /proc/self/smaps: whether the mapping holding addr was advised MADV_HUGEPAGE ("hg" among
+ * its VmFlags), 1 or 0; with addr 0, how many mappings were; -1 without smaps.
+ */
+static int advised(uintptr_t addr) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return -1;
+  char line[1024];
+  int inside = 0, found = 0, count = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+      inside = lo <= addr && addr < hi;
+    } else if (strncmp(line, "VmFlags:", 8) == 0) {
+      const int hg = strstr(line, " hg") != NULL;
+      count += hg;
+      if (inside) found = hg;
+    }
+  }
+  fclose(f);
+  return addr == 0 ? count : found;
 }
 
 int main(void) {
@@ -100,6 +125,30 @@ int main(void) {
            sl_last_error());
     EXPECT(sl_advise_huge_pages((void *)(UINTPTR_MAX - 4096), 8192) == SL_E_OVERFLOW,
            "past the address space: %s", sl_last_error());
+  }
+  /* The advice reaches exactly the whole 2 MiB pages inside the array, and an array near the top
+   * of the address space (where rounding its start up would wrap to 0) advises nothing. */
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0 && advised(0) >= 0) {
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    const size_t span = (size_t)10 << 20;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT(raw != MAP_FAILED, "mmap of %zu bytes", span);
+    if (raw != MAP_FAILED) {
+      const uintptr_t base = ((uintptr_t)raw + huge - 1) & ~(huge - 1);
+      /* The array [base + 4 KiB, base + 6 MiB + 100): its whole 2 MiB pages are base + 2..6 MiB. */
+      EXPECT(sl_advise_huge_pages((void *)(base + 4096), (int64_t)(3 * huge + 100 - 4096)) == SL_OK,
+             "advise: %s", sl_last_error());
+      EXPECT(advised(base + 4096) == 0, "the partial page at the array's start was advised");
+      EXPECT(advised(base + huge) == 1, "the first whole page inside was not advised");
+      EXPECT(advised(base + 3 * huge - 1) == 1, "the last whole page inside was not advised");
+      EXPECT(advised(base + 3 * huge) == 0, "the partial page at the array's end was advised");
+      munmap(raw, span);
+    }
+    const int before = advised(0);
+    EXPECT(sl_advise_huge_pages((void *)(UINTPTR_MAX - 15), 8) == SL_OK, "top: %s",
+           sl_last_error());
+    EXPECT(advised(0) == before, "an array at the top of the address space advised %d mappings",
+           advised(0) - before);
   }
 
   if (failures) fprintf(stderr, "test_scratch: %d failure(s)\n", failures);

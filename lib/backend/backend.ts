@@ -48,7 +48,8 @@ export interface Backend {
    * Whether the sparse input gradient for this batch size reads the pattern's CSC view
    * (`sl_spmm_bwd_input`: a gather per connection, like the forward) rather than the CSR
    * pattern itself (`sl_spmm_bwd_input_csr`: a scatter per connection, and the CSC view is then
-   * never built; `sl_spmm_bwd_csr` when the weight gradient is needed too, one pass for both). CUDA always uses the view (the CSR form would scatter with atomics and lose
+   * never built; `sl_spmm_bwd_csr` when the weight gradient is needed too, one pass for both).
+   * CUDA always uses the view (the CSR form would scatter with atomics and lose
    * determinism); the CPU uses it for batches above 1, where the scatter's read-modify-write of
    * whole feature-major rows costs about twice the gather's traffic, and the CSR form at batch 1,
    * where the values stream and the scattered vector stays in cache (bench/RESULTS.md).

@@ -201,9 +201,11 @@ export class HostStorage implements Storage {
 /**
  * Fresh arrays of at least this many bytes are advised onto 2 MiB pages (`sl_advise_huge_pages`)
  * before their first write: on this VM a fresh 256 MB gradient took 370-480 ms of 4 KiB page
- * faults to write, 40-55 ms advised (bench/RESULTS.md). Smaller ones hold at most one such page.
+ * faults to write, 22-235 ms advised (bench/RESULTS.md). From this size on glibc maps each array
+ * on pages of its own (the library's mmap threshold, csrc/common/core.c), so the advice stays
+ * with that array; smaller arrays share the heap, where it would outlive them.
  */
-const HUGE_PAGE_ADVICE_BYTES = 4 << 20;
+const HUGE_PAGE_ADVICE_BYTES = 32 << 20;
 
 class CpuBackend implements Backend {
   readonly device = "cpu" as const;
