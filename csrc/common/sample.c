@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "radix_sort.h"
 
 typedef struct {
   uint64_t s[4];
@@ -48,15 +49,10 @@ static uint64_t rng_below(rng256 *r, uint64_t bound) {
   return (uint64_t)(m >> 64);
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* Sorts a[0..n) and removes repeats; returns the number of distinct values. */
 static int64_t sort_unique(uint64_t *a, int64_t n) {
   if (n == 0) return 0;
-  qsort(a, (size_t)n, sizeof *a, cmp_u64);
+  sl_sort_u64(a, n);
   int64_t m = 1;
   for (int64_t i = 1; i < n; i++)
     if (a[i] != a[m - 1]) a[m++] = a[i];

@@ -24,6 +24,7 @@
 #endif
 
 #include "dense_internal.h"
+#include "radix_sort.h"
 #include "sample.h"
 #include "sparse_internal.h"
 #include "validate.h"
@@ -515,11 +516,6 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
 
 /* ------------------------------------------------------ random absent positions ---- */
 
-static int cmp_u64(const void *a, const void *b) {
-  const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
 sl_status sl_sample_absent(int32_t n_rows, int32_t n_cols, int64_t nnz, const int32_t *row_ptr,
                            const int32_t *col_idx, int64_t k, uint64_t seed, int32_t *out_rows,
                            int32_t *out_cols) {
@@ -631,7 +627,7 @@ sl_status sl_csr_drop_grow(int32_t n_rows, int32_t n_cols, int64_t nnz, const in
   int sorted = 1;
   for (int64_t g = 1; g < n_grow && sorted; g++) sorted = grow[g] > grow[g - 1];
   if (!sorted) {
-    qsort(grow, (size_t)n_grow, sizeof *grow, cmp_u64);
+    sl_sort_u64(grow, n_grow);
     for (int64_t g = 1; g < n_grow; g++)
       if (grow[g] == grow[g - 1])
         FAIL(SL_E_DUPLICATE, "the grown position (row %u, col %u) is listed twice",

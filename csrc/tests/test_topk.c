@@ -283,6 +283,35 @@ static void test_sample_absent(void) {
   EXPECT_STATUS(sl_sample_absent(rows, cols, nnz, row_ptr, col_idx, absent + 1, 1, out_r, out_c),
                 SL_E_INVALID_ARGUMENT);
 
+  /* The same positions for the same seed as every earlier version drew (hashes taken with the
+   * library of the twenty-third session, before sl_sort_u64 replaced qsort): a subset of 300,000
+   * of 9 M positions, and one of all but five (drawn as its five-element complement). */
+  {
+    const int32_t n = 3000;
+    const int64_t per = 3, mid_nnz = per * n;
+    int32_t *mp = malloc(((size_t)n + 1) * sizeof *mp), *mc = malloc((size_t)mid_nnz * sizeof *mc);
+    for (int32_t r = 0; r <= n; r++) mp[r] = (int32_t)(r * per);
+    for (int64_t e = 0; e < mid_nnz; e++) mc[e] = (int32_t)((e % per) * 997 + (e / per) % 5);
+    const int64_t counts[2] = {300000, (int64_t)n * n - mid_nnz - 5};
+    const uint64_t seeds[2] = {2026, 7}, want[2] = {0x6cf4e2bccbdb9ae5ull, 0x1a26b8b74816b959ull};
+    for (int t = 0; t < 2; t++) {
+      int32_t *sr = malloc((size_t)counts[t] * sizeof *sr);
+      int32_t *sc = malloc((size_t)counts[t] * sizeof *sc);
+      EXPECT_STATUS(sl_sample_absent(n, n, mid_nnz, mp, mc, counts[t], seeds[t], sr, sc), SL_OK);
+      uint64_t h = 1469598103934665603ull; /* FNV-1a over (row, col) pairs */
+      for (int64_t j = 0; j < counts[t]; j++) {
+        h = (h ^ (uint32_t)sr[j]) * 1099511628211ull;
+        h = (h ^ (uint32_t)sc[j]) * 1099511628211ull;
+      }
+      EXPECT(h == want[t], "sl_sample_absent(k = %lld, seed %llu) drew other positions than before",
+             (long long)counts[t], (unsigned long long)seeds[t]);
+      free(sr);
+      free(sc);
+    }
+    free(mp);
+    free(mc);
+  }
+
   /* Huge and very sparse: 10^6 x 10^6 with a handful of connections, no dense scratch. */
   const int32_t big = 1000000;
   int32_t *big_ptr = calloc((size_t)big + 1, sizeof *big_ptr);
