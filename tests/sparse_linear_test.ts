@@ -10,6 +10,7 @@ import { ShapeError } from "../lib/errors.ts";
 import { groupSum } from "../lib/nn/group_sum.ts";
 import { collapsedGroupSumPays, sparseLinearGroupSum } from "../lib/nn/sparse_group_sum.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
+import { SparsePattern } from "../lib/sparsity/pattern.ts";
 import { sparseLinearFeatureMajor } from "../lib/nn/sparse_ops.ts";
 import { transpose } from "../lib/ops/shape.ts";
 import { registerParameterState } from "../lib/optim/param_state.ts";
@@ -568,6 +569,22 @@ Deno.test("SparseLinear.loadStateDict rejects bad state and leaves the model unt
     Error,
     /needs "weights" with it/,
   );
+});
+
+Deno.test("SparseLinear.replacePattern keeps neither the values nor oldIndexOf it is given", () => {
+  for (const nnz of [4, 3]) { // the same connection count (weights rewritten) and another one
+    const layer = new SparseLinear(5, 4, { connectivity: [[0, 1, 2, 3], [0, 1, 2, 3]], seed: 1 });
+    const rows = nnz === 4 ? [0, 1, 2, 3] : [0, 1, 3];
+    const next = SparsePattern.fromCoo(4, 5, new Int32Array(rows), new Int32Array(rows)).pattern;
+    const values = new Float32Array(nnz).map((_, k) => 10 + k);
+    const oldIndexOf = new Int32Array(nnz).map((_, k) => k);
+    layer.replacePattern(next, values, nnz === 4 ? oldIndexOf : undefined);
+    const seen = [...layer.weights.data];
+    values.fill(-1);
+    oldIndexOf.fill(0);
+    assert.deepEqual([...layer.weights.data], seen, `nnz ${nnz}: the caller's values are not held`);
+    assert.deepEqual(seen, Array.from({ length: nnz }, (_, k) => 10 + k));
+  }
 });
 
 Deno.test("SparseLinear.setPattern rewrites the topology in place and remaps optimizer state", () => {
