@@ -60,7 +60,8 @@ export function registeredStateCount(param: Tensor): number {
 export function remapParameterState(param: Tensor, oldIndexOf: Int32Array | IndexTensor): void {
   const map = oldIndexOf instanceof IndexTensor ? oldIndexOf.data : oldIndexOf;
   for (const state of liveStates(param)) {
-    const old = state.toArray();
+    // A CPU state is read in place (it is rewritten only after the loop); a device one copied.
+    const old = (state.storage.host as Float32Array | undefined) ?? state.toArray();
     const fresh = new Float32Array(map.length);
     for (let k = 0; k < map.length; k++) {
       const j = map[k];
