@@ -585,6 +585,14 @@ Deno.test("SparseLinear.replacePattern keeps neither the values nor oldIndexOf i
     assert.deepEqual([...layer.weights.data], seen, `nnz ${nnz}: the caller's values are not held`);
     assert.deepEqual(seen, Array.from({ length: nnz }, (_, k) => 10 + k));
   }
+  // Values that are an optimizer state's own array: the weights get them as they were given,
+  // before the remap rewrites that state.
+  const layer = new SparseLinear(5, 4, { connectivity: [[0, 1, 2, 3], [0, 1, 2, 3]], seed: 1 });
+  const momentum = fromFloat32(new Float32Array([1, 2, 3, 4]), [4]);
+  registerParameterState(layer.weights, momentum);
+  layer.replacePattern(layer.pattern, momentum.data, new Int32Array([3, 2, 1, 0]));
+  assert.deepEqual([...layer.weights.data], [1, 2, 3, 4]);
+  assert.deepEqual([...momentum.data], [4, 3, 2, 1]);
 });
 
 Deno.test("SparseLinear.setPattern rewrites the topology in place and remaps optimizer state", () => {

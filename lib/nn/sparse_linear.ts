@@ -481,8 +481,10 @@ export class SparseLinear extends Module {
     const moved = next.to(device);
     const weights = this.weights;
     if (next.nnz === weights.size) {
-      if (remapState) remapParameterState(weights, oldIndexOf ?? this.#pattern.matchInto(next));
+      // The values first: replacePattern passes the caller's array itself, which could be an
+      // optimizer state's own array that the remap is about to rewrite.
       weights.storage.write(values);
+      if (remapState) remapParameterState(weights, oldIndexOf ?? this.#pattern.matchInto(next));
       gradSlot.clear(weights);
     } else {
       // Optimizer state cannot follow a change of size: optimizers must be re-created. The new
