@@ -425,12 +425,13 @@ export interface PruneAndGrowSize {
  * Bytes a prune-and-grow update (lib/sparsity/rigl.ts `pruneAndGrow`) allocates on top of the
  * layer, counted as if no garbage were collected during the update (an upper estimate): the
  * drop selection (4·nnz keys), the kept pattern (8·nnz + 1·nnz mask), the next pattern with its
- * values and old positions (12·nnz), the copies `replacePattern` takes (8·nnz), the dropped
- * mask (1·nnz), the remapped optimizer state, O(k) positions, O(width) pointers, and for RigL
- * the gradient chunk (5 bytes per entry of whole rows ≤ maxSize: the chunk and its packed
- * survivors), the candidates (24·k), the recorded x and dY, and the chunk's dY columns copied for
- * the gradient kernel. About 34 bytes per connection + O(k + width). (On CUDA the next pattern's CSC view,
- * 8·nnz + 4·(in + 1), follows at the next backward.)
+ * values and old positions (12·nnz), 8·nnz for copies of those values and positions (which
+ * `replacePattern` no longer takes when the connection count stays: kept as headroom), the
+ * dropped mask (1·nnz), the remapped optimizer state, O(k) positions, O(width) pointers, and for
+ * RigL the gradient chunk (5 bytes per entry of whole rows ≤ maxSize: the chunk and its packed
+ * survivors), the candidates (24·k), the recorded x and dY, and the chunk's dY columns copied
+ * for the gradient kernel. About 34 bytes per connection + O(k + width). (On CUDA the next
+ * pattern's CSC view, 8·nnz + 4·(in + 1), follows at the next backward.)
  */
 export function pruneAndGrowExtraBytes(shape: SparseLinearShape, update: PruneAndGrowSize): number {
   checkShape(shape);
