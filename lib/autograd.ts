@@ -97,6 +97,26 @@ export function markGraphOwned(t: Tensor): void {
 }
 
 /**
+ * Tensors outside the graph (no gradient of their own) that only a recorded op's closure can
+ * still reach, by that op's `GradFn`: freed with the graph, as the graph-owned ones.
+ */
+const ownedConstants = new WeakMap<GradFn, Tensor[]>();
+
+/**
+ * Marks `constant` (a tensor that needs no gradient, consumed by the step that recorded
+ * `consumer`) as reachable only through `consumer`'s graph: a backward pass that frees a graph
+ * reaching `consumer` gives its memory back (a learnt scale's input, say, which its op keeps
+ * for the scale's gradient). Only code that holds every reference to `constant` may call this.
+ */
+export function markGraphOwnedConstant(constant: Tensor, consumer: Tensor): void {
+  const fn = consumer.gradFn;
+  if (fn === null || constant.gradFn !== null || constant.requiresGrad) return;
+  const list = ownedConstants.get(fn);
+  if (list === undefined) ownedConstants.set(fn, [constant]);
+  else list.push(constant);
+}
+
+/**
  * Gives back the memory of the graph-owned tensors of a freed graph, each storage once and
  * none that a tensor outside that set shares (a view the caller holds, the root).
  */
@@ -106,6 +126,8 @@ function releaseGraphOwned(order: readonly Tensor[]): void {
   for (const t of order) {
     if (graphOwned.has(t)) owned.set(t.storage, t.device);
     else shared.add(t.storage);
+    const constants = t.gradFn === null ? undefined : ownedConstants.get(t.gradFn);
+    for (const c of constants ?? []) owned.set(c.storage, c.device);
   }
   for (const [storage, device] of owned) {
     if (!shared.has(storage)) getBackend(device).recycle(storage);

@@ -15,7 +15,7 @@
  * an error, never as another tensor's numbers.
  * @module
  */
-import { markGraphOwned } from "../autograd.ts";
+import { markGraphOwned, markGraphOwnedConstant } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import type { Tensor } from "../tensor.ts";
 import { ActivationSparsity } from "./activation_sparsity.ts";
@@ -91,8 +91,12 @@ export function releaseConsumed(intermediate: Tensor, next: Tensor, input: Tenso
   if (storage === next.storage || storage === input.storage) return;
   if (intermediate.gradFn !== null) {
     markGraphOwned(intermediate); // saved by the graph: freed with it
-  } else if (next.gradFn === null && !next.requiresGrad && !intermediate.requiresGrad) {
+  } else if (intermediate.requiresGrad) {
+    // A leaf that wants a gradient (a parameter passed through): never ours to free.
+  } else if (next.gradFn !== null) {
+    // A constant of the recorded step (an op may keep it for its backward): freed with it.
+    markGraphOwnedConstant(intermediate, next);
+  } else if (!next.requiresGrad) {
     getBackend(intermediate.device).recycle(storage); // no graph recorded it: free now
   }
-  // Otherwise an op saved it as a constant of a recorded graph: left to the garbage collector.
 }

@@ -18,7 +18,7 @@
  * `SparseLinear.forwardGroupSum` recomputes a non-finite result the plain way.
  * @module
  */
-import { isGradEnabled, record } from "../autograd.ts";
+import { isGradEnabled, markGraphOwned, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import type { SparsePattern } from "../sparsity/pattern.ts";
 import { Tensor } from "../tensor.ts";
@@ -98,5 +98,11 @@ export function sparseLinearGroupSum(
   size: number,
 ): Tensor {
   const g = collapsedWeights(weights, pattern, size);
-  return linear(x, g, bias === null ? null : groupSum(bias, size));
+  const y = linear(x, g, bias === null ? null : groupSum(bias, size));
+  // Only `linear` saw G: its memory goes back to the pool with the graph (at once without
+  // one), so the next step's G or gradient of G reuses it instead of fresh pages (a 2 MB
+  // array at 50 000 inputs: ~5 ms of page faults per step on this VM).
+  if (g.gradFn !== null) markGraphOwned(g);
+  else if (y.gradFn === null) getBackend(g.device).recycle(g.storage);
+  return y;
 }
