@@ -244,6 +244,12 @@ row("nnz >= 2^31", () => {
   // before any allocation (by the int32 limit or the memory check, both naming the sizes).
   const err = rejects(() => new SparseLinear(65536, 65536, { sparsity: 0 }), RangeError);
   assert.match(err.message, /2\^31|4294967296|memory|GiB/i, err.message);
+  // A count past 2^53 is shown to 4 digits, not as a double's rounding noise (99999999999999980).
+  rejects(
+    () => new SparseLinear(1e9, 1e9, { sparsity: 0.9 }),
+    RangeError,
+    /is 1\.000e\+17, but the int32 sparse kernels need it below 2\^31/,
+  );
 });
 
 row("features >= 2^31", () => {

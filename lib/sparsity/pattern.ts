@@ -28,8 +28,10 @@ export const MAX_INT32: number = 2147483647;
 /** Checks that a size fits the int32 indices of the kernels; RangeError naming `what` otherwise. */
 export function checkInt32Size(value: number, what: string): void {
   if (value > MAX_INT32) {
+    // Beyond 2^53 the digits of a double are rounding noise (99999999999999980 for 1e17).
+    const shown = value > Number.MAX_SAFE_INTEGER ? value.toPrecision(4) : String(value);
     throw new RangeError(
-      `${what} is ${value}, but the int32 sparse kernels need it below 2^31 (${MAX_INT32 + 1})`,
+      `${what} is ${shown}, but the int32 sparse kernels need it below 2^31 (${MAX_INT32 + 1})`,
     );
   }
 }
