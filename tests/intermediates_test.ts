@@ -267,6 +267,9 @@ Deno.test("WideMnistNet: a training step reuses pooled memory for everything but
   // What the caller can still hold (loss, logits and their gradients) and per-row statistics
   // are allocated fresh; nothing of the layers' width or the repeated input is.
   assert.deepEqual(fresh.filter((length) => length > 6 * 10), []);
+  // The four LayerNorms' per-row statistics (2 × 6 floats each) are reused as well: of the
+  // batch-long arrays only the cross-entropy's (two per step) are new.
+  assert.ok(fresh.filter((length) => length === 6).length <= 2 * 2, `fresh: ${fresh}`);
   assert.ok(fresh.length > 0, "the counter saw the step's small allocations");
 });
 

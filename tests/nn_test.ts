@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../lib/autograd.ts";
+import { cpuBackend, releasePooledMemory } from "../lib/backend/cpu.ts";
 import { ones, randn, tensor, zeros } from "../lib/creation.ts";
 import { ShapeError } from "../lib/errors.ts";
 import { ReLU, Sigmoid, Tanh } from "../lib/nn/activations.ts";
@@ -227,6 +228,34 @@ Deno.test("linear matches a float64 reference and finite differences", () => {
         name,
       });
     }
+  }
+});
+
+Deno.test("linear writes every entry of its outputs: reused memory full of NaN does not leak in", () => {
+  // Its outputs and gradients come from the CPU pool without zeroing (sl_gemm with beta 0
+  // overwrites): shapes that run as GEMM, as GEMV (one row, one input) and with no terms.
+  for (const [rows, nIn, nOut] of [[4, 5, 3], [1, 6, 4], [3, 1, 2], [2, 0, 3]]) {
+    const run = (poisoned: boolean) => {
+      releasePooledMemory();
+      if (poisoned) {
+        for (const length of [rows * nOut, rows * nIn, nOut * nIn, nOut]) {
+          if (length > 0) {
+            cpuBackend.recycle(fromFloat32(new Float32Array(length).fill(NaN), [length]).storage);
+          }
+        }
+      }
+      const x = fromFloat32(randomArray(rows * nIn, 4), [rows, nIn], true);
+      const w = fromFloat32(randomArray(nOut * nIn, 5), [nOut, nIn], true);
+      const y = linear(x, w, null);
+      const out = Array.from(y.toArray());
+      sum(y).backward();
+      const grads = [...x.grad?.toArray() ?? [], ...w.grad?.toArray() ?? []];
+      releasePooledMemory();
+      return [...out, ...grads];
+    };
+    const clean = run(false);
+    assert.ok(clean.every(Number.isFinite), `${rows}x${nIn} -> ${nOut}`);
+    assert.deepEqual(run(true), clean, `${rows}x${nIn} -> ${nOut} from NaN-filled memory`);
   }
 });
 

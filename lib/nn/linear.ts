@@ -63,7 +63,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const outShape = [...x.shape.slice(0, -1), nOut];
   const backend = getBackend(x.device);
   const k = backend.kernels;
-  const y = backend.zeros("float32", rows * nOut);
+  // (sl_gemm with beta 0 writes every entry of its output without reading it: no zeroing.)
+  const y = backend.empty("float32", rows * nOut);
   // y[rows, out] = x[rows, in] · W[out, in]ᵀ
   backend.check(
     k.sl_gemm(
@@ -91,7 +92,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (x.requiresGrad) {
       // dx[rows, in] = dy[rows, out] · W[out, in]
-      const s = backend.zeros("float32", x.size);
+      const s = backend.empty("float32", x.size);
       backend.check(
         k.sl_gemm(
           0,
@@ -113,7 +114,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     }
     if (weight.requiresGrad) {
       // dW[out, in] = dy[rows, out]ᵀ · x[rows, in]
-      const s = backend.zeros("float32", weight.size);
+      const s = backend.empty("float32", weight.size);
       backend.check(
         k.sl_gemm(
           1,
