@@ -328,8 +328,9 @@ static sl_status gemm_run(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n
 #endif
   /* A single row or column of C is a matrix-vector product: GEMV streams the matrix once,
    * where GEMM would pack it first (a 20000 x 20000 weight at batch 1: ~2x the time). */
-  /* GEMV scales y by beta through BLAS's scal, which some OpenBLAS versions (0.3.27) let
-   * NaN * 0 through: with beta == 0 the row or column is zeroed first, so C is never read. */
+  /* OpenBLAS's GEMV has let a NaN already in y through with beta 0 on some platforms and
+   * versions (OpenMathLib/OpenBLAS issues 746 and 929; its scal zeroes only when asked to):
+   * with beta == 0 the row or column is zeroed first, so C is never read. */
   if (beta == 0.0f && (m == 1 || n == 1)) scale_c(m, n, 0.0f, c, ldc);
   if (m == 1) { /* c[0, :] = alpha op(B)^T a + beta c, a's k entries 1 (or lda) apart */
     cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
