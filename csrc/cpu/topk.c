@@ -315,6 +315,41 @@ static void key_pass(const float *g, uint32_t *keys_out, int64_t rows, int32_t n
   *pack_overflow = overflow;
 }
 
+/*
+ * A chunk's entries that beat the running floor, without the chunk: its rows r0 .. r0 + rows of
+ * G filtered as they are computed (sl_dense_grad_rows_above, into `pairs`, cap entries of
+ * scratch), then the positions inside the pattern dropped. Writes the survivors' keys and
+ * chunk indices to pack_keys / pack_idx (at most cap each) in position order, as key_pass's
+ * packing does, and returns their count; -1 when the caller must compute the chunk itself:
+ * more than cap entries beat the floor, one of them is NaN, or *status is set (no scratch).
+ */
+static int64_t filtered_chunk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
+                              const float *xpack, const float *dy, int64_t r0, int64_t rows, const int32_t *row_ptr,
+                              const int32_t *col_idx, uint32_t floor_key, uint64_t *pairs,
+                              int64_t cap, uint32_t *pack_keys, uint32_t *pack_idx,
+                              sl_status *status) {
+  const int64_t n = sl_dense_grad_rows_above("sl_dense_grad_topk", batch, n_in, n_out, x, xpack,
+                                             dy, r0, rows, floor_key, pairs, cap, status);
+  if (n < 0) return -1;
+  int64_t kept = 0, row = -1, p = 0, p_end = 0;
+  for (int64_t j = 0; j < n; j++) {
+    const uint32_t key = (uint32_t)pairs[j], idx = (uint32_t)(pairs[j] >> 32);
+    if (key > 0x7F800001u) return -1; /* NaN: the caller's key pass finds the first one */
+    const int64_t r = idx / n_in, i = idx % n_in;
+    if (r != row) { /* positions ascend: each row's connections are walked once */
+      row = r;
+      p = row_ptr[r0 + r];
+      p_end = row_ptr[r0 + r + 1];
+    }
+    while (p < p_end && col_idx[p] < i) p++;
+    if (p < p_end && col_idx[p] == i) continue; /* a kept connection: not a candidate */
+    pack_keys[kept] = key;
+    pack_idx[kept] = idx;
+    kept++;
+  }
+  return kept;
+}
+
 sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
                              const float *dy, int64_t nnz, const int32_t *row_ptr,
                              const int32_t *col_idx, int64_t k, int64_t max_size,
@@ -341,10 +376,14 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
    * scratch, on 2 MiB pages: a 400 MB chunk on 4 KiB pages took ~0.7 s of page faults to write
    * the first time (a 100k x 100k update: 11-14 s in all). */
   void *chunk = sl_scratch_get((chunk_len > 0 ? chunk_len : 1) * (int64_t)sizeof(float));
+  /* x's column panels, packed once for every chunk (NULL without the memory: each chunk then
+   * copies them, the same numbers). */
+  float *xpack = batch > 0 && n_in > 0 ? sl_dense_grad_pack_x(batch, n_in, x) : NULL;
   uint32_t *cand_keys[2] = {malloc((size_t)k * sizeof(uint32_t)),
                             malloc((size_t)k * sizeof(uint32_t))};
   int64_t *cand_pos[2] = {malloc((size_t)k * sizeof(int64_t)), malloc((size_t)k * sizeof(int64_t))};
   if (chunk == NULL || !cand_keys[0] || !cand_keys[1] || !cand_pos[0] || !cand_pos[1]) {
+    sl_scratch_put(xpack);
     sl_scratch_put(chunk);
     free(cand_keys[0]);
     free(cand_keys[1]);
@@ -371,17 +410,6 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
   for (int64_t r0 = 0; r0 < n_out; r0 += chunk_rows) {
     const int64_t rows = n_out - r0 < chunk_rows ? n_out - r0 : chunk_rows;
     const int64_t len = rows * (int64_t)n_in;
-    /* G's rows r0 .. r0 + rows, each entry in a fixed order (dense_grad.c): the growth does
-     * not depend on the thread count or on max_size. */
-    status = sl_dense_grad_rows(__func__, batch, n_in, n_out, x, dy, r0, rows, (float *)chunk);
-    if (status != SL_OK) {
-      char why[256];
-      snprintf(why, sizeof why, "%s", sl_last_error());
-      sl_fail(status, __func__, "the gradient of rows [%lld, %lld) failed: %s", (long long)r0,
-              (long long)(r0 + rows), why);
-      break;
-    }
-
     /* Packing needs the running floor (few survivors), index space and its scratch. */
     int packing = floor_key > 0 && len <= (int64_t)UINT32_MAX && pack_cap > 0 && !pack_failed;
     if (packing && pack_keys == NULL) {
@@ -399,7 +427,31 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
     const float *gf = (const float *)chunk;
     uint32_t *gk = (uint32_t *)chunk;
     int blocks = 1, any_nan = 0, pack_overflow = 0;
-    if (packing) {
+    /* With the floor set, the few entries that beat it come straight from the GEMM's tiles
+     * (sl_dense_grad_rows_above), the chunk never written nor read back: -1 when that does not
+     * work out (too many survivors, a NaN among them, no finite floor), and the chunk is then
+     * computed and keyed as below. */
+    const int64_t fused =
+        packing ? filtered_chunk(batch, n_in, n_out, x, xpack, dy, r0, rows, row_ptr, col_idx,
+                                 floor_key, (uint64_t *)chunk, pack_cap, pack_keys, pack_idx,
+                                 &status)
+                : -1;
+    if (fused < 0 && status == SL_OK) {
+      /* G's rows r0 .. r0 + rows, each entry in a fixed order (dense_grad.c): the growth does
+       * not depend on the thread count or on max_size. */
+      status =
+          sl_dense_grad_rows(__func__, batch, n_in, n_out, x, xpack, dy, r0, rows, (float *)chunk);
+    }
+    if (status != SL_OK) {
+      char why[256];
+      snprintf(why, sizeof why, "%s", sl_last_error());
+      sl_fail(status, __func__, "the gradient of rows [%lld, %lld) failed: %s", (long long)r0,
+              (long long)(r0 + rows), why);
+      break;
+    }
+    if (fused >= 0) {
+      block_valid[0] = fused;
+    } else if (packing) {
       key_pass(gf, NULL, rows, n_in, row_ptr + r0, col_idx, floor_key, pack_keys, pack_idx,
                pack_cap, &blocks, block_valid, &any_nan, &pack_overflow);
     }
@@ -480,6 +532,7 @@ sl_status sl_dense_grad_topk(int32_t batch, int32_t n_in, int32_t n_out, const f
       floor_key = lowest;
     }
   }
+  sl_scratch_put(xpack);
   sl_scratch_put(chunk);
   free(pack_keys);
   free(pack_idx);
