@@ -83,7 +83,15 @@ export {
   setCudaSyncChecks,
 } from "./lib/backend/cuda.ts";
 export { LibraryError, NativeError, NonFiniteLossError, ShapeError } from "./lib/errors.ts";
-export { getNumThreads, kernelScratchPeakBytes, setNumThreads } from "./ffi/library.ts";
+export {
+  getNumThreads,
+  getSparseMatmulPrecision,
+  kernelScratchPeakBytes,
+  setNumThreads,
+  setSparseMatmulPrecision,
+  SPARSE_MATMUL_PRECISIONS,
+  type SparseMatmulPrecision,
+} from "./ffi/library.ts";
 
 // Modules
 export {

@@ -491,6 +491,7 @@ const badCalls: BadCall[] = [
   ["axpy null x", (k) => k.sl_axpy(4n, 1, null, ptr(f32))],
   ["copy null y", (k) => k.sl_copy(4n, ptr(f32), null)],
   ["set_num_threads above 4096", (k) => k.sl_set_num_threads(4097)],
+  ["set_matmul_precision 2", (k) => k.sl_set_matmul_precision(2)],
   ["advise_huge_pages negative bytes", (k) => k.sl_advise_huge_pages(ptr(f32), -1n)],
   [
     "spmm_fwd_fm null xT",
@@ -597,6 +598,7 @@ const NO_BAD_CALL: ReadonlySet<string> = new Set([
   "sl_last_error",
   "sl_abi_version",
   "sl_get_num_threads",
+  "sl_get_matmul_precision",
   "sl_has_cblas",
   "sl_scratch_peak_bytes",
 ]);

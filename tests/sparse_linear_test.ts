@@ -17,6 +17,7 @@ import { registerParameterState } from "../lib/optim/param_state.ts";
 import { Generator } from "../lib/random.ts";
 import { fromFloat32, IndexTensor, type Tensor } from "../lib/tensor.ts";
 import { assertThrows } from "./_nn_reference.ts";
+import { getSparseMatmulPrecision, setSparseMatmulPrecision } from "../ffi/library.ts";
 import { assertAllClose, gradcheck } from "./_gradcheck.ts";
 
 /** Dense W (float64) from a layer's public indices and weights. */
@@ -220,6 +221,66 @@ Deno.test("SparseLinear at batch 1: both gradients in one pass equal each one al
   const ref = referenceGrads(layer, x2.data, G.data);
   assertClose(both.dx, ref.dx, 1e-5, "dX");
   assertClose(both.dw, ref.dw, 1e-5, "dW");
+});
+
+/** `a` rounded to bfloat16 (to nearest, ties to even; NaN stays NaN), as float32 values. */
+function bfloat16(a: Float32Array): Float32Array {
+  const out = a.slice();
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const u = bits[i];
+    bits[i] = ((u & 0x7FFFFFFF) > 0x7F800000 ? u | 0x00400000 : u + 0x7FFF + ((u >>> 16) & 1)) &
+      0xFFFF0000;
+  }
+  return out;
+}
+
+Deno.test("setSparseMatmulPrecision: medium is the highest precision on the bfloat16-rounded gathered operand", () => {
+  assert.equal(getSparseMatmulPrecision(), "highest");
+  // Batch 20 (not a multiple of 8 or 16), two threads' worth of work, forward and backward.
+  const layer = new SparseLinear(3000, 2000, { sparsity: 0.95, seed: 31 });
+  const xData = randn([20, 3000], { seed: 32 }).data;
+  const gData = randn([20, 2000], { seed: 33 }).data;
+  const run = (precision: "highest" | "medium", x: Float32Array, g: Float32Array) => {
+    setSparseMatmulPrecision(precision);
+    try {
+      const xt = fromFloat32(x.slice(), [20, 3000], true);
+      const y = layer.forward(xt);
+      y.backward(fromFloat32(g.slice(), [20, 2000]));
+      const out = {
+        y: y.data.slice(),
+        dx: xt.grad!.data.slice(),
+        dw: layer.weights.grad!.data.slice(),
+      };
+      layer.zeroGrad();
+      return out;
+    } finally {
+      setSparseMatmulPrecision("highest");
+    }
+  };
+  const medium = run("medium", xData, gData);
+  // The forward rounds x, the backward dY (x is used as it is for dW).
+  const fwdRef = run("highest", bfloat16(xData), gData);
+  const bwdRef = run("highest", xData, bfloat16(gData));
+  assert.deepEqual(medium.y, fwdRef.y, "forward");
+  assert.deepEqual(medium.dx, bwdRef.dx, "input gradient");
+  assert.deepEqual(medium.dw, bwdRef.dw, "weight gradient");
+  const highest = run("highest", xData, gData);
+  assert.notDeepEqual(medium.y, highest.y, "medium rounded nothing");
+  assertClose(medium.y, highest.y, 2e-2, "medium forward near the float32 one");
+  assert.equal(getSparseMatmulPrecision(), "highest");
+
+  assertThrows(
+    () => setSparseMatmulPrecision("high" as "medium"),
+    RangeError,
+    /one of "highest", "medium", got the string "high"/,
+  );
+  assertThrows(
+    () => setSparseMatmulPrecision(1 as unknown as "medium"),
+    RangeError,
+    /got number 1/,
+  );
+  assert.equal(getSparseMatmulPrecision(), "highest");
 });
 
 Deno.test("SparseLinear's bias gradient over a large batch is the sum within rounding", () => {

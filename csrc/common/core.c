@@ -1,4 +1,4 @@
-/* core.c — last-error slot, ABI version and thread count. */
+/* core.c — last-error slot, ABI version, thread count and matmul precision. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -84,6 +84,21 @@ sl_status sl_set_num_threads(int32_t n) {
 }
 
 int32_t sl_get_num_threads(void) { return sl_threads(); }
+
+static int32_t matmul_precision = SL_PRECISION_HIGHEST;
+
+sl_status sl_set_matmul_precision(int32_t precision) {
+  SL_ENTER();
+  SL_CHECK_ARG(precision == SL_PRECISION_HIGHEST || precision == SL_PRECISION_MEDIUM,
+               "precision must be SL_PRECISION_HIGHEST (0) or SL_PRECISION_MEDIUM (1), got %d",
+               precision);
+  __atomic_store_n(&matmul_precision, precision, __ATOMIC_RELAXED);
+  return SL_OK;
+}
+
+int32_t sl_get_matmul_precision(void) {
+  return __atomic_load_n(&matmul_precision, __ATOMIC_RELAXED);
+}
 
 int32_t sl_has_cblas(void) {
 #ifdef SL_HAVE_CBLAS

@@ -187,6 +187,115 @@ static inline void transpose8(__m256 r[8]) {
 }
 #endif
 
+/* --------------------------------------------------- bfloat16 tiles (medium precision) ---- */
+
+/*
+ * With SL_PRECISION_MEDIUM the gathered operand's tile holds bfloat16 values: half the bytes per
+ * gathered row (128 instead of 256 at batch 64), which is what bounds the batched kernels (a
+ * forward at 50000^2, 99.9 %, batch 64: 8.6 -> 6.2 ms in a first C harness). Rows hold w
+ * values (w a multiple of 8) in groups of 16, zero-padded. Within each group of 16 batch columns the values are
+ * stored in the order 0-3, 8-11, 4-7, 12-15, so that interleaving the group's 256-bit word with
+ * zeros (unpacklo / unpackhi over 16-bit words, per 128-bit lane) gives columns 0-7 and 8-15
+ * as float32 vectors, one instruction each (a zero-extend and a shift per 8 values was ~6 %
+ * slower). Needs AVX2; without it the setting is ignored.
+ */
+#if defined(__AVX2__)
+#define SL_BF16_TILES 1
+
+/* The slot of batch column j in a bfloat16 row: bits 2 and 3 of j swapped. */
+static inline int bf16_slot(int j) {
+  return (j & ~15) | (j & 3) | ((j & 4) << 1) | ((j & 8) >> 1);
+}
+
+/* f rounded to bfloat16: to nearest, ties to even; a NaN stays NaN (quiet). */
+static inline uint16_t bf16_round(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1)) >> 16);
+}
+
+/* bf16_round of 8 floats, as 8 contiguous 16-bit values. */
+static inline __m128i bf16_round8(__m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i high = _mm256_srli_epi32(u, 16);
+  const __m256i bias = _mm256_add_epi32(_mm256_and_si256(high, _mm256_set1_epi32(1)),
+                                        _mm256_set1_epi32(0x7FFF));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+  const __m256i quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+  r = _mm256_blendv_epi8(r, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+  return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+
+/* Stores batch columns j0 .. j0 + 7 (j0 a multiple of 8) of a bfloat16 row. */
+static inline void bf16_store8(uint16_t *row, int j0, __m256 v) {
+  const __m128i h = bf16_round8(v);
+  uint16_t *g = row + (j0 & ~15) + ((j0 & 8) ? 4 : 0);
+  _mm_storel_epi64((__m128i *)g, h);
+  _mm_storel_epi64((__m128i *)(g + 8), _mm_unpackhi_epi64(h, h));
+}
+
+/* Columns 8j .. 8j + 7 of a bfloat16 row (32-byte aligned) as float32. */
+static inline v8f bf16_load8(const uint16_t *row, int j) {
+  const __m256i raw = _mm256_load_si256((const __m256i *)(row + 16 * (j >> 1)));
+  const __m256i z = _mm256_setzero_si256();
+  return (v8f)_mm256_castsi256_ps((j & 1) ? _mm256_unpackhi_epi16(z, raw)
+                                          : _mm256_unpacklo_epi16(z, raw));
+}
+
+/* to_feature_major (below) into a bfloat16 tile. */
+static void to_feature_major_bf16(const float *src, int64_t n, int64_t b0, int bt, int w,
+                                  uint16_t *dst, int64_t i0, int64_t i1) {
+  int64_t i = i0;
+  const int bt8 = bt / 8 * 8;
+  w = (int)round_up(w, 16); /* the row stride; slots past the w columns hold zeros */
+  for (; i + 8 <= i1; i += 8) {
+    if (((i - i0) & 15) == 0 && i + 64 < n)
+      for (int j = 0; j < bt; j++) __builtin_prefetch(src + (b0 + j) * n + i + 64);
+    for (int j0 = 0; j0 < bt8; j0 += 8) {
+      __m256 r[8];
+      for (int jj = 0; jj < 8; jj++) r[jj] = _mm256_loadu_ps(src + (b0 + j0 + jj) * n + i);
+      transpose8(r);
+      for (int ii = 0; ii < 8; ii++) bf16_store8(dst + (i + ii) * w, j0, r[ii]);
+    }
+    for (int ii = 0; ii < 8; ii++)
+      for (int j = bt8; j < w; j++)
+        dst[(i + ii) * w + bf16_slot(j)] = j < bt ? bf16_round(src[(b0 + j) * n + i + ii]) : 0;
+  }
+  for (; i < i1; i++)
+    for (int j = 0; j < w; j++)
+      dst[i * w + bf16_slot(j)] = j < bt ? bf16_round(src[(b0 + j) * n + i]) : 0;
+}
+
+/* copy_feature_major_omp (below) into a bfloat16 tile. */
+static void copy_feature_major_bf16_omp(const float *src, int64_t n, int64_t ld, int64_t b0,
+                                        int bt, int w, uint16_t *dst) {
+  const int bt8 = bt / 8 * 8;
+  w = (int)round_up(w, 16); /* the row stride; slots past the w columns hold zeros */
+#pragma omp for schedule(static) nowait
+  for (int64_t i = 0; i < n; i++) {
+    uint16_t *d = dst + i * w;
+    const float *s = src + i * ld + b0;
+    int j = 0;
+    for (; j < bt8; j += 8) bf16_store8(d, j, _mm256_loadu_ps(s + j));
+    for (; j < w; j++) d[bf16_slot(j)] = j < bt ? bf16_round(s[j]) : 0;
+  }
+}
+#else
+#define SL_BF16_TILES 0
+#endif
+
+/* Whether a call at this batch size lays its gathered tile out in bfloat16
+ * (SL_PRECISION_MEDIUM where supported; batch 1 stays float32 in every kernel). */
+static int bf16_tiles(int32_t batch) {
+  return SL_BF16_TILES && batch > 1 && sl_get_matmul_precision() == SL_PRECISION_MEDIUM;
+}
+
+/* Values per tile row of w batch columns (w a multiple of 8): w floats, or w bfloat16 values
+ * rounded up to whole groups of 16 (the last group half zeros when w is an odd multiple of 8;
+ * the kernels then never load that half, so their arithmetic is the float32 kernels'). */
+static inline int64_t tile_stride(int64_t w, int bf) { return bf ? round_up(w, 16) : w; }
+
 /*
  * Feature-major tile: dst[i][j] = src[b0 + j][i] for i in [i0, i1), j < bt (rows of src have
  * length n); columns bt..w-1 are zeroed. w is a multiple of 8 and dst is 32-byte aligned.
@@ -218,11 +327,18 @@ static void to_feature_major(const float *src, int64_t n, int64_t b0, int bt, in
 
 /* The feature-major tile of a whole operand, split across the threads of a parallel region. */
 static void to_feature_major_omp(const float *src, int64_t n, int64_t b0, int bt, int w,
-                                 float *dst) {
+                                 void *dst, int bf) {
   const int64_t blocks = (n + 255) / 256;
 #pragma omp for schedule(static) nowait
-  for (int64_t blk = 0; blk < blocks; blk++)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+#if SL_BF16_TILES
+    if (bf) {
+      to_feature_major_bf16(src, n, b0, bt, w, dst, blk * 256, min64(blk * 256 + 256, n));
+      continue;
+    }
+#endif
     to_feature_major(src, n, b0, bt, w, dst, blk * 256, min64(blk * 256 + 256, n));
+  }
 }
 
 /*
@@ -245,17 +361,21 @@ static void copy_feature_major_omp(const float *src, int64_t n, int64_t ld, int6
 /*
  * The start of every tile of a batched kernel, called inside its parallel region: the
  * feature-major tile of `src` (batch-major rows of length n when fm_ld is 0, else already
- * feature-major with rows of fm_ld floats) and, on the first tile only, the index check of
+ * feature-major with rows of fm_ld floats; bfloat16 with bf) and, on the first tile only, the index check of
  * every chunk (check_chunk: it also gathers the values into pattern order when valsT is given),
  * the smallest bad entry merged into the shared *first_bad. Ends on a barrier, so the tile and
  * *first_bad are complete for every thread.
  */
 static void tile_and_check(const float *src, int64_t n, int64_t fm_ld, int64_t b0, int bt, int w,
-                           float *srcT, int64_t nnz, const int32_t *idx, uint32_t bound,
+                           void *srcT, int bf, int64_t nnz, const int32_t *idx, uint32_t bound,
                            const int32_t *perm, uint32_t n_vals, const float *vals, float *valsT,
                            int64_t *first_bad) {
   if (fm_ld == 0)
-    to_feature_major_omp(src, n, b0, bt, w, srcT);
+    to_feature_major_omp(src, n, b0, bt, w, srcT, bf);
+#if SL_BF16_TILES
+  else if (bf)
+    copy_feature_major_bf16_omp(src, n, fm_ld, b0, bt, w, srcT);
+#endif
   else
     copy_feature_major_omp(src, n, fm_ld, b0, bt, w, srcT);
   if (b0 == 0) {
@@ -342,17 +462,45 @@ static inline void load_rows(float buf[8][TILE_MAX], int rows, int64_t o0, const
 /* ------------------------------------------------------------- the gather-FMA kernel ---- */
 
 /* acc += val * in[idx[k]][:], prefetching the row of entry kp (rows are gathered at random). */
+/*
+ * c + a * b, fused. Written out because -ffp-contract=fast leaves the choice to the compiler,
+ * which fused some of these and not others (the narrowest forward tile: one accumulator set
+ * multiplied and added, the other fused): with every one explicit, a kernel's arithmetic no
+ * longer depends on how it was inlined, and the bfloat16 kernels are the float32 ones.
+ */
+static inline __attribute__((always_inline)) v8f fma8(v8f a, v8f b, v8f c) {
+#if defined(__FMA__)
+  return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  return a * b + c;
+#endif
+}
+
+/* Vector j (batch columns 8j .. 8j + 7) of a tile row: float32, or bfloat16 widened (BF). */
+static inline __attribute__((always_inline)) v8f tile_load8(const int BF, const void *row, int j) {
+#if SL_BF16_TILES
+  if (BF) return bf16_load8((const uint16_t *)row, j);
+#endif
+  return ((const v8f *)row)[j];
+}
+
+/* Row r of a tile of 8 * NV batch columns: float32, or bfloat16 (BF, tile_stride values). */
+static inline __attribute__((always_inline)) const char *tile_row(const int NV, const int BF,
+                                                                 const void *tile, int64_t r) {
+  return (const char *)tile + r * (BF ? 32 * ((NV + 1) / 2) : 32 * NV);
+}
+
 static inline __attribute__((always_inline)) void gather_fma_entry(
-    const int NV, v8f *acc, int64_t k, int64_t kp, int64_t kv, const int32_t *idx,
-    const int32_t *perm, const float *vals, const float *in) {
-  const int64_t w = 8 * NV;
-  const char *row = (const char *)(in + (int64_t)idx[kp] * w);
-  for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(row + l, 0, SL_PREFETCH_LOCALITY);
+    const int NV, const int BF, v8f *acc, int64_t k, int64_t kp, int64_t kv, const int32_t *idx,
+    const int32_t *perm, const float *vals, const void *in) {
+  const char *row = tile_row(NV, BF, in, idx[kp]);
+  for (int l = 0; l < NV * (BF ? 16 : 32); l += 64)
+    __builtin_prefetch(row + l, 0, SL_PREFETCH_LOCALITY);
   if (perm) __builtin_prefetch(vals + perm[kv]);
   const float v = perm ? vals[perm[k]] : vals[k];
-  const v8f *x = (const v8f *)(in + (int64_t)idx[k] * w);
+  const char *x = tile_row(NV, BF, in, idx[k]);
   const v8f vv = (v8f){0} + v;
-  for (int j = 0; j < NV; j++) acc[j] += vv * x[j];
+  for (int j = 0; j < NV; j++) acc[j] = fma8(vv, tile_load8(BF, x, j), acc[j]);
 }
 
 /*
@@ -365,8 +513,8 @@ static inline __attribute__((always_inline)) void gather_fma_entry(
  * each other's latency.
  */
 static inline __attribute__((always_inline)) void gather_fma_rows(
-    const int NV, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
-    const int32_t *perm, const float *vals, const float *bias, const float *in, float *out,
+    const int NV, const int BF, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
+    const int32_t *perm, const float *vals, const float *bias, const void *in, float *out,
     int64_t ld, int64_t b0, int bt, int fm) {
   const int64_t k_last = (int64_t)ptr[r1] - 1; /* prefetch targets stay inside this range */
   float buf[8][TILE_MAX] __attribute__((aligned(32)));
@@ -384,13 +532,13 @@ static inline __attribute__((always_inline)) void gather_fma_rows(
       for (; k + 1 < k1; k += 2) {
         const int64_t kp = min64(k + SL_PREFETCH, k_last);
         const int64_t kv = min64(k + SL_PREFETCH_VALUES, k_last);
-        gather_fma_entry(NV, acc, k, kp, kv, idx, perm, vals, in);
-        gather_fma_entry(NV, acc2, k + 1, min64(kp + 1, k_last), min64(kv + 1, k_last), idx,
+        gather_fma_entry(NV, BF, acc, k, kp, kv, idx, perm, vals, in);
+        gather_fma_entry(NV, BF, acc2, k + 1, min64(kp + 1, k_last), min64(kv + 1, k_last), idx,
                          perm, vals, in);
       }
     }
     for (; k < k1; k++)
-      gather_fma_entry(NV, acc, k, min64(k + SL_PREFETCH, k_last),
+      gather_fma_entry(NV, BF, acc, k, min64(k + SL_PREFETCH, k_last),
                        min64(k + SL_PREFETCH_VALUES, k_last), idx, perm, vals, in);
     v8f *o = (v8f *)buf[r - g0];
     for (int j = 0; j < NV; j++) o[j] = NV <= 4 ? acc[j] + acc2[j] : acc[j];
@@ -401,16 +549,21 @@ static inline __attribute__((always_inline)) void gather_fma_rows(
   }
 }
 
-static void gather_fma_dispatch(int nv, int64_t r0, int64_t r1, const int32_t *ptr,
+static void gather_fma_dispatch(int nv, int bf, int64_t r0, int64_t r1, const int32_t *ptr,
                                 const int32_t *idx, const int32_t *perm, const float *vals,
-                                const float *bias, const float *in, float *out, int64_t ld,
+                                const float *bias, const void *in, float *out, int64_t ld,
                                 int64_t b0, int bt, int fm) {
-#define SL_CASE(N)                                                                        \
-  case N:                                                                                 \
-    gather_fma_rows(N, r0, r1, ptr, idx, perm, vals, bias, in, out, ld, b0, bt, fm);      \
+#define SL_CASE(N, B)                                                                     \
+  case 2 * N + B:                                                                         \
+    gather_fma_rows(N, B, r0, r1, ptr, idx, perm, vals, bias, in, out, ld, b0, bt, fm);   \
     break;
-  switch (nv) {
-    SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
+  switch (2 * nv + bf) {
+    SL_CASE(1, 0) SL_CASE(2, 0) SL_CASE(3, 0) SL_CASE(4, 0) SL_CASE(5, 0) SL_CASE(6, 0)
+    SL_CASE(7, 0) SL_CASE(8, 0)
+#if SL_BF16_TILES
+    SL_CASE(1, 1) SL_CASE(2, 1) SL_CASE(3, 1) SL_CASE(4, 1) SL_CASE(5, 1) SL_CASE(6, 1)
+    SL_CASE(7, 1) SL_CASE(8, 1)
+#endif
   }
 #undef SL_CASE
 }
@@ -429,9 +582,10 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
                                      const float *in, float *out, int fm, int64_t *bad) {
   const int threads = sl_threads();
   const int64_t nnz = ptr[n_rows];
+  const int bf = bf16_tiles(batch);
   const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
   const int64_t fm_ld = fm ? batch : 0;
-  float *inT = sl_scratch_get(sl_mul_size(first_w * (int64_t)sizeof(float), n_idx));
+  void *inT = sl_scratch_get(sl_mul_size(tile_stride(first_w, bf) * (bf ? 2 : 4), n_idx));
   if (inT == NULL) return SL_E_OUT_OF_MEMORY;
   /* Values read through perm that do not stay in cache are gathered into pattern order. */
   float *valsT = NULL;
@@ -455,12 +609,12 @@ static sl_status tiled_gather_matmul(int32_t batch, int32_t n_idx, int32_t n_row
     {
       /* With valsT: the values in pattern order, once, in a prefetched pass instead of a
        * random read inside the FMA loop (where its misses stall the row gathers behind). */
-      tile_and_check(in, n_idx, fm_ld, b0, bt, w, inT, nnz, idx, (uint32_t)n_idx, perm,
+      tile_and_check(in, n_idx, fm_ld, b0, bt, w, inT, bf, nnz, idx, (uint32_t)n_idx, perm,
                      (uint32_t)n_vals, vals, valsT, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
-          gather_fma_dispatch(w / 8, bounds[p], bounds[p + 1], ptr, idx,
+          gather_fma_dispatch(w / 8, bf, bounds[p], bounds[p + 1], ptr, idx,
                               valsT != NULL ? NULL : perm, valsT != NULL ? valsT : vals, bias,
                               inT, out, fm ? batch : n_rows, b0, bt, fm);
       }
@@ -888,7 +1042,7 @@ static sl_status bwd_input_csr(const char *fn, int32_t batch, int32_t n_in, int3
         const int32_t c_lo = (int32_t)((int64_t)n_in * t / nt);
         const int32_t c_hi = (int32_t)((int64_t)n_in * (t + 1) / nt);
         memset(outT + (int64_t)c_lo * w, 0, (size_t)(c_hi - c_lo) * (size_t)w * sizeof(float));
-        to_feature_major_omp(dy, n_out, b0, bt, w, dyT);
+        to_feature_major_omp(dy, n_out, b0, bt, w, dyT, 0);
         if (b0 == 0) {
 #pragma omp for schedule(static) reduction(min : first_bad)
           for (int64_t blk = 0; blk < n_row_blocks; blk++) {
@@ -1077,7 +1231,7 @@ static sl_status sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_ou
       const int w = (int)round_up(bt, 8);
 #pragma omp parallel num_threads(threads) if (parts > 1)
       {
-        tile_and_check(x, n_in, 0, b0, bt, w, xT, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL,
+        tile_and_check(x, n_in, 0, b0, bt, w, xT, 0, nnz, col_idx, (uint32_t)n_in, NULL, 0, NULL,
                        NULL, &first_bad);
         if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
@@ -1137,8 +1291,8 @@ sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
  * results on the way out.
  */
 static inline __attribute__((always_inline)) void fused_bwd_cols(
-    const int NV, int64_t c0, int64_t c1, const int32_t *ptr, const int32_t *idx,
-    const float *valsT, const float *dyT, const float *x, int64_t ld, int64_t b0, int bt,
+    const int NV, const int BF, int64_t c0, int64_t c1, const int32_t *ptr, const int32_t *idx,
+    const float *valsT, const void *dyT, const float *x, int64_t ld, int64_t b0, int bt,
     float *dx, float *dwT, int accumulate, int fm) {
   const int64_t w = 8 * NV;
   const int64_t k_last = (int64_t)ptr[c1] - 1;
@@ -1159,15 +1313,18 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
       for (; k + 8 <= k1; k += 8) {
         v8f sdot[8];
         for (int e = 0; e < 8; e++) {
-          const char *pf = (const char *)(dyT + (int64_t)idx[min64(k + e + SL_PREFETCH, k_last)] * w);
-          for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
-          const v8f *row = (const v8f *)(dyT + (int64_t)idx[k + e] * w);
+          const char *pf = tile_row(NV, BF, dyT, idx[min64(k + e + SL_PREFETCH, k_last)]);
+          for (int l = 0; l < NV * (BF ? 16 : 32); l += 64)
+            __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
+          const char *row = tile_row(NV, BF, dyT, idx[k + e]);
           const v8f v = (v8f){0} + valsT[k + e];
-          sdot[e] = xc[0] * row[0];
-          acc[0] += v * row[0];
+          const v8f r0 = tile_load8(BF, row, 0);
+          sdot[e] = xc[0] * r0;
+          acc[0] = fma8(v, r0, acc[0]);
           for (int j = 1; j < NV; j++) {
-            sdot[e] += xc[j] * row[j];
-            acc[j] += v * row[j];
+            const v8f rj = tile_load8(BF, row, j);
+            sdot[e] = fma8(xc[j], rj, sdot[e]);
+            acc[j] = fma8(v, rj, acc[j]);
           }
         }
         v8f t = hsum8(sdot);
@@ -1179,13 +1336,15 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
         memcpy(dwT + k, &t, sizeof t);
       }
       for (; k < k1; k++) {
-        const v8f *row = (const v8f *)(dyT + (int64_t)idx[k] * w);
+        const char *row = tile_row(NV, BF, dyT, idx[k]);
         const v8f v = (v8f){0} + valsT[k];
-        v8f sv = xc[0] * row[0];
-        acc[0] += v * row[0];
+        const v8f r0 = tile_load8(BF, row, 0);
+        v8f sv = xc[0] * r0;
+        acc[0] = fma8(v, r0, acc[0]);
         for (int j = 1; j < NV; j++) {
-          sv += xc[j] * row[j];
-          acc[j] += v * row[j];
+          const v8f rj = tile_load8(BF, row, j);
+          sv = fma8(xc[j], rj, sv);
+          acc[j] = fma8(v, rj, acc[j]);
         }
         const float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
         dwT[k] = accumulate ? dwT[k] + t : t;
@@ -1196,16 +1355,22 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
   }
 }
 
-static void fused_bwd_dispatch(int nv, int64_t c0, int64_t c1, const int32_t *ptr,
-                               const int32_t *idx, const float *valsT, const float *dyT,
+static void fused_bwd_dispatch(int nv, int bf, int64_t c0, int64_t c1, const int32_t *ptr,
+                               const int32_t *idx, const float *valsT, const void *dyT,
                                const float *x, int64_t ld, int64_t b0, int bt, float *dx,
                                float *dwT, int accumulate, int fm) {
-#define SL_CASE(N)                                                                         \
-  case N:                                                                                  \
-    fused_bwd_cols(N, c0, c1, ptr, idx, valsT, dyT, x, ld, b0, bt, dx, dwT, accumulate, fm); \
+#define SL_CASE(N, B)                                                                        \
+  case 2 * N + B:                                                                            \
+    fused_bwd_cols(N, B, c0, c1, ptr, idx, valsT, dyT, x, ld, b0, bt, dx, dwT, accumulate,   \
+                   fm);                                                                      \
     break;
-  switch (nv) {
-    SL_CASE(1) SL_CASE(2) SL_CASE(3) SL_CASE(4) SL_CASE(5) SL_CASE(6) SL_CASE(7) SL_CASE(8)
+  switch (2 * nv + bf) {
+    SL_CASE(1, 0) SL_CASE(2, 0) SL_CASE(3, 0) SL_CASE(4, 0) SL_CASE(5, 0) SL_CASE(6, 0)
+    SL_CASE(7, 0) SL_CASE(8, 0)
+#if SL_BF16_TILES
+    SL_CASE(1, 1) SL_CASE(2, 1) SL_CASE(3, 1) SL_CASE(4, 1) SL_CASE(5, 1) SL_CASE(6, 1)
+    SL_CASE(7, 1) SL_CASE(8, 1)
+#endif
   }
 #undef SL_CASE
 }
@@ -1248,15 +1413,16 @@ static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
     return bad_csc_entry(fn, b, row_idx, csc_to_csr, n_out, nnz);
   }
   const int threads = sl_threads();
+  const int bf = bf16_tiles(batch);
   const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
-  /* One scratch block: dy feature-major (first_w * n_out), the values in CSC order and dw in
-   * CSC order (scattered to CSR order at the end). */
-  const int64_t panel_bytes = sl_mul_size(first_w * (int64_t)sizeof(float), n_out);
-  float *dyT =
+  /* One scratch block: dy feature-major (first_w * n_out floats or bfloat16 values), the values
+   * in CSC order and dw in CSC order (scattered to CSR order at the end). */
+  const int64_t panel_bytes = sl_mul_size(tile_stride(first_w, bf) * (bf ? 2 : 4), n_out);
+  void *dyT =
       panel_bytes < 0 ? NULL : sl_scratch_get(panel_bytes + 2 * nnz * (int64_t)sizeof(float));
   if (dyT == NULL)
     return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate scratch for batch %d", batch);
-  float *valsT = dyT + first_w * n_out;
+  float *valsT = (float *)((char *)dyT + panel_bytes);
   float *dwT = valsT + nnz;
   int64_t bounds[MAX_PARTS + 1];
   const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w,
@@ -1270,12 +1436,12 @@ static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
     {
       /* The values gathered into CSC order while each validated chunk is in cache (a bad
        * chunk gathers nothing; the call then fails before anything is written). */
-      tile_and_check(dy, n_out, fm ? batch : 0, b0, bt, w, dyT, nnz, row_idx, (uint32_t)n_out,
-                     csc_to_csr, (uint32_t)nnz, values, valsT, &first_bad);
+      tile_and_check(dy, n_out, fm ? batch : 0, b0, bt, w, dyT, bf, nnz, row_idx,
+                     (uint32_t)n_out, csc_to_csr, (uint32_t)nnz, values, valsT, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
-          fused_bwd_dispatch(w / 8, bounds[p], bounds[p + 1], col_ptr, row_idx, valsT, dyT, x,
+          fused_bwd_dispatch(w / 8, bf, bounds[p], bounds[p + 1], col_ptr, row_idx, valsT, dyT, x,
                              fm ? batch : n_in, b0, bt, dx, dwT, b0 > 0, fm);
       }
       if (first_bad == NO_BAD && b0 + TILE_MAX >= batch) {

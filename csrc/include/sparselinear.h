@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 7
+#define SL_ABI_VERSION 8
 
 typedef int32_t sl_status;
 enum {
@@ -72,6 +72,22 @@ SL_API int32_t sl_abi_version(void);
  */
 SL_API sl_status sl_set_num_threads(int32_t n);
 SL_API int32_t sl_get_num_threads(void);
+/*
+ * Precision of the CPU library's batched sparse products: sl_spmm_fwd, sl_spmm_fwd_fm,
+ * sl_spmm_bwd_input, sl_spmm_bwd and sl_spmm_bwd_fm at batch > 1 (each reads rows of one operand
+ * at random, 256 bytes per connection at batch 64: what bounds these kernels on a CPU).
+ *   SL_PRECISION_HIGHEST (the default): float32 throughout.
+ *   SL_PRECISION_MEDIUM: the gathered operand (x in the forward, dy in the backward) is rounded
+ *     to bfloat16 (to nearest, ties to even; a NaN stays NaN) as the kernel lays it out, which
+ *     halves the bytes gathered. Weights, the other operand, products, sums and outputs stay
+ *     float32: the results are the highest-precision kernel's on the rounded operand, bit for
+ *     bit.
+ * sl_sddmm, batch 1 and the CUDA library's kernels ignore it (they run in float32).
+ * Any other value -> SL_E_INVALID_ARGUMENT and the setting is unchanged. Process-wide.
+ */
+enum { SL_PRECISION_HIGHEST = 0, SL_PRECISION_MEDIUM = 1 };
+SL_API sl_status sl_set_matmul_precision(int32_t precision);
+SL_API int32_t sl_get_matmul_precision(void);
 /* 1 when GEMM runs on a CBLAS (OpenBLAS), 0 for the portable fallback. */
 SL_API int32_t sl_has_cblas(void);
 /*

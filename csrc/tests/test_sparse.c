@@ -784,6 +784,143 @@ static void test_feature_major(void) {
   EXPECT_STATUS(sl_spmm_fwd_fm(2, 1, 1, 1, rp, ci, v, NULL, xs, NULL), SL_E_NULL_POINTER, "y");
 }
 
+/* ------------------------------------------------------------- medium precision ---- */
+
+/* f rounded to bfloat16 (to nearest, ties to even; NaN kept NaN), back as a float. */
+static float bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) u |= 0x00400000u;
+  else u += 0x7FFFu + ((u >> 16) & 1);
+  u &= 0xFFFF0000u;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+static float *rounded(const float *a, int64_t n) {
+  float *r = malloc((size_t)(n + 1) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) r[i] = bf16(a[i]);
+  return r;
+}
+
+/* Bitwise equality of two float arrays, NaN payloads aside (any NaN equals any NaN). */
+static int same_bits(const float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(a[i] != a[i] && b[i] != b[i])) return 0;
+  return 1;
+}
+
+/* With SL_PRECISION_MEDIUM the batched kernels give, bit for bit, what they give at the
+ * highest precision on the gathered operand rounded to bfloat16 (x forward, dy backward), in
+ * both layouts; the other operand is used as it is. At batch 1 nothing changes. */
+static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_out, double density,
+                                       int specials) {
+  csr_t m = random_csr(n_out, n_in, density);
+  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
+  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  int32_t *to_csr = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
+  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
+                SL_OK, NULL);
+  const int64_t nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out, nz = m.nnz + 1;
+  float *x = malloc((size_t)(nx + 1) * sizeof(float)), *dy = malloc((size_t)(ny + 1) * sizeof(float));
+  float *bias = malloc(((size_t)n_out + 1) * sizeof(float));
+  fill_random(x, nx);
+  fill_random(dy, ny);
+  fill_random(bias, n_out);
+  if (specials && nx > 3 && ny > 3) { /* ties, a NaN, an infinity, a value that rounds up to inf */
+    x[0] = 1.00390625f; /* exactly halfway between two bfloat16 values: ties to even */
+    x[1] = 3.0e38f;
+    x[2] = 0.0f / 0.0f;
+    dy[0] = 1.0f / 0.0f;
+    dy[1] = -1.01171875f;
+    dy[2] = 3.3895e38f; /* rounds to +inf */
+    const uint32_t signaling = 0x7F800001u; /* a NaN that plain rounding would turn into inf */
+    memcpy(&x[3], &signaling, sizeof x[3]);
+    memcpy(&dy[3], &signaling, sizeof dy[3]);
+  }
+  /* Batch 1 has kernels of its own, which the setting leaves in float32. */
+  float *xr = batch > 1 ? rounded(x, nx) : transposed(x, 1, nx);
+  float *dyr = batch > 1 ? rounded(dy, ny) : transposed(dy, 1, ny);
+  for (int fm = 0; fm < 2; fm++) {
+    float *xi = fm ? transposed(x, batch, n_in) : x, *dyi = fm ? transposed(dy, batch, n_out) : dy;
+    float *xri = fm ? transposed(xr, batch, n_in) : xr;
+    float *dyri = fm ? transposed(dyr, batch, n_out) : dyr;
+    float *y[2], *dx[2], *dw[2], *dxi[2];
+    for (int p = 0; p < 2; p++) {
+      y[p] = malloc((size_t)(ny + 1) * sizeof(float));
+      dx[p] = malloc((size_t)(nx + 1) * sizeof(float));
+      dxi[p] = malloc((size_t)(nx + 1) * sizeof(float));
+      dw[p] = malloc((size_t)nz * sizeof(float));
+      /* p 0: highest on the rounded operand; p 1: medium on the operand as given. */
+      EXPECT_STATUS(sl_set_matmul_precision(p ? SL_PRECISION_MEDIUM : SL_PRECISION_HIGHEST), SL_OK,
+                    NULL);
+      const float *xa = p ? xi : xri, *dya = p ? dyi : dyri;
+      EXPECT_STATUS((fm ? sl_spmm_fwd_fm : sl_spmm_fwd)(batch, n_in, n_out, m.nnz, m.row_ptr,
+                                                        m.col_idx, m.values, bias, xa, y[p]),
+                    SL_OK, NULL);
+      EXPECT_STATUS((fm ? sl_spmm_bwd_fm : sl_spmm_bwd)(batch, n_in, n_out, m.nnz, m.row_ptr,
+                                                        m.col_idx, col_ptr, row_idx, to_csr,
+                                                        m.values, xi, dya, dx[p], dw[p]),
+                    SL_OK, NULL);
+      if (!fm)
+        EXPECT_STATUS(sl_spmm_bwd_input(batch, n_in, n_out, m.nnz, col_ptr, row_idx, to_csr,
+                                        m.values, dya, dxi[p]),
+                      SL_OK, NULL);
+    }
+    EXPECT_STATUS(sl_set_matmul_precision(SL_PRECISION_HIGHEST), SL_OK, NULL);
+    const char *layout = fm ? "feature-major" : "batch-major";
+    EXPECT(same_bits(y[0], y[1], ny), "medium forward (%s, batch %d, %d -> %d) is not the highest "
+           "forward of the rounded input", layout, batch, n_in, n_out);
+    EXPECT(same_bits(dx[0], dx[1], nx), "medium backward dx (%s, batch %d, %d -> %d) differs",
+           layout, batch, n_in, n_out);
+    EXPECT(same_bits(dw[0], dw[1], m.nnz), "medium backward dw (%s, batch %d, %d -> %d) differs",
+           layout, batch, n_in, n_out);
+    if (!fm)
+      EXPECT(same_bits(dxi[0], dxi[1], nx), "medium input gradient (batch %d, %d -> %d) differs",
+             batch, n_in, n_out);
+    if (batch > 1 && !specials) { /* and it is not the highest-precision result itself */
+      float *y_hi = malloc((size_t)(ny + 1) * sizeof(float));
+      sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias, x, y_hi);
+      EXPECT(fm || m.nnz == 0 || memcmp(y_hi, y[1], (size_t)ny * sizeof(float)) != 0,
+             "medium forward equals the float32 one: was the input rounded?");
+      free(y_hi);
+    }
+    for (int p = 0; p < 2; p++) {
+      free(y[p]);
+      free(dx[p]);
+      free(dxi[p]);
+      free(dw[p]);
+    }
+    if (fm) {
+      free(xi);
+      free(dyi);
+      free(xri);
+      free(dyri);
+    }
+  }
+  float *bufs[] = {x, dy, bias, xr, dyr};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  free(col_ptr);
+  free(row_idx);
+  free(to_csr);
+  free_csr(&m);
+}
+
+static void test_medium_precision(void) {
+  EXPECT(sl_get_matmul_precision() == SL_PRECISION_HIGHEST, "the default is not the highest");
+  EXPECT_STATUS(sl_set_matmul_precision(2), SL_E_INVALID_ARGUMENT, "precision must be");
+  EXPECT_STATUS(sl_set_matmul_precision(-1), SL_E_INVALID_ARGUMENT, "got -1");
+  EXPECT(sl_get_matmul_precision() == SL_PRECISION_HIGHEST, "a rejected value was kept");
+  const int32_t batches[] = {1, 2, 7, 8, 9, 13, 24, 40, 56, 64, 65, 130};
+  for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+    test_medium_precision_case(batches[i], 37, 29, 0.3, 0);
+    test_medium_precision_case(batches[i], 300, 257, 0.02, 0);
+    test_medium_precision_case(batches[i], 41, 33, 0.2, 1);
+  }
+  /* Panels of a MiB and more (kept between calls, on 2 MiB pages). */
+  test_medium_precision_case(64, 20000, 3000, 0.001, 0);
+}
+
 /* The batched kernels reuse their scratch between calls, and a batch that is not a multiple of 8
  * leaves padding columns in it: those must be rewritten as zeros every call. After calls whose
  * inputs were all NaN (batch 16), every kernel at batch 13 (the same scratch sizes) must give,
@@ -978,6 +1115,7 @@ int main(void) {
   test_csr_to_csc();
   test_kernels();
   test_feature_major();
+  test_medium_precision();
   test_stale_scratch();
   test_group_collapse();
   if (failures) {

@@ -1,4 +1,4 @@
-/** Core entry points: errors, ABI version, threads. */
+/** Core entry points: errors, ABI version, threads, matmul precision. */
 export const coreSymbols = {
   // const char *sl_last_error(void)
   sl_last_error: { parameters: [], result: "pointer" },
@@ -8,6 +8,10 @@ export const coreSymbols = {
   sl_set_num_threads: { parameters: ["i32"], result: "i32" },
   // int32_t sl_get_num_threads(void)
   sl_get_num_threads: { parameters: [], result: "i32" },
+  // sl_status sl_set_matmul_precision(int32_t precision)
+  sl_set_matmul_precision: { parameters: ["i32"], result: "i32" },
+  // int32_t sl_get_matmul_precision(void)
+  sl_get_matmul_precision: { parameters: [], result: "i32" },
   // int32_t sl_has_cblas(void)
   sl_has_cblas: { parameters: [], result: "i32" },
   // int64_t sl_scratch_peak_bytes(int32_t reset)
