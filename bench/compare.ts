@@ -15,7 +15,12 @@
  * @module
  */
 import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
-import { getNumThreads } from "../ffi/library.ts";
+import {
+  getNumThreads,
+  setSparseMatmulPrecision,
+  SPARSE_MATMUL_PRECISIONS,
+  type SparseMatmulPrecision,
+} from "../ffi/library.ts";
 import {
   denseForward,
   type DenseState,
@@ -208,7 +213,8 @@ function breakEven(runs: number): number | null {
 }
 
 if (import.meta.main) {
-  const usage = `Usage: deno task compare [--runs N] [--workload TEXT] [--no-break-even]
+  const usage =
+    `Usage: deno task compare [--runs N] [--workload TEXT] [--precision P] [--no-break-even]
 
 The issue-5 table: each workload's sparse forward and training step against the dense GEMM
 measured in the same run, GFLOP/s and % of the 128 GFLOP/s ceiling, and the same step on
@@ -216,13 +222,24 @@ feature-major activations (SparseLinear.forwardFeatureMajor); then the break-eve
 sparsity of a 4096 x 4096 layer at batch 64. Run it on an otherwise idle machine.
   --runs N          timed runs per measurement, the median is printed (default 15)
   --workload TEXT   only the workloads whose name contains TEXT (e.g. 50000, b1, 784)
+  --precision P     highest (default, float32) or medium (the batched sparse kernels gather
+                    bfloat16: setSparseMatmulPrecision)
   --no-break-even   skip the break-even sweep
   -h, --help        this text`;
   const values = cliArgs({
     runs: { type: "string" },
     workload: { type: "string" },
+    precision: { type: "string" },
     "no-break-even": { type: "boolean" },
   }, usage);
+  const precision = String(values.precision ?? "highest");
+  if (!(SPARSE_MATMUL_PRECISIONS as readonly string[]).includes(precision)) {
+    cliFail(
+      `--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${precision}"`,
+      usage,
+    );
+  }
+  setSparseMatmulPrecision(precision as SparseMatmulPrecision);
   const runs = intFlag(values, "runs", 15, 1, usage);
   const only = String(values.workload ?? "");
   const workloads = WORKLOADS.filter((w) => w.name.includes(only));
@@ -234,6 +251,7 @@ sparsity of a 4096 x 4096 layer at batch 64. Run it on an otherwise idle machine
   }
   console.log(
     `sparselinear kernels, ${getNumThreads()} threads, ${navigator.hardwareConcurrency} ` +
+      (precision === "highest" ? "" : `${precision} precision (bfloat16 gathers), `) +
       `logical CPUs, medians of ${runs} runs (ms; dense GEMMs of the table: ` +
       `${Math.min(runs, DENSE_TABLE_RUNS)} runs)\n`,
   );

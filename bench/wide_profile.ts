@@ -12,7 +12,14 @@
  * @module
  */
 import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
-import { getNumThreads, native, setNumThreads } from "../ffi/library.ts";
+import {
+  getNumThreads,
+  native,
+  setNumThreads,
+  setSparseMatmulPrecision,
+  SPARSE_MATMUL_PRECISIONS,
+  type SparseMatmulPrecision,
+} from "../ffi/library.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
@@ -21,6 +28,7 @@ import { WideMnistNet } from "../examples/models.ts";
 
 const USAGE =
   `Usage: deno run -A bench/wide_profile.ts [--steps N] [--width N] [--batch N] [--threads N]
+                                          [--precision highest|medium]
 
 Times every native call of wide-MNIST training steps (random images) and prints, per kernel
 and layer shape, calls and ms per step and share of the step.
@@ -28,18 +36,28 @@ and layer shape, calls and ms per step and share of the step.
   --width N     hidden width, a multiple of 10 (default 50000)
   --batch N     batch size (default 64)
   --threads N   native threads (default: SL_NUM_THREADS or all cores)
+  --precision P highest (default) or medium (bfloat16 gathers, setSparseMatmulPrecision)
   -h, --help    this text`;
 const values = cliArgs({
   steps: { type: "string" },
   width: { type: "string" },
   batch: { type: "string" },
   threads: { type: "string" },
+  precision: { type: "string" },
 }, USAGE);
 const steps = intFlag(values, "steps", 20, 1, USAGE);
 const width = intFlag(values, "width", 50000, 10, USAGE);
 const batch = intFlag(values, "batch", 64, 1, USAGE);
 if (width % 10 !== 0) cliFail(`--width must be a multiple of 10, got ${width}`, USAGE);
 if (values.threads !== undefined) setNumThreads(intFlag(values, "threads", 0, 1, USAGE));
+const precision = String(values.precision ?? "highest");
+if (!(SPARSE_MATMUL_PRECISIONS as readonly string[]).includes(precision)) {
+  cliFail(
+    `--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${precision}"`,
+    USAGE,
+  );
+}
+setSparseMatmulPrecision(precision as SparseMatmulPrecision);
 
 /** Kernels whose first arguments are (batch, n_in, n_out): keyed by their layer shape. */
 const SPARSE = new Set([
@@ -143,6 +161,7 @@ const load = (() => {
 })();
 console.log(
   `WideMnistNet(width ${width}), batch ${batch}, ${steps} steps, ${getNumThreads()} threads, ` +
+    `${precision} precision, ` +
     `load average ${load}`,
 );
 console.log(

@@ -23,7 +23,14 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { decimalNumber, integerAtLeast, joinNegativeValues } from "./cli.ts";
 import { dirname, join, resolve } from "node:path";
-import { getNumThreads, MAX_THREADS, setNumThreads } from "../ffi/library.ts";
+import {
+  getNumThreads,
+  MAX_THREADS,
+  setNumThreads,
+  setSparseMatmulPrecision,
+  SPARSE_MATMUL_PRECISIONS,
+  type SparseMatmulPrecision,
+} from "../ffi/library.ts";
 import type { Device } from "../lib/backend/backend.ts";
 import { getBackend } from "../lib/backend/mod.ts";
 import { batches } from "../lib/data/batches.ts";
@@ -81,6 +88,8 @@ ${models}
   --seed N            seed of connectivity, initial weights and shuffling (default 0)
   --device cpu|cuda   where to train (default cpu; cuda needs the CUDA backend)
   --threads N         native kernel threads, 1 to ${MAX_THREADS} (default: SL_NUM_THREADS or every core)
+  --precision P       highest (default: float32) or medium: the CPU's batched sparse kernels
+                      round the operand they gather to bfloat16 (faster; see README)
   --limit-train N     train on the first N training images only (quick runs)
   --save PATH         write the trained model to PATH as safetensors after every epoch
                       (atomically: always a complete file; checked writable before training),
@@ -114,6 +123,7 @@ const FLAGS = [
   "seed",
   "device",
   "threads",
+  "precision",
   "limit-train",
   "save",
   "resume",
@@ -125,7 +135,8 @@ const FLAGS = [
 /** The short usage printed after a command-line error. */
 export function shortUsage(): string {
   return `Usage: deno task train [--model NAME] [--epochs N] [--batch-size N] [--lr X] [--seed N]
-                       [--device cpu|cuda] [--threads N] [--limit-train N] [--save PATH]
+                       [--device cpu|cuda] [--threads N] [--precision highest|medium]
+                       [--limit-train N] [--save PATH]
                        [--resume PATH] [--plot DIR] [--metrics PATH] [--help]
 Models: ${MODEL_NAMES.join(", ")}
 Run \`deno task train --help\` for details.`;
@@ -175,6 +186,8 @@ export interface TrainArgs {
   device: Device;
   /** Native threads, or null for the default. */
   threads: number | null;
+  /** Precision of the CPU's batched sparse kernels (`setSparseMatmulPrecision`). */
+  precision: SparseMatmulPrecision;
   /** Training images used, or null for all. */
   limitTrain: number | null;
   /** Checkpoint path, or null. */
@@ -211,6 +224,7 @@ const TRAIN_OPTIONS = {
   seed: { type: "string" },
   device: { type: "string" },
   threads: { type: "string" },
+  precision: { type: "string" },
   "limit-train": { type: "string" },
   save: { type: "string" },
   resume: { type: "string" },
@@ -261,6 +275,12 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   if (device !== "cpu" && device !== "cuda") {
     throw new UsageError(`--device must be "cpu" or "cuda", got "${device}"`);
   }
+  const precision = values.precision ?? "highest";
+  if (!(SPARSE_MATMUL_PRECISIONS as readonly string[]).includes(precision)) {
+    throw new UsageError(
+      `--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${precision}"`,
+    );
+  }
   const limitTrain = values["limit-train"] === undefined
     ? null
     : positiveInteger(values["limit-train"], "--limit-train", 0);
@@ -291,6 +311,7 @@ export function parseTrainArgs(args: string[]): TrainArgs {
     seed,
     device,
     threads: values.threads === undefined ? null : threadCount(values.threads),
+    precision: precision as SparseMatmulPrecision,
     limitTrain,
     save: values.save ?? null,
     resume: values.resume ?? null,
@@ -514,6 +535,7 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
   if (a.plot !== null) await preparePlotDir(a.plot);
   if (a.metrics !== null) await checkWritableFile(a.metrics, "--metrics");
   if (a.threads !== null) setNumThreads(a.threads);
+  setSparseMatmulPrecision(a.precision);
 
   const loadStart = performance.now();
   const mnist = await loadMnistFromPackage();
@@ -568,7 +590,9 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
     `Model ${a.model}: ${spec.description}\n` +
       `SGD lr ${a.lr}, momentum 0.9${spec.nesterov ? ", Nesterov" : ""}; batch ${a.batchSize}; ` +
       `${a.epochs} epoch${a.epochs === 1 ? "" : "s"}; seed ${a.seed}; device ${a.device}, ` +
-      `${getNumThreads()} thread${getNumThreads() === 1 ? "" : "s"}\n` +
+      `${getNumThreads()} thread${getNumThreads() === 1 ? "" : "s"}${
+        a.precision === "highest" ? "" : `, ${a.precision} precision (bfloat16 gathers)`
+      }\n` +
       `MNIST: ${trainCount} training images (${train.length} ${
         train.length === 1 ? "step" : "steps"
       } per epoch), ` +

@@ -380,9 +380,12 @@ row("training script flags out of range", () => {
     [["--limit-train=0"], /--limit-train must be a positive integer/],
     [["--model", "nope"], /Unknown --model "nope"; choose one of dense/],
     [["--device", "tpu"], /--device must be "cpu" or "cuda", got "tpu"/],
+    [["--precision", "high"], /--precision must be highest or medium, got "high"/],
     [["--epoch", "3"], /Unknown option '--epoch' \(did you mean --epochs\?\)/],
   ];
   for (const [args, pattern] of cases) rejects(() => parseTrainArgs(args), UsageError, pattern);
+  assert.equal(parseTrainArgs([]).precision, "highest");
+  assert.equal(parseTrainArgs(["--precision", "medium"]).precision, "medium");
 });
 
 row("bench, soak and results script flags: --help, unknown and bad values", async () => {
