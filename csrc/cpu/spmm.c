@@ -11,6 +11,9 @@
  * in a vectorised pass (a few % of the kernel's traffic) before anything is written, so the
  * kernels themselves carry no checks.
  *
+ * SL_PRECISION_MEDIUM (sl_set_matmul_precision): the batched kernels' gathered tile holds
+ * bfloat16 values, widened to float32 as they are loaded (see "bfloat16 tiles" below).
+ *
  * Batch 1: streaming passes over the pattern (memory-bound), with AVX-512 gathers where the
  * machine has them, and index checks fused into the loop (scratch output, committed only when
  * every index was valid).
@@ -192,12 +195,12 @@ static inline void transpose8(__m256 r[8]) {
 /*
  * With SL_PRECISION_MEDIUM the gathered operand's tile holds bfloat16 values: half the bytes per
  * gathered row (128 instead of 256 at batch 64), which is what bounds the batched kernels (a
- * forward at 50000^2, 99.9 %, batch 64: 8.6 -> 6.2 ms in a first C harness). Rows hold w
- * values (w a multiple of 8) in groups of 16, zero-padded. Within each group of 16 batch columns the values are
- * stored in the order 0-3, 8-11, 4-7, 12-15, so that interleaving the group's 256-bit word with
- * zeros (unpacklo / unpackhi over 16-bit words, per 128-bit lane) gives columns 0-7 and 8-15
- * as float32 vectors, one instruction each (a zero-extend and a shift per 8 values was ~6 %
- * slower). Needs AVX2; without it the setting is ignored.
+ * forward at 50000^2, 99.9 %, batch 64: 8.6 -> 6.2 ms in a first C harness). Rows hold w values
+ * (w a multiple of 8) in groups of 16, zero-padded. Within each group of 16 batch columns the
+ * values are stored in the order 0-3, 8-11, 4-7, 12-15, so that interleaving the group's 256-bit
+ * word with zeros (unpacklo / unpackhi over 16-bit words, per 128-bit lane) gives columns 0-7
+ * and 8-15 as float32 vectors, one instruction each (a zero-extend and a shift per 8 values was
+ * ~6 % slower). Needs AVX2; without it the setting is ignored.
  */
 #if defined(__AVX2__)
 #define SL_BF16_TILES 1
@@ -361,10 +364,10 @@ static void copy_feature_major_omp(const float *src, int64_t n, int64_t ld, int6
 /*
  * The start of every tile of a batched kernel, called inside its parallel region: the
  * feature-major tile of `src` (batch-major rows of length n when fm_ld is 0, else already
- * feature-major with rows of fm_ld floats; bfloat16 with bf) and, on the first tile only, the index check of
- * every chunk (check_chunk: it also gathers the values into pattern order when valsT is given),
- * the smallest bad entry merged into the shared *first_bad. Ends on a barrier, so the tile and
- * *first_bad are complete for every thread.
+ * feature-major with rows of fm_ld floats; the tile in bfloat16 with bf) and, on the first tile
+ * only, the index check of every chunk (check_chunk: it also gathers the values into pattern
+ * order when valsT is given), the smallest bad entry merged into the shared *first_bad. Ends on a
+ * barrier, so the tile and *first_bad are complete for every thread.
  */
 static void tile_and_check(const float *src, int64_t n, int64_t fm_ld, int64_t b0, int bt, int w,
                            void *srcT, int bf, int64_t nnz, const int32_t *idx, uint32_t bound,

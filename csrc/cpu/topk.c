@@ -324,10 +324,10 @@ static void key_pass(const float *g, uint32_t *keys_out, int64_t rows, int32_t n
  * more than cap entries beat the floor, one of them is NaN, or *status is set (no scratch).
  */
 static int64_t filtered_chunk(int32_t batch, int32_t n_in, int32_t n_out, const float *x,
-                              const float *xpack, const float *dy, int64_t r0, int64_t rows, const int32_t *row_ptr,
-                              const int32_t *col_idx, uint32_t floor_key, uint64_t *pairs,
-                              int64_t cap, uint32_t *pack_keys, uint32_t *pack_idx,
-                              sl_status *status) {
+                              const float *xpack, const float *dy, int64_t r0, int64_t rows,
+                              const int32_t *row_ptr, const int32_t *col_idx, uint32_t floor_key,
+                              uint64_t *pairs, int64_t cap, uint32_t *pack_keys,
+                              uint32_t *pack_idx, sl_status *status) {
   const int64_t n = sl_dense_grad_rows_above("sl_dense_grad_topk", batch, n_in, n_out, x, xpack,
                                              dy, r0, rows, floor_key, pairs, cap, status);
   if (n < 0) return -1;

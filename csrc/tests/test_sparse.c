@@ -822,7 +822,8 @@ static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_ou
   EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
                 SL_OK, NULL);
   const int64_t nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out, nz = m.nnz + 1;
-  float *x = malloc((size_t)(nx + 1) * sizeof(float)), *dy = malloc((size_t)(ny + 1) * sizeof(float));
+  float *x = malloc((size_t)(nx + 1) * sizeof(float));
+  float *dy = malloc((size_t)(ny + 1) * sizeof(float));
   float *bias = malloc(((size_t)n_out + 1) * sizeof(float));
   fill_random(x, nx);
   fill_random(dy, ny);
