@@ -14,13 +14,8 @@
  * each measurement's runs were (90th / 10th percentile), which shows when that happened.
  * @module
  */
-import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
-import {
-  getNumThreads,
-  setSparseMatmulPrecision,
-  SPARSE_MATMUL_PRECISIONS,
-  type SparseMatmulPrecision,
-} from "../ffi/library.ts";
+import { cliArgs, cliFail, intFlag, precisionFlag } from "../examples/cli.ts";
+import { getNumThreads } from "../ffi/library.ts";
 import {
   denseForward,
   type DenseState,
@@ -232,14 +227,7 @@ sparsity of a 4096 x 4096 layer at batch 64. Run it on an otherwise idle machine
     precision: { type: "string" },
     "no-break-even": { type: "boolean" },
   }, usage);
-  const precision = String(values.precision ?? "highest");
-  if (!(SPARSE_MATMUL_PRECISIONS as readonly string[]).includes(precision)) {
-    cliFail(
-      `--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${precision}"`,
-      usage,
-    );
-  }
-  setSparseMatmulPrecision(precision as SparseMatmulPrecision);
+  const precision = precisionFlag(values, usage);
   const runs = intFlag(values, "runs", 15, 1, usage);
   const only = String(values.workload ?? "");
   const workloads = WORKLOADS.filter((w) => w.name.includes(only));

@@ -11,15 +11,8 @@
  * share of the step.
  * @module
  */
-import { cliArgs, cliFail, intFlag } from "../examples/cli.ts";
-import {
-  getNumThreads,
-  native,
-  setNumThreads,
-  setSparseMatmulPrecision,
-  SPARSE_MATMUL_PRECISIONS,
-  type SparseMatmulPrecision,
-} from "../ffi/library.ts";
+import { cliArgs, cliFail, intFlag, precisionFlag } from "../examples/cli.ts";
+import { getNumThreads, native, setNumThreads } from "../ffi/library.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import { Generator } from "../lib/random.ts";
@@ -50,14 +43,7 @@ const width = intFlag(values, "width", 50000, 10, USAGE);
 const batch = intFlag(values, "batch", 64, 1, USAGE);
 if (width % 10 !== 0) cliFail(`--width must be a multiple of 10, got ${width}`, USAGE);
 if (values.threads !== undefined) setNumThreads(intFlag(values, "threads", 0, 1, USAGE));
-const precision = String(values.precision ?? "highest");
-if (!(SPARSE_MATMUL_PRECISIONS as readonly string[]).includes(precision)) {
-  cliFail(
-    `--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${precision}"`,
-    USAGE,
-  );
-}
-setSparseMatmulPrecision(precision as SparseMatmulPrecision);
+const precision = precisionFlag(values, USAGE);
 
 /** Kernels whose first arguments are (batch, n_in, n_out): keyed by their layer shape. */
 const SPARSE = new Set([

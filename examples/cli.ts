@@ -6,6 +6,11 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import {
+  setSparseMatmulPrecision,
+  SPARSE_MATMUL_PRECISIONS,
+  type SparseMatmulPrecision,
+} from "../ffi/library.ts";
 
 /** Parsed flag values: strings, booleans, or undefined when absent (without a default). */
 export type CliValues = Record<string, string | boolean | undefined>;
@@ -93,6 +98,20 @@ export function intFlag(
   const n = typeof raw === "string" ? integerAtLeast(raw, min) : null;
   if (n === null) cliFail(`--${name} must be an integer ≥ ${min}, got "${raw}"`, usage);
   return n;
+}
+
+/**
+ * `--precision highest|medium` (default highest), applied with `setSparseMatmulPrecision`;
+ * another value exits with the usage. Returns the precision set.
+ */
+export function precisionFlag(values: CliValues, usage: string): SparseMatmulPrecision {
+  const raw = String(values.precision ?? "highest");
+  const precision = SPARSE_MATMUL_PRECISIONS.find((p) => p === raw);
+  if (precision === undefined) {
+    cliFail(`--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${raw}"`, usage);
+  }
+  setSparseMatmulPrecision(precision);
+  return precision;
 }
 
 /**
