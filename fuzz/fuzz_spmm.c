@@ -5,9 +5,8 @@
  * feature-major sl_spmm_fwd_fm / sl_spmm_bwd_fm against the batch-major calls) on random
  * patterns, sizes (batch 0, 1, a partial tile, several 64-wide tiles), thread counts and
  * corruptions, at both matmul precisions. A valid call must match a naive double reference; a
- * call with a bad
- * index, offset or size must fail naming the function, and the forward and input gradients
- * must leave their output untouched. Every buffer is exactly sized, so AddressSanitizer
+ * call with a bad index, offset or size must fail naming the function, and the forward and input
+ * gradients must leave their output untouched. Every buffer is exactly sized, so AddressSanitizer
  * reports any access outside it.
  */
 #include "fuzz_common.h"
