@@ -273,6 +273,42 @@ Deno.test("WideMnistNet: a training step reuses pooled memory for everything but
   assert.ok(fresh.length > 0, "the counter saw the step's small allocations");
 });
 
+Deno.test("forwardGroupSum gives its collapsed weights back, frozen weights or not", () => {
+  // G (10 x 100 here) is made per call; only the product with x sees it. Trained or frozen
+  // (then kept as a constant for x's gradient), a steady-state step allocates it from the pool.
+  for (const frozen of [false, true]) {
+    const fresh: number[] = [];
+    const backend = cpuBackend as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const originals = { zeros: backend.zeros, empty: backend.empty };
+    let counting = false;
+    for (const name of ["zeros", "empty"] as const) {
+      const original = originals[name].bind(backend);
+      backend[name] = (dtype: unknown, length: unknown) => {
+        const before = pooledMemoryBytes();
+        const storage = original(dtype, length);
+        if (counting && pooledMemoryBytes() === before) fresh.push(length as number);
+        return storage;
+      };
+    }
+    try {
+      releasePooledMemory();
+      const layer = new SparseLinear(100, 1000, { sparsity: 0.5, seed: 3 });
+      layer.weights.requiresGrad = !frozen;
+      for (let s = 0; s < 4; s++) {
+        counting = s >= 2;
+        const x = randn([4, 100], { seed: 40 + s, requiresGrad: true });
+        sum(layer.forwardGroupSum(x, 10)).backward();
+        layer.zeroGrad();
+      }
+    } finally {
+      backend.zeros = originals.zeros;
+      backend.empty = originals.empty;
+      releasePooledMemory();
+    }
+    assert.ok(!fresh.includes(10 * 100), `frozen ${frozen}: fresh ${fresh}`);
+  }
+});
+
 Deno.test("WideMnistNet: released activations leave training bit-identical", () => {
   const run = (release: boolean): number[] =>
     withRecycling(release, () => {

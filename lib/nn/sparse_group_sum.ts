@@ -18,7 +18,7 @@
  * `SparseLinear.forwardGroupSum` recomputes a non-finite result the plain way.
  * @module
  */
-import { isGradEnabled, markGraphOwned, record } from "../autograd.ts";
+import { isGradEnabled, markGraphOwned, markGraphOwnedConstant, record } from "../autograd.ts";
 import { getBackend } from "../backend/mod.ts";
 import type { SparsePattern } from "../sparsity/pattern.ts";
 import { Tensor } from "../tensor.ts";
@@ -103,6 +103,7 @@ export function sparseLinearGroupSum(
   // one), so the next step's G or gradient of G reuses it instead of fresh pages (a 2 MB
   // array at 50 000 inputs: ~5 ms of page faults per step on this VM).
   if (g.gradFn !== null) markGraphOwned(g);
-  else if (y.gradFn === null) getBackend(g.device).recycle(g.storage);
+  else if (y.gradFn !== null) markGraphOwnedConstant(g, y); // kept for the input's gradient
+  else getBackend(g.device).recycle(g.storage);
   return y;
 }
