@@ -5,7 +5,7 @@
  * bit-identical to plain allocation, and nothing the user can reach is ever released.
  */
 import assert from "node:assert/strict";
-import { cpuBackend, pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
+import { pooledMemoryBytes, releasePooledMemory } from "../lib/backend/cpu.ts";
 import { noGrad } from "../lib/autograd.ts";
 import { randn } from "../lib/creation.ts";
 import { ReLU } from "../lib/nn/activations.ts";
@@ -23,7 +23,7 @@ import { sum } from "../lib/ops/reduce.ts";
 import { SGD } from "../lib/optim/sgd.ts";
 import type { Tensor } from "../lib/tensor.ts";
 import { WideMnistNet } from "../examples/models.ts";
-import { withRecycling } from "./_recycling.ts";
+import { freshAllocations, withRecycling } from "./_recycling.ts";
 
 function chain(seed: number): Sequential {
   return new Sequential(
@@ -230,40 +230,19 @@ Deno.test("a constant a recorded op keeps for its backward is given back with th
 });
 
 Deno.test("WideMnistNet: a training step reuses pooled memory for everything but the loss and logits", () => {
-  // An allocation that leaves the pool as it was made a fresh array (first-touch page faults:
-  // at full width the collapsed weights and the repeated input were ~10 ms of a step).
-  const fresh: number[] = [];
-  const backend = cpuBackend as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const originals = { zeros: backend.zeros, empty: backend.empty };
-  let counting = false;
-  for (const name of ["zeros", "empty"] as const) {
-    const original = originals[name].bind(backend);
-    backend[name] = (dtype: unknown, length: unknown) => {
-      const before = pooledMemoryBytes();
-      const storage = original(dtype, length);
-      if (counting && pooledMemoryBytes() === before) fresh.push(length as number);
-      return storage;
-    };
-  }
-  try {
-    releasePooledMemory();
-    const batch = 6;
-    const model = new WideMnistNet({ seed: 0, width: 200, repeat: 2, sparsity: 0.9 });
-    const opt = new SGD(model, { lr: 0.01, momentum: 0.9, nesterov: true });
-    for (let s = 0; s < 5; s++) {
-      counting = s >= 3; // after the warm-up steps filled the pool
-      const images = randn([batch, 784], { seed: 20 + s });
-      const loss = crossEntropy(model.forward(images), Int32Array.from([1, 2, 3, 4, 5, 6]));
-      loss.item();
-      loss.backward();
-      opt.step();
-      opt.zeroGrad();
-    }
-  } finally {
-    backend.zeros = originals.zeros;
-    backend.empty = originals.empty;
-    releasePooledMemory();
-  }
+  // A fresh array costs first-touch page faults: at full width the collapsed weights and the
+  // repeated input were ~10 ms of a step.
+  const batch = 6;
+  const model = new WideMnistNet({ seed: 0, width: 200, repeat: 2, sparsity: 0.9 });
+  const opt = new SGD(model, { lr: 0.01, momentum: 0.9, nesterov: true });
+  const fresh = freshAllocations(5, 3, (s) => {
+    const images = randn([batch, 784], { seed: 20 + s });
+    const loss = crossEntropy(model.forward(images), Int32Array.from([1, 2, 3, 4, 5, 6]));
+    loss.item();
+    loss.backward();
+    opt.step();
+    opt.zeroGrad();
+  });
   // What the caller can still hold (loss, logits and their gradients) and per-row statistics
   // are allocated fresh; nothing of the layers' width or the repeated input is.
   assert.deepEqual(fresh.filter((length) => length > 6 * 10), []);
@@ -277,34 +256,13 @@ Deno.test("forwardGroupSum gives its collapsed weights back, frozen weights or n
   // G (10 x 100 here) is made per call; only the product with x sees it. Trained or frozen
   // (then kept as a constant for x's gradient), a steady-state step allocates it from the pool.
   for (const frozen of [false, true]) {
-    const fresh: number[] = [];
-    const backend = cpuBackend as unknown as Record<string, (...a: unknown[]) => unknown>;
-    const originals = { zeros: backend.zeros, empty: backend.empty };
-    let counting = false;
-    for (const name of ["zeros", "empty"] as const) {
-      const original = originals[name].bind(backend);
-      backend[name] = (dtype: unknown, length: unknown) => {
-        const before = pooledMemoryBytes();
-        const storage = original(dtype, length);
-        if (counting && pooledMemoryBytes() === before) fresh.push(length as number);
-        return storage;
-      };
-    }
-    try {
-      releasePooledMemory();
-      const layer = new SparseLinear(100, 1000, { sparsity: 0.5, seed: 3 });
-      layer.weights.requiresGrad = !frozen;
-      for (let s = 0; s < 4; s++) {
-        counting = s >= 2;
-        const x = randn([4, 100], { seed: 40 + s, requiresGrad: true });
-        sum(layer.forwardGroupSum(x, 10)).backward();
-        layer.zeroGrad();
-      }
-    } finally {
-      backend.zeros = originals.zeros;
-      backend.empty = originals.empty;
-      releasePooledMemory();
-    }
+    const layer = new SparseLinear(100, 1000, { sparsity: 0.5, seed: 3 });
+    layer.weights.requiresGrad = !frozen;
+    const fresh = freshAllocations(4, 2, (s) => {
+      const x = randn([4, 100], { seed: 40 + s, requiresGrad: true });
+      sum(layer.forwardGroupSum(x, 10)).backward();
+      layer.zeroGrad();
+    });
     assert.ok(!fresh.includes(10 * 100), `frozen ${frozen}: fresh ${fresh}`);
   }
 });
