@@ -246,30 +246,6 @@ static inline v8f bf16_load8(const uint16_t *row, int j) {
                                           : _mm256_unpacklo_epi16(z, raw));
 }
 
-/* to_feature_major (below) into a bfloat16 tile. */
-static void to_feature_major_bf16(const float *src, int64_t n, int64_t b0, int bt, int w,
-                                  uint16_t *dst, int64_t i0, int64_t i1) {
-  int64_t i = i0;
-  const int bt8 = bt / 8 * 8;
-  w = (int)round_up(w, 16); /* the row stride; slots past the w columns hold zeros */
-  for (; i + 8 <= i1; i += 8) {
-    if (((i - i0) & 15) == 0 && i + 64 < n)
-      for (int j = 0; j < bt; j++) __builtin_prefetch(src + (b0 + j) * n + i + 64);
-    for (int j0 = 0; j0 < bt8; j0 += 8) {
-      __m256 r[8];
-      for (int jj = 0; jj < 8; jj++) r[jj] = _mm256_loadu_ps(src + (b0 + j0 + jj) * n + i);
-      transpose8(r);
-      for (int ii = 0; ii < 8; ii++) bf16_store8(dst + (i + ii) * w, j0, r[ii]);
-    }
-    for (int ii = 0; ii < 8; ii++)
-      for (int j = bt8; j < w; j++)
-        dst[(i + ii) * w + bf16_slot(j)] = j < bt ? bf16_round(src[(b0 + j) * n + i + ii]) : 0;
-  }
-  for (; i < i1; i++)
-    for (int j = 0; j < w; j++)
-      dst[i * w + bf16_slot(j)] = j < bt ? bf16_round(src[(b0 + j) * n + i]) : 0;
-}
-
 /* copy_feature_major_omp (below) into a bfloat16 tile. */
 static void copy_feature_major_bf16_omp(const float *src, int64_t n, int64_t ld, int64_t b0,
                                         int bt, int w, uint16_t *dst) {
@@ -299,12 +275,43 @@ static int bf16_tiles(int32_t batch) {
  * the kernels then never load that half, so their arithmetic is the float32 kernels'). */
 static inline int64_t tile_stride(int64_t w, int bf) { return bf ? round_up(w, 16) : w; }
 
+#if defined(__AVX__)
+/* Stores batch columns j0 .. j0 + 7 of row i of a tile: float32, or bfloat16 (BF). */
+static inline __attribute__((always_inline)) void tile_store8(const int BF, void *tile,
+                                                              int64_t stride, int64_t i, int j0,
+                                                              __m256 v) {
+#if SL_BF16_TILES
+  if (BF) {
+    bf16_store8((uint16_t *)tile + i * stride, j0, v);
+    return;
+  }
+#endif
+  _mm256_store_ps((float *)tile + i * stride + j0, v);
+}
+#endif
+
+/* Stores batch column j of row i of a tile: float32, or bfloat16 (BF). */
+static inline __attribute__((always_inline)) void tile_put(const int BF, void *tile,
+                                                           int64_t stride, int64_t i, int j,
+                                                           float v) {
+#if SL_BF16_TILES
+  if (BF) {
+    ((uint16_t *)tile)[i * stride + bf16_slot(j)] = bf16_round(v);
+    return;
+  }
+#endif
+  ((float *)tile)[i * stride + j] = v;
+}
+
 /*
  * Feature-major tile: dst[i][j] = src[b0 + j][i] for i in [i0, i1), j < bt (rows of src have
- * length n); columns bt..w-1 are zeroed. w is a multiple of 8 and dst is 32-byte aligned.
+ * length n); columns bt..w-1 are zeroed (in bfloat16 with BF, up to the row stride). w is a
+ * multiple of 8 and dst is 32-byte aligned.
  */
-static void to_feature_major(const float *src, int64_t n, int64_t b0, int bt, int w, float *dst,
-                             int64_t i0, int64_t i1) {
+static inline __attribute__((always_inline)) void to_feature_major(
+    const int BF, const float *src, int64_t n, int64_t b0, int bt, int w, void *dst, int64_t i0,
+    int64_t i1) {
+  const int64_t stride = tile_stride(w, BF);
   int64_t i = i0;
 #if defined(__AVX__)
   const int bt8 = bt / 8 * 8;
@@ -317,15 +324,16 @@ static void to_feature_major(const float *src, int64_t n, int64_t b0, int bt, in
       __m256 r[8];
       for (int jj = 0; jj < 8; jj++) r[jj] = _mm256_loadu_ps(src + (b0 + j0 + jj) * n + i);
       transpose8(r);
-      for (int ii = 0; ii < 8; ii++) _mm256_store_ps(dst + (i + ii) * w + j0, r[ii]);
+      for (int ii = 0; ii < 8; ii++) tile_store8(BF, dst, stride, i + ii, j0, r[ii]);
     }
     for (int ii = 0; ii < 8; ii++)
-      for (int j = bt8; j < w; j++)
-        dst[(i + ii) * w + j] = j < bt ? src[(b0 + j) * n + i + ii] : 0.0f;
+      for (int j = bt8; j < stride; j++)
+        tile_put(BF, dst, stride, i + ii, j, j < bt ? src[(b0 + j) * n + i + ii] : 0.0f);
   }
 #endif
   for (; i < i1; i++)
-    for (int j = 0; j < w; j++) dst[i * w + j] = j < bt ? src[(b0 + j) * n + i] : 0.0f;
+    for (int j = 0; j < stride; j++)
+      tile_put(BF, dst, stride, i, j, j < bt ? src[(b0 + j) * n + i] : 0.0f);
 }
 
 /* The feature-major tile of a whole operand, split across the threads of a parallel region. */
@@ -334,13 +342,11 @@ static void to_feature_major_omp(const float *src, int64_t n, int64_t b0, int bt
   const int64_t blocks = (n + 255) / 256;
 #pragma omp for schedule(static) nowait
   for (int64_t blk = 0; blk < blocks; blk++) {
-#if SL_BF16_TILES
-    if (bf) {
-      to_feature_major_bf16(src, n, b0, bt, w, dst, blk * 256, min64(blk * 256 + 256, n));
-      continue;
-    }
-#endif
-    to_feature_major(src, n, b0, bt, w, dst, blk * 256, min64(blk * 256 + 256, n));
+    const int64_t i0 = blk * 256, i1 = min64(blk * 256 + 256, n);
+    if (SL_BF16_TILES && bf)
+      to_feature_major(1, src, n, b0, bt, w, dst, i0, i1);
+    else
+      to_feature_major(0, src, n, b0, bt, w, dst, i0, i1);
   }
 }
 
