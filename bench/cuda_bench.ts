@@ -124,7 +124,7 @@ function weightGrad(s: DeviceState): void {
   );
 }
 
-/** Both sparse gradients through the library's call (what `SparseLinear` runs). */
+/** Both sparse gradients and db through the library's call (what `SparseLinear` runs). */
 function backward(s: DeviceState): void {
   const b = cudaBackend();
   const { inFeatures, outFeatures, batch } = s.w;
@@ -144,20 +144,15 @@ function backward(s: DeviceState): void {
       s.dy.ptr(),
       s.dx.ptr(),
       s.dw.ptr(),
+      s.db.ptr(),
     ),
   );
 }
 
-function biasGrad(s: DeviceState): void {
-  const b = cudaBackend();
-  b.check(b.kernels.sl_bias_grad(s.w.batch, s.w.outFeatures, s.dy.ptr(), s.db.ptr()));
-}
-
-/** Forward, both sparse gradients (sl_spmm_bwd), bias gradient. */
+/** Forward, then both sparse gradients and the bias gradient (sl_spmm_bwd). */
 function trainStep(s: DeviceState): void {
   forward(s);
   backward(s);
-  biasGrad(s);
 }
 
 /** Dense equivalent on the GPU: y = x · Wᵀ (forward) and the two gradient GEMMs (train). */

@@ -309,8 +309,8 @@ export function sparseWeightGrad(s: SparseState): void {
 }
 
 /**
- * dx = dy · W and dW in one pass over the CSC view (`sl_spmm_bwd`), and db; with
- * `featureMajor`, `sl_spmm_bwd_fm` on [features, batch] arrays and db as row sums.
+ * dx = dy · W, dW and db in one pass over the CSC view (`sl_spmm_bwd`, which sums db as it lays
+ * dy out); with `featureMajor`, `sl_spmm_bwd_fm` on [features, batch] arrays.
  */
 export function sparseBackwardFused(s: SparseState, featureMajor = false): void {
   const { inFeatures, outFeatures, batch } = s.workload;
@@ -331,17 +331,10 @@ export function sparseBackwardFused(s: SparseState, featureMajor = false): void 
       ptr(s.dy),
       ptr(s.dx),
       ptr(s.dw),
+      ptr(s.db),
     ),
     name,
   );
-  if (featureMajor) {
-    check(
-      native().sl_sum_axis(BigInt(outFeatures), BigInt(batch), 1n, 1, ptr(s.dy), ptr(s.db)),
-      "sl_sum_axis",
-    );
-  } else {
-    check(native().sl_bias_grad(batch, outFeatures, ptr(s.dy), ptr(s.db)), "sl_bias_grad");
-  }
 }
 
 /** dx = dy · W and dW from the CSR pattern (`sl_spmm_bwd_csr`: at batch 1 one pass), and db. */

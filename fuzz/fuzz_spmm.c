@@ -243,10 +243,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* ---- both gradients in one call: the CPU reads the CSC view only (col_idx corruption is
    * not its to see), checks it before writing, and leaves dx and dw untouched on failure. */
+  float *db_fused = FZ_NEW(float, n_out);
   fz_poison(dx, nx);
   fz_poison(dw, nnz);
+  fz_poison(db_fused, n_out);
   st = sl_spmm_bwd(sbatch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
-                   values, x, dy, dx, dw);
+                   values, x, dy, dx, dw, db_fused);
   if (corrupt == 0 || corrupt == 1) {
     FZ_CHECK(st == SL_OK, "sl_spmm_bwd: status %d", st);
     if (corrupt == 0) {
@@ -265,6 +267,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (st != SL_OK) {
     FZ_CHECK(fz_is_poison(dx, nx), "sl_spmm_bwd wrote dx on failure");
     FZ_CHECK(fz_is_poison(dw, nnz), "sl_spmm_bwd wrote dw on failure");
+    FZ_CHECK(fz_is_poison(db_fused, n_out), "sl_spmm_bwd wrote db on failure");
+  } else { /* db summed as dy is laid out: sl_bias_grad's bits */
+    float *db_ref = FZ_NEW(float, n_out);
+    FZ_CHECK(sl_bias_grad(sbatch, n_out, dy, db_ref) == SL_OK, "sl_bias_grad: %s",
+             sl_last_error());
+    FZ_CHECK(memcmp(db_fused, db_ref, (size_t)n_out * sizeof(float)) == 0,
+             "sl_spmm_bwd db differs from sl_bias_grad's");
+    free(db_ref);
   }
 
   /* ---- the feature-major forms: the batch-major calls' status, and on success their results
@@ -273,9 +283,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   {
     float *xT = transposed(x, batch, n_in), *dyT = transposed(dy, batch, n_out);
     float *yT = FZ_NEW(float, ny), *dxT = FZ_NEW(float, nx), *dwT = FZ_NEW(float, nnz);
+    float *dbT = FZ_NEW(float, n_out);
     fz_poison(yT, ny);
     fz_poison(dxT, nx);
     fz_poison(dwT, nnz);
+    fz_poison(dbT, n_out);
     sl_status sf = sl_spmm_fwd_fm(sbatch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xT, yT);
     FZ_CHECK(sf == st_fwd, "sl_spmm_fwd_fm: status %d, sl_spmm_fwd %d", sf, st_fwd);
     if (sf == SL_OK && st_fwd == SL_OK) {
@@ -286,23 +298,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FZ_CHECK(fz_is_poison(yT, ny), "sl_spmm_fwd_fm wrote yT on failure");
     }
     sl_status sb = sl_spmm_bwd_fm(sbatch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx,
-                                  csc_to_csr, values, xT, dyT, dxT, dwT);
+                                  csc_to_csr, values, xT, dyT, dxT, dwT, dbT);
     FZ_CHECK(sb == st, "sl_spmm_bwd_fm: status %d, sl_spmm_bwd %d", sb, st);
     if (sb == SL_OK && st == SL_OK) {
       float *dxx = transposed(dxT, n_in, batch);
       FZ_CHECK(memcmp(dxx, dx, (size_t)nx * sizeof(float)) == 0, "sl_spmm_bwd_fm dx differs");
       FZ_CHECK(memcmp(dwT, dw, (size_t)nnz * sizeof(float)) == 0, "sl_spmm_bwd_fm dw differs");
+      FZ_CHECK(memcmp(dbT, db_fused, (size_t)n_out * sizeof(float)) == 0,
+               "sl_spmm_bwd_fm db differs");
       free(dxx);
     } else {
       FZ_CHECK(fz_is_poison(dxT, nx), "sl_spmm_bwd_fm wrote dx on failure");
       FZ_CHECK(fz_is_poison(dwT, nnz), "sl_spmm_bwd_fm wrote dw on failure");
+      FZ_CHECK(fz_is_poison(dbT, n_out), "sl_spmm_bwd_fm wrote db on failure");
     }
     free(xT);
     free(dyT);
     free(yT);
     free(dxT);
     free(dwT);
+    free(dbT);
   }
+  free(db_fused);
 
   /* ---- the group collapse (G = P W) and its backward: G against the double sum in row order,
    * dw against the gather. They read the CSR view only; a column corruption is an index error

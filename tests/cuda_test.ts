@@ -536,6 +536,7 @@ const badCalls: BadCall[] = [
         ptr(f32),
         null,
         null,
+        null,
       ),
   ],
   [
@@ -551,6 +552,7 @@ const badCalls: BadCall[] = [
         ptr(i32),
         ptr(i32),
         ptr(i32),
+        ptr(f32),
         ptr(f32),
         ptr(f32),
         ptr(f32),
@@ -1219,7 +1221,7 @@ function cscOf(nRows: number, nCols: number, rowPtr: Int32Array, colIdx: Int32Ar
   return { colPtr, rowIdx, cscToCsr };
 }
 
-/** sl_spmm_bwd on device d: [status, message, dx, dw]. */
+/** sl_spmm_bwd on device d: [status, message, dx, dw, db]. */
 function spmmBwd(
   d: Device,
   batch: number,
@@ -1228,11 +1230,12 @@ function spmmBwd(
   csr: { rowPtr: Int32Array; colIdx: Int32Array },
   csc: { colPtr: Int32Array; rowIdx: Int32Array; cscToCsr: Int32Array },
   seed: number,
-): [number, string, Float32Array, Float32Array] {
+): [number, string, Float32Array, Float32Array, Float32Array] {
   const b = getBackend(d);
   const nnz = csr.colIdx.length;
   const g = new Generator(seed);
   const dx = b.zeros("float32", batch * nIn), dw = b.zeros("float32", nnz);
+  const db = b.zeros("float32", nOut);
   const st = b.kernels.sl_spmm_bwd(
     batch,
     nIn,
@@ -1248,9 +1251,11 @@ function spmmBwd(
     onDevice(d, g.fillNormal(new Float32Array(batch * nOut))).ptr(),
     dx.ptr(),
     dw.ptr(),
+    db.ptr(),
   );
   const message = st === 0 ? "" : readCString(b.kernels.sl_last_error());
-  return [st, message, dx.toHost() as Float32Array, dw.toHost() as Float32Array];
+  const host = (s: Storage) => s.toHost() as Float32Array;
+  return [st, message, host(dx), host(dw), host(db)];
 }
 
 /** A CSR pattern whose rows have the given lengths, over nIn columns (sorted, distinct). */
@@ -1276,12 +1281,13 @@ gpuTest("sl_spmm_bwd at batch 1, long unaligned rows (16-byte loads): the CPU's 
   const nIn = 300, lengths = [64, 65, 66, 67, 131, 200, 97];
   const csr = csrWithRowLengths(nIn, lengths, 61);
   const csc = cscOf(lengths.length, nIn, csr.rowPtr, csr.colIdx);
-  const [s0, m0, dx0, dw0] = spmmBwd("cpu", 1, nIn, lengths.length, csr, csc, 62);
-  const [s1, m1, dx1, dw1] = spmmBwd("cuda", 1, nIn, lengths.length, csr, csc, 62);
+  const [s0, m0, dx0, dw0, db0] = spmmBwd("cpu", 1, nIn, lengths.length, csr, csc, 62);
+  const [s1, m1, dx1, dw1, db1] = spmmBwd("cuda", 1, nIn, lengths.length, csr, csc, 62);
   assert.equal(s0, 0, m0);
   assert.equal(s1, 0, m1);
   assertClose(dx1, dx0, "dx");
   assertClose(dw1, dw0, "dw");
+  assertClose(db1, db0, "db");
 });
 
 gpuTest("sl_spmm_bwd at batch 1: a bad column in a row's head, body or tail is reported", () => {
@@ -1344,11 +1350,12 @@ gpuTest("sparse kernels at small batches match the CPU, on each backward path", 
       try {
         for (const batch of batches) {
           const what = `${nIn} inputs, batch-1 CSR backward ${csrBackward}, batch ${batch}`;
-          const [, , dx0, dw0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 61);
-          const [st, msg, dx1, dw1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 61);
+          const [, , dx0, dw0, db0] = spmmBwd("cpu", batch, nIn, nOut, csr, csc, 61);
+          const [st, msg, dx1, dw1, db1] = spmmBwd("cuda", batch, nIn, nOut, csr, csc, 61);
           assert.equal(st, 0, msg);
           assertClose(dx1, dx0, `${what}: dx`);
           assertClose(dw1, dw0, `${what}: dw`);
+          assertClose(db1, db0, `${what}: db`);
         }
       } finally {
         Deno.env.delete("SL_CUDA_BATCH1_BWD");

@@ -107,13 +107,13 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
     total: 4 * 256e6,
   });
   // The larger of the forward's x panel and the backward's dY panel + values and dW in CSC
-  // order.
+  // order + the bias gradient's double sums.
   const b = sparseLinearActivations(100, 30, 9, { threads: 2 });
   assert.equal(b.inputGrad, 4 * 9 * 100);
   assert.equal(b.kernelScratch, 4 * 16 * 100);
   assert.equal(
     sparseLinearActivations(30, 100, 9, { nnz: 1000 }).kernelScratch,
-    4 * 16 * 100 + 8 * 1000,
+    4 * 16 * 100 + 8 * 1000 + 8 * 100,
   );
   assert.equal(
     sparseLinearActivations(1000, 30, 9, { nnz: 100 }).kernelScratch,
@@ -121,7 +121,7 @@ Deno.test("memory model: activations and kernel scratch scale with width · batc
   );
   assert.equal(
     sparseLinearActivations(1e6, 1e6, 64, { nnz: 1e7 }).kernelScratch,
-    4 * 64 * 1e6 + 8 * 1e7,
+    4 * 64 * 1e6 + 8 * 1e7 + 8 * 1e6,
   );
   assert.throws(() => sparseLinearActivations(30, 100, 9, { nnz: -1 }), RangeError);
   // Batch 1: the forward's output scratch, or per-thread copies of dx for the input gradient

@@ -741,6 +741,14 @@ sl_status check_fm_features(const char *fn, int32_t n_in, int32_t n_out) {
   return SL_OK;
 }
 
+/* After gradients that succeeded (st), the bias gradient db from batch-major dy, when asked. */
+sl_status with_bias_grad(const char *fn, sl_status st, int32_t batch, int32_t n_out,
+                         const float *dy, float *db) {
+  if (st != SL_OK || db == nullptr) return st;
+  st = sl_bias_grad(batch, n_out, dy, db);
+  return st == SL_OK ? SL_OK : reported_as(fn, st, "sl_bias_grad: ");
+}
+
 } /* namespace */
 
 sl_status sl_explain_columns(const char *fn, const sl_bad_entry *kinds, const int64_t *p) {
@@ -957,7 +965,7 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
                              const int32_t *row_ptr, const int32_t *col_idx,
                              const int32_t *col_ptr, const int32_t *row_idx,
                              const int32_t *csc_to_csr, const float *values, const float *x,
-                             const float *dy, float *dx, float *dw) {
+                             const float *dy, float *dx, float *dw, float *db) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
                                    row_idx, csc_to_csr, values, x, dy, dx, dw, 0));
@@ -989,7 +997,7 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
       sum_partials_kernel<<<(unsigned)((n_in + 31) / 32), 32 * PARTIAL_WARPS>>>(blocks, n_in,
                                                                                 part, dx);
       SL_LAUNCHED("sum_partials_kernel");
-      return sl_check_end(__func__);
+      return with_bias_grad(__func__, sl_check_end(__func__), batch, n_out, dy, db);
     }
   }
   sl_status st = sl_spmm_bwd_input(batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values,
@@ -997,7 +1005,7 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
   if (st != SL_OK) return reported_as(__func__, st, "sl_spmm_bwd_input: ");
   st = sl_sddmm(batch, n_in, n_out, nnz, row_ptr, col_idx, x, dy, dw);
   if (st != SL_OK) return reported_as(__func__, st, "sl_sddmm: ");
-  return SL_OK;
+  return with_bias_grad(__func__, SL_OK, batch, n_out, dy, db);
 }
 
 /* Both gradients from the CSR pattern: the CSR input gradient (float atomics), then the SDDMM.
@@ -1050,15 +1058,28 @@ SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
                                 const int32_t *row_ptr, const int32_t *col_idx,
                                 const int32_t *col_ptr, const int32_t *row_idx,
                                 const int32_t *csc_to_csr, const float *values,
-                                const float *xT, const float *dyT, float *dxT, float *dw) {
+                                const float *xT, const float *dyT, float *dxT, float *dw,
+                                float *db) {
   SL_ENTER();
   SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
                                    row_idx, csc_to_csr, values, xT, dyT, dxT, dw, 1));
   sl_status st;
-  if (batch <= 1 || n_in == 0 || n_out == 0) {
+  if (batch <= 1 || n_out == 0) {
     st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
-                     values, xT, dyT, dxT, dw);
+                     values, xT, dyT, dxT, dw, db);
     return st == SL_OK ? SL_OK : reported_as(__func__, st, "sl_spmm_bwd: ");
+  }
+  if (n_in == 0) { /* no gradient but db depends on the layout: dy batch-major first */
+    st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
+                     values, xT, dyT, dxT, dw, nullptr);
+    if (st != SL_OK || db == nullptr)
+      return st == SL_OK ? SL_OK : reported_as(__func__, st, "sl_spmm_bwd: ");
+    SL_TRY(check_fm_features(__func__, n_in, n_out));
+    SL_CUDA_READY();
+    sl_scratch dys;
+    SL_SCRATCH(dys, float, (int64_t)batch * n_out);
+    SL_TRY(to_feature_major(__func__, n_out, batch, n_out, dyT, dys.as<float>()));
+    return with_bias_grad(__func__, SL_OK, batch, n_out, dys.as<float>(), db);
   }
   SL_TRY(check_fm_features(__func__, n_in, n_out));
   SL_CUDA_READY();
@@ -1069,7 +1090,7 @@ SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
   SL_TRY(to_feature_major(__func__, n_in, batch, n_in, xT, xs.as<float>()));
   SL_TRY(to_feature_major(__func__, n_out, batch, n_out, dyT, dys.as<float>()));
   st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
-                   values, xs.as<float>(), dys.as<float>(), dxs.as<float>(), dw);
+                   values, xs.as<float>(), dys.as<float>(), dxs.as<float>(), dw, db);
   if (st != SL_OK) return reported_as(__func__, st, "sl_spmm_bwd: ");
   return to_feature_major(__func__, batch, n_in, batch, dxs.as<float>(), dxT);
 }

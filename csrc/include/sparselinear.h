@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 8
+#define SL_ABI_VERSION 9
 
 typedef int32_t sl_status;
 enum {
@@ -205,18 +205,20 @@ SL_API sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int
  * deterministic CSC path). Which view is read, and so which one's bad entries are reported,
  * therefore depends on the library and the batch. x: [batch, n_in], dy: [batch, n_out],
  * dx: [batch, n_in] and dw: [nnz] (overwritten; untouched when an index is out of range).
+ * db (NULL for none): the bias gradient too, db[o] = sum_b dy[b, o], bit for bit sl_bias_grad's
+ * (the CPU library sums dy as it lays it out for the gradients, sparing a pass over dy).
  */
 SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                              const int32_t *row_ptr, const int32_t *col_idx,
                              const int32_t *col_ptr, const int32_t *row_idx,
                              const int32_t *csc_to_csr, const float *values, const float *x,
-                             const float *dy, float *dx, float *dw);
+                             const float *dy, float *dx, float *dw, float *db);
 
 /*
  * Feature-major forms of sl_spmm_fwd and sl_spmm_bwd, for activations stored one row per
  * feature (the layout of W x in scipy or BLAS, and the one the CPU kernels compute in):
  *   yT[o, b] = sum_k values[k] * xT[col_idx[k], b] + bias[o]               xT: [n_in, batch]
- *   dxT[i, b], dw as sl_spmm_bwd with x = xT^T, dy = dyT^T, dx = dxT^T      yT, dyT: [n_out, batch]
+ *   dxT[i, b], dw, db as sl_spmm_bwd with x = xT^T, dy = dyT^T, dx = dxT^T  yT, dyT: [n_out, batch]
  * Same arguments, checks and results (bit for bit) as the batch-major calls on the transposed
  * arrays. The CPU kernels compute in this layout: xT and dyT are copied into their tiles
  * (2 MiB-page scratch, at most 64 batch columns) instead of transposed, and yT / dxT are
@@ -231,7 +233,8 @@ SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
                                 const int32_t *row_ptr, const int32_t *col_idx,
                                 const int32_t *col_ptr, const int32_t *row_idx,
                                 const int32_t *csc_to_csr, const float *values,
-                                const float *xT, const float *dyT, float *dxT, float *dw);
+                                const float *xT, const float *dyT, float *dxT, float *dw,
+                                float *db);
 
 /*
  * Weight gradient (SDDMM over the pattern): dw[k] = sum_b dy[b, o] * x[b, col_idx[k]],

@@ -74,16 +74,16 @@ static void test_null_arrays_are_named(void) {
                "sl_spmm_fwd_fm", "xT must not be null");
   EXPECT_FAILS(sl_spmm_fwd_fm(2, 2, 2, 2, rp, ci, w, NULL, a, NULL), SL_E_NULL_POINTER,
                "sl_spmm_fwd_fm", "yT must not be null");
-  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, NULL, b, c, dw),
+  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, NULL, b, c, dw, NULL),
                SL_E_NULL_POINTER, "sl_spmm_bwd_fm", "xT must not be null");
-  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, NULL, c, dw),
+  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, NULL, c, dw, NULL),
                SL_E_NULL_POINTER, "sl_spmm_bwd_fm", "dyT must not be null");
-  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, b, NULL, dw),
+  EXPECT_FAILS(sl_spmm_bwd_fm(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, b, NULL, dw, NULL),
                SL_E_NULL_POINTER, "sl_spmm_bwd_fm", "dxT must not be null");
   /* The batch-major calls keep x, y, dy, dx. */
   EXPECT_FAILS(sl_spmm_fwd(2, 2, 2, 2, rp, ci, w, NULL, NULL, b), SL_E_NULL_POINTER,
                "sl_spmm_fwd", "x must not be null");
-  EXPECT_FAILS(sl_spmm_bwd(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, NULL, c, dw),
+  EXPECT_FAILS(sl_spmm_bwd(2, 2, 2, 2, rp, ci, cp, ri, perm, w, a, NULL, c, dw, NULL),
                SL_E_NULL_POINTER, "sl_spmm_bwd", "dy must not be null");
   EXPECT(sl_dropout_fwd(0, 0.5, 1, NULL, NULL) == SL_OK, "dropout of nothing: %s",
          sl_last_error());

@@ -380,7 +380,7 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
   for (int64_t i = 0; i < nx; i++) dx[i] = NAN;
   for (int64_t k = 0; k < m.nnz; k++) dw[k] = NAN;
   EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
-                            perm, m.values, x, dy, dx, dw),
+                            perm, m.values, x, dy, dx, dw, NULL),
                 SL_OK, NULL);
   ok = 1;
   for (int64_t i = 0; i < nx; i++) ok &= close_to(dx[i], want_dx[i], scale_dx[i]);
@@ -653,43 +653,60 @@ static void test_kernels(void) {
   /* sl_spmm_bwd: every pointer named, bad indices reported, outputs untouched on failure. */
   int32_t ri2[2] = {0, 1}, pm2[2] = {0, 1};
   float dx2[4], dw2[2];
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, NULL, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, NULL, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, dw2, NULL),
                 SL_E_NULL_POINTER, "row_ptr");
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, NULL, ri2, pm2, v2, x2, x2, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, NULL, ri2, pm2, v2, x2, x2, dx2, dw2, NULL),
                 SL_E_NULL_POINTER, "col_ptr");
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, NULL, v2, x2, x2, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, NULL, v2, x2, x2, dx2, dw2, NULL),
                 SL_E_NULL_POINTER, "csc_to_csr");
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, NULL, x2, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, NULL, x2, dx2, dw2, NULL),
                 SL_E_NULL_POINTER, "x must not be null");
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, NULL, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, NULL, dw2, NULL),
                 SL_E_NULL_POINTER, "dx");
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, NULL),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, NULL, NULL),
                 SL_E_NULL_POINTER, "dw");
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, -1, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, -1, rp2, ci2, cp2, ri2, pm2, v2, x2, x2, dx2, dw2, NULL),
                 SL_E_INVALID_ARGUMENT, "nnz must be >= 0");
   for (int batch = 0; batch <= 2; batch += 2) {
     int32_t ri_bad[2] = {0, 7}, pm_bad[2] = {0, 5};
     dx2[0] = dw2[0] = dw2[1] = -7.0f;
-    EXPECT_STATUS(sl_spmm_bwd(batch, 2, 2, 2, rp2, ci2, cp2, ri_bad, pm2, v2, x2, x2, dx2, dw2),
+    EXPECT_STATUS(sl_spmm_bwd(batch, 2, 2, 2, rp2, ci2, cp2, ri_bad, pm2, v2, x2, x2, dx2, dw2,
+                              NULL),
                   SL_E_INDEX_OUT_OF_RANGE, "row_idx[1] = 7 is outside [0, 2)");
-    EXPECT_STATUS(sl_spmm_bwd(batch, 2, 2, 2, rp2, ci2, cp2, ri2, pm_bad, v2, x2, x2, dx2, dw2),
+    EXPECT_STATUS(sl_spmm_bwd(batch, 2, 2, 2, rp2, ci2, cp2, ri2, pm_bad, v2, x2, x2, dx2, dw2,
+                              NULL),
                   SL_E_INDEX_OUT_OF_RANGE, "csc_to_csr[1] = 5 is outside [0, 2)");
     EXPECT(dx2[0] == -7.0f && dw2[0] == -7.0f && dw2[1] == -7.0f,
            "spmm_bwd wrote its outputs on failure (batch %d)", batch);
   }
   int32_t cp_bad[3] = {0, 2, 1};
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 1, rp2, ci2, cp_bad, ri2, pm2, v2, x2, x2, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 1, rp2, ci2, cp_bad, ri2, pm2, v2, x2, x2, dx2, dw2, NULL),
                 SL_E_INVALID_ARGUMENT, "col_ptr[2] = 1 is less than col_ptr[1] = 2");
   /* n_out 0 with nnz > 0: every row index is out of range, dy may be null. */
   int32_t cp1[2] = {0, 1}, ri1[1] = {0}, pm1[1] = {0};
-  EXPECT_STATUS(sl_spmm_bwd(1, 1, 0, 1, rp1, ci1, cp1, ri1, pm1, v1, x2, NULL, dx2, dw2),
+  EXPECT_STATUS(sl_spmm_bwd(1, 1, 0, 1, rp1, ci1, cp1, ri1, pm1, v1, x2, NULL, dx2, dw2, NULL),
                 SL_E_INDEX_OUT_OF_RANGE, "row_idx[0] = 0 is outside [0, 0)");
   /* nnz 0: dx is all zeros, dw empty. */
   int32_t zero2[3] = {0, 0, 0};
   dx2[0] = dx2[3] = -7.0f;
-  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 0, zero2, NULL, zero2, NULL, NULL, NULL, x2, x2, dx2, NULL),
+  float db2[2] = {-7.0f, -7.0f}, dy2[4] = {1.0f, 2.0f, 3.0f, 5.0f};
+  EXPECT_STATUS(sl_spmm_bwd(2, 2, 2, 0, zero2, NULL, zero2, NULL, NULL, NULL, x2, dy2, dx2, NULL,
+                            db2),
                 SL_OK, NULL);
   EXPECT(dx2[0] == 0.0f && dx2[3] == 0.0f, "spmm_bwd with nnz 0 must give dx = 0");
+  EXPECT(db2[0] == 4.0f && db2[1] == 7.0f, "spmm_bwd with nnz 0: db %g %g, want 4 7", db2[0],
+         db2[1]);
+  db2[0] = db2[1] = -7.0f;
+  EXPECT_STATUS(sl_spmm_bwd_fm(2, 2, 2, 0, zero2, NULL, zero2, NULL, NULL, NULL, x2, dy2, dx2, NULL,
+                               db2),
+                SL_OK, NULL);
+  EXPECT(db2[0] == 3.0f && db2[1] == 8.0f, "spmm_bwd_fm with nnz 0: db %g %g, want 3 8", db2[0],
+         db2[1]);
+  /* An empty batch: dw and db are empty sums. */
+  db2[0] = db2[1] = -7.0f;
+  EXPECT_STATUS(sl_spmm_bwd(0, 2, 2, 2, rp2, ci2, cp2, ri2, pm2, v2, NULL, NULL, NULL, dw2, db2),
+                SL_OK, NULL);
+  EXPECT(db2[0] == 0.0f && db2[1] == 0.0f && dw2[0] == 0.0f, "spmm_bwd at batch 0 must give zeros");
 }
 
 /* ------------------------------------------------------------ feature-major forms ---- */
@@ -722,17 +739,25 @@ static void test_feature_major_case(int32_t batch, int32_t n_in, int32_t n_out, 
   float *y = malloc(fy), *yT = malloc(fy), *dx = malloc(fx), *dxT = malloc(fx);
   float *dw = malloc((size_t)(m.nnz + 1) * sizeof(float));
   float *dw2 = malloc((size_t)(m.nnz + 1) * sizeof(float));
+  const size_t fb = ((size_t)n_out + 1) * sizeof(float);
+  float *db = malloc(fb), *dbT = malloc(fb), *db_ref = malloc(fb);
+  EXPECT_STATUS(sl_bias_grad(batch, n_out, dy, db_ref), SL_OK, NULL);
   EXPECT_STATUS(sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias, x, y),
                 SL_OK, NULL);
   EXPECT_STATUS(sl_spmm_fwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias, xT,
                                yT),
                 SL_OK, NULL);
   EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
-                            to_csr, m.values, x, dy, dx, dw),
+                            to_csr, m.values, x, dy, dx, dw, db),
                 SL_OK, NULL);
   EXPECT_STATUS(sl_spmm_bwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
-                               to_csr, m.values, xT, dyT, dxT, dw2),
+                               to_csr, m.values, xT, dyT, dxT, dw2, dbT),
                 SL_OK, NULL);
+  /* The bias gradient summed inside the backward: sl_bias_grad's bits, in both layouts. */
+  EXPECT(memcmp(db, db_ref, (size_t)n_out * sizeof(float)) == 0,
+         "spmm_bwd db is not sl_bias_grad's (batch %d, %d -> %d)", batch, n_in, n_out);
+  EXPECT(memcmp(dbT, db_ref, (size_t)n_out * sizeof(float)) == 0,
+         "spmm_bwd_fm db is not sl_bias_grad's (batch %d, %d -> %d)", batch, n_in, n_out);
   float *yy = transposed(yT, n_out, batch), *dxx = transposed(dxT, n_in, batch);
   EXPECT(memcmp(yy, y, (size_t)ny * sizeof(float)) == 0,
          "spmm_fwd_fm is not the transpose of spmm_fwd (batch %d, %d -> %d)", batch, n_in, n_out);
@@ -756,15 +781,20 @@ static void test_feature_major_case(int32_t batch, int32_t n_in, int32_t n_out, 
     m.col_idx[k] = saved_col;
     row_idx[k] = -1;
     for (int64_t i = 0; i < nx; i++) dxT[i] = -3.0f;
+    for (int64_t i = 0; i < n_out; i++) db[i] = dbT[i] = -3.0f;
     EXPECT_STATUS(sl_spmm_bwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
-                                 to_csr, m.values, xT, dyT, dxT, dw2),
+                                 to_csr, m.values, xT, dyT, dxT, dw2, dbT),
+                  SL_E_INDEX_OUT_OF_RANGE, "row_idx[");
+    EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
+                              to_csr, m.values, x, dy, dx, dw, db),
                   SL_E_INDEX_OUT_OF_RANGE, "row_idx[");
     untouched = 1;
     for (int64_t i = 0; i < nx; i++) untouched &= dxT[i] == -3.0f;
-    EXPECT(untouched, "spmm_bwd_fm wrote dx despite a bad index");
+    for (int64_t i = 0; i < n_out; i++) untouched &= db[i] == -3.0f && dbT[i] == -3.0f;
+    EXPECT(untouched, "spmm_bwd(_fm) wrote dx or db despite a bad index");
     row_idx[k] = saved_row;
   }
-  float *bufs[] = {x, dy, bias, xT, dyT, y, yT, dx, dxT, dw, dw2, yy, dxx};
+  float *bufs[] = {x, dy, bias, xT, dyT, y, yT, dx, dxT, dw, dw2, yy, dxx, db, dbT, db_ref};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(col_ptr);
   free(row_idx);
@@ -846,8 +876,9 @@ static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_ou
     float *xi = fm ? transposed(x, batch, n_in) : x, *dyi = fm ? transposed(dy, batch, n_out) : dy;
     float *xri = fm ? transposed(xr, batch, n_in) : xr;
     float *dyri = fm ? transposed(dyr, batch, n_out) : dyr;
-    float *y[2], *dx[2], *dw[2], *dxi[2];
+    float *y[2], *dx[2], *dw[2], *dxi[2], *db[2];
     for (int p = 0; p < 2; p++) {
+      db[p] = malloc(((size_t)n_out + 1) * sizeof(float));
       y[p] = malloc((size_t)(ny + 1) * sizeof(float));
       dx[p] = malloc((size_t)(nx + 1) * sizeof(float));
       dxi[p] = malloc((size_t)(nx + 1) * sizeof(float));
@@ -861,7 +892,7 @@ static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_ou
                     SL_OK, NULL);
       EXPECT_STATUS((fm ? sl_spmm_bwd_fm : sl_spmm_bwd)(batch, n_in, n_out, m.nnz, m.row_ptr,
                                                         m.col_idx, col_ptr, row_idx, to_csr,
-                                                        m.values, xi, dya, dx[p], dw[p]),
+                                                        m.values, xi, dya, dx[p], dw[p], db[p]),
                     SL_OK, NULL);
       if (!fm)
         EXPECT_STATUS(sl_spmm_bwd_input(batch, n_in, n_out, m.nnz, col_ptr, row_idx, to_csr,
@@ -879,6 +910,16 @@ static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_ou
     if (!fm)
       EXPECT(same_bits(dxi[0], dxi[1], nx), "medium input gradient (batch %d, %d -> %d) differs",
              batch, n_in, n_out);
+    { /* db is summed from dy as given, before any rounding: sl_bias_grad's at both settings */
+      float *db_ref = malloc(((size_t)n_out + 1) * sizeof(float));
+      EXPECT_STATUS(sl_bias_grad(batch, n_out, dy, db_ref), SL_OK, NULL);
+      EXPECT(same_bits(db[1], db_ref, n_out), "medium backward db (%s, batch %d) is not "
+             "sl_bias_grad's", layout, batch);
+      EXPECT_STATUS(sl_bias_grad(batch, n_out, dyr, db_ref), SL_OK, NULL);
+      EXPECT(same_bits(db[0], db_ref, n_out), "highest backward db (%s, batch %d) is not "
+             "sl_bias_grad's", layout, batch);
+      free(db_ref);
+    }
     if (batch > 1 && !specials) { /* and it is not the highest-precision result itself */
       float *y_hi = malloc((size_t)(ny + 1) * sizeof(float));
       sl_spmm_fwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, m.values, bias, x, y_hi);
@@ -891,6 +932,7 @@ static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_ou
       free(dx[p]);
       free(dxi[p]);
       free(dw[p]);
+      free(db[p]);
     }
     if (fm) {
       free(xi);
@@ -973,14 +1015,14 @@ static void test_stale_scratch(void) {
                                  xT, yT[run]),
                   SL_OK, NULL);
     if (run) sl_spmm_bwd(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr,
-                         m.values, nan_x, nan_dy, scratch_x, scratch_w);
+                         m.values, nan_x, nan_dy, scratch_x, scratch_w, NULL);
     EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
-                              to_csr, m.values, x, dy, dx[run], dw[run]),
+                              to_csr, m.values, x, dy, dx[run], dw[run], NULL),
                   SL_OK, NULL);
     if (run) sl_spmm_bwd_fm(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx,
-                            to_csr, m.values, nan_x, nan_dy, scratch_x, scratch_w);
+                            to_csr, m.values, nan_x, nan_dy, scratch_x, scratch_w, NULL);
     EXPECT_STATUS(sl_spmm_bwd_fm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, col_ptr,
-                                 row_idx, to_csr, m.values, xT, dyT, dxT[run], dwT[run]),
+                                 row_idx, to_csr, m.values, xT, dyT, dxT[run], dwT[run], NULL),
                   SL_OK, NULL);
     if (run) sl_sddmm(wide, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, nan_x, nan_dy, scratch_w);
     EXPECT_STATUS(sl_sddmm(batch, n_in, n_out, m.nnz, m.row_ptr, m.col_idx, x, dy, sd[run]), SL_OK,

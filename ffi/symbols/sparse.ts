@@ -32,6 +32,7 @@ const spmmBwd = {
     "pointer",
     "pointer",
     "pointer",
+    "pointer",
   ],
   result: "i32",
 } as const;
@@ -126,7 +127,7 @@ export const sparseSymbols = {
   // sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *row_ptr, const int32_t *col_idx, const int32_t *col_ptr,
   //   const int32_t *row_idx, const int32_t *csc_to_csr, const float *values, const float *x,
-  //   const float *dy, float *dx, float *dw)
+  //   const float *dy, float *dx, float *dw, float *db)   (db: NULL for none)
   sl_spmm_bwd: spmmBwd,
   // sl_spmm_bwd_fm: the same arguments, x, dy and dx feature-major (xT, dyT, dxT)
   sl_spmm_bwd_fm: spmmBwd,

@@ -240,9 +240,9 @@ export interface ActivationEstimate {
    * kept for the next call, up to 256 MiB in all, see csrc/cpu/scratch.c). With
    * W = `kernelTileColumns(B)`: the forward and the SDDMM transpose x into a feature-major
    * panel, `4·W·in`; the backward (when the input needs a gradient: both gradients in one pass
-   * over the CSC view) transposes dY, `4·W·out`, and holds the values and the weight gradient in
-   * CSC order, `8·nnz`. At batch 1, with T threads: `4·out` (forward) and per-thread copies of
-   * dx, `4·T·in` (the CSR input gradient).
+   * over the CSC view) transposes dY, `4·W·out`, holds the values and the weight gradient in
+   * CSC order, `8·nnz`, and the bias gradient's double sums, `8·out`. At batch 1, with T
+   * threads: `4·out` (forward) and per-thread copies of dx, `4·T·in` (the CSR input gradient).
    */
   kernelScratch: number;
   /** Sum of the above. */
@@ -326,7 +326,7 @@ export function sparseKernelScratch(
     case "weight gradient":
       return one ? 0 : 4 * w * nIn;
     case "both gradients":
-      return 4 * w * nOut + 8 * nnz;
+      return 4 * w * nOut + 8 * nnz + 8 * nOut;
     case "input gradient (CSC view)":
       return one ? 4 * nIn : 4 * w * nOut + (4 * nnz > VALUES_IN_CACHE ? 4 * nnz : 0);
     case "input gradient (CSR pattern)": {

@@ -3,7 +3,8 @@
  * values, and its backward. One native call per direction:
  *   forward: y  = sl_spmm_fwd(CSR, x, bias)
  *   dX, dW   = sl_spmm_bwd(CSR + CSC view, x, dY)  both at once, where the backend asks for the
- *                                                  CSC view (one gather of dY per connection)
+ *   (+ db)                                         CSC view (one gather of dY per connection;
+ *                                                  db summed as dY is laid out)
  *              sl_spmm_bwd_csr(CSR, x, dY)          both at once otherwise (CPU batch 1: one
  *                                                  pass over the pattern for both)
  *   dX       = sl_spmm_bwd_input(CSC view, dY)     where the backend asks for the CSC view
@@ -12,11 +13,11 @@
  *              sl_spmm_bwd_input_csr(CSR, dY)       otherwise (CPU batch 1: values stream)
  *                                                  (skipped when x needs no gradient)
  *   dW       = sl_sddmm(x, dY) over the pattern   (one dot product per connection)
- *   db       = sl_bias_grad(dY)                   (column sums)
+ *   db       = sl_bias_grad(dY)                   (column sums; unless sl_spmm_bwd gave it)
  * And the same op on feature-major activations (`sparseLinearFeatureMajor`: `yᵀ = W xᵀ + b`,
  * xᵀ of shape `[in, batch]`), the layout the CPU kernels compute in, so they skip their
- * transposes: sl_spmm_fwd_fm, sl_spmm_bwd_fm (both gradients, one pass over the CSC view) and
- * sl_sum_axis for db (row sums).
+ * transposes: sl_spmm_fwd_fm and sl_spmm_bwd_fm (both gradients, one pass over the CSC view,
+ * and db).
  * @module
  */
 import { record } from "../autograd.ts";
@@ -84,13 +85,12 @@ export function sparseLinear(
       const view = pattern.cscView();
       return { colPtr: view.colPtr.ptr(), rowIdx: view.rowIdx.ptr(), toCsr: view.cscToCsr.ptr() };
     };
-    // The bias gradient first: dY was just written by the op after this one, so part of it is
-    // still in cache, and the gradient kernels below read all of it again anyway.
-    let db: Tensor | null = null;
-    if (needB) {
-      const s = backend.empty("float32", nOut); // sl_bias_grad writes every column sum
-      backend.check(k.sl_bias_grad(batch, nOut, dyp, s.ptr()));
-      db = new Tensor(s, [nOut]);
+    // The bias gradient: from sl_spmm_bwd, which sums dY as it lays it out (the same bits as
+    // sl_bias_grad, without a pass of its own over dY); otherwise first, while the part of dY
+    // that the op after this one just wrote is still in cache.
+    const sb = needB ? backend.empty("float32", nOut) : null; // every column sum is written
+    if (sb !== null && !(needX && needW && fromCsc)) {
+      backend.check(k.sl_bias_grad(batch, nOut, dyp, sb.ptr()));
     }
     if (sx !== null && sw !== null && fromCsc) {
       // Both gradients in one call: one gather of each dY row per connection serves both.
@@ -112,6 +112,7 @@ export function sparseLinear(
           dyp,
           sx.ptr(),
           sw.ptr(),
+          sb === null ? null : sb.ptr(),
         ),
       );
     } else if (sx !== null && sw !== null) {
@@ -153,7 +154,7 @@ export function sparseLinear(
     return [
       sx === null ? null : new Tensor(sx, x.shape),
       sw === null ? null : new Tensor(sw, weights.shape),
-      db,
+      sb === null ? null : new Tensor(sb, [nOut]),
     ];
   });
 }
@@ -162,14 +163,14 @@ export function sparseLinear(
  * `sparseLinear` on feature-major activations: `yᵀ = W xᵀ + b` for `xT` of shape
  * `[in, batch]` (one row per input feature, one column per sample) or `[in]`, returning
  * `[out, batch]` (or `[out]`). The same output, bit for bit, as `sparseLinear` on the
- * transposes, and the same gradients up to float rounding (the CPU's dx and dW bit for bit at
- * batch > 1 when both are needed; db is summed in double here); on the CPU without the kernels'
- * transposes. Both gradients of the backward come from one native call, even when only one of
- * them is needed (the other is computed into scratch); `sparseLinear` then takes its
- * one-gradient kernels (`sl_spmm_bwd_input`, `sl_sddmm`), which sum in another order, so with
- * an input that needs no gradient (data) or frozen weights the other gradient agrees only to
- * rounding. One sample (`[in]` or `[in, 1]`) is the same array in
- * both layouts and goes through `sparseLinear`.
+ * transposes, and the same gradients up to float rounding (the CPU's dx, dW and db bit for bit
+ * at batch > 1 when both dx and dW are needed); on the CPU without the kernels' transposes.
+ * Both gradients of the backward come from one native call, even when only one of them is
+ * needed (the other is computed into scratch); `sparseLinear` then takes its one-gradient
+ * kernels (`sl_spmm_bwd_input`, `sl_sddmm`), which sum in another order, so with an input that
+ * needs no gradient (data) or frozen weights the other gradient agrees only to rounding. One
+ * sample (`[in]` or `[in, 1]`) is the same array in both layouts and goes through
+ * `sparseLinear`.
  */
 export function sparseLinearFeatureMajor(
   xT: Tensor,
@@ -206,6 +207,7 @@ export function sparseLinearFeatureMajor(
   return record(out, "sparseLinearFeatureMajor", [xT, weights, bias], (dyT) => {
     let dx: Tensor | null = null;
     let dw: Tensor | null = null;
+    const sb = needB ? backend.empty("float32", nOut) : null; // every row sum of dyᵀ is written
     if (needX || needW) {
       const sx = backend.empty("float32", nIn * batch);
       const sw = backend.empty("float32", nnz);
@@ -227,6 +229,7 @@ export function sparseLinearFeatureMajor(
           dyT.storage.ptr(),
           sx.ptr(),
           sw.ptr(),
+          sb === null ? null : sb.ptr(),
         ),
       );
       if (needX) dx = new Tensor(sx, xT.shape);
@@ -234,13 +237,10 @@ export function sparseLinearFeatureMajor(
       if (needW) dw = new Tensor(sw, weights.shape);
       else sw.dispose();
     }
-    let db: Tensor | null = null;
-    if (needB) {
-      const s = backend.empty("float32", nOut); // row sums of dyᵀ
-      backend.check(k.sl_sum_axis(BigInt(nOut), BigInt(batch), 1n, 1, dyT.storage.ptr(), s.ptr()));
-      db = new Tensor(s, [nOut]);
+    if (sb !== null && !needX && !needW) {
+      backend.check(k.sl_sum_axis(BigInt(nOut), BigInt(batch), 1n, 1, dyT.storage.ptr(), sb.ptr()));
     }
-    return [dx, dw, db];
+    return [dx, dw, sb === null ? null : new Tensor(sb, [nOut])];
   });
 }
 
