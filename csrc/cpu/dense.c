@@ -179,14 +179,18 @@ sl_status sl_gemm_portable(int32_t trans_a, int32_t trans_b, int32_t m, int32_t 
  *   - long dot products, C[m, n] = A[m, k] B[n, k]^T with n <= 16 and a long k (the forward
  *     x W^T): k is cut into fixed chunks, each (chunk, row of A) computes its n dot products with
  *     the chunk of B in cache, and the chunks' partial sums are added in chunk order;
- *   - few rows and a short inner dimension, C[m, n] = op(A)[m, k] B[k, n] with m <= 16 and
- *     k <= 64 (the weight gradient dy^T x of such a layer): each output row is built 64
- *     columns at a time in registers, over the k rows of B in cache.
+ *   - a short inner dimension, C[m, n] = op(A)[m, k] B[k, n] with m <= 16 and k <= 64 (the
+ *     weight gradient dy^T x of such a layer), or m <= 64 and k <= 16 (its input gradient
+ *     dy W): each output row is built 64 columns at a time in registers, over the k rows of B
+ *     in cache.
  * Both sum every output in an order fixed by the shape alone, so results do not depend on the
  * thread count. The wide model's readout (64 x 50 000 inputs, 10 outputs, 2 threads, caches
  * flushed, medians): x G^T 1.6-1.8 ms vs OpenBLAS 6.5-9.4 (2.0 at best: its own thread pool
- * competes with the OpenMP one), dy^T x 1.3-1.5 vs 1.6-1.9. Its input gradient dy G (k = 10,
- * m = 64) stays on OpenBLAS, which wrote it as fast (1.0-1.2 ms vs 1.2-1.3).
+ * competes with the OpenMP one), dy^T x 1.3-1.5 vs 1.6-1.9. dy G went to OpenBLAS until the
+ * twenty-sixth session (1.0-1.2 ms alone); but after each call OpenBLAS's worker spins in
+ * sched_yield for up to 2^28 cycles, taking CPU from the OpenMP kernels that follow (~30 ms of
+ * CPU per wide-model step; a C harness of the three readout products: dy G 4.7-5.5 ms on
+ * OpenBLAS vs 0.5-0.7 here, and the other two 10-25 % slower after it).
  */
 enum { DOT_CHUNK = 2048, ROW_BLOCK = 64, COL_CHUNK = 1024 };
 
@@ -198,7 +202,8 @@ int sl_gemm_skinny_dot_fits(int32_t trans_a, int32_t trans_b, int32_t m, int32_t
 
 int sl_gemm_skinny_k_fits(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k) {
   (void)trans_a;
-  return !trans_b && k >= 1 && k <= 64 && m <= 16 && m >= 1 && n >= 4 * ROW_BLOCK;
+  return !trans_b && k >= 1 && k <= 64 && m >= 1 && (m <= 16 || (k <= 16 && m <= 64)) &&
+         n >= 4 * ROW_BLOCK;
 }
 
 typedef float v8f __attribute__((vector_size(32)));

@@ -95,14 +95,18 @@ static sl_status skinny_only(int32_t ta, int32_t tb, int32_t m, int32_t n, int32
 static void test_gemm_skinny(void) {
   /* Long dot products (A B^T, n <= 16): k past two chunks, with a tail of the 8-wide loop. */
   static const int dot[][3] = {{5, 10, 4096 + 37}, {3, 16, 8192}, {2, 1, 4100}, {64, 3, 4097}};
-  /* Short inner dimension (op(A) B, m <= 16, k <= 64): n with a tail of the 64-column block. */
-  static const int short_k[][3] = {{10, 300, 64}, {16, 1000, 7}, {1, 257, 1}, {3, 2100, 33}};
+  /* Short inner dimension (op(A) B, m <= 16 and k <= 64, or m <= 64 and k <= 16: the input
+   * gradient dy W of a layer with few outputs): n with a tail of the 64-column block. */
+  static const int short_k[][3] = {{10, 300, 64}, {16, 1000, 7}, {1, 257, 1},
+                                   {3, 2100, 33},  {64, 1100, 10}, {17, 300, 16}};
   for (int s = 0; s < 4; s++) {
     EXPECT(sl_gemm_skinny_dot_fits(0, 1, dot[s][0], dot[s][1], dot[s][2]), "dot shape %d", s);
     check_gemm_case("skinny dot", skinny_only, 0, 1, dot[s][0], dot[s][1], dot[s][2], 1.0f, 0.0f,
                     0);
     check_gemm_case("skinny dot", skinny_only, 0, 1, dot[s][0], dot[s][1], dot[s][2], -0.5f, 1.5f,
                     3);
+  }
+  for (int s = 0; s < 6; s++) {
     for (int ta = 0; ta < 2; ta++) {
       EXPECT(sl_gemm_skinny_k_fits(ta, 0, short_k[s][0], short_k[s][1], short_k[s][2]),
              "short-k shape %d", s);
@@ -116,7 +120,9 @@ static void test_gemm_skinny(void) {
   EXPECT(!sl_gemm_skinny_dot_fits(0, 1, 5, 17, 8192), "n = 17 is not a dot shape");
   EXPECT(!sl_gemm_skinny_dot_fits(0, 0, 5, 10, 8192), "A B is not a dot shape");
   EXPECT(!sl_gemm_skinny_dot_fits(0, 1, 5, 10, 4095), "a short k is not a dot shape");
-  EXPECT(!sl_gemm_skinny_k_fits(0, 0, 17, 1000, 64), "m = 17 is not a short-k shape");
+  EXPECT(!sl_gemm_skinny_k_fits(0, 0, 17, 1000, 64), "m = 17, k = 64 is not a short-k shape");
+  EXPECT(!sl_gemm_skinny_k_fits(0, 0, 17, 1000, 17), "m = 17, k = 17 is not a short-k shape");
+  EXPECT(!sl_gemm_skinny_k_fits(0, 0, 65, 1000, 10), "m = 65 is not a short-k shape");
   EXPECT(!sl_gemm_skinny_k_fits(0, 1, 10, 1000, 64), "B^T is not a short-k shape");
   EXPECT(!sl_gemm_skinny_k_fits(0, 0, 10, 255, 64), "a narrow C is not a short-k shape");
 }
