@@ -58,8 +58,9 @@ typedef float v8f __attribute__((vector_size(32), aligned(32)));
 #define MAX_PARTS 512
 #ifndef SL_PREFETCH
 /* Entries ahead to prefetch gathered rows. 32 rather than 16: more of each gather's L3 latency
- * hidden (50000^2 at batch 64, medians of alternating runs: forward 9.9 -> 8.9 ms float32,
- * 6.6 -> 6.0 bfloat16 tiles; backward 18.9 -> 18.2; 20000^2 at 99 % and batch 16 no slower). */
+ * hidden (with the L2 hint of then; 50000^2 at batch 64, medians of alternating runs: forward
+ * 9.9 -> 8.9 ms float32, 6.6 -> 6.0 bfloat16 tiles; backward 18.9 -> 18.2; 20000^2 at 99 % and
+ * batch 16 no slower). With the L1 hint below, 16, 24 and 48 were no better than 32. */
 #define SL_PREFETCH 32
 #endif
 #ifndef SL_PREFETCH_LOCALITY
