@@ -333,6 +333,18 @@ static void copy_feature_major_bf16_omp(const float *src, int64_t n, int64_t ld,
 #define SL_BF16_TILES 0
 #endif
 
+/* The batched kernels' compile-time instances, CASE(vectors per tile row, bfloat16 tile), as
+ * the cases of a dispatch `switch (2 * nv + bf)`. */
+#define SL_TILE_CASES_F32(CASE)                                                              \
+  CASE(1, 0) CASE(2, 0) CASE(3, 0) CASE(4, 0) CASE(5, 0) CASE(6, 0) CASE(7, 0) CASE(8, 0)
+#if SL_BF16_TILES
+#define SL_TILE_CASES(CASE)                                                                  \
+  SL_TILE_CASES_F32(CASE)                                                                    \
+  CASE(1, 1) CASE(2, 1) CASE(3, 1) CASE(4, 1) CASE(5, 1) CASE(6, 1) CASE(7, 1) CASE(8, 1)
+#else
+#define SL_TILE_CASES(CASE) SL_TILE_CASES_F32(CASE)
+#endif
+
 /* Whether a call at this batch size lays its gathered tile out in bfloat16
  * (SL_PRECISION_MEDIUM where supported; batch 1 stays float32 in every kernel). */
 static int bf16_tiles(int32_t batch) {
@@ -394,7 +406,7 @@ static inline __attribute__((always_inline)) void to_feature_major(
       __m256 r[8];
       for (int jj = 0; jj < 8; jj++) {
         r[jj] = _mm256_loadu_ps(src + (b0 + j0 + jj) * n + i);
-        sum = _mm256_add_ps(sum, r[jj]);
+        if (sums) sum = _mm256_add_ps(sum, r[jj]);
       }
       transpose8(r);
       for (int ii = 0; ii < 8; ii++) tile_store8(BF, dst, stride, i + ii, j0, r[ii]);
@@ -653,14 +665,7 @@ static void gather_fma_dispatch(int nv, int bf, int64_t r0, int64_t r1, const in
   case 2 * N + B:                                                                         \
     gather_fma_rows(N, B, r0, r1, ptr, idx, perm, vals, bias, in, out, ld, b0, bt, fm);   \
     break;
-  switch (2 * nv + bf) {
-    SL_CASE(1, 0) SL_CASE(2, 0) SL_CASE(3, 0) SL_CASE(4, 0) SL_CASE(5, 0) SL_CASE(6, 0)
-    SL_CASE(7, 0) SL_CASE(8, 0)
-#if SL_BF16_TILES
-    SL_CASE(1, 1) SL_CASE(2, 1) SL_CASE(3, 1) SL_CASE(4, 1) SL_CASE(5, 1) SL_CASE(6, 1)
-    SL_CASE(7, 1) SL_CASE(8, 1)
-#endif
-  }
+  switch (2 * nv + bf) { SL_TILE_CASES(SL_CASE) }
 #undef SL_CASE
 }
 
@@ -1460,14 +1465,7 @@ static void fused_bwd_dispatch(int nv, int bf, int64_t c0, int64_t c1, const int
     fused_bwd_cols(N, B, c0, c1, ptr, idx, valsT, dyT, x, ld, b0, bt, dx, dwT, accumulate,   \
                    fm);                                                                      \
     break;
-  switch (2 * nv + bf) {
-    SL_CASE(1, 0) SL_CASE(2, 0) SL_CASE(3, 0) SL_CASE(4, 0) SL_CASE(5, 0) SL_CASE(6, 0)
-    SL_CASE(7, 0) SL_CASE(8, 0)
-#if SL_BF16_TILES
-    SL_CASE(1, 1) SL_CASE(2, 1) SL_CASE(3, 1) SL_CASE(4, 1) SL_CASE(5, 1) SL_CASE(6, 1)
-    SL_CASE(7, 1) SL_CASE(8, 1)
-#endif
-  }
+  switch (2 * nv + bf) { SL_TILE_CASES(SL_CASE) }
 #undef SL_CASE
 }
 
