@@ -84,6 +84,27 @@ static void free_csr(csr_t *m) {
   free(m->values);
 }
 
+/* The CSC view of a CSR pattern, as sl_csr_to_csc builds it. */
+typedef struct {
+  int32_t *col_ptr, *row_idx, *to_csr;
+} csc_t;
+
+static csc_t csc_of(const csr_t *m) {
+  csc_t v = {malloc(((size_t)m->n_cols + 1) * sizeof(int32_t)),
+             malloc((size_t)(m->nnz + 1) * sizeof(int32_t)),
+             malloc((size_t)(m->nnz + 1) * sizeof(int32_t))};
+  EXPECT_STATUS(sl_csr_to_csc(m->n_rows, m->n_cols, m->nnz, m->row_ptr, m->col_idx, v.col_ptr,
+                              v.row_idx, v.to_csr),
+                SL_OK, NULL);
+  return v;
+}
+
+static void free_csc(csc_t *v) {
+  free(v->col_ptr);
+  free(v->row_idx);
+  free(v->to_csr);
+}
+
 /* ------------------------------------------------------------------- COO -> CSR ---- */
 
 typedef struct {
@@ -260,12 +281,8 @@ static void test_csr_to_csc(void) {
   const int32_t shapes[][2] = {{1, 1}, {7, 5}, {33, 65}, {64, 3}, {2, 200}, {0, 4}, {4, 0}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     csr_t m = random_csr(shapes[s][0], shapes[s][1], 0.3);
-    int32_t *col_ptr = malloc(((size_t)m.n_cols + 1) * sizeof(int32_t));
-    int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-    int32_t *perm = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-    EXPECT_STATUS(sl_csr_to_csc(m.n_rows, m.n_cols, m.nnz, m.row_ptr, m.col_idx, col_ptr,
-                                row_idx, perm),
-                  SL_OK, NULL);
+    csc_t csc = csc_of(&m);
+    int32_t *col_ptr = csc.col_ptr, *row_idx = csc.row_idx, *perm = csc.to_csr;
     /* Reference: walk columns in order, rows in order. */
     int ok = col_ptr[0] == 0;
     int64_t k = 0;
@@ -280,9 +297,7 @@ static void test_csr_to_csc(void) {
     }
     EXPECT(ok && k == m.nnz, "csr_to_csc differs from the reference for %d x %d", m.n_rows,
            m.n_cols);
-    free(col_ptr);
-    free(row_idx);
-    free(perm);
+    free_csc(&csc);
     free_csr(&m);
   }
   int32_t rp[3] = {0, 1, 2}, ci[2] = {0, 9}, cp[4] = {-3, -3, -3, -3}, ri[2], pm[2];
@@ -329,11 +344,8 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
          n_out, (long long)m.nnz);
 
   /* input gradient via the CSC view */
-  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
-  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  int32_t *perm = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, perm),
-                SL_OK, NULL);
+  csc_t csc = csc_of(&m);
+  int32_t *col_ptr = csc.col_ptr, *row_idx = csc.row_idx, *perm = csc.to_csr;
   EXPECT_STATUS(sl_spmm_bwd_input(batch, n_in, n_out, m.nnz, col_ptr, row_idx, perm, m.values,
                                   dy, dx),
                 SL_OK, NULL);
@@ -532,9 +544,7 @@ static void test_kernels_case(int32_t batch, int32_t n_in, int32_t n_out, double
     EXPECT(untouched, "spmm_bwd_input wrote dx despite a bad index (batch %d)", batch);
   }
 
-  free(col_ptr);
-  free(row_idx);
-  free(perm);
+  free_csc(&csc);
   free(want_dx);
   free(scale_dx);
   free(want_dw);
@@ -723,11 +733,8 @@ static float *transposed(const float *a, int64_t rows, int64_t cols) {
  * (the same kernels, another layout at the boundary), and reject a bad index writing nothing. */
 static void test_feature_major_case(int32_t batch, int32_t n_in, int32_t n_out, double density) {
   csr_t m = random_csr(n_out, n_in, density);
-  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
-  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  int32_t *to_csr = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
-                SL_OK, NULL);
+  csc_t csc = csc_of(&m);
+  int32_t *col_ptr = csc.col_ptr, *row_idx = csc.row_idx, *to_csr = csc.to_csr;
   const int64_t nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out;
   const size_t fx = (size_t)(nx + 1) * sizeof(float), fy = (size_t)(ny + 1) * sizeof(float);
   float *x = malloc(fx), *dy = malloc(fy);
@@ -796,9 +803,7 @@ static void test_feature_major_case(int32_t batch, int32_t n_in, int32_t n_out, 
   }
   float *bufs[] = {x, dy, bias, xT, dyT, y, yT, dx, dxT, dw, dw2, yy, dxx, db, dbT, db_ref};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-  free(col_ptr);
-  free(row_idx);
-  free(to_csr);
+  free_csc(&csc);
   free_csr(&m);
 }
 
@@ -846,11 +851,8 @@ static int same_bits(const float *a, const float *b, int64_t n) {
 static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_out, double density,
                                        int specials) {
   csr_t m = random_csr(n_out, n_in, density);
-  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
-  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  int32_t *to_csr = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
-                SL_OK, NULL);
+  csc_t csc = csc_of(&m);
+  int32_t *col_ptr = csc.col_ptr, *row_idx = csc.row_idx, *to_csr = csc.to_csr;
   const int64_t nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out, nz = m.nnz + 1;
   float *x = malloc((size_t)(nx + 1) * sizeof(float));
   float *dy = malloc((size_t)(ny + 1) * sizeof(float));
@@ -943,9 +945,7 @@ static void test_medium_precision_case(int32_t batch, int32_t n_in, int32_t n_ou
   }
   float *bufs[] = {x, dy, bias, xr, dyr};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-  free(col_ptr);
-  free(row_idx);
-  free(to_csr);
+  free_csc(&csc);
   free_csr(&m);
 }
 
@@ -982,11 +982,8 @@ static void test_stale_scratch(void) {
     m.col_idx[k] = (int32_t)(k % per_row) * part + rnd_int(part);
     m.values[k] = rnd_float();
   }
-  int32_t *col_ptr = malloc(((size_t)n_in + 1) * sizeof(int32_t));
-  int32_t *row_idx = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  int32_t *to_csr = malloc((size_t)(m.nnz + 1) * sizeof(int32_t));
-  EXPECT_STATUS(sl_csr_to_csc(n_out, n_in, m.nnz, m.row_ptr, m.col_idx, col_ptr, row_idx, to_csr),
-                SL_OK, NULL);
+  csc_t csc = csc_of(&m);
+  int32_t *col_ptr = csc.col_ptr, *row_idx = csc.row_idx, *to_csr = csc.to_csr;
   const size_t fx = (size_t)wide * n_in * sizeof(float), fy = (size_t)wide * n_out * sizeof(float);
   const size_t fw = (size_t)(m.nnz + 1) * sizeof(float);
   float *x = malloc(fx), *dy = malloc(fy), *nan_x = malloc(fx), *nan_dy = malloc(fy);
@@ -1043,9 +1040,7 @@ static void test_stale_scratch(void) {
   }
   float *rest[] = {x, dy, nan_x, nan_dy, xT, dyT, scratch_y, scratch_x, scratch_w};
   for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) free(rest[i]);
-  free(col_ptr);
-  free(row_idx);
-  free(to_csr);
+  free_csc(&csc);
   free_csr(&m);
 }
 
