@@ -1069,24 +1069,14 @@ SL_API sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int6
                      values, xT, dyT, dxT, dw, db);
     return st == SL_OK ? SL_OK : reported_as(__func__, st, "sl_spmm_bwd: ");
   }
-  if (n_in == 0) { /* no gradient but db depends on the layout: dy batch-major first */
-    st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
-                     values, xT, dyT, dxT, dw, nullptr);
-    if (st != SL_OK || db == nullptr)
-      return st == SL_OK ? SL_OK : reported_as(__func__, st, "sl_spmm_bwd: ");
-    SL_TRY(check_fm_features(__func__, n_in, n_out));
-    SL_CUDA_READY();
-    sl_scratch dys;
-    SL_SCRATCH(dys, float, (int64_t)batch * n_out);
-    SL_TRY(to_feature_major(__func__, n_out, batch, n_out, dyT, dys.as<float>()));
-    return with_bias_grad(__func__, SL_OK, batch, n_out, dys.as<float>(), db);
-  }
   SL_TRY(check_fm_features(__func__, n_in, n_out));
   SL_CUDA_READY();
   sl_scratch xs, dys, dxs;
-  SL_SCRATCH(xs, float, (int64_t)batch * n_in);
+  /* (n_in 0: no x or dx to move, but db still needs dy batch-major) */
+  const int64_t x_size = (int64_t)batch * (n_in > 0 ? n_in : 1);
+  SL_SCRATCH(xs, float, x_size);
   SL_SCRATCH(dys, float, (int64_t)batch * n_out);
-  SL_SCRATCH(dxs, float, (int64_t)batch * n_in);
+  SL_SCRATCH(dxs, float, x_size);
   SL_TRY(to_feature_major(__func__, n_in, batch, n_in, xT, xs.as<float>()));
   SL_TRY(to_feature_major(__func__, n_out, batch, n_out, dyT, dys.as<float>()));
   st = sl_spmm_bwd(batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx, csc_to_csr,
