@@ -634,9 +634,7 @@ static inline __attribute__((always_inline)) __m512 tile_load16(const int BF, co
   return _mm512_castpd_ps(
       _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_load_pd(f)), _mm256_load_pd(f + 8), 1));
 }
-#endif
 
-#if defined(__AVX512F__)
 /* gather_fma_entry for full 64-column tiles in 512-bit registers. acc[m] holds, as its low and
  * high 256-bit halves, the float32 tile's vectors 2m and 2m + 1, or for a bfloat16 tile
  * (unpacked per 128-bit lane, as bf16_load8) vectors 4(m/2) + m%2 and 4(m/2) + m%2 + 2. */
@@ -1456,15 +1454,6 @@ sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
 
 /* ---------------------------------------------------- both gradients, one CSC pass ---- */
 
-/*
- * For the columns c in [c0, c1) of the CSC view (indices validated): every entry k of column c
- * gathers the row r = idx[k] of dyT once and uses it twice,
- *   dx[b0 + j][c]  = sum_k valsT[k] * dyT[r][j]          (accumulated in registers), and
- *   dwT[k]       (+)= sum_j x[b0 + j][c] * dyT[r][j]      (8 entries at a time via hsum8),
- * with values and weight gradient in CSC order (the caller permutes them). The x columns of
- * eight input features at a time are transposed into registers-sized buffers, as are the dx
- * results on the way out.
- */
 #if defined(__AVX512F__)
 /* Connection k of fused_bwd_col16: acc += val * dy row, and the dy row times x's (xc) summed
  * down to eight lanes (low half + high half), which it returns. */
@@ -1520,6 +1509,15 @@ static inline __attribute__((always_inline)) void fused_bwd_col16(
 }
 #endif
 
+/*
+ * For the columns c in [c0, c1) of the CSC view (indices validated): every entry k of column c
+ * gathers the row r = idx[k] of dyT once and uses it twice,
+ *   dx[b0 + j][c]  = sum_k valsT[k] * dyT[r][j]          (accumulated in registers), and
+ *   dwT[k]       (+)= sum_j x[b0 + j][c] * dyT[r][j]      (8 entries at a time via hsum8),
+ * with values and weight gradient in CSC order (the caller permutes them). The x columns of
+ * eight input features at a time are transposed into registers-sized buffers, as are the dx
+ * results on the way out.
+ */
 static inline __attribute__((always_inline)) void fused_bwd_cols(
     const int NV, const int BF, int64_t c0, int64_t c1, const int32_t *ptr, const int32_t *idx,
     const float *valsT, const void *dyT, const float *x, int64_t ld, int64_t b0, int bt,
