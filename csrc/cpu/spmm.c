@@ -1299,6 +1299,25 @@ static inline v8f hsum8(const v8f s[8]) {
 #endif
 }
 
+/* dw[k + e] = (dw[k + e] if accumulate) + the lanes of s[e] summed, e < 8 (hsum8's order). */
+static inline __attribute__((always_inline)) void put_dots8(const v8f s[8], float *dw, int64_t k,
+                                                           int accumulate) {
+  v8f t = hsum8(s);
+  if (accumulate) {
+    v8f old;
+    memcpy(&old, dw + k, sizeof old);
+    t += old;
+  }
+  memcpy(dw + k, &t, sizeof t);
+}
+
+/* dw[k] = (dw[k] if accumulate) + the lanes of sv summed (an entry past the last group of 8). */
+static inline __attribute__((always_inline)) void put_dot1(v8f sv, float *dw, int64_t k,
+                                                          int accumulate) {
+  const float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
+  dw[k] = accumulate ? dw[k] + t : t;
+}
+
 /*
  * dw[k] (+)= sum_j dy[(b0 + j) * ld + r] * xT[idx[k]][j] for the rows in [r0, r1) (indices
  * already validated); w = 8 * NV. The dy columns of eight rows at a time are transposed into
@@ -1329,20 +1348,13 @@ static inline __attribute__((always_inline)) void sddmm_rows(
           s[e] = g[0] * x[0];
           for (int j = 1; j < NV; j++) s[e] += g[j] * x[j];
         }
-        v8f t = hsum8(s);
-        if (accumulate) {
-          v8f old;
-          memcpy(&old, dw + k, sizeof old);
-          t += old;
-        }
-        memcpy(dw + k, &t, sizeof t);
+        put_dots8(s, dw, k, accumulate);
       }
       for (; k < k1; k++) {
         const v8f *x = (const v8f *)(xT + (int64_t)idx[k] * w);
         v8f sv = g[0] * x[0];
         for (int j = 1; j < NV; j++) sv += g[j] * x[j];
-        float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
-        dw[k] = accumulate ? dw[k] + t : t;
+        put_dot1(sv, dw, k, accumulate);
       }
     }
   }
@@ -1494,18 +1506,11 @@ static inline __attribute__((always_inline)) void fused_bwd_col16(
     v8f sdot[8];
     for (int e = 0; e < 8; e++)
       sdot[e] = fused_entry16(BF, k + e, k_last, idx, valsT, dyT, xc, acc);
-    v8f t = hsum8(sdot);
-    if (accumulate) {
-      v8f old;
-      memcpy(&old, dwT + k, sizeof old);
-      t += old;
-    }
-    memcpy(dwT + k, &t, sizeof t);
+    put_dots8(sdot, dwT, k, accumulate);
   }
   for (; k < k1; k++) {
     const v8f sv = fused_entry16(BF, k, k_last, idx, valsT, dyT, xc, acc);
-    const float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
-    dwT[k] = accumulate ? dwT[k] + t : t;
+    put_dot1(sv, dwT, k, accumulate);
   }
   for (int j = 0; j < 8; j++) out[j] = acc16_part(1, acc, j);
 }
@@ -1564,13 +1569,7 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
             acc[j] = fma8(v, rj, acc[j]);
           }
         }
-        v8f t = hsum8(sdot);
-        if (accumulate) {
-          v8f old;
-          memcpy(&old, dwT + k, sizeof old);
-          t += old;
-        }
-        memcpy(dwT + k, &t, sizeof t);
+        put_dots8(sdot, dwT, k, accumulate);
       }
       for (; k < k1; k++) {
         const char *row = tile_row(NV, BF, dyT, idx[k]);
@@ -1583,8 +1582,7 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
           sv = fma8(xc[j], rj, sv);
           acc[j] = fma8(v, rj, acc[j]);
         }
-        const float t = ((sv[0] + sv[4]) + (sv[1] + sv[5])) + ((sv[2] + sv[6]) + (sv[3] + sv[7]));
-        dwT[k] = accumulate ? dwT[k] + t : t;
+        put_dot1(sv, dwT, k, accumulate);
       }
       for (int j = 0; j < NV; j++) ((v8f *)obuf[ii])[j] = acc[j];
     }
