@@ -682,7 +682,8 @@ static inline __attribute__((always_inline)) v8f acc16_part(const int BF, const 
  * where val(k) = vals[k] (perm null) or vals[perm[k]] and rows of `in` are w = 8 * NV floats.
  * NV is a compile-time constant at every call site, so the accumulators live in registers.
  * Narrow tiles (NV <= 4) alternate two accumulator sets so that consecutive FMAs do not wait on
- * each other's latency.
+ * each other's latency; full tiles (NV = 8) accumulate in four 512-bit registers where the
+ * machine has AVX-512 (gather_fma_entry16; the same sums, in the same order).
  */
 static inline __attribute__((always_inline)) void gather_fma_rows(
     const int NV, const int BF, int64_t r0, int64_t r1, const int32_t *ptr, const int32_t *idx,
