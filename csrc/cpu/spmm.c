@@ -604,12 +604,18 @@ static inline __attribute__((always_inline)) const char *tile_row(const int NV, 
   return (const char *)tile + r * (BF ? 32 * ((NV + 1) / 2) : 32 * NV);
 }
 
+/* Prefetches row r of such a tile (into L1, SL_PREFETCH_LOCALITY): rows are gathered at random. */
+static inline __attribute__((always_inline)) void prefetch_tile_row(const int NV, const int BF,
+                                                                   const void *tile, int64_t r) {
+  const char *row = tile_row(NV, BF, tile, r);
+  for (int l = 0; l < NV * (BF ? 16 : 32); l += 64)
+    __builtin_prefetch(row + l, 0, SL_PREFETCH_LOCALITY);
+}
+
 static inline __attribute__((always_inline)) void gather_fma_entry(
     const int NV, const int BF, v8f *acc, int64_t k, int64_t kp, int64_t kv, const int32_t *idx,
     const int32_t *perm, const float *vals, const void *in) {
-  const char *row = tile_row(NV, BF, in, idx[kp]);
-  for (int l = 0; l < NV * (BF ? 16 : 32); l += 64)
-    __builtin_prefetch(row + l, 0, SL_PREFETCH_LOCALITY);
+  prefetch_tile_row(NV, BF, in, idx[kp]);
   if (perm) __builtin_prefetch(vals + perm[kv]);
   const float v = perm ? vals[perm[k]] : vals[k];
   const char *x = tile_row(NV, BF, in, idx[k]);
@@ -643,9 +649,7 @@ static inline __attribute__((always_inline)) __m512 tile_load16(const int BF, co
 static inline __attribute__((always_inline)) void gather_fma_entry16(
     const int BF, __m512 *acc, int64_t k, int64_t kp, int64_t kv, const int32_t *idx,
     const int32_t *perm, const float *vals, const void *in) {
-  const char *row = tile_row(8, BF, in, idx[kp]);
-  for (int l = 0; l < 8 * (BF ? 16 : 32); l += 64)
-    __builtin_prefetch(row + l, 0, SL_PREFETCH_LOCALITY);
+  prefetch_tile_row(8, BF, in, idx[kp]);
   if (perm) __builtin_prefetch(vals + perm[kv]);
   const float v = perm ? vals[perm[k]] : vals[k];
   const char *x = tile_row(8, BF, in, idx[k]);
@@ -1343,8 +1347,7 @@ static inline __attribute__((always_inline)) void sddmm_rows(
       for (; k + 8 <= k1; k += 8) {
         v8f s[8];
         for (int e = 0; e < 8; e++) {
-          const char *pf = (const char *)(xT + (int64_t)idx[min64(k + e + SL_PREFETCH, k_last)] * w);
-          for (int l = 0; l < NV * 32; l += 64) __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
+          prefetch_tile_row(NV, 0, xT, idx[min64(k + e + SL_PREFETCH, k_last)]);
           const v8f *x = (const v8f *)(xT + (int64_t)idx[k + e] * w);
           s[e] = g[0] * x[0];
           for (int j = 1; j < NV; j++) s[e] += g[j] * x[j];
@@ -1475,9 +1478,7 @@ sl_status sl_spmm_bwd_csr(int32_t batch, int32_t n_in, int32_t n_out, int64_t nn
 static inline __attribute__((always_inline)) v8f fused_entry16(
     const int BF, int64_t k, int64_t k_last, const int32_t *idx, const float *valsT,
     const void *dyT, const __m512 *xc, __m512 *acc) {
-  const char *pf = tile_row(8, BF, dyT, idx[min64(k + SL_PREFETCH, k_last)]);
-  for (int l = 0; l < 8 * (BF ? 16 : 32); l += 64)
-    __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
+  prefetch_tile_row(8, BF, dyT, idx[min64(k + SL_PREFETCH, k_last)]);
   const char *row = tile_row(8, BF, dyT, idx[k]);
   const __m512 v = _mm512_set1_ps(0.0f + valsT[k]);
   __m512 r = tile_load16(BF, row, 0);
@@ -1556,9 +1557,7 @@ static inline __attribute__((always_inline)) void fused_bwd_cols(
       for (; k + 8 <= k1; k += 8) {
         v8f sdot[8];
         for (int e = 0; e < 8; e++) {
-          const char *pf = tile_row(NV, BF, dyT, idx[min64(k + e + SL_PREFETCH, k_last)]);
-          for (int l = 0; l < NV * (BF ? 16 : 32); l += 64)
-            __builtin_prefetch(pf + l, 0, SL_PREFETCH_LOCALITY);
+          prefetch_tile_row(NV, BF, dyT, idx[min64(k + e + SL_PREFETCH, k_last)]);
           const char *row = tile_row(NV, BF, dyT, idx[k + e]);
           const v8f v = (v8f){0} + valsT[k + e];
           const v8f r0 = tile_load8(BF, row, 0);
