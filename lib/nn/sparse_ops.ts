@@ -89,10 +89,9 @@ export function sparseLinear(
     // sl_bias_grad, without a pass of its own over dY); otherwise first, while the part of dY
     // that the op after this one just wrote is still in cache.
     const sb = needB ? backend.empty("float32", nOut) : null; // every column sum is written
-    if (sb !== null && !(needX && needW && fromCsc)) {
-      backend.check(k.sl_bias_grad(batch, nOut, dyp, sb.ptr()));
-    }
-    if (sx !== null && sw !== null && fromCsc) {
+    const bothFromCsc = sx !== null && sw !== null && fromCsc;
+    if (sb !== null && !bothFromCsc) backend.check(k.sl_bias_grad(batch, nOut, dyp, sb.ptr()));
+    if (bothFromCsc) {
       // Both gradients in one call: one gather of each dY row per connection serves both.
       checkScratch(device, "both gradients", pattern, batch);
       const c = csc();
