@@ -74,8 +74,12 @@ function table(rows: Row[], command: string, startedAt: string): string {
     const train = h.reduce((s, e) => s + e.trainSeconds, 0) / h.length;
     const test = h.reduce((s, e) => s + e.testSeconds, 0) / h.length;
     const delta = (last.testAccuracy ?? NaN) - seed;
+    // The sparse kernels' precision, where a model's default is not float32 (wide: medium).
+    const label = metrics.args.precision === "highest"
+      ? model
+      : `${model}, ${metrics.args.precision}`;
     lines.push(
-      `| ${model} | ${h.length} | ${metrics.stepsPerEpoch} | ${fmt(last.testAccuracy)} | ${
+      `| ${label} | ${h.length} | ${metrics.stepsPerEpoch} | ${fmt(last.testAccuracy)} | ${
         fmt(best)
       } | ${seed} | ` +
         `${delta >= 0 ? "+" : ""}${fmt(delta)} | ${fmt(train)} | ${fmt(test)} | ` +

@@ -72,6 +72,8 @@ export function usage(): string {
     const m = MODELS[name];
     return `      ${name.padEnd(12)} ${m.description}\n      ${"".padEnd(12)} lr ${m.lr}${
       m.nesterov ? " (Nesterov)" : ""
+    }${
+      m.precision === undefined ? "" : `, ${m.precision} precision`
     }, seed notebook's test accuracy ${m.seedTestAccuracy}%`;
   }).join("\n");
   return `Train a model of SparseLinear's MNIST tutorial.
@@ -88,8 +90,9 @@ ${models}
   --seed N            seed of connectivity, initial weights and shuffling (default 0)
   --device cpu|cuda   where to train (default cpu; cuda needs the CUDA backend)
   --threads N         native kernel threads, 1 to ${MAX_THREADS} (default: SL_NUM_THREADS or every core)
-  --precision P       highest (default: float32) or medium: the CPU's batched sparse kernels
-                      round the operand they gather to bfloat16 (faster; see README)
+  --precision P       highest (float32) or medium: the CPU's batched sparse kernels round the
+                      operand they gather to bfloat16 (faster; see README). Default: the
+                      model's (above), else highest
   --limit-train N     train on the first N training images only (quick runs)
   --save PATH         write the trained model to PATH as safetensors after every epoch
                       (atomically: always a complete file; checked writable before training),
@@ -275,7 +278,7 @@ export function parseTrainArgs(args: string[]): TrainArgs {
   if (device !== "cpu" && device !== "cuda") {
     throw new UsageError(`--device must be "cpu" or "cuda", got "${device}"`);
   }
-  const precision = values.precision ?? "highest";
+  const precision = values.precision ?? MODELS[model].precision ?? "highest";
   if (!(SPARSE_MATMUL_PRECISIONS as readonly string[]).includes(precision)) {
     throw new UsageError(
       `--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${precision}"`,
@@ -591,8 +594,10 @@ export async function main(args: string[], io: MainIO = {}): Promise<RunResult |
       `SGD lr ${a.lr}, momentum 0.9${spec.nesterov ? ", Nesterov" : ""}; batch ${a.batchSize}; ` +
       `${a.epochs} epoch${a.epochs === 1 ? "" : "s"}; seed ${a.seed}; device ${a.device}, ` +
       `${getNumThreads()} thread${getNumThreads() === 1 ? "" : "s"}${
-        a.precision === "highest" ? "" : `, ${a.precision} precision (bfloat16 gathers)`
-      }\n` +
+        // (The precision is the CPU kernels' only: CUDA computes in float32 either way.)
+        a.precision === "highest" || a.device !== "cpu"
+          ? ""
+          : `, ${a.precision} precision (bfloat16 gathers)`}\n` +
       `MNIST: ${trainCount} training images (${train.length} ${
         train.length === 1 ? "step" : "steps"
       } per epoch), ` +

@@ -386,6 +386,10 @@ row("training script flags out of range", () => {
   for (const [args, pattern] of cases) rejects(() => parseTrainArgs(args), UsageError, pattern);
   assert.equal(parseTrainArgs([]).precision, "highest");
   assert.equal(parseTrainArgs(["--precision", "medium"]).precision, "medium");
+  // The wide model defaults to medium (its model spec); --precision still decides.
+  assert.equal(parseTrainArgs(["--model", "wide"]).precision, "medium");
+  assert.equal(parseTrainArgs(["--model", "wide", "--precision", "highest"]).precision, "highest");
+  assert.equal(parseTrainArgs(["--model", "dense"]).precision, "highest");
 });
 
 row("bench, soak and results script flags: --help, unknown and bad values", async () => {
