@@ -201,26 +201,50 @@ sl_status sl_layer_norm_fwd(int64_t rows, int32_t n, float eps, const float *x,
 }
 
 /*
- * One row backward: with g = dy * gamma (dy zeroed where a fused ReLU cut the output),
+ * The backward of one row: with g = dy * gamma (dy zeroed where a fused ReLU cut the output),
  * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+ *
+ * The two row sums are taken one column block (SL_NN_COL_BLOCK) at a time, the blocks' partial
+ * sums then added in block order: so the column-split backward below, which sees a row one block
+ * at a time, gives the same dx bit for bit, whatever the thread count.
  */
-static inline __attribute__((always_inline)) void ln_bwd_row(const int AF, const int RELU,
-                                                            const float *xr, const float *dyr,
-                                                            float *dxr, int32_t n, float mu,
-                                                            float rs, const float *gamma,
-                                                            const float *beta) {
+
+/*
+ * Partial sums of g and g * xhat over the w columns from c0 of one row (xr, dyr at column 0).
+ * With COLS the row is also added into those columns' sums for dbeta (accp += the passed dy)
+ * and dgamma (accw += passed dy * xhat), index 0 = column c0: the column-split backward takes
+ * both in one pass. The row sums' loop is the same with and without COLS.
+ */
+static inline __attribute__((always_inline)) void ln_bwd_block_sums(
+    const int AF, const int RELU, const int COLS, const float *xr, const float *dyr, int32_t c0,
+    int32_t w, float mu, float rs, const float *gamma, const float *beta, double *sg_out,
+    double *sgx_out, double *accw, double *accp) {
   double sg = 0.0, sgx = 0.0;
 #pragma omp simd reduction(+ : sg, sgx)
-  for (int32_t j = 0; j < n; j++) {
-    float xh = (xr[j] - mu) * rs;
-    float d = ln_passed(AF, RELU, dyr[j], xh, gamma, beta, j);
-    float g = (AF & LN_GAMMA) ? d * gamma[j] : d;
+  for (int32_t j = 0; j < w; j++) {
+    float xh = (xr[c0 + j] - mu) * rs;
+    float d = ln_passed(AF, RELU, dyr[c0 + j], xh, gamma, beta, c0 + j);
+    float g = (AF & LN_GAMMA) ? d * gamma[c0 + j] : d;
     sg += g;
     sgx += (double)g * xh;
+    if (COLS) {
+      accp[j] += d;
+      accw[j] += (double)d * xh;
+    }
   }
-  float mg = (float)(sg / n), mgx = (float)(sgx / n);
+  *sg_out = sg;
+  *sgx_out = sgx;
+}
+
+/* dx over the w columns from c0 of one row, from the row's mean(g) and mean(g * xhat). */
+static inline __attribute__((always_inline)) void ln_bwd_dx(const int AF, const int RELU,
+                                                           const float *xr, const float *dyr,
+                                                           float *dxr, int32_t c0, int32_t w,
+                                                           float mu, float rs, const float *gamma,
+                                                           const float *beta, float mg,
+                                                           float mgx) {
 #pragma omp simd
-  for (int32_t j = 0; j < n; j++) {
+  for (int32_t j = c0; j < c0 + w; j++) {
     float xh = (xr[j] - mu) * rs;
     float d = ln_passed(AF, RELU, dyr[j], xh, gamma, beta, j);
     float g = (AF & LN_GAMMA) ? d * gamma[j] : d;
@@ -228,41 +252,82 @@ static inline __attribute__((always_inline)) void ln_bwd_row(const int AF, const
   }
 }
 
+static inline __attribute__((always_inline)) void ln_bwd_row(const int AF, const int RELU,
+                                                            const float *xr, const float *dyr,
+                                                            float *dxr, int32_t n, float mu,
+                                                            float rs, const float *gamma,
+                                                            const float *beta) {
+  double sg = 0.0, sgx = 0.0;
+  for (int32_t c0 = 0; c0 < n; c0 += SL_NN_COL_BLOCK) {
+    const int32_t w = c0 + SL_NN_COL_BLOCK < n ? SL_NN_COL_BLOCK : n - c0;
+    double bg, bgx;
+    ln_bwd_block_sums(AF, RELU, 0, xr, dyr, c0, w, mu, rs, gamma, beta, &bg, &bgx, NULL, NULL);
+    sg += bg;
+    sgx += bgx;
+  }
+  ln_bwd_dx(AF, RELU, xr, dyr, dxr, 0, n, mu, rs, gamma, beta, (float)(sg / n),
+            (float)(sgx / n));
+}
+
+/* Rows per step of the column-split backward (2, 4 and 8 measured: 2 fastest). */
+#define LN_BWD_ROWS 2
+
 /*
- * The backward with parameter gradients for wide rows: a few rows at a time (one per thread)
- * get their dx, then the same rows are added into the column sums (columns split over the
- * threads) while they are still in the caches, instead of a second pass over x and dy from
- * memory after all of dx (64 x 50 000 with a ReLU, 2 threads, cold caches: medians 3.0-3.4 ->
- * 2.6-2.9 ms). Each column still sums its rows in order, in double, so dgamma and dbeta are bit
- * for bit those of column_sums_impl whatever the chunk or thread count. acc: 2 n doubles of
- * scratch. The affine/ReLU dispatch sits inside the loops, as in the two-pass code: with the
- * whole function specialised instead, GCC left the rows' double reductions scalar (5.3 ms).
+ * The backward with parameter gradients for wide rows, split by columns: each thread keeps the
+ * same column blocks throughout. For LN_BWD_ROWS rows at a time it first takes, block by block,
+ * the rows' partial sums (ln_bwd_block_sums) and adds the rows into its blocks' column sums;
+ * after a barrier every thread adds the partial sums in block order (as ln_bwd_row) and writes
+ * dx for its blocks, whose x and dy are still in its cache. No thread reads another's columns:
+ * splitting rows for dx and columns for the sums, as before, had each core read half of every
+ * row from the other core's cache (64 x 50 000 with a ReLU, 2 threads, cold caches, C harness,
+ * minima of alternating runs: 3.45-3.72 -> 2.66-2.90 ms). Each column sums its rows in order, in
+ * double, so dgamma and dbeta are bit for bit those of column_sums_impl, and dx that of
+ * ln_bwd_row, whatever the thread count. acc: 2 n doubles, then 2 LN_BWD_ROWS blocks doubles of
+ * partial sums. The affine/ReLU dispatch sits inside the loops: with the whole function
+ * specialised instead, GCC left the rows' double reductions scalar (5.3 ms).
  */
-static void ln_bwd_chunked(int af, int relu, int64_t rows, int32_t n, const float *x,
-                           const float *mean, const float *rstd, const float *gamma,
-                           const float *beta, const float *dy, float *dx, float *dgamma,
-                           float *dbeta, double *acc) {
+static void ln_bwd_column_split(int af, int relu, int64_t rows, int32_t n, const float *x,
+                                const float *mean, const float *rstd, const float *gamma,
+                                const float *beta, const float *dy, float *dx, float *dgamma,
+                                float *dbeta, double *acc) {
   double *accw = acc, *accp = acc + n;
   const int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
+  double *part = acc + 2 * (int64_t)n; /* [row in step][sum][block] */
   const int want_w = dgamma != NULL, want_p = dbeta != NULL;
-  const int threads = sl_threads();
-  const int64_t chunk = threads > 2 ? threads : 2;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(sl_threads())
   {
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < 2 * (int64_t)n; j++) acc[j] = 0.0;
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-      const int64_t r1 = r0 + chunk < rows ? r0 + chunk : rows;
-#pragma omp for schedule(static)
-      for (int64_t r = r0; r < r1; r++)
-        LN_DISPATCH(af, relu, ln_bwd_row, x + r * n, dy + r * n, dx + r * n, n, mean[r],
-                    rstd[r], gamma, beta);
+    for (int64_t r0 = 0; r0 < rows; r0 += LN_BWD_ROWS) {
+      const int64_t r1 = r0 + LN_BWD_ROWS < rows ? r0 + LN_BWD_ROWS : rows;
 #pragma omp for schedule(static)
       for (int64_t blk = 0; blk < blocks; blk++) {
         const int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
         const int32_t w = c0 + SL_NN_COL_BLOCK < n ? SL_NN_COL_BLOCK : n - c0;
-        LN_DISPATCH(af, relu, column_sums_rows, r0, r1, n, c0, w, dy, x, mean, rstd, gamma, beta,
-                    want_w, want_p, accw + c0, accp + c0);
+        for (int64_t r = r0; r < r1; r++) {
+          double *pr = part + (r - r0) * 2 * blocks;
+          LN_DISPATCH(af, relu, ln_bwd_block_sums, 1, x + r * n, dy + r * n, c0, w, mean[r],
+                      rstd[r], gamma, beta, pr + blk, pr + blocks + blk, accw + c0, accp + c0);
+        }
+      }
+      float mg[LN_BWD_ROWS], mgx[LN_BWD_ROWS];
+      for (int64_t r = r0; r < r1; r++) {
+        const double *pr = part + (r - r0) * 2 * blocks;
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t b = 0; b < blocks; b++) {
+          sg += pr[b];
+          sgx += pr[blocks + b];
+        }
+        mg[r - r0] = (float)(sg / n);
+        mgx[r - r0] = (float)(sgx / n);
+      }
+#pragma omp for schedule(static)
+      for (int64_t blk = 0; blk < blocks; blk++) {
+        const int32_t c0 = (int32_t)(blk * SL_NN_COL_BLOCK);
+        const int32_t w = c0 + SL_NN_COL_BLOCK < n ? SL_NN_COL_BLOCK : n - c0;
+        for (int64_t r = r0; r < r1; r++)
+          LN_DISPATCH(af, relu, ln_bwd_dx, x + r * n, dy + r * n, dx + r * n, c0, w, mean[r],
+                      rstd[r], gamma, beta, mg[r - r0], mgx[r - r0]);
       }
     }
 #pragma omp for schedule(static)
@@ -288,9 +353,12 @@ sl_status sl_layer_norm_bwd(int64_t rows, int32_t n, const float *x, const float
   const int af = ln_affine_kind(gamma, beta);
   if (dx != NULL && (dgamma != NULL || dbeta != NULL) && rows > 2 &&
       sl_mul_size(rows, n) > SL_NN_PARALLEL_MIN) {
-    double *acc = sl_scratch_get(sl_mul_size(2 * (int64_t)sizeof(double), n));
+    const int64_t blocks = ((int64_t)n + SL_NN_COL_BLOCK - 1) / SL_NN_COL_BLOCK;
+    double *acc = sl_scratch_get(
+        sl_mul_size((int64_t)sizeof(double), 2 * ((int64_t)n + LN_BWD_ROWS * blocks)));
     if (acc != NULL) {
-      ln_bwd_chunked(af, relu, rows, n, x, mean, rstd, gamma, beta, dy, dx, dgamma, dbeta, acc);
+      ln_bwd_column_split(af, relu, rows, n, x, mean, rstd, gamma, beta, dy, dx, dgamma, dbeta,
+                          acc);
       sl_scratch_put(acc);
       return SL_OK;
     }

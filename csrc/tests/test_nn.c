@@ -194,6 +194,48 @@ static void test_layer_norm_relu_nonfinite(int64_t rows, int32_t n) {
   free(dg_plain), free(db_plain);
 }
 
+/* The column-split backward (dx with dgamma/dbeta, wide rows) against the calls that take the
+ * other paths: dx alone (one thread per row) and dgamma/dbeta alone (column sums), bit for bit,
+ * at 1, 2 and 3 threads. 5 rows (a last step of one row) of 20011 features (a last column block
+ * of 43). */
+static void test_layer_norm_bwd_paths(int relu) {
+  const int64_t rows = 5;
+  const int32_t n = 20011;
+  const int64_t total = rows * n;
+  float *x = malloc(sizeof(float) * total), *dy = malloc(sizeof(float) * total);
+  float *y = malloc(sizeof(float) * total), *dx_row = malloc(sizeof(float) * total);
+  float *dx = malloc(sizeof(float) * total), *gamma = malloc(sizeof(float) * n);
+  float *beta = malloc(sizeof(float) * n), *mean = malloc(sizeof(float) * rows);
+  float *rstd = malloc(sizeof(float) * rows), *dg = malloc(sizeof(float) * n);
+  float *db = malloc(sizeof(float) * n), *dg_sums = malloc(sizeof(float) * n);
+  float *db_sums = malloc(sizeof(float) * n);
+  fill(x, total, -3, 5);
+  fill(dy, total, -1, 1);
+  fill(gamma, n, 0.5, 1.5);
+  fill(beta, n, -0.5, 0.5);
+  const int32_t threads_before = sl_get_num_threads();
+  sl_set_num_threads(1);
+  sl_layer_norm_fwd(rows, n, 1e-5f, x, gamma, beta, relu, y, mean, rstd);
+  EXPECT(sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, dx_row, NULL, NULL) ==
+                 SL_OK &&
+             sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, NULL, dg_sums,
+                               db_sums) == SL_OK,
+         "layer_norm_bwd, one path alone: %s", sl_last_error());
+  for (int32_t t = 1; t <= 3; t++) {
+    sl_set_num_threads(t);
+    EXPECT(sl_layer_norm_bwd(rows, n, x, mean, rstd, gamma, beta, relu, dy, dx, dg, db) == SL_OK,
+           "layer_norm_bwd, both: %s", sl_last_error());
+    EXPECT(memcmp(dx, dx_row, sizeof(float) * total) == 0 &&
+               memcmp(dg, dg_sums, sizeof(float) * n) == 0 &&
+               memcmp(db, db_sums, sizeof(float) * n) == 0,
+           "layer_norm_bwd with parameter gradients == its separate calls, relu=%d, %d threads",
+           relu, t);
+  }
+  sl_set_num_threads(threads_before);
+  free(x), free(dy), free(y), free(dx_row), free(dx), free(gamma), free(beta), free(mean);
+  free(rstd), free(dg), free(db), free(dg_sums), free(db_sums);
+}
+
 static void test_layer_norm_errors(void) {
   float x[4] = {1, 2, 3, 4}, y[4];
   EXPECT(sl_layer_norm_fwd(1, 0, 1e-5f, x, NULL, NULL, 0, y, NULL, NULL) == SL_E_INVALID_ARGUMENT,
@@ -399,10 +441,12 @@ int main(void) {
     test_layer_norm(64, 2000, 1, relu);
     test_layer_norm(5, 1500, 0, relu);
     test_layer_norm(4, 50000, 1, relu);
-    test_layer_norm(7, 20011, 1, relu); /* row chunks and column blocks with remainders */
+    test_layer_norm(7, 20011, 1, relu); /* row steps and column blocks with remainders */
   }
   test_layer_norm_relu_nonfinite(3, 7);
-  test_layer_norm_relu_nonfinite(4, 50000); /* the chunked backward */
+  test_layer_norm_relu_nonfinite(4, 50000); /* the column-split backward */
+  test_layer_norm_bwd_paths(0);
+  test_layer_norm_bwd_paths(1);
   test_layer_norm_errors();
   test_cross_entropy(1, 1);
   test_cross_entropy(64, 10);
