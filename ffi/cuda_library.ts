@@ -40,10 +40,16 @@ export interface CudaLibrary {
 let loaded: CudaLibrary | undefined;
 
 /**
- * Entries of the CPU symbol table that describe the CPU library itself, not kernels: the CUDA
- * library has no counterpart, and lacking them is not a missing kernel.
+ * Entries of the CPU symbol table the CUDA library has no counterpart of, by design (lacking them
+ * is not a missing kernel): the CPU library's own scratch, and the kernels of layers whose
+ * values are kept in CSC order (`valueOrder: "csc"`, a CPU layout: the CUDA backward reads the
+ * CSC view through its permutation anyway).
  */
-const CPU_LIBRARY_ONLY: ReadonlySet<string> = new Set(["sl_scratch_peak_bytes"]);
+export const CPU_LIBRARY_ONLY: ReadonlySet<string> = new Set([
+  "sl_scratch_peak_bytes",
+  "sl_spmm_fwd_permuted",
+  "sl_spmm_bwd_csc",
+]);
 
 /** The CUDA symbol table: every CPU kernel (optional) and the device family (required). */
 function cudaTable(): Deno.ForeignLibraryInterface {
@@ -82,7 +88,7 @@ export function cudaLibrary(): CudaLibrary {
       kernels[name] = () => {
         throw new LibraryError(
           cpuOnly
-            ? `${name} describes the CPU library; the CUDA library has no counterpart`
+            ? `${name} belongs to the CPU library only; the CUDA library has no counterpart`
             : `${name} is not implemented by the CUDA library at ${path}: rebuild it from this ` +
               "version, or run this operation on the CPU",
         );

@@ -12,7 +12,7 @@ import { booleanOption, checkOptionKeys } from "../lib/options.ts";
 import { type Symbols, symbols } from "./symbols.ts";
 
 /** The ABI version this TypeScript code was written for (SL_ABI_VERSION in sparselinear.h). */
-export const EXPECTED_ABI_VERSION = 9;
+export const EXPECTED_ABI_VERSION = 10;
 
 /** The loaded CPU library's symbols. */
 export type NativeLibrary = Deno.DynamicLibrary<Symbols>["symbols"];

@@ -191,6 +191,31 @@ sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int3
   return SL_OK;
 }
 
+sl_status sl_validate_spmm_fwd_permuted(const char *fn, int32_t batch, int32_t n_in,
+                                        int32_t n_out, int64_t nnz, const int32_t *row_ptr,
+                                        const int32_t *col_idx, const int32_t *csr_to_csc,
+                                        const float *values, const float *x, const float *y) {
+  SL_VALIDATE(sl_validate_spmm_fwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x, y, 0));
+  V_PTR_IF(csr_to_csc, nnz);
+  return SL_OK;
+}
+
+sl_status sl_validate_spmm_bwd_csc(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                   int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
+                                   const float *values, const float *x, const float *dy,
+                                   const float *dx, const float *dw) {
+  const int fm = 0; /* (V_ACT_PTR_IF: batch-major names) */
+  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
+  V_PTR(col_ptr);
+  V_PTR_IF(row_idx, nnz);
+  V_PTR_IF(values, nnz);
+  V_ACT_PTR_IF(x, sl_mul_size(batch, n_in));
+  V_ACT_PTR_IF(dy, sl_mul_size(batch, n_out));
+  V_ACT_PTR_IF(dx, sl_mul_size(batch, n_in));
+  V_PTR_IF(dw, nnz);
+  return SL_OK;
+}
+
 sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                             int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                             const float *x, const float *dy, const float *dw) {

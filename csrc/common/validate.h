@@ -59,6 +59,14 @@ sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int3
                                const int32_t *col_ptr, const int32_t *row_idx,
                                const int32_t *csc_to_csr, const float *values, const float *x,
                                const float *dy, const float *dx, const float *dw, int fm);
+sl_status sl_validate_spmm_fwd_permuted(const char *fn, int32_t batch, int32_t n_in,
+                                        int32_t n_out, int64_t nnz, const int32_t *row_ptr,
+                                        const int32_t *col_idx, const int32_t *csr_to_csc,
+                                        const float *values, const float *x, const float *y);
+sl_status sl_validate_spmm_bwd_csc(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                   int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
+                                   const float *values, const float *x, const float *dy,
+                                   const float *dx, const float *dw);
 sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                             int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
                             const float *x, const float *dy, const float *dw);

@@ -960,13 +960,40 @@ static int64_t sddmm_rows_b1(int64_t r0, int64_t r1, const int32_t *ptr, const i
 
 /* ------------------------------------------------------------------------ forward ---- */
 
-/* sl_spmm_fwd (fm 0) and sl_spmm_fwd_fm (fm 1): at batch 1 both layouts are the same. */
+/* The forward at batch 1, streaming rows (indices checked in the loop, y written only when all
+ * are in range): *bad is the first bad entry, else -1. */
+static sl_status fwd_b1(int32_t n_in, int32_t n_out, int64_t nnz, const int32_t *row_ptr,
+                        const int32_t *col_idx, const float *values, const float *bias,
+                        const float *x, float *y, int64_t *bad) {
+  float *tmp = sl_scratch_get((int64_t)n_out * (int64_t)sizeof(float));
+  if (tmp == NULL) return SL_E_OUT_OF_MEMORY;
+  const int threads = sl_threads();
+  int64_t bounds[MAX_PARTS + 1];
+  const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
+  partition_rows(row_ptr, n_out, 1, parts, bounds);
+  int64_t first_bad = NO_BAD;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
+    reduction(min : first_bad)
+  for (int p = 0; p < parts; p++) {
+    int64_t b = dot_rows_b1(bounds[p], bounds[p + 1], row_ptr, col_idx, values, bias, x, n_in,
+                            tmp);
+    if (b >= 0 && b < first_bad) first_bad = b;
+  }
+  if (first_bad == NO_BAD) memcpy(y, tmp, (size_t)n_out * sizeof(float));
+  *bad = first_bad == NO_BAD ? -1 : first_bad;
+  sl_scratch_put(tmp);
+  return SL_OK;
+}
+
+/*
+ * sl_spmm_fwd (fm 0), sl_spmm_fwd_fm (fm 1: at batch 1 both layouts are the same) and, with
+ * perm (csr_to_csc), sl_spmm_fwd_permuted: connection k's value is values[perm[k]] (arguments
+ * validated by the caller).
+ */
 static sl_status spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
                           int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
-                          const float *values, const float *bias, const float *x, float *y,
-                          int fm) {
-  SL_VALIDATE(
-      sl_validate_spmm_fwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, values, x, y, fm));
+                          const int32_t *perm, const float *values, const float *bias,
+                          const float *x, float *y, int fm) {
   sl_status st = sl_check_offsets(fn, "row_ptr", row_ptr, n_out, nnz);
   if (st != SL_OK) return st;
   if (batch == 0 || n_out == 0) return SL_OK;
@@ -974,29 +1001,30 @@ static sl_status spmm_fwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
   if (n_in == 0 && nnz > 0) {
     bad = 0; /* every index is out of range, and x may be null */
   } else if (batch == 1) {
-    float *tmp = sl_scratch_get((int64_t)n_out * (int64_t)sizeof(float));
-    if (tmp == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate scratch");
-    const int threads = sl_threads();
-    int64_t bounds[MAX_PARTS + 1];
-    const int parts = choose_parts(threads, nnz + n_out, SERIAL_WORK_B1);
-    partition_rows(row_ptr, n_out, 1, parts, bounds);
-    int64_t first_bad = NO_BAD;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (parts > 1) \
-    reduction(min : first_bad)
-    for (int p = 0; p < parts; p++) {
-      int64_t b = dot_rows_b1(bounds[p], bounds[p + 1], row_ptr, col_idx, values, bias, x, n_in,
-                              tmp);
-      if (b >= 0 && b < first_bad) first_bad = b;
+    /* Values through perm: validated, then gathered into CSR order, so that the sums are the
+     * streaming kernel's (bit for bit sl_spmm_fwd's). */
+    float *valsR = NULL;
+    if (perm != NULL) bad = first_bad_entry(0, nnz, col_idx, (uint32_t)n_in, perm, (uint32_t)nnz);
+    if (perm != NULL && bad < 0) {
+      valsR = sl_scratch_get(nnz * (int64_t)sizeof(float));
+      if (valsR == NULL) return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate scratch");
+#pragma omp parallel for num_threads(sl_threads()) if (nnz > SERIAL_WORK_B1) schedule(static)
+      for (int64_t k = 0; k < nnz; k++) valsR[k] = values[perm[k]];
     }
-    if (first_bad == NO_BAD) memcpy(y, tmp, (size_t)n_out * sizeof(float));
-    bad = first_bad == NO_BAD ? -1 : first_bad;
-    sl_scratch_put(tmp);
+    if (bad < 0)
+      st = fwd_b1(n_in, n_out, nnz, row_ptr, col_idx, valsR != NULL ? valsR : values, bias, x, y,
+                  &bad);
+    sl_scratch_put(valsR);
+    if (st != SL_OK) return sl_fail(st, fn, "cannot allocate scratch");
   } else {
-    st = tiled_gather_matmul(batch, n_in, n_out, row_ptr, col_idx, NULL, values, nnz, bias, x, y,
+    st = tiled_gather_matmul(batch, n_in, n_out, row_ptr, col_idx, perm, values, nnz, bias, x, y,
                              fm, &bad);
     if (st != SL_OK)
       return sl_fail(st, fn, "cannot allocate feature-major scratch for batch %d", batch);
   }
+  if (bad >= 0 && perm != NULL && (uint32_t)col_idx[bad] < (uint32_t)n_in)
+    return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "csr_to_csc[%lld] = %d is outside [0, %lld)",
+                   (long long)bad, perm[bad], (long long)nnz);
   if (bad >= 0)
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "col_idx[%lld] = %d is outside [0, %d)",
                    (long long)bad, col_idx[bad], n_in);
@@ -1007,14 +1035,31 @@ sl_status sl_spmm_fwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                       const int32_t *row_ptr, const int32_t *col_idx, const float *values,
                       const float *bias, const float *x, float *y) {
   SL_ENTER();
-  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, x, y, 0);
+  SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values,
+                                   x, y, 0));
+  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, NULL, values, bias, x, y,
+                  0);
 }
 
 sl_status sl_spmm_fwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                          const int32_t *row_ptr, const int32_t *col_idx, const float *values,
                          const float *bias, const float *xT, float *yT) {
   SL_ENTER();
-  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values, bias, xT, yT, 1);
+  SL_VALIDATE(sl_validate_spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, values,
+                                   xT, yT, 1));
+  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, NULL, values, bias, xT,
+                  yT, 1);
+}
+
+sl_status sl_spmm_fwd_permuted(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                               const int32_t *row_ptr, const int32_t *col_idx,
+                               const int32_t *csr_to_csc, const float *values,
+                               const float *bias, const float *x, float *y) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_fwd_permuted(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx,
+                                            csr_to_csc, values, x, y));
+  return spmm_fwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, csr_to_csc, values, bias,
+                  x, y, 0);
 }
 
 /* ------------------------------------------------------------------ input gradient ---- */
@@ -1606,21 +1651,22 @@ static void fused_bwd_dispatch(int nv, int bf, int64_t c0, int64_t c1, const int
 /* The error for CSC entry k, whose row index or CSR position is out of range. */
 static sl_status bad_csc_entry(const char *fn, int64_t k, const int32_t *row_idx,
                                const int32_t *csc_to_csr, int32_t n_out, int64_t nnz) {
-  if ((uint32_t)row_idx[k] >= (uint32_t)n_out)
+  if (csc_to_csr == NULL || (uint32_t)row_idx[k] >= (uint32_t)n_out)
     return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "row_idx[%lld] = %d is outside [0, %d)",
                    (long long)k, row_idx[k], n_out);
   return sl_fail(SL_E_INDEX_OUT_OF_RANGE, fn, "csc_to_csr[%lld] = %d is outside [0, %lld)",
                  (long long)k, csc_to_csr[k], (long long)nnz);
 }
 
-/* sl_spmm_bwd (fm 0) and sl_spmm_bwd_fm (fm 1: x, dy and dx feature-major). */
+/*
+ * sl_spmm_bwd (fm 0), sl_spmm_bwd_fm (fm 1: x, dy and dx feature-major) and, with csc_to_csr
+ * null, sl_spmm_bwd_csc: values and dw already in CSC order, so neither is permuted (arguments
+ * validated by the caller).
+ */
 static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
-                          int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
-                          const int32_t *col_ptr, const int32_t *row_idx,
+                          int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
                           const int32_t *csc_to_csr, const float *values, const float *x,
                           const float *dy, float *dx, float *dw, float *db, int fm) {
-  SL_VALIDATE(sl_validate_spmm_bwd(fn, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
-                                   row_idx, csc_to_csr, values, x, dy, dx, dw, fm));
   sl_status st = sl_check_offsets(fn, "col_ptr", col_ptr, n_in, nnz);
   if (st != SL_OK) return st;
   /* (n_in == 0 forces nnz == 0 through col_ptr.) Empty sums are zeros. */
@@ -1645,19 +1691,21 @@ static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
   const int threads = sl_threads();
   const int bf = bf16_tiles(batch);
   const int64_t first_w = batch >= TILE_MAX ? TILE_MAX : round_up(batch, 8);
-  /* One scratch block: dy feature-major (first_w * n_out floats or bfloat16 values), the values
-   * in CSC order, dw in CSC order (scattered to CSR order at the end) and, for db, the bias
-   * gradient's double sums (summed as dy is laid out; written to db once the call succeeded). */
+  /* One scratch block: dy feature-major (first_w * n_out floats or bfloat16 values), for db the
+   * bias gradient's double sums (summed as dy is laid out; written to db once the call
+   * succeeded) and, for CSR-ordered values, the values in CSC order and dw in CSC order
+   * (scattered to CSR order at the end). */
+  const int permuted = csc_to_csr != NULL;
   const int64_t panel_bytes = sl_mul_size(tile_stride(first_w, bf) * (bf ? 2 : 4), n_out);
   const int64_t sums_bytes = db != NULL ? (int64_t)n_out * (int64_t)sizeof(double) : 0;
-  void *dyT = panel_bytes < 0 ? NULL
-                              : sl_scratch_get(panel_bytes + sums_bytes +
-                                               2 * nnz * (int64_t)sizeof(float));
+  const int64_t perm_bytes = permuted ? 2 * nnz * (int64_t)sizeof(float) : 0;
+  void *dyT =
+      panel_bytes < 0 ? NULL : sl_scratch_get(panel_bytes + sums_bytes + perm_bytes);
   if (dyT == NULL)
     return sl_fail(SL_E_OUT_OF_MEMORY, fn, "cannot allocate scratch for batch %d", batch);
   double *sums = db != NULL ? (double *)((char *)dyT + panel_bytes) : NULL;
-  float *valsT = (float *)((char *)dyT + panel_bytes + sums_bytes);
-  float *dwT = valsT + nnz;
+  float *valsT = permuted ? (float *)((char *)dyT + panel_bytes + sums_bytes) : (float *)values;
+  float *dwT = permuted ? valsT + nnz : dw;
   int64_t bounds[MAX_PARTS + 1];
   const int parts = choose_parts(threads, nnz * first_w + ((int64_t)n_in + n_out) * first_w,
                                  SERIAL_WORK_BATCHED);
@@ -1671,8 +1719,8 @@ static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
       /* The values gathered into CSC order while each validated chunk is in cache (a bad
        * chunk gathers nothing; the call then fails before anything is written). */
       tile_and_check(dy, n_out, fm ? batch : 0, b0, bt, w, dyT, bf, nnz, row_idx,
-                     (uint32_t)n_out, csc_to_csr, (uint32_t)nnz, values, valsT, sums,
-                     &first_bad);
+                     (uint32_t)n_out, csc_to_csr, (uint32_t)nnz, values,
+                     permuted ? valsT : NULL, sums, &first_bad);
       if (first_bad == NO_BAD) {
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < parts; p++)
@@ -1680,10 +1728,12 @@ static sl_status spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n
                              fm ? batch : n_in, b0, bt, dx, dwT, b0 > 0, fm);
       }
       if (first_bad == NO_BAD && b0 + TILE_MAX >= batch) {
+        if (permuted) {
 #pragma omp for schedule(static)
-        for (int64_t k = 0; k < nnz; k++) {
-          __builtin_prefetch(dw + csc_to_csr[min64(k + PERMUTE_AHEAD, nnz - 1)], 1);
-          dw[csc_to_csr[k]] = dwT[k];
+          for (int64_t k = 0; k < nnz; k++) {
+            __builtin_prefetch(dw + csc_to_csr[min64(k + PERMUTE_AHEAD, nnz - 1)], 1);
+            dw[csc_to_csr[k]] = dwT[k];
+          }
         }
         if (sums != NULL) {
 #pragma omp for schedule(static) nowait
@@ -1702,8 +1752,10 @@ sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
                       const int32_t *row_idx, const int32_t *csc_to_csr, const float *values,
                       const float *x, const float *dy, float *dx, float *dw, float *db) {
   SL_ENTER();
-  return spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx,
-                  csc_to_csr, values, x, dy, dx, dw, db, 0);
+  SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
+                                   row_idx, csc_to_csr, values, x, dy, dx, dw, 0));
+  return spmm_bwd(__func__, batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values, x, dy,
+                  dx, dw, db, 0);
 }
 
 sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
@@ -1711,8 +1763,20 @@ sl_status sl_spmm_bwd_fm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz
                          const int32_t *row_idx, const int32_t *csc_to_csr, const float *values,
                          const float *xT, const float *dyT, float *dxT, float *dw, float *db) {
   SL_ENTER();
-  return spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr, row_idx,
-                  csc_to_csr, values, xT, dyT, dxT, dw, db, 1);
+  SL_VALIDATE(sl_validate_spmm_bwd(__func__, batch, n_in, n_out, nnz, row_ptr, col_idx, col_ptr,
+                                   row_idx, csc_to_csr, values, xT, dyT, dxT, dw, 1));
+  return spmm_bwd(__func__, batch, n_in, n_out, nnz, col_ptr, row_idx, csc_to_csr, values, xT,
+                  dyT, dxT, dw, db, 1);
+}
+
+sl_status sl_spmm_bwd_csc(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                          const int32_t *col_ptr, const int32_t *row_idx, const float *values,
+                          const float *x, const float *dy, float *dx, float *dw, float *db) {
+  SL_ENTER();
+  SL_VALIDATE(sl_validate_spmm_bwd_csc(__func__, batch, n_in, n_out, nnz, col_ptr, row_idx,
+                                       values, x, dy, dx, dw));
+  return spmm_bwd(__func__, batch, n_in, n_out, nnz, col_ptr, row_idx, NULL, values, x, dy, dx,
+                  dw, db, 0);
 }
 
 /* ---------------------------------------------------------------------- bias gradient ---- */

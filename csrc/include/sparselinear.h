@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 /* Bump whenever a signature or a meaning changes; the TS loader refuses a mismatch. */
-#define SL_ABI_VERSION 9
+#define SL_ABI_VERSION 10
 
 typedef int32_t sl_status;
 enum {
@@ -213,6 +213,33 @@ SL_API sl_status sl_spmm_bwd(int32_t batch, int32_t n_in, int32_t n_out, int64_t
                              const int32_t *col_ptr, const int32_t *row_idx,
                              const int32_t *csc_to_csr, const float *values, const float *x,
                              const float *dy, float *dx, float *dw, float *db);
+
+/*
+ * A layer whose values are kept in the CSC view's order (CPU library only; the CUDA library
+ * does not export these two). Its backward then needs no permutation: sl_spmm_bwd gathers the
+ * values into CSC order and scatters dw back to CSR order, one random access per connection
+ * each (50000^2 at 99.9 %, batch 64: ~3.5 of its ~11 ms), where the forward here gathers the
+ * values once instead (~1.7 ms).
+ *
+ * sl_spmm_fwd_permuted: sl_spmm_fwd with connection k (in CSR order) of value
+ * values[csr_to_csc[k]] (csr_to_csc: the inverse of sl_csr_to_csc's csc_to_csr). Bad col_idx
+ * or csr_to_csc entries are SL_E_INDEX_OUT_OF_RANGE, y untouched. The same bits as
+ * sl_spmm_fwd on the values in CSR order, at every batch size.
+ *
+ * sl_spmm_bwd_csc: sl_spmm_bwd with values and dw in the CSC view's order (k in column i):
+ *   dx[b, i] = sum_{k in column i} values[k] * dy[b, row_idx[k]]
+ *   dw[k]    = sum_b dy[b, row_idx[k]] * x[b, i]
+ * and db as sl_spmm_bwd's (NULL for none). The same bits as sl_spmm_bwd, dw permuted. A bad
+ * row_idx is SL_E_INDEX_OUT_OF_RANGE, with dx, dw and db untouched.
+ */
+SL_API sl_status sl_spmm_fwd_permuted(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                      const int32_t *row_ptr, const int32_t *col_idx,
+                                      const int32_t *csr_to_csc, const float *values,
+                                      const float *bias, const float *x, float *y);
+SL_API sl_status sl_spmm_bwd_csc(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+                                 const int32_t *col_ptr, const int32_t *row_idx,
+                                 const float *values, const float *x, const float *dy, float *dx,
+                                 float *dw, float *db);
 
 /*
  * Feature-major forms of sl_spmm_fwd and sl_spmm_bwd, for activations stored one row per

@@ -819,6 +819,112 @@ static void test_feature_major(void) {
   EXPECT_STATUS(sl_spmm_fwd_fm(2, 1, 1, 1, rp, ci, v, NULL, xs, NULL), SL_E_NULL_POINTER, "y");
 }
 
+/* ------------------------------------------------------- values in CSC order ---- */
+
+/* sl_spmm_fwd_permuted and sl_spmm_bwd_csc on the values in CSC order against sl_spmm_fwd and
+ * sl_spmm_bwd on the same values in CSR order: the same bits (dw permuted), in the current
+ * precision; bad indices are named and leave the outputs untouched. */
+static void test_csc_values_case(int32_t batch, int32_t n_in, int32_t n_out, double density) {
+  csr_t m = random_csr(n_out, n_in, density);
+  csc_t csc = csc_of(&m);
+  const int64_t nnz = m.nnz, nx = (int64_t)batch * n_in, ny = (int64_t)batch * n_out;
+  const size_t fx = (size_t)(nx + 1) * sizeof(float), fy = (size_t)(ny + 1) * sizeof(float);
+  const size_t fw = (size_t)(nnz + 1) * sizeof(float), fb = ((size_t)n_out + 1) * sizeof(float);
+  float *x = malloc(fx), *dy = malloc(fy), *bias = malloc(fb);
+  fill_random(x, nx);
+  fill_random(dy, ny);
+  fill_random(bias, n_out);
+  float *vals_csc = malloc(fw);
+  int32_t *to_csc = malloc((size_t)(nnz + 1) * sizeof(int32_t));
+  for (int64_t k = 0; k < nnz; k++) {
+    vals_csc[k] = m.values[csc.to_csr[k]];
+    to_csc[csc.to_csr[k]] = (int32_t)k;
+  }
+  float *y = malloc(fy), *y2 = malloc(fy), *dx = malloc(fx), *dx2 = malloc(fx);
+  float *dw = malloc(fw), *dw2 = malloc(fw), *db = malloc(fb), *db2 = malloc(fb);
+  EXPECT_STATUS(sl_spmm_fwd(batch, n_in, n_out, nnz, m.row_ptr, m.col_idx, m.values, bias, x, y),
+                SL_OK, NULL);
+  EXPECT_STATUS(sl_spmm_fwd_permuted(batch, n_in, n_out, nnz, m.row_ptr, m.col_idx, to_csc,
+                                     vals_csc, bias, x, y2),
+                SL_OK, NULL);
+  EXPECT(memcmp(y, y2, (size_t)ny * sizeof(float)) == 0,
+         "spmm_fwd_permuted differs from spmm_fwd (batch %d, %d -> %d)", batch, n_in, n_out);
+  EXPECT_STATUS(sl_spmm_bwd(batch, n_in, n_out, nnz, m.row_ptr, m.col_idx, csc.col_ptr,
+                            csc.row_idx, csc.to_csr, m.values, x, dy, dx, dw, db),
+                SL_OK, NULL);
+  EXPECT_STATUS(sl_spmm_bwd_csc(batch, n_in, n_out, nnz, csc.col_ptr, csc.row_idx, vals_csc, x, dy,
+                                dx2, dw2, db2),
+                SL_OK, NULL);
+  int same_dw = 1;
+  for (int64_t k = 0; k < nnz; k++) same_dw &= memcmp(&dw2[k], &dw[csc.to_csr[k]], 4) == 0;
+  EXPECT(memcmp(dx, dx2, (size_t)nx * sizeof(float)) == 0 && same_dw &&
+             memcmp(db, db2, (size_t)n_out * sizeof(float)) == 0,
+         "spmm_bwd_csc differs from spmm_bwd (batch %d, %d -> %d)", batch, n_in, n_out);
+  if (nnz > 0) {
+    const int64_t k = nnz / 2;
+    for (int64_t i = 0; i < ny; i++) y2[i] = -3.0f;
+    to_csc[k] = (int32_t)nnz;
+    EXPECT_STATUS(sl_spmm_fwd_permuted(batch, n_in, n_out, nnz, m.row_ptr, m.col_idx, to_csc,
+                                       vals_csc, bias, x, y2),
+                  SL_E_INDEX_OUT_OF_RANGE, "csr_to_csc[");
+    to_csc[k] = csc.to_csr[0] == k ? 0 : to_csc[k]; /* (restored below) */
+    for (int64_t j = 0; j < nnz; j++) to_csc[csc.to_csr[j]] = (int32_t)j;
+    const int32_t saved_col = m.col_idx[k];
+    m.col_idx[k] = -1;
+    EXPECT_STATUS(sl_spmm_fwd_permuted(batch, n_in, n_out, nnz, m.row_ptr, m.col_idx, to_csc,
+                                       vals_csc, bias, x, y2),
+                  SL_E_INDEX_OUT_OF_RANGE, "col_idx[");
+    m.col_idx[k] = saved_col;
+    int untouched = 1;
+    for (int64_t i = 0; i < ny; i++) untouched &= y2[i] == -3.0f;
+    EXPECT(untouched, "spmm_fwd_permuted wrote y despite a bad index");
+    const int32_t saved_row = csc.row_idx[k];
+    csc.row_idx[k] = n_out;
+    for (int64_t i = 0; i < nx; i++) dx2[i] = -3.0f;
+    for (int64_t i = 0; i < nnz; i++) dw2[i] = -3.0f;
+    for (int64_t i = 0; i < n_out; i++) db2[i] = -3.0f;
+    EXPECT_STATUS(sl_spmm_bwd_csc(batch, n_in, n_out, nnz, csc.col_ptr, csc.row_idx, vals_csc, x,
+                                  dy, dx2, dw2, db2),
+                  SL_E_INDEX_OUT_OF_RANGE, "row_idx[");
+    csc.row_idx[k] = saved_row;
+    untouched = 1;
+    for (int64_t i = 0; i < nx; i++) untouched &= dx2[i] == -3.0f;
+    for (int64_t i = 0; i < nnz; i++) untouched &= dw2[i] == -3.0f;
+    for (int64_t i = 0; i < n_out; i++) untouched &= db2[i] == -3.0f;
+    EXPECT(untouched, "spmm_bwd_csc wrote dx, dw or db despite a bad index");
+  }
+  float *bufs[] = {x, dy, bias, vals_csc, y, y2, dx, dx2, dw, dw2, db, db2};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  free(to_csc);
+  free_csc(&csc);
+  free_csr(&m);
+}
+
+static void test_csc_values(void) {
+  const int32_t batches[] = {1, 2, 7, 13, 64, 65, 130};
+  for (int32_t precision = SL_PRECISION_HIGHEST; precision <= SL_PRECISION_MEDIUM; precision++) {
+    EXPECT_STATUS(sl_set_matmul_precision(precision), SL_OK, NULL);
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+      test_csc_values_case(batches[i], 37, 29, 0.3);
+      test_csc_values_case(batches[i], 300, 257, 0.02);
+    }
+    /* Values past 1 MiB: the forward gathers them into CSR order first (VALUES_IN_CACHE). */
+    test_csc_values_case(16, 2000, 1000, 0.15);
+  }
+  EXPECT_STATUS(sl_set_matmul_precision(SL_PRECISION_HIGHEST), SL_OK, NULL);
+  /* Null pointers are refused, named. */
+  int32_t rp[2] = {0, 1}, ci[1] = {0}, perm[1] = {0};
+  float v[1] = {1.0f}, xs[2] = {1.0f, 2.0f}, out[2], dw[1];
+  EXPECT_STATUS(sl_spmm_fwd_permuted(2, 1, 1, 1, rp, ci, NULL, v, NULL, xs, out),
+                SL_E_NULL_POINTER, "csr_to_csc");
+  EXPECT_STATUS(sl_spmm_bwd_csc(2, 1, 1, 1, rp, NULL, v, xs, xs, out, dw, NULL),
+                SL_E_NULL_POINTER, "row_idx");
+  EXPECT_STATUS(sl_spmm_bwd_csc(2, 1, 1, 1, rp, ci, v, xs, xs, out, NULL, NULL),
+                SL_E_NULL_POINTER, "dw");
+  EXPECT_STATUS(sl_spmm_fwd_permuted(2, 1, 1, 1, rp, ci, perm, v, NULL, xs, out), SL_OK, NULL);
+  EXPECT(out[0] == 1.0f && out[1] == 2.0f, "spmm_fwd_permuted 1x1: %g %g", out[0], out[1]);
+}
+
 /* ------------------------------------------------------------- medium precision ---- */
 
 /* f rounded to bfloat16 (to nearest, ties to even; NaN kept NaN), back as a float. */
@@ -1153,6 +1259,7 @@ int main(void) {
   test_csr_to_csc();
   test_kernels();
   test_feature_major();
+  test_csc_values();
   test_medium_precision();
   test_stale_scratch();
   test_group_collapse();

@@ -131,6 +131,45 @@ export const sparseSymbols = {
   sl_spmm_bwd: spmmBwd,
   // sl_spmm_bwd_fm: the same arguments, x, dy and dx feature-major (xT, dyT, dxT)
   sl_spmm_bwd_fm: spmmBwd,
+  // sl_status sl_spmm_fwd_permuted(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *row_ptr, const int32_t *col_idx, const int32_t *csr_to_csc,
+  //   const float *values, const float *bias, const float *x, float *y)   (CPU library only)
+  sl_spmm_fwd_permuted: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i64",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
+  // sl_status sl_spmm_bwd_csc(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
+  //   const int32_t *col_ptr, const int32_t *row_idx, const float *values, const float *x,
+  //   const float *dy, float *dx, float *dw, float *db)   (CPU library only; db: NULL for none)
+  sl_spmm_bwd_csc: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i64",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
   // sl_status sl_sddmm(int32_t batch, int32_t n_in, int32_t n_out, int64_t nnz,
   //   const int32_t *row_ptr, const int32_t *col_idx, const float *x, const float *dy, float *dw)
   sl_sddmm: {
