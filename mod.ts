@@ -132,8 +132,13 @@ export {
   type SparseLinearMemory,
   type SparseLinearOptions,
   type SparseWeightView,
+  type ValueOrder,
 } from "./lib/nn/sparse_linear.ts";
-export { sparseLinear, sparseLinearFeatureMajor } from "./lib/nn/sparse_ops.ts";
+export {
+  sparseLinear,
+  sparseLinearCscValues,
+  sparseLinearFeatureMajor,
+} from "./lib/nn/sparse_ops.ts";
 export {
   type ActivationEstimate,
   type AvailableMemory,

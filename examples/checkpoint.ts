@@ -9,6 +9,7 @@
 import { loadSafetensors } from "../lib/io/safetensors.ts";
 import { safetensorsToStateDict, saveStateDict } from "../lib/io/state_dict.ts";
 import type { Module } from "../lib/nn/module.ts";
+import { SparseLinear, type ValueOrder } from "../lib/nn/sparse_linear.ts";
 import type { Optimizer, OptimizerState } from "../lib/optim/optimizer.ts";
 import { dynamicSchedules } from "../lib/sparsity/rigl.ts";
 import type { EpochStats } from "../lib/train/fit.ts";
@@ -34,6 +35,12 @@ export interface TrainState extends RunIdentity {
   history: EpochStats[];
   /** `dynamicSparsity` step count and SET seed of each dynamic layer, by module name. */
   dynamicSteps: Record<string, { stepCount: number; seed: number }>;
+  /**
+   * The value order of each SparseLinear kept in CSC order, by module name (the others: CSR).
+   * The optimizer state is laid out in that order. Absent in states written before the wide
+   * model's hidden layers moved to CSC order: every layer was then in CSR order.
+   */
+  valueOrders?: Record<string, ValueOrder>;
 }
 
 /** The metadata key that holds the `TrainState` as JSON. */
@@ -59,6 +66,15 @@ function dynamicSteps(model: Module): TrainState["dynamicSteps"] {
   return steps;
 }
 
+/** The SparseLinear layers of `model` whose values are not in CSR order, by module name. */
+function valueOrders(model: Module): Record<string, ValueOrder> {
+  const orders: Record<string, ValueOrder> = {};
+  for (const [name, m] of model.namedModules()) {
+    if (m instanceof SparseLinear && m.valueOrder !== "csr") orders[name] = m.valueOrder;
+  }
+  return orders;
+}
+
 /** Writes the optimizer state and the run's bookkeeping to `path` (atomically). */
 export async function saveTrainState(
   path: string,
@@ -72,6 +88,7 @@ export async function saveTrainState(
     ...identity,
     history: [...history],
     dynamicSteps: dynamicSteps(model),
+    valueOrders: valueOrders(model),
   };
   await saveStateDict(optimizer.stateDict(), path, {
     metadata: { [STATE_KEY]: JSON.stringify(state) },
@@ -147,6 +164,21 @@ export function restoreTrainState(
   model: Module,
   optimizer: Optimizer,
 ): void {
+  // The optimizer state holds one entry per value, in the layer's order: a layer whose order
+  // changed since (a state from before this version) would restore every entry at another
+  // connection, silently.
+  const savedOrders = saved.state.valueOrders ?? {};
+  const now = valueOrders(model);
+  for (const name of new Set([...Object.keys(savedOrders), ...Object.keys(now)])) {
+    const was = savedOrders[name] ?? "csr", is = now[name] ?? "csr";
+    if (was !== is) {
+      throw new Error(
+        `${saved.path}: layer "${name}" kept its values in ${was.toUpperCase()} order there and ` +
+          `keeps them in ${is.toUpperCase()} order in this version, so the optimizer state ` +
+          "would not match its connections; start the run again",
+      );
+    }
+  }
   optimizer.loadStateDict(saved.optimizer);
   const schedules = new Map(dynamicSchedules(model));
   for (const [name, entry] of Object.entries(saved.state.dynamicSteps)) {

@@ -6,7 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { type SparseKernelCall, sparseKernelScratch } from "../lib/nn/memory.ts";
-import { sparseLinear, sparseLinearFeatureMajor } from "../lib/nn/sparse_ops.ts";
+import {
+  sparseLinear,
+  sparseLinearCscValues,
+  sparseLinearFeatureMajor,
+} from "../lib/nn/sparse_ops.ts";
 import { SparseLinear } from "../lib/nn/sparse_linear.ts";
 import { randn } from "../lib/creation.ts";
 import { Generator } from "../lib/random.ts";
@@ -103,6 +107,37 @@ Deno.test("kernel scratch: sparseKernelScratch is what every SparseLinear kernel
     }
   } finally {
     setNumThreads(threadsBefore);
+  }
+});
+
+Deno.test("kernel scratch: the calls of a layer with values in CSC order", () => {
+  for (const [i, c] of CASES.entries()) {
+    const layer = new SparseLinear(c.inFeatures, c.outFeatures, {
+      sparsity: 0.9,
+      seed: i,
+      valueOrder: "csc",
+    });
+    layer.pattern.csrToCsc(); // built with the layer's first forward, as the CSC view
+    const shape = { inFeatures: c.inFeatures, outFeatures: c.outFeatures, nnz: layer.nnz };
+    const where = `${c.inFeatures} → ${c.outFeatures}, batch ${c.batch}`;
+    const input = () => randn([c.batch, c.inFeatures], { seed: i, requiresGrad: true });
+    const forward = peakOf(input, (x) => {
+      sparseLinearCscValues(x, layer.weights, layer.bias, layer.pattern).dispose();
+    });
+    assert.equal(
+      forward,
+      sparseKernelScratch("forward (values in CSC order)", shape, c.batch),
+      where,
+    );
+    const backward = peakOf(() => {
+      const y = sparseLinearCscValues(input(), layer.weights, layer.bias, layer.pattern);
+      return { y, dy: randn(y.shape, { seed: 7 }) };
+    }, ({ y, dy }) => y.backward(dy));
+    assert.equal(
+      backward,
+      sparseKernelScratch("both gradients (values in CSC order)", shape, c.batch),
+      where,
+    );
   }
 });
 

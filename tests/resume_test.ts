@@ -174,6 +174,48 @@ Deno.test("a checkpoint with its training state resumes a dynamic run bit for bi
   }
 });
 
+Deno.test("a training state resumes only into layers with the same value order", async () => {
+  const { x, y } = data(16, 5);
+  const identity = { model: "wide" as const, seed: 0, batchSize: 8, limitTrain: null };
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "m.train.safetensors");
+  const model = (order: "csr" | "csc") =>
+    new Sequential(
+      new SparseLinear(12, 20, { sparsity: 0.5, seed: 1, valueOrder: order }),
+      new ReLU(),
+      new SparseLinear(20, 4, { sparsity: 0.5, seed: 2 }),
+    );
+  try {
+    const trained = model("csc");
+    const optimizer = new SGD(trained, { lr: 0.1, momentum: 0.9 });
+    await fit(trained, {
+      optimizer,
+      loss: crossEntropy,
+      train: batches(x, y, { batchSize: 8 }),
+      epochs: 1,
+      ...quiet,
+    });
+    await saveTrainState(path, trained, optimizer, identity, []);
+    const saved = await readTrainState(path, identity);
+    assert.deepEqual(saved.state.valueOrders, { "0": "csc" });
+    const same = model("csc");
+    restoreTrainState(saved, same, new SGD(same, { lr: 0.1, momentum: 0.9 }));
+    const other = model("csr");
+    assert.throws(
+      () => restoreTrainState(saved, other, new SGD(other, { lr: 0.1, momentum: 0.9 })),
+      /layer "0" kept its values in CSC order there and keeps them in CSR order in this version/,
+    );
+    // A state from before value orders were recorded: every layer was in CSR order.
+    delete saved.state.valueOrders;
+    assert.throws(
+      () => restoreTrainState(saved, same, new SGD(same, { lr: 0.1, momentum: 0.9 })),
+      /layer "0" kept its values in CSR order there and keeps them in CSC order/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("train --resume: two epochs in two runs end where two epochs in one run end", async () => {
   const dir = await Deno.makeTempDir();
   const quietMain = { progress: false as const, log: () => {} };

@@ -284,7 +284,9 @@ export type SparseKernelCall =
   | "both gradients"
   | "input gradient (CSC view)"
   | "input gradient (CSR pattern)"
-  | "weight gradient";
+  | "weight gradient"
+  | "forward (values in CSC order)"
+  | "both gradients (values in CSC order)";
 
 const SPARSE_KERNEL_CALLS: readonly SparseKernelCall[] = [
   "forward",
@@ -292,6 +294,8 @@ const SPARSE_KERNEL_CALLS: readonly SparseKernelCall[] = [
   "input gradient (CSC view)",
   "input gradient (CSR pattern)",
   "weight gradient",
+  "forward (values in CSC order)",
+  "both gradients (values in CSC order)",
 ];
 
 /**
@@ -301,7 +305,10 @@ const SPARSE_KERNEL_CALLS: readonly SparseKernelCall[] = [
  * the input gradient alone through the CSC view, `4·W·out`, plus `4·nnz` for the values in CSC
  * order when they exceed `VALUES_IN_CACHE` (batch 1: `4·in`), or from the CSR pattern,
  * `4·W·(in + out) + 4·out·(T + 1)` (batch 1: `4·T·in`, per-thread copies), T = `threads` (by
- * default the library's current thread count) or 1 where the kernel runs on one thread.
+ * default the library's current thread count) or 1 where the kernel runs on one thread. With
+ * the values in CSC order (`valueOrder: "csc"`): the forward's panel plus `4·nnz` for the values
+ * gathered into CSR order when they exceed `VALUES_IN_CACHE` (batch 1: always, `4·nnz + 4·out`);
+ * both gradients, the panel of dY and the bias sums, `4·W·out + 8·out`.
  * tests/kernel_scratch_test.ts holds these sizes to what the kernels hold
  * (`kernelScratchPeakBytes`).
  */
@@ -329,6 +336,10 @@ export function sparseKernelScratch(
       return 4 * w * nOut + 8 * nnz + 8 * nOut;
     case "input gradient (CSC view)":
       return one ? 4 * nIn : 4 * w * nOut + (4 * nnz > VALUES_IN_CACHE ? 4 * nnz : 0);
+    case "forward (values in CSC order)":
+      return one ? 4 * nnz + 4 * nOut : 4 * w * nIn + (4 * nnz > VALUES_IN_CACHE ? 4 * nnz : 0);
+    case "both gradients (values in CSC order)":
+      return 4 * w * nOut + 8 * nOut;
     case "input gradient (CSR pattern)": {
       // Asked only here: the one size that depends on the thread count.
       const t = csrInputGradientTeam(shape, one ? 0 : w, threads ?? getNumThreads());

@@ -47,23 +47,7 @@ export function sparseLinear(
   pattern: SparsePattern,
 ): Tensor {
   const { nRows: nOut, nCols: nIn, nnz } = pattern;
-  if (!(x instanceof Tensor)) {
-    throw new TypeError(`sparseLinear() input must be a Tensor, got ${typeof x}`);
-  }
-  if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) {
-    throw new ShapeError(
-      `sparseLinear() input has shape ${shapeString(x.shape)}, but its last dimension must be ` +
-        `the number of input features, ${nIn}: expected (*, ${nIn})`,
-    );
-  }
-  const batch = x.size / nIn;
-  if (batch === 0) {
-    throw new ShapeError(
-      `sparseLinear() input of shape ${shapeString(x.shape)} is an empty batch: ` +
-        "every leading dimension must be at least 1",
-    );
-  }
-  checkOperands("sparseLinear()", x, batch, weights, bias, pattern);
+  const batch = checkBatchMajorInput("sparseLinear()", x, weights, bias, pattern);
   const device = x.device;
 
   const backend = getBackend(device);
@@ -156,6 +140,120 @@ export function sparseLinear(
       sb === null ? null : new Tensor(sb, [nOut]),
     ];
   });
+}
+
+/**
+ * `sparseLinear` with `weights` in the order of the pattern's CSC view (by input, then output;
+ * `valueOrder: "csc"` layers), on the CPU:
+ *   forward: y  = sl_spmm_fwd_permuted(CSR, csrToCsc, x, bias)  (values read through the
+ *                                                                 permutation)
+ *   dX, dW (+ db) = sl_spmm_bwd_csc(CSC view, x, dY)             (both at once, dW in CSC order)
+ * The backward needs no permutation: `sparseLinear`'s gathers the values into CSC order and
+ * scatters dW back, one random access per connection each, where this forward gathers the
+ * values once (bench/RESULTS.md). The same output and gradients, bit for bit, as `sparseLinear`
+ * on the values in CSR order when both gradients are needed; with only one needed, the other is
+ * computed into scratch (`sparseLinear` would take its one-gradient kernels, which sum dX or dW
+ * in another order, so the two agree there only to rounding).
+ */
+export function sparseLinearCscValues(
+  x: Tensor,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+): Tensor {
+  const { nRows: nOut, nCols: nIn, nnz } = pattern;
+  const batch = checkBatchMajorInput("sparseLinearCscValues()", x, weights, bias, pattern);
+  if (x.device !== "cpu") {
+    throw new TypeError(
+      `sparseLinearCscValues() runs on the CPU only (weights in CSC order are a CPU layout), ` +
+        `got input on ${x.device}`,
+    );
+  }
+  const backend = getBackend("cpu");
+  const k = backend.kernels;
+  const nnzBig = BigInt(nnz);
+  const y = backend.empty("float32", batch * nOut);
+  checkScratch("cpu", "forward (values in CSC order)", pattern, batch);
+  backend.check(
+    k.sl_spmm_fwd_permuted(
+      batch,
+      nIn,
+      nOut,
+      nnzBig,
+      pattern.rowPtr.ptr(),
+      pattern.colIdx.ptr(),
+      pattern.csrToCsc().ptr(),
+      weights.storage.ptr(),
+      bias === null ? null : bias.storage.ptr(),
+      x.storage.ptr(),
+      y.ptr(),
+    ),
+  );
+  const out = new Tensor(y, [...x.shape.slice(0, -1), nOut]);
+  const needX = x.requiresGrad;
+  const needW = weights.requiresGrad;
+  const needB = bias !== null && bias.requiresGrad;
+  return record(out, "sparseLinearCscValues", [x, weights, bias], (dy) => {
+    const sb = needB ? backend.empty("float32", nOut) : null; // every column sum is written
+    if (!needX && !needW) {
+      if (sb !== null) backend.check(k.sl_bias_grad(batch, nOut, dy.storage.ptr(), sb.ptr()));
+      return [null, null, sb === null ? null : new Tensor(sb, [nOut])];
+    }
+    const sx = backend.empty("float32", batch * nIn);
+    const sw = backend.empty("float32", nnz);
+    checkScratch("cpu", "both gradients (values in CSC order)", pattern, batch);
+    const view = pattern.cscView();
+    backend.check(
+      k.sl_spmm_bwd_csc(
+        batch,
+        nIn,
+        nOut,
+        nnzBig,
+        view.colPtr.ptr(),
+        view.rowIdx.ptr(),
+        weights.storage.ptr(),
+        x.storage.ptr(),
+        dy.storage.ptr(),
+        sx.ptr(),
+        sw.ptr(),
+        sb === null ? null : sb.ptr(),
+      ),
+    );
+    return [
+      needX ? new Tensor(sx, x.shape) : null,
+      needW ? new Tensor(sw, weights.shape) : null,
+      sb === null ? null : new Tensor(sb, [nOut]),
+    ];
+  });
+}
+
+/** The batch of a batch-major input `(*, in)` after checking it and the operands. */
+function checkBatchMajorInput(
+  fn: string,
+  x: Tensor,
+  weights: Tensor,
+  bias: Tensor | null,
+  pattern: SparsePattern,
+): number {
+  const nIn = pattern.nCols;
+  if (!(x instanceof Tensor)) {
+    throw new TypeError(`${fn} input must be a Tensor, got ${typeof x}`);
+  }
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) {
+    throw new ShapeError(
+      `${fn} input has shape ${shapeString(x.shape)}, but its last dimension must be ` +
+        `the number of input features, ${nIn}: expected (*, ${nIn})`,
+    );
+  }
+  const batch = x.size / nIn;
+  if (batch === 0) {
+    throw new ShapeError(
+      `${fn} input of shape ${shapeString(x.shape)} is an empty batch: ` +
+        "every leading dimension must be at least 1",
+    );
+  }
+  checkOperands(fn, x, batch, weights, bias, pattern);
+  return batch;
 }
 
 /**

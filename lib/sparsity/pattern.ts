@@ -74,6 +74,7 @@ export class SparsePattern {
   /** CSR column indices on the host (the same array as `colIdx` on the CPU). */
   readonly hostColIdx: Int32Array;
   #csc: CscView | null = null;
+  #csrToCsc: Storage | null = null;
 
   private constructor(
     nRows: number,
@@ -139,6 +140,21 @@ export class SparsePattern {
     }
     this.#csc = Object.freeze({ colPtr, rowIdx, cscToCsr });
     return this.#csc;
+  }
+
+  /**
+   * For each connection in CSR order, its position in the CSC view (the inverse of
+   * `cscToCsr`): what a layer whose values are in CSC order reads them through in its forward
+   * (`valueOrder: "csc"`). Built on first use from the CSC view (4 bytes per connection) and
+   * kept while the pattern lives.
+   */
+  csrToCsc(): Storage {
+    if (this.#csrToCsc !== null) return this.#csrToCsc;
+    const toCsr = this.cscView().cscToCsr.toHost() as Int32Array;
+    const inverse = new Int32Array(this.nnz);
+    for (let k = 0; k < this.nnz; k++) inverse[toCsr[k]] = k;
+    this.#csrToCsc = getBackend(this.device).fromHost(inverse);
+    return this.#csrToCsc;
   }
 
   /** CSC column pointers, `nCols + 1` entries (builds the CSC view; see `cscView`). */
@@ -244,8 +260,10 @@ export class SparsePattern {
   dispose(): void {
     if (this.device === "cpu") return;
     const csc = this.#csc === null ? [] : [this.#csc.colPtr, this.#csc.rowIdx, this.#csc.cscToCsr];
-    for (const s of [this.rowPtr, this.colIdx, ...csc]) s.dispose();
+    const inverse = this.#csrToCsc === null ? [] : [this.#csrToCsc];
+    for (const s of [this.rowPtr, this.colIdx, ...csc, ...inverse]) s.dispose();
     this.#csc = null;
+    this.#csrToCsc = null;
   }
 
   /** Output (row) index of each connection in CSR order: the expansion of `rowPtr`. */
@@ -303,12 +321,13 @@ export class SparsePattern {
   }
 
   /**
-   * Bytes held on this pattern's device by the CSR arrays, and by the CSC view once it is
-   * built (`hasCscView`).
+   * Bytes held on this pattern's device by the CSR arrays, by the CSC view once it is built
+   * (`hasCscView`), and by `csrToCsc` once built.
    */
   memoryBytes(): number {
     const csr = 4 * ((this.nRows + 1) + this.nnz);
-    return this.#csc === null ? csr : csr + 4 * ((this.nCols + 1) + 2 * this.nnz);
+    const csc = this.#csc === null ? 0 : 4 * ((this.nCols + 1) + 2 * this.nnz);
+    return csr + csc + (this.#csrToCsc === null ? 0 : 4 * this.nnz);
   }
 }
 
