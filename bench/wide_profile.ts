@@ -12,6 +12,7 @@
  * @module
  */
 import { cliArgs, cliFail, intFlag, precisionFlag } from "../examples/cli.ts";
+import type { ValueOrder } from "../lib/nn/sparse_linear.ts";
 import { getNumThreads, native, setNumThreads } from "../ffi/library.ts";
 import { crossEntropy } from "../lib/nn/losses.ts";
 import { SGD } from "../lib/optim/sgd.ts";
@@ -21,7 +22,7 @@ import { WideMnistNet } from "../examples/models.ts";
 
 const USAGE =
   `Usage: deno run -A bench/wide_profile.ts [--steps N] [--width N] [--batch N] [--threads N]
-                                          [--precision highest|medium]
+                                          [--precision highest|medium] [--value-order csr|csc]
 
 Times every native call of wide-MNIST training steps (random images) and prints, per kernel
 and layer shape, calls and ms per step and share of the step.
@@ -29,7 +30,9 @@ and layer shape, calls and ms per step and share of the step.
   --width N     hidden width, a multiple of 10 (default 50000)
   --batch N     batch size (default 64)
   --threads N   native threads (default: SL_NUM_THREADS or all cores)
-  --precision P highest (default) or medium (bfloat16 gathers, setSparseMatmulPrecision)
+  --precision P medium (default, as deno task train --model wide) or highest (float32)
+  --value-order O  csc (default, as deno task train --model wide) or csr: the hidden
+                layers' value order (SparseLinearOptions.valueOrder)
   -h, --help    this text`;
 const values = cliArgs({
   steps: { type: "string" },
@@ -37,17 +40,24 @@ const values = cliArgs({
   batch: { type: "string" },
   threads: { type: "string" },
   precision: { type: "string" },
+  "value-order": { type: "string" },
 }, USAGE);
 const steps = intFlag(values, "steps", 20, 1, USAGE);
 const width = intFlag(values, "width", 50000, 10, USAGE);
 const batch = intFlag(values, "batch", 64, 1, USAGE);
 if (width % 10 !== 0) cliFail(`--width must be a multiple of 10, got ${width}`, USAGE);
 if (values.threads !== undefined) setNumThreads(intFlag(values, "threads", 0, 1, USAGE));
-const precision = precisionFlag(values, USAGE);
+const precision = precisionFlag(values, USAGE, "medium");
+const valueOrder = String(values["value-order"] ?? "csc");
+if (valueOrder !== "csr" && valueOrder !== "csc") {
+  cliFail(`--value-order must be csr or csc, got "${valueOrder}"`, USAGE);
+}
 
 /** Kernels whose first arguments are (batch, n_in, n_out): keyed by their layer shape. */
 const SPARSE = new Set([
   "sl_spmm_fwd",
+  "sl_spmm_fwd_permuted",
+  "sl_spmm_bwd_csc",
   "sl_spmm_bwd_input",
   "sl_spmm_bwd_input_csr",
   "sl_spmm_bwd",
@@ -75,7 +85,7 @@ for (const name of Object.keys(lib)) {
   };
 }
 
-const model = new WideMnistNet({ seed: 0, width });
+const model = new WideMnistNet({ seed: 0, width, valueOrder: valueOrder as ValueOrder });
 const opt = new SGD(model, { lr: 5e-5, momentum: 0.9, nesterov: true });
 const gen = new Generator(1);
 const images = gen.fillNormal(new Float32Array(batch * 784));
@@ -147,7 +157,7 @@ const load = (() => {
 })();
 console.log(
   `WideMnistNet(width ${width}), batch ${batch}, ${steps} steps, ${getNumThreads()} threads, ` +
-    `${precision} precision, ` +
+    `${precision} precision, hidden values in ${valueOrder.toUpperCase()} order, ` +
     `load average ${load}`,
 );
 console.log(

@@ -104,8 +104,12 @@ export function intFlag(
  * `--precision highest|medium` (default highest), applied with `setSparseMatmulPrecision`;
  * another value exits with the usage. Returns the precision set.
  */
-export function precisionFlag(values: CliValues, usage: string): SparseMatmulPrecision {
-  const raw = String(values.precision ?? "highest");
+export function precisionFlag(
+  values: CliValues,
+  usage: string,
+  fallback: SparseMatmulPrecision = "highest",
+): SparseMatmulPrecision {
+  const raw = String(values.precision ?? fallback);
   const precision = SPARSE_MATMUL_PRECISIONS.find((p) => p === raw);
   if (precision === undefined) {
     cliFail(`--precision must be ${SPARSE_MATMUL_PRECISIONS.join(" or ")}, got "${raw}"`, usage);
