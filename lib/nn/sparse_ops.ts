@@ -17,7 +17,9 @@
  * And the same op on feature-major activations (`sparseLinearFeatureMajor`: `yᵀ = W xᵀ + b`,
  * xᵀ of shape `[in, batch]`), the layout the CPU kernels compute in, so they skip their
  * transposes: sl_spmm_fwd_fm and sl_spmm_bwd_fm (both gradients, one pass over the CSC view,
- * and db).
+ * and db). And the op with the values in CSC order (`sparseLinearCscValues`, CPU): the forward
+ * reads them through the inverse permutation (sl_spmm_fwd_permuted), the backward in place
+ * (sl_spmm_bwd_csc, no permutation passes).
  * @module
  */
 import { record } from "../autograd.ts";
@@ -219,6 +221,8 @@ export function sparseLinearCscValues(
         sb === null ? null : sb.ptr(),
       ),
     );
+    if (!needX) sx.dispose();
+    if (!needW) sw.dispose();
     return [
       needX ? new Tensor(sx, x.shape) : null,
       needW ? new Tensor(sw, weights.shape) : null,
