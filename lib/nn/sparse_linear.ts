@@ -85,11 +85,11 @@ export interface SparseLinearOptions extends DynamicSparsityOptions {
    * walks: it then reads the values and writes their gradient in place, where with "csr" it
    * gathers the values into that order and scatters the gradient back (one random access per
    * connection each; at 50000² and batch 64 about a third of the backward), and the forward
-   * reads the values through the inverse permutation instead (4 more bytes per connection,
-   * built with the CSC view). The same outputs and gradients, bit for bit, per connection.
-   * `weights`, its gradient, optimizer state, `indices` and the state dict all follow the
-   * layer's order. For CPU layers without dynamic sparsity; `forwardFeatureMajor` and
-   * `forwardGroupSum` take their plain paths.
+   * reads the values through the inverse permutation instead (4 more bytes per connection;
+   * the layer builds its CSC view and that permutation when it is made). The same outputs and
+   * gradients, bit for bit, per connection. `weights`, its gradient, optimizer state, `indices`
+   * and the state dict all follow the layer's order. For CPU layers without dynamic sparsity;
+   * `forwardFeatureMajor` and `forwardGroupSum` take their plain paths.
    */
   valueOrder?: ValueOrder;
 }
@@ -238,9 +238,14 @@ export class SparseLinear extends Module {
   /** The order the values are kept in: "csr" (default) or "csc" (see `SparseLinearOptions`). */
   readonly valueOrder: ValueOrder;
 
-  /** CSR-ordered `values` of `pattern` in this layer's value order (the array itself for CSR). */
+  /**
+   * CSR-ordered `values` of `pattern` in this layer's value order (the array itself for CSR).
+   * For CSC order it also builds the pattern's CSC view and inverse permutation, which every
+   * forward and backward reads: the layer's memory is what `memoryBytes` says from the start.
+   */
   #toValueOrder(values: Float32Array, pattern: SparsePattern): Float32Array {
     if (this.valueOrder === "csr") return values;
+    pattern.csrToCsc();
     const toCsr = pattern.cscView().cscToCsr.toHost() as Int32Array;
     const out = new Float32Array(values.length);
     for (let k = 0; k < out.length; k++) out[k] = values[toCsr[k]];

@@ -151,6 +151,13 @@ export class SparsePattern {
   csrToCsc(): Storage {
     if (this.#csrToCsc !== null) return this.#csrToCsc;
     const toCsr = this.cscView().cscToCsr.toHost() as Int32Array;
+    checkAllocation(
+      4 * this.nnz,
+      `The inverse CSC permutation of a ${this.nRows} × ${this.nCols} pattern with ${this.nnz} ` +
+        "connections",
+      "Raise the sparsity or narrow the layer",
+      "4 bytes per connection, for a layer whose values are in CSC order",
+    );
     const inverse = new Int32Array(this.nnz);
     for (let k = 0; k < this.nnz; k++) inverse[toCsr[k]] = k;
     this.#csrToCsc = getBackend(this.device).fromHost(inverse);
