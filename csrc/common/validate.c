@@ -172,22 +172,33 @@ sl_status sl_validate_spmm_bwd_csr(const char *fn, int32_t batch, int32_t n_in, 
   return SL_OK;
 }
 
-sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
-                               int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
-                               const int32_t *col_ptr, const int32_t *row_idx,
-                               const int32_t *csc_to_csr, const float *values, const float *x,
-                               const float *dy, const float *dx, const float *dw, int fm) {
+/* The arguments sl_spmm_bwd shares with sl_spmm_bwd_csc: sizes, the CSC view, values and the
+ * activations (fm: feature-major names). */
+static sl_status spmm_bwd_csc_args(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                                   int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
+                                   const float *values, const float *x, const float *dy,
+                                   const float *dx, const float *dw, int fm) {
   SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
-  V_PTR(row_ptr);
-  V_PTR_IF(col_idx, nnz);
   V_PTR(col_ptr);
   V_PTR_IF(row_idx, nnz);
-  V_PTR_IF(csc_to_csr, nnz);
   V_PTR_IF(values, nnz);
   V_ACT_PTR_IF(x, sl_mul_size(batch, n_in));
   V_ACT_PTR_IF(dy, sl_mul_size(batch, n_out));
   V_ACT_PTR_IF(dx, sl_mul_size(batch, n_in));
   V_PTR_IF(dw, nnz);
+  return SL_OK;
+}
+
+sl_status sl_validate_spmm_bwd(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,
+                               int64_t nnz, const int32_t *row_ptr, const int32_t *col_idx,
+                               const int32_t *col_ptr, const int32_t *row_idx,
+                               const int32_t *csc_to_csr, const float *values, const float *x,
+                               const float *dy, const float *dx, const float *dw, int fm) {
+  SL_VALIDATE(spmm_bwd_csc_args(fn, batch, n_in, n_out, nnz, col_ptr, row_idx, values, x, dy, dx,
+                                dw, fm));
+  V_PTR(row_ptr);
+  V_PTR_IF(col_idx, nnz);
+  V_PTR_IF(csc_to_csr, nnz);
   return SL_OK;
 }
 
@@ -204,16 +215,8 @@ sl_status sl_validate_spmm_bwd_csc(const char *fn, int32_t batch, int32_t n_in, 
                                    int64_t nnz, const int32_t *col_ptr, const int32_t *row_idx,
                                    const float *values, const float *x, const float *dy,
                                    const float *dx, const float *dw) {
-  const int fm = 0; /* (V_ACT_PTR_IF: batch-major names) */
-  SL_VALIDATE(sparse_sizes(fn, batch, n_in, n_out, nnz));
-  V_PTR(col_ptr);
-  V_PTR_IF(row_idx, nnz);
-  V_PTR_IF(values, nnz);
-  V_ACT_PTR_IF(x, sl_mul_size(batch, n_in));
-  V_ACT_PTR_IF(dy, sl_mul_size(batch, n_out));
-  V_ACT_PTR_IF(dx, sl_mul_size(batch, n_in));
-  V_PTR_IF(dw, nnz);
-  return SL_OK;
+  return spmm_bwd_csc_args(fn, batch, n_in, n_out, nnz, col_ptr, row_idx, values, x, dy, dx, dw,
+                           0);
 }
 
 sl_status sl_validate_sddmm(const char *fn, int32_t batch, int32_t n_in, int32_t n_out,

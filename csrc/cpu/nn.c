@@ -280,7 +280,7 @@ static inline __attribute__((always_inline)) void ln_bwd_row(const int AF, const
  * dx for its blocks, whose x and dy are still in its cache. No thread reads another's columns:
  * splitting rows for dx and columns for the sums, as before, had each core read half of every
  * row from the other core's cache (64 x 50 000 with a ReLU, 2 threads, cold caches, C harness,
- * minima of alternating runs: 3.45-3.72 -> 2.66-2.90 ms). Each column sums its rows in order, in
+ * minima of alternating runs: 2.41-2.45 -> 1.83-1.91 ms). Each column sums its rows in order, in
  * double, so dgamma and dbeta are bit for bit those of column_sums_impl, and dx that of
  * ln_bwd_row, whatever the thread count. acc: 2 n doubles, then 2 LN_BWD_ROWS blocks doubles of
  * partial sums. The affine/ReLU dispatch sits inside the loops: with the whole function

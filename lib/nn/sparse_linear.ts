@@ -20,7 +20,7 @@
  * CSR arrays already say the same thing.
  * @module
  */
-import type { Device } from "../backend/backend.ts";
+import type { Device, Storage } from "../backend/backend.ts";
 import { getBackend } from "../backend/mod.ts";
 import { describeValue, ShapeError } from "../errors.ts";
 import { checkOptionKeys, enumOption, freezeSettings, numberOption } from "../options.ts";
@@ -246,7 +246,7 @@ export class SparseLinear extends Module {
   #toValueOrder(values: Float32Array, pattern: SparsePattern): Float32Array {
     if (this.valueOrder === "csr") return values;
     pattern.csrToCsc();
-    const toCsr = pattern.cscView().cscToCsr.toHost() as Int32Array;
+    const toCsr = hostInts(pattern.cscView().cscToCsr);
     const out = new Float32Array(values.length);
     for (let k = 0; k < out.length; k++) out[k] = values[toCsr[k]];
     return out;
@@ -256,7 +256,7 @@ export class SparseLinear extends Module {
   #csrValues(): Float32Array {
     const stored = this.weights.toArray();
     if (this.valueOrder === "csr") return stored;
-    const toCsr = this.#pattern.cscView().cscToCsr.toHost() as Int32Array;
+    const toCsr = hostInts(this.#pattern.cscView().cscToCsr);
     const out = new Float32Array(stored.length);
     for (let k = 0; k < out.length; k++) out[toCsr[k]] = stored[k];
     return out;
@@ -302,8 +302,8 @@ export class SparseLinear extends Module {
       data.set(p.hostColIdx, p.nnz);
     } else {
       const view = p.cscView();
-      data.set(view.rowIdx.toHost() as Int32Array, 0);
-      const colPtr = view.colPtr.toHost() as Int32Array;
+      data.set(hostInts(view.rowIdx), 0);
+      const colPtr = hostInts(view.colPtr);
       for (let c = 0; c < p.nCols; c++) data.fill(c, p.nnz + colPtr[c], p.nnz + colPtr[c + 1]);
     }
     return new IndexTensor(data, [2, p.nnz]);
@@ -386,11 +386,6 @@ export class SparseLinear extends Module {
       );
     }
     if (this.valueOrder === "csc") {
-      if (x.device !== "cpu") {
-        throw new TypeError(
-          `SparseLinear with valueOrder: "csc" runs on the CPU only, got input on ${x.device}`,
-        );
-      }
       return sparseLinearCscValues(x, this.weights, this.bias, this.#pattern);
     }
     const y = sparseLinear(x, this.weights, this.bias, this.#pattern);
@@ -589,8 +584,8 @@ export class SparseLinear extends Module {
   #storedIndexOf(next: SparsePattern, oldIndexOf?: Int32Array): Int32Array {
     const csrOld = oldIndexOf ?? this.#pattern.matchInto(next);
     if (this.valueOrder === "csr") return csrOld;
-    const nextToCsr = next.cscView().cscToCsr.toHost() as Int32Array;
-    const nowToCsc = this.#pattern.csrToCsc().toHost() as Int32Array;
+    const nextToCsr = hostInts(next.cscView().cscToCsr);
+    const nowToCsc = hostInts(this.#pattern.csrToCsc());
     const out = new Int32Array(next.nnz);
     for (let k = 0; k < out.length; k++) {
       const q = csrOld[nextToCsr[k]];
@@ -748,6 +743,11 @@ function checkPerConnection(
       `${name} must hold one ${unit} per connection (${nnz}), got ${array.length} ${units}`,
     );
   }
+}
+
+/** An int32 storage's contents on the host: the live array on the CPU, else a copy. */
+function hostInts(storage: Storage): Int32Array {
+  return (storage.host ?? storage.toHost()) as Int32Array;
 }
 
 /** Host copy of a float state entry after checking its kind and element count. */

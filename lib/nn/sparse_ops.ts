@@ -167,7 +167,7 @@ export function sparseLinearCscValues(
   const batch = checkBatchMajorInput("sparseLinearCscValues()", x, weights, bias, pattern);
   if (x.device !== "cpu") {
     throw new TypeError(
-      `sparseLinearCscValues() runs on the CPU only (weights in CSC order are a CPU layout), ` +
+      `sparseLinearCscValues() (a SparseLinear with valueOrder: "csc") runs on the CPU only, ` +
         `got input on ${x.device}`,
     );
   }

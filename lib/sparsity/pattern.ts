@@ -150,7 +150,8 @@ export class SparsePattern {
    */
   csrToCsc(): Storage {
     if (this.#csrToCsc !== null) return this.#csrToCsc;
-    const toCsr = this.cscView().cscToCsr.toHost() as Int32Array;
+    const view = this.cscView().cscToCsr;
+    const toCsr = (view.host ?? view.toHost()) as Int32Array; // the live array on the CPU
     checkAllocation(
       4 * this.nnz,
       `The inverse CSC permutation of a ${this.nRows} × ${this.nCols} pattern with ${this.nnz} ` +
